@@ -1,0 +1,37 @@
+# tertulia: the two commands that matter are `make run` and `make test`.
+# Both install what is missing (scripts/deps.sh) and build first.
+BUILD ?= build
+
+.PHONY: all deps build run test asan fuzz bench valgrind clean format
+
+all: build
+
+deps:
+	bash scripts/deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD) -j$$(nproc)
+
+# Runs the server on its embedded defaults (http://127.0.0.1:9090/).
+run: build
+	./$(BUILD)/tertulia $(ARGS)
+
+# Every test: unit, integration, browser, the same under ASan+UBSan, fuzzers.
+test:
+	bash scripts/test.sh
+
+fuzz:
+	bash scripts/fuzz.sh $(or $(SECONDS),60)
+
+bench:
+	bash bench/run.sh $(BENCH_ARGS)
+
+valgrind: build
+	bash scripts/valgrind.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz build-logs

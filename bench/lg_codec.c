@@ -1,0 +1,389 @@
+/* lg_codec — client-side RFC 6455 framing and handshake check, and the JSON field scan.
+ * See lg_codec.h for the contract. Only OpenSSL is used, for SHA-1 and base64 of the accept
+ * key; everything else is a few loops over bytes. */
+#include "lg_codec.h"
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define HEAD_MAX 8192
+
+uint64_t lg_rand_next(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+void lg_ws_key_make(char key[LG_WS_KEY_LEN + 1], uint64_t *rng) {
+    unsigned char raw[16];
+    uint64_t a = lg_rand_next(rng), b = lg_rand_next(rng);
+    memcpy(raw, &a, 8);
+    memcpy(raw + 8, &b, 8);
+    EVP_EncodeBlock((unsigned char *)key, raw, 16);
+    key[LG_WS_KEY_LEN] = '\0';
+}
+
+int lg_ws_request_build(char *out, size_t cap, const char *hostport, const char *path,
+                        const char *key) {
+    int n = snprintf(out, cap,
+                     "GET %s HTTP/1.1\r\n"
+                     "Host: %s\r\n"
+                     "Upgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\n"
+                     "Sec-WebSocket-Version: 13\r\n"
+                     "\r\n",
+                     path, hostport, key);
+    return (n < 0 || (size_t)n >= cap) ? -1 : n;
+}
+
+static void accept_for(const char *key, char out[29]) {
+    char cat[LG_WS_KEY_LEN + sizeof WS_GUID];
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    memcpy(cat, key, LG_WS_KEY_LEN);
+    memcpy(cat + LG_WS_KEY_LEN, WS_GUID, sizeof WS_GUID - 1);
+    SHA1((const unsigned char *)cat, LG_WS_KEY_LEN + sizeof WS_GUID - 1, digest);
+    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
+}
+
+/* True when the comma-separated header value v (length n) lists token, case-insensitively. */
+static bool list_has(const char *v, size_t n, const char *token) {
+    size_t tl = strlen(token), i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < n && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - s == tl && strncasecmp(v + s, token, tl) == 0)
+            return true;
+    }
+    return false;
+}
+
+long lg_ws_response_check(const char *buf, size_t len, const char *key, const char **err) {
+    const char *end = memmem(buf, len < HEAD_MAX ? len : HEAD_MAX, "\r\n\r\n", 4);
+    if (!end) {
+        if (len >= HEAD_MAX) {
+            *err = "handshake response head too long";
+            return -1;
+        }
+        return LG_INCOMPLETE;
+    }
+    size_t head = (size_t)(end - buf) + 4;
+    if (head < 12 || memcmp(buf, "HTTP/1.1 ", 9) != 0) {
+        *err = "handshake response is not HTTP/1.1";
+        return -1;
+    }
+    if (memcmp(buf + 9, "101", 3) != 0) {
+        *err = "handshake refused (status is not 101)";
+        return -1;
+    }
+    char want[29];
+    accept_for(key, want);
+    bool upgrade = false, connection = false, accept = false;
+    const char *line = memchr(buf, '\n', head) + 1;
+    while (line < end) {
+        const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
+        const char *colon = memchr(line, ':', (size_t)(eol - line));
+        if (colon) {
+            size_t nl = (size_t)(colon - line);
+            const char *v = colon + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            size_t vl = (size_t)(eol - v);
+            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+                vl--;
+            if (nl == 7 && strncasecmp(line, "upgrade", 7) == 0)
+                upgrade = vl == 9 && strncasecmp(v, "websocket", 9) == 0;
+            else if (nl == 10 && strncasecmp(line, "connection", 10) == 0)
+                connection = list_has(v, vl, "upgrade");
+            else if (nl == 20 && strncasecmp(line, "sec-websocket-accept", 20) == 0)
+                accept = vl == 28 && memcmp(v, want, 28) == 0;
+        }
+        line = eol + 2;
+    }
+    if (!upgrade || !connection) {
+        *err = "handshake response lacks Upgrade: websocket / Connection: upgrade";
+        return -1;
+    }
+    if (!accept) {
+        *err = "handshake response has a wrong or missing Sec-WebSocket-Accept";
+        return -1;
+    }
+    return (long)head;
+}
+
+size_t lg_ws_frame_encode(uint8_t *out, uint8_t opcode, const void *payload, size_t len,
+                          uint32_t mask) {
+    size_t h = 0;
+    out[h++] = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        out[h++] = (uint8_t)(0x80 | len);
+    } else if (len <= 0xFFFF) {
+        out[h++] = 0x80 | 126;
+        out[h++] = (uint8_t)(len >> 8);
+        out[h++] = (uint8_t)len;
+    } else {
+        out[h++] = 0x80 | 127;
+        for (int i = 7; i >= 0; i--)
+            out[h++] = (uint8_t)((uint64_t)len >> (8 * i));
+    }
+    uint8_t m[4];
+    memcpy(m, &mask, 4);
+    memcpy(out + h, m, 4);
+    h += 4;
+    const uint8_t *p = payload;
+    uint8_t *o = out + h;
+    size_t i = 0;
+    /* Eight bytes at a time: the mask repeats every four, so a doubled mask word covers it. */
+    uint64_t m8 = (uint64_t)mask | ((uint64_t)mask << 32);
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        v ^= m8;
+        memcpy(o + i, &v, 8);
+    }
+    for (; i < len; i++)
+        o[i] = p[i] ^ m[i & 3];
+    return h + len;
+}
+
+long lg_ws_frame_decode(const uint8_t *buf, size_t len, uint64_t max_payload, lg_frame_t *f,
+                        const char **err) {
+    if (len < 2)
+        return LG_INCOMPLETE;
+    uint8_t b0 = buf[0], b1 = buf[1];
+    uint8_t op = b0 & 0x0F;
+    if (b0 & 0x70) {
+        *err = "server frame has reserved bits set";
+        return -1;
+    }
+    if (b1 & 0x80) {
+        *err = "server frame is masked";
+        return -1;
+    }
+    if (!(op <= LG_OP_BINARY || (op >= LG_OP_CLOSE && op <= LG_OP_PONG))) {
+        *err = "server frame has an unknown opcode";
+        return -1;
+    }
+    uint64_t plen = b1 & 0x7F;
+    size_t h = 2;
+    if (plen == 126) {
+        if (len < 4)
+            return LG_INCOMPLETE;
+        plen = ((uint64_t)buf[2] << 8) | buf[3];
+        h = 4;
+        if (plen < 126) {
+            *err = "server frame length is not minimally encoded";
+            return -1;
+        }
+    } else if (plen == 127) {
+        if (len < 10)
+            return LG_INCOMPLETE;
+        plen = 0;
+        for (int i = 2; i < 10; i++)
+            plen = (plen << 8) | buf[i];
+        h = 10;
+        if (plen >> 63 || plen <= 0xFFFF) {
+            *err = "server frame length is not minimally encoded";
+            return -1;
+        }
+    }
+    bool fin = b0 & 0x80;
+    if (op >= LG_OP_CLOSE && (!fin || plen > 125)) {
+        *err = "server control frame is fragmented or longer than 125 bytes";
+        return -1;
+    }
+    if (plen > max_payload) {
+        *err = "server frame is larger than the generator accepts";
+        return -1;
+    }
+    if (len - h < plen)
+        return LG_INCOMPLETE;
+    f->fin = fin;
+    f->opcode = op;
+    f->payload = buf + h;
+    f->len = plen;
+    return (long)(h + plen);
+}
+
+/* --- JSON scan ------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *p, *end;
+} cur_t;
+
+static void ws_skip(cur_t *c) {
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r'))
+        c->p++;
+}
+
+/* At an opening quote: records the raw span up to the closing quote and steps past it. */
+static int scan_string(cur_t *c, lg_str_t *s) {
+    if (c->p >= c->end || *c->p != '"')
+        return -1;
+    const char *start = ++c->p;
+    bool esc = false;
+    while (c->p < c->end) {
+        char ch = *c->p;
+        if (ch == '"') {
+            s->p = start;
+            s->n = (uint32_t)(c->p - start);
+            s->present = true;
+            s->escaped = esc;
+            c->p++;
+            return 0;
+        }
+        if (ch == '\\') {
+            esc = true;
+            c->p++;
+        } else if ((unsigned char)ch < 0x20) {
+            return -1;
+        }
+        c->p++;
+    }
+    return -1;
+}
+
+/* Skips any one JSON value. Nesting is bounded so hostile input cannot run the stack down. */
+static int skip_value(cur_t *c, int depth) {
+    ws_skip(c);
+    if (c->p >= c->end || depth > 32)
+        return -1;
+    char ch = *c->p;
+    if (ch == '"') {
+        lg_str_t s;
+        return scan_string(c, &s);
+    }
+    if (ch == '{' || ch == '[') {
+        char close = ch == '{' ? '}' : ']';
+        c->p++;
+        ws_skip(c);
+        if (c->p < c->end && *c->p == close) {
+            c->p++;
+            return 0;
+        }
+        for (;;) {
+            if (ch == '{') {
+                lg_str_t k;
+                ws_skip(c);
+                if (scan_string(c, &k) < 0)
+                    return -1;
+                ws_skip(c);
+                if (c->p >= c->end || *c->p != ':')
+                    return -1;
+                c->p++;
+            }
+            if (skip_value(c, depth + 1) < 0)
+                return -1;
+            ws_skip(c);
+            if (c->p >= c->end)
+                return -1;
+            if (*c->p == ',') {
+                c->p++;
+                continue;
+            }
+            if (*c->p == close) {
+                c->p++;
+                return 0;
+            }
+            return -1;
+        }
+    }
+    /* number, true, false, null: a run of the characters they are made of */
+    const char *s = c->p;
+    while (c->p < c->end && (strchr("+-.0123456789eEtruefalsn", *c->p) != NULL) && *c->p)
+        c->p++;
+    return c->p > s ? 0 : -1;
+}
+
+static bool key_is(const lg_str_t *k, const char *name) {
+    size_t n = strlen(name);
+    return k->n == n && memcmp(k->p, name, n) == 0;
+}
+
+/* Scans an object; at depth 0 it records the top-level fields, at depth 1 (inside "message")
+ * only "text". */
+static int scan_object(cur_t *c, lg_msg_t *m, int depth) {
+    ws_skip(c);
+    if (c->p >= c->end || *c->p != '{')
+        return -1;
+    c->p++;
+    ws_skip(c);
+    if (c->p < c->end && *c->p == '}') {
+        c->p++;
+        return 0;
+    }
+    for (;;) {
+        lg_str_t k = {0};
+        ws_skip(c);
+        if (scan_string(c, &k) < 0)
+            return -1;
+        ws_skip(c);
+        if (c->p >= c->end || *c->p != ':')
+            return -1;
+        c->p++;
+        ws_skip(c);
+        if (c->p >= c->end)
+            return -1;
+        int rc;
+        if (depth == 0 && *c->p == '"' &&
+            (key_is(&k, "type") || key_is(&k, "from") || key_is(&k, "to"))) {
+            rc = scan_string(c, key_is(&k, "type") ? &m->type
+                                : key_is(&k, "from") ? &m->from
+                                                     : &m->to);
+        } else if (depth == 1 && *c->p == '"' && key_is(&k, "text")) {
+            rc = scan_string(c, &m->text);
+        } else if (depth == 0 && *c->p == '{' && key_is(&k, "message")) {
+            rc = scan_object(c, m, 1);
+        } else if (depth == 0 && *c->p >= '0' && *c->p <= '9' && key_is(&k, "id")) {
+            uint64_t v = 0;
+            while (c->p < c->end && *c->p >= '0' && *c->p <= '9')
+                v = v * 10 + (uint64_t)(*c->p++ - '0');
+            m->has_id = true;
+            m->id = v;
+            rc = 0;
+            if (c->p < c->end && (*c->p == '.' || *c->p == 'e' || *c->p == 'E')) {
+                m->has_id = false; /* not an integer id; step over the rest of the number */
+                while (c->p < c->end && strchr("+-.0123456789eE", *c->p) && *c->p)
+                    c->p++;
+            }
+        } else {
+            rc = skip_value(c, depth + 1);
+        }
+        if (rc < 0)
+            return -1;
+        ws_skip(c);
+        if (c->p >= c->end)
+            return -1;
+        if (*c->p == ',') {
+            c->p++;
+            continue;
+        }
+        if (*c->p == '}') {
+            c->p++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+int lg_msg_scan(const char *json, size_t len, lg_msg_t *m) {
+    memset(m, 0, sizeof *m);
+    cur_t c = {json, json + len};
+    if (scan_object(&c, m, 0) < 0)
+        return -1;
+    ws_skip(&c);
+    return c.p == c.end ? 0 : -1;
+}

@@ -1,0 +1,89 @@
+/* lg_codec — the load generator's client half of RFC 6455, and a scan of the few JSON fields
+ * it verifies in what a server sends. Pure functions of bytes: no I/O, no allocation.
+ * Written apart from the server's src/ws on purpose: an instrument that shared the codec of
+ * what it measures would share its bugs and could not catch them. */
+#ifndef LG_CODEC_H
+#define LG_CODEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum {
+    LG_OP_CONT = 0x0,
+    LG_OP_TEXT = 0x1,
+    LG_OP_BINARY = 0x2,
+    LG_OP_CLOSE = 0x8,
+    LG_OP_PING = 0x9,
+    LG_OP_PONG = 0xA,
+};
+
+/* Returned by the decoders when the bytes so far are a valid prefix and more are needed. */
+#define LG_INCOMPLETE 0
+#define LG_WS_KEY_LEN 24
+/* The largest header a client frame can carry: 2 + 8 (length) + 4 (mask). */
+#define LG_WS_CLIENT_HEADER_MAX 14
+
+/* xorshift64*: cheap randomness for masks and keys. It need not be cryptographic here: the
+ * mask protects intermediaries from chosen plaintext, and on loopback there are none. *state
+ * must be seeded non-zero. */
+uint64_t lg_rand_next(uint64_t *state);
+
+/* Fills key with the base64 of 16 random bytes and a terminating NUL. */
+void lg_ws_key_make(char key[LG_WS_KEY_LEN + 1], uint64_t *rng);
+
+/* Writes the HTTP upgrade request for path on hostport into out (no NUL). Returns its length,
+ * or -1 when cap is too small. No subprotocol is offered: the generator is a legacy client. */
+int lg_ws_request_build(char *out, size_t cap, const char *hostport, const char *path,
+                        const char *key);
+
+/* Checks the server's handshake response at the start of buf: status 101, Upgrade: websocket,
+ * Connection: upgrade and the Sec-WebSocket-Accept that key calls for. Returns the length of
+ * the response head (bytes consumed; frames may follow), LG_INCOMPLETE, or -1 with *err set to
+ * a static reason. Heads longer than 8 KiB are refused. */
+long lg_ws_response_check(const char *buf, size_t len, const char *key, const char **err);
+
+typedef struct lg_frame_s {
+    bool fin;
+    uint8_t opcode;
+    const uint8_t *payload; /* borrowed: points into the decoded buffer */
+    uint64_t len;
+} lg_frame_t;
+
+/* Encodes one masked client frame with FIN set. out must hold len + LG_WS_CLIENT_HEADER_MAX
+ * bytes. Returns the frame's length. */
+size_t lg_ws_frame_encode(uint8_t *out, uint8_t opcode, const void *payload, size_t len,
+                          uint32_t mask);
+
+/* Decodes one server frame at the start of buf. Strict, as an instrument should be: a masked
+ * server frame, reserved bits, an unknown opcode, a non-minimal length, a fragmented or long
+ * control frame, or a payload over max_payload is an error. Returns bytes consumed with *f
+ * filled, LG_INCOMPLETE, or -1 with *err set to a static reason. */
+long lg_ws_frame_decode(const uint8_t *buf, size_t len, uint64_t max_payload, lg_frame_t *f,
+                        const char **err);
+
+typedef struct lg_str_s {
+    const char *p; /* borrowed: the raw bytes between the quotes */
+    uint32_t n;
+    bool present;
+    bool escaped; /* holds a backslash escape: compared raw, so it never equals our texts */
+} lg_str_t;
+
+typedef struct lg_msg_s {
+    lg_str_t type, from, to, text; /* text is message.text */
+    bool has_id;
+    uint64_t id;
+} lg_msg_t;
+
+/* Scans one JSON object for "type", "from", "to", "id" and "message": {"text"}, skipping any
+ * other member whatever its value. Whitespace and member order are free. Returns 0, or -1 when
+ * the bytes are not one well-formed object as far as the scan reads them. */
+int lg_msg_scan(const char *json, size_t len, lg_msg_t *m);
+
+/* True when s holds exactly the n bytes at p. */
+static inline bool lg_str_is(const lg_str_t *s, const char *p, size_t n) {
+    return s->present && !s->escaped && s->n == n && memcmp(s->p, p, n) == 0;
+}
+
+#endif

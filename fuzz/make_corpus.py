@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Writes the seed corpora of the WebSocket and UTF-8 fuzzers:
+fuzz/corpus/fuzz_ws_frame/, fuzz/corpus/fuzz_utf8/, fuzz/corpus/fuzz_ws_handshake/.
+
+Each seed is a small meaningful input in the fuzzer's own format (see the
+comment at the top of each fuzz_*.c): valid traffic of every kind, and one
+example of every refusal, so mutation starts next to every branch. Run it from
+anywhere; it rewrites the files it owns (named <name>.bin) and leaves others.
+"""
+import hashlib
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MASKS = [b"\x37\xfa\x21\x3d", b"\x00\x00\x00\x00", b"\xff\x01\x80\x7e", b"\x01\x02\x03\x04"]
+
+TEXT, BINARY, CONT, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
+FIN = 0x80
+
+
+def frame(op, payload=b"", fin=True, rsv=0, masked=True, mask_index=0, lenform=None):
+    """A client frame: masked unless told otherwise, minimal length encoding
+    unless lenform is 16 or 64."""
+    n = len(payload)
+    out = bytes([(FIN if fin else 0) | rsv | op])
+    mbit = 0x80 if masked else 0
+    if lenform == 64 or (lenform is None and n > 0xFFFF):
+        out += bytes([mbit | 127]) + struct.pack(">Q", n)
+    elif lenform == 16 or n >= 126:
+        out += bytes([mbit | 126]) + struct.pack(">H", n)
+    else:
+        out += bytes([mbit | n])
+    if not masked:
+        return out + payload
+    mask = MASKS[mask_index % len(MASKS)]
+    return out + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def close(code=None, reason=b""):
+    return frame(CLOSE, b"" if code is None else struct.pack(">H", code) + reason)
+
+
+# The first byte of a fuzz_ws_frame input picks the chunking (low two bits:
+# byte by byte, up to 7, up to 64, up to 1024 bytes) and seeds it; the second
+# picks max_message from {0, 1, 10, 125, 126, 1000, 65536, 2^64-1} (low 3 bits).
+CHUNK_1, CHUNK_7, CHUNK_64, CHUNK_1K = 0, 1, 2, 3
+MAX_10, MAX_1000, MAX_64K, MAX_ANY = 2, 5, 6, 7
+
+
+def ws_input(chunking, max_index, *frames):
+    return bytes([chunking, max_index]) + b"".join(frames)
+
+
+def frame_seeds():
+    s = {}
+    s["text"] = ws_input(CHUNK_1K, MAX_ANY, frame(TEXT, b"hello"))
+    s["text-bytewise"] = ws_input(CHUNK_1, MAX_ANY, frame(TEXT, b"hello, world"))
+    s["empty-text"] = ws_input(CHUNK_7, MAX_ANY, frame(TEXT))
+    s["binary"] = ws_input(CHUNK_7, MAX_ANY, frame(BINARY, bytes(range(256))[:40]))
+    s["utf8-text"] = ws_input(CHUNK_7, MAX_ANY, frame(TEXT, "aé€😀z".encode()))
+    s["len-125"] = ws_input(CHUNK_64, MAX_ANY, frame(TEXT, b"a" * 125))
+    s["len-16bit"] = ws_input(CHUNK_64, MAX_ANY, frame(BINARY, b"b" * 300, mask_index=2))
+    s["len-16bit-nonminimal"] = ws_input(CHUNK_7, MAX_ANY, frame(TEXT, b"abc", lenform=16))
+    s["len-64bit-nonminimal"] = ws_input(CHUNK_7, MAX_ANY, frame(TEXT, b"abc", lenform=64))
+    s["fragments"] = ws_input(CHUNK_7, MAX_ANY, frame(TEXT, b"Hel", fin=False),
+                              frame(CONT, b"lo, ", fin=False), frame(CONT, b"world"))
+    s["fragments-utf8-split"] = ws_input(CHUNK_1, MAX_ANY, frame(TEXT, b"\xe2\x82", fin=False),
+                                         frame(CONT, b"\xac\xf0\x9f", fin=False, mask_index=3),
+                                         frame(CONT, b"\x98\x80"))
+    s["interleaved-controls"] = ws_input(
+        CHUNK_7, MAX_ANY, frame(TEXT, b"a", fin=False), frame(PING, b"p"),
+        frame(CONT, b"b", fin=False), frame(PONG), close(1000, b"bye"), frame(CONT, b"c"))
+    s["ping"] = ws_input(CHUNK_1K, MAX_ANY, frame(PING, b"are you there"))
+    s["pong"] = ws_input(CHUNK_1K, MAX_ANY, frame(PONG, b"\x00\x01"))
+    s["ping-125"] = ws_input(CHUNK_64, MAX_ANY, frame(PING, b"p" * 125))
+    s["close-empty"] = ws_input(CHUNK_1K, MAX_ANY, close())
+    s["close-1000-reason"] = ws_input(CHUNK_7, MAX_ANY, close(1000, "adiós".encode()))
+    s["close-4999"] = ws_input(CHUNK_7, MAX_ANY, close(4999))
+    s["many-frames"] = ws_input(CHUNK_64, MAX_ANY, *[frame(TEXT, b"m%d" % i, mask_index=i)
+                                                     for i in range(12)])
+    s["max-exact"] = ws_input(CHUNK_7, MAX_10, frame(TEXT, b"01234", fin=False),
+                              frame(CONT, b"56789"))
+    # Refusals.
+    s["bad-rsv1"] = ws_input(CHUNK_1K, MAX_ANY, frame(TEXT, b"x", rsv=0x40))
+    s["bad-opcode-3"] = ws_input(CHUNK_1K, MAX_ANY, frame(0x3, b"x"))
+    s["bad-opcode-b"] = ws_input(CHUNK_1K, MAX_ANY, frame(0xB))
+    s["bad-unmasked"] = ws_input(CHUNK_1K, MAX_ANY, frame(TEXT, b"hi", masked=False))
+    s["bad-control-126"] = ws_input(CHUNK_7, MAX_ANY, frame(PING, b"p" * 126))
+    s["bad-control-fragmented"] = ws_input(CHUNK_7, MAX_ANY, frame(PING, b"p", fin=False))
+    s["bad-continuation"] = ws_input(CHUNK_7, MAX_ANY, frame(CONT, b"x"))
+    s["bad-new-message-in-fragmented"] = ws_input(CHUNK_7, MAX_ANY,
+                                                  frame(TEXT, b"a", fin=False), frame(TEXT, b"b"))
+    s["bad-64bit-top-bit"] = ws_input(CHUNK_1K, MAX_ANY,
+                                      b"\x82\xff" + b"\x80" + b"\x00" * 6 + b"\x01" + MASKS[0])
+    s["bad-close-1-byte"] = ws_input(CHUNK_7, MAX_ANY, frame(CLOSE, b"\x03"))
+    for code in (0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000):
+        s["bad-close-%d" % code] = ws_input(CHUNK_7, MAX_ANY, close(code))
+    s["bad-close-reason-utf8"] = ws_input(CHUNK_7, MAX_ANY, close(1000, b"\xc0\x80"))
+    s["bad-text-utf8"] = ws_input(CHUNK_1, MAX_ANY, frame(TEXT, b"abc\xff def"))
+    s["bad-text-truncated"] = ws_input(CHUNK_7, MAX_ANY, frame(TEXT, b"abc\xe2\x82"))
+    s["bad-utf8-across-fragments"] = ws_input(CHUNK_1, MAX_ANY,
+                                              frame(TEXT, b"ok\xe2\x82", fin=False),
+                                              frame(CONT, b"x"))
+    s["bad-too-big"] = ws_input(CHUNK_7, MAX_10, frame(TEXT, b"0123456789A"))
+    s["bad-too-big-fragments"] = ws_input(CHUNK_7, MAX_10, frame(TEXT, b"012345", fin=False),
+                                          frame(CONT, b"6789A"))
+    s["bad-too-big-64bit-header"] = ws_input(CHUNK_1, MAX_1000,
+                                             b"\x82\xff" + struct.pack(">Q", 1 << 20) + MASKS[1])
+    s["partial-frame"] = ws_input(CHUNK_7, MAX_ANY, frame(TEXT, b"x" * 100)[:60])
+    return s
+
+
+# fuzz_utf8: the first byte picks the piece sizes (low four bits: up to 1..16
+# bytes) and seeds them; the rest is the text.
+def utf8_seeds():
+    texts = {
+        "ascii": b"hello, world",
+        "long-ascii": b"The quick brown fox jumps over the lazy dog. " * 4,
+        "two-byte": "été".encode(),
+        "three-byte": "€".encode(),
+        "four-byte": "😀".encode(),
+        "mixed": "aé€😀z, ¿qué tal? ☕".encode(),
+        "boundaries": "\u007f\u0080\u07ff\u0800\ud7ff\ue000\uffff\U00010000\U0010ffff"
+                      .encode("utf-8", "surrogatepass"),
+        "overlong-2": b"\xc0\x80",
+        "overlong-3": b"\xe0\x80\x80",
+        "overlong-4": b"\xf0\x80\x80\x80",
+        "surrogate": b"\xed\xa0\x80",
+        "above-10ffff": b"\xf4\x90\x80\x80",
+        "f5": b"\xf5\x80\x80\x80",
+        "ff": b"ab\xff",
+        "lone-continuation": b"\x80",
+        "truncated-2": b"abc\xc3",
+        "truncated-3": b"abc\xe2\x82",
+        "truncated-4": b"abc\xf0\x9f\x98",
+        "bad-after-ascii-run": b"0123456789abcdefghijklmnopqrstu\xffvwxyz",
+    }
+    return {name: bytes([(i * 37) & 0xFF]) + t for i, (name, t) in enumerate(texts.items())}
+
+
+# fuzz_ws_handshake: byte 0 is the HTTP version (major = bits 0-1, minor =
+# bits 2-3), bytes 1-2 the response buffer size (9 bits), then method,
+# Upgrade, Connection, Sec-WebSocket-Key, Sec-WebSocket-Version and
+# Sec-WebSocket-Protocol separated by newlines (missing lines: absent).
+RFC_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def hs(fields, major=1, minor=1, cap=256):
+    return bytes([major | minor << 2, cap & 0xFF, cap >> 8 & 1]) + b"\n".join(fields)
+
+
+def handshake_seeds():
+    ok = [b"GET", b"websocket", b"Upgrade", RFC_KEY, b"13"]
+    s = {
+        "valid": hs(ok),
+        "valid-v1": hs(ok + [b"tertulia.v1"]),
+        "valid-v1-in-list": hs(ok + [b"chat, tertulia.v1"]),
+        "valid-unknown-protocols": hs(ok + [b"chat, superchat"]),
+        "valid-lists": hs([b"GET", b"h2c, WebSocket", b"keep-alive, Upgrade", RFC_KEY, b"13"]),
+        "valid-spaces": hs([b"GET", b" websocket ", b"\tupgrade", b" " + RFC_KEY + b" ", b" 13"]),
+        "small-buffer": hs(ok + [b"tertulia.v1"], cap=100),
+        "post": hs([b"POST"] + ok[1:]),
+        "http10": hs(ok, minor=0),
+        "no-upgrade": hs([b"GET", b"h2c", b"Upgrade", RFC_KEY, b"13"]),
+        "no-connection": hs([b"GET", b"websocket", b"keep-alive", RFC_KEY, b"13"]),
+        "short-key": hs([b"GET", b"websocket", b"Upgrade", b"AAAAAAAAAAAAAAAAAAAA", b"13"]),
+        "bad-key-char": hs([b"GET", b"websocket", b"Upgrade", b"dGhlIHNhbXBsZSBub25j*Q==",
+                            b"13"]),
+        "version-8": hs([b"GET", b"websocket", b"Upgrade", RFC_KEY, b"8"]),
+        "no-version": hs([b"GET", b"websocket", b"Upgrade", RFC_KEY]),
+    }
+    return s
+
+
+def write(target, seeds):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    for name, data in seeds.items():
+        with open(os.path.join(d, name + ".bin"), "wb") as f:
+            f.write(data)
+    print("%s: %d seeds" % (target, len(seeds)))
+
+
+def main():
+    # The RFC's sample key must give the RFC's accept value; a cheap check
+    # that the seeds below mean what they say.
+    acc = hashlib.sha1(RFC_KEY + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+    assert __import__("base64").b64encode(acc) == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    write("fuzz_ws_frame", frame_seeds())
+    write("fuzz_utf8", utf8_seeds())
+    write("fuzz_ws_handshake", handshake_seeds())
+
+
+if __name__ == "__main__":
+    main()

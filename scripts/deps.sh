@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what tertulia needs to build and test on Debian 12, by package name.
+# Idempotent: packages already present are skipped, so a second run is quick.
+#   scripts/deps.sh            build + test dependencies
+#   scripts/deps.sh --bench    also the benchmark peers and tools
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config
+      libuv1-dev libhttp-parser-dev libjansson-dev libssl-dev zlib1g-dev
+      libsqlite3-dev libcmocka-dev
+      clang libclang-rt-14-dev
+      chromium fonts-dejavu-core)
+# Node.js and npm: the machine's own if present (npm ships inside some nodejs
+# builds, which conflict with Debian's separate npm package).
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+if [ "${1:-}" = "--bench" ]; then
+    pkgs+=(python3-tornado libwebsockets-dev gnuplot-nox linux-perf valgrind)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+        || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_cmd[@]}" apt-get update -qq
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# JavaScript test tooling (ws, playwright-core) from the committed lockfile.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ -f "$root/package-lock.json" ]; then
+    if [ ! -d "$root/node_modules" ] || [ "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then
+        (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+fi

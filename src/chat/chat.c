@@ -1,0 +1,424 @@
+/* The chat context: sessions, rooms, the membership records that link them
+ * both ways, presence, and the pending list that chat_flush delivers (after
+ * the store has written it). Request parsing lives in chat_proto.c and frame
+ * building in chat_out.c. */
+#include "chat/chat_int.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+
+#ifndef TT_VERSION
+#define TT_VERSION "0"
+#endif
+
+void chat_config_defaults(chat_config_t *cfg) {
+    cfg->server_name = "tertulia";
+    cfg->server_version = TT_VERSION;
+    cfg->max_text = 4096;
+    cfg->max_message = 65536;
+    cfg->max_rooms = 100;
+    cfg->history_on_join = CHAT_HISTORY_DEFAULT;
+}
+
+chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
+    chat_t *chat = xcalloc(1, sizeof(*chat));
+    if (cfg != NULL)
+        chat->cfg = *cfg;
+    else
+        chat_config_defaults(&chat->cfg);
+    chat->server_name = xstrdup(chat->cfg.server_name ? chat->cfg.server_name : "tertulia");
+    chat->server_version =
+        xstrdup(chat->cfg.server_version ? chat->cfg.server_version : TT_VERSION);
+    chat->cfg.server_name = chat->server_name;
+    chat->cfg.server_version = chat->server_version;
+    if (chat->cfg.history_on_join > CHAT_HISTORY_MAX)
+        chat->cfg.history_on_join = CHAT_HISTORY_MAX;
+    chat->io = *io;
+    chat->io_ctx = io_ctx;
+    tt_map_init(&chat->nicks, TT_MAP_NOCASE);
+    tt_map_init(&chat->rooms, 0);
+    return chat;
+}
+
+static void pending_drop(chat_pending_t *p) {
+    tt_buf_unref(p->frame);
+    json_decref(p->req);
+}
+
+void chat_free(chat_t *chat) {
+    if (chat == NULL)
+        return;
+    for (size_t i = 0; i < chat->npending; i++)
+        pending_drop(&chat->pending[i]);
+    /* Every membership record is in exactly one session's array: free it
+     * there; the rooms' arrays only point at them. */
+    chat_session_t *s = chat->sessions;
+    while (s != NULL) {
+        chat_session_t *next = s->next;
+        for (uint32_t i = 0; i < s->nrooms; i++)
+            free(s->rooms[i]);
+        free(s->rooms);
+        free(s->peer);
+        free(s);
+        s = next;
+    }
+    size_t pos = 0;
+    void *v;
+    while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
+        chat_room_t *room = v;
+        free(room->members);
+        free(room);
+    }
+    tt_map_dispose(&chat->rooms);
+    tt_map_dispose(&chat->nicks);
+    free(chat->pending);
+    free(chat->batch);
+    free(chat->server_name);
+    free(chat->server_version);
+    free(chat);
+}
+
+int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ctx) {
+    if (hooks == NULL) {
+        memset(&chat->store, 0, sizeof(chat->store));
+        chat->store_ctx = NULL;
+        return 0;
+    }
+    if (hooks->last_id != NULL) {
+        uint64_t last = 0;
+        int rc = hooks->last_id(store_ctx, &last);
+        if (rc < 0)
+            return rc;
+        if (last > chat->last_id)
+            chat->last_id = last;
+    }
+    chat->store = *hooks;
+    chat->store_ctx = store_ctx;
+    return 0;
+}
+
+void chat_stats(const chat_t *chat, chat_stats_t *out) {
+    out->sessions = chat->nsessions;
+    out->rooms = tt_map_count(&chat->rooms);
+    out->messages = chat->messages;
+}
+
+/* ---- names ---- */
+
+static bool is_name_char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-' || c == '.';
+}
+
+bool chat_nickname_is_valid(const char *name, size_t len) {
+    if (len < 1 || len > CHAT_NICK_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_name_char((unsigned char)name[i]))
+            return false;
+    return true;
+}
+
+bool chat_room_name_is_valid(const char *name, size_t len) {
+    if (len < 1 || len > CHAT_ROOM_MAX)
+        return false;
+    size_t i = name[0] == '#' ? 1 : 0;
+    if (i == len)
+        return false;
+    for (; i < len; i++)
+        if (!is_name_char((unsigned char)name[i]))
+            return false;
+    return true;
+}
+
+/* ---- sessions ---- */
+
+chat_session_t *chat_session_open(chat_t *chat, void *conn, bool v1, const char *peer) {
+    chat_session_t *s = xcalloc(1, sizeof(*s));
+    s->sid = ++chat->next_sid;
+    s->conn = conn;
+    s->v1 = v1;
+    s->peer = xstrdup(peer ? peer : "?");
+    s->next = chat->sessions;
+    if (chat->sessions != NULL)
+        chat->sessions->prev = s;
+    chat->sessions = s;
+    chat->nsessions++;
+    tt_log_debug("chat: %s: session %llu open (%s)", s->peer, (unsigned long long)s->sid,
+                 v1 ? "tertulia.v1" : "legacy");
+    return s;
+}
+
+const char *chat_session_nickname(const chat_session_t *s) {
+    return s->logged_in ? s->nick : NULL;
+}
+
+void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason) {
+    if (s == NULL)
+        return;
+    if (reason == NULL)
+        reason = "disconnect";
+    /* Pending messages may point at this session (as sender or recipient)
+     * and should reach everyone before the member_left they precede. */
+    chat_flush(chat);
+    while (s->nrooms > 0)
+        chat__leave(chat, s->rooms[s->nrooms - 1], reason);
+    if (s->logged_in)
+        tt_map_remove(&chat->nicks, s->nick, s->nick_len);
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        chat->sessions = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    chat->nsessions--;
+    tt_log_debug("chat: %s: session %llu closed (%s)", s->peer, (unsigned long long)s->sid,
+                 reason);
+    free(s->rooms);
+    free(s->peer);
+    free(s);
+}
+
+void chat_session_on_text(chat_t *chat, chat_session_t *s, const char *data, size_t len) {
+    chat__dispatch(chat, s, data, len);
+}
+
+/* ---- rooms and membership ---- */
+
+chat_room_t *chat__room_find(chat_t *chat, const char *name, size_t len) {
+    return tt_map_get(&chat->rooms, name, len);
+}
+
+chat_member_t *chat__member_find(const chat_session_t *s, const chat_room_t *room) {
+    if (room == NULL)
+        return NULL;
+    for (uint32_t i = 0; i < s->nrooms; i++)
+        if (s->rooms[i]->room == room)
+            return s->rooms[i];
+    return NULL;
+}
+
+static json_t *members_json(const chat_room_t *room) {
+    json_t *a = json_array();
+    if (room != NULL)
+        for (uint32_t i = 0; i < room->count; i++) {
+            const chat_session_t *m = room->members[i]->session;
+            json_array_append_new(a, json_stringn_nocheck(m->nick, m->nick_len));
+        }
+    return a;
+}
+
+/* Sends obj (reference stolen) to every v1 member of room but `except`,
+ * serialized once. */
+static void room_presence(chat_t *chat, const chat_room_t *room, const chat_session_t *except,
+                          json_t *obj) {
+    uint32_t others = room->v1_count - (except != NULL && except->v1 ? 1 : 0);
+    if (others > 0) {
+        tt_buf_t *frame = chat__frame_json(obj, 128);
+        for (uint32_t i = 0; i < room->count; i++) {
+            const chat_session_t *m = room->members[i]->session;
+            if (m->v1 && m != except)
+                chat->io.send(chat->io_ctx, m->conn, frame);
+        }
+        tt_buf_unref(frame);
+    }
+    json_decref(obj);
+}
+
+static json_t *presence_json(const char *type, const chat_room_t *room, const chat_session_t *s,
+                             const char *reason) {
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string_nocheck(type));
+    json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
+    json_object_set_new(o, "nickname", json_stringn_nocheck(s->nick, s->nick_len));
+    json_object_set_new(o, "ts", json_integer((json_int_t)chat__now_ms()));
+    if (reason != NULL)
+        json_object_set_new(o, "reason", json_string(reason));
+    return o;
+}
+
+static void history_emit(void *arg, const chat_message_t *msg) {
+    json_array_append_new(arg, chat__message_json(msg));
+}
+
+json_t *chat__history_json(chat_t *chat, const char *name, size_t name_len, uint64_t after,
+                           uint64_t before, unsigned limit, bool *more, int *rc) {
+    json_t *a = json_array();
+    *more = false;
+    *rc = 0;
+    if (chat->store.history != NULL && limit > 0) {
+        *rc = chat->store.history(chat->store_ctx, name, name_len, after, before, limit,
+                                  history_emit, a, more);
+        if (*rc < 0) {
+            json_array_clear(a);
+            *more = false;
+        }
+    }
+    return a;
+}
+
+static uint32_t next_cap(uint32_t cap) {
+    return cap ? cap * 2 : 4;
+}
+
+void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t len,
+                uint64_t since) {
+    chat_session_t *s = req->s;
+    chat_room_t *room = chat__room_find(chat, name, len);
+    bool fresh = chat__member_find(s, room) == NULL;
+    if (fresh) {
+        if (s->nrooms >= chat->cfg.max_rooms) {
+            chat__refuse(chat, req, "too_many_rooms",
+                         "You are already in %zu rooms, the most a connection may join.",
+                         chat->cfg.max_rooms);
+            return;
+        }
+        /* A membership change: deliver (and store) what is pending first, so
+         * the joiner's history holds it and no live copy follows. */
+        chat_flush(chat);
+        if (room == NULL) {
+            room = xcalloc(1, sizeof(*room));
+            memcpy(room->name, name, len);
+            room->name_len = len;
+            tt_map_put(&chat->rooms, room->name, room->name_len, room);
+        }
+        chat_member_t *m = xmalloc(sizeof(*m));
+        m->room = room;
+        m->session = s;
+        if (room->count == room->cap) {
+            room->cap = next_cap(room->cap);
+            room->members = xrealloc(room->members, room->cap * sizeof(*room->members));
+        }
+        m->room_idx = room->count;
+        room->members[room->count++] = m;
+        if (s->nrooms == s->rooms_cap) {
+            s->rooms_cap = next_cap(s->rooms_cap);
+            s->rooms = xrealloc(s->rooms, s->rooms_cap * sizeof(*s->rooms));
+        }
+        m->sess_idx = s->nrooms;
+        s->rooms[s->nrooms++] = m;
+        if (s->v1)
+            room->v1_count++;
+    }
+    if (s->v1) {
+        bool more;
+        int rc;
+        unsigned limit = chat->cfg.history_on_join;
+        json_t *hist = chat__history_json(chat, room->name, room->name_len, since,
+                                          CHAT_ID_MAX, limit, &more, &rc);
+        if (rc < 0)
+            tt_log_error("chat: history of %s for %s failed (%d); joined without it", room->name,
+                         s->peer, rc);
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string_nocheck("joined"));
+        json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
+        json_object_set_new(o, "members", members_json(room));
+        json_object_set_new(o, "history", hist);
+        json_object_set_new(o, "more", json_boolean(more));
+        chat__reply(chat, s, req, o);
+    }
+    if (fresh)
+        room_presence(chat, room, s, presence_json("member_joined", room, s, NULL));
+}
+
+void chat__leave(chat_t *chat, chat_member_t *m, const char *reason) {
+    chat_flush(chat);
+    chat_room_t *room = m->room;
+    chat_session_t *s = m->session;
+    /* Swap-remove from both arrays, fixing the index of the record moved. */
+    chat_member_t *last = room->members[--room->count];
+    room->members[m->room_idx] = last;
+    last->room_idx = m->room_idx;
+    last = s->rooms[--s->nrooms];
+    s->rooms[m->sess_idx] = last;
+    last->sess_idx = m->sess_idx;
+    if (s->v1)
+        room->v1_count--;
+    free(m);
+    if (room->count == 0) {
+        tt_map_remove(&chat->rooms, room->name, room->name_len);
+        free(room->members);
+        free(room);
+        return;
+    }
+    room_presence(chat, room, NULL, presence_json("member_left", room, s, reason));
+}
+
+chat_pending_t *chat__pending_add(chat_t *chat) {
+    if (chat->npending == chat->pending_cap) {
+        chat->pending_cap = chat->pending_cap ? chat->pending_cap * 2 : 64;
+        chat->pending = xrealloc(chat->pending, chat->pending_cap * sizeof(*chat->pending));
+    }
+    chat_pending_t *p = &chat->pending[chat->npending++];
+    memset(p, 0, sizeof(*p));
+    return p;
+}
+
+/* ---- delivery ---- */
+
+static void send_ack(chat_t *chat, const chat_pending_t *p) {
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string_nocheck("ack"));
+    json_object_set_new(o, "ref", json_stringn_nocheck(p->ref, p->ref_len));
+    json_object_set_new(o, "message_id", json_integer((json_int_t)p->msg.id));
+    chat__reply(chat, p->sender, NULL, o);
+}
+
+static void deliver(chat_t *chat, const chat_pending_t *p) {
+    /* The ack first: a client that shows its own line at once learns the
+     * id before the echo carrying it arrives. */
+    if (p->ref != NULL && p->sender->v1)
+        send_ack(chat, p);
+    if (p->msg.kind == CHAT_MSG_ROOM) {
+        /* The same bytes serve v1 and legacy members: the shape is shared. */
+        const chat_room_t *room = p->room;
+        for (uint32_t i = 0; i < room->count; i++)
+            chat->io.send(chat->io_ctx, room->members[i]->session->conn, p->frame);
+    } else {
+        chat->io.send(chat->io_ctx, p->target->conn, p->frame);
+        if (p->sender != p->target)
+            chat->io.send(chat->io_ctx, p->sender->conn, p->frame);
+    }
+}
+
+void chat_flush(chat_t *chat) {
+    /* io callbacks must not re-enter the chat; the flag turns a violation
+     * into a harmless no-op instead of a recursive delivery. */
+    if (chat->npending == 0 || chat->flushing)
+        return;
+    chat->flushing = true;
+    int rc = 0;
+    size_t stored = 0;
+    if (chat->store.append_batch != NULL) {
+        if (chat->batch_cap < chat->npending) {
+            chat->batch_cap = chat->pending_cap;
+            chat->batch = xrealloc(chat->batch, chat->batch_cap * sizeof(*chat->batch));
+        }
+        /* Private messages are delivered live and never stored. */
+        for (size_t i = 0; i < chat->npending; i++)
+            if (chat->pending[i].msg.kind == CHAT_MSG_ROOM)
+                chat->batch[stored++] = chat->pending[i].msg;
+        if (stored > 0)
+            rc = chat->store.append_batch(chat->store_ctx, chat->batch, stored);
+        if (rc < 0)
+            tt_log_error("chat: storing %zu messages failed (%d); they are not delivered",
+                         stored, rc);
+    }
+    for (size_t i = 0; i < chat->npending; i++) {
+        chat_pending_t *p = &chat->pending[i];
+        if (rc < 0 && p->msg.kind == CHAT_MSG_ROOM) {
+            chat_req_t req = {.s = p->sender, .type = "room", .ref = p->ref, .ref_len = p->ref_len};
+            chat__refuse(chat, &req, "internal_error",
+                         "The message could not be stored, so it was not delivered.");
+        } else {
+            deliver(chat, p);
+        }
+        pending_drop(p);
+    }
+    chat->npending = 0;
+    chat->flushing = false;
+}

@@ -1,0 +1,181 @@
+/* The chat protocol of PROTOCOL.md: sessions, nicknames, rooms, presence and
+ * fan-out. Pure of I/O: it reads JSON text messages handed to it by the
+ * transport and hands back complete WebSocket frames through chat_io_t.
+ *
+ * One event-loop thread owns a chat_t and everything in it; nothing here
+ * locks. State lives in the chat_t context object, never in globals, so
+ * several loops can later each own one.
+ *
+ * Delivery model. Replies to the requester (welcome, joined, errors, pong…)
+ * and presence events are sent at once. Chat messages (room, private) are
+ * accepted at once (validated, given their id and ts) but delivered by
+ * chat_flush(), which the transport calls once per loop iteration: with a
+ * store attached, the iteration's room messages are written in one batch
+ * before anyone receives them. Any membership change (join, leave, login with
+ * a room, session close) first delivers what is pending, so every recipient
+ * sees messages and presence in the order they happened (a "bye" sent just
+ * before disconnecting arrives before the member_left). Every frame for one
+ * connection is handed to io->send in the order it is meant to be read. */
+#ifndef TT_CHAT_CHAT_H
+#define TT_CHAT_CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+
+typedef struct chat_s chat_t;
+typedef struct chat_session_s chat_session_t;
+
+/* Fixed limits of the protocol (PROTOCOL.md, "Identity" and "Client → server"). */
+#define CHAT_NICK_MAX 32        /* characters of a nickname */
+#define CHAT_ROOM_MAX 64        /* characters of a room name, '#' included */
+#define CHAT_REF_MAX 64         /* characters of a request's "id" */
+#define CHAT_HISTORY_DEFAULT 50 /* history.limit when absent */
+#define CHAT_HISTORY_MAX 200    /* history.limit is clamped to this */
+#define CHAT_ID_MAX ((uint64_t)1 << 53) /* ids and since/before stay below (exact in a double) */
+
+typedef struct chat_config_s {
+    const char *server_name;   /* welcome.server.name (copied by chat_new) */
+    const char *server_version;/* welcome.server.version (copied by chat_new) */
+    size_t max_text;           /* bytes of message.text (default 4096) */
+    size_t max_message;        /* the transport's WebSocket message limit, reported in welcome.limits
+                                  (default 65536; keep it above ~6 × max_text, since JSON escapes
+                                  can make the text six times longer on the wire) */
+    size_t max_rooms;          /* rooms one connection may be in (default 100) */
+    unsigned history_on_join;  /* messages sent in joined.history (default 50, at most 200) */
+} chat_config_t;
+
+/* Fills cfg with the defaults above (server name "tertulia", version TT_VERSION). */
+void chat_config_defaults(chat_config_t *cfg);
+
+/* What the chat needs from the transport. Calls happen synchronously from
+ * inside chat_* functions. The callbacks must not call back into any chat_*
+ * function for the same chat_t (a slow consumer is marked and closed after
+ * the call returns, as io->close already promises). */
+typedef struct chat_io_s {
+    /* Queue one complete WebSocket frame (header + payload) for conn. The
+     * callee takes its own reference on frame if it keeps it; the caller
+     * keeps (and later drops) its own. The frame's bytes are
+     * tt_buf_ptr(frame)[0..frame->len) and must not be modified: the same
+     * buffer goes to every recipient of a broadcast. */
+    void (*send)(void *io_ctx, void *conn, tt_buf_t *frame);
+    /* Ask the transport to close conn with a WebSocket close code and a
+     * short reason. The transport calls chat_session_close later, never
+     * from inside this call. */
+    void (*close)(void *io_ctx, void *conn, uint16_t code, const char *reason);
+} chat_io_t;
+
+/* A new chat context. io is copied; io_ctx is passed back to every call.
+ * cfg is copied (its strings too); NULL means chat_config_defaults. */
+chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx);
+
+/* Frees the context, its sessions and rooms without any io call and without
+ * telling anyone. Messages still pending are dropped: call chat_flush first.
+ * NULL is a no-op. */
+void chat_free(chat_t *chat);
+
+/* A WebSocket connection completed its handshake. conn is the transport's
+ * handle (borrowed until chat_session_close). v1 is true when the client
+ * negotiated the tertulia.v1 subprotocol; false means a legacy client.
+ * peer is a printable address for logs (copied). Never returns NULL. */
+chat_session_t *chat_session_open(chat_t *chat, void *conn, bool v1, const char *peer);
+
+/* One complete, UTF-8-valid text message from the session's client. data is
+ * borrowed for the duration of the call. Any content is safe: malformed
+ * requests get an error reply (v1) or are dropped and logged (legacy). */
+void chat_session_on_text(chat_t *chat, chat_session_t *s, const char *data, size_t len);
+
+/* The connection is gone (or going): removes the session from its rooms and
+ * nickname, tells the remaining members (member_left with reason, e.g.
+ * "disconnect", "timeout", "leave"; NULL means "disconnect"), and frees it.
+ * Messages pending from this iteration are delivered first (possibly
+ * including frames for this session's own conn, during this call). No io call
+ * for this session's own conn happens after this returns. */
+void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason);
+
+/* The session's nickname, or NULL before a successful login. Borrowed: valid
+ * until chat_session_close. */
+const char *chat_session_nickname(const chat_session_t *s);
+
+/* Called once per loop iteration, before the transport writes its queues:
+ * completes work accepted during the iteration (e.g. a group commit of
+ * stored messages, then their fan-out). Cheap when nothing is pending. */
+void chat_flush(chat_t *chat);
+
+/* Counters for logs and benchmarks. */
+typedef struct chat_stats_s {
+    uint64_t sessions;  /* open sessions */
+    uint64_t rooms;     /* rooms that exist now */
+    uint64_t messages;  /* chat messages accepted since start */
+} chat_stats_t;
+void chat_stats(const chat_t *chat, chat_stats_t *out);
+
+/* True if name[0..len) is a valid nickname: 1–32 of [A-Za-z0-9_.-]. */
+bool chat_nickname_is_valid(const char *name, size_t len);
+
+/* True if name[0..len) is a valid room name: 1–64 of [A-Za-z0-9_.-] in all,
+ * optionally after one leading '#'; "#" alone is not a name. */
+bool chat_room_name_is_valid(const char *name, size_t len);
+
+/* ---- The store interface --------------------------------------------------
+ *
+ * History is not the chat's business: a store (src/store/) is attached with
+ * chat_set_store. With no store, joined.history and history.messages are
+ * empty and `since`/`before` are validated and otherwise ignored.
+ *
+ * All hooks are called synchronously on the loop thread, from inside chat_*
+ * functions; every pointer they receive is borrowed until they return. */
+
+typedef enum {
+    CHAT_MSG_ROOM = 1,
+    CHAT_MSG_PRIVATE = 2,
+} chat_msg_kind_t;
+
+/* One accepted chat message. Strings are not NUL-terminated (text may not
+ * contain NUL either: the chat refuses it). */
+typedef struct chat_message_s {
+    uint64_t id;          /* strictly increasing, 1 ≤ id < 2^53 */
+    int64_t ts;           /* ms since the Unix epoch (CLOCK_REALTIME) */
+    chat_msg_kind_t kind;
+    const char *from;     /* sender's nickname */
+    size_t from_len;
+    const char *to;       /* room name or recipient's nickname */
+    size_t to_len;
+    const char *text;     /* message.text, UTF-8 */
+    size_t text_len;
+} chat_message_t;
+
+/* Receives the messages of a history query one by one, oldest first. */
+typedef void (*chat_history_cb)(void *arg, const chat_message_t *msg);
+
+typedef struct chat_store_hooks_s {
+    /* The highest id ever stored (0 if none), read once by chat_set_store
+     * so ids keep increasing across restarts. Returns 0 or a negative code.
+     * May be NULL (ids then start at 1). */
+    int (*last_id)(void *store_ctx, uint64_t *out);
+
+    /* Durably writes msgs[0..n) (room messages only, in id order) as one
+     * batch, typically one transaction. Called by chat_flush before any of
+     * them is delivered. Returns 0, or a negative code: then none of them is
+     * delivered and their senders get an `internal_error`. */
+    int (*append_batch)(void *store_ctx, const chat_message_t *msgs, size_t n);
+
+    /* Room history: the newest `limit` messages of room with
+     * after < id < before (after = 0 and before = CHAT_ID_MAX mean no
+     * bound), passed to emit oldest first. *more is set to true if older
+     * messages in that range were left out. Serves `history` (before), the
+     * history of `joined` (no bounds) and `join` with `since` (after).
+     * Returns 0 or a negative code (the reply then says internal_error). */
+    int (*history)(void *store_ctx, const char *room, size_t room_len, uint64_t after,
+                   uint64_t before, unsigned limit, chat_history_cb emit, void *emit_arg,
+                   bool *more);
+} chat_store_hooks_t;
+
+/* Attaches a store (hooks copied; store_ctx borrowed until chat_free or the
+ * next chat_set_store). hooks = NULL detaches. Call before the first session
+ * opens. Returns 0, or the negative code of last_id (then nothing changed). */
+int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ctx);
+
+#endif

@@ -1,0 +1,145 @@
+/* Internals shared by the chat's source files: the context, sessions, rooms
+ * and the membership records that tie them together both ways. Not part of
+ * the contract; only src/chat/ includes this. */
+#ifndef TT_CHAT_CHAT_INT_H
+#define TT_CHAT_CHAT_INT_H
+
+#include <jansson.h>
+
+#include "chat/chat.h"
+#include "core/map.h"
+
+typedef struct chat_room_s chat_room_t;
+typedef struct chat_member_s chat_member_t;
+
+/* One session in one room. Both sides index it (session → rooms for cleanup
+ * and the max_rooms limit, room → members for fan-out) and it remembers its
+ * position in each array, so leaving is two swap-removes, O(1). */
+struct chat_member_s {
+    chat_room_t *room;
+    chat_session_t *session;
+    uint32_t room_idx; /* in room->members */
+    uint32_t sess_idx; /* in session->rooms */
+};
+
+struct chat_room_s {
+    char name[CHAT_ROOM_MAX + 1]; /* the rooms map's key */
+    size_t name_len;
+    chat_member_t **members;
+    uint32_t count, cap;
+    uint32_t v1_count; /* members that get presence events */
+};
+
+struct chat_session_s {
+    chat_session_t *prev, *next; /* chat->sessions */
+    uint64_t sid;                /* for logs */
+    void *conn;
+    char *peer;
+    bool v1;
+    bool logged_in;
+    char nick[CHAT_NICK_MAX + 1]; /* the nicks map's key once logged in */
+    size_t nick_len;
+    chat_member_t **rooms;
+    uint32_t nrooms, rooms_cap;
+};
+
+/* A chat message accepted but not yet delivered. The pointers stay valid
+ * until chat_flush because every membership change and every session close
+ * flushes first: no room or session referred to here can go away meanwhile.
+ * Strings point into `req` (the parsed request, referenced) or into the
+ * sender, room or target. The array of entries is reused from one iteration
+ * to the next, so steady traffic allocates nothing for it. */
+typedef struct chat_pending_s {
+    chat_message_t msg;
+    chat_session_t *sender;
+    chat_room_t *room;       /* CHAT_MSG_ROOM */
+    chat_session_t *target;  /* CHAT_MSG_PRIVATE */
+    tt_buf_t *frame;         /* the framed room/private message, one reference */
+    json_t *req;             /* one reference */
+    const char *ref;         /* the request's id, or NULL */
+    size_t ref_len;
+} chat_pending_t;
+
+struct chat_s {
+    chat_config_t cfg;
+    char *server_name, *server_version;
+    chat_io_t io;
+    void *io_ctx;
+
+    tt_map_t nicks; /* folded nickname → session (TT_MAP_NOCASE) */
+    tt_map_t rooms; /* name → chat_room_t */
+    chat_session_t *sessions;
+    uint64_t nsessions;
+    uint64_t next_sid;
+    uint64_t last_id;  /* the last message id given out */
+    uint64_t messages; /* accepted since start */
+
+    chat_pending_t *pending;
+    size_t npending, pending_cap;
+    chat_message_t *batch; /* scratch for append_batch, reused */
+    size_t batch_cap;
+    bool flushing;
+
+    chat_store_hooks_t store;
+    void *store_ctx;
+};
+
+/* A request being handled: who sent it and the "id" to echo as "ref". */
+typedef struct chat_req_s {
+    chat_session_t *s;
+    json_t *root;
+    const char *type;
+    const char *ref; /* NULL when the request carried no id */
+    size_t ref_len;
+} chat_req_t;
+
+/* ---- chat_out.c: serialization --------------------------------------- */
+
+/* Serializes obj (borrowed) compactly into a new buffer holding one complete
+ * unmasked text frame: WS_MAX_SERVER_HEADER bytes of headroom are reserved,
+ * the JSON is dumped after them and the header written right-aligned before
+ * it. size_hint is a guess of the JSON length. Returns one reference. */
+tt_buf_t *chat__frame_json(const json_t *obj, size_t size_hint);
+
+/* Sends obj (reference stolen) to s if s speaks v1, with "ref" added from
+ * req when it has one. Legacy sessions get nothing. */
+void chat__reply(chat_t *chat, chat_session_t *s, const chat_req_t *req, json_t *obj);
+
+/* Refuses req: an error frame {code, message, ref} to a v1 session; for a
+ * legacy session the request is dropped and the refusal logged. */
+void chat__refuse(chat_t *chat, const chat_req_t *req, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The JSON object of an accepted message (room/private shape). */
+json_t *chat__message_json(const chat_message_t *m);
+
+/* ms since the Unix epoch. */
+int64_t chat__now_ms(void);
+
+/* ---- chat.c: rooms and membership -------------------------------------- */
+
+chat_room_t *chat__room_find(chat_t *chat, const char *name, size_t len);
+/* s's membership in room, or NULL. Scans s's rooms (at most max_rooms). */
+chat_member_t *chat__member_find(const chat_session_t *s, const chat_room_t *room);
+/* Joins s to the room (created if needed) and tells everyone: joined to s,
+ * member_joined to the others. A session already in the room gets joined
+ * again and nobody else hears of it. */
+void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t len,
+                uint64_t since);
+/* Removes s from m's room, tells the remaining v1 members (member_left with
+ * reason) and frees the room when it empties. Does not reply to s. */
+void chat__leave(chat_t *chat, chat_member_t *m, const char *reason);
+/* Appends a pending entry and returns it (zeroed). */
+chat_pending_t *chat__pending_add(chat_t *chat);
+/* The store's history of room name[0..name_len) (after < id < before, the
+ * newest `limit`, oldest first) as a JSON array of message objects (a new
+ * reference). *more tells whether older ones were left out; *rc is the
+ * store's result (on failure the array is empty). No store: empty, rc 0. */
+json_t *chat__history_json(chat_t *chat, const char *name, size_t name_len, uint64_t after,
+                           uint64_t before, unsigned limit, bool *more, int *rc);
+
+/* ---- chat_proto.c ------------------------------------------------------ */
+
+void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t len);
+
+#endif

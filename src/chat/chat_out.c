@@ -1,0 +1,113 @@
+/* Outgoing frames: JSON serialized once, straight into a refcounted buffer
+ * behind reserved headroom, then the WebSocket header written in front of
+ * it. This is the only place that turns JSON into bytes, so every frame the
+ * chat sends is built the same way and shared by reference. */
+#include "chat/chat_int.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "ws/ws_frame.h"
+
+int64_t chat__now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* json_dump_callback hands over the text in many small pieces; append them,
+ * moving to a bigger pooled buffer when the guess was short. */
+static int dump_cb(const char *data, size_t size, void *arg) {
+    tt_buf_t **bp = arg;
+    tt_buf_t *b = *bp;
+    size_t need = (size_t)b->off + b->len + size;
+    if (need > b->cap) {
+        size_t cap = (size_t)b->cap * 2;
+        if (cap < need)
+            cap = need;
+        if (cap > UINT32_MAX)
+            return -1;
+        tt_buf_t *nb = tt_buf_new(cap);
+        nb->off = b->off;
+        nb->len = b->len;
+        memcpy(nb->data + nb->off, b->data + b->off, b->len);
+        tt_buf_unref(b);
+        *bp = b = nb;
+    }
+    memcpy(b->data + b->off + b->len, data, size);
+    b->len += (uint32_t)size;
+    return 0;
+}
+
+tt_buf_t *chat__frame_json(const json_t *obj, size_t size_hint) {
+    tt_buf_t *b = tt_buf_new(WS_MAX_SERVER_HEADER + size_hint);
+    b->off = WS_MAX_SERVER_HEADER;
+    /* Only an impossible 4 GiB frame or jansson running out of memory can
+     * fail here; both are our bugs or a dying process, not peer input. */
+    int rc = json_dump_callback(obj, dump_cb, &b, JSON_COMPACT);
+    assert(rc == 0);
+    (void)rc;
+    uint8_t hdr[WS_MAX_SERVER_HEADER];
+    size_t hlen = ws_frame_header_write(hdr, true, WS_OP_TEXT, b->len);
+    b->off = (uint32_t)(WS_MAX_SERVER_HEADER - hlen);
+    memcpy(b->data + b->off, hdr, hlen);
+    b->len += (uint32_t)hlen;
+    return b;
+}
+
+void chat__reply(chat_t *chat, chat_session_t *s, const chat_req_t *req, json_t *obj) {
+    if (s->v1) {
+        if (req != NULL && req->ref != NULL)
+            json_object_set_new(obj, "ref", json_stringn_nocheck(req->ref, req->ref_len));
+        tt_buf_t *frame = chat__frame_json(obj, 128);
+        chat->io.send(chat->io_ctx, s->conn, frame);
+        tt_buf_unref(frame);
+    }
+    json_decref(obj);
+}
+
+void chat__refuse(chat_t *chat, const chat_req_t *req, const char *code, const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    chat_session_t *s = req->s;
+    if (!s->v1) {
+        /* The original client shows message.text of every frame it gets, so
+         * an error frame would read as a chat line: drop and log instead. */
+        tt_log_info("chat: legacy %s (%s): %s dropped: %s (%s)", s->peer,
+                    s->logged_in ? s->nick : "not logged in", req->type ? req->type : "message",
+                    msg, code);
+        return;
+    }
+    tt_log_debug("chat: %s (%s): %s refused: %s (%s)", s->peer,
+                 s->logged_in ? s->nick : "not logged in", req->type ? req->type : "message",
+                 msg, code);
+    json_t *err = json_object();
+    json_object_set_new(err, "type", json_string_nocheck("error"));
+    json_object_set_new(err, "code", json_string_nocheck(code));
+    /* Messages quote only validated (ASCII) names, so this is valid UTF-8;
+     * fall back to the code rather than send an error without a message. */
+    json_t *text = json_string(msg);
+    json_object_set_new(err, "message", text ? text : json_string_nocheck(code));
+    chat__reply(chat, s, req, err);
+}
+
+json_t *chat__message_json(const chat_message_t *m) {
+    json_t *o = json_object();
+    json_object_set_new(o, "type",
+                        json_string_nocheck(m->kind == CHAT_MSG_ROOM ? "room" : "private"));
+    json_object_set_new(o, "id", json_integer((json_int_t)m->id));
+    json_object_set_new(o, "ts", json_integer((json_int_t)m->ts));
+    json_object_set_new(o, "from", json_stringn_nocheck(m->from, m->from_len));
+    json_object_set_new(o, "to", json_stringn_nocheck(m->to, m->to_len));
+    json_t *body = json_object();
+    json_object_set_new(body, "text", json_stringn_nocheck(m->text, m->text_len));
+    json_object_set_new(o, "message", body);
+    return o;
+}

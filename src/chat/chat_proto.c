@@ -1,0 +1,429 @@
+/* Requests: JSON text in, validated commands out. Each request type has one
+ * handler; fields are checked in a fixed order (shape first, then names and
+ * limits, then state) so a request with several faults always gets the same
+ * error code. Nothing here sends bytes itself: replies go through chat_out.c
+ * and state changes through chat.c. */
+#include "chat/chat_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xmalloc.h"
+
+/* Reads the string field key of o. Returns 1 and fills str/len if present,
+ * 0 if absent or null (null counts as absent: clients often serialize an
+ * unset optional field that way), -1 if present with another type. */
+static int get_str(const json_t *o, const char *key, const char **str, size_t *len) {
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return -1;
+    *str = json_string_value(v);
+    *len = json_string_length(v);
+    return 1;
+}
+
+/* A required string field; refuses the request with bad_request if it is
+ * absent or not a string. */
+static bool need_str(chat_t *chat, const chat_req_t *req, const char *key, const char **str,
+                     size_t *len) {
+    int rc = get_str(req->root, key, str, len);
+    if (rc == 1)
+        return true;
+    chat__refuse(chat, req, "bad_request",
+                 rc == 0 ? "The field '%s' is required." : "The field '%s' must be a string.",
+                 key);
+    return false;
+}
+
+/* An optional message id (since, before): a JSON integer with
+ * 1 <= n < 2^53. Returns 1 (set), 0 (absent or null) or -1 (invalid;
+ * refused with bad_request). Integers too large for jansson never get here:
+ * the whole request is refused while parsing. */
+static int opt_id(chat_t *chat, const chat_req_t *req, const char *key, uint64_t *out) {
+    json_t *v = json_object_get(req->root, key);
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n >= 1 && (uint64_t)n < CHAT_ID_MAX) {
+            *out = (uint64_t)n;
+            return 1;
+        }
+    }
+    chat__refuse(chat, req, "bad_request",
+                 "The field '%s' must be a message id: an integer from 1 to 2^53 - 1.", key);
+    return -1;
+}
+
+/* A room name field, required: refuses with bad_request or room_invalid. */
+static bool need_room(chat_t *chat, const chat_req_t *req, const char *key, const char **name,
+                      size_t *len) {
+    if (!need_str(chat, req, key, name, len))
+        return false;
+    if (chat_room_name_is_valid(*name, *len))
+        return true;
+    chat__refuse(chat, req, "room_invalid",
+                 "A room name has 1 to 64 letters, digits, '_', '-' or '.', "
+                 "optionally after a leading '#'.");
+    return false;
+}
+
+/* message.text of a room or private request, checked against the limits. */
+static bool need_text(chat_t *chat, const chat_req_t *req, const char **text, size_t *len) {
+    json_t *msg = json_object_get(req->root, "message");
+    json_t *t = json_is_object(msg) ? json_object_get(msg, "text") : NULL;
+    if (!json_is_string(t)) {
+        chat__refuse(chat, req, "bad_request",
+                     "The field 'message' must be an object with a string 'text'.");
+        return false;
+    }
+    *text = json_string_value(t);
+    *len = json_string_length(t);
+    if (*len == 0) {
+        chat__refuse(chat, req, "bad_request", "The message text is empty.");
+        return false;
+    }
+    if (*len > chat->cfg.max_text) {
+        chat__refuse(chat, req, "message_too_long",
+                     "The message text is %zu bytes long; the limit is %zu.", *len,
+                     chat->cfg.max_text);
+        return false;
+    }
+    /* JSON can carry "\u0000"; C clients, logs and the store cannot. */
+    if (memchr(*text, '\0', *len) != NULL) {
+        chat__refuse(chat, req, "bad_request", "The message text must not contain NUL characters.");
+        return false;
+    }
+    return true;
+}
+
+/* Gives the message its id and ts, frames it once and queues it for
+ * chat_flush. */
+static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t kind,
+                           chat_room_t *room, chat_session_t *target, const char *text,
+                           size_t len) {
+    chat_session_t *s = req->s;
+    chat_pending_t *p = chat__pending_add(chat);
+    p->msg.id = ++chat->last_id;
+    p->msg.ts = chat__now_ms();
+    p->msg.kind = kind;
+    p->msg.from = s->nick;
+    p->msg.from_len = s->nick_len;
+    if (kind == CHAT_MSG_ROOM) {
+        p->msg.to = room->name;
+        p->msg.to_len = room->name_len;
+    } else {
+        p->msg.to = target->nick;
+        p->msg.to_len = target->nick_len;
+    }
+    p->msg.text = text;
+    p->msg.text_len = len;
+    p->sender = s;
+    p->room = room;
+    p->target = target;
+    /* text and ref point into the parsed request: keep it until delivery. */
+    p->req = json_incref(req->root);
+    p->ref = req->ref;
+    p->ref_len = req->ref_len;
+    json_t *o = chat__message_json(&p->msg);
+    p->frame = chat__frame_json(o, len + len / 8 + 128);
+    json_decref(o);
+    chat->messages++;
+}
+
+static json_t *typed(const char *type) {
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string_nocheck(type));
+    return o;
+}
+
+/* ---- handlers ---- */
+
+static void on_login(chat_t *chat, const chat_req_t *req) {
+    chat_session_t *s = req->s;
+    if (s->logged_in) {
+        chat__refuse(chat, req, "already_logged_in", "You are already logged in as %s.",
+                     s->nick);
+        return;
+    }
+    const char *nick, *room = NULL;
+    size_t nick_len, room_len = 0;
+    if (!need_str(chat, req, "nickname", &nick, &nick_len))
+        return;
+    int has_room = get_str(req->root, "room", &room, &room_len);
+    if (has_room < 0) {
+        chat__refuse(chat, req, "bad_request", "The field 'room' must be a string.");
+        return;
+    }
+    if (!chat_nickname_is_valid(nick, nick_len)) {
+        chat__refuse(chat, req, "nickname_invalid",
+                     "A nickname has 1 to 32 letters, digits, '_', '-' or '.'.");
+        return;
+    }
+    if (has_room && !chat_room_name_is_valid(room, room_len)) {
+        chat__refuse(chat, req, "room_invalid",
+                     "A room name has 1 to 64 letters, digits, '_', '-' or '.', "
+                     "optionally after a leading '#'.");
+        return;
+    }
+    if (tt_map_get(&chat->nicks, nick, nick_len) != NULL) {
+        chat__refuse(chat, req, "nickname_taken", "The nickname %.*s is taken.", (int)nick_len,
+                     nick);
+        return;
+    }
+    memcpy(s->nick, nick, nick_len);
+    s->nick[nick_len] = '\0';
+    s->nick_len = nick_len;
+    s->logged_in = true;
+    tt_map_put(&chat->nicks, s->nick, s->nick_len, s);
+
+    json_t *o = typed("welcome");
+    json_object_set_new(o, "nickname", json_stringn_nocheck(s->nick, s->nick_len));
+    json_t *server = json_object();
+    json_object_set_new(server, "name", json_string(chat->cfg.server_name));
+    json_object_set_new(server, "version", json_string(chat->cfg.server_version));
+    json_object_set_new(o, "server", server);
+    json_t *limits = json_object();
+    json_object_set_new(limits, "max_text", json_integer((json_int_t)chat->cfg.max_text));
+    json_object_set_new(limits, "max_message", json_integer((json_int_t)chat->cfg.max_message));
+    json_object_set_new(limits, "max_rooms", json_integer((json_int_t)chat->cfg.max_rooms));
+    json_object_set_new(limits, "max_nickname", json_integer(CHAT_NICK_MAX));
+    json_object_set_new(limits, "max_room_name", json_integer(CHAT_ROOM_MAX));
+    json_object_set_new(limits, "max_id", json_integer(CHAT_REF_MAX));
+    json_object_set_new(limits, "history_on_join",
+                        json_integer((json_int_t)chat->cfg.history_on_join));
+    json_object_set_new(limits, "history_max", json_integer(CHAT_HISTORY_MAX));
+    json_object_set_new(o, "limits", limits);
+    chat__reply(chat, s, req, o);
+
+    if (has_room)
+        chat__join(chat, req, room, room_len, 0);
+}
+
+static void on_join(chat_t *chat, const chat_req_t *req) {
+    const char *name;
+    size_t len;
+    uint64_t since = 0;
+    if (!need_room(chat, req, "room", &name, &len) || opt_id(chat, req, "since", &since) < 0)
+        return;
+    chat__join(chat, req, name, len, since);
+}
+
+static void on_leave(chat_t *chat, const chat_req_t *req) {
+    const char *name;
+    size_t len;
+    if (!need_room(chat, req, "room", &name, &len))
+        return;
+    chat_member_t *m = chat__member_find(req->s, chat__room_find(chat, name, len));
+    if (m == NULL) {
+        chat__refuse(chat, req, "not_in_room", "You are not in the room %.*s.", (int)len, name);
+        return;
+    }
+    chat__leave(chat, m, "leave");
+    json_t *o = typed("left");
+    /* The room may be gone now; name points into the request. */
+    json_object_set_new(o, "room", json_stringn_nocheck(name, len));
+    chat__reply(chat, req->s, req, o);
+}
+
+static void on_room(chat_t *chat, const chat_req_t *req) {
+    const char *name, *text;
+    size_t len, text_len;
+    if (!need_room(chat, req, "to", &name, &len) || !need_text(chat, req, &text, &text_len))
+        return;
+    chat_room_t *room = chat__room_find(chat, name, len);
+    if (chat__member_find(req->s, room) == NULL) {
+        chat__refuse(chat, req, "not_in_room", "You are not in the room %.*s; join it first.",
+                     (int)len, name);
+        return;
+    }
+    accept_message(chat, req, CHAT_MSG_ROOM, room, NULL, text, text_len);
+}
+
+static void on_private(chat_t *chat, const chat_req_t *req) {
+    const char *to, *text;
+    size_t to_len, text_len;
+    if (!need_str(chat, req, "to", &to, &to_len) || !need_text(chat, req, &text, &text_len))
+        return;
+    chat_session_t *target = tt_map_get(&chat->nicks, to, to_len);
+    if (target == NULL) {
+        /* Quote the name only when it is a valid one: anything else could be
+         * long or hold characters that do not belong in a sentence. */
+        if (chat_nickname_is_valid(to, to_len))
+            chat__refuse(chat, req, "no_such_user", "There is no user named %.*s.", (int)to_len,
+                         to);
+        else
+            chat__refuse(chat, req, "no_such_user", "There is no user with that name.");
+        return;
+    }
+    accept_message(chat, req, CHAT_MSG_PRIVATE, NULL, target, text, text_len);
+}
+
+static void on_history(chat_t *chat, const chat_req_t *req) {
+    const char *name;
+    size_t len;
+    uint64_t before = CHAT_ID_MAX;
+    if (!need_room(chat, req, "room", &name, &len) || opt_id(chat, req, "before", &before) < 0)
+        return;
+    unsigned limit = CHAT_HISTORY_DEFAULT;
+    json_t *lv = json_object_get(req->root, "limit");
+    if (lv != NULL && !json_is_null(lv)) {
+        if (!json_is_integer(lv) || json_integer_value(lv) < 1) {
+            chat__refuse(chat, req, "bad_request", "The field 'limit' must be a positive integer.");
+            return;
+        }
+        /* Asking for more than the maximum is not an error: it gets the most
+         * the server gives, and `more` says whether there is more to page. */
+        json_int_t n = json_integer_value(lv);
+        limit = n > CHAT_HISTORY_MAX ? CHAT_HISTORY_MAX : (unsigned)n;
+    }
+    if (chat__member_find(req->s, chat__room_find(chat, name, len)) == NULL) {
+        chat__refuse(chat, req, "not_in_room", "You are not in the room %.*s.", (int)len, name);
+        return;
+    }
+    bool more;
+    int rc;
+    json_t *msgs = chat__history_json(chat, name, len, 0, before, limit, &more, &rc);
+    if (rc < 0) {
+        json_decref(msgs);
+        chat__refuse(chat, req, "internal_error", "The history could not be read.");
+        return;
+    }
+    json_t *o = typed("history");
+    json_object_set_new(o, "room", json_stringn_nocheck(name, len));
+    json_object_set_new(o, "messages", msgs);
+    json_object_set_new(o, "more", json_boolean(more));
+    chat__reply(chat, req->s, req, o);
+}
+
+static void on_who(chat_t *chat, const chat_req_t *req) {
+    const char *name;
+    size_t len;
+    if (!need_room(chat, req, "room", &name, &len))
+        return;
+    /* Rooms are public: anyone logged in may look, and a room nobody is in
+     * simply has no members (it is not an error to ask). */
+    const chat_room_t *room = chat__room_find(chat, name, len);
+    json_t *members = json_array();
+    if (room != NULL)
+        for (uint32_t i = 0; i < room->count; i++) {
+            const chat_session_t *m = room->members[i]->session;
+            json_array_append_new(members, json_stringn_nocheck(m->nick, m->nick_len));
+        }
+    json_t *o = typed("members");
+    json_object_set_new(o, "room", json_stringn_nocheck(name, len));
+    json_object_set_new(o, "members", members);
+    chat__reply(chat, req->s, req, o);
+}
+
+static int room_cmp(const void *a, const void *b) {
+    const chat_room_t *x = *(const chat_room_t *const *)a, *y = *(const chat_room_t *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+static void on_rooms(chat_t *chat, const chat_req_t *req) {
+    if (!req->s->v1)
+        return; /* nothing to build: a legacy client would not get the reply */
+    size_t n = tt_map_count(&chat->rooms), i = 0, pos = 0;
+    chat_room_t **list = xmalloc((n ? n : 1) * sizeof(*list));
+    void *v;
+    while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v))
+        list[i++] = v;
+    /* Sorted by name, so a listing reads the same from one call to the next. */
+    qsort(list, n, sizeof(*list), room_cmp);
+    json_t *rooms = json_array();
+    for (i = 0; i < n; i++) {
+        json_t *r = json_object();
+        json_object_set_new(r, "name", json_stringn_nocheck(list[i]->name, list[i]->name_len));
+        json_object_set_new(r, "members", json_integer(list[i]->count));
+        json_array_append_new(rooms, r);
+    }
+    free(list);
+    json_t *o = typed("rooms");
+    json_object_set_new(o, "rooms", rooms);
+    chat__reply(chat, req->s, req, o);
+}
+
+static void on_ping(chat_t *chat, const chat_req_t *req) {
+    chat__reply(chat, req->s, req, typed("pong"));
+}
+
+typedef struct handler_s {
+    const char *type;
+    bool needs_login;
+    void (*fn)(chat_t *chat, const chat_req_t *req);
+} handler_t;
+
+static const handler_t handlers[] = {
+    {"login", false, on_login},     {"join", true, on_join},   {"leave", true, on_leave},
+    {"room", true, on_room},        {"private", true, on_private},
+    {"history", true, on_history},  {"who", true, on_who},     {"rooms", false, on_rooms},
+    {"ping", false, on_ping},
+};
+
+static const handler_t *find_handler(const char *type, size_t len) {
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+        if (strlen(handlers[i].type) == len && memcmp(handlers[i].type, type, len) == 0)
+            return &handlers[i];
+    return NULL;
+}
+
+/* Characters (code points) in UTF-8 text that jansson already validated. */
+static size_t utf8_chars(const char *p, size_t len) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)p[i] & 0xC0) != 0x80;
+    return n;
+}
+
+void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t len) {
+    chat_req_t req = {.s = s};
+    json_error_t err;
+    /* JSON_ALLOW_NUL: "\u0000" is valid JSON, so it is not a bad_json; the
+     * fields that cannot hold it refuse it themselves. Duplicate keys are
+     * allowed (the last wins), as in most JSON parsers. jansson bounds the
+     * nesting depth (2048) and refuses numbers it cannot hold. */
+    req.root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
+    if (req.root == NULL) {
+        if (json_error_code(&err) == json_error_numeric_overflow)
+            chat__refuse(chat, &req, "bad_request", "A number in the request is too large.");
+        else
+            chat__refuse(chat, &req, "bad_json", "The message is not valid JSON.");
+        return;
+    }
+    if (!json_is_object(req.root)) {
+        chat__refuse(chat, &req, "bad_json", "The message must be a JSON object.");
+        goto out;
+    }
+    json_t *id = json_object_get(req.root, "id");
+    if (id != NULL && !json_is_null(id)) {
+        if (!json_is_string(id) ||
+            utf8_chars(json_string_value(id), json_string_length(id)) > CHAT_REF_MAX) {
+            chat__refuse(chat, &req, "bad_request",
+                         "The field 'id' must be a string of at most 64 characters.");
+            goto out;
+        }
+        req.ref = json_string_value(id);
+        req.ref_len = json_string_length(id);
+    }
+    json_t *type = json_object_get(req.root, "type");
+    if (!json_is_string(type)) {
+        chat__refuse(chat, &req, "bad_request", "The field 'type' is missing or not a string.");
+        goto out;
+    }
+    const handler_t *h = find_handler(json_string_value(type), json_string_length(type));
+    if (h == NULL) {
+        chat__refuse(chat, &req, "unknown_type", "The message type is not one this server knows.");
+        goto out;
+    }
+    req.type = h->type;
+    if (h->needs_login && !s->logged_in) {
+        chat__refuse(chat, &req, "not_logged_in", "Log in first.");
+        goto out;
+    }
+    h->fn(chat, &req);
+out:
+    json_decref(req.root);
+}

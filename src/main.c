@@ -1,0 +1,208 @@
+/* tertulia: command line and configuration, then server_run(). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "net/server.h"
+
+static void usage(FILE *out, const server_config_t *d) {
+    fprintf(out,
+            "Usage: tertulia [options]\n"
+            "A real-time chat server: a web client at /, WebSocket chat at /talking and /ws.\n"
+            "\n"
+            "Options:\n"
+            "  --listen HOST:PORT     address to listen on (default %s:%d; port 0 picks a\n"
+            "                         free port, logged as 'listening on HOST:PORT')\n"
+            "  --max-message BYTES    largest WebSocket message (default %zu); over it: close 1009\n"
+            "  --max-text BYTES       largest chat message text (default %zu)\n"
+            "  --max-queue BYTES      unsent bytes per connection before it is closed with 1008\n"
+            "                         (default %zu)\n"
+            "  --max-rooms N          rooms one connection may be in (default %zu)\n"
+            "  --max-connections N    WebSockets at once; past it upgrades get 503\n"
+            "                         (default: the open-file limit less 64)\n"
+            "  --max-per-ip N         WebSockets from one client address (default %zu; 0: no cap)\n"
+            "  --head-timeout SECONDS a request head or idle keep-alive must arrive within\n"
+            "                         (default %u)\n"
+            "  --ping-interval SECONDS  idle WebSockets are pinged after this, and closed when\n"
+            "                         no answer comes within as long again (default %u; 0: off)\n"
+            "  --allowed-origin ORIGIN  also accept WebSocket upgrades from this Origin\n"
+            "                         (repeatable; '*' accepts any). By default only pages of\n"
+            "                         this server and clients sending no Origin are accepted\n"
+            "  --echo                 mount /echo, a WebSocket that returns every message\n"
+            "                         (for conformance suites; off by default)\n"
+            "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
+            "  --help                 this text\n"
+            "  --version              the version\n",
+            d->host, d->port, d->max_message, d->chat.max_text, d->max_queue, d->chat.max_rooms,
+            d->max_per_ip, d->head_timeout_ms / 1000, d->ping_ms / 1000);
+}
+
+/* Parses a byte count or count in [min, max]; K/M suffixes (KiB, MiB). */
+static int parse_size(const char *opt, const char *s, size_t min, size_t max, size_t *out) {
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno != 0 || s[0] == '-')
+        goto bad;
+    if (*end == 'K' || *end == 'k') {
+        v *= 1024;
+        end++;
+    } else if (*end == 'M' || *end == 'm') {
+        v *= 1024 * 1024;
+        end++;
+    }
+    if (*end != '\0' || v < min || v > max)
+        goto bad;
+    *out = (size_t)v;
+    return 0;
+bad:
+    fprintf(stderr, "tertulia: %s: '%s' is not a number from %zu to %zu\n", opt, s, min, max);
+    return -1;
+}
+
+static int parse_listen(const char *s, server_config_t *cfg) {
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL)
+        goto bad;
+    size_t hlen = (size_t)(colon - s);
+    const char *host = s;
+    if (hlen >= 2 && s[0] == '[' && s[hlen - 1] == ']') {
+        host++;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= sizeof(cfg->host))
+        goto bad;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (*(colon + 1) == '\0' || *end != '\0' || errno || port < 0 || port > 65535)
+        goto bad;
+    memcpy(cfg->host, host, hlen);
+    cfg->host[hlen] = '\0';
+    cfg->port = (int)port;
+    return 0;
+bad:
+    fprintf(stderr, "tertulia: --listen: '%s' is not HOST:PORT (e.g. 127.0.0.1:9090)\n", s);
+    return -1;
+}
+
+int main(int argc, char **argv) {
+    server_config_t cfg;
+    server_config_defaults(&cfg);
+    server_config_t defaults = cfg;
+    enum { O_LISTEN = 256, O_MAX_MESSAGE, O_MAX_TEXT, O_MAX_QUEUE, O_MAX_ROOMS, O_ECHO,
+           O_MAX_CONNS, O_MAX_PER_IP, O_HEAD_TIMEOUT, O_PING, O_ORIGIN,
+           O_LOG_LEVEL, O_HELP, O_VERSION };
+    static const struct option opts[] = {
+        {"listen", required_argument, 0, O_LISTEN},
+        {"max-message", required_argument, 0, O_MAX_MESSAGE},
+        {"max-text", required_argument, 0, O_MAX_TEXT},
+        {"max-queue", required_argument, 0, O_MAX_QUEUE},
+        {"max-rooms", required_argument, 0, O_MAX_ROOMS},
+        {"echo", no_argument, 0, O_ECHO},
+        {"max-connections", required_argument, 0, O_MAX_CONNS},
+        {"max-per-ip", required_argument, 0, O_MAX_PER_IP},
+        {"head-timeout", required_argument, 0, O_HEAD_TIMEOUT},
+        {"ping-interval", required_argument, 0, O_PING},
+        {"allowed-origin", required_argument, 0, O_ORIGIN},
+        {"log-level", required_argument, 0, O_LOG_LEVEL},
+        {"help", no_argument, 0, O_HELP},
+        {"version", no_argument, 0, O_VERSION},
+        {0, 0, 0, 0},
+    };
+    const char **origins = NULL;
+    size_t norigins = 0;
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case O_LISTEN:
+            if (parse_listen(optarg, &cfg) < 0)
+                return 2;
+            break;
+        case O_MAX_MESSAGE:
+            if (parse_size("--max-message", optarg, 125, (size_t)1 << 30, &cfg.max_message) < 0)
+                return 2;
+            break;
+        case O_MAX_TEXT:
+            if (parse_size("--max-text", optarg, 1, (size_t)1 << 24, &cfg.chat.max_text) < 0)
+                return 2;
+            break;
+        case O_MAX_QUEUE:
+            if (parse_size("--max-queue", optarg, 1024, (size_t)1 << 31, &cfg.max_queue) < 0)
+                return 2;
+            break;
+        case O_MAX_ROOMS:
+            if (parse_size("--max-rooms", optarg, 1, 100000, &cfg.chat.max_rooms) < 0)
+                return 2;
+            break;
+        case O_ECHO:
+            cfg.echo = true;
+            break;
+        case O_MAX_CONNS:
+            if (parse_size("--max-connections", optarg, 1, 10000000, &cfg.max_connections) < 0)
+                return 2;
+            break;
+        case O_MAX_PER_IP:
+            if (parse_size("--max-per-ip", optarg, 0, 10000000, &cfg.max_per_ip) < 0)
+                return 2;
+            break;
+        case O_HEAD_TIMEOUT:
+        case O_PING: {
+            size_t secs;
+            if (parse_size(o == O_PING ? "--ping-interval" : "--head-timeout", optarg,
+                           o == O_PING ? 0 : 1, 86400, &secs) < 0)
+                return 2;
+            if (o == O_PING)
+                cfg.ping_ms = (unsigned)secs * 1000;
+            else
+                cfg.head_timeout_ms = (unsigned)secs * 1000;
+            break;
+        }
+        case O_ORIGIN:
+            origins = realloc(origins, (norigins + 2) * sizeof(*origins));
+            if (origins == NULL)
+                return 1;
+            origins[norigins++] = optarg;
+            origins[norigins] = NULL;
+            cfg.origins = origins;
+            cfg.norigins = norigins;
+            break;
+        case O_LOG_LEVEL: {
+            int level = tt_log_level_parse(optarg);
+            if (level < 0) {
+                fprintf(stderr, "tertulia: --log-level: '%s' is not one of debug, info, warn, "
+                                "error, off\n", optarg);
+                return 2;
+            }
+            tt_log_set_level((tt_log_level_t)level);
+            break;
+        }
+        case O_HELP:
+            usage(stdout, &defaults);
+            return 0;
+        case O_VERSION:
+            printf("tertulia %s\n", TT_VERSION);
+            return 0;
+        default:
+            fprintf(stderr, "Try 'tertulia --help'.\n");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tertulia: unexpected argument '%s'\nTry 'tertulia --help'.\n",
+                argv[optind]);
+        return 2;
+    }
+    if (cfg.chat.max_text + 512 > cfg.max_message) {
+        fprintf(stderr, "tertulia: --max-text %zu does not fit in --max-message %zu (allow 512 "
+                        "bytes for the JSON around it)\n", cfg.chat.max_text, cfg.max_message);
+        return 2;
+    }
+    int r = server_run(&cfg);
+    free(origins);
+    return r == 0 ? 0 : 1;
+}

@@ -1,0 +1,235 @@
+/* Message history: every accepted chat message is appended here before anyone
+ * receives it, and read back for joined.history, join since and history.
+ * Backed by SQLite (store_sqlite.c) with a background maintenance thread for
+ * retention and WAL checkpoints (store_maint.c). Not responsible for what is
+ * allowed to be stored or for whom it is readable: that is chat's job.
+ *
+ * Threads: a store_t is used by one thread (the event loop), except the
+ * maintenance thread it starts itself (store_maint_start), which has its own
+ * SQLite connection and synchronises with the loop internally. */
+#ifndef TT_STORE_STORE_H
+#define TT_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct store_s store_t;
+
+/* The database path used when none is given. Its parent directory is created
+ * on open if it is missing. */
+#define STORE_DEFAULT_PATH "./data/tertulia.db"
+
+/* The schema version this code writes (PRAGMA user_version). Older databases
+ * are migrated on open; a newer one is refused with STORE_E_VERSION. */
+#define STORE_SCHEMA_VERSION 1
+
+/* Errors: negative values, far from libuv's (-errno, above -4096), so both
+ * can travel through one int. store_strerror() names them. */
+#define STORE_ERRNO_MAP(XX)                                                                       \
+    XX(INVALID, -7001, "invalid argument")                                                        \
+    XX(CANTOPEN, -7002, "cannot open or create the database")                                     \
+    XX(CORRUPT, -7003, "the database is damaged or not a database")                               \
+    XX(VERSION, -7004, "the database was written by a newer server")                             \
+    XX(UNAVAILABLE, -7005, "storage unavailable (disk full, I/O error or locked)")                \
+    XX(INTERNAL, -7006, "internal storage error")
+
+enum {
+#define STORE_XX(name, value, text) STORE_E_##name = (value),
+    STORE_ERRNO_MAP(STORE_XX)
+#undef STORE_XX
+};
+
+/* A static sentence for a STORE_E_* code ("unknown store error" otherwise). */
+const char *store_strerror(int err);
+
+/* ------------------------------------------------------------------------ */
+/* Opening */
+
+typedef struct store_config_s {
+    /* A file path, or ":memory:" for history that lives as long as the
+     * store_t. Borrowed during store_open only. Default STORE_DEFAULT_PATH. */
+    const char *path;
+    /* How long a write waits for a lock held by another process (e.g. the
+     * sqlite3 shell) before failing with STORE_E_UNAVAILABLE. Default 2000. */
+    unsigned busy_timeout_ms;
+    /* false (default): PRAGMA synchronous=NORMAL in WAL mode. A committed
+     * message survives a crash or kill -9 of the process (the WAL write has
+     * reached the kernel before store_append_batch returns), which is the
+     * durability rule; the last commits may be lost if the machine itself
+     * loses power. true: synchronous=FULL, an fsync per commit, which also
+     * survives power loss at a much higher cost per commit. */
+    bool sync_full;
+    /* Skip PRAGMA quick_check on open. The check reads the whole file once
+     * (about a second per GB) and turns a damaged file into a clear error at
+     * start-up instead of failures later. Default false. */
+    bool skip_check;
+    /* A cap on the database size in bytes (0 = none, the default). Appends
+     * that would grow it beyond the cap fail with STORE_E_UNAVAILABLE, as on
+     * a full disk. */
+    uint64_t max_bytes;
+} store_config_t;
+
+/* Fills cfg with the defaults above. */
+void store_config_defaults(store_config_t *cfg);
+
+/* Opens (creating if needed) the database at cfg->path: creates the missing
+ * parent directory (one level, e.g. ./data/), sets WAL mode and the
+ * synchronous level, checks integrity, creates or migrates the schema.
+ * On success *out is the store (store_close frees it) and 0 is returned. On
+ * failure *out is NULL, a negative STORE_E_* is returned and err (if errlen
+ * > 0) holds one line naming the path and SQLite's or the OS's reason, e.g.
+ *   database "./data/tertulia.db": file is not a database
+ * Never aborts on a bad file. */
+int store_open(const store_config_t *cfg, store_t **out, char *err, size_t errlen);
+
+/* Stops the maintenance thread if it runs, then closes the database (the
+ * last connection checkpoints the WAL into the main file). NULL is a no-op. */
+void store_close(store_t *st);
+
+/* The path the store was opened with (owned by the store). */
+const char *store_path(const store_t *st);
+
+/* ------------------------------------------------------------------------ */
+/* Writing */
+
+typedef enum {
+    STORE_KIND_ROOM = 0,    /* a message to a room */
+    STORE_KIND_PRIVATE = 1, /* a private message (stored only once identity is proven) */
+} store_kind_t;
+
+/* One message to append. Every pointer is borrowed for the duration of the
+ * store_append_batch call only. */
+typedef struct store_msg_s {
+    store_kind_t kind;
+    /* Room messages: the room name. Private messages: the conversation key
+     * from store_dm_key(), which can never be a room name, so both kinds
+     * share one index and one paging code. NUL-terminated, not empty. */
+    const char *room;
+    const char *from; /* the sender's nickname, NUL-terminated, not empty */
+    const char *to;   /* private: the recipient; room: NULL */
+    const char *text; /* UTF-8, text_len bytes (may hold NUL bytes) */
+    size_t text_len;
+    int64_t ts; /* server time, milliseconds since the Unix epoch */
+    int64_t id; /* out: the message id, set by store_append_batch */
+} store_msg_t;
+
+/* Appends n messages in ONE transaction (group commit) and sets each
+ * msgs[i].id. Ids are strictly increasing, in array order, and never reused,
+ * even after retention deleted the newest rows or across restarts.
+ * When this returns 0 every message is durable in the sense of
+ * store_config_t.sync_full; the caller may fan them out.
+ * On error nothing of the batch is stored (each id is set to 0), the store
+ * stays usable, and the return is:
+ *   STORE_E_INVALID      a message is malformed (nothing was attempted)
+ *   STORE_E_UNAVAILABLE  disk full, I/O error, read-only or locked database:
+ *                        answer the senders with `unavailable` and keep going
+ *   STORE_E_CORRUPT / STORE_E_INTERNAL  other SQLite failures
+ * The SQLite reason is logged (once per run of consecutive failures).
+ * n == 0 returns 0. */
+int store_append_batch(store_t *st, store_msg_t *msgs, size_t n);
+
+/* Writes the conversation key of a private conversation between nicknames
+ * a and b into buf: "@" + both names lower-cased, sorted, joined by "@"
+ * (e.g. "@alice@bob"). Symmetric in a and b. Returns the length, or
+ * STORE_E_INVALID if buf is too small (cap >= strlen(a) + strlen(b) + 3 is
+ * enough) or a name is empty. */
+int store_dm_key(const char *a, const char *b, char *buf, size_t cap);
+
+/* ------------------------------------------------------------------------ */
+/* Reading */
+
+/* One stored message, as handed to a read callback. Every pointer is
+ * borrowed until the callback returns; strings are NUL-terminated and their
+ * lengths are given too (text may hold NUL bytes). */
+typedef struct store_rec_s {
+    int64_t id;
+    int64_t ts;
+    store_kind_t kind;
+    const char *room;
+    size_t room_len;
+    const char *from;
+    size_t from_len;
+    const char *to; /* NULL for room messages */
+    size_t to_len;
+    const char *text;
+    size_t text_len;
+} store_rec_t;
+
+/* Called once per message, oldest first. Must not call back into the store. */
+typedef void (*store_rec_cb)(void *ctx, const store_rec_t *rec);
+
+/* The room's messages older than before_id (0 = the newest), at most limit
+ * of them: the newest such ones, delivered oldest first ("newest last").
+ * *more (if more != NULL) tells whether older messages remain: page on with
+ * before_id = the first delivered id. Returns how many were delivered, or a
+ * negative STORE_E_* (then cb may have been called for some; discard them). */
+int store_history(store_t *st, const char *room, int64_t before_id, unsigned limit,
+                  store_rec_cb cb, void *ctx, bool *more);
+
+/* The room's messages with an id greater than after_id, oldest first. If
+ * there are more than limit, the NEWEST limit of them are delivered and
+ * *more is true: the gap between after_id and the first delivered id can be
+ * filled with store_history(before_id = first delivered id), so a
+ * reconnecting client recovers exactly what it missed, with no duplicates,
+ * and sees the latest first. Returns the count delivered or STORE_E_*. */
+int store_since(store_t *st, const char *room, int64_t after_id, unsigned limit,
+                store_rec_cb cb, void *ctx, bool *more);
+
+/* The room's last n messages, oldest first (joined.history): the same as
+ * store_history(st, room, 0, n, cb, ctx, NULL). */
+int store_last(store_t *st, const char *room, unsigned n, store_rec_cb cb, void *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Maintenance: retention and WAL checkpoints, in the background */
+
+typedef struct store_maint_config_s {
+    uint64_t retain_messages; /* keep at most this many messages per room; 0 = all */
+    uint32_t retain_days;     /* delete messages older than this; 0 = keep forever */
+    unsigned interval_ms;     /* between retention passes; default 60000 */
+    /* Rows deleted per transaction; default 500. Each delete transaction
+     * holds the write lock, so this bounds how long a loop commit can wait. */
+    unsigned chunk_rows;
+    /* The WAL size in pages (4 KiB) at which the thread checkpoints it into
+     * the main file; default 1000, SQLite's own default. */
+    unsigned checkpoint_pages;
+} store_maint_config_t;
+
+/* Fills cfg with the defaults above (no retention). */
+void store_maint_config_defaults(store_maint_config_t *cfg);
+
+/* Starts the maintenance thread with its own SQLite connection. From then on
+ * the thread, not the loop, runs retention passes every interval_ms and WAL
+ * checkpoints (which fsync the database file) whenever the loop's commits
+ * have grown the WAL past checkpoint_pages, so the loop's commits only ever
+ * write the WAL. Recommended even without retention. cfg is copied.
+ * Returns 0, or STORE_E_* with err filled (e.g. already running). */
+int store_maint_start(store_t *st, const store_maint_config_t *cfg, char *err, size_t errlen);
+
+/* Stops and joins the thread (within one delete transaction). Idempotent. */
+void store_maint_stop(store_t *st);
+
+typedef struct store_retention_stats_s {
+    uint64_t deleted_by_count; /* rows deleted by retain_messages */
+    uint64_t deleted_by_age;   /* rows deleted by retain_days */
+    uint64_t transactions;     /* delete transactions run */
+    uint64_t max_tx_us;        /* the longest one held the write lock this long */
+} store_retention_stats_t;
+
+/* Runs one retention pass now, synchronously, as if the clock read now_ms:
+ * what the thread does every interval_ms, exposed for tests and tools. It
+ * uses the maintenance connection and the same small transactions. Adds to
+ * *stats (if not NULL). Returns 0 or STORE_E_*; STORE_E_INVALID while the
+ * thread runs. */
+int store_retention_run(store_t *st, const store_maint_config_t *cfg, int64_t now_ms,
+                        store_retention_stats_t *stats);
+
+/* Totals of every retention pass and checkpoint since open (thread-safe). */
+typedef struct store_stats_s {
+    store_retention_stats_t retention;
+    uint64_t passes;      /* retention passes completed */
+    uint64_t checkpoints; /* WAL checkpoints run by the maintenance thread */
+} store_stats_t;
+void store_stats(store_t *st, store_stats_t *out);
+
+#endif

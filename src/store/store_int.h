@@ -1,0 +1,71 @@
+/* What store_sqlite.c (open, schema, appends, reads) and store_maint.c (the
+ * maintenance thread) share: the store_t itself and a few helpers. Not part
+ * of the store's interface; nothing outside src/store/ includes it. */
+#ifndef TT_STORE_STORE_INT_H
+#define TT_STORE_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+
+#include "store/store.h"
+
+struct store_s {
+    char *path;
+    /* ":memory:": one connection only (a second one would be a different,
+     * empty database), shared by the loop and the maintenance thread. */
+    bool shared;
+    bool sync_full;
+
+    /* The loop's connection and its statements, prepared once at open. */
+    sqlite3 *db;
+    sqlite3_stmt *st_begin_write; /* BEGIN IMMEDIATE */
+    sqlite3_stmt *st_begin_read;  /* BEGIN (deferred: a read snapshot) */
+    sqlite3_stmt *st_commit;
+    sqlite3_stmt *st_rollback;
+    sqlite3_stmt *st_insert;
+    sqlite3_stmt *st_bound; /* the (limit+1)-th newest id of a range */
+    sqlite3_stmt *st_rows;  /* a range, oldest first */
+    bool failing;           /* the last append failed: log the next failure quietly */
+
+    /* Serialises write transactions between the loop and the maintenance
+     * thread (and every use of the connection when it is shared). SQLite's
+     * own lock would also serialise them, but a writer that finds it taken
+     * sleeps in the busy handler for whole milliseconds; this mutex hands
+     * over as soon as the other transaction ends. */
+    pthread_mutex_t write_mu;
+
+    /* The maintenance connection (== db when shared) and its statements. */
+    sqlite3 *mdb;
+    sqlite3_stmt *ms_del_age;
+    sqlite3_stmt *ms_next_room;
+    sqlite3_stmt *ms_room_span;
+    sqlite3_stmt *ms_room_bound;
+    sqlite3_stmt *ms_del_room;
+
+    /* The thread and what the loop tells it, under ctl_mu. */
+    pthread_mutex_t ctl_mu;
+    pthread_cond_t ctl_cv;
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+    atomic_bool want_checkpoint;
+    store_maint_config_t mcfg;
+    store_stats_t stats;
+};
+
+/* Writes "database \"PATH\": " + the formatted text into err. */
+void store__err(const store_t *st, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The STORE_E_* for a failed SQLite call on a connection that was working. */
+int store__map_rc(int rc);
+
+/* Finalises the maintenance statements and closes its connection if it is
+ * its own. Only with the thread stopped. */
+void store__maint_close(store_t *st);
+
+/* Realtime clock in milliseconds since the Unix epoch (message ts). */
+int64_t store__now_ms(void);
+
+#endif

@@ -1,0 +1,635 @@
+/* The SQLite store: opening and checking the file, the schema and its
+ * migrations, group-committed appends and the paging reads, all on the
+ * loop's connection with statements prepared once. Retention and WAL
+ * checkpoints live in store_maint.c. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "store/store_int.h"
+
+const char *store_strerror(int err) {
+    switch (err) {
+#define STORE_XX(name, value, text)                                                               \
+    case STORE_E_##name:                                                                          \
+        return text;
+        STORE_ERRNO_MAP(STORE_XX)
+#undef STORE_XX
+    default:
+        return "unknown store error";
+    }
+}
+
+void store_config_defaults(store_config_t *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->path = STORE_DEFAULT_PATH;
+    cfg->busy_timeout_ms = 2000;
+}
+
+const char *store_path(const store_t *st) {
+    return st->path;
+}
+
+int64_t store__now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void store__err(const store_t *st, char *err, size_t errlen, const char *fmt, ...) {
+    if (err == NULL || errlen == 0)
+        return;
+    int n = snprintf(err, errlen, "database \"%s\": ", st->path);
+    if (n < 0 || (size_t)n >= errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+int store__map_rc(int rc) {
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+        return STORE_E_UNAVAILABLE;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return STORE_E_CORRUPT;
+    default:
+        return STORE_E_INTERNAL;
+    }
+}
+
+/* SQLite's reason for the last failure on db, with the OS's when the failure
+ * came from a system call (e.g. "unable to open database file: Permission
+ * denied"). */
+static void sqlite_reason(sqlite3 *db, int rc, char *buf, size_t cap) {
+    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    int sys = db ? sqlite3_system_errno(db) : 0;
+    int prim = rc & 0xff;
+    if (sys != 0 && (prim == SQLITE_CANTOPEN || prim == SQLITE_IOERR || prim == SQLITE_FULL))
+        snprintf(buf, cap, "%s: %s", msg, strerror(sys));
+    else
+        snprintf(buf, cap, "%s", msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Schema */
+
+/* v0 -> v1: the first schema. AUTOINCREMENT (not a bare INTEGER PRIMARY KEY)
+ * because ids must never go back: a bare rowid is max(rowid) + 1, which
+ * drops when retention deletes the newest rows of a quiet database, while
+ * AUTOINCREMENT remembers the largest id ever handed out in sqlite_sequence.
+ * kind and recipient are for private messages (see store_dm_key). The
+ * (room, id) index serves every read; the ts index lets retention by age
+ * find old rows without scanning the table. */
+static int migrate_v0_v1(sqlite3 *db) {
+    return sqlite3_exec(db,
+                        "CREATE TABLE messages ("
+                        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                        "  room TEXT NOT NULL,"
+                        "  kind INTEGER NOT NULL DEFAULT 0,"
+                        "  sender TEXT NOT NULL,"
+                        "  recipient TEXT,"
+                        "  text TEXT NOT NULL,"
+                        "  ts INTEGER NOT NULL);"
+                        "CREATE INDEX messages_room_id ON messages (room, id);"
+                        "CREATE INDEX messages_ts ON messages (ts);",
+                        NULL, NULL, NULL);
+}
+
+/* migrations[v] takes a database from schema version v to v + 1. A new
+ * schema version is one more function here (and STORE_SCHEMA_VERSION + 1). */
+typedef int (*migration_fn)(sqlite3 *db);
+static const migration_fn migrations[] = {migrate_v0_v1};
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+static int pragma_int(sqlite3 *db, const char *sql, int *out) {
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out = sqlite3_column_int(s, 0);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/* Brings the schema to STORE_SCHEMA_VERSION in one transaction: another
+ * process opening the file sees either the old schema or the new one. */
+static int schema_migrate(store_t *st, char *err, size_t errlen) {
+    char why[512];
+    int version = 0;
+    int rc = pragma_int(st->db, "PRAGMA user_version", &version);
+    if (rc != SQLITE_OK) {
+        sqlite_reason(st->db, rc, why, sizeof(why));
+        store__err(st, err, errlen, "%s", why);
+        return (rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT ? STORE_E_CORRUPT
+                                                                             : STORE_E_CANTOPEN;
+    }
+    if (version > STORE_SCHEMA_VERSION) {
+        store__err(st, err, errlen, "schema version %d is newer than this server's (%d)", version,
+                   STORE_SCHEMA_VERSION);
+        return STORE_E_VERSION;
+    }
+    if (version == STORE_SCHEMA_VERSION)
+        return 0;
+
+    rc = sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    int v = version;
+    for (; rc == SQLITE_OK && v < STORE_SCHEMA_VERSION; v++)
+        rc = migrations[v](st->db);
+    if (rc == SQLITE_OK) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+        rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) {
+        tt_log_info("store: %s: schema migrated from v%d to v%d", st->path, version,
+                    STORE_SCHEMA_VERSION);
+        return 0;
+    }
+    sqlite_reason(st->db, rc, why, sizeof(why));
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    store__err(st, err, errlen, "migrating the schema from v%d to v%d failed: %s",
+               v > version ? v - 1 : v, v > version ? v : v + 1, why);
+    int mapped = store__map_rc(rc);
+    return mapped == STORE_E_INTERNAL ? STORE_E_CORRUPT : mapped;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Opening */
+
+/* Creates the parent directory of path if it is missing (one level: the
+ * usual case is ./data/ on a first run; a missing grandparent is more
+ * likely a typo than a wish). */
+static int ensure_parent_dir(store_t *st, char *err, size_t errlen) {
+    const char *slash = strrchr(st->path, '/');
+    if (slash == NULL || slash == st->path)
+        return 0;
+    char *dir = xstrndup(st->path, (size_t)(slash - st->path));
+    struct stat sb;
+    int ret = 0;
+    if (stat(dir, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) {
+            store__err(st, err, errlen, "\"%s\" is not a directory", dir);
+            ret = STORE_E_CANTOPEN;
+        }
+    } else if (errno != ENOENT || mkdir(dir, 0750) != 0) {
+        store__err(st, err, errlen, "cannot create directory \"%s\": %s", dir, strerror(errno));
+        ret = STORE_E_CANTOPEN;
+    }
+    free(dir);
+    return ret;
+}
+
+/* Runs PRAGMA quick_check: a damaged file is reported now, with SQLite's
+ * first complaint, rather than as failed appends later. */
+static int check_integrity(store_t *st, char *err, size_t errlen) {
+    sqlite3_stmt *s;
+    char why[512];
+    int rc = sqlite3_prepare_v2(st->db, "PRAGMA quick_check(1)", -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            const char *res = (const char *)sqlite3_column_text(s, 0);
+            if (res != NULL && strcmp(res, "ok") == 0) {
+                sqlite3_finalize(s);
+                return 0;
+            }
+            store__err(st, err, errlen, "database is damaged: %s", res ? res : "?");
+            sqlite3_finalize(s);
+            return STORE_E_CORRUPT;
+        }
+    }
+    sqlite_reason(st->db, rc, why, sizeof(why));
+    sqlite3_finalize(s);
+    store__err(st, err, errlen, "integrity check failed: %s", why);
+    int mapped = store__map_rc(rc);
+    return mapped == STORE_E_UNAVAILABLE ? STORE_E_CANTOPEN : STORE_E_CORRUPT;
+}
+
+static int prepare(store_t *st, const char *sql, sqlite3_stmt **out) {
+    /* SQLITE_PREPARE_PERSISTENT: these live as long as the store. */
+    return sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+}
+
+static int prepare_all(store_t *st) {
+    int rc = prepare(st, "BEGIN IMMEDIATE", &st->st_begin_write);
+    if (rc == SQLITE_OK)
+        rc = prepare(st, "BEGIN", &st->st_begin_read);
+    if (rc == SQLITE_OK)
+        rc = prepare(st, "COMMIT", &st->st_commit);
+    if (rc == SQLITE_OK)
+        rc = prepare(st, "ROLLBACK", &st->st_rollback);
+    if (rc == SQLITE_OK)
+        rc = prepare(st,
+                     "INSERT INTO messages (room, kind, sender, recipient, text, ts)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     &st->st_insert);
+    /* A page is the ids in (lo, hi) of one room, newest limit of them. The
+     * bound is the (limit+1)-th newest id of the range: when it exists there
+     * is more, and the page is (bound, hi). Both are walks of the
+     * (room, id) index, with no sort. */
+    if (rc == SQLITE_OK)
+        rc = prepare(st,
+                     "SELECT id FROM messages WHERE room = ?1 AND id > ?2 AND id < ?3"
+                     " ORDER BY id DESC LIMIT 1 OFFSET ?4",
+                     &st->st_bound);
+    if (rc == SQLITE_OK)
+        rc = prepare(st,
+                     "SELECT id, ts, kind, room, sender, recipient, text FROM messages"
+                     " WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id ASC LIMIT ?4",
+                     &st->st_rows);
+    return rc;
+}
+
+static int open_fail(store_t *st, int rc, const char *what, char *err, size_t errlen) {
+    char why[512];
+    sqlite_reason(st->db, rc, why, sizeof(why));
+    if (what != NULL)
+        store__err(st, err, errlen, "%s: %s", what, why);
+    else
+        store__err(st, err, errlen, "%s", why);
+    switch (rc & 0xff) {
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return STORE_E_CORRUPT;
+    case SQLITE_NOMEM:
+    case SQLITE_ERROR:
+    case SQLITE_MISUSE:
+        return STORE_E_INTERNAL;
+    default:
+        return STORE_E_CANTOPEN;
+    }
+}
+
+static int open_db(store_t *st, const store_config_t *cfg, char *err, size_t errlen) {
+    int rc = sqlite3_open_v2(st->path, &st->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,
+                             NULL);
+    if (rc != SQLITE_OK)
+        return open_fail(st, rc, "cannot open", err, errlen);
+    /* SQLite silently opens a write-protected file read-only. */
+    if (sqlite3_db_readonly(st->db, "main") == 1) {
+        store__err(st, err, errlen, "cannot open for writing: the file is read-only");
+        return STORE_E_CANTOPEN;
+    }
+    sqlite3_busy_timeout(st->db, (int)(cfg->busy_timeout_ms > INT_MAX ? INT_MAX
+                                                                        : cfg->busy_timeout_ms));
+
+    /* The first statement is the first read of the file: a file that is
+     * not a database fails here. */
+    if (!st->shared) {
+        sqlite3_stmt *s;
+        rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            const char *mode = (const char *)sqlite3_column_text(s, 0);
+            if (mode == NULL || strcmp(mode, "wal") != 0) {
+                store__err(st, err, errlen, "cannot use WAL mode (journal mode is %s)",
+                           mode ? mode : "?");
+                sqlite3_finalize(s);
+                return STORE_E_CANTOPEN;
+            }
+            rc = SQLITE_OK;
+        }
+        sqlite3_finalize(s);
+        if (rc != SQLITE_OK)
+            return open_fail(st, rc, NULL, err, errlen);
+    }
+    /* NORMAL in WAL mode: see store_config_t.sync_full. Checkpoints still
+     * fsync, and they run on the maintenance thread once it is started.
+     * journal_size_limit truncates a WAL that a burst made large. */
+    rc = sqlite3_exec(st->db,
+                      st->sync_full ? "PRAGMA synchronous = FULL; PRAGMA journal_size_limit = "
+                                      "67108864"
+                                    : "PRAGMA synchronous = NORMAL; PRAGMA journal_size_limit = "
+                                      "67108864",
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return open_fail(st, rc, NULL, err, errlen);
+
+    if (!cfg->skip_check && !st->shared) {
+        int ret = check_integrity(st, err, errlen);
+        if (ret != 0)
+            return ret;
+    }
+    int ret = schema_migrate(st, err, errlen);
+    if (ret != 0)
+        return ret;
+
+    if (cfg->max_bytes > 0) {
+        int page_size = 4096;
+        rc = pragma_int(st->db, "PRAGMA page_size", &page_size);
+        uint64_t pages = cfg->max_bytes / (uint64_t)(page_size > 0 ? page_size : 4096);
+        char sql[80];
+        snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %" PRIu64, pages ? pages : 1);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+            return open_fail(st, rc, NULL, err, errlen);
+    }
+    rc = prepare_all(st);
+    if (rc != SQLITE_OK)
+        return open_fail(st, rc, "preparing statements", err, errlen);
+    return 0;
+}
+
+static void finalize_loop_stmts(store_t *st) {
+    sqlite3_stmt **all[] = {&st->st_begin_write, &st->st_begin_read, &st->st_commit,
+                            &st->st_rollback,    &st->st_insert,     &st->st_bound,
+                            &st->st_rows};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        sqlite3_finalize(*all[i]);
+        *all[i] = NULL;
+    }
+}
+
+static void store_free(store_t *st) {
+    finalize_loop_stmts(st);
+    if (st->db != NULL)
+        sqlite3_close(st->db);
+    pthread_cond_destroy(&st->ctl_cv);
+    pthread_mutex_destroy(&st->ctl_mu);
+    pthread_mutex_destroy(&st->write_mu);
+    free(st->path);
+    free(st);
+}
+
+int store_open(const store_config_t *cfg, store_t **out, char *err, size_t errlen) {
+    *out = NULL;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    const char *path = cfg->path != NULL ? cfg->path : STORE_DEFAULT_PATH;
+    if (path[0] == '\0') {
+        if (err != NULL && errlen > 0)
+            snprintf(err, errlen, "database path is empty");
+        return STORE_E_INVALID;
+    }
+    store_t *st = xcalloc(1, sizeof(*st));
+    st->path = xstrdup(path);
+    st->shared = strcmp(path, ":memory:") == 0;
+    st->sync_full = cfg->sync_full;
+    pthread_mutex_init(&st->write_mu, NULL);
+    pthread_mutex_init(&st->ctl_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->ctl_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&st->stop, false);
+    atomic_init(&st->want_checkpoint, false);
+
+    int ret = st->shared ? 0 : ensure_parent_dir(st, err, errlen);
+    if (ret == 0)
+        ret = open_db(st, cfg, err, errlen);
+    if (ret != 0) {
+        store_free(st);
+        return ret;
+    }
+    *out = st;
+    return 0;
+}
+
+void store_close(store_t *st) {
+    if (st == NULL)
+        return;
+    store_maint_stop(st);
+    store__maint_close(st);
+    store_free(st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing */
+
+static bool msg_is_valid(const store_msg_t *m) {
+    if (m->room == NULL || m->room[0] == '\0' || m->from == NULL || m->from[0] == '\0')
+        return false;
+    if (m->text == NULL && m->text_len > 0)
+        return false;
+    if (m->text_len > INT_MAX)
+        return false;
+    if (m->kind == STORE_KIND_ROOM)
+        return m->to == NULL;
+    return m->kind == STORE_KIND_PRIVATE && m->to != NULL && m->to[0] != '\0';
+}
+
+/* Steps a statement that returns no row, and resets it for the next use. */
+static int step_done(sqlite3_stmt *s) {
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int insert_one(store_t *st, store_msg_t *m) {
+    sqlite3_stmt *s = st->st_insert;
+    /* SQLITE_STATIC: the strings outlive the step; reset clears nothing we
+     * rely on, and every parameter is rebound on the next call. */
+    sqlite3_bind_text(s, 1, m->room, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 2, (int)m->kind);
+    sqlite3_bind_text(s, 3, m->from, -1, SQLITE_STATIC);
+    if (m->to != NULL)
+        sqlite3_bind_text(s, 4, m->to, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 4);
+    sqlite3_bind_text(s, 5, m->text != NULL ? m->text : "", (int)m->text_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, m->ts);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE)
+        return rc;
+    m->id = sqlite3_last_insert_rowid(st->db);
+    return SQLITE_OK;
+}
+
+int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        msgs[i].id = 0;
+        if (!msg_is_valid(&msgs[i]))
+            return STORE_E_INVALID;
+    }
+    if (n == 0)
+        return 0;
+
+    pthread_mutex_lock(&st->write_mu);
+    int rc = step_done(st->st_begin_write);
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
+        rc = insert_one(st, &msgs[i]);
+    if (rc == SQLITE_OK)
+        rc = step_done(st->st_commit);
+    if (rc == SQLITE_OK) {
+        pthread_mutex_unlock(&st->write_mu);
+        if (st->failing) {
+            tt_log_info("store: %s: writing again", st->path);
+            st->failing = false;
+        }
+        return 0;
+    }
+
+    /* Keep SQLite's reason before ROLLBACK replaces it. SQLite may already
+     * have rolled back by itself (e.g. after SQLITE_FULL in COMMIT). */
+    char why[512];
+    sqlite_reason(st->db, rc, why, sizeof(why));
+    if (!sqlite3_get_autocommit(st->db))
+        step_done(st->st_rollback);
+    pthread_mutex_unlock(&st->write_mu);
+    for (size_t i = 0; i < n; i++)
+        msgs[i].id = 0;
+    tt_log(st->failing ? TT_LOG_DEBUG : TT_LOG_ERROR,
+           "store: %s: cannot store %zu message(s): %s", st->path, n, why);
+    st->failing = true;
+    return store__map_rc(rc);
+}
+
+int store_dm_key(const char *a, const char *b, char *buf, size_t cap) {
+    size_t la = a ? strlen(a) : 0, lb = b ? strlen(b) : 0;
+    if (la == 0 || lb == 0 || cap < la + lb + 3 || la + lb + 2 > INT_MAX)
+        return STORE_E_INVALID;
+    if (strcasecmp(a, b) > 0) {
+        const char *t = a;
+        a = b;
+        b = t;
+        size_t tl = la;
+        la = lb;
+        lb = tl;
+    }
+    size_t k = 0;
+    buf[k++] = '@';
+    for (size_t i = 0; i < la; i++)
+        buf[k++] = (char)tolower((unsigned char)a[i]);
+    buf[k++] = '@';
+    for (size_t i = 0; i < lb; i++)
+        buf[k++] = (char)tolower((unsigned char)b[i]);
+    buf[k] = '\0';
+    return (int)k;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading */
+
+static void deliver_row(sqlite3_stmt *s, store_rec_cb cb, void *ctx) {
+    store_rec_t r;
+    r.id = sqlite3_column_int64(s, 0);
+    r.ts = sqlite3_column_int64(s, 1);
+    r.kind = sqlite3_column_int(s, 2) == STORE_KIND_PRIVATE ? STORE_KIND_PRIVATE : STORE_KIND_ROOM;
+    r.room = (const char *)sqlite3_column_text(s, 3);
+    r.room_len = (size_t)sqlite3_column_bytes(s, 3);
+    r.from = (const char *)sqlite3_column_text(s, 4);
+    r.from_len = (size_t)sqlite3_column_bytes(s, 4);
+    if (sqlite3_column_type(s, 5) == SQLITE_NULL) {
+        r.to = NULL;
+        r.to_len = 0;
+    } else {
+        r.to = (const char *)sqlite3_column_text(s, 5);
+        r.to_len = (size_t)sqlite3_column_bytes(s, 5);
+    }
+    r.text = (const char *)sqlite3_column_text(s, 6);
+    r.text_len = (size_t)sqlite3_column_bytes(s, 6);
+    if (r.room == NULL || r.from == NULL || r.text == NULL) /* out of memory in SQLite */
+        return;
+    cb(ctx, &r);
+}
+
+/* The newest limit messages of room with lo < id < hi, oldest first, inside
+ * one read snapshot so that the bound and the page agree even while the
+ * maintenance thread deletes. */
+static int read_range(store_t *st, const char *room, int64_t lo, int64_t hi, unsigned limit,
+                      store_rec_cb cb, void *ctx, bool *more) {
+    if (more != NULL)
+        *more = false;
+    if (room == NULL || cb == NULL)
+        return STORE_E_INVALID;
+    if (st->shared)
+        pthread_mutex_lock(&st->write_mu);
+
+    int count = 0;
+    bool has_more = false;
+    int rc = step_done(st->st_begin_read);
+    if (rc == SQLITE_OK) {
+        sqlite3_stmt *b = st->st_bound;
+        sqlite3_bind_text(b, 1, room, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(b, 2, lo);
+        sqlite3_bind_int64(b, 3, hi);
+        sqlite3_bind_int64(b, 4, (sqlite3_int64)limit);
+        rc = sqlite3_step(b);
+        if (rc == SQLITE_ROW) {
+            has_more = true;
+            lo = sqlite3_column_int64(b, 0);
+            rc = SQLITE_OK;
+        } else if (rc == SQLITE_DONE) {
+            rc = SQLITE_OK;
+        }
+        sqlite3_reset(b);
+    }
+    if (rc == SQLITE_OK && limit > 0) {
+        sqlite3_stmt *s = st->st_rows;
+        sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, lo);
+        sqlite3_bind_int64(s, 3, hi);
+        sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            deliver_row(s, cb, ctx);
+            count++;
+        }
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        sqlite3_reset(s);
+    }
+    if (!sqlite3_get_autocommit(st->db)) {
+        int rc2 = step_done(rc == SQLITE_OK ? st->st_commit : st->st_rollback);
+        if (rc == SQLITE_OK)
+            rc = rc2;
+    }
+    if (st->shared)
+        pthread_mutex_unlock(&st->write_mu);
+    if (rc != SQLITE_OK) {
+        tt_log_error("store: %s: cannot read history of %s: %s", st->path, room,
+                     sqlite3_errmsg(st->db));
+        return store__map_rc(rc);
+    }
+    if (more != NULL)
+        *more = has_more;
+    return count;
+}
+
+int store_history(store_t *st, const char *room, int64_t before_id, unsigned limit,
+                  store_rec_cb cb, void *ctx, bool *more) {
+    if (before_id < 0)
+        return STORE_E_INVALID;
+    return read_range(st, room, 0, before_id == 0 ? INT64_MAX : before_id, limit, cb, ctx, more);
+}
+
+int store_since(store_t *st, const char *room, int64_t after_id, unsigned limit, store_rec_cb cb,
+                void *ctx, bool *more) {
+    if (after_id < 0)
+        return STORE_E_INVALID;
+    return read_range(st, room, after_id, INT64_MAX, limit, cb, ctx, more);
+}
+
+int store_last(store_t *st, const char *room, unsigned n, store_rec_cb cb, void *ctx) {
+    return read_range(st, room, 0, INT64_MAX, n, cb, ctx, NULL);
+}

@@ -1,0 +1,964 @@
+/* Unit tests of src/store/: appends and ids, paging backwards, since
+ * recovery, retention by count and by age, ids across reopen and retention,
+ * schema migration, and the failures a server meets at start-up (damaged,
+ * foreign or unreachable files) and while running (full disk, I/O errors). */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "core/log.h"
+#include "store/store.h"
+
+#define DAY_MS INT64_C(86400000)
+#define NOW_MS INT64_C(1790000000000) /* a fixed "now" for retention by age */
+
+/* ------------------------------------------------------------------------ */
+/* Helpers */
+
+static char tmpdir[64];
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static int setup_tmpdir(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tt-store-test-XXXXXX");
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown_tmpdir(void **state) {
+    (void)state;
+    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return 0;
+}
+
+static const char *tmp_path(const char *name) {
+    static char buf[4][256];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, 256, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static store_t *open_or_fail(const char *path) {
+    store_config_t cfg;
+    store_config_defaults(&cfg);
+    cfg.path = path;
+    store_t *st = NULL;
+    char err[512];
+    int rc = store_open(&cfg, &st, err, sizeof(err));
+    if (rc != 0)
+        fail_msg("store_open(%s): %d %s", path, rc, err);
+    assert_non_null(st);
+    return st;
+}
+
+/* Appends one room message; returns its id. */
+static int64_t put(store_t *st, const char *room, const char *from, const char *text, int64_t ts) {
+    store_msg_t m = {.kind = STORE_KIND_ROOM,
+                     .room = room,
+                     .from = from,
+                     .text = text,
+                     .text_len = strlen(text),
+                     .ts = ts};
+    assert_int_equal(store_append_batch(st, &m, 1), 0);
+    assert_true(m.id > 0);
+    return m.id;
+}
+
+/* What a read delivered, copied. */
+typedef struct {
+    size_t n;
+    int64_t ids[1024];
+    int64_t ts[1024];
+    char text[1024][64];
+    char room[1024][72];
+} got_t;
+
+static void collect(void *ctx, const store_rec_t *r) {
+    got_t *g = ctx;
+    assert_true(g->n < 1024);
+    g->ids[g->n] = r->id;
+    g->ts[g->n] = r->ts;
+    size_t len = r->text_len < 63 ? r->text_len : 63; /* a prefix of long texts */
+    memcpy(g->text[g->n], r->text, len);
+    g->text[g->n][len] = '\0';
+    assert_true(r->room_len < 72);
+    assert_int_equal(strlen(r->room), r->room_len);
+    memcpy(g->room[g->n], r->room, r->room_len + 1);
+    g->n++;
+}
+
+static got_t *got_new(void) {
+    got_t *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    return g;
+}
+
+static void count_rec(void *ctx, const store_rec_t *r) {
+    (void)r;
+    (*(size_t *)ctx)++;
+}
+
+/* How many messages the room holds, read through the paging API. */
+static size_t room_count(store_t *st, const char *room) {
+    size_t count = 0;
+    bool more = true;
+    int n = store_history(st, room, 0, 100000, count_rec, &count, &more);
+    assert_int_equal(n, (int)count);
+    assert_false(more);
+    return count;
+}
+
+static int raw_exec(const char *path, const char *sql) {
+    sqlite3 *db;
+    int rc = sqlite3_open(path, &db);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc;
+}
+
+static int raw_int(const char *path, const char *sql) {
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    int v = -1;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void write_file(const char *path, const void *data, size_t n, off_t at, bool trunc) {
+    int fd = open(path, O_WRONLY | O_CREAT | (trunc ? O_TRUNC : 0), 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, data, n, at), (ssize_t)n);
+    close(fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Appends */
+
+static void test_store_append_batch_ids_increase(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    static const char nul_text[] = {'a', '\0', 'b'};
+    store_msg_t batch[5] = {
+        {.room = "#a", .from = "ana", .text = "one", .text_len = 3, .ts = 10},
+        {.room = "#b", .from = "bob", .text = "two", .text_len = 3, .ts = 11},
+        {.room = "#a", .from = "ana", .text = nul_text, .text_len = 3, .ts = 12},
+        {.room = "#a", .from = "eve", .text = "", .text_len = 0, .ts = 13},
+        {.kind = STORE_KIND_PRIVATE,
+         .room = "@ana@bob",
+         .from = "ana",
+         .to = "bob",
+         .text = "psst",
+         .text_len = 4,
+         .ts = 14},
+    };
+    assert_int_equal(store_append_batch(st, batch, 5), 0);
+    for (size_t i = 0; i < 5; i++) {
+        assert_true(batch[i].id > 0);
+        if (i > 0)
+            assert_true(batch[i].id > batch[i - 1].id);
+    }
+    int64_t last = batch[4].id;
+    assert_true(put(st, "#b", "bob", "later", 20) > last);
+    assert_int_equal(store_append_batch(st, batch, 0), 0);
+
+    /* Fields come back as stored, embedded NUL included. */
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#a", 10, collect, g), 3);
+    assert_int_equal(g->ids[0], batch[0].id);
+    assert_string_equal(g->text[0], "one");
+    assert_int_equal(g->ts[0], 10);
+    assert_memory_equal(g->text[1], nul_text, 3);
+    assert_string_equal(g->text[2], "");
+    free(g);
+
+    /* The private message is under its conversation key only. */
+    g = got_new();
+    assert_int_equal(store_last(st, "@ana@bob", 5, collect, g), 1);
+    assert_int_equal(g->ids[0], batch[4].id);
+    free(g);
+    store_close(st);
+}
+
+static void on_rec_check_private(void *ctx, const store_rec_t *r) {
+    int *n = ctx;
+    assert_int_equal(r->kind, STORE_KIND_PRIVATE);
+    assert_non_null(r->to);
+    assert_int_equal(r->to_len, 3);
+    assert_string_equal(r->to, "bob");
+    assert_string_equal(r->from, "ana");
+    assert_int_equal(r->from_len, 3);
+    (*n)++;
+}
+
+static void on_rec_check_room(void *ctx, const store_rec_t *r) {
+    int *n = ctx;
+    assert_int_equal(r->kind, STORE_KIND_ROOM);
+    assert_null(r->to);
+    assert_int_equal(r->to_len, 0);
+    (*n)++;
+}
+
+static void test_store_append_kind_and_recipient(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    store_msg_t m[2] = {
+        {.kind = STORE_KIND_PRIVATE,
+         .room = "@ana@bob",
+         .from = "ana",
+         .to = "bob",
+         .text = "x",
+         .text_len = 1},
+        {.kind = STORE_KIND_ROOM, .room = "lobby", .from = "ana", .text = "y", .text_len = 1},
+    };
+    assert_int_equal(store_append_batch(st, m, 2), 0);
+    int n = 0;
+    assert_int_equal(store_last(st, "@ana@bob", 5, on_rec_check_private, &n), 1);
+    assert_int_equal(n, 1);
+    n = 0;
+    assert_int_equal(store_last(st, "lobby", 5, on_rec_check_room, &n), 1);
+    assert_int_equal(n, 1);
+    store_close(st);
+}
+
+static void test_store_append_invalid_stores_nothing(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    store_msg_t bad[][2] = {
+        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
+         {.room = NULL, .from = "ana", .text = "x", .text_len = 1}},
+        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
+         {.room = "", .from = "ana", .text = "x", .text_len = 1}},
+        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
+         {.room = "#a", .from = "", .text = "x", .text_len = 1}},
+        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
+         {.room = "#a", .from = "ana", .text = NULL, .text_len = 1}},
+        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
+         {.room = "#a", .from = "ana", .to = "bob", .text = "x", .text_len = 1}},
+        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
+         {.kind = STORE_KIND_PRIVATE, .room = "@a@b", .from = "ana", .text = "x", .text_len = 1}},
+        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
+         {.kind = (store_kind_t)7, .room = "#a", .from = "ana", .text = "x", .text_len = 1}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(store_append_batch(st, bad[i], 2), STORE_E_INVALID);
+        assert_int_equal(bad[i][0].id, 0);
+        assert_int_equal(bad[i][1].id, 0);
+    }
+    assert_int_equal(room_count(st, "#a"), 0);
+    assert_string_equal(store_strerror(STORE_E_INVALID), "invalid argument");
+    assert_string_equal(store_strerror(-1), "unknown store error");
+    store_close(st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reads */
+
+/* Fills #main with n messages and #other with some between them. */
+static void fill_two_rooms(store_t *st, int n, int64_t *main_ids) {
+    for (int i = 0; i < n; i++) {
+        char text[32];
+        snprintf(text, sizeof(text), "m%d", i);
+        main_ids[i] = put(st, "#main", "ana", text, 1000 + i);
+        if (i % 3 == 0)
+            put(st, "#other", "bob", "noise", 1000 + i);
+    }
+}
+
+static void test_store_history_pages_every_message_once_in_order(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    enum { N = 237 };
+    int64_t ids[N];
+    fill_two_rooms(st, N, ids);
+
+    const unsigned limits[] = {1, 7, 10, 50, 200, 236, 237, 238, 500};
+    for (size_t li = 0; li < sizeof(limits) / sizeof(limits[0]); li++) {
+        unsigned limit = limits[li];
+        int64_t before = 0;
+        int expect_end = N; /* ids[expect_end - 1] is the next expected newest */
+        for (int pages = 0;; pages++) {
+            assert_true(pages <= N);
+            got_t *g = got_new();
+            bool more = false;
+            int n = store_history(st, "#main", before, limit, collect, g, &more);
+            int want = expect_end < (int)limit ? expect_end : (int)limit;
+            assert_int_equal(n, want);
+            /* The page is the newest `want` before `before`, oldest first. */
+            for (int k = 0; k < n; k++) {
+                assert_int_equal(g->ids[k], ids[expect_end - want + k]);
+                assert_string_equal(g->room[k], "#main");
+                char text[32];
+                snprintf(text, sizeof(text), "m%d", expect_end - want + k);
+                assert_string_equal(g->text[k], text);
+            }
+            expect_end -= want;
+            assert_int_equal(more, expect_end > 0);
+            before = n > 0 ? g->ids[0] : before;
+            free(g);
+            if (!more)
+                break;
+        }
+        assert_int_equal(expect_end, 0);
+    }
+
+    /* limit 0 delivers nothing but still tells whether there is history. */
+    bool more = false;
+    got_t *g = got_new();
+    assert_int_equal(store_history(st, "#main", 0, 0, collect, g, &more), 0);
+    assert_true(more);
+    assert_int_equal(store_history(st, "#nobody", 0, 10, collect, g, &more), 0);
+    assert_false(more);
+    assert_int_equal(store_history(st, "#main", ids[0], 10, collect, g, &more), 0);
+    assert_false(more);
+    assert_int_equal(g->n, 0);
+    assert_int_equal(store_history(st, "#main", -1, 10, collect, g, &more), STORE_E_INVALID);
+    free(g);
+    store_close(st);
+}
+
+static void test_store_since_exact_and_more(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    enum { N = 40 };
+    int64_t ids[N];
+    fill_two_rooms(st, N, ids);
+
+    /* Every possible "last seen" id, with a limit that fits and one that does not. */
+    for (int seen = -1; seen < N; seen++) {
+        int64_t after = seen < 0 ? 0 : ids[seen];
+        int missed = N - 1 - seen;
+
+        got_t *g = got_new();
+        bool more = true;
+        assert_int_equal(store_since(st, "#main", after, 200, collect, g, &more), missed);
+        assert_false(more);
+        for (int k = 0; k < missed; k++)
+            assert_int_equal(g->ids[k], ids[seen + 1 + k]);
+        free(g);
+
+        /* Limit 5: the newest 5, and more when more were missed... */
+        g = got_new();
+        int n = store_since(st, "#main", after, 5, collect, g, &more);
+        int want = missed < 5 ? missed : 5;
+        assert_int_equal(n, want);
+        assert_int_equal(more, missed > 5);
+        for (int k = 0; k < want; k++)
+            assert_int_equal(g->ids[k], ids[N - want + k]);
+        /* ...and history before the first fills the gap exactly. */
+        if (more) {
+            got_t *h = got_new();
+            bool hmore = false;
+            int gap = missed - 5;
+            assert_int_equal(store_history(st, "#main", g->ids[0], (unsigned)gap, collect, h,
+                                           &hmore),
+                             gap);
+            for (int k = 0; k < gap; k++)
+                assert_int_equal(h->ids[k], ids[seen + 1 + k]);
+            assert_int_equal(hmore, seen >= 0);
+            free(h);
+        }
+        free(g);
+    }
+    bool more;
+    got_t *g = got_new();
+    assert_int_equal(store_since(st, "#main", -5, 5, collect, g, &more), STORE_E_INVALID);
+    assert_int_equal(store_since(st, "#main", ids[N - 1] + 1000, 5, collect, g, &more), 0);
+    assert_false(more);
+    free(g);
+    store_close(st);
+}
+
+static void test_store_last_returns_newest_oldest_first(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    int64_t ids[60];
+    fill_two_rooms(st, 60, ids);
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#main", 50, collect, g), 50);
+    for (int k = 0; k < 50; k++)
+        assert_int_equal(g->ids[k], ids[10 + k]);
+    free(g);
+    store_close(st);
+}
+
+static void test_store_dm_key_is_symmetric(void **state) {
+    (void)state;
+    char a[32], b[32];
+    assert_int_equal(store_dm_key("Bob", "ana", a, sizeof(a)), 8);
+    assert_string_equal(a, "@ana@bob");
+    assert_int_equal(store_dm_key("ANA", "bob", b, sizeof(b)), 8);
+    assert_string_equal(a, b);
+    char small[8];
+    assert_int_equal(store_dm_key("ana", "bob", small, sizeof(small)), STORE_E_INVALID);
+    char exact[9];
+    assert_int_equal(store_dm_key("ana", "bob", exact, sizeof(exact)), 8);
+    assert_int_equal(store_dm_key("", "bob", a, sizeof(a)), STORE_E_INVALID);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Retention */
+
+static void test_store_retention_by_count_keeps_newest_per_room(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    int64_t a[30], c[12];
+    for (int i = 0; i < 30; i++) {
+        a[i] = put(st, "#a", "ana", "a", NOW_MS);
+        if (i < 3)
+            put(st, "#b", "bob", "b", NOW_MS);
+        if (i < 12)
+            c[i] = put(st, "#c", "cy", "c", NOW_MS);
+    }
+    store_maint_config_t cfg;
+    store_maint_config_defaults(&cfg);
+    cfg.retain_messages = 10;
+    cfg.chunk_rows = 4; /* several small transactions */
+    store_retention_stats_t rs = {0};
+    assert_int_equal(store_retention_run(st, &cfg, NOW_MS, &rs), 0);
+    assert_int_equal(rs.deleted_by_count, 20 + 2);
+    assert_int_equal(rs.deleted_by_age, 0);
+    assert_true(rs.transactions >= 22 / 4);
+
+    got_t *g = got_new();
+    assert_int_equal(store_history(st, "#a", 0, 100, collect, g, NULL), 10);
+    for (int k = 0; k < 10; k++)
+        assert_int_equal(g->ids[k], a[20 + k]);
+    free(g);
+    assert_int_equal(room_count(st, "#b"), 3);
+    g = got_new();
+    assert_int_equal(store_history(st, "#c", 0, 100, collect, g, NULL), 10);
+    assert_int_equal(g->ids[0], c[2]);
+    free(g);
+
+    /* A second pass has nothing to do. */
+    memset(&rs, 0, sizeof(rs));
+    assert_int_equal(store_retention_run(st, &cfg, NOW_MS, &rs), 0);
+    assert_int_equal(rs.deleted_by_count, 0);
+
+    store_stats_t stats;
+    store_stats(st, &stats);
+    assert_int_equal(stats.passes, 2);
+    assert_int_equal(stats.retention.deleted_by_count, 22);
+    store_close(st);
+}
+
+static void test_store_retention_by_age_uses_injected_now(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    const int64_t ages_days[] = {30, 10, 8, 7, 6, 1, 0};
+    int64_t ids[7];
+    for (int i = 0; i < 7; i++)
+        ids[i] = put(st, i % 2 ? "#x" : "#y", "ana", "t", NOW_MS - ages_days[i] * DAY_MS + 1);
+    store_maint_config_t cfg;
+    store_maint_config_defaults(&cfg);
+    cfg.retain_days = 7;
+    cfg.chunk_rows = 2;
+    store_retention_stats_t rs = {0};
+    assert_int_equal(store_retention_run(st, &cfg, NOW_MS, &rs), 0);
+    /* 30, 10 and 8 days old go; exactly 7 days (plus 1 ms) stays. */
+    assert_int_equal(rs.deleted_by_age, 3);
+    got_t *g = got_new();
+    assert_int_equal(store_since(st, "#x", 0, 100, collect, g, NULL), 2);
+    assert_int_equal(g->ids[0], ids[3]);
+    assert_int_equal(g->ids[1], ids[5]);
+    free(g);
+    g = got_new();
+    assert_int_equal(store_since(st, "#y", 0, 100, collect, g, NULL), 2);
+    assert_int_equal(g->ids[0], ids[4]);
+    assert_int_equal(g->ids[1], ids[6]);
+    free(g);
+
+    /* A day later, the 7-day-old one goes too. */
+    memset(&rs, 0, sizeof(rs));
+    assert_int_equal(store_retention_run(st, &cfg, NOW_MS + DAY_MS, &rs), 0);
+    assert_int_equal(rs.deleted_by_age, 1);
+    assert_int_equal(room_count(st, "#x"), 1);
+    store_close(st);
+}
+
+/* Ids never go back: not after retention removed the newest rows, not after
+ * a restart. */
+static void test_store_ids_increase_across_retention_and_reopen(void **state) {
+    (void)state;
+    const char *path = tmp_path("ids.db");
+    store_t *st = open_or_fail(path);
+    int64_t last = 0;
+    for (int i = 0; i < 10; i++)
+        last = put(st, "#r", "ana", "old", NOW_MS - 100 * DAY_MS);
+    store_maint_config_t cfg;
+    store_maint_config_defaults(&cfg);
+    cfg.retain_days = 1;
+    assert_int_equal(store_retention_run(st, &cfg, NOW_MS, NULL), 0);
+    assert_int_equal(room_count(st, "#r"), 0);
+    int64_t id = put(st, "#r", "ana", "new", NOW_MS);
+    assert_true(id > last);
+    store_close(st);
+
+    st = open_or_fail(path);
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#r", 10, collect, g), 1);
+    assert_int_equal(g->ids[0], id);
+    assert_string_equal(g->text[0], "new");
+    free(g);
+    /* Delete everything again, restart, and append. */
+    assert_int_equal(store_retention_run(st, &cfg, NOW_MS + 2 * DAY_MS, NULL), 0);
+    assert_int_equal(room_count(st, "#r"), 0);
+    store_close(st);
+    st = open_or_fail(path);
+    assert_true(put(st, "#r", "ana", "newer", NOW_MS) > id);
+    store_close(st);
+}
+
+static void test_store_reopen_keeps_history(void **state) {
+    (void)state;
+    const char *path = tmp_path("reopen.db");
+    store_t *st = open_or_fail(path);
+    assert_string_equal(store_path(st), path);
+    int64_t ids[25];
+    fill_two_rooms(st, 25, ids);
+    store_close(st);
+    st = open_or_fail(path);
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#main", 100, collect, g), 25);
+    for (int k = 0; k < 25; k++)
+        assert_int_equal(g->ids[k], ids[k]);
+    free(g);
+    store_close(st);
+    assert_int_equal(
+        raw_int(path, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Schema */
+
+static void test_store_migrates_v0_database(void **state) {
+    (void)state;
+    /* A database from before the store had a schema: no user_version, and
+     * a table of someone else's, which must survive. */
+    const char *path = tmp_path("v0.db");
+    assert_int_equal(raw_exec(path, "CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('hi');"
+                                    "PRAGMA user_version = 0;"),
+                     SQLITE_OK);
+    store_t *st = open_or_fail(path);
+    assert_int_equal(put(st, "#r", "ana", "first", 1), 1);
+    store_close(st);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM notes"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM messages"), 1);
+    assert_int_equal(
+        raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_room_id'"), 1);
+}
+
+static void test_store_failed_migration_leaves_database_untouched(void **state) {
+    (void)state;
+    const char *path = tmp_path("foreign.db");
+    assert_int_equal(raw_exec(path, "CREATE TABLE messages (body BLOB);"), SQLITE_OK);
+    store_config_t cfg;
+    store_config_defaults(&cfg);
+    cfg.path = path;
+    store_t *st = (store_t *)&cfg; /* must come back NULL */
+    char err[512];
+    int rc = store_open(&cfg, &st, err, sizeof(err));
+    assert_int_equal(rc, STORE_E_CORRUPT);
+    assert_null(st);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "migrating the schema from v0 to v1"));
+    assert_non_null(strstr(err, "already exists"));
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 0);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"), 0);
+}
+
+static void test_store_refuses_newer_schema(void **state) {
+    (void)state;
+    const char *path = tmp_path("v99.db");
+    assert_int_equal(raw_exec(path, "PRAGMA user_version = 99;"), SQLITE_OK);
+    store_config_t cfg;
+    store_config_defaults(&cfg);
+    cfg.path = path;
+    store_t *st = NULL;
+    char err[512];
+    assert_int_equal(store_open(&cfg, &st, err, sizeof(err)), STORE_E_VERSION);
+    assert_null(st);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "99"));
+}
+
+/* ------------------------------------------------------------------------ */
+/* Start-up failures: a clear error with the path and the reason */
+
+static void expect_open_error(const char *path, int want_rc, const char *want_reason) {
+    store_config_t cfg;
+    store_config_defaults(&cfg);
+    cfg.path = path;
+    store_t *st = NULL;
+    char err[512] = "unchanged";
+    int rc = store_open(&cfg, &st, err, sizeof(err));
+    if (rc != want_rc || strstr(err, path) == NULL || strstr(err, want_reason) == NULL)
+        fail_msg("open(%s): got %d \"%s\", want %d and \"%s\"", path, rc, err, want_rc,
+                 want_reason);
+    assert_null(st);
+}
+
+static void test_store_open_garbage_file(void **state) {
+    (void)state;
+    const char *path = tmp_path("garbage.db");
+    char junk[8192];
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (char)(i * 7919 % 251);
+    write_file(path, junk, sizeof(junk), 0, true);
+    expect_open_error(path, STORE_E_CORRUPT, "file is not a database");
+}
+
+static void test_store_open_damaged_database(void **state) {
+    (void)state;
+    const char *path = tmp_path("damaged.db");
+    store_t *st = open_or_fail(path);
+    for (int b = 0; b < 20; b++) {
+        store_msg_t m[50];
+        for (int i = 0; i < 50; i++)
+            m[i] = (store_msg_t){.room = b % 2 ? "#odd" : "#even",
+                                 .from = "ana",
+                                 .text = "a message long enough to fill some pages of the file",
+                                 .text_len = 52,
+                                 .ts = i};
+        assert_int_equal(store_append_batch(st, m, 50), 0);
+    }
+    store_close(st); /* checkpoints everything into the main file */
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size > 8 * 4096);
+    /* Overwrite pages 3..6 with junk, keeping the header valid. */
+    char junk[4 * 4096];
+    memset(junk, 0x5a, sizeof(junk));
+    write_file(path, junk, sizeof(junk), 2 * 4096, false);
+    expect_open_error(path, STORE_E_CORRUPT, "damaged");
+}
+
+static void test_store_open_unreachable_paths(void **state) {
+    (void)state;
+    /* The parent is a file. */
+    const char *file = tmp_path("plain-file");
+    write_file(file, "x", 1, 0, true);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/x.db", file);
+    expect_open_error(path, STORE_E_CANTOPEN, "is not a directory");
+    /* The grandparent is missing: only one level is created. */
+    snprintf(path, sizeof(path), "%s/no/such/x.db", tmpdir);
+    expect_open_error(path, STORE_E_CANTOPEN, "cannot create directory");
+    /* The path is a directory. */
+    expect_open_error(tmpdir, STORE_E_CANTOPEN, "unable to open database file");
+}
+
+static void test_store_open_creates_parent_dir(void **state) {
+    (void)state;
+    const char *path = tmp_path("data/tertulia.db");
+    store_t *st = open_or_fail(path);
+    put(st, "#r", "ana", "hi", 1);
+    store_close(st);
+    struct stat sb;
+    assert_int_equal(stat(tmp_path("data"), &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+}
+
+/* Permission denied, as an unprivileged user (the test drops root in a
+ * child if it has it: root ignores file permissions). */
+static void test_store_open_permission_denied(void **state) {
+    (void)state;
+    const char *dir = tmp_path("locked");
+    assert_int_equal(mkdir(dir, 0555), 0);
+    const char *path = tmp_path("locked/x.db");
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pipefd[0]);
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(3);
+        store_config_t cfg;
+        store_config_defaults(&cfg);
+        cfg.path = path;
+        store_t *st = NULL;
+        char err[512] = "";
+        int rc = store_open(&cfg, &st, err, sizeof(err));
+        dprintf(pipefd[1], "%d %s", rc, err);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    char buf[600] = "";
+    ssize_t n, total = 0;
+    while ((n = read(pipefd[0], buf + total, sizeof(buf) - 1 - (size_t)total)) > 0)
+        total += n;
+    close(pipefd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    int rc = atoi(buf);
+    if (rc != STORE_E_CANTOPEN || strstr(buf, path) == NULL ||
+        strstr(buf, "Permission denied") == NULL)
+        fail_msg("child got: %s", buf);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Failures while running: refuse, stay usable */
+
+static int append_until_error(store_t *st, int64_t *last_ok, int *batches_ok) {
+    static char text[1000];
+    memset(text, 'z', sizeof(text));
+    for (int b = 0; b < 10000; b++) {
+        store_msg_t m[20];
+        for (int i = 0; i < 20; i++)
+            m[i] = (store_msg_t){.room = "#full", .from = "ana", .text = text,
+                                 .text_len = sizeof(text), .ts = NOW_MS};
+        int rc = store_append_batch(st, m, 20);
+        if (rc != 0) {
+            for (int i = 0; i < 20; i++)
+                assert_int_equal(m[i].id, 0);
+            return rc;
+        }
+        *last_ok = m[19].id;
+        (*batches_ok)++;
+    }
+    return 0;
+}
+
+static void test_store_full_disk_refuses_and_keeps_working(void **state) {
+    (void)state;
+    store_config_t cfg;
+    store_config_defaults(&cfg);
+    cfg.path = tmp_path("full.db");
+    cfg.max_bytes = 256 * 1024;
+    store_t *st = NULL;
+    char err[512];
+    assert_int_equal(store_open(&cfg, &st, err, sizeof(err)), 0);
+
+    tt_log_set_level(TT_LOG_OFF); /* the expected failures would log errors */
+    int64_t last_ok = 0;
+    int batches = 0;
+    assert_int_equal(append_until_error(st, &last_ok, &batches), STORE_E_UNAVAILABLE);
+    assert_true(batches > 2);
+    /* Reads still work and hold exactly what was committed. */
+    assert_int_equal(room_count(st, "#full"), (size_t)batches * 20);
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#full", 1, collect, g), 1);
+    assert_int_equal(g->ids[0], last_ok);
+    free(g);
+    /* Still full: refused again, cleanly. */
+    int more_batches = 0;
+    assert_int_equal(append_until_error(st, &last_ok, &more_batches), STORE_E_UNAVAILABLE);
+    assert_int_equal(more_batches, 0);
+    tt_log_set_level(TT_LOG_INFO);
+
+    /* Retention frees pages; appends succeed again, with higher ids. */
+    store_maint_config_t mc;
+    store_maint_config_defaults(&mc);
+    mc.retain_messages = 20;
+    assert_int_equal(store_retention_run(st, &mc, NOW_MS, NULL), 0);
+    assert_true(put(st, "#full", "ana", "room again", NOW_MS) > last_ok);
+    store_close(st);
+}
+
+/* A real I/O error: the process may not grow files past a size
+ * (RLIMIT_FSIZE), so the WAL write fails with EFBIG. */
+static void test_store_io_error_refuses_and_keeps_working(void **state) {
+    (void)state;
+    const char *path = tmp_path("ioerr.db");
+    store_t *st = open_or_fail(path);
+    put(st, "#io", "ana", "before", NOW_MS);
+
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = 512 * 1024;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    tt_log_set_level(TT_LOG_OFF);
+    int64_t last_ok = 0;
+    int batches = 0;
+    int rc = append_until_error(st, &last_ok, &batches);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, old_handler);
+    tt_log_set_level(TT_LOG_INFO);
+    assert_int_equal(rc, STORE_E_UNAVAILABLE);
+
+    assert_int_equal(room_count(st, "#io"), 1);
+    assert_int_equal(room_count(st, "#full"), (size_t)batches * 20);
+    /* The limit is lifted: writing works again on the same store. */
+    int64_t id = put(st, "#io", "ana", "after", NOW_MS);
+    assert_true(id > last_ok);
+    store_close(st);
+    st = open_or_fail(path);
+    assert_int_equal(room_count(st, "#io"), 2);
+    store_close(st);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The maintenance thread */
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void test_store_maint_thread_applies_retention(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(tmp_path("maint.db"));
+    int64_t now = NOW_MS; /* the thread uses the real clock: use recent ts */
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    now = (int64_t)rt.tv_sec * 1000;
+    for (int i = 0; i < 30; i++)
+        put(st, "#t", "ana", "x", now);
+    put(st, "#old", "ana", "x", now - 40 * DAY_MS);
+
+    store_maint_config_t cfg;
+    store_maint_config_defaults(&cfg);
+    cfg.retain_messages = 5;
+    cfg.retain_days = 30;
+    cfg.interval_ms = 20;
+    char err[256];
+    assert_int_equal(store_maint_start(st, &cfg, err, sizeof(err)), 0);
+    assert_int_equal(store_maint_start(st, &cfg, err, sizeof(err)), STORE_E_INVALID);
+    assert_int_equal(store_retention_run(st, &cfg, now, NULL), STORE_E_INVALID);
+
+    /* The loop keeps appending while the thread deletes... */
+    for (int i = 0; i < 50; i++) {
+        put(st, "#t", "ana", "y", now);
+        sleep_ms(2);
+    }
+    /* ...and once it stops, the room settles to the newest 5. */
+    size_t left = 0;
+    for (int tries = 0; tries < 500; tries++) {
+        left = room_count(st, "#t");
+        if (left == 5 && room_count(st, "#old") == 0)
+            break;
+        sleep_ms(10);
+    }
+    assert_int_equal(left, 5);
+    assert_int_equal(room_count(st, "#old"), 0);
+    store_stats_t stats;
+    store_stats(st, &stats);
+    assert_true(stats.passes >= 1);
+    assert_int_equal(stats.retention.deleted_by_count, 30 + 50 - 5);
+    assert_int_equal(stats.retention.deleted_by_age, 1);
+    store_maint_stop(st);
+    store_maint_stop(st); /* idempotent */
+    store_close(st);
+}
+
+static void test_store_maint_thread_checkpoints_the_wal(void **state) {
+    (void)state;
+    const char *path = tmp_path("wal.db");
+    char wal[300];
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    store_t *st = open_or_fail(path);
+    store_maint_config_t cfg;
+    store_maint_config_defaults(&cfg);
+    cfg.checkpoint_pages = 8;
+    char err[256];
+    assert_int_equal(store_maint_start(st, &cfg, err, sizeof(err)), 0);
+    store_stats_t stats = {0};
+    static char text[2000];
+    memset(text, 'w', sizeof(text));
+    for (int i = 0; i < 500 && stats.checkpoints < 3; i++) {
+        store_msg_t m[4];
+        for (int k = 0; k < 4; k++)
+            m[k] = (store_msg_t){
+                .room = "#w", .from = "ana", .text = text, .text_len = sizeof(text), .ts = 1};
+        assert_int_equal(store_append_batch(st, m, 4), 0);
+        sleep_ms(2);
+        store_stats(st, &stats);
+    }
+    assert_true(stats.checkpoints >= 3);
+    assert_int_equal(stats.passes, 0); /* no retention configured */
+    store_maint_stop(st);
+    store_close(st);
+    /* The main file holds everything without the WAL. */
+    struct stat sb;
+    assert_true(stat(wal, &sb) != 0 || sb.st_size == 0);
+    assert_true(raw_int(path, "SELECT count(*) FROM messages") >= 12);
+}
+
+static void test_store_maint_thread_on_memory_database(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    store_maint_config_t cfg;
+    store_maint_config_defaults(&cfg);
+    cfg.retain_messages = 3;
+    cfg.interval_ms = 10;
+    cfg.chunk_rows = 2;
+    char err[256];
+    assert_int_equal(store_maint_start(st, &cfg, err, sizeof(err)), 0);
+    size_t left = 0;
+    for (int tries = 0; tries < 500; tries++) {
+        store_msg_t m[5];
+        for (int k = 0; k < 5; k++)
+            m[k] = (store_msg_t){.room = "#m", .from = "ana", .text = "t", .text_len = 1};
+        assert_int_equal(store_append_batch(st, m, 5), 0);
+        sleep_ms(15);
+        left = room_count(st, "#m");
+        if (left <= 3)
+            break;
+    }
+    assert_true(left <= 3);
+    store_close(st); /* stops the thread itself */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_append_batch_ids_increase),
+        cmocka_unit_test(test_store_append_kind_and_recipient),
+        cmocka_unit_test(test_store_append_invalid_stores_nothing),
+        cmocka_unit_test(test_store_history_pages_every_message_once_in_order),
+        cmocka_unit_test(test_store_since_exact_and_more),
+        cmocka_unit_test(test_store_last_returns_newest_oldest_first),
+        cmocka_unit_test(test_store_dm_key_is_symmetric),
+        cmocka_unit_test(test_store_retention_by_count_keeps_newest_per_room),
+        cmocka_unit_test(test_store_retention_by_age_uses_injected_now),
+        cmocka_unit_test(test_store_ids_increase_across_retention_and_reopen),
+        cmocka_unit_test(test_store_reopen_keeps_history),
+        cmocka_unit_test(test_store_migrates_v0_database),
+        cmocka_unit_test(test_store_failed_migration_leaves_database_untouched),
+        cmocka_unit_test(test_store_refuses_newer_schema),
+        cmocka_unit_test(test_store_open_garbage_file),
+        cmocka_unit_test(test_store_open_damaged_database),
+        cmocka_unit_test(test_store_open_unreachable_paths),
+        cmocka_unit_test(test_store_open_creates_parent_dir),
+        cmocka_unit_test(test_store_open_permission_denied),
+        cmocka_unit_test(test_store_full_disk_refuses_and_keeps_working),
+        cmocka_unit_test(test_store_io_error_refuses_and_keeps_working),
+        cmocka_unit_test(test_store_maint_thread_applies_retention),
+        cmocka_unit_test(test_store_maint_thread_checkpoints_the_wal),
+        cmocka_unit_test(test_store_maint_thread_on_memory_database),
+    };
+    return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);
+}

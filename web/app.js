@@ -1,0 +1,780 @@
+// The tertulia web client: the login form, the sidebar of conversations,
+// the message panes, the member list and the composer, driven by the events
+// of one Session. Nothing here parses the wire protocol (session.js does)
+// and no network text is ever inserted as HTML (dom.js).
+
+import { Session, socketUrl } from './session.js';
+import { nicknameProblem, roomProblem, nickKey, utf8Length, DEFAULT_LIMITS } from './rules.js';
+import { h, $, avatar } from './dom.js';
+import { Pane } from './pane.js';
+
+const STORE_NICK = 'tertulia.nickname';
+const STORE_ROOM = 'tertulia.room';
+const DEFAULT_ROOM = 'general';
+const COUNTER_FROM = 0.8; // show the length counter from 80% of the limit
+
+// Tests may shorten the reconnect and ping timings by defining
+// `tertuliaConfig` before this module runs; a person never needs to.
+const config = globalThis.tertuliaConfig || {};
+
+const session = new Session({ url: socketUrl(location.href), timing: config.timing });
+
+const ui = {
+    loginView: $('login-view'), loginForm: $('login-form'), nickname: $('nickname'), room: $('room'),
+    nicknameError: $('nickname-error'), roomError: $('room-error'), loginError: $('login-error'),
+    loginSubmit: $('login-submit'), invite: $('invite'), inviteRoom: $('invite-room'),
+    chatView: $('chat-view'), conversation: $('conversation'), sidebar: $('sidebar'), people: $('people'), scrim: $('scrim'),
+    roomList: $('room-list'), dmList: $('dm-list'), dmEmpty: $('dm-empty'),
+    joinForm: $('join-form'), joinRoom: $('join-room'), joinError: $('join-error'), joinSubmit: $('join-submit'),
+    browseRooms: $('browse-rooms'), meAvatar: $('me-avatar'), meName: $('me-name'), meState: $('me-state'), logout: $('logout'),
+    sidebarOpen: $('sidebar-open'), sidebarClose: $('sidebar-close'), navBadge: $('nav-badge'),
+    peopleOpen: $('people-open'), peopleClose: $('people-close'), memberList: $('member-list'), peopleHeading: $('people-heading'),
+    convTitle: $('conv-title'), convSub: $('conv-sub'), conn: $('conn-status'), connText: $('conn-text'),
+    share: $('share'), leave: $('leave'), banner: $('banner'), bannerText: $('banner-text'), retry: $('retry'),
+    panes: $('panes'), emptyPane: $('empty-pane'), jump: $('jump'), jumpText: $('jump-text'),
+    composer: $('composer'), message: $('message'), counter: $('counter'), send: $('send'),
+    roomsDialog: $('rooms-dialog'), roomsDialogList: $('rooms-dialog-list'), roomsDialogStatus: $('rooms-dialog-status'),
+    toast: $('toast'),
+};
+
+const state = {
+    me: '',
+    limits: { ...DEFAULT_LIMITS },
+    convs: new Map(), // conversation id -> conversation
+    active: '', // the id of the conversation on screen
+    members: new Map(), // room -> Map(nickKey -> nickname)
+    switchTo: new Set(), // rooms whose `joined` should be brought on screen
+    status: 'idle',
+    retryAt: 0,
+};
+
+const roomId = (room) => `r:${room}`;
+const privateId = (nick) => `p:${nickKey(nick)}`;
+
+function store(key, value) {
+    try { localStorage.setItem(key, value); } catch { /* storage disabled: remember nothing */ }
+}
+
+function recall(key) {
+    try { return localStorage.getItem(key) || ''; } catch { return ''; }
+}
+
+/* ---------------------------------------------------------------- login */
+
+const touched = { nickname: false, room: false };
+
+function showFieldProblem(input, errorEl, problem, force) {
+    const show = problem !== '' && (force || input.value !== '');
+    errorEl.textContent = show ? problem : '';
+    input.setAttribute('aria-invalid', show ? 'true' : 'false');
+    return problem === '';
+}
+
+function checkLoginField(which, force = false) {
+    const input = which === 'nickname' ? ui.nickname : ui.room;
+    const problem = which === 'nickname' ? nicknameProblem(input.value) : roomProblem(input.value);
+    return showFieldProblem(input, which === 'nickname' ? ui.nicknameError : ui.roomError, problem, force || touched[which]);
+}
+
+function setLoginBusy(busy) {
+    ui.loginSubmit.disabled = busy;
+    ui.loginSubmit.textContent = busy ? 'Connecting…' : 'Join the chat';
+    ui.loginForm.setAttribute('aria-busy', String(busy));
+}
+
+function initLogin() {
+    const params = new URLSearchParams(location.search);
+    const invited = params.get('room') || '';
+    ui.nickname.value = recall(STORE_NICK);
+    ui.room.value = invited || recall(STORE_ROOM) || DEFAULT_ROOM;
+    if (invited) {
+        ui.inviteRoom.textContent = invited;
+        ui.invite.hidden = false;
+    }
+    for (const which of ['nickname', 'room']) {
+        const input = ui[which];
+        input.addEventListener('input', () => {
+            ui.loginError.textContent = '';
+            checkLoginField(which);
+        });
+        input.addEventListener('blur', () => {
+            if (input.value !== '') touched[which] = true;
+            checkLoginField(which);
+        });
+    }
+    if (ui.nickname.value && checkLoginField('nickname')) checkLoginField('room');
+    ui.loginForm.addEventListener('submit', (ev) => {
+        ev.preventDefault();
+        touched.nickname = touched.room = true;
+        const nickOk = checkLoginField('nickname', true);
+        const roomOk = checkLoginField('room', true);
+        if (!nickOk || !roomOk) {
+            (nickOk ? ui.room : ui.nickname).focus();
+            return;
+        }
+        ui.loginError.textContent = '';
+        setLoginBusy(true);
+        session.login(ui.nickname.value, ui.room.value);
+        state.switchTo.add(ui.room.value);
+    });
+    (ui.nickname.value ? ui.loginSubmit : ui.nickname).focus();
+}
+
+session.addEventListener('login-failed', ({ detail }) => {
+    setLoginBusy(false);
+    state.switchTo.clear();
+    const { code, message } = detail;
+    if (code === 'nickname_taken') {
+        showFieldProblem(ui.nickname, ui.nicknameError, `“${ui.nickname.value}” is already taken. Choose another nickname.`, true);
+        ui.nickname.focus();
+        ui.nickname.select();
+    } else if (code === 'nickname_invalid') {
+        showFieldProblem(ui.nickname, ui.nicknameError, message || 'This nickname is not allowed.', true);
+        ui.nickname.focus();
+    } else if (code === 'room_invalid') {
+        showFieldProblem(ui.room, ui.roomError, message || 'This room name is not allowed.', true);
+        ui.room.focus();
+    } else {
+        ui.loginError.textContent = message || 'Could not log in. Try again.';
+    }
+});
+
+/* ---------------------------------------------------------- chat setup */
+
+session.addEventListener('welcome', ({ detail }) => {
+    state.me = detail.nickname;
+    const max = Number(detail.limits && detail.limits.max_text);
+    if (Number.isSafeInteger(max) && max > 0) state.limits.max_text = max;
+    if (!detail.first) return;
+    store(STORE_NICK, detail.nickname);
+    store(STORE_ROOM, ui.room.value);
+    setLoginBusy(false);
+    ui.meName.textContent = detail.nickname;
+    ui.meAvatar.replaceWith(Object.assign(avatar(detail.nickname), { id: 'me-avatar' }));
+    ui.meAvatar = $('me-avatar');
+    ui.loginView.hidden = true;
+    ui.chatView.hidden = false;
+    ui.conversation.hidden = false;
+    updateEmptyState();
+    updateComposer();
+});
+
+function makeConv(id, kind, name) {
+    const conv = {
+        id, kind, name,
+        pane: new Pane(name),
+        pending: new Map(), // request ref -> {li, text}
+        acked: new Set(), // ids of our messages already confirmed by an ack
+        draft: '',
+        older: 'none',
+    };
+    conv.badge = h('span', { class: 'badge', hidden: true });
+    const label = h('span', { class: 'conv-name', text: name });
+    conv.button = h('button', {
+        type: 'button', class: 'conv', dataset: { conv: id },
+        on: { click: () => { activate(conv); closeDrawers(); focusComposer(); } },
+    },
+    kind === 'private' ? avatar(name, 'small') : h('span', { class: 'conv-icon', text: '#', attrs: { 'aria-hidden': 'true' } }),
+    label, conv.badge);
+    if (kind === 'private') {
+        conv.presence = h('span', { class: 'presence', attrs: { 'aria-hidden': 'true' } });
+        conv.button.insertBefore(conv.presence, label);
+    }
+    conv.item = h('li', {}, conv.button);
+    conv.pane.onChange = () => updateBadges();
+    conv.pane.onLoadOlder = () => loadOlder(conv);
+    ui.panes.append(conv.pane.root);
+    (kind === 'room' ? ui.roomList : ui.dmList).append(conv.item);
+    state.convs.set(id, conv);
+    ui.dmEmpty.hidden = ui.dmList.childElementCount > 0;
+    return conv;
+}
+
+function roomConv(room) {
+    return state.convs.get(roomId(room)) || makeConv(roomId(room), 'room', room);
+}
+
+function privateConv(nick) {
+    const conv = state.convs.get(privateId(nick)) || makeConv(privateId(nick), 'private', nick);
+    updatePresence(conv);
+    return conv;
+}
+
+function removeConv(conv) {
+    conv.pane.root.remove();
+    conv.item.remove();
+    state.convs.delete(conv.id);
+    ui.dmEmpty.hidden = ui.dmList.childElementCount > 0;
+    if (state.active === conv.id) {
+        state.active = '';
+        const next = ui.roomList.querySelector('.conv') || ui.dmList.querySelector('.conv');
+        if (next) activate(state.convs.get(next.dataset.conv));
+        else updateEmptyState();
+    }
+    updateBadges();
+}
+
+function activeConv() {
+    return state.convs.get(state.active) || null;
+}
+
+function activate(conv) {
+    const prev = activeConv();
+    if (prev === conv) return;
+    if (prev) {
+        prev.draft = ui.message.value;
+        prev.pane.hide();
+        prev.button.removeAttribute('aria-current');
+    }
+    state.active = conv.id;
+    conv.button.setAttribute('aria-current', 'page');
+    conv.pane.show();
+    ui.message.value = conv.draft;
+    ui.message.placeholder = conv.kind === 'room' ? `Message ${conv.name}` : `Message ${conv.name} privately`;
+    if (conv.kind === 'room') {
+        store(STORE_ROOM, conv.name);
+        const url = new URL(location.href);
+        url.search = `?room=${encodeURIComponent(conv.name)}`;
+        history.replaceState(null, '', url);
+    }
+    updateEmptyState();
+    updateHeader();
+    renderMembers();
+    updateComposer();
+    updateBadges();
+}
+
+function updateEmptyState() {
+    const conv = activeConv();
+    ui.emptyPane.hidden = conv !== null;
+    ui.composer.hidden = conv === null;
+    ui.leave.hidden = conv === null;
+    ui.share.hidden = conv === null || conv.kind !== 'room';
+    if (!conv) {
+        ui.convTitle.textContent = 'tertulia';
+        ui.convSub.textContent = '';
+        ui.jump.hidden = true;
+        renderMembers();
+        updateTitle();
+    }
+}
+
+function updateHeader() {
+    const conv = activeConv();
+    if (!conv) return;
+    ui.convTitle.textContent = conv.name;
+    if (conv.kind === 'room') {
+        const n = (state.members.get(conv.name) || new Map()).size;
+        ui.convSub.textContent = n === 1 ? 'Only you are here' : `${n} people here`;
+        ui.leave.textContent = 'Leave';
+        ui.leave.setAttribute('aria-label', `Leave ${conv.name}`);
+    } else {
+        ui.convSub.textContent = isOnline(conv.name) ? 'Private conversation · online' : 'Private conversation';
+        ui.leave.textContent = 'Close';
+        ui.leave.setAttribute('aria-label', `Close the conversation with ${conv.name}`);
+    }
+    ui.peopleHeading.textContent = conv.kind === 'room' ? 'People' : 'In this conversation';
+}
+
+/* ------------------------------------------------------------- members */
+
+function isOnline(nick) {
+    const key = nickKey(nick);
+    for (const members of state.members.values()) if (members.has(key)) return true;
+    return false;
+}
+
+function updatePresence(conv) {
+    if (conv.kind !== 'private') return;
+    const online = isOnline(conv.name);
+    conv.presence.classList.toggle('online', online);
+    conv.button.title = online ? `${conv.name} is online` : `${conv.name} is not in any of your rooms`;
+}
+
+function updateAllPresence() {
+    for (const conv of state.convs.values()) updatePresence(conv);
+}
+
+function renderMembers() {
+    const conv = activeConv();
+    const people = [];
+    if (conv && conv.kind === 'room') people.push(...(state.members.get(conv.name) || new Map()).values());
+    else if (conv) people.push(state.me, conv.name);
+    people.sort((a, b) => (session.isMe(b) - session.isMe(a)) || a.localeCompare(b, undefined, { sensitivity: 'base' }));
+    const items = people.map((nick) => {
+        const dot = h('span', { class: `presence${conv.kind === 'room' || isOnline(nick) || session.isMe(nick) ? ' online' : ''}`, attrs: { 'aria-hidden': 'true' } });
+        if (session.isMe(nick)) {
+            return h('li', { class: 'person me' }, avatar(nick), h('span', { class: 'person-name', text: nick }), h('span', { class: 'you', text: '(you)' }), dot);
+        }
+        return h('li', {}, h('button', {
+            type: 'button', class: 'person', title: `Send ${nick} a private message`,
+            on: { click: () => { activate(privateConv(nick)); closeDrawers(); focusComposer(); } },
+        }, avatar(nick), h('span', { class: 'person-name', text: nick }), dot));
+    });
+    ui.memberList.replaceChildren(...items);
+    ui.people.hidden = conv === null;
+}
+
+session.addEventListener('joined', ({ detail }) => {
+    const { room, members, rejoin, historyCount } = detail;
+    state.members.set(room, new Map(members.map((n) => [nickKey(n), n])));
+    const conv = roomConv(room);
+    if (!rejoin) {
+        conv.older = historyCount > 0 ? 'more' : 'start';
+        conv.pane.setOlder(conv.older);
+    }
+    if (state.switchTo.delete(room) || !activeConv()) activate(conv);
+    afterMembersChange(room);
+});
+
+session.addEventListener('left', ({ detail }) => {
+    state.members.delete(detail.room);
+    const conv = state.convs.get(roomId(detail.room));
+    if (conv) removeConv(conv);
+    updateAllPresence();
+    if (activeConv()) updateHeader();
+});
+
+const LEFT_REASONS = { leave: 'left', disconnect: 'disconnected', timeout: 'timed out', kicked: 'was removed' };
+
+session.addEventListener('member', ({ detail }) => {
+    const { room, nickname, joined, reason, ts } = detail;
+    const members = state.members.get(room);
+    if (!members) return;
+    if (joined) members.set(nickKey(nickname), nickname);
+    else members.delete(nickKey(nickname));
+    const conv = state.convs.get(roomId(room));
+    if (conv) conv.pane.addSystem(joined ? `${nickname} joined` : `${nickname} ${LEFT_REASONS[reason] || 'left'}`, Number.isFinite(ts) ? ts : Date.now());
+    afterMembersChange(room);
+});
+
+session.addEventListener('members', ({ detail }) => {
+    state.members.set(detail.room, new Map(detail.members.map((n) => [nickKey(n), n])));
+    afterMembersChange(detail.room);
+});
+
+function afterMembersChange(room) {
+    updateAllPresence();
+    const conv = activeConv();
+    if (conv && (conv.kind === 'private' || conv.name === room)) {
+        updateHeader();
+        renderMembers();
+    }
+}
+
+/* ------------------------------------------------------------ messages */
+
+function convFor(msg) {
+    if (msg.type === 'room') return state.convs.get(roomId(msg.to)) || null;
+    const peer = session.isMe(msg.from) ? msg.to : msg.from;
+    return typeof peer === 'string' && peer ? privateConv(peer) : null;
+}
+
+session.addEventListener('message', ({ detail }) => {
+    const { msg, source } = detail;
+    const conv = convFor(msg);
+    if (!conv) return;
+    const own = session.isMe(msg.from);
+    if (own) {
+        if (conv.acked.has(msg.id)) return; // already shown, confirmed by its ack
+        for (const [ref, entry] of conv.pending) {
+            if (entry.text !== msg.message.text) continue;
+            conv.pending.delete(ref);
+            conv.pane.confirm(entry.li, msg);
+            return;
+        }
+    }
+    conv.pane.addMessage(msg, { own, quiet: source === 'join' });
+});
+
+session.addEventListener('ack', ({ detail }) => {
+    for (const conv of state.convs.values()) {
+        const entry = conv.pending.get(detail.ref);
+        if (!entry) continue;
+        conv.pending.delete(detail.ref);
+        conv.pane.confirm(entry.li, { id: detail.messageId });
+        if (Number.isSafeInteger(detail.messageId)) conv.acked.add(detail.messageId);
+        return;
+    }
+});
+
+session.addEventListener('unsent', ({ detail }) => {
+    for (const conv of state.convs.values()) {
+        const entry = conv.pending.get(detail.ref);
+        if (!entry) continue;
+        // Kept in `pending`: if the message did get through, the recovered
+        // history brings it back and confirms it.
+        conv.pane.fail(entry.li, 'the connection dropped before the server confirmed it.', () => {
+            conv.pending.delete(detail.ref);
+            sendText(conv, entry.text);
+        });
+        return;
+    }
+});
+
+const RETRYABLE = new Set(['rate_limited', 'not_logged_in', 'internal_error']);
+
+session.addEventListener('request-error', ({ detail }) => {
+    const { code, message, ref, request } = detail;
+    const type = request ? request.type : '';
+    if (type === 'room' || type === 'private') {
+        for (const conv of state.convs.values()) {
+            const entry = conv.pending.get(ref);
+            if (!entry) continue;
+            conv.pending.delete(ref);
+            const reason = code === 'no_such_user' ? `${conv.name} is not online.` : message || code;
+            conv.pane.fail(entry.li, reason, RETRYABLE.has(code) || code === 'no_such_user' ? () => sendText(conv, entry.text) : null);
+            return;
+        }
+    }
+    if (type === 'join') {
+        state.switchTo.delete(request.room);
+        ui.joinError.textContent = message || `Could not join ${request.room}.`;
+        return;
+    }
+    if (type === 'history') {
+        const conv = state.convs.get(roomId(request.room));
+        if (conv) conv.pane.setOlder(conv.older = 'more');
+    }
+    toast(message || code || 'The server refused that.');
+});
+
+session.addEventListener('older', ({ detail }) => {
+    const conv = state.convs.get(roomId(detail.room));
+    if (!conv) return;
+    conv.pane.prependOlder(detail.messages, (from) => session.isMe(from));
+    conv.older = detail.more && detail.messages.length > 0 ? 'more' : 'start';
+    conv.pane.setOlder(conv.older);
+});
+
+function loadOlder(conv) {
+    if (conv.older !== 'more') return;
+    const before = conv.pane.oldestId;
+    const ref = before > 0 ? session.history(conv.name, before) : session.history(conv.name);
+    if (!ref) return toast('You are offline; older messages will load once reconnected.');
+    conv.older = 'loading';
+    conv.pane.setOlder('loading');
+    return undefined;
+}
+
+/* ------------------------------------------------------------- composer */
+
+function sendText(conv, text) {
+    const ref = conv.kind === 'room' ? session.sendRoom(conv.name, text) : session.sendPrivate(conv.name, text);
+    if (!ref) {
+        toast('Not connected. Your message was not sent.');
+        return false;
+    }
+    const li = conv.pane.addMessage({ from: state.me, message: { text } }, { own: true, pending: true });
+    conv.pending.set(ref, { li, text });
+    return true;
+}
+
+function composerBytes() {
+    return utf8Length(ui.message.value);
+}
+
+function updateComposer() {
+    const max = state.limits.max_text;
+    const bytes = composerBytes();
+    const over = bytes > max;
+    if (bytes >= max * COUNTER_FROM) {
+        ui.counter.hidden = false;
+        ui.counter.textContent = over ? `${(bytes - max).toLocaleString()} over the limit` : `${(max - bytes).toLocaleString()} left`;
+        ui.counter.classList.toggle('over', over);
+    } else {
+        ui.counter.hidden = true;
+        ui.counter.textContent = '';
+    }
+    const online = state.status === 'online';
+    ui.send.disabled = over || !online;
+    ui.message.setAttribute('aria-invalid', String(over));
+    ui.joinSubmit.disabled = !online;
+    ui.leave.disabled = !online && activeConv() !== null && activeConv().kind === 'room';
+    // Grow with the text up to a limit, then scroll inside.
+    ui.message.style.height = 'auto';
+    ui.message.style.height = `${Math.min(ui.message.scrollHeight + 2, 200)}px`;
+}
+
+function submitMessage() {
+    const conv = activeConv();
+    if (!conv) return;
+    const text = ui.message.value.replace(/\s+$/u, '');
+    if (text.trim() === '') return;
+    if (utf8Length(text) > state.limits.max_text) {
+        updateComposer();
+        return;
+    }
+    if (!sendText(conv, text)) return;
+    ui.message.value = '';
+    conv.draft = '';
+    updateComposer();
+}
+
+ui.message.addEventListener('input', updateComposer);
+ui.message.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.ctrlKey && !ev.altKey && !ev.metaKey && !ev.isComposing) {
+        ev.preventDefault();
+        if (!ui.send.disabled) submitMessage();
+    }
+});
+ui.composer.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    submitMessage();
+});
+
+function focusComposer() {
+    // On a touch screen focusing would pop the keyboard over what the
+    // person came to read.
+    if (matchMedia('(pointer: fine)').matches && !ui.composer.hidden) ui.message.focus();
+}
+
+/* ---------------------------------------------------- unread and badges */
+
+function updateBadges() {
+    let total = 0;
+    let elsewhere = 0;
+    for (const conv of state.convs.values()) {
+        const n = conv.pane.unseen;
+        total += n;
+        const showBadge = n > 0 && conv.id !== state.active;
+        if (showBadge) elsewhere += n;
+        conv.badge.hidden = !showBadge;
+        conv.badge.replaceChildren(String(n), h('span', { class: 'sr-only', text: n === 1 ? ' unread message' : ' unread messages' }));
+        conv.button.classList.toggle('has-unread', showBadge);
+    }
+    ui.navBadge.hidden = elsewhere === 0;
+    const conv = activeConv();
+    if (conv) {
+        const n = conv.pane.unseen;
+        ui.jump.hidden = conv.pane.stuck;
+        ui.jumpText.textContent = n > 0 ? (n === 1 ? '1 new message' : `${n} new messages`) : 'Jump to latest';
+    }
+    updateTitle(total);
+}
+
+function updateTitle(total = 0) {
+    const conv = activeConv();
+    const name = conv ? `${conv.name} · tertulia` : 'tertulia';
+    document.title = total > 0 ? `(${total}) ${name}` : name;
+}
+
+ui.jump.addEventListener('click', () => {
+    const conv = activeConv();
+    if (conv) conv.pane.scrollToBottom(true);
+});
+
+document.addEventListener('visibilitychange', () => {
+    if (document.hidden) return;
+    const conv = activeConv();
+    if (conv) conv.pane.refresh();
+    if (state.status === 'reconnecting' || state.status === 'offline') session.retryNow();
+});
+
+/* ---------------------------------------------------------- connection */
+
+const STATUS_TEXT = { connecting: 'Connecting…', online: 'Connected', reconnecting: 'Reconnecting…', offline: 'Offline', idle: 'Not connected' };
+let countdown = 0;
+let bannerTimer = 0;
+
+session.addEventListener('status', ({ detail }) => {
+    const was = state.status;
+    state.status = detail.state;
+    state.retryAt = detail.retryAt || 0;
+    ui.conn.dataset.state = detail.state;
+    ui.connText.textContent = STATUS_TEXT[detail.state] || detail.state;
+    ui.meState.textContent = STATUS_TEXT[detail.state] || detail.state;
+    clearInterval(countdown);
+    clearTimeout(bannerTimer);
+    if (detail.state === 'reconnecting' || detail.state === 'offline') {
+        ui.retry.hidden = false;
+        ui.banner.hidden = false;
+        ui.banner.dataset.kind = 'warn';
+        const tick = () => {
+            const secs = Math.ceil((state.retryAt - Date.now()) / 1000);
+            const lead = detail.state === 'offline' ? 'You are offline.' : 'Connection lost.';
+            const note = detail.note ? ` ${detail.note}` : '';
+            ui.bannerText.textContent = secs > 0 ? `${lead}${note} Reconnecting in ${secs} s…` : `${lead}${note} Reconnecting…`;
+        };
+        tick();
+        countdown = setInterval(tick, 500);
+    } else if (detail.state === 'online' && (was === 'reconnecting' || was === 'offline')) {
+        ui.retry.hidden = true;
+        ui.banner.hidden = false;
+        ui.banner.dataset.kind = 'ok';
+        ui.bannerText.textContent = 'Back online.';
+        bannerTimer = setTimeout(() => { ui.banner.hidden = true; }, 2500);
+    } else {
+        ui.banner.hidden = true;
+    }
+    updateComposer();
+});
+
+ui.retry.addEventListener('click', () => session.retryNow());
+addEventListener('online', () => session.retryNow());
+
+/* ------------------------------------------------------ sidebar actions */
+
+ui.joinRoom.addEventListener('input', () => {
+    ui.joinError.textContent = ui.joinRoom.value === '' ? '' : roomProblem(ui.joinRoom.value);
+    ui.joinRoom.setAttribute('aria-invalid', String(ui.joinError.textContent !== ''));
+});
+
+function joinRoom(room) {
+    const existing = state.convs.get(roomId(room));
+    if (existing) {
+        activate(existing);
+        return true;
+    }
+    if (!session.join(room)) {
+        ui.joinError.textContent = 'You are offline; try again once reconnected.';
+        return false;
+    }
+    state.switchTo.add(room);
+    return true;
+}
+
+ui.joinForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const room = ui.joinRoom.value;
+    const problem = roomProblem(room);
+    ui.joinError.textContent = problem;
+    ui.joinRoom.setAttribute('aria-invalid', String(problem !== ''));
+    if (problem) {
+        ui.joinRoom.focus();
+        return;
+    }
+    if (joinRoom(room)) {
+        ui.joinRoom.value = '';
+        closeDrawers();
+    }
+});
+
+ui.leave.addEventListener('click', () => {
+    const conv = activeConv();
+    if (!conv) return;
+    if (conv.kind === 'private') removeConv(conv);
+    else if (!session.leave(conv.name)) toast('You are offline; try again once reconnected.');
+});
+
+ui.share.addEventListener('click', async () => {
+    const conv = activeConv();
+    if (!conv || conv.kind !== 'room') return;
+    const url = new URL(location.href);
+    url.search = `?room=${encodeURIComponent(conv.name)}`;
+    url.hash = '';
+    try {
+        await navigator.clipboard.writeText(url.href);
+        toast(`Link to ${conv.name} copied.`);
+    } catch {
+        toast(`Share this link: ${url.href}`, 8000);
+    }
+});
+
+ui.logout.addEventListener('click', () => {
+    session.logout();
+    for (const conv of [...state.convs.values()]) {
+        conv.pane.root.remove();
+        conv.item.remove();
+    }
+    state.convs.clear();
+    state.members.clear();
+    state.switchTo.clear();
+    state.active = '';
+    ui.chatView.hidden = true;
+    ui.conversation.hidden = true;
+    ui.loginView.hidden = false;
+    ui.banner.hidden = true;
+    document.title = 'tertulia';
+    ui.loginSubmit.focus();
+});
+
+/* -------------------------------------------------------- rooms dialog */
+
+ui.browseRooms.addEventListener('click', () => {
+    ui.roomsDialogList.replaceChildren();
+    ui.roomsDialogStatus.textContent = 'Loading…';
+    ui.roomsDialog.showModal();
+    if (!session.listRooms()) ui.roomsDialogStatus.textContent = 'You are offline; the list will load once reconnected.';
+});
+
+session.addEventListener('rooms', ({ detail }) => {
+    const rooms = detail.rooms.filter((r) => r && typeof r.name === 'string');
+    rooms.sort((a, b) => (b.members || 0) - (a.members || 0) || a.name.localeCompare(b.name));
+    ui.roomsDialogStatus.textContent = rooms.length === 0 ? 'No rooms right now. Join one by name to create it.'
+        : rooms.length === 1 ? '1 room' : `${rooms.length} rooms`;
+    ui.roomsDialogList.replaceChildren(...rooms.map((r) => {
+        const joined = state.convs.has(roomId(r.name));
+        const n = Number(r.members) || 0;
+        return h('li', { class: 'room-row' },
+            h('span', { class: 'room-name', text: r.name }),
+            h('span', { class: 'room-count', text: n === 1 ? '1 person' : `${n} people` }),
+            h('button', {
+                type: 'button', class: joined ? 'side-btn subtle' : 'side-btn', text: joined ? 'Open' : 'Join',
+                attrs: { 'aria-label': `${joined ? 'Open' : 'Join'} ${r.name}` },
+                on: { click: () => { ui.roomsDialog.close(); if (joinRoom(r.name)) closeDrawers(); } },
+            }));
+    }));
+});
+
+/* ------------------------------------------------- drawers (phone width) */
+
+function openDrawer(which) {
+    closeDrawers();
+    ui.chatView.classList.add(which === 'sidebar' ? 'nav-open' : 'people-open');
+    (which === 'sidebar' ? ui.sidebarOpen : ui.peopleOpen).setAttribute('aria-expanded', 'true');
+    ui.scrim.hidden = false;
+    const target = which === 'sidebar' ? ui.sidebar.querySelector('[aria-current]') || ui.sidebarClose : ui.peopleClose;
+    // Focus after the drawer becomes visible (it is `visibility: hidden` while closed).
+    requestAnimationFrame(() => target.focus());
+}
+
+function closeDrawers() {
+    const wasOpen = ui.chatView.classList.contains('nav-open') ? ui.sidebarOpen
+        : ui.chatView.classList.contains('people-open') ? ui.peopleOpen : null;
+    ui.chatView.classList.remove('nav-open', 'people-open');
+    ui.sidebarOpen.setAttribute('aria-expanded', 'false');
+    ui.peopleOpen.setAttribute('aria-expanded', 'false');
+    ui.scrim.hidden = true;
+    return wasOpen;
+}
+
+ui.sidebarOpen.addEventListener('click', () => openDrawer('sidebar'));
+ui.peopleOpen.addEventListener('click', () => openDrawer('people'));
+for (const el of [ui.sidebarClose, ui.peopleClose, ui.scrim]) {
+    el.addEventListener('click', () => {
+        const opener = closeDrawers();
+        if (opener && el !== ui.scrim) opener.focus();
+    });
+}
+
+document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && !ui.roomsDialog.open) {
+        const opener = closeDrawers();
+        if (opener) opener.focus();
+    }
+    // Alt+↑/↓ moves between conversations, as in most chat apps.
+    if (ev.altKey && (ev.key === 'ArrowUp' || ev.key === 'ArrowDown') && !ui.chatView.hidden) {
+        const buttons = [...ui.sidebar.querySelectorAll('.conv')];
+        const i = buttons.findIndex((b) => b.dataset.conv === state.active);
+        const next = buttons[i + (ev.key === 'ArrowUp' ? -1 : 1)];
+        if (next) {
+            ev.preventDefault();
+            activate(state.convs.get(next.dataset.conv));
+            focusComposer();
+        }
+    }
+});
+
+/* ---------------------------------------------------------------- toast */
+
+let toastTimer = 0;
+
+function toast(text, ms = 4000) {
+    clearTimeout(toastTimer);
+    ui.toast.textContent = text;
+    ui.toast.hidden = false;
+    toastTimer = setTimeout(() => { ui.toast.hidden = true; }, ms);
+}
+
+initLogin();

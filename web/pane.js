@@ -1,0 +1,236 @@
+// One conversation's message list: grouping of consecutive messages, day
+// separators, the "new messages" divider, and scrolling that follows new
+// messages only while the reader is at the bottom — someone who scrolled up
+// to read is never yanked down; they get a count and a button instead.
+
+import { h, avatar, appendLinkified, timeEl, dayKey, dayLabel, hueClass } from './dom.js';
+
+const GROUP_MS = 5 * 60 * 1000; // consecutive messages within this share one header
+const BOTTOM_SLACK_PX = 48; // "at the bottom" tolerates this much
+
+export class Pane {
+    /** Called with no arguments whenever `unseen` or `stuck` changes. */
+    onChange = () => {};
+    /** Called when the person asks for older messages. */
+    onLoadOlder = () => {};
+
+    /** Messages that arrived while the reader was not looking at the bottom. */
+    unseen = 0;
+
+    #scroller;
+    #list;
+    #top;
+    #divider;
+    #stuck = true; // the reader is at the bottom; new messages keep it there
+    #savedTop = 0;
+    #lastDay = '';
+    #lastFrom = '';
+    #lastTs = 0;
+    #label;
+
+    constructor(label) {
+        this.#label = label;
+        this.#list = h('ol', {
+            class: 'messages',
+            attrs: { role: 'log', 'aria-live': 'polite', 'aria-relevant': 'additions', 'aria-label': `Messages in ${label}` },
+        });
+        this.#top = h('div', { class: 'pane-top' });
+        this.#scroller = h('div', { class: 'scroller', tabIndex: 0, attrs: { 'aria-label': `${label} conversation` } }, this.#top, this.#list);
+        this.root = h('section', { class: 'pane', hidden: true, attrs: { 'aria-label': label } }, this.#scroller);
+        this.#divider = h('li', { class: 'new-divider', attrs: { role: 'separator' } }, h('span', { text: 'New messages' }));
+        this.#scroller.addEventListener('scroll', () => this.#onScroll(), { passive: true });
+        // A phone keyboard opening, or the composer growing, shrinks the
+        // view: stay at the bottom if we were there.
+        new ResizeObserver(() => { if (this.#stuck && this.isShown) this.scrollToBottom(); }).observe(this.#scroller);
+    }
+
+    get isShown() { return !this.root.hidden; }
+    get stuck() { return this.#stuck; }
+    get isEmpty() { return this.#list.querySelector('.msg') === null; }
+
+    /** The id of the oldest message shown, for history(before). */
+    get oldestId() {
+        const first = this.#list.querySelector('.msg[data-id]');
+        return first ? Number(first.dataset.id) : 0;
+    }
+
+    show() {
+        this.root.hidden = false;
+        if (this.unseen > 0 && this.#divider.isConnected) {
+            this.#scroller.scrollTop = Math.max(0, this.#divider.offsetTop - 12);
+        } else if (this.#stuck) {
+            this.scrollToBottom();
+        } else {
+            this.#scroller.scrollTop = this.#savedTop;
+        }
+        this.#onScroll();
+    }
+
+    hide() {
+        if (!this.root.hidden) this.#savedTop = this.#scroller.scrollTop;
+        this.root.hidden = true;
+    }
+
+    scrollToBottom(smooth = false) {
+        this.#scroller.scrollTo({ top: this.#scroller.scrollHeight, behavior: smooth ? 'smooth' : 'instant' });
+    }
+
+    focus() { this.#scroller.focus(); }
+
+    /** Re-checks whether the reader has caught up (the page became visible). */
+    refresh() { this.#onScroll(); }
+
+    /**
+     * Adds a chat message at the end. `opts`: own (sent by us), pending (not
+     * yet confirmed), quiet (history shown on joining: not "new").
+     * Returns its element.
+     */
+    addMessage(msg, { own = false, pending = false, quiet = false } = {}) {
+        const ts = Number.isFinite(msg.ts) ? msg.ts : Date.now();
+        const li = this.#messageEl(msg, ts, own, pending);
+        this.#append(li, ts, msg.from.toLowerCase());
+        this.#afterAppend(li, own ? 'own' : quiet ? 'quiet' : 'new');
+        return li;
+    }
+
+    /** Adds a system line ("bob joined"). */
+    addSystem(text, ts = Date.now()) {
+        const li = h('li', { class: 'sys' }, h('span', { text }), ' ', timeEl(ts));
+        this.#append(li, ts, '');
+        this.#afterAppend(li, 'quiet');
+        return li;
+    }
+
+    /** Marks a pending message as accepted by the server (`msg`: its id, and ts when known). */
+    confirm(li, msg) {
+        li.classList.remove('pending', 'failed');
+        li.querySelector('.note')?.remove();
+        if (Number.isSafeInteger(msg.id)) li.dataset.id = String(msg.id);
+        if (Number.isFinite(msg.ts)) li.dataset.ts = String(msg.ts);
+        li.querySelector('time').replaceWith(timeEl(Number(li.dataset.ts)));
+    }
+
+    /** Marks a pending message as not delivered, with a way to try again. */
+    fail(li, reason, retry) {
+        const stickBefore = this.#stuck;
+        li.classList.remove('pending');
+        li.classList.add('failed');
+        li.querySelector('.note')?.remove();
+        const note = h('p', { class: 'note' }, h('span', { text: `Not delivered: ${reason}` }));
+        if (retry) note.append(' ', h('button', { type: 'button', class: 'link-btn', text: 'Try again', on: { click: () => { li.remove(); retry(); } } }));
+        li.querySelector('.bubble').append(note);
+        if (stickBefore && this.isShown) this.scrollToBottom();
+    }
+
+    /** Shows "load earlier messages", or that this is the start. */
+    setOlder(state) {
+        this.#top.replaceChildren();
+        if (state === 'more') {
+            this.#top.append(h('button', { type: 'button', class: 'link-btn', text: 'Load earlier messages', on: { click: () => this.onLoadOlder() } }));
+        } else if (state === 'loading') {
+            this.#top.append(h('p', { class: 'side-hint', text: 'Loading…' }));
+        } else if (state === 'start') {
+            this.#top.append(h('p', { class: 'pane-start', text: `This is the start of ${this.#label}.` }));
+        }
+    }
+
+    /** Inserts older messages (oldest first) above the others, keeping the reader's place. */
+    prependOlder(messages, isOwn) {
+        if (messages.length === 0) return;
+        const before = this.#scroller.scrollHeight - this.#scroller.scrollTop;
+        const frag = document.createDocumentFragment();
+        let day = '', from = '', last = 0;
+        for (const m of messages) {
+            const ts = Number.isFinite(m.ts) ? m.ts : 0;
+            if (dayKey(ts) !== day) {
+                frag.append(this.#daySep(ts));
+                day = dayKey(ts);
+                from = '';
+            }
+            const li = this.#messageEl(m, ts, isOwn(m.from), false);
+            const key = m.from.toLowerCase();
+            if (key === from && ts - last < GROUP_MS) li.classList.add('cont');
+            frag.append(li);
+            from = key;
+            last = ts;
+        }
+        const first = this.#list.firstElementChild;
+        if (first === null) {
+            this.#lastDay = day;
+            this.#lastFrom = from;
+            this.#lastTs = last;
+        } else if (first.classList.contains('day') && first.dataset.day === day) {
+            first.remove();
+            const next = this.#list.firstElementChild;
+            if (next && next.classList.contains('msg') && next.dataset.from === from && Number(next.dataset.ts) - last < GROUP_MS) next.classList.add('cont');
+        }
+        this.#list.prepend(frag);
+        this.#scroller.scrollTop = this.#scroller.scrollHeight - before;
+    }
+
+    #messageEl(msg, ts, own, pending) {
+        const from = msg.from;
+        const time = pending ? h('time', { text: 'sending…' }) : timeEl(ts);
+        const text = h('span', { class: 'text' });
+        appendLinkified(text, msg.message.text);
+        const li = h('li', {
+            class: `msg${own ? ' own' : ''}${pending ? ' pending' : ''}`,
+            dataset: { from: from.toLowerCase(), ts: String(ts) },
+        },
+        own ? null : avatar(from),
+        h('div', { class: 'bubble' },
+            h('p', { class: `from ${hueClass(from)}` }, own ? 'You' : from, own ? h('span', { class: 'sr-only', text: ` (${from})` }) : null),
+            h('p', { class: 'line' }, text, time)));
+        if (Number.isSafeInteger(msg.id)) li.dataset.id = String(msg.id);
+        return li;
+    }
+
+    #daySep(ts) {
+        return h('li', { class: 'day', dataset: { day: dayKey(ts) } }, h('span', { text: dayLabel(ts) }));
+    }
+
+    #append(li, ts, fromKey) {
+        const day = dayKey(ts);
+        if (day !== this.#lastDay) {
+            this.#list.append(this.#daySep(ts));
+            this.#lastDay = day;
+            this.#lastFrom = '';
+        }
+        if (fromKey && fromKey === this.#lastFrom && ts - this.#lastTs < GROUP_MS && this.#list.lastElementChild !== this.#divider) li.classList.add('cont');
+        this.#list.append(li);
+        this.#lastFrom = fromKey;
+        this.#lastTs = ts;
+    }
+
+    #afterAppend(li, kind) {
+        const shown = this.isShown;
+        if (kind === 'own') {
+            if (shown) this.scrollToBottom();
+            return;
+        }
+        if (shown && this.#stuck) this.scrollToBottom();
+        if (kind === 'quiet' || (shown && this.#stuck && !document.hidden)) return;
+        if (this.unseen === 0) {
+            // The first message of a new unseen batch: the divider goes
+            // right above it, and it starts a new group below the divider.
+            li.before(this.#divider);
+            li.classList.remove('cont');
+        }
+        this.unseen += 1;
+        this.onChange();
+    }
+
+    #onScroll() {
+        if (!this.isShown) return;
+        const s = this.#scroller;
+        const atBottom = s.scrollHeight - s.scrollTop - s.clientHeight < BOTTOM_SLACK_PX;
+        const changed = atBottom !== this.#stuck;
+        this.#stuck = atBottom;
+        if (atBottom && this.unseen > 0 && !document.hidden) {
+            this.unseen = 0;
+            this.onChange();
+        } else if (changed) {
+            this.onChange();
+        }
+    }
+}

@@ -1,0 +1,266 @@
+// The chat session over a Connection: logs in, rejoins every room after a
+// reconnect asking for the messages missed since the last one seen, drops
+// the duplicates that recovery brings, and correlates requests with their
+// acks and errors. It owns no DOM; app.js renders what it reports.
+
+import { Connection } from './connection.js';
+import { nickKey } from './rules.js';
+
+export const SUBPROTOCOL = 'tertulia.v1';
+
+/** The WebSocket URL next to the page, so a reverse proxy under a path works too. */
+export function socketUrl(pageUrl) {
+    const url = new URL('ws', pageUrl);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.search = '';
+    url.hash = '';
+    return url.href;
+}
+
+// How many message ids to remember for de-duplication: far more than any
+// recovery (`since`) returns, few enough to cost nothing.
+const SEEN_LIMIT = 20000;
+
+/**
+ * Events (CustomEvent, fields in `detail`):
+ * - `status` {state: 'connecting'|'online'|'reconnecting'|'offline'|'idle', retryAt, note}
+ * - `login-failed` {code, message}            the first login was refused or unreachable
+ * - `welcome` {nickname, limits, server, first}
+ * - `joined` {room, members, rejoin, historyCount}       followed by `message` events for its history
+ * - `left` {room}
+ * - `member` {room, nickname, ts, joined, reason}
+ * - `message` {msg, source: 'live'|'join'|'rejoin'}   room and private messages, never twice
+ * - `older` {room, messages, more}            a reply to history(); duplicates removed
+ * - `rooms` {rooms}
+ * - `members` {room, members}
+ * - `ack` {ref, messageId, request}
+ * - `request-error` {code, message, ref, request}   an error for a request of ours
+ * - `unsent` {ref, request}                     a send that was in flight when the line dropped
+ */
+export class Session extends EventTarget {
+    #conn;
+    #nickname = '';
+    #initialRoom = '';
+    #loggedIn = false;
+    #everLoggedIn = false;
+    #loginRef = '';
+    #nextId = 1;
+    #pending = new Map(); // ref -> request object (with its `type`)
+    #rooms = new Map(); // room name -> {lastId}
+    #seen = new Map(); // message id -> signature
+    #limits = {};
+    #server = {};
+    #waitNote = ''; // why a reconnect is taking longer than the network alone explains
+
+    constructor({ url, WebSocketImpl, timing } = {}) {
+        super();
+        this.#conn = new Connection({ url, protocols: [SUBPROTOCOL], WebSocketImpl, timing });
+        this.#conn.addEventListener('open', () => this.#onOpen());
+        this.#conn.addEventListener('message', (ev) => this.#onMessage(ev.detail));
+        this.#conn.addEventListener('close', (ev) => this.#onClose(ev.detail));
+        this.#conn.addEventListener('waiting', (ev) => this.#onWaiting(ev.detail));
+    }
+
+    get nickname() { return this.#nickname; }
+    get loggedIn() { return this.#loggedIn; }
+    get limits() { return this.#limits; }
+    get server() { return this.#server; }
+    get rooms() { return [...this.#rooms.keys()]; }
+    isMe(nick) { return nickKey(nick) === nickKey(this.#nickname); }
+
+    /** Connects and logs in as `nickname`, joining `room` if given. */
+    login(nickname, room) {
+        this.#nickname = nickname;
+        this.#initialRoom = room || '';
+        this.#everLoggedIn = false;
+        this.#emit('status', { state: 'connecting' });
+        this.#conn.start();
+    }
+
+    /** Closes for good (logging out). */
+    logout() {
+        this.#conn.stop(1000, 'logout');
+        this.#loggedIn = false;
+        this.#everLoggedIn = false;
+        this.#rooms.clear();
+        this.#pending.clear();
+        this.#emit('status', { state: 'idle' });
+    }
+
+    /** Reconnects at once if waiting (network came back, or the person asked). */
+    retryNow() { this.#conn.retryNow(); }
+
+    join(room) { return this.#request({ type: 'join', room }); }
+    leave(room) { return this.#request({ type: 'leave', room }); }
+    listRooms() { return this.#request({ type: 'rooms' }); }
+    who(room) { return this.#request({ type: 'who', room }); }
+    history(room, before, limit = 50) { return this.#request({ type: 'history', room, before, limit }); }
+
+    /** Sends to a room; returns the request ref, or '' when offline. */
+    sendRoom(room, text) { return this.#request({ type: 'room', to: room, message: { text } }); }
+
+    /** Sends to a person; returns the request ref, or '' when offline. */
+    sendPrivate(nick, text) { return this.#request({ type: 'private', to: nick, message: { text } }); }
+
+    #request(req) {
+        if (!this.#loggedIn) return '';
+        const id = `c${this.#nextId++}`;
+        if (!this.#conn.send({ ...req, id })) return '';
+        this.#pending.set(id, req);
+        return id;
+    }
+
+    #emit(type, detail) {
+        this.dispatchEvent(new CustomEvent(type, { detail }));
+    }
+
+    #onOpen() {
+        this.#loginRef = `c${this.#nextId++}`;
+        const login = { type: 'login', id: this.#loginRef, nickname: this.#nickname };
+        // After a reconnect every room is joined with `join`, which can ask
+        // for the missed messages; only the very first login names a room.
+        if (!this.#everLoggedIn && this.#initialRoom) login.room = this.#initialRoom;
+        this.#conn.send(login);
+    }
+
+    #onClose({ code, reason, wasOpen }) {
+        const wasLoggedIn = this.#loggedIn;
+        this.#loggedIn = false;
+        for (const [ref, request] of this.#pending)
+            if (request.type === 'room' || request.type === 'private') this.#emit('unsent', { ref, request });
+        this.#pending.clear();
+        if (!this.#everLoggedIn) {
+            // The first login never completed: report it on the form rather
+            // than retrying forever behind the person's back.
+            this.#conn.stop();
+            this.#emit('login-failed', {
+                code: 'unreachable',
+                message: wasOpen
+                    ? `The server closed the connection${reason ? ` (${reason})` : ''}. Try again.`
+                    : 'Could not reach the server. Check that it is running, then try again.',
+            });
+            this.#emit('status', { state: 'idle' });
+            return;
+        }
+        if (wasLoggedIn) this.#emit('disconnected', { code, reason });
+    }
+
+    #onWaiting({ retryAt }) {
+        const offline = typeof navigator !== 'undefined' && navigator.onLine === false;
+        this.#emit('status', { state: offline ? 'offline' : 'reconnecting', retryAt, note: this.#waitNote });
+    }
+
+    #onMessage(msg) {
+        switch (msg.type) {
+        case 'welcome': return this.#onWelcome(msg);
+        case 'joined': return this.#onJoined(msg);
+        case 'left':
+            this.#rooms.delete(msg.room);
+            return this.#emit('left', { room: msg.room });
+        case 'member_joined':
+        case 'member_left':
+            return this.#emit('member', {
+                room: msg.room, nickname: msg.nickname, ts: msg.ts,
+                joined: msg.type === 'member_joined', reason: msg.reason,
+            });
+        case 'room':
+        case 'private':
+            return this.#onChat(msg, 'live');
+        case 'ack': {
+            const request = this.#pending.get(msg.ref);
+            this.#pending.delete(msg.ref);
+            return this.#emit('ack', { ref: msg.ref, messageId: msg.message_id, request });
+        }
+        case 'history': {
+            this.#pending.delete(msg.ref);
+            const messages = (msg.messages || []).filter((m) => this.#accept(m));
+            return this.#emit('older', { room: msg.room, messages, more: !!msg.more });
+        }
+        case 'rooms':
+            this.#pending.delete(msg.ref);
+            return this.#emit('rooms', { rooms: msg.rooms || [] });
+        case 'members':
+            this.#pending.delete(msg.ref);
+            return this.#emit('members', { room: msg.room, members: msg.members || [] });
+        case 'error': return this.#onError(msg);
+        default: return undefined; // a newer server's extension; ignore
+        }
+    }
+
+    #onWelcome(msg) {
+        const first = !this.#everLoggedIn;
+        this.#loggedIn = true;
+        this.#everLoggedIn = true;
+        this.#waitNote = '';
+        if (typeof msg.nickname === 'string' && msg.nickname) this.#nickname = msg.nickname;
+        this.#limits = msg.limits || {};
+        this.#server = msg.server || {};
+        this.#conn.resetBackoff();
+        this.#emit('welcome', { nickname: this.#nickname, limits: this.#limits, server: this.#server, first });
+        this.#emit('status', { state: 'online' });
+        if (first) return;
+        for (const [room, { lastId }] of this.#rooms) {
+            const req = { type: 'join', room };
+            if (lastId > 0) req.since = lastId;
+            const id = `c${this.#nextId++}`;
+            this.#pending.set(id, req);
+            this.#conn.send({ ...req, id });
+        }
+    }
+
+    #onJoined(msg) {
+        const request = this.#pending.get(msg.ref);
+        this.#pending.delete(msg.ref);
+        const rejoin = this.#rooms.has(msg.room) || (request !== undefined && request.since !== undefined);
+        if (!this.#rooms.has(msg.room)) this.#rooms.set(msg.room, { lastId: 0 });
+        const history = Array.isArray(msg.history) ? msg.history : [];
+        this.#emit('joined', { room: msg.room, members: msg.members || [], rejoin, historyCount: history.length });
+        for (const m of history) this.#onChat({ type: 'room', to: msg.room, ...m }, rejoin ? 'rejoin' : 'join');
+    }
+
+    #onChat(msg, source) {
+        if (!msg.message || typeof msg.message.text !== 'string' || typeof msg.from !== 'string') return;
+        if (!this.#accept(msg)) return;
+        if (msg.type === 'room' && this.#rooms.has(msg.to) && Number.isSafeInteger(msg.id)) this.#rooms.get(msg.to).lastId = msg.id;
+        this.#emit('message', { msg, source });
+    }
+
+    /**
+     * True the first time a message is seen. A known id with different
+     * content means the server lost its history across a restart and counts
+     * ids from the start again: the new message is real, and the old ids
+     * mean nothing any more.
+     */
+    #accept(m) {
+        if (!Number.isSafeInteger(m.id)) return true;
+        const sig = JSON.stringify([m.from, m.to, m.ts, m.message && m.message.text]);
+        const prev = this.#seen.get(m.id);
+        if (prev === sig) return false;
+        if (prev !== undefined) this.#seen.clear();
+        this.#seen.set(m.id, sig);
+        if (this.#seen.size > SEEN_LIMIT) this.#seen.delete(this.#seen.keys().next().value);
+        return true;
+    }
+
+    #onError(msg) {
+        if (msg.ref !== undefined && msg.ref === this.#loginRef && !this.#loggedIn) {
+            if (!this.#everLoggedIn) {
+                this.#conn.stop();
+                this.#emit('login-failed', { code: msg.code, message: msg.message });
+                this.#emit('status', { state: 'idle' });
+                return;
+            }
+            // A reconnect whose login is refused: usually our own previous
+            // connection, not yet noticed as dead, still holds the nickname.
+            // Keep trying with backoff; the server frees it on timeout.
+            this.#waitNote = msg.code === 'nickname_taken'
+                ? 'Waiting for the server to release your nickname…'
+                : msg.message || msg.code;
+            this.#conn.restart(msg.code);
+            return;
+        }
+        const request = msg.ref !== undefined ? this.#pending.get(msg.ref) : undefined;
+        if (msg.ref !== undefined) this.#pending.delete(msg.ref);
+        this.#emit('request-error', { code: msg.code, message: msg.message, ref: msg.ref, request });
+    }
+}
