@@ -67,8 +67,8 @@ static void check_event(const ws_event_t *ev, const uint8_t *rb, size_t have, si
     CHECK(used >= 6 && used <= have);
     CHECK(ev->payload != NULL);
     CHECK(ev->payload >= rb && ev->payload + ev->len == rb + used);
-    size_t plen = ev->type == WS_EV_CLOSE && ev->close_code != WS_CLOSE_NO_STATUS ? ev->len + 2
-                                                                                    : ev->len;
+    size_t plen =
+        ev->type == WS_EV_CLOSE && ev->close_code != WS_CLOSE_NO_STATUS ? ev->len + 2 : ev->len;
     size_t hlen = used - plen;
     CHECK(hlen == 6 || hlen == 8 || hlen == 14);
     CHECK((orig[1] & 0x80) != 0);          /* masked */
@@ -160,8 +160,7 @@ static void run(const uint8_t *stream, size_t len, uint64_t max, uint32_t seed, 
                 CHECK(used == 0);
                 CHECK(ev.reason && ev.reason[0]);
                 CHECK(ev.close_code == WS_CLOSE_PROTOCOL ||
-                      ev.close_code == WS_CLOSE_INVALID_DATA ||
-                      ev.close_code == WS_CLOSE_TOO_BIG);
+                      ev.close_code == WS_CLOSE_INVALID_DATA || ev.close_code == WS_CLOSE_TOO_BIG);
                 /* Sticky: the same error for the same bytes, for none, and
                  * for a different (valid) frame. */
                 static uint8_t ping[] = {0x89, 0x80, 1, 2, 3, 4};

@@ -77,8 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n = size - 3;
 
     char *copies[NFIELDS] = {0};
-    ws_slice_t *fields[NFIELDS] = {&req.method,  &req.upgrade, &req.connection,
-                                   &req.key,     &req.version, &req.protocol};
+    ws_slice_t *fields[NFIELDS] = {&req.method, &req.upgrade, &req.connection,
+                                   &req.key,    &req.version, &req.protocol};
     size_t at = 0;
     for (size_t f = 0; f < NFIELDS && at <= n; f++) {
         const char *nl = memchr(rest + at, '\n', n - at);
@@ -111,8 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char acc[29];
         ws_handshake_accept(k, 24, acc);
         CHECK(strcmp(acc, res.accept) == 0);
-        CHECK(!res.v1 || (req.protocol.ptr && contains(req.protocol.ptr, req.protocol.len,
-                                                        WS_SUBPROTOCOL)));
+        CHECK(!res.v1 ||
+              (req.protocol.ptr && contains(req.protocol.ptr, req.protocol.len, WS_SUBPROTOCOL)));
         char *out = malloc(cap ? cap : 1);
         CHECK(out);
         size_t w = ws_handshake_response_write(&res, out, cap);

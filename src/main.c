@@ -18,9 +18,10 @@ static void usage(FILE *out, const server_config_t *d) {
             "  --listen HOST:PORT     address to listen on (default %s:%d; port 0 picks a\n"
             "                         free port, logged as 'listening on HOST:PORT')\n"
             "  --max-message BYTES    largest WebSocket message (default %zu); over it: close 1009\n"
-            "  --max-text BYTES       largest chat message text (default %zu)\n"
+            "  --max-text BYTES       largest chat message text (default %zu, lowered to fit a\n"
+            "                         smaller --max-message)\n"
             "  --max-queue BYTES      unsent bytes per connection before it is closed with 1008\n"
-            "                         (default %zu)\n"
+            "                         (default %zu; never less than one --max-message)\n"
             "  --max-rooms N          rooms one connection may be in (default %zu)\n"
             "  --max-connections N    WebSockets at once; past it upgrades get 503\n"
             "                         (default: the open-file limit less 64)\n"
@@ -114,6 +115,7 @@ int main(int argc, char **argv) {
         {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0},
     };
+    bool text_set = false;
     const char **origins = NULL;
     size_t norigins = 0;
     int o;
@@ -130,6 +132,7 @@ int main(int argc, char **argv) {
         case O_MAX_TEXT:
             if (parse_size("--max-text", optarg, 1, (size_t)1 << 24, &cfg.chat.max_text) < 0)
                 return 2;
+            text_set = true;
             break;
         case O_MAX_QUEUE:
             if (parse_size("--max-queue", optarg, 1024, (size_t)1 << 31, &cfg.max_queue) < 0)
@@ -196,6 +199,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tertulia: unexpected argument '%s'\nTry 'tertulia --help'.\n",
                 argv[optind]);
         return 2;
+    }
+    if (!text_set && cfg.chat.max_text + 512 > cfg.max_message) {
+        /* A smaller message limit lowers the default text limit with it. */
+        cfg.chat.max_text = cfg.max_message > 1024 ? cfg.max_message - 512 : cfg.max_message / 2;
     }
     if (cfg.chat.max_text + 512 > cfg.max_message) {
         fprintf(stderr, "tertulia: --max-text %zu does not fit in --max-message %zu (allow 512 "

@@ -30,13 +30,13 @@ enum {
 enum {
     S_OK = TT_UTF8_ACCEPT,
     S_BAD = TT_UTF8_REJECT,
-    S_1,    /* one continuation byte left */
-    S_2,    /* two left */
-    S_3,    /* three left */
-    S_E0,   /* after E0 */
-    S_ED,   /* after ED */
-    S_F0,   /* after F0 */
-    S_F4,   /* after F4 */
+    S_1,  /* one continuation byte left */
+    S_2,  /* two left */
+    S_3,  /* three left */
+    S_E0, /* after E0 */
+    S_ED, /* after ED */
+    S_F0, /* after F0 */
+    S_F4, /* after F4 */
     S_COUNT
 };
 

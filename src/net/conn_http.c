@@ -177,13 +177,28 @@ static void upgrade(conn_t *c, const http_req_t *req, bool echo) {
     conn_ws_start(c, res.v1, echo);
 }
 
+/* True if bytes that cannot be part of a request head arrived (a request
+ * starts with a method token; heads hold no control characters but CR, LF
+ * and tab), so a non-HTTP client is answered at once instead of waiting
+ * for a blank line that never comes. */
+static bool head_is_garbage(const uint8_t *p, size_t from, size_t len) {
+    if (len > 0 && !(p[0] >= 'A' && p[0] <= 'Z'))
+        return true;
+    for (size_t i = from; i < len; i++)
+        if ((p[i] < 0x20 && p[i] != '\r' && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7F)
+            return true;
+    return false;
+}
+
 size_t conn_http_process(conn_t *c, uint8_t *data, size_t len) {
     const char *buf = (const char *)data;
     size_t head_len = http_head_end(buf, len, c->head_scanned);
     if (head_len == 0) {
-        c->head_scanned = len;
-        if (len > HTTP_MAX_HEAD)
+        if (head_is_garbage(data, c->head_scanned, len))
+            refuse(c, 400, NULL, "malformed request");
+        else if (len > HTTP_MAX_HEAD)
             refuse(c, 431, NULL, "request head too large (limit 8 KiB)");
+        c->head_scanned = len;
         return c->flags & CONN_F_CLOSING ? len : 0;
     }
     c->head_scanned = 0;

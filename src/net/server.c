@@ -250,6 +250,10 @@ int server_run(const server_config_t *cfg) {
             lim = (size_t)rl.rlim_cur;
         srv->cfg.max_connections = lim > 128 ? lim - 64 : lim / 2;
     }
+    /* A queue must hold at least one message of the largest size. */
+    size_t one = cfg->max_message + WS_MAX_HEADER + 4096;
+    if (srv->cfg.max_queue < one)
+        srv->cfg.max_queue = one;
     tt_map_init(&srv->per_ip, 0);
     srv->log_budget = LOG_BUDGET;
     srv->loop = xmalloc(sizeof(*srv->loop));

@@ -98,20 +98,30 @@ typedef enum {
     STORE_KIND_PRIVATE = 1, /* a private message (stored only once identity is proven) */
 } store_kind_t;
 
+/* The largest id: ids travel as JSON numbers, exact below 2^53. */
+#define STORE_ID_MAX ((INT64_C(1) << 53) - 1)
+
 /* One message to append. Every pointer is borrowed for the duration of the
- * store_append_batch call only. */
+ * store_append_batch call only; strings need not be NUL-terminated. */
 typedef struct store_msg_s {
     store_kind_t kind;
     /* Room messages: the room name. Private messages: the conversation key
      * from store_dm_key(), which can never be a room name, so both kinds
-     * share one index and one paging code. NUL-terminated, not empty. */
+     * share one index and one paging code. Not empty. */
     const char *room;
-    const char *from; /* the sender's nickname, NUL-terminated, not empty */
-    const char *to;   /* private: the recipient; room: NULL */
-    const char *text; /* UTF-8, text_len bytes (may hold NUL bytes) */
+    size_t room_len;
+    const char *from; /* the sender's nickname, not empty */
+    size_t from_len;
+    const char *to; /* private: the recipient, not empty; room: NULL */
+    size_t to_len;
+    const char *text; /* UTF-8 (may hold NUL bytes) */
     size_t text_len;
     int64_t ts; /* server time, milliseconds since the Unix epoch */
-    int64_t id; /* out: the message id, set by store_append_batch */
+    /* In: 0 to let the store take the next id, or the caller's own id (chat
+     * gives ids when it accepts a message), which must be greater than
+     * store_last_id() and than the previous id in the batch, and at most
+     * STORE_ID_MAX. Out: the message's id. */
+    int64_t id;
 } store_msg_t;
 
 /* Appends n messages in ONE transaction (group commit) and sets each
@@ -121,13 +131,19 @@ typedef struct store_msg_s {
  * store_config_t.sync_full; the caller may fan them out.
  * On error nothing of the batch is stored (each id is set to 0), the store
  * stays usable, and the return is:
- *   STORE_E_INVALID      a message is malformed (nothing was attempted)
+ *   STORE_E_INVALID      a message is malformed or an id out of order
+ *                        (nothing was attempted)
  *   STORE_E_UNAVAILABLE  disk full, I/O error, read-only or locked database:
  *                        answer the senders with `unavailable` and keep going
  *   STORE_E_CORRUPT / STORE_E_INTERNAL  other SQLite failures
  * The SQLite reason is logged (once per run of consecutive failures).
  * n == 0 returns 0. */
 int store_append_batch(store_t *st, store_msg_t *msgs, size_t n);
+
+/* The largest id ever stored (0 for a new database), even if retention has
+ * deleted that message since: a caller that gives ids itself starts after
+ * it, so ids keep increasing across restarts. */
+int64_t store_last_id(const store_t *st);
 
 /* Writes the conversation key of a private conversation between nicknames
  * a and b into buf: "@" + both names lower-cased, sorted, joined by "@"
@@ -159,11 +175,20 @@ typedef struct store_rec_s {
 /* Called once per message, oldest first. Must not call back into the store. */
 typedef void (*store_rec_cb)(void *ctx, const store_rec_t *rec);
 
+/* The general read, which the three below are made of: the messages of
+ * room[0..room_len) with after_id < id < before_id (after_id 0 and
+ * before_id 0 mean unbounded), at most limit of them: the NEWEST such ones,
+ * delivered oldest first. *more (if more != NULL) is true when older
+ * messages of the range were left out. Read in one snapshot. Returns how
+ * many were delivered, or a negative STORE_E_* (then cb may have been
+ * called for some; discard them). */
+int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id,
+                int64_t before_id, unsigned limit, store_rec_cb cb, void *ctx, bool *more);
+
 /* The room's messages older than before_id (0 = the newest), at most limit
  * of them: the newest such ones, delivered oldest first ("newest last").
- * *more (if more != NULL) tells whether older messages remain: page on with
- * before_id = the first delivered id. Returns how many were delivered, or a
- * negative STORE_E_* (then cb may have been called for some; discard them). */
+ * *more tells whether older messages remain: page on with before_id = the
+ * first delivered id. Returns the count delivered or STORE_E_*. */
 int store_history(store_t *st, const char *room, int64_t before_id, unsigned limit,
                   store_rec_cb cb, void *ctx, bool *more);
 

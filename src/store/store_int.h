@@ -27,6 +27,7 @@ struct store_s {
     sqlite3_stmt *st_bound; /* the (limit+1)-th newest id of a range */
     sqlite3_stmt *st_rows;  /* a range, oldest first */
     bool failing;           /* the last append failed: log the next failure quietly */
+    int64_t last_id;        /* the largest id ever committed (sqlite_sequence) */
 
     /* Serialises write transactions between the loop and the maintenance
      * thread (and every use of the connection when it is shared). SQLite's

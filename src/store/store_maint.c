@@ -37,6 +37,37 @@ static uint64_t mono_us(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Checkpoints */
+
+/* The WAL hook of both connections, called after each commit with the
+ * WAL's size. It replaces SQLite's autocheckpoint, which would checkpoint
+ * (and fsync) right inside the commit: on the loop, or on the thread while
+ * it holds the write mutex. It only raises a flag and wakes the thread. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages) {
+    store_t *st = arg;
+    (void)db;
+    (void)name;
+    if (pages >= (int)st->mcfg.checkpoint_pages && !atomic_load(&st->want_checkpoint)) {
+        pthread_mutex_lock(&st->ctl_mu);
+        atomic_store(&st->want_checkpoint, true);
+        pthread_cond_signal(&st->ctl_cv);
+        pthread_mutex_unlock(&st->ctl_mu);
+    }
+    return SQLITE_OK;
+}
+
+static void checkpoint(store_t *st) {
+    int log_frames = 0, done_frames = 0;
+    int rc = sqlite3_wal_checkpoint_v2(st->mdb, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                       &done_frames);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+        tt_log_warn("store: %s: checkpoint failed: %s", st->path, sqlite3_errmsg(st->mdb));
+    pthread_mutex_lock(&st->ctl_mu);
+    st->stats.checkpoints++;
+    pthread_mutex_unlock(&st->ctl_mu);
+}
+
+/* ------------------------------------------------------------------------ */
 /* The maintenance connection */
 
 static int mprepare(store_t *st, const char *sql, sqlite3_stmt **out) {
@@ -55,16 +86,17 @@ static int maint_open(store_t *st, const store_maint_config_t *cfg, char *err, s
         rc = sqlite3_open_v2(st->path, &st->mdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE,
                              NULL);
         if (rc == SQLITE_OK) {
-            /* synchronous is per connection: the same level as the loop's.
-             * Its own commits (the deletes) checkpoint as SQLite does by
-             * default, which happens on this thread. */
-            char sql[160];
-            snprintf(sql, sizeof(sql),
-                     "PRAGMA synchronous = %s; PRAGMA journal_size_limit = 67108864;"
-                     " PRAGMA wal_autocheckpoint = %u",
-                     st->sync_full ? "FULL" : "NORMAL", cfg->checkpoint_pages);
+            /* synchronous is per connection: the same level as the loop's. */
             sqlite3_busy_timeout(st->mdb, 5000);
-            rc = sqlite3_exec(st->mdb, sql, NULL, NULL, NULL);
+            rc = sqlite3_exec(st->mdb,
+                              st->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                              NULL, NULL, NULL);
+            /* Its own deletes must not checkpoint inside their commit either:
+             * that would hold the write mutex through an fsync. They ask
+             * for a checkpoint like the loop's commits, and the thread runs
+             * it after releasing the mutex. */
+            if (rc == SQLITE_OK)
+                sqlite3_wal_hook(st->mdb, on_wal_commit, st);
         }
     }
     if (rc == SQLITE_OK)
@@ -139,6 +171,10 @@ static int64_t delete_chunk(store_t *st, sqlite3_stmt *s, store_retention_stats_
     uint64_t dt = mono_us() - t0;
     sqlite3_reset(s);
     pthread_mutex_unlock(&st->write_mu);
+    if (atomic_load(&st->want_checkpoint)) {
+        atomic_store(&st->want_checkpoint, false);
+        checkpoint(st);
+    }
     acc->transactions++;
     if (dt > acc->max_tx_us)
         acc->max_tx_us = dt;
@@ -284,6 +320,7 @@ int store_retention_run(store_t *st, const store_maint_config_t *cfg_in, int64_t
         return STORE_E_INVALID;
     store_maint_config_t cfg = *cfg_in;
     fill_defaults(&cfg);
+    st->mcfg = cfg; /* for on_wal_commit; the thread is not running */
     int ret = maint_open(st, &cfg, NULL, 0);
     if (ret != 0)
         return ret;
@@ -307,34 +344,6 @@ void store_stats(store_t *st, store_stats_t *out) {
 
 /* ------------------------------------------------------------------------ */
 /* The thread */
-
-/* The loop connection's WAL hook, called on the loop thread after each of
- * its commits with the WAL's size. It replaces SQLite's autocheckpoint
- * (which would checkpoint, and fsync, right there on the loop): it only
- * wakes the thread. */
-static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages) {
-    store_t *st = arg;
-    (void)db;
-    (void)name;
-    if (pages >= (int)st->mcfg.checkpoint_pages && !atomic_load(&st->want_checkpoint)) {
-        pthread_mutex_lock(&st->ctl_mu);
-        atomic_store(&st->want_checkpoint, true);
-        pthread_cond_signal(&st->ctl_cv);
-        pthread_mutex_unlock(&st->ctl_mu);
-    }
-    return SQLITE_OK;
-}
-
-static void checkpoint(store_t *st) {
-    int log_frames = 0, done_frames = 0;
-    int rc = sqlite3_wal_checkpoint_v2(st->mdb, "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames,
-                                       &done_frames);
-    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
-        tt_log_warn("store: %s: checkpoint failed: %s", st->path, sqlite3_errmsg(st->mdb));
-    pthread_mutex_lock(&st->ctl_mu);
-    st->stats.checkpoints++;
-    pthread_mutex_unlock(&st->ctl_mu);
-}
 
 static void deadline_after(struct timespec *ts, unsigned ms) {
     clock_gettime(CLOCK_MONOTONIC, ts);

@@ -167,8 +167,11 @@ static int schema_migrate(store_t *st, char *err, size_t errlen) {
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
-        tt_log_info("store: %s: schema migrated from v%d to v%d", st->path, version,
-                    STORE_SCHEMA_VERSION);
+        if (version == 0)
+            tt_log_info("store: %s: created the schema (v%d)", st->path, STORE_SCHEMA_VERSION);
+        else
+            tt_log_info("store: %s: migrated the schema from v%d to v%d", st->path, version,
+                        STORE_SCHEMA_VERSION);
         return 0;
     }
     sqlite_reason(st->db, rc, why, sizeof(why));
@@ -247,8 +250,8 @@ static int prepare_all(store_t *st) {
         rc = prepare(st, "ROLLBACK", &st->st_rollback);
     if (rc == SQLITE_OK)
         rc = prepare(st,
-                     "INSERT INTO messages (room, kind, sender, recipient, text, ts)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     "INSERT INTO messages (id, room, kind, sender, recipient, text, ts)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                      &st->st_insert);
     /* A page is the ids in (lo, hi) of one room, newest limit of them. The
      * bound is the (limit+1)-th newest id of the range: when it exists there
@@ -354,7 +357,18 @@ static int open_db(store_t *st, const store_config_t *cfg, char *err, size_t err
         if (rc != SQLITE_OK)
             return open_fail(st, rc, NULL, err, errlen);
     }
-    rc = prepare_all(st);
+    /* sqlite_sequence keeps the largest id ever handed out, deleted or not. */
+    sqlite3_stmt *s;
+    rc = sqlite3_prepare_v2(st->db, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'", -1,
+                            &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        st->last_id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_OK)
+        rc = prepare_all(st);
     if (rc != SQLITE_OK)
         return open_fail(st, rc, "preparing statements", err, errlen);
     return 0;
@@ -428,15 +442,16 @@ void store_close(store_t *st) {
 /* Writing */
 
 static bool msg_is_valid(const store_msg_t *m) {
-    if (m->room == NULL || m->room[0] == '\0' || m->from == NULL || m->from[0] == '\0')
+    if (m->room == NULL || m->room_len == 0 || m->from == NULL || m->from_len == 0)
         return false;
     if (m->text == NULL && m->text_len > 0)
         return false;
-    if (m->text_len > INT_MAX)
+    if (m->room_len > INT_MAX || m->from_len > INT_MAX || m->to_len > INT_MAX ||
+        m->text_len > INT_MAX)
         return false;
     if (m->kind == STORE_KIND_ROOM)
         return m->to == NULL;
-    return m->kind == STORE_KIND_PRIVATE && m->to != NULL && m->to[0] != '\0';
+    return m->kind == STORE_KIND_PRIVATE && m->to != NULL && m->to_len > 0;
 }
 
 /* Steps a statement that returns no row, and resets it for the next use. */
@@ -446,32 +461,38 @@ static int step_done(sqlite3_stmt *s) {
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int insert_one(store_t *st, store_msg_t *m) {
+static int insert_one(store_t *st, const store_msg_t *m) {
     sqlite3_stmt *s = st->st_insert;
-    /* SQLITE_STATIC: the strings outlive the step; reset clears nothing we
-     * rely on, and every parameter is rebound on the next call. */
-    sqlite3_bind_text(s, 1, m->room, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 2, (int)m->kind);
-    sqlite3_bind_text(s, 3, m->from, -1, SQLITE_STATIC);
+    /* SQLITE_STATIC: the strings outlive the step, and every parameter is
+     * bound again on the next call. */
+    sqlite3_bind_int64(s, 1, m->id);
+    sqlite3_bind_text(s, 2, m->room, (int)m->room_len, SQLITE_STATIC);
+    sqlite3_bind_int(s, 3, (int)m->kind);
+    sqlite3_bind_text(s, 4, m->from, (int)m->from_len, SQLITE_STATIC);
     if (m->to != NULL)
-        sqlite3_bind_text(s, 4, m->to, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 5, m->to, (int)m->to_len, SQLITE_STATIC);
     else
-        sqlite3_bind_null(s, 4);
-    sqlite3_bind_text(s, 5, m->text != NULL ? m->text : "", (int)m->text_len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 6, m->ts);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return rc;
-    m->id = sqlite3_last_insert_rowid(st->db);
-    return SQLITE_OK;
+        sqlite3_bind_null(s, 5);
+    sqlite3_bind_text(s, 6, m->text != NULL ? m->text : "", (int)m->text_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 7, m->ts);
+    return step_done(s);
 }
 
 int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
+    /* Ids are decided before the transaction: the store's own are the next
+     * after the previous one, exactly what AUTOINCREMENT would pick, and
+     * binding them keeps one code path for both kinds. */
+    int64_t prev = st->last_id;
     for (size_t i = 0; i < n; i++) {
-        msgs[i].id = 0;
-        if (!msg_is_valid(&msgs[i]))
+        store_msg_t *m = &msgs[i];
+        if (m->id == 0)
+            m->id = prev + 1;
+        if (!msg_is_valid(m) || m->id <= prev || m->id > STORE_ID_MAX) {
+            for (size_t k = 0; k < n; k++)
+                msgs[k].id = 0;
             return STORE_E_INVALID;
+        }
+        prev = m->id;
     }
     if (n == 0)
         return 0;
@@ -484,6 +505,7 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
         rc = step_done(st->st_commit);
     if (rc == SQLITE_OK) {
         pthread_mutex_unlock(&st->write_mu);
+        st->last_id = prev;
         if (st->failing) {
             tt_log_info("store: %s: writing again", st->path);
             st->failing = false;
@@ -504,6 +526,10 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
            "store: %s: cannot store %zu message(s): %s", st->path, n, why);
     st->failing = true;
     return store__map_rc(rc);
+}
+
+int64_t store_last_id(const store_t *st) {
+    return st->last_id;
 }
 
 int store_dm_key(const char *a, const char *b, char *buf, size_t cap) {
@@ -555,15 +581,15 @@ static void deliver_row(sqlite3_stmt *s, store_rec_cb cb, void *ctx) {
     cb(ctx, &r);
 }
 
-/* The newest limit messages of room with lo < id < hi, oldest first, inside
- * one read snapshot so that the bound and the page agree even while the
- * maintenance thread deletes. */
-static int read_range(store_t *st, const char *room, int64_t lo, int64_t hi, unsigned limit,
-                      store_rec_cb cb, void *ctx, bool *more) {
+/* A range is read in one snapshot so that the bound and the page agree
+ * even while the maintenance thread deletes. */
+int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id,
+                int64_t before_id, unsigned limit, store_rec_cb cb, void *ctx, bool *more) {
     if (more != NULL)
         *more = false;
-    if (room == NULL || cb == NULL)
+    if (room == NULL || cb == NULL || room_len > INT_MAX || after_id < 0 || before_id < 0)
         return STORE_E_INVALID;
+    int64_t lo = after_id, hi = before_id == 0 ? INT64_MAX : before_id;
     if (st->shared)
         pthread_mutex_lock(&st->write_mu);
 
@@ -572,7 +598,7 @@ static int read_range(store_t *st, const char *room, int64_t lo, int64_t hi, uns
     int rc = step_done(st->st_begin_read);
     if (rc == SQLITE_OK) {
         sqlite3_stmt *b = st->st_bound;
-        sqlite3_bind_text(b, 1, room, -1, SQLITE_STATIC);
+        sqlite3_bind_text(b, 1, room, (int)room_len, SQLITE_STATIC);
         sqlite3_bind_int64(b, 2, lo);
         sqlite3_bind_int64(b, 3, hi);
         sqlite3_bind_int64(b, 4, (sqlite3_int64)limit);
@@ -588,7 +614,7 @@ static int read_range(store_t *st, const char *room, int64_t lo, int64_t hi, uns
     }
     if (rc == SQLITE_OK && limit > 0) {
         sqlite3_stmt *s = st->st_rows;
-        sqlite3_bind_text(s, 1, room, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 1, room, (int)room_len, SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, lo);
         sqlite3_bind_int64(s, 3, hi);
         sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
@@ -607,8 +633,8 @@ static int read_range(store_t *st, const char *room, int64_t lo, int64_t hi, uns
     if (st->shared)
         pthread_mutex_unlock(&st->write_mu);
     if (rc != SQLITE_OK) {
-        tt_log_error("store: %s: cannot read history of %s: %s", st->path, room,
-                     sqlite3_errmsg(st->db));
+        tt_log_error("store: %s: cannot read the history of %.*s: %s", st->path, (int)room_len,
+                     room, sqlite3_errmsg(st->db));
         return store__map_rc(rc);
     }
     if (more != NULL)
@@ -618,18 +644,14 @@ static int read_range(store_t *st, const char *room, int64_t lo, int64_t hi, uns
 
 int store_history(store_t *st, const char *room, int64_t before_id, unsigned limit,
                   store_rec_cb cb, void *ctx, bool *more) {
-    if (before_id < 0)
-        return STORE_E_INVALID;
-    return read_range(st, room, 0, before_id == 0 ? INT64_MAX : before_id, limit, cb, ctx, more);
+    return store_range(st, room, room ? strlen(room) : 0, 0, before_id, limit, cb, ctx, more);
 }
 
 int store_since(store_t *st, const char *room, int64_t after_id, unsigned limit, store_rec_cb cb,
                 void *ctx, bool *more) {
-    if (after_id < 0)
-        return STORE_E_INVALID;
-    return read_range(st, room, after_id, INT64_MAX, limit, cb, ctx, more);
+    return store_range(st, room, room ? strlen(room) : 0, after_id, 0, limit, cb, ctx, more);
 }
 
 int store_last(store_t *st, const char *room, unsigned n, store_rec_cb cb, void *ctx) {
-    return read_range(st, room, 0, INT64_MAX, n, cb, ctx, NULL);
+    return store_range(st, room, room ? strlen(room) : 0, 0, 0, n, cb, ctx, NULL);
 }

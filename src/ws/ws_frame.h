@@ -40,7 +40,7 @@ enum {
     WS_CLOSE_INTERNAL = 1011,
 };
 
-#define WS_MAX_HEADER 14       /* 2 + 8 (64-bit length) + 4 (mask) */
+#define WS_MAX_HEADER 14        /* 2 + 8 (64-bit length) + 4 (mask) */
 #define WS_MAX_SERVER_HEADER 10 /* server frames carry no mask */
 #define WS_MAX_CONTROL 125
 
@@ -99,7 +99,18 @@ void ws_parser_init(ws_parser_t *p, uint64_t max_message);
  * for an event; 0 with WS_EV_NEED_MORE, in which case the caller must keep
  * all of buf and call again when more bytes arrived). Partial frames are
  * unmasked and, for text, validated as far as they go, so invalid UTF-8 is
- * reported before the frame completes.
+ * reported before the frame completes. The bytes of a partial frame are left
+ * unmasked in buf: the caller keeps them as they are (it may move them, as a
+ * whole, to the front of its buffer) and must not present a partial frame
+ * with fewer bytes than before.
+ *
+ * WS_EV_ERROR consumes 0 bytes; the caller sends a close frame with
+ * ev.close_code and ev.reason and stops reading. Violations are reported as
+ * soon as the bytes that show them have arrived: those of the first two
+ * header bytes with only those two bytes, a size over max_message as soon as
+ * the length field is complete (before the mask key and the payload).
+ * An event's payload, even an empty one, points into buf and ends exactly at
+ * the end of the frame (buf + return value).
  *
  * Checks, each a WS_EV_ERROR with its close code: reserved bits set (1002),
  * reserved opcode (1002), unmasked frame (1002), control frame over 125

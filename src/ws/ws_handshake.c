@@ -107,8 +107,7 @@ void ws_handshake_accept(const char *key, size_t key_len, char out[29]) {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     /* SHA-1 cannot fail on valid input; only allocation can, and out of
      * memory for our own bookkeeping aborts (as xmalloc does). */
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) ||
-        !EVP_DigestUpdate(ctx, key, key_len) ||
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) || !EVP_DigestUpdate(ctx, key, key_len) ||
         !EVP_DigestUpdate(ctx, WS_GUID, sizeof(WS_GUID) - 1) ||
         !EVP_DigestFinal_ex(ctx, md, &mdlen) || mdlen != 20) {
         fputs("tertulia: SHA-1 unavailable\n", stderr);

@@ -15,19 +15,22 @@
 typedef struct {
     const char *name;
     const char *bytes;
-    size_t len;  /* 0: strlen(bytes) */
-    bool valid;  /* complete and valid */
-    int bad_at;  /* invalid: index of the first byte that makes it invalid; -1 truncated */
+    size_t len; /* 0: strlen(bytes) */
+    bool valid; /* complete and valid */
+    int bad_at; /* invalid: index of the first byte that makes it invalid; -1 truncated */
 } utf8_case_t;
 
-#define OK(n, s) {n, s, 0, true, 0}
-#define BAD(n, s, at) {n, s, 0, false, at}
-#define TRUNC(n, s) {n, s, 0, false, -1}
+#define OK(n, s)                                                                                   \
+    { n, s, 0, true, 0 }
+#define BAD(n, s, at)                                                                              \
+    { n, s, 0, false, at }
+#define TRUNC(n, s)                                                                                \
+    { n, s, 0, false, -1 }
 
 static const utf8_case_t cases[] = {
     OK("empty", ""),
     OK("ascii", "hello, world"),
-    OK("two-byte", "\xC3\xA9t\xC3\xA9"),                  /* été */
+    OK("two-byte", "\xC3\xA9t\xC3\xA9"),                   /* été */
     OK("three-byte", "\xE2\x82\xAC"),                      /* € */
     OK("four-byte", "\xF0\x9F\x98\x80"),                   /* 😀 */
     OK("mixed", "a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80z"), /* aé€😀z */
@@ -59,7 +62,10 @@ static const utf8_case_t cases[] = {
     BAD("F8", "\xF8\x88\x80\x80\x80", 0),
     BAD("FE", "\xFE", 0),
     BAD("FF", "a\xFF", 1),
-    BAD("ascii where continuation expected", "\xC3" "a", 1),
+    BAD("ascii where continuation expected",
+        "\xC3"
+        "a",
+        1),
     BAD("lead where continuation expected", "\xE2\x82\xE2\x82\xAC", 2),
     BAD("fifth byte continuation", "\xF0\x9F\x98\x80\x80", 4),
     BAD("bad after long ascii", "0123456789abcdefghijklmnopqrstu\xFFvwxyz", 31),

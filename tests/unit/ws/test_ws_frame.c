@@ -50,26 +50,43 @@ typedef struct {
     expect_t ev[MAX_EVENTS];
 } fcase_t;
 
-#define T(s) {.b0 = FIN | WS_OP_TEXT, .payload = (s)}
-#define F(b0_, s) {.b0 = (b0_), .payload = (s)}
-#define FN(b0_, s, n_) {.b0 = (b0_), .payload = (s), .n = (n_)}
-#define LENF(b0_, s, form) {.b0 = (b0_), .payload = (s), .lenform = (form)}
-#define UNMASKED(b0_, s) {.b0 = (b0_), .payload = (s), .unmasked = true}
-#define BIG(b0_, n_) {.b0 = (b0_), .big = (n_)}
-#define RAW(s, n_) {.raw = (s), .raw_len = (n_)}
+#define T(s)                                                                                       \
+    { .b0 = FIN | WS_OP_TEXT, .payload = (s) }
+#define F(b0_, s)                                                                                  \
+    { .b0 = (b0_), .payload = (s) }
+#define FN(b0_, s, n_)                                                                             \
+    { .b0 = (b0_), .payload = (s), .n = (n_) }
+#define LENF(b0_, s, form)                                                                         \
+    { .b0 = (b0_), .payload = (s), .lenform = (form) }
+#define UNMASKED(b0_, s)                                                                           \
+    { .b0 = (b0_), .payload = (s), .unmasked = true }
+#define BIG(b0_, n_)                                                                               \
+    { .b0 = (b0_), .big = (n_) }
+#define RAW(s, n_)                                                                                 \
+    { .raw = (s), .raw_len = (n_) }
 
 #define E_DATA(op, fin_, first_, s)                                                                \
-    {.type = WS_EV_DATA, .opcode = (op), .fin = (fin_), .first = (first_), .payload = (s)}
+    { .type = WS_EV_DATA, .opcode = (op), .fin = (fin_), .first = (first_), .payload = (s) }
 #define E_DATAN(op, fin_, first_, s, n_)                                                           \
-    {.type = WS_EV_DATA, .opcode = (op), .fin = (fin_), .first = (first_), .payload = (s), .n = (n_)}
-#define E_BIG(op, n_) {.type = WS_EV_DATA, .opcode = (op), .fin = true, .first = true, .big = (n_)}
+    {                                                                                              \
+        .type = WS_EV_DATA, .opcode = (op), .fin = (fin_), .first = (first_), .payload = (s),      \
+        .n = (n_)                                                                                  \
+    }
+#define E_BIG(op, n_)                                                                              \
+    { .type = WS_EV_DATA, .opcode = (op), .fin = true, .first = true, .big = (n_) }
 #define E_TEXT(s) E_DATA(WS_OP_TEXT, true, true, s)
-#define E_PING(s) {.type = WS_EV_PING, .payload = (s)}
-#define E_PING_BIG(n_) {.type = WS_EV_PING, .big = (n_)}
-#define E_PONGN(s, n_) {.type = WS_EV_PONG, .payload = (s), .n = (n_)}
-#define E_PONG(s) {.type = WS_EV_PONG, .payload = (s)}
-#define E_CLOSE(c, s) {.type = WS_EV_CLOSE, .payload = (s), .code = (c)}
-#define E_ERR(c) {.type = WS_EV_ERROR, .code = (c)}
+#define E_PING(s)                                                                                  \
+    { .type = WS_EV_PING, .payload = (s) }
+#define E_PING_BIG(n_)                                                                             \
+    { .type = WS_EV_PING, .big = (n_) }
+#define E_PONGN(s, n_)                                                                             \
+    { .type = WS_EV_PONG, .payload = (s), .n = (n_) }
+#define E_PONG(s)                                                                                  \
+    { .type = WS_EV_PONG, .payload = (s) }
+#define E_CLOSE(c, s)                                                                              \
+    { .type = WS_EV_CLOSE, .payload = (s), .code = (c) }
+#define E_ERR(c)                                                                                   \
+    { .type = WS_EV_ERROR, .code = (c) }
 
 static const fcase_t cases[] = {
     /* Lengths and their three encodings. */
@@ -79,15 +96,14 @@ static const fcase_t cases[] = {
     {"126 bytes: 16-bit", 0, {BIG(FIN | WS_OP_BINARY, 126)}, {E_BIG(WS_OP_BINARY, 126)}},
     {"65535 bytes: 16-bit", 0, {BIG(FIN | WS_OP_TEXT, 65535)}, {E_BIG(WS_OP_TEXT, 65535)}},
     {"65536 bytes: 64-bit", 0, {BIG(FIN | WS_OP_TEXT, 65536)}, {E_BIG(WS_OP_TEXT, 65536)}},
-    {"non-minimal 16-bit length",
-     0,
-     {LENF(FIN | WS_OP_TEXT, "abc", 16)},
-     {E_TEXT("abc")}},
+    {"non-minimal 16-bit length", 0, {LENF(FIN | WS_OP_TEXT, "abc", 16)}, {E_TEXT("abc")}},
     {"non-minimal 64-bit length",
      0,
      {LENF(FIN | WS_OP_TEXT, "abcdefgh", 64)},
      {E_TEXT("abcdefgh")}},
-    {"multibyte text", 0, {T("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80")},
+    {"multibyte text",
+     0,
+     {T("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80")},
      {E_TEXT("a\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80")}},
     {"binary is not validated as UTF-8",
      0,
@@ -111,8 +127,7 @@ static const fcase_t cases[] = {
       E_DATA(WS_OP_TEXT, true, false, "")}},
     {"a character split across fragments",
      0,
-     {F(WS_OP_TEXT, "\xE2\x82"), F(WS_OP_CONT, "\xAC\xF0\x9F"),
-      F(FIN | WS_OP_CONT, "\x98\x80")},
+     {F(WS_OP_TEXT, "\xE2\x82"), F(WS_OP_CONT, "\xAC\xF0\x9F"), F(FIN | WS_OP_CONT, "\x98\x80")},
      {E_DATA(WS_OP_TEXT, false, true, "\xE2\x82"), E_DATA(WS_OP_TEXT, false, false, "\xAC\xF0\x9F"),
       E_DATA(WS_OP_TEXT, true, false, "\x98\x80")}},
     {"control frames interleaved in a fragmented message",
@@ -126,28 +141,30 @@ static const fcase_t cases[] = {
     {"a new message after a fragmented one",
      0,
      {F(WS_OP_BINARY, "x"), F(FIN | WS_OP_CONT, "y"), T("z")},
-     {E_DATA(WS_OP_BINARY, false, true, "x"), E_DATA(WS_OP_BINARY, true, false, "y"),
-      E_TEXT("z")}},
+     {E_DATA(WS_OP_BINARY, false, true, "x"), E_DATA(WS_OP_BINARY, true, false, "y"), E_TEXT("z")}},
     /* Control frames. */
-    {"ping payload returned", 0, {F(FIN | WS_OP_PING, "are you there")},
-     {E_PING("are you there")}},
+    {"ping payload returned", 0, {F(FIN | WS_OP_PING, "are you there")}, {E_PING("are you there")}},
     {"empty ping", 0, {F(FIN | WS_OP_PING, "")}, {E_PING("")}},
     {"ping of 125 bytes", 0, {BIG(FIN | WS_OP_PING, 125)}, {E_PING_BIG(125)}},
     {"pong", 0, {FN(FIN | WS_OP_PONG, "\x00\x01", 2)}, {E_PONGN("\x00\x01", 2)}},
-    {"close with no payload", 0, {F(FIN | WS_OP_CLOSE, "")},
-     {E_CLOSE(WS_CLOSE_NO_STATUS, "")}},
+    {"close with no payload", 0, {F(FIN | WS_OP_CLOSE, "")}, {E_CLOSE(WS_CLOSE_NO_STATUS, "")}},
     {"close with code only", 0, {F(FIN | WS_OP_CLOSE, "\x03\xE9")}, {E_CLOSE(1001, "")}},
-    {"close with code and reason", 0, {F(FIN | WS_OP_CLOSE, "\x03\xE8" "bye now")},
+    {"close with code and reason",
+     0,
+     {F(FIN | WS_OP_CLOSE, "\x03\xE8"
+                           "bye now")},
      {E_CLOSE(1000, "bye now")}},
-    {"close 1011 with UTF-8 reason", 0, {F(FIN | WS_OP_CLOSE, "\x03\xF3\xE2\x82\xAC")},
+    {"close 1011 with UTF-8 reason",
+     0,
+     {F(FIN | WS_OP_CLOSE, "\x03\xF3\xE2\x82\xAC")},
      {E_CLOSE(1011, "\xE2\x82\xAC")}},
     {"close 3000", 0, {F(FIN | WS_OP_CLOSE, "\x0B\xB8")}, {E_CLOSE(3000, "")}},
     {"close 4999", 0, {F(FIN | WS_OP_CLOSE, "\x13\x87")}, {E_CLOSE(4999, "")}},
     {"close with 123-byte reason",
      0,
      {F(FIN | WS_OP_CLOSE, "\x03\xE8"
-                          "0123456789012345678901234567890123456789012345678901234567890123456789"
-                          "01234567890123456789012345678901234567890123456789012")},
+                           "0123456789012345678901234567890123456789012345678901234567890123456789"
+                           "01234567890123456789012345678901234567890123456789012")},
      {E_CLOSE(1000, "0123456789012345678901234567890123456789012345678901234567890123456789"
                     "01234567890123456789012345678901234567890123456789012")}},
     /* Several frames in one buffer. */
@@ -166,12 +183,13 @@ static const fcase_t cases[] = {
       E_TEXT("abcdefghij")}},
     {"control frames do not count toward max_message",
      4,
-     {F(WS_OP_TEXT, "ab"), F(FIN | WS_OP_PING, "0123456789"),
-      F(FIN | WS_OP_CONT, "cd")},
+     {F(WS_OP_TEXT, "ab"), F(FIN | WS_OP_PING, "0123456789"), F(FIN | WS_OP_CONT, "cd")},
      {E_DATA(WS_OP_TEXT, false, true, "ab"), E_PING("0123456789"),
       E_DATA(WS_OP_TEXT, true, false, "cd")}},
     {"a frame over max_message: 1009", 10, {T("0123456789A")}, {E_ERR(1009)}},
-    {"a 64-bit length over max_message: 1009", 1000, {BIG(FIN | WS_OP_BINARY, 70000)},
+    {"a 64-bit length over max_message: 1009",
+     1000,
+     {BIG(FIN | WS_OP_BINARY, 70000)},
      {E_ERR(1009)}},
     {"fragments summing over max_message: 1009",
      10,
@@ -224,9 +242,14 @@ static const fcase_t cases[] = {
     {"close code 1016", 0, {F(FIN | WS_OP_CLOSE, "\x03\xF8")}, {E_ERR(1002)}},
     {"close code 2999", 0, {F(FIN | WS_OP_CLOSE, "\x0B\xB7")}, {E_ERR(1002)}},
     {"close code 5000", 0, {F(FIN | WS_OP_CLOSE, "\x13\x88")}, {E_ERR(1002)}},
-    {"close reason with invalid UTF-8", 0, {F(FIN | WS_OP_CLOSE, "\x03\xE8\xC0\x80")},
+    {"close reason with invalid UTF-8",
+     0,
+     {F(FIN | WS_OP_CLOSE, "\x03\xE8\xC0\x80")},
      {E_ERR(1007)}},
-    {"close reason with a truncated character", 0, {F(FIN | WS_OP_CLOSE, "\x03\xE8" "a\xE2\x82")},
+    {"close reason with a truncated character",
+     0,
+     {F(FIN | WS_OP_CLOSE, "\x03\xE8"
+                           "a\xE2\x82")},
      {E_ERR(1007)}},
     /* UTF-8 in text: 1007. */
     {"invalid UTF-8 in text", 0, {T("abc\xFF")}, {E_ERR(1007)}},
@@ -353,8 +376,8 @@ static void event_check(const fcase_t *c, const char *how, size_t k, const ws_ev
     for (size_t i = 0; i < want_len; i++) {
         uint8_t want = x->payload ? (uint8_t)x->payload[i] : pattern(i);
         if (ev->payload[i] != want)
-            fail_msg("%s (%s): event %zu: payload byte %zu is %02X, want %02X", c->name, how, k,
-                     i, ev->payload[i], want);
+            fail_msg("%s (%s): event %zu: payload byte %zu is %02X, want %02X", c->name, how, k, i,
+                     ev->payload[i], want);
     }
 }
 
@@ -395,9 +418,9 @@ static void run_chunked(const fcase_t *c, const uint8_t *stream, size_t len, con
     }
     if (k != expect_count(c))
         fail_msg("%s (%s): %zu events, want %zu", c->name, how, k, expect_count(c));
-    if (!failed && (have != 0 || p.in_message != (c->ev[k - 1].type == WS_EV_DATA &&
-                                                 !c->ev[k - 1].fin) ||
-                    p.frame_done != 0))
+    if (!failed &&
+        (have != 0 || p.in_message != (c->ev[k - 1].type == WS_EV_DATA && !c->ev[k - 1].fin) ||
+         p.frame_done != 0))
         fail_msg("%s (%s): left %zu bytes, frame_done %zu", c->name, how, have, p.frame_done);
     free(rb);
 }
@@ -546,8 +569,11 @@ static void test_ws_parser_execute_1009_from_the_length_alone(void **state) {
 static void test_ws_parser_execute_refuses_from_two_bytes(void **state) {
     (void)state;
     static const uint8_t heads[][2] = {
-        {FIN | 0x40 | WS_OP_TEXT, 0x80 | 5}, {FIN | 0x3, 0x80}, {FIN | WS_OP_TEXT, 5},
-        {WS_OP_PING, 0x80},                  {FIN | WS_OP_PING, 0x80 | 126},
+        {FIN | 0x40 | WS_OP_TEXT, 0x80 | 5},
+        {FIN | 0x3, 0x80},
+        {FIN | WS_OP_TEXT, 5},
+        {WS_OP_PING, 0x80},
+        {FIN | WS_OP_PING, 0x80 | 126},
         {FIN | WS_OP_CONT, 0x80 | 1},
     };
     for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
@@ -632,8 +658,8 @@ static void test_ws_parser_execute_every_reserved_opcode(void **state) {
 static void test_ws_close_code_is_valid_all_codes(void **state) {
     (void)state;
     for (unsigned c = 0; c <= 0xFFFF; c++) {
-        bool want = (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) ||
-                    (c >= 3000 && c <= 4999);
+        bool want =
+            (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) || (c >= 3000 && c <= 4999);
         if (ws_close_code_is_valid((uint16_t)c) != want)
             fail_msg("code %u", c);
     }
@@ -707,7 +733,10 @@ static void test_ws_frame_close_write_round_trip(void **state) {
     ws_event_t ev;
     size_t n = ws_frame_close_write(out, 1000, "bye");
     assert_int_equal(n, 2 + 2 + 3);
-    assert_memory_equal(out, "\x88\x05\x03\xE8" "bye", n);
+    assert_memory_equal(out,
+                        "\x88\x05\x03\xE8"
+                        "bye",
+                        n);
     parse_server_frame(out, n, &ev, work);
     assert_int_equal(ev.type, WS_EV_CLOSE);
     assert_int_equal(ev.close_code, 1000);

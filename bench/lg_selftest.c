@@ -1,0 +1,267 @@
+/* lg_selftest — checks the load generator's own codec and histogram, so a benchmark number
+ * never rests on an untested instrument. Table-driven; every decoder case is re-run with the
+ * input split at every byte (the first part must read as incomplete). Exit status 0 = pass. */
+#include "lg_codec.h"
+#include "lg_hist.h"
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures, checks;
+
+#define CHECK(cond, ...)                                                                       \
+    do {                                                                                       \
+        checks++;                                                                              \
+        if (!(cond)) {                                                                         \
+            failures++;                                                                        \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                               \
+            fprintf(stderr, __VA_ARGS__);                                                      \
+            fprintf(stderr, "\n");                                                             \
+        }                                                                                      \
+    } while (0)
+
+typedef struct {
+    const char *name;
+    const unsigned char *bytes;
+    size_t len;
+    long want; /* consumed, or -1 */
+    int opcode;
+    int fin;
+    size_t plen;
+} frame_case_t;
+
+static void test_frame_decode(void) {
+    static const unsigned char text[] = {0x81, 0x05, 'h', 'e', 'l', 'l', 'o'};
+    static const unsigned char frag[] = {0x01, 0x02, 'h', 'e'};
+    static const unsigned char cont[] = {0x80, 0x01, 'x'};
+    static const unsigned char ping[] = {0x89, 0x00};
+    static const unsigned char close[] = {0x88, 0x02, 0x03, 0xE8};
+    unsigned char mid[4 + 200];
+    mid[0] = 0x81;
+    mid[1] = 126;
+    mid[2] = 0;
+    mid[3] = 200;
+    memset(mid + 4, 'a', 200);
+    unsigned char big[10 + 70000];
+    big[0] = 0x82;
+    big[1] = 127;
+    memset(big + 2, 0, 8);
+    big[7] = 0x01;
+    big[8] = 0x11;
+    big[9] = 0x70; /* 70000 */
+    memset(big + 10, 'b', 70000);
+    static const unsigned char masked[] = {0x81, 0x81, 1, 2, 3, 4, 'x'};
+    static const unsigned char rsv[] = {0xC1, 0x00};
+    static const unsigned char badop[] = {0x83, 0x00};
+    static const unsigned char nonmin[] = {0x81, 126, 0x00, 0x05, 'a', 'b', 'c', 'd', 'e'};
+    static const unsigned char longctl[] = {0x89, 126, 0x00, 0x7E};
+    static const unsigned char fragctl[] = {0x09, 0x00};
+    const frame_case_t cases[] = {
+        {"text", text, sizeof text, 7, 1, 1, 5},
+        {"fragment", frag, sizeof frag, 4, 1, 0, 2},
+        {"continuation", cont, sizeof cont, 3, 0, 1, 1},
+        {"ping", ping, sizeof ping, 2, 9, 1, 0},
+        {"close", close, sizeof close, 4, 8, 1, 2},
+        {"16-bit length", mid, sizeof mid, (long)sizeof mid, 1, 1, 200},
+        {"64-bit length", big, sizeof big, (long)sizeof big, 2, 1, 70000},
+        {"masked server frame", masked, sizeof masked, -1, 0, 0, 0},
+        {"reserved bits", rsv, sizeof rsv, -1, 0, 0, 0},
+        {"unknown opcode", badop, sizeof badop, -1, 0, 0, 0},
+        {"non-minimal length", nonmin, sizeof nonmin, -1, 0, 0, 0},
+        {"long control frame", longctl, sizeof longctl, -1, 0, 0, 0},
+        {"fragmented control frame", fragctl, sizeof fragctl, -1, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const frame_case_t *c = &cases[i];
+        lg_frame_t f;
+        const char *err = NULL;
+        long got = lg_ws_frame_decode(c->bytes, c->len, 1u << 20, &f, &err);
+        CHECK(got == c->want, "%s: consumed %ld, want %ld", c->name, got, c->want);
+        if (c->want > 0 && got == c->want) {
+            CHECK(f.opcode == c->opcode && f.fin == (c->fin != 0) && f.len == c->plen,
+                  "%s: fields", c->name);
+            CHECK(f.payload == c->bytes + (c->len - c->plen), "%s: payload pointer", c->name);
+        }
+        if (c->want < 0)
+            CHECK(err != NULL, "%s: no reason given", c->name);
+        /* Every strict prefix of a valid frame is incomplete; of an invalid one, incomplete
+         * until the header shows the fault. */
+        for (size_t cut = 0; cut < c->len; cut++) {
+            long p = lg_ws_frame_decode(c->bytes, cut, 1u << 20, &f, &err);
+            if (c->want > 0)
+                CHECK(p == LG_INCOMPLETE, "%s split at %zu: got %ld", c->name, cut, p);
+            else
+                CHECK(p == LG_INCOMPLETE || p == -1, "%s split at %zu: got %ld", c->name, cut, p);
+        }
+    }
+    lg_frame_t f;
+    const char *err = NULL;
+    CHECK(lg_ws_frame_decode(big, sizeof big, 1000, &f, &err) == -1, "max_payload enforced");
+}
+
+static void test_frame_encode_roundtrip(void) {
+    static const size_t lens[] = {0, 1, 7, 8, 9, 125, 126, 127, 65535, 65536, 100000};
+    uint64_t rng = 12345;
+    for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
+        size_t n = lens[i];
+        unsigned char *src = malloc(n + 1), *out = malloc(n + LG_WS_CLIENT_HEADER_MAX);
+        for (size_t j = 0; j < n; j++)
+            src[j] = (unsigned char)lg_rand_next(&rng);
+        uint32_t mask = 0xA1B2C3D4u;
+        size_t fl = lg_ws_frame_encode(out, LG_OP_TEXT, src, n, mask);
+        size_t h = n < 126 ? 2 : n <= 0xFFFF ? 4 : 10;
+        CHECK(fl == h + 4 + n, "len %zu: frame length %zu", n, fl);
+        CHECK(out[0] == 0x81 && (out[1] & 0x80), "len %zu: FIN, text, mask bit", n);
+        size_t got = out[1] & 0x7F;
+        if (got == 126)
+            got = ((size_t)out[2] << 8) | out[3];
+        else if (got == 127)
+            for (int k = 2, s = 0; k < 10; k++, s++)
+                got = s == 0 ? out[k] : (got << 8) | out[k];
+        CHECK(got == n, "len %zu: encoded length %zu", n, got);
+        unsigned char m[4];
+        memcpy(m, out + h, 4);
+        int bad = 0;
+        for (size_t j = 0; j < n; j++)
+            bad += (out[h + 4 + j] ^ m[j & 3]) != src[j];
+        CHECK(bad == 0, "len %zu: %d bytes unmask wrong", n, bad);
+        free(src);
+        free(out);
+    }
+}
+
+static void test_handshake(void) {
+    /* RFC 6455 section 1.3's example key and accept. */
+    const char *key = "dGhlIHNhbXBsZSBub25jZQ==";
+    const char *ok = "HTTP/1.1 101 Switching Protocols\r\n"
+                     "Upgrade: WebSocket\r\n"
+                     "Connection: keep-alive, Upgrade\r\n"
+                     "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                     "\r\n\x81\x00";
+    size_t len = strlen(ok) + 2;
+    const char *err = NULL;
+    long head = lg_ws_response_check(ok, len, key, &err);
+    CHECK(head == (long)len - 2, "valid response: got %ld (%s)", head, err ? err : "");
+    for (size_t cut = 0; cut < len - 2; cut++)
+        CHECK(lg_ws_response_check(ok, cut, key, &err) == LG_INCOMPLETE, "split at %zu", cut);
+    const char *bad[] = {
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+        "HTTP/1.0 101 Switching Protocols\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        err = NULL;
+        CHECK(lg_ws_response_check(bad[i], strlen(bad[i]), key, &err) == -1 && err,
+              "bad response %zu accepted", i);
+    }
+    char req[512];
+    int n = lg_ws_request_build(req, sizeof req, "127.0.0.1:9", "/talking", key);
+    CHECK(n > 0 && strstr(req, "GET /talking HTTP/1.1\r\n") == req &&
+              strstr(req, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n") &&
+              memcmp(req + n - 4, "\r\n\r\n", 4) == 0,
+          "request");
+    CHECK(lg_ws_request_build(req, 10, "h", "/", key) == -1, "small buffer refused");
+    uint64_t rng = 99;
+    char k1[LG_WS_KEY_LEN + 1], k2[LG_WS_KEY_LEN + 1];
+    lg_ws_key_make(k1, &rng);
+    lg_ws_key_make(k2, &rng);
+    CHECK(strlen(k1) == 24 && k1[22] == '=' && strcmp(k1, k2) != 0, "keys");
+}
+
+typedef struct {
+    const char *json;
+    int rc;
+    const char *type, *from, *to, *text;
+    long id;
+} scan_case_t;
+
+static void test_scan(void) {
+    const scan_case_t cases[] = {
+        {"{\"type\":\"room\",\"id\":7,\"ts\":1700000000000,\"from\":\"u1\",\"to\":\"r0\","
+         "\"message\":{\"text\":\"m1-2-3-abc\"}}",
+         0, "room", "u1", "r0", "m1-2-3-abc", 7},
+        {"{ \"message\" : { \"x\": [1, {\"text\": \"no\"}], \"text\" : \"hi\" } , \"to\": "
+         "\"bob\", \"type\": \"private\", \"from\": \"al\" }",
+         0, "private", "al", "bob", "hi", -1},
+        {"{\"type\":\"room\",\"extra\":{\"from\":\"evil\",\"a\":[true,false,null,-1.5e3]},"
+         "\"from\":\"ok\"}",
+         0, "room", "ok", NULL, NULL, -1},
+        {"{\"type\":\"room\",\"message\":{\"text\":\"a\\\"b\"}}", 0, "room", NULL, NULL, NULL, -1},
+        {"{\"type\":\"welcome\"}", 0, "welcome", NULL, NULL, NULL, -1},
+        {"{}", 0, NULL, NULL, NULL, NULL, -1},
+        {"{\"type\":\"room\"", -1, NULL, NULL, NULL, NULL, -1},
+        {"{\"type\":\"room\"}x", -1, NULL, NULL, NULL, NULL, -1},
+        {"[1,2]", -1, NULL, NULL, NULL, NULL, -1},
+        {"{\"type\" \"room\"}", -1, NULL, NULL, NULL, NULL, -1},
+        {"{\"type\":\"ro\nom\"}", -1, NULL, NULL, NULL, NULL, -1},
+        {"", -1, NULL, NULL, NULL, NULL, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const scan_case_t *c = &cases[i];
+        lg_msg_t m;
+        int rc = lg_msg_scan(c->json, strlen(c->json), &m);
+        CHECK(rc == c->rc, "case %zu: rc %d", i, rc);
+        if (rc != 0)
+            continue;
+#define FIELD(f)                                                                               \
+    CHECK(c->f ? lg_str_is(&m.f, c->f, strlen(c->f)) : !m.f.present || m.f.escaped,            \
+          "case %zu: field " #f, i)
+        FIELD(type);
+        FIELD(from);
+        FIELD(to);
+        FIELD(text);
+#undef FIELD
+        CHECK(c->id < 0 ? !m.has_id : (m.has_id && m.id == (uint64_t)c->id), "case %zu: id", i);
+        /* A truncated object never scans as complete. */
+        size_t n = strlen(c->json);
+        for (size_t cut = 0; cut < n; cut++)
+            CHECK(lg_msg_scan(c->json, cut, &m) == -1, "case %zu cut at %zu scanned", i, cut);
+    }
+    lg_msg_t m;
+    const char *esc = "{\"type\":\"room\",\"message\":{\"text\":\"a\\\"b\"}}";
+    lg_msg_scan(esc, strlen(esc), &m);
+    CHECK(m.text.present && m.text.escaped, "escaped text flagged");
+}
+
+static void test_hist(void) {
+    for (uint64_t v = 0; v < 200000; v += 1 + v / 100) {
+        uint32_t i = lg_hist_index(v);
+        uint64_t hi = lg_hist_bucket_high(i);
+        CHECK(hi >= v && (double)(hi - v) <= (double)v / 64.0 + 1, "value %llu -> high %llu",
+              (unsigned long long)v, (unsigned long long)hi);
+        if (i > 0)
+            CHECK(lg_hist_bucket_high(i - 1) < v, "value %llu above previous bucket",
+                  (unsigned long long)v);
+    }
+    CHECK(lg_hist_index(UINT64_MAX) == LG_HIST_BUCKETS - 1, "top bucket");
+    lg_hist_t h, h2;
+    lg_hist_init(&h);
+    lg_hist_init(&h2);
+    CHECK(lg_hist_quantile(&h, 0.5) == 0, "empty");
+    for (uint64_t v = 1; v <= 1000; v++)
+        lg_hist_add(v <= 500 ? &h : &h2, v * 1000);
+    lg_hist_merge(&h, &h2);
+    CHECK(h.count == 1000 && h.min == 1000 && h.max == 1000000, "merge");
+    uint64_t p50 = lg_hist_quantile(&h, 0.5), p99 = lg_hist_quantile(&h, 0.99);
+    uint64_t p999 = lg_hist_quantile(&h, 0.999), p100 = lg_hist_quantile(&h, 1.0);
+    CHECK(p50 >= 500000 && p50 <= 500000 * 65 / 64, "p50 %llu", (unsigned long long)p50);
+    CHECK(p99 >= 990000 && p99 <= 990000 * 65 / 64, "p99 %llu", (unsigned long long)p99);
+    CHECK(p999 >= 999000 && p999 <= 1000000, "p99.9 %llu", (unsigned long long)p999);
+    CHECK(p100 == 1000000, "p100 is the max");
+}
+
+int main(void) {
+    test_frame_decode();
+    test_frame_encode_roundtrip();
+    test_handshake();
+    test_scan();
+    test_hist();
+    printf("lg_selftest: %d checks, %d failures\n", checks, failures);
+    return failures ? 1 : 0;
+}
