@@ -92,7 +92,7 @@ long lg_ws_response_check(const char *buf, size_t len, const char *key, const ch
     char want[29];
     accept_for(key, want);
     bool upgrade = false, connection = false, accept = false;
-    const char *line = memchr(buf, '\n', head) + 1;
+    const char *line = (const char *)memchr(buf, '\n', head) + 1;
     while (line < end) {
         const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
         const char *colon = memchr(line, ':', (size_t)(eol - line));

@@ -1357,6 +1357,20 @@ static sockstat_t sockstat_read(void) {
     return s;
 }
 
+/* The kernel's slab memory (socket structures live there), machine-wide, in KiB. */
+static int64_t meminfo_slab_kb(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    int64_t kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Slab: %" SCNd64, &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
 static uint64_t mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1496,7 +1510,7 @@ static void usage(void) {
             "  --setup-timeout S   bound on connecting and logging in (60)\n"
             "  --settle S          idle/churn: wait before sampling memory (1)\n"
             "  --procs P           worker processes (1)\n"
-            "  --src-ips K         spread sources over 127.0.0.2..127.0.0.(K+1); 0: no bind (8)\n"
+            "  --src-ips K         spread sources over 127.0.0.2..127.0.0.(K+1); 0: no bind (32)\n"
             "  --connect-window C  connection setups in flight (128)\n"
             "  --cycles K          churn: open-all/close-all cycles (3)\n"
             "  --server-pid PID    sample the server's CPU and memory from /proc\n"
@@ -1518,7 +1532,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
         {"label", 1, 0, 'l'},         {"nick-prefix", 1, 0, 'x'}, {"help", 0, 0, '?'},
         {0, 0, 0, 0}};
     *o = (opts_t){.host = "127.0.0.1", .path = "/talking", .label = "server",
-                  .nick_prefix = "u", .window = 16, .size = 64, .procs = 1, .src_ips = 8,
+                  .nick_prefix = "u", .window = 16, .size = 64, .procs = 1, .src_ips = 32,
                   .connect_window = 128, .cycles = 3, .rate = 100, .duration = 5,
                   .drain = 5, .setup_timeout = 60, .settle = 1, .max_messages = 2000000};
     int sc = -1, ch;
@@ -1606,6 +1620,7 @@ int main(int argc, char **argv) {
 
     int64_t rss_before = proc_rss_kb(o.server_pid);
     sockstat_t ss_before = sockstat_read();
+    int64_t slab_before = meminfo_slab_kb(), slab_after = -1;
     uint64_t t_begin = mono_ns();
 
     child_t *ch = calloc(o.procs, sizeof *ch);
@@ -1654,6 +1669,7 @@ int main(int argc, char **argv) {
         cpu1 = proc_cpu_s(o.server_pid);
         rss_after = proc_rss_kb(o.server_pid);
         ss_after = sockstat_read();
+        slab_after = meminfo_slab_kb();
     }
     children_quit(ch, o.procs);
 
@@ -1772,6 +1788,11 @@ int main(int argc, char **argv) {
         fprintf(f, ",\"kernel_tcp_mem_per_conn_bytes\":%.0f",
                 n && ss_after.mem_pages >= 0
                     ? (double)(ss_after.mem_pages - ss_before.mem_pages) * 4096.0 / (double)n
+                    : -1);
+        /* Both ends of every connection are on this machine: this is per pair of sockets. */
+        fprintf(f, ",\"kernel_slab_per_conn_bytes\":%.0f",
+                n && slab_before >= 0 && slab_after >= 0
+                    ? (double)(slab_after - slab_before) * 1024.0 / (double)n
                     : -1);
     }
     fprintf(f, ",\"sockstat_tcp\":{");

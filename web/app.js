@@ -316,12 +316,15 @@ function renderMembers() {
 }
 
 session.addEventListener('joined', ({ detail }) => {
-    const { room, members, rejoin, historyCount } = detail;
+    const { room, members, rejoin, more } = detail;
     state.members.set(room, new Map(members.map((n) => [nickKey(n), n])));
     const conv = roomConv(room);
     if (!rejoin) {
-        conv.older = historyCount > 0 ? 'more' : 'start';
+        conv.older = more ? 'more' : 'start';
         conv.pane.setOlder(conv.older);
+    } else if (more) {
+        // More was said while we were away than a rejoin brings back.
+        conv.pane.addSystem('Some messages sent while you were away are not shown here.');
     }
     if (state.switchTo.delete(room) || !activeConv()) activate(conv);
     afterMembersChange(room);
@@ -515,7 +518,8 @@ ui.message.addEventListener('input', updateComposer);
 ui.message.addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.ctrlKey && !ev.altKey && !ev.metaKey && !ev.isComposing) {
         ev.preventDefault();
-        if (!ui.send.disabled) submitMessage();
+        if (state.status !== 'online' && ui.message.value.trim() !== '') toast('Not connected. Your message stays here until you are back online.');
+        else if (!ui.send.disabled) submitMessage();
     }
 });
 ui.composer.addEventListener('submit', (ev) => {
@@ -582,6 +586,7 @@ session.addEventListener('status', ({ detail }) => {
     state.status = detail.state;
     state.retryAt = detail.retryAt || 0;
     ui.conn.dataset.state = detail.state;
+    ui.chatView.classList.toggle('offline', detail.state !== 'online');
     ui.connText.textContent = STATUS_TEXT[detail.state] || detail.state;
     ui.meState.textContent = STATUS_TEXT[detail.state] || detail.state;
     clearInterval(countdown);

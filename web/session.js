@@ -26,7 +26,7 @@ const SEEN_LIMIT = 20000;
  * - `status` {state: 'connecting'|'online'|'reconnecting'|'offline'|'idle', retryAt, note}
  * - `login-failed` {code, message}            the first login was refused or unreachable
  * - `welcome` {nickname, limits, server, first}
- * - `joined` {room, members, rejoin, historyCount}       followed by `message` events for its history
+ * - `joined` {room, members, rejoin, historyCount, more}       followed by `message` events for its history
  * - `left` {room}
  * - `member` {room, nickname, ts, joined, reason}
  * - `message` {msg, source: 'live'|'join'|'rejoin'}   room and private messages, never twice
@@ -214,7 +214,10 @@ export class Session extends EventTarget {
         const rejoin = this.#rooms.has(msg.room) || (request !== undefined && request.since !== undefined);
         if (!this.#rooms.has(msg.room)) this.#rooms.set(msg.room, { lastId: 0 });
         const history = Array.isArray(msg.history) ? msg.history : [];
-        this.#emit('joined', { room: msg.room, members: msg.members || [], rejoin, historyCount: history.length });
+        // `more` (a tertulia extension) says whether older messages exist
+        // beyond `history`; without it, a full-looking history suggests so.
+        const more = typeof msg.more === 'boolean' ? msg.more : history.length > 0;
+        this.#emit('joined', { room: msg.room, members: msg.members || [], rejoin, historyCount: history.length, more });
         for (const m of history) this.#onChat({ type: 'room', to: msg.room, ...m }, rejoin ? 'rejoin' : 'join');
     }
 

@@ -110,8 +110,8 @@ void chat_stats(const chat_t *chat, chat_stats_t *out) {
 /* ---- names ---- */
 
 static bool is_name_char(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
 }
 
 bool chat_nickname_is_valid(const char *name, size_t len) {
@@ -176,8 +176,7 @@ void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason) {
     if (s->next != NULL)
         s->next->prev = s->prev;
     chat->nsessions--;
-    tt_log_debug("chat: %s: session %llu closed (%s)", s->peer, (unsigned long long)s->sid,
-                 reason);
+    tt_log_debug("chat: %s: session %llu closed (%s)", s->peer, (unsigned long long)s->sid, reason);
     free(s->rooms);
     free(s->peer);
     free(s);
@@ -265,8 +264,7 @@ static uint32_t next_cap(uint32_t cap) {
     return cap ? cap * 2 : 4;
 }
 
-void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t len,
-                uint64_t since) {
+void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t len, uint64_t since) {
     chat_session_t *s = req->s;
     chat_room_t *room = chat__room_find(chat, name, len);
     bool fresh = chat__member_find(s, room) == NULL;
@@ -308,8 +306,8 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
         bool more;
         int rc;
         unsigned limit = chat->cfg.history_on_join;
-        json_t *hist = chat__history_json(chat, room->name, room->name_len, since,
-                                          CHAT_ID_MAX, limit, &more, &rc);
+        json_t *hist =
+            chat__history_json(chat, room->name, room->name_len, since, 0, limit, &more, &rc);
         if (rc < 0)
             tt_log_error("chat: history of %s for %s failed (%d); joined without it", room->name,
                          s->peer, rc);
@@ -405,15 +403,16 @@ void chat_flush(chat_t *chat) {
         if (stored > 0)
             rc = chat->store.append_batch(chat->store_ctx, chat->batch, stored);
         if (rc < 0)
-            tt_log_error("chat: storing %zu messages failed (%d); they are not delivered",
-                         stored, rc);
+            tt_log_error("chat: storing %zu messages failed (%d); they are not delivered", stored,
+                         rc);
     }
     for (size_t i = 0; i < chat->npending; i++) {
         chat_pending_t *p = &chat->pending[i];
         if (rc < 0 && p->msg.kind == CHAT_MSG_ROOM) {
             chat_req_t req = {.s = p->sender, .type = "room", .ref = p->ref, .ref_len = p->ref_len};
-            chat__refuse(chat, &req, "internal_error",
-                         "The message could not be stored, so it was not delivered.");
+            chat__refuse(chat, &req, "unavailable",
+                         "The message could not be stored, so it was not delivered; "
+                         "try again later.");
         } else {
             deliver(chat, p);
         }

@@ -29,22 +29,23 @@ typedef struct chat_s chat_t;
 typedef struct chat_session_s chat_session_t;
 
 /* Fixed limits of the protocol (PROTOCOL.md, "Identity" and "Client → server"). */
-#define CHAT_NICK_MAX 32        /* characters of a nickname */
-#define CHAT_ROOM_MAX 64        /* characters of a room name, '#' included */
-#define CHAT_REF_MAX 64         /* characters of a request's "id" */
-#define CHAT_HISTORY_DEFAULT 50 /* history.limit when absent */
-#define CHAT_HISTORY_MAX 200    /* history.limit is clamped to this */
+#define CHAT_NICK_MAX 32                /* characters of a nickname */
+#define CHAT_ROOM_MAX 64                /* characters of a room name, '#' included */
+#define CHAT_REF_MAX 64                 /* characters of a request's "id" */
+#define CHAT_HISTORY_DEFAULT 50         /* history.limit when absent */
+#define CHAT_HISTORY_MAX 200            /* history.limit is clamped to this */
 #define CHAT_ID_MAX ((uint64_t)1 << 53) /* ids and since/before stay below (exact in a double) */
 
 typedef struct chat_config_s {
-    const char *server_name;   /* welcome.server.name (copied by chat_new) */
-    const char *server_version;/* welcome.server.version (copied by chat_new) */
-    size_t max_text;           /* bytes of message.text (default 4096) */
-    size_t max_message;        /* the transport's WebSocket message limit, reported in welcome.limits
-                                  (default 65536; keep it above ~6 × max_text, since JSON escapes
-                                  can make the text six times longer on the wire) */
-    size_t max_rooms;          /* rooms one connection may be in (default 100) */
-    unsigned history_on_join;  /* messages sent in joined.history (default 50, at most 200) */
+    const char *server_name;    /* welcome.server.name (copied by chat_new) */
+    const char *server_version; /* welcome.server.version (copied by chat_new) */
+    size_t max_text;            /* bytes of message.text (default 4096) */
+    /* The transport's WebSocket message limit, reported in welcome.limits
+     * (default 65536). Keep it above ~6 × max_text: JSON escapes can make a
+     * text six times longer on the wire. */
+    size_t max_message;
+    size_t max_rooms;         /* rooms one connection may be in (default 100) */
+    unsigned history_on_join; /* messages sent in joined.history (default 50, at most 200) */
 } chat_config_t;
 
 /* Fills cfg with the defaults above (server name "tertulia", version TT_VERSION). */
@@ -106,9 +107,9 @@ void chat_flush(chat_t *chat);
 
 /* Counters for logs and benchmarks. */
 typedef struct chat_stats_s {
-    uint64_t sessions;  /* open sessions */
-    uint64_t rooms;     /* rooms that exist now */
-    uint64_t messages;  /* chat messages accepted since start */
+    uint64_t sessions; /* open sessions */
+    uint64_t rooms;    /* rooms that exist now */
+    uint64_t messages; /* chat messages accepted since start */
 } chat_stats_t;
 void chat_stats(const chat_t *chat, chat_stats_t *out);
 
@@ -136,14 +137,14 @@ typedef enum {
 /* One accepted chat message. Strings are not NUL-terminated (text may not
  * contain NUL either: the chat refuses it). */
 typedef struct chat_message_s {
-    uint64_t id;          /* strictly increasing, 1 ≤ id < 2^53 */
-    int64_t ts;           /* ms since the Unix epoch (CLOCK_REALTIME) */
+    uint64_t id; /* strictly increasing, 1 ≤ id < 2^53 */
+    int64_t ts;  /* ms since the Unix epoch (CLOCK_REALTIME) */
     chat_msg_kind_t kind;
-    const char *from;     /* sender's nickname */
+    const char *from; /* sender's nickname */
     size_t from_len;
-    const char *to;       /* room name or recipient's nickname */
+    const char *to; /* room name or recipient's nickname */
     size_t to_len;
-    const char *text;     /* message.text, UTF-8 */
+    const char *text; /* message.text, UTF-8 */
     size_t text_len;
 } chat_message_t;
 
@@ -156,18 +157,21 @@ typedef struct chat_store_hooks_s {
      * May be NULL (ids then start at 1). */
     int (*last_id)(void *store_ctx, uint64_t *out);
 
-    /* Durably writes msgs[0..n) (room messages only, in id order) as one
-     * batch, typically one transaction. Called by chat_flush before any of
-     * them is delivered. Returns 0, or a negative code: then none of them is
-     * delivered and their senders get an `internal_error`. */
+    /* Durably writes msgs[0..n) (room messages only, in id order, ids
+     * chosen by the chat) as one batch, typically one transaction. Called by
+     * chat_flush before any of them is delivered. Returns 0, or a negative
+     * code: then none of them is delivered and each v1 sender gets an error
+     * `unavailable` (with its ref). */
     int (*append_batch)(void *store_ctx, const chat_message_t *msgs, size_t n);
 
     /* Room history: the newest `limit` messages of room with
-     * after < id < before (after = 0 and before = CHAT_ID_MAX mean no
-     * bound), passed to emit oldest first. *more is set to true if older
-     * messages in that range were left out. Serves `history` (before), the
-     * history of `joined` (no bounds) and `join` with `since` (after).
-     * Returns 0 or a negative code (the reply then says internal_error). */
+     * after < id < before (after = 0 and before = 0 mean no bound), passed
+     * to emit oldest first. *more is set to true if older messages in that
+     * range were left out. Serves `history` (before), the history of
+     * `joined` (no bounds) and `join` with `since` (after; the client fills
+     * any gap with `history` before the first id it got). Returns 0 (or a
+     * count, which is ignored) or a negative code: then joined.history is
+     * empty and a `history` request gets the error `unavailable`. */
     int (*history)(void *store_ctx, const char *room, size_t room_len, uint64_t after,
                    uint64_t before, unsigned limit, chat_history_cb emit, void *emit_arg,
                    bool *more);

@@ -41,6 +41,7 @@ struct chat_session_s {
     size_t nick_len;
     chat_member_t **rooms;
     uint32_t nrooms, rooms_cap;
+    uint32_t refusals_logged; /* legacy refusals are logged, up to a bound */
 };
 
 /* A chat message accepted but not yet delivered. The pointers stay valid
@@ -52,11 +53,11 @@ struct chat_session_s {
 typedef struct chat_pending_s {
     chat_message_t msg;
     chat_session_t *sender;
-    chat_room_t *room;       /* CHAT_MSG_ROOM */
-    chat_session_t *target;  /* CHAT_MSG_PRIVATE */
-    tt_buf_t *frame;         /* the framed room/private message, one reference */
-    json_t *req;             /* one reference */
-    const char *ref;         /* the request's id, or NULL */
+    chat_room_t *room;      /* CHAT_MSG_ROOM */
+    chat_session_t *target; /* CHAT_MSG_PRIVATE */
+    tt_buf_t *frame;        /* the framed room/private message, one reference */
+    json_t *req;            /* one reference */
+    const char *ref;        /* the request's id, or NULL */
     size_t ref_len;
 } chat_pending_t;
 
@@ -124,8 +125,7 @@ chat_member_t *chat__member_find(const chat_session_t *s, const chat_room_t *roo
 /* Joins s to the room (created if needed) and tells everyone: joined to s,
  * member_joined to the others. A session already in the room gets joined
  * again and nobody else hears of it. */
-void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t len,
-                uint64_t since);
+void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t len, uint64_t since);
 /* Removes s from m's room, tells the remaining v1 members (member_left with
  * reason) and frees the room when it empties. Does not reply to s. */
 void chat__leave(chat_t *chat, chat_member_t *m, const char *reason);

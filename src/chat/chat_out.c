@@ -13,6 +13,8 @@
 #include "core/log.h"
 #include "ws/ws_frame.h"
 
+#define CHAT_LEGACY_LOG_MAX 20 /* refusals logged per legacy session */
+
 int64_t chat__now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -79,15 +81,22 @@ void chat__refuse(chat_t *chat, const chat_req_t *req, const char *code, const c
     chat_session_t *s = req->s;
     if (!s->v1) {
         /* The original client shows message.text of every frame it gets, so
-         * an error frame would read as a chat line: drop and log instead. */
-        tt_log_info("chat: legacy %s (%s): %s dropped: %s (%s)", s->peer,
-                    s->logged_in ? s->nick : "not logged in", req->type ? req->type : "message",
-                    msg, code);
+         * an error frame would read as a chat line: drop and log instead.
+         * A client that keeps sending junk must not flood the log: after
+         * the first few, one line says the rest go unlogged. */
+        if (s->refusals_logged < CHAT_LEGACY_LOG_MAX)
+            tt_log_info("chat: legacy %s (%s): %s dropped: %s (%s)", s->peer,
+                        s->logged_in ? s->nick : "not logged in",
+                        req->type ? req->type : "message", msg, code);
+        else if (s->refusals_logged == CHAT_LEGACY_LOG_MAX)
+            tt_log_info("chat: legacy %s: more requests dropped; no longer logged", s->peer);
+        if (s->refusals_logged <= CHAT_LEGACY_LOG_MAX)
+            s->refusals_logged++;
         return;
     }
     tt_log_debug("chat: %s (%s): %s refused: %s (%s)", s->peer,
-                 s->logged_in ? s->nick : "not logged in", req->type ? req->type : "message",
-                 msg, code);
+                 s->logged_in ? s->nick : "not logged in", req->type ? req->type : "message", msg,
+                 code);
     json_t *err = json_object();
     json_object_set_new(err, "type", json_string_nocheck("error"));
     json_object_set_new(err, "code", json_string_nocheck(code));

@@ -32,8 +32,7 @@ static bool need_str(chat_t *chat, const chat_req_t *req, const char *key, const
     if (rc == 1)
         return true;
     chat__refuse(chat, req, "bad_request",
-                 rc == 0 ? "The field '%s' is required." : "The field '%s' must be a string.",
-                 key);
+                 rc == 0 ? "The field '%s' is required." : "The field '%s' must be a string.", key);
     return false;
 }
 
@@ -57,12 +56,9 @@ static int opt_id(chat_t *chat, const chat_req_t *req, const char *key, uint64_t
     return -1;
 }
 
-/* A room name field, required: refuses with bad_request or room_invalid. */
-static bool need_room(chat_t *chat, const chat_req_t *req, const char *key, const char **name,
-                      size_t *len) {
-    if (!need_str(chat, req, key, name, len))
-        return false;
-    if (chat_room_name_is_valid(*name, *len))
+/* Refuses with room_invalid unless name[0..len) is a valid room name. */
+static bool room_ok(chat_t *chat, const chat_req_t *req, const char *name, size_t len) {
+    if (chat_room_name_is_valid(name, len))
         return true;
     chat__refuse(chat, req, "room_invalid",
                  "A room name has 1 to 64 letters, digits, '_', '-' or '.', "
@@ -70,7 +66,9 @@ static bool need_room(chat_t *chat, const chat_req_t *req, const char *key, cons
     return false;
 }
 
-/* message.text of a room or private request, checked against the limits. */
+/* message.text of a room or private request: present, a string, not empty,
+ * no NUL (JSON can carry "\u0000"; C clients, logs and the store cannot).
+ * Its length is checked separately (text_ok), with the other limits. */
 static bool need_text(chat_t *chat, const chat_req_t *req, const char **text, size_t *len) {
     json_t *msg = json_object_get(req->root, "message");
     json_t *t = json_is_object(msg) ? json_object_get(msg, "text") : NULL;
@@ -85,18 +83,19 @@ static bool need_text(chat_t *chat, const chat_req_t *req, const char **text, si
         chat__refuse(chat, req, "bad_request", "The message text is empty.");
         return false;
     }
-    if (*len > chat->cfg.max_text) {
-        chat__refuse(chat, req, "message_too_long",
-                     "The message text is %zu bytes long; the limit is %zu.", *len,
-                     chat->cfg.max_text);
-        return false;
-    }
-    /* JSON can carry "\u0000"; C clients, logs and the store cannot. */
     if (memchr(*text, '\0', *len) != NULL) {
         chat__refuse(chat, req, "bad_request", "The message text must not contain NUL characters.");
         return false;
     }
     return true;
+}
+
+static bool text_ok(chat_t *chat, const chat_req_t *req, size_t len) {
+    if (len <= chat->cfg.max_text)
+        return true;
+    chat__refuse(chat, req, "message_too_long",
+                 "The message text is %zu bytes long; the limit is %zu.", len, chat->cfg.max_text);
+    return false;
 }
 
 /* Gives the message its id and ts, frames it once and queues it for
@@ -144,8 +143,7 @@ static json_t *typed(const char *type) {
 static void on_login(chat_t *chat, const chat_req_t *req) {
     chat_session_t *s = req->s;
     if (s->logged_in) {
-        chat__refuse(chat, req, "already_logged_in", "You are already logged in as %s.",
-                     s->nick);
+        chat__refuse(chat, req, "already_logged_in", "You are already logged in as %s.", s->nick);
         return;
     }
     const char *nick, *room = NULL;
@@ -162,12 +160,8 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
                      "A nickname has 1 to 32 letters, digits, '_', '-' or '.'.");
         return;
     }
-    if (has_room && !chat_room_name_is_valid(room, room_len)) {
-        chat__refuse(chat, req, "room_invalid",
-                     "A room name has 1 to 64 letters, digits, '_', '-' or '.', "
-                     "optionally after a leading '#'.");
+    if (has_room && !room_ok(chat, req, room, room_len))
         return;
-    }
     if (tt_map_get(&chat->nicks, nick, nick_len) != NULL) {
         chat__refuse(chat, req, "nickname_taken", "The nickname %.*s is taken.", (int)nick_len,
                      nick);
@@ -206,7 +200,8 @@ static void on_join(chat_t *chat, const chat_req_t *req) {
     const char *name;
     size_t len;
     uint64_t since = 0;
-    if (!need_room(chat, req, "room", &name, &len) || opt_id(chat, req, "since", &since) < 0)
+    if (!need_str(chat, req, "room", &name, &len) || opt_id(chat, req, "since", &since) < 0 ||
+        !room_ok(chat, req, name, len))
         return;
     chat__join(chat, req, name, len, since);
 }
@@ -214,7 +209,7 @@ static void on_join(chat_t *chat, const chat_req_t *req) {
 static void on_leave(chat_t *chat, const chat_req_t *req) {
     const char *name;
     size_t len;
-    if (!need_room(chat, req, "room", &name, &len))
+    if (!need_str(chat, req, "room", &name, &len) || !room_ok(chat, req, name, len))
         return;
     chat_member_t *m = chat__member_find(req->s, chat__room_find(chat, name, len));
     if (m == NULL) {
@@ -231,7 +226,8 @@ static void on_leave(chat_t *chat, const chat_req_t *req) {
 static void on_room(chat_t *chat, const chat_req_t *req) {
     const char *name, *text;
     size_t len, text_len;
-    if (!need_room(chat, req, "to", &name, &len) || !need_text(chat, req, &text, &text_len))
+    if (!need_str(chat, req, "to", &name, &len) || !need_text(chat, req, &text, &text_len) ||
+        !room_ok(chat, req, name, len) || !text_ok(chat, req, text_len))
         return;
     chat_room_t *room = chat__room_find(chat, name, len);
     if (chat__member_find(req->s, room) == NULL) {
@@ -245,7 +241,8 @@ static void on_room(chat_t *chat, const chat_req_t *req) {
 static void on_private(chat_t *chat, const chat_req_t *req) {
     const char *to, *text;
     size_t to_len, text_len;
-    if (!need_str(chat, req, "to", &to, &to_len) || !need_text(chat, req, &text, &text_len))
+    if (!need_str(chat, req, "to", &to, &to_len) || !need_text(chat, req, &text, &text_len) ||
+        !text_ok(chat, req, text_len))
         return;
     chat_session_t *target = tt_map_get(&chat->nicks, to, to_len);
     if (target == NULL) {
@@ -264,8 +261,8 @@ static void on_private(chat_t *chat, const chat_req_t *req) {
 static void on_history(chat_t *chat, const chat_req_t *req) {
     const char *name;
     size_t len;
-    uint64_t before = CHAT_ID_MAX;
-    if (!need_room(chat, req, "room", &name, &len) || opt_id(chat, req, "before", &before) < 0)
+    uint64_t before = 0; /* no bound */
+    if (!need_str(chat, req, "room", &name, &len) || opt_id(chat, req, "before", &before) < 0)
         return;
     unsigned limit = CHAT_HISTORY_DEFAULT;
     json_t *lv = json_object_get(req->root, "limit");
@@ -279,6 +276,8 @@ static void on_history(chat_t *chat, const chat_req_t *req) {
         json_int_t n = json_integer_value(lv);
         limit = n > CHAT_HISTORY_MAX ? CHAT_HISTORY_MAX : (unsigned)n;
     }
+    if (!room_ok(chat, req, name, len))
+        return;
     if (chat__member_find(req->s, chat__room_find(chat, name, len)) == NULL) {
         chat__refuse(chat, req, "not_in_room", "You are not in the room %.*s.", (int)len, name);
         return;
@@ -288,7 +287,7 @@ static void on_history(chat_t *chat, const chat_req_t *req) {
     json_t *msgs = chat__history_json(chat, name, len, 0, before, limit, &more, &rc);
     if (rc < 0) {
         json_decref(msgs);
-        chat__refuse(chat, req, "internal_error", "The history could not be read.");
+        chat__refuse(chat, req, "unavailable", "The history cannot be read now; try again later.");
         return;
     }
     json_t *o = typed("history");
@@ -301,7 +300,7 @@ static void on_history(chat_t *chat, const chat_req_t *req) {
 static void on_who(chat_t *chat, const chat_req_t *req) {
     const char *name;
     size_t len;
-    if (!need_room(chat, req, "room", &name, &len))
+    if (!need_str(chat, req, "room", &name, &len) || !room_ok(chat, req, name, len))
         return;
     /* Rooms are public: anyone logged in may look, and a room nobody is in
      * simply has no members (it is not an error to ask). */
@@ -357,10 +356,9 @@ typedef struct handler_s {
 } handler_t;
 
 static const handler_t handlers[] = {
-    {"login", false, on_login},     {"join", true, on_join},   {"leave", true, on_leave},
-    {"room", true, on_room},        {"private", true, on_private},
-    {"history", true, on_history},  {"who", true, on_who},     {"rooms", false, on_rooms},
-    {"ping", false, on_ping},
+    {"login", false, on_login}, {"join", true, on_join},       {"leave", true, on_leave},
+    {"room", true, on_room},    {"private", true, on_private}, {"history", true, on_history},
+    {"who", true, on_who},      {"rooms", false, on_rooms},    {"ping", false, on_ping},
 };
 
 static const handler_t *find_handler(const char *type, size_t len) {

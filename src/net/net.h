@@ -107,6 +107,7 @@ struct server_s {
     uint64_t stop_deadline;
     char date[30];           /* the HTTP Date header, refreshed by the sweep timer */
     size_t nws;              /* open WebSocket connections */
+    size_t max_sockets;      /* connections the open-file limit leaves room for */
     tt_map_t per_ip;         /* client address -> ip_count_t */
     /* Refusal logging is rate-limited so a flood cannot fill the disk. */
     unsigned log_budget;

@@ -151,6 +151,12 @@ static void on_connection(uv_stream_t *listener, int status) {
     if (srv->stopping)
         return;
     conn_accept(srv);
+    if (srv->nconns > srv->max_sockets && srv->conns != NULL) {
+        conn_t *c = srv->conns; /* the one just accepted is at the head */
+        server_log_refusal(srv, "%s: refused: at the open-file limit (%zu connections)", c->peer,
+                           srv->nconns - 1);
+        conn_abort(c, "open-file limit");
+    }
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -241,15 +247,17 @@ int server_run(const server_config_t *cfg) {
     server_t *srv = xcalloc(1, sizeof(*srv));
     srv->cfg = *cfg;
     srv->cfg.chat.max_message = cfg->max_message;
-    if (srv->cfg.max_connections == 0) {
-        /* Leave room under the open-file limit for the listener, the
-         * loop's own descriptors, the database and logs. */
-        struct rlimit rl;
-        size_t lim = 1024;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-            lim = (size_t)rl.rlim_cur;
+    /* Leave room under the open-file limit for the listener, the loop's
+     * own descriptors, the database and logs: sockets past max_sockets are
+     * accepted and closed at once, with a log line, so the loop never runs
+     * into EMFILE in normal operation. */
+    struct rlimit rl;
+    size_t lim = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        lim = (size_t)rl.rlim_cur;
+    srv->max_sockets = lim > 64 ? lim - 32 : lim / 2;
+    if (srv->cfg.max_connections == 0)
         srv->cfg.max_connections = lim > 128 ? lim - 64 : lim / 2;
-    }
     /* A queue must hold at least one message of the largest size. */
     size_t one = cfg->max_message + WS_MAX_HEADER + 4096;
     if (srv->cfg.max_queue < one)

@@ -76,7 +76,7 @@ static int mprepare(store_t *st, const char *sql, sqlite3_stmt **out) {
 
 /* Opens the maintenance connection (for a file database; a shared one uses
  * the loop's) and prepares its statements, once. */
-static int maint_open(store_t *st, const store_maint_config_t *cfg, char *err, size_t errlen) {
+static int maint_open(store_t *st, char *err, size_t errlen) {
     if (st->mdb != NULL)
         return 0;
     int rc = SQLITE_OK;
@@ -86,10 +86,14 @@ static int maint_open(store_t *st, const store_maint_config_t *cfg, char *err, s
         rc = sqlite3_open_v2(st->path, &st->mdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE,
                              NULL);
         if (rc == SQLITE_OK) {
-            /* synchronous is per connection: the same level as the loop's. */
-            sqlite3_busy_timeout(st->mdb, 5000);
+            /* synchronous is per connection: the same level as the loop's.
+             * A short busy timeout: a delete waits for a lock (held by
+             * another process) while holding the write mutex, so the loop
+             * would wait too; better to give up and retry next pass. */
+            sqlite3_busy_timeout(st->mdb, 100);
             rc = sqlite3_exec(st->mdb,
-                              st->sync_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                              st->sync_full ? "PRAGMA synchronous = FULL"
+                                            : "PRAGMA synchronous = NORMAL",
                               NULL, NULL, NULL);
             /* Its own deletes must not checkpoint inside their commit either:
              * that would hold the write mutex through an fsync. They ask
@@ -321,7 +325,7 @@ int store_retention_run(store_t *st, const store_maint_config_t *cfg_in, int64_t
     store_maint_config_t cfg = *cfg_in;
     fill_defaults(&cfg);
     st->mcfg = cfg; /* for on_wal_commit; the thread is not running */
-    int ret = maint_open(st, &cfg, NULL, 0);
+    int ret = maint_open(st, NULL, 0);
     if (ret != 0)
         return ret;
     store_retention_stats_t pass = {0};
@@ -407,7 +411,7 @@ int store_maint_start(store_t *st, const store_maint_config_t *cfg_in, char *err
     }
     st->mcfg = cfg_in != NULL ? *cfg_in : (store_maint_config_t){0};
     fill_defaults(&st->mcfg);
-    int ret = maint_open(st, &st->mcfg, err, errlen);
+    int ret = maint_open(st, err, errlen);
     if (ret != 0)
         return ret;
     atomic_store(&st->stop, false);

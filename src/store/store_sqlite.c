@@ -19,8 +19,8 @@
 
 const char *store_strerror(int err) {
     switch (err) {
-#define STORE_XX(name, value, text)                                                               \
-    case STORE_E_##name:                                                                          \
+#define STORE_XX(name, value, text)                                                                \
+    case STORE_E_##name:                                                                           \
         return text;
         STORE_ERRNO_MAP(STORE_XX)
 #undef STORE_XX
@@ -223,7 +223,17 @@ static int check_integrity(store_t *st, char *err, size_t errlen) {
                 sqlite3_finalize(s);
                 return 0;
             }
-            store__err(st, err, errlen, "database is damaged: %s", res ? res : "?");
+            /* One line: without SQLite's "*** in database main ***" header. */
+            char first[256];
+            const char *body = res ? res : "?";
+            const char *hdr = "*** in database main ***\n";
+            if (strncmp(body, hdr, strlen(hdr)) == 0)
+                body += strlen(hdr);
+            snprintf(first, sizeof(first), "%s", body);
+            for (char *c = first; *c != '\0'; c++)
+                if (*c == '\n')
+                    *c = ' ';
+            store__err(st, err, errlen, "the file is damaged: %s", first);
             sqlite3_finalize(s);
             return STORE_E_CORRUPT;
         }
@@ -270,6 +280,22 @@ static int prepare_all(store_t *st) {
     return rc;
 }
 
+/* Reads the largest id ever handed out, which sqlite_sequence keeps whether
+ * or not that message still exists. */
+static int load_last_id(store_t *st) {
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW && sqlite3_column_int64(s, 0) > st->last_id)
+            st->last_id = sqlite3_column_int64(s, 0);
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 static int open_fail(store_t *st, int rc, const char *what, char *err, size_t errlen) {
     char why[512];
     sqlite_reason(st->db, rc, why, sizeof(why));
@@ -291,9 +317,9 @@ static int open_fail(store_t *st, int rc, const char *what, char *err, size_t er
 }
 
 static int open_db(store_t *st, const store_config_t *cfg, char *err, size_t errlen) {
-    int rc = sqlite3_open_v2(st->path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,
-                             NULL);
+    int rc =
+        sqlite3_open_v2(st->path, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE, NULL);
     if (rc != SQLITE_OK)
         return open_fail(st, rc, "cannot open", err, errlen);
     /* SQLite silently opens a write-protected file read-only. */
@@ -301,8 +327,8 @@ static int open_db(store_t *st, const store_config_t *cfg, char *err, size_t err
         store__err(st, err, errlen, "cannot open for writing: the file is read-only");
         return STORE_E_CANTOPEN;
     }
-    sqlite3_busy_timeout(st->db, (int)(cfg->busy_timeout_ms > INT_MAX ? INT_MAX
-                                                                        : cfg->busy_timeout_ms));
+    sqlite3_busy_timeout(st->db,
+                         (int)(cfg->busy_timeout_ms > INT_MAX ? INT_MAX : cfg->busy_timeout_ms));
 
     /* The first statement is the first read of the file: a file that is
      * not a database fails here. */
@@ -357,16 +383,7 @@ static int open_db(store_t *st, const store_config_t *cfg, char *err, size_t err
         if (rc != SQLITE_OK)
             return open_fail(st, rc, NULL, err, errlen);
     }
-    /* sqlite_sequence keeps the largest id ever handed out, deleted or not. */
-    sqlite3_stmt *s;
-    rc = sqlite3_prepare_v2(st->db, "SELECT seq FROM sqlite_sequence WHERE name = 'messages'", -1,
-                            &s, NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(s);
-        st->last_id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-    }
-    sqlite3_finalize(s);
+    rc = load_last_id(st);
     if (rc == SQLITE_OK)
         rc = prepare_all(st);
     if (rc != SQLITE_OK)
@@ -519,11 +536,15 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
     sqlite_reason(st->db, rc, why, sizeof(why));
     if (!sqlite3_get_autocommit(st->db))
         step_done(st->st_rollback);
+    /* An id already taken means another process wrote to the file: catch
+     * up with it, so that the next batch can succeed. */
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        load_last_id(st);
     pthread_mutex_unlock(&st->write_mu);
     for (size_t i = 0; i < n; i++)
         msgs[i].id = 0;
-    tt_log(st->failing ? TT_LOG_DEBUG : TT_LOG_ERROR,
-           "store: %s: cannot store %zu message(s): %s", st->path, n, why);
+    tt_log(st->failing ? TT_LOG_DEBUG : TT_LOG_ERROR, "store: %s: cannot store %zu message(s): %s",
+           st->path, n, why);
     st->failing = true;
     return store__map_rc(rc);
 }
@@ -558,7 +579,8 @@ int store_dm_key(const char *a, const char *b, char *buf, size_t cap) {
 /* ------------------------------------------------------------------------ */
 /* Reading */
 
-static void deliver_row(sqlite3_stmt *s, store_rec_cb cb, void *ctx) {
+/* Hands one row to cb; SQLITE_NOMEM if SQLite could not convert a column. */
+static int deliver_row(sqlite3_stmt *s, store_rec_cb cb, void *ctx) {
     store_rec_t r;
     r.id = sqlite3_column_int64(s, 0);
     r.ts = sqlite3_column_int64(s, 1);
@@ -567,24 +589,26 @@ static void deliver_row(sqlite3_stmt *s, store_rec_cb cb, void *ctx) {
     r.room_len = (size_t)sqlite3_column_bytes(s, 3);
     r.from = (const char *)sqlite3_column_text(s, 4);
     r.from_len = (size_t)sqlite3_column_bytes(s, 4);
-    if (sqlite3_column_type(s, 5) == SQLITE_NULL) {
-        r.to = NULL;
-        r.to_len = 0;
-    } else {
+    r.to = NULL;
+    r.to_len = 0;
+    if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
         r.to = (const char *)sqlite3_column_text(s, 5);
         r.to_len = (size_t)sqlite3_column_bytes(s, 5);
+        if (r.to == NULL)
+            return SQLITE_NOMEM;
     }
     r.text = (const char *)sqlite3_column_text(s, 6);
     r.text_len = (size_t)sqlite3_column_bytes(s, 6);
-    if (r.room == NULL || r.from == NULL || r.text == NULL) /* out of memory in SQLite */
-        return;
+    if (r.room == NULL || r.from == NULL || r.text == NULL)
+        return SQLITE_NOMEM;
     cb(ctx, &r);
+    return SQLITE_OK;
 }
 
 /* A range is read in one snapshot so that the bound and the page agree
  * even while the maintenance thread deletes. */
-int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id,
-                int64_t before_id, unsigned limit, store_rec_cb cb, void *ctx, bool *more) {
+int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id, int64_t before_id,
+                unsigned limit, store_rec_cb cb, void *ctx, bool *more) {
     if (more != NULL)
         *more = false;
     if (room == NULL || cb == NULL || room_len > INT_MAX || after_id < 0 || before_id < 0)
@@ -619,7 +643,9 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
         sqlite3_bind_int64(s, 3, hi);
         sqlite3_bind_int64(s, 4, (sqlite3_int64)limit);
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-            deliver_row(s, cb, ctx);
+            rc = deliver_row(s, cb, ctx);
+            if (rc != SQLITE_OK)
+                break;
             count++;
         }
         rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
@@ -642,8 +668,8 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
     return count;
 }
 
-int store_history(store_t *st, const char *room, int64_t before_id, unsigned limit,
-                  store_rec_cb cb, void *ctx, bool *more) {
+int store_history(store_t *st, const char *room, int64_t before_id, unsigned limit, store_rec_cb cb,
+                  void *ctx, bool *more) {
     return store_range(st, room, room ? strlen(room) : 0, 0, before_id, limit, cb, ctx, more);
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -99,7 +100,7 @@ static int teardown(void **state) {
 static json_t *decode(fx_t *fx, const tt_buf_t *b) {
     const uint8_t *p = tt_buf_ptr(b);
     assert_true(b->len >= 2);
-    assert_int_equal(p[0], 0x81); /* FIN + text */
+    assert_int_equal(p[0], 0x81);     /* FIN + text */
     assert_int_equal(p[1] & 0x80, 0); /* server frames are not masked */
     uint64_t len = p[1] & 0x7F;
     size_t h = 2;
@@ -298,7 +299,7 @@ static void test_chat_nickname_validity(void **state) {
     } cases[] = {
         {"a", true},
         {"A-b_c.9", true},
-        {"abcdefghijklmnopqrstuvwxyz012345", true}, /* 32 */
+        {"abcdefghijklmnopqrstuvwxyz012345", true},   /* 32 */
         {"abcdefghijklmnopqrstuvwxyz0123456", false}, /* 33 */
         {"", false},
         {"a b", false},
@@ -347,8 +348,8 @@ static void test_chat_room_name_validity(void **state) {
         {"#a", true},
         {"swift-dev", true},
         {"#python.dev_2", true},
-        {"#abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0", true}, /* 64 */
-        {"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01", true}, /* 64 */
+        {"#abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0", true},   /* 64 */
+        {"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01", true},   /* 64 */
         {"#abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz01", false}, /* 65 */
         {"abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz012", false}, /* 65 */
         {"#", false},
@@ -706,7 +707,8 @@ static void test_chat_private(void **state) {
     json_t *e = take_error(fx, 1, "no_such_user");
     assert_string_equal(jstr(e, "ref"), "p2");
     assert_non_null(strstr(jstr(e, "message"), "dave"));
-    say(fx, 1, "{\"type\":\"private\",\"to\":\"no such \\\"user\\\"\",\"message\":{\"text\":\"x\"}}");
+    say(fx, 1,
+        "{\"type\":\"private\",\"to\":\"no such \\\"user\\\"\",\"message\":{\"text\":\"x\"}}");
     take_error(fx, 1, "no_such_user");
     say(fx, 1, "{\"type\":\"private\",\"message\":{\"text\":\"x\"}}");
     take_error(fx, 1, "bad_request");
@@ -807,12 +809,13 @@ static void test_chat_text_limits(void **state) {
     cfg.max_text = 10;
     fx_t *fx = fx_new(&cfg);
     login_v1(fx, 1, "alice", "r");
-    send_room(fx, 1, "r", "0123456789");                       /* 10 bytes: ok */
+    send_room(fx, 1, "r", "0123456789");                               /* 10 bytes: ok */
     send_room(fx, 1, "r", "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9"); /* 5 chars, 10 bytes */
     chat_flush(fx->chat);
     take(fx, 1, "room");
     take(fx, 1, "room");
-    say(fx, 1, "{\"type\":\"room\",\"to\":\"r\",\"id\":\"t\",\"message\":{\"text\":\"0123456789a\"}}");
+    say(fx, 1,
+        "{\"type\":\"room\",\"to\":\"r\",\"id\":\"t\",\"message\":{\"text\":\"0123456789a\"}}");
     assert_string_equal(jstr(take_error(fx, 1, "message_too_long"), "ref"), "t");
     send_room(fx, 1, "r", "\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9x"); /* 11 bytes */
     take_error(fx, 1, "message_too_long");
@@ -833,6 +836,46 @@ static void test_chat_text_limits(void **state) {
         take_error(fx, 1, "bad_request");
     }
     chat_flush(fx->chat);
+    none(fx, 1);
+    fx_free(fx);
+}
+
+/* Several faults in one request: always the same code, in the documented
+ * order (shape, then names and limits, then state). */
+static void test_chat_error_precedence(void **state) {
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.max_text = 3;
+    fx_t *fx = fx_new(&cfg);
+    open_conn(fx, 1, true);
+    /* Login state before the fields. */
+    say(fx, 1, "{\"type\":\"room\"}");
+    take_error(fx, 1, "not_logged_in");
+    say(fx, 1, "{\"type\":\"login\",\"nickname\":\"bad nick\",\"room\":5}");
+    take_error(fx, 1, "bad_request");
+    say(fx, 1, "{\"type\":\"login\",\"nickname\":\"bad nick\",\"room\":\"#\"}");
+    take_error(fx, 1, "nickname_invalid");
+    say(fx, 1, "{\"type\":\"login\",\"nickname\":\"ana\"}");
+    take(fx, 1, "welcome");
+    say(fx, 1, "{\"type\":\"login\"}");
+    take_error(fx, 1, "already_logged_in");
+    /* An invalid room and an empty text: the text's shape first. */
+    send_room(fx, 1, "#", "");
+    take_error(fx, 1, "bad_request");
+    /* An invalid room and a long text: the name first. */
+    send_room(fx, 1, "#", "toolong");
+    take_error(fx, 1, "room_invalid");
+    /* Not a member and a long text: the limit first. */
+    send_room(fx, 1, "elsewhere", "toolong");
+    take_error(fx, 1, "message_too_long");
+    say(fx, 1, "{\"type\":\"private\",\"to\":\"nobody\",\"message\":{\"text\":\"toolong\"}}");
+    take_error(fx, 1, "message_too_long");
+    say(fx, 1, "{\"type\":\"join\",\"room\":\"#\",\"since\":0}");
+    take_error(fx, 1, "bad_request");
+    say(fx, 1, "{\"type\":\"history\",\"room\":\"#\",\"limit\":0}");
+    take_error(fx, 1, "bad_request");
+    say(fx, 1, "{\"type\":\"history\",\"room\":\"#\"}");
+    take_error(fx, 1, "room_invalid");
     none(fx, 1);
     fx_free(fx);
 }
@@ -874,8 +917,16 @@ static void test_chat_bad_json_and_bad_request(void **state) {
     fx_t *fx = *state;
     open_conn(fx, 1, true);
     static const char *bad_json[] = {
-        "", "{", "not json", "[1,2]", "\"login\"", "42", "null", "{\"type\":\"ping\"} x",
-        "{\"type\":\"ping\",}", "{\"a\\u0000\":1,\"type\":\"ping\"}",
+        "",
+        "{",
+        "not json",
+        "[1,2]",
+        "\"login\"",
+        "42",
+        "null",
+        "{\"type\":\"ping\"} x",
+        "{\"type\":\"ping\",}",
+        "{\"a\\u0000\":1,\"type\":\"ping\"}",
     };
     for (size_t i = 0; i < sizeof(bad_json) / sizeof(bad_json[0]); i++) {
         say(fx, 1, "%s", bad_json[i]);
@@ -892,7 +943,8 @@ static void test_chat_bad_json_and_bad_request(void **state) {
         "{\"type\":[\"ping\"]}",
         "{\"type\":\"ping\",\"id\":5}",
         "{\"type\":\"ping\",\"id\":{}}",
-        "{\"type\":\"ping\",\"id\":\"0123456789012345678901234567890123456789012345678901234567890123"
+        "{\"type\":\"ping\",\"id\":"
+        "\"0123456789012345678901234567890123456789012345678901234567890123"
         "4\"}",
         /* Integers beyond 64 bits cannot even be parsed: bad_request, not bad_json. */
         "{\"type\":\"ping\",\"since\":1180591620717411303424}",
@@ -953,8 +1005,7 @@ static void test_chat_deep_nesting(void **state) {
 static void test_chat_since_and_history_validation(void **state) {
     fx_t *fx = *state;
     login_v1(fx, 1, "alice", "r");
-    static const char *bad_since[] = {"0", "-1", "1.5", "\"5\"", "true", "9007199254740992",
-                                      "[1]"};
+    static const char *bad_since[] = {"0", "-1", "1.5", "\"5\"", "true", "9007199254740992", "[1]"};
     for (size_t i = 0; i < sizeof(bad_since) / sizeof(bad_since[0]); i++) {
         say(fx, 1, "{\"type\":\"join\",\"room\":\"s\",\"since\":%s,\"id\":\"s%zu\"}", bad_since[i],
             i);
@@ -1039,6 +1090,42 @@ static void test_chat_legacy_receives_only_messages(void **state) {
     json_t *ml = take(fx, 3, "member_left");
     assert_string_equal(jstr(ml, "nickname"), "old");
     assert_string_equal(jstr(ml, "reason"), "disconnect");
+}
+
+/* Refused legacy requests are logged with the peer and the reason, but a
+ * client sending junk in a loop cannot flood the log. */
+static void test_chat_legacy_refusals_logged_with_a_bound(void **state) {
+    fx_t *fx = *state;
+    login_legacy(fx, 1, "old", "r");
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(log), 2);
+    tt_log_set_level(TT_LOG_INFO);
+    say(fx, 1, "{\"type\":\"room\",\"to\":\"elsewhere\",\"message\":{\"text\":\"hi\"}}");
+    for (int i = 0; i < 40; i++)
+        say(fx, 1, "junk %d", i);
+    tt_log_set_level(TT_LOG_OFF);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(log);
+    char line[1024];
+    int lines = 0;
+    bool saw_room = false, saw_junk = false, saw_bound = false;
+    while (fgets(line, sizeof(line), log) != NULL) {
+        lines++;
+        assert_non_null(strstr(line, "127.0.0.1:40001"));
+        saw_room |= strstr(line, "room dropped") != NULL && strstr(line, "not_in_room") != NULL &&
+                    strstr(line, "(old)") != NULL;
+        saw_junk |= strstr(line, "bad_json") != NULL;
+        saw_bound |= strstr(line, "no longer logged") != NULL;
+    }
+    fclose(log);
+    assert_true(saw_room && saw_junk && saw_bound);
+    assert_int_equal(lines, 21);
+    none(fx, 1);
 }
 
 /* ---- close ---- */
@@ -1155,7 +1242,7 @@ static int store_history(void *ctx, const char *room, size_t room_len, uint64_t 
      * newest `limit` in range, oldest first. */
     size_t in_range[64], k = 0;
     for (size_t i = 0; i < fx->nstored; i++)
-        if (fx->stored[i].id > after && fx->stored[i].id < before)
+        if (fx->stored[i].id > after && (before == 0 || fx->stored[i].id < before))
             in_range[k++] = i;
     size_t start = k > limit ? k - limit : 0;
     for (size_t i = start; i < k; i++) {
@@ -1178,7 +1265,7 @@ static void test_chat_store_group_commit(void **state) {
     login_v1(fx, 1, "alice", "r");
     assert_int_equal(fx->hist_calls, 1);
     assert_int_equal(fx->hist_after, 0);
-    assert_int_equal(fx->hist_before, (uint64_t)1 << 53);
+    assert_int_equal(fx->hist_before, 0);
     assert_int_equal(fx->hist_limit, 50);
     login_v1(fx, 2, "bob", NULL);
     send_room(fx, 1, "r", "one");
@@ -1229,11 +1316,11 @@ static void test_chat_store_group_commit(void **state) {
     say(fx, 1, "{\"type\":\"room\",\"to\":\"r\",\"id\":\"f\",\"message\":{\"text\":\"lost\"}}");
     say(fx, 1, "{\"type\":\"private\",\"to\":\"bob\",\"message\":{\"text\":\"live\"}}");
     chat_flush(fx->chat);
-    assert_string_equal(jstr(take_error(fx, 1, "internal_error"), "ref"), "f");
+    assert_string_equal(jstr(take_error(fx, 1, "unavailable"), "ref"), "f");
     assert_message(take(fx, 1, "private"), "private", "alice", "bob", "live");
     assert_message(take(fx, 2, "private"), "private", "alice", "bob", "live");
     say(fx, 2, "{\"type\":\"history\",\"room\":\"r\"}");
-    take_error(fx, 2, "internal_error");
+    take_error(fx, 2, "unavailable");
     none(fx, 1);
     none(fx, 2);
     chat_set_store(fx->chat, NULL, NULL);
@@ -1256,8 +1343,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_chat_login_with_room_joins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_nickname_validity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_room_name_validity, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chat_nickname_taken_case_insensitive, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_chat_nickname_taken_case_insensitive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_already_logged_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_not_logged_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_join_leave_presence, setup, teardown),
@@ -1279,11 +1365,14 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_chat_ids_increase_and_ts_is_now, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_ack_only_with_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_text_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_error_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_long_message_frames, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_bad_json_and_bad_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_deep_nesting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_since_and_history_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_legacy_receives_only_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_legacy_refusals_logged_with_a_bound, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_chat_close_tells_members, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_pending_delivered_before_membership_changes,
                                         setup, teardown),

@@ -123,7 +123,7 @@ static void test_tt_map_nocase_long_keys(void **state) {
 static void test_tt_map_grow_iterate_shrink(void **state) {
     tt_map_t m;
     tt_map_init(&m, 0);
-    char (*keys)[16] = malloc(sizeof(char[16]) * MANY);
+    char(*keys)[16] = malloc(sizeof(char[16]) * MANY);
     uint8_t *seen = calloc(MANY, 1);
     for (size_t i = 0; i < MANY; i++) {
         snprintf(keys[i], sizeof(keys[i]), "k%zu", i);

@@ -73,14 +73,30 @@ static store_t *open_or_fail(const char *path) {
     return st;
 }
 
+static store_msg_t room_msg(const char *room, const char *from, const char *text, size_t text_len,
+                            int64_t ts) {
+    return (store_msg_t){.kind = STORE_KIND_ROOM,
+                         .room = room,
+                         .room_len = strlen(room),
+                         .from = from,
+                         .from_len = strlen(from),
+                         .text = text,
+                         .text_len = text_len,
+                         .ts = ts};
+}
+
+static store_msg_t dm_msg(const char *key, const char *from, const char *to, const char *text,
+                          int64_t ts) {
+    store_msg_t m = room_msg(key, from, text, strlen(text), ts);
+    m.kind = STORE_KIND_PRIVATE;
+    m.to = to;
+    m.to_len = strlen(to);
+    return m;
+}
+
 /* Appends one room message; returns its id. */
 static int64_t put(store_t *st, const char *room, const char *from, const char *text, int64_t ts) {
-    store_msg_t m = {.kind = STORE_KIND_ROOM,
-                     .room = room,
-                     .from = from,
-                     .text = text,
-                     .text_len = strlen(text),
-                     .ts = ts};
+    store_msg_t m = room_msg(room, from, text, strlen(text), ts);
     assert_int_equal(store_append_batch(st, &m, 1), 0);
     assert_true(m.id > 0);
     return m.id;
@@ -159,6 +175,11 @@ static void write_file(const char *path, const void *data, size_t n, off_t at, b
     close(fd);
 }
 
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Appends */
 
@@ -167,18 +188,11 @@ static void test_store_append_batch_ids_increase(void **state) {
     store_t *st = open_or_fail(":memory:");
     static const char nul_text[] = {'a', '\0', 'b'};
     store_msg_t batch[5] = {
-        {.room = "#a", .from = "ana", .text = "one", .text_len = 3, .ts = 10},
-        {.room = "#b", .from = "bob", .text = "two", .text_len = 3, .ts = 11},
-        {.room = "#a", .from = "ana", .text = nul_text, .text_len = 3, .ts = 12},
-        {.room = "#a", .from = "eve", .text = "", .text_len = 0, .ts = 13},
-        {.kind = STORE_KIND_PRIVATE,
-         .room = "@ana@bob",
-         .from = "ana",
-         .to = "bob",
-         .text = "psst",
-         .text_len = 4,
-         .ts = 14},
+        room_msg("#a", "ana", "one", 3, 10),          room_msg("#b", "bob", "two", 3, 11),
+        room_msg("#a", "ana", nul_text, 3, 12),       room_msg("#a", "eve", "", 0, 13),
+        dm_msg("@ana@bob", "ana", "bob", "psst", 14),
     };
+    assert_int_equal(store_last_id(st), 0);
     assert_int_equal(store_append_batch(st, batch, 5), 0);
     for (size_t i = 0; i < 5; i++) {
         assert_true(batch[i].id > 0);
@@ -186,6 +200,7 @@ static void test_store_append_batch_ids_increase(void **state) {
             assert_true(batch[i].id > batch[i - 1].id);
     }
     int64_t last = batch[4].id;
+    assert_int_equal(store_last_id(st), last);
     assert_true(put(st, "#b", "bob", "later", 20) > last);
     assert_int_equal(store_append_batch(st, batch, 0), 0);
 
@@ -229,15 +244,8 @@ static void on_rec_check_room(void *ctx, const store_rec_t *r) {
 static void test_store_append_kind_and_recipient(void **state) {
     (void)state;
     store_t *st = open_or_fail(":memory:");
-    store_msg_t m[2] = {
-        {.kind = STORE_KIND_PRIVATE,
-         .room = "@ana@bob",
-         .from = "ana",
-         .to = "bob",
-         .text = "x",
-         .text_len = 1},
-        {.kind = STORE_KIND_ROOM, .room = "lobby", .from = "ana", .text = "y", .text_len = 1},
-    };
+    store_msg_t m[2] = {dm_msg("@ana@bob", "ana", "bob", "x", 1),
+                        room_msg("lobby", "ana", "y", 1, 1)};
     assert_int_equal(store_append_batch(st, m, 2), 0);
     int n = 0;
     assert_int_equal(store_last(st, "@ana@bob", 5, on_rec_check_private, &n), 1);
@@ -248,33 +256,86 @@ static void test_store_append_kind_and_recipient(void **state) {
     store_close(st);
 }
 
+/* Each case spoils the second message of an otherwise valid batch. */
+static void spoil(store_msg_t *m, int which) {
+    switch (which) {
+    case 0:
+        m->room = NULL;
+        break;
+    case 1:
+        m->room_len = 0;
+        break;
+    case 2:
+        m->from = NULL;
+        break;
+    case 3:
+        m->from_len = 0;
+        break;
+    case 4:
+        m->text = NULL;
+        break; /* with text_len 1 */
+    case 5:
+        m->to = "bob", m->to_len = 3;
+        break; /* a room message with a recipient */
+    case 6:
+        m->kind = STORE_KIND_PRIVATE;
+        break; /* a private one without */
+    case 7:
+        m->kind = (store_kind_t)7;
+        break;
+    case 8:
+        m->id = 1;
+        break; /* not after the first message's id */
+    case 9:
+        m->id = STORE_ID_MAX + 1;
+        break;
+    }
+}
+
 static void test_store_append_invalid_stores_nothing(void **state) {
     (void)state;
     store_t *st = open_or_fail(":memory:");
-    store_msg_t bad[][2] = {
-        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
-         {.room = NULL, .from = "ana", .text = "x", .text_len = 1}},
-        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
-         {.room = "", .from = "ana", .text = "x", .text_len = 1}},
-        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
-         {.room = "#a", .from = "", .text = "x", .text_len = 1}},
-        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
-         {.room = "#a", .from = "ana", .text = NULL, .text_len = 1}},
-        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
-         {.room = "#a", .from = "ana", .to = "bob", .text = "x", .text_len = 1}},
-        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
-         {.kind = STORE_KIND_PRIVATE, .room = "@a@b", .from = "ana", .text = "x", .text_len = 1}},
-        {{.room = "#a", .from = "ana", .text = "ok", .text_len = 2},
-         {.kind = (store_kind_t)7, .room = "#a", .from = "ana", .text = "x", .text_len = 1}},
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(store_append_batch(st, bad[i], 2), STORE_E_INVALID);
-        assert_int_equal(bad[i][0].id, 0);
-        assert_int_equal(bad[i][1].id, 0);
+    for (int which = 0; which < 10; which++) {
+        store_msg_t m[2] = {room_msg("#a", "ana", "ok", 2, 1), room_msg("#a", "ana", "x", 1, 1)};
+        spoil(&m[1], which);
+        if (store_append_batch(st, m, 2) != STORE_E_INVALID)
+            fail_msg("case %d was accepted", which);
+        assert_int_equal(m[0].id, 0);
+        assert_int_equal(m[1].id, 0);
     }
     assert_int_equal(room_count(st, "#a"), 0);
+    assert_int_equal(store_last_id(st), 0);
     assert_string_equal(store_strerror(STORE_E_INVALID), "invalid argument");
     assert_string_equal(store_strerror(-1), "unknown store error");
+    store_close(st);
+}
+
+/* Chat gives ids when it accepts a message; the store keeps them, refuses
+ * any that would go back, and continues after them with its own. */
+static void test_store_append_keeps_caller_ids(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    store_msg_t m[3] = {room_msg("#a", "ana", "x", 1, 1), room_msg("#a", "ana", "y", 1, 1),
+                        room_msg("#a", "ana", "z", 1, 1)};
+    m[0].id = 5;
+    m[1].id = 9;
+    assert_int_equal(store_append_batch(st, m, 3), 0);
+    assert_int_equal(m[0].id, 5);
+    assert_int_equal(m[1].id, 9);
+    assert_int_equal(m[2].id, 10);
+    assert_int_equal(store_last_id(st), 10);
+    store_msg_t back = room_msg("#a", "ana", "old", 3, 1);
+    back.id = 10;
+    assert_int_equal(store_append_batch(st, &back, 1), STORE_E_INVALID);
+    back.id = 7; /* unused, but behind */
+    assert_int_equal(store_append_batch(st, &back, 1), STORE_E_INVALID);
+    back.id = STORE_ID_MAX;
+    assert_int_equal(store_append_batch(st, &back, 1), 0);
+    assert_int_equal(store_last_id(st), STORE_ID_MAX);
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#a", 10, collect, g), 4);
+    assert_int_equal(g->ids[3], STORE_ID_MAX);
+    free(g);
     store_close(st);
 }
 
@@ -377,9 +438,8 @@ static void test_store_since_exact_and_more(void **state) {
             got_t *h = got_new();
             bool hmore = false;
             int gap = missed - 5;
-            assert_int_equal(store_history(st, "#main", g->ids[0], (unsigned)gap, collect, h,
-                                           &hmore),
-                             gap);
+            assert_int_equal(
+                store_history(st, "#main", g->ids[0], (unsigned)gap, collect, h, &hmore), gap);
             for (int k = 0; k < gap; k++)
                 assert_int_equal(h->ids[k], ids[seen + 1 + k]);
             assert_int_equal(hmore, seen >= 0);
@@ -392,6 +452,33 @@ static void test_store_since_exact_and_more(void **state) {
     assert_int_equal(store_since(st, "#main", -5, 5, collect, g, &more), STORE_E_INVALID);
     assert_int_equal(store_since(st, "#main", ids[N - 1] + 1000, 5, collect, g, &more), 0);
     assert_false(more);
+    free(g);
+    store_close(st);
+}
+
+static void test_store_range_between_bounds(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    int64_t ids[30];
+    fill_two_rooms(st, 30, ids);
+    const char room_buf[] = "#mainXYZ"; /* room names come with a length */
+    got_t *g = got_new();
+    bool more = false;
+    assert_int_equal(store_range(st, room_buf, 5, ids[5], ids[20], 10, collect, g, &more), 10);
+    assert_true(more);
+    for (int k = 0; k < 10; k++)
+        assert_int_equal(g->ids[k], ids[10 + k]);
+    free(g);
+    g = got_new();
+    assert_int_equal(store_range(st, room_buf, 5, ids[5], ids[20], 14, collect, g, &more), 14);
+    assert_false(more);
+    assert_int_equal(g->ids[0], ids[6]);
+    assert_int_equal(g->ids[13], ids[19]);
+    free(g);
+    g = got_new();
+    assert_int_equal(store_range(st, room_buf, 8, 0, 0, 10, collect, g, &more), 0);
+    assert_int_equal(store_range(st, NULL, 0, 0, 0, 10, collect, g, &more), STORE_E_INVALID);
+    assert_int_equal(store_range(st, room_buf, 5, 0, 0, 10, NULL, g, &more), STORE_E_INVALID);
     free(g);
     store_close(st);
 }
@@ -533,6 +620,7 @@ static void test_store_ids_increase_across_retention_and_reopen(void **state) {
     assert_int_equal(room_count(st, "#r"), 0);
     store_close(st);
     st = open_or_fail(path);
+    assert_int_equal(store_last_id(st), id); /* though that message is gone */
     assert_true(put(st, "#r", "ana", "newer", NOW_MS) > id);
     store_close(st);
 }
@@ -625,6 +713,7 @@ static void expect_open_error(const char *path, int want_rc, const char *want_re
         fail_msg("open(%s): got %d \"%s\", want %d and \"%s\"", path, rc, err, want_rc,
                  want_reason);
     assert_null(st);
+    print_message("  error: %s\n", err);
 }
 
 static void test_store_open_garbage_file(void **state) {
@@ -644,11 +733,8 @@ static void test_store_open_damaged_database(void **state) {
     for (int b = 0; b < 20; b++) {
         store_msg_t m[50];
         for (int i = 0; i < 50; i++)
-            m[i] = (store_msg_t){.room = b % 2 ? "#odd" : "#even",
-                                 .from = "ana",
-                                 .text = "a message long enough to fill some pages of the file",
-                                 .text_len = 52,
-                                 .ts = i};
+            m[i] = room_msg(b % 2 ? "#odd" : "#even", "ana",
+                            "a message long enough to fill some pages of the file", 52, i);
         assert_int_equal(store_append_batch(st, m, 50), 0);
     }
     store_close(st); /* checkpoints everything into the main file */
@@ -737,8 +823,7 @@ static int append_until_error(store_t *st, int64_t *last_ok, int *batches_ok) {
     for (int b = 0; b < 10000; b++) {
         store_msg_t m[20];
         for (int i = 0; i < 20; i++)
-            m[i] = (store_msg_t){.room = "#full", .from = "ana", .text = text,
-                                 .text_len = sizeof(text), .ts = NOW_MS};
+            m[i] = room_msg("#full", "ana", text, sizeof(text), NOW_MS);
         int rc = store_append_batch(st, m, 20);
         if (rc != 0) {
             for (int i = 0; i < 20; i++)
@@ -821,13 +906,107 @@ static void test_store_io_error_refuses_and_keeps_working(void **state) {
     store_close(st);
 }
 
+/* Another process wrote to the file behind the store's back (ids the store
+ * meant to use are taken): the batch fails, the transaction is rolled
+ * back, and the next batch goes on after the intruder's ids. */
+static void test_store_recovers_from_foreign_writer(void **state) {
+    (void)state;
+    const char *path = tmp_path("foreign-writer.db");
+    store_t *st = open_or_fail(path);
+    int64_t first = put(st, "#r", "ana", "mine", 1);
+    assert_int_equal(raw_exec(path, "INSERT INTO messages (room, sender, text, ts)"
+                                    " VALUES ('#r', 'cli', 'theirs', 2)"),
+                     SQLITE_OK);
+    tt_log_set_level(TT_LOG_OFF);
+    store_msg_t m[2] = {room_msg("#r", "ana", "a", 1, 3), room_msg("#r", "ana", "b", 1, 3)};
+    assert_int_equal(store_append_batch(st, m, 2), STORE_E_INTERNAL);
+    tt_log_set_level(TT_LOG_INFO);
+    assert_int_equal(store_last_id(st), first + 1);
+    int64_t next = put(st, "#r", "ana", "again", 4);
+    assert_int_equal(next, first + 2);
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#r", 10, collect, g), 3);
+    assert_string_equal(g->text[0], "mine");
+    assert_string_equal(g->text[1], "theirs");
+    assert_string_equal(g->text[2], "again");
+    free(g);
+    store_close(st);
+}
+
+/* The durability rule at the store's level: a child process appends
+ * batches and reports each committed id only after store_append_batch
+ * returned; it is killed with SIGKILL mid-stream (its maintenance thread
+ * checkpointing meanwhile). Every reported id must be in the file, and the
+ * room must hold exactly ids 1..last, with no gap. */
+static void test_store_survives_kill9(void **state) {
+    (void)state;
+    const char *path = tmp_path("kill9.db");
+    int64_t reported = 0;
+    for (int round = 0; round < 3; round++) {
+        int pipefd[2];
+        assert_int_equal(pipe(pipefd), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(pipefd[0]);
+            tt_log_set_level(TT_LOG_OFF);
+            store_t *st = NULL;
+            store_config_t cfg;
+            store_config_defaults(&cfg);
+            cfg.path = path;
+            char err[512];
+            if (store_open(&cfg, &st, err, sizeof(err)) != 0)
+                _exit(2);
+            store_maint_config_t mc;
+            store_maint_config_defaults(&mc);
+            mc.checkpoint_pages = 16; /* checkpoint often: kill during some */
+            if (store_maint_start(st, &mc, err, sizeof(err)) != 0)
+                _exit(3);
+            static const char text[] = "durable or not sent: the id is reported after commit";
+            for (;;) {
+                store_msg_t m[10];
+                for (int i = 0; i < 10; i++)
+                    m[i] = room_msg("#k", "ana", text, sizeof(text) - 1, i);
+                if (store_append_batch(st, m, 10) != 0)
+                    _exit(4);
+                if (write(pipefd[1], &m[9].id, sizeof(m[9].id)) != sizeof(m[9].id))
+                    _exit(5);
+            }
+        }
+        close(pipefd[1]);
+        sleep_ms(50 + 40 * round);
+        kill(pid, SIGKILL);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status));
+        int64_t id;
+        while (read(pipefd[0], &id, sizeof(id)) == (ssize_t)sizeof(id)) {
+            assert_true(id > reported);
+            reported = id;
+        }
+        close(pipefd[0]);
+
+        store_t *st = open_or_fail(path);
+        assert_true(store_last_id(st) >= reported);
+        assert_true(reported > 0);
+        /* Every message up to the last committed one, each id once. */
+        int64_t last = store_last_id(st), expect = 1;
+        for (int64_t lo = 0; lo < last; lo += 1000) {
+            got_t *g = got_new();
+            int n = store_range(st, "#k", 2, lo, lo + 1001, 1000, collect, g, NULL);
+            assert_int_equal(n, last - lo < 1000 ? last - lo : 1000);
+            for (int k = 0; k < n; k++)
+                assert_int_equal(g->ids[k], expect++);
+            free(g);
+        }
+        assert_true(expect - 1 >= reported);
+        assert_int_equal(expect - 1, store_last_id(st));
+        store_close(st);
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* The maintenance thread */
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static void test_store_maint_thread_applies_retention(void **state) {
     (void)state;
@@ -892,8 +1071,7 @@ static void test_store_maint_thread_checkpoints_the_wal(void **state) {
     for (int i = 0; i < 500 && stats.checkpoints < 3; i++) {
         store_msg_t m[4];
         for (int k = 0; k < 4; k++)
-            m[k] = (store_msg_t){
-                .room = "#w", .from = "ana", .text = text, .text_len = sizeof(text), .ts = 1};
+            m[k] = room_msg("#w", "ana", text, sizeof(text), 1);
         assert_int_equal(store_append_batch(st, m, 4), 0);
         sleep_ms(2);
         store_stats(st, &stats);
@@ -922,7 +1100,7 @@ static void test_store_maint_thread_on_memory_database(void **state) {
     for (int tries = 0; tries < 500; tries++) {
         store_msg_t m[5];
         for (int k = 0; k < 5; k++)
-            m[k] = (store_msg_t){.room = "#m", .from = "ana", .text = "t", .text_len = 1};
+            m[k] = room_msg("#m", "ana", "t", 1, 1);
         assert_int_equal(store_append_batch(st, m, 5), 0);
         sleep_ms(15);
         left = room_count(st, "#m");
@@ -938,8 +1116,10 @@ int main(void) {
         cmocka_unit_test(test_store_append_batch_ids_increase),
         cmocka_unit_test(test_store_append_kind_and_recipient),
         cmocka_unit_test(test_store_append_invalid_stores_nothing),
+        cmocka_unit_test(test_store_append_keeps_caller_ids),
         cmocka_unit_test(test_store_history_pages_every_message_once_in_order),
         cmocka_unit_test(test_store_since_exact_and_more),
+        cmocka_unit_test(test_store_range_between_bounds),
         cmocka_unit_test(test_store_last_returns_newest_oldest_first),
         cmocka_unit_test(test_store_dm_key_is_symmetric),
         cmocka_unit_test(test_store_retention_by_count_keeps_newest_per_room),
@@ -956,6 +1136,8 @@ int main(void) {
         cmocka_unit_test(test_store_open_permission_denied),
         cmocka_unit_test(test_store_full_disk_refuses_and_keeps_working),
         cmocka_unit_test(test_store_io_error_refuses_and_keeps_working),
+        cmocka_unit_test(test_store_recovers_from_foreign_writer),
+        cmocka_unit_test(test_store_survives_kill9),
         cmocka_unit_test(test_store_maint_thread_applies_retention),
         cmocka_unit_test(test_store_maint_thread_checkpoints_the_wal),
         cmocka_unit_test(test_store_maint_thread_on_memory_database),

@@ -1,0 +1,948 @@
+#!/usr/bin/env python3
+"""run.py — runs the benchmark scenarios against tertulia and its peers side by side, and
+writes the report. Called by bench/run.sh, which installs and builds first.
+
+Every server runs pinned to CPU 0 and the load generator to CPU 1 (taskset); each run gets a
+fresh server on a free loopback port; each scenario is repeated and reported as the median
+with min and max. A run whose generator reports wrong, duplicated, reordered or skipped
+deliveries is a failed run and gives no number. Every run is bounded in time, and the whole
+benchmark by --budget-min. Only the Python standard library is used.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SERVERS = ["tertulia", "ws", "tornado", "lws"]
+SERVER_TITLES = {
+    "tertulia": "tertulia (C, libuv)",
+    "ws": "Node.js + ws",
+    "tornado": "Python + Tornado",
+    "lws": "C + libwebsockets",
+}
+TARGET_P99_MS = 50.0
+
+# Scenario plans. "args" go to loadgen as they are; reps are repetitions per server.
+PLANS = {
+    "full": {
+        "reps": 3,
+        "fanout": ["--scenario", "fanout", "--clients", "1000", "--rooms", "10", "--window", "16",
+                   "--duration", "5", "--drain", "5"],
+        "private": ["--scenario", "private", "--pairs", "500", "--window", "16", "--duration", "5",
+                    "--drain", "5"],
+        "bigroom_clients": 5000,
+        "bigroom_duration": 5,
+        "sweep_rates": [2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000],
+        "sweep_duration": 3,
+        "idle": [("idle_10k", ["--scenario", "idle", "--clients", "10000", "--rooms", "100",
+                               "--duration", "2", "--settle", "1"]),
+                 ("idle_19k", ["--scenario", "idle", "--clients", "19000", "--rooms", "100",
+                               "--procs", "2", "--duration", "2", "--settle", "1"])],
+        "connect": ["--scenario", "connect", "--clients", "5000", "--duration", "10",
+                    "--drain", "10"],
+        "churn": ["--scenario", "churn", "--clients", "5000", "--cycles", "4", "--duration", "60",
+                  "--settle", "1"],
+    },
+    "quick": {
+        "reps": 1,
+        "fanout": ["--scenario", "fanout", "--clients", "200", "--rooms", "4", "--window", "16",
+                   "--duration", "2", "--drain", "3"],
+        "private": ["--scenario", "private", "--pairs", "100", "--window", "16", "--duration", "2",
+                    "--drain", "3"],
+        "bigroom_clients": 1000,
+        "bigroom_duration": 2,
+        "sweep_rates": [10, 50, 200, 1000],
+        "sweep_duration": 2,
+        "idle": [("idle_2k", ["--scenario", "idle", "--clients", "2000", "--rooms", "20",
+                              "--duration", "1", "--settle", "0.5"]),
+                 ("idle_4k", ["--scenario", "idle", "--clients", "4000", "--rooms", "20",
+                              "--procs", "2", "--duration", "1", "--settle", "0.5"])],
+        "connect": ["--scenario", "connect", "--clients", "1000", "--duration", "5",
+                    "--drain", "5"],
+        "churn": ["--scenario", "churn", "--clients", "1000", "--cycles", "2", "--duration", "30",
+                  "--settle", "0.5"],
+    },
+}
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.plan = PLANS[args.mode]
+        self.out = args.results
+        self.bin = args.build_dir
+        self.loadgen = os.path.join(self.bin, "bench", "loadgen")
+        self.deadline = time.monotonic() + args.budget_min * 60
+        self.runs_path = os.path.join(self.out, "runs.jsonl")
+        self.logdir = os.path.join(self.out, "logs")
+        os.makedirs(self.logdir, exist_ok=True)
+        self.seq = 0
+        self.tertulia = args.tertulia or os.path.join(self.bin, "tertulia")
+        help_text = ""
+        try:
+            help_text = subprocess.run([self.tertulia, "--help"], capture_output=True, text=True,
+                                       timeout=10).stdout
+        except OSError:
+            pass
+        self.tertulia_extra = ["--rate-limit", "0"] if "--rate-limit" in help_text else []
+
+    # --- servers ---------------------------------------------------------------------------
+
+    def server_cmd(self, name, port):
+        if name == "tertulia":
+            return [self.tertulia, "--listen", f"127.0.0.1:{port}", "--log-level", "warn",
+                    *self.tertulia_extra]
+        if name == "ws":
+            return ["node", os.path.join(ROOT, "bench/peers/ws_peer.mjs"), str(port)]
+        if name == "tornado":
+            return ["/usr/bin/python3", os.path.join(ROOT, "bench/peers/tornado_peer.py"),
+                    str(port)]
+        if name == "lws":
+            return [os.path.join(self.bin, "bench", "lws_peer"), str(port)]
+        raise ValueError(name)
+
+    def start_server(self, name):
+        port = free_port()
+        cmd = ["taskset", "-c", self.args.server_cpu, *self.server_cmd(name, port)]
+        self.seq += 1
+        logf = open(os.path.join(self.logdir, f"{self.seq:03d}-{name}.log"), "w")
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=raise_nofile,
+                                cwd=ROOT)
+        logf.close()
+        if not wait_port(port, proc):
+            self.stop_server(proc)
+            raise RuntimeError(f"{name} did not start listening: {' '.join(cmd)}")
+        return proc, port, cmd
+
+    @staticmethod
+    def stop_server(proc):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    # --- one run -----------------------------------------------------------------------------
+
+    def run_loadgen(self, server, port, pid, lg_args, bound_s):
+        cmd = ["taskset", "-c", self.args.gen_cpu, self.loadgen, "--port", str(port),
+               "--server-pid", str(pid), "--label", server, *lg_args]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=bound_s,
+                               preexec_fn=raise_nofile)
+            lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+            result = json.loads(lines[-1]) if lines else None
+            return cmd, p.returncode, result, p.stderr[-2000:]
+        except subprocess.TimeoutExpired as e:
+            err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+            return cmd, -1, None, f"timed out after {bound_s} s\n{err[-1500:]}"
+
+    def record(self, **kw):
+        with open(self.runs_path, "a") as f:
+            f.write(json.dumps(kw) + "\n")
+
+    def out_of_time(self):
+        return time.monotonic() > self.deadline
+
+    def one(self, server, scenario, lg_args, rep=0, extra=None, profile=False):
+        """Starts a fresh server, runs the generator once, stops the server, records."""
+        if self.out_of_time():
+            self.record(server=server, scenario=scenario, rep=rep, exit=None, skipped=True,
+                        result=None, cmd=None, **(extra or {}))
+            log(f"{scenario} {server} rep {rep}: skipped, the time budget is spent")
+            return None
+        bound = 120 + sum(float(lg_args[i + 1]) for i, a in enumerate(lg_args)
+                          if a in ("--duration", "--drain", "--setup-timeout"))
+        try:
+            proc, port, scmd = self.start_server(server)
+        except RuntimeError as e:
+            log(str(e))
+            self.record(server=server, scenario=scenario, rep=rep, exit=None, result=None,
+                        cmd=None, error=str(e), **(extra or {}))
+            return None
+        perf = None
+        try:
+            if profile:
+                perf = self.start_perf(proc.pid)
+            cmd, code, result, err = self.run_loadgen(server, port, proc.pid, lg_args, bound)
+        finally:
+            if perf:
+                self.stop_perf(perf)
+            self.stop_server(proc)
+        short = "" if result is None else result.get("verdict", "")[:160]
+        log(f"{scenario} {server} rep {rep}: exit {code}; {short}")
+        if code not in (0, 2) and err:
+            log(err.strip().splitlines()[-1] if err.strip() else "")
+        self.record(server=server, scenario=scenario, rep=rep, exit=code, result=result,
+                    cmd=cmd, server_cmd=scmd, stderr=err if code else "", **(extra or {}))
+        return code, result
+
+    # --- profiling ---------------------------------------------------------------------------
+
+    def start_perf(self, pid):
+        if not shutil.which("perf"):
+            return None
+        data = os.path.join(self.out, "perf.data")
+        p = subprocess.Popen(["perf", "record", "-F", "997", "-g", "-p", str(pid), "-o", data],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        return p, data
+
+    def stop_perf(self, perf):
+        p, data = perf
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        rep = subprocess.run(["perf", "report", "--stdio", "--no-children", "--sort", "symbol",
+                              "--percent-limit", "1", "-g", "none", "-i", data],
+                             capture_output=True, text=True, timeout=120)
+        lines = [l for l in rep.stdout.splitlines() if l.strip() and not l.startswith("#")]
+        with open(os.path.join(self.out, "perf-top.txt"), "w") as f:
+            f.write("\n".join(lines[:40]) + "\n")
+
+    # --- the scenarios -----------------------------------------------------------------------
+
+    def run_all(self):
+        plan, reps, servers = self.plan, self.plan["reps"], self.args.servers
+        t0 = time.monotonic()
+        for sc in ("fanout", "private"):
+            if sc in self.args.skip:
+                continue
+            for rep in range(reps):
+                for s in servers:
+                    self.one(s, sc, plan[sc], rep)
+        if "bigroom" not in self.args.skip:
+            self.bigroom(servers)
+        if "idle" not in self.args.skip:
+            for key, lg_args in plan["idle"]:
+                for rep in range(reps):
+                    for s in servers:
+                        self.one(s, key, lg_args, rep)
+        if "connect" not in self.args.skip:
+            for rep in range(reps):
+                for s in servers:
+                    self.one(s, "connect", plan["connect"], rep)
+        if "churn" not in self.args.skip and "tertulia" in servers:
+            self.one("tertulia", "churn", plan["churn"], 0)
+        if self.args.profile and "tertulia" in servers:
+            self.one("tertulia", "profile", plan["fanout"], 0, profile=True)
+        log(f"all runs done in {time.monotonic() - t0:.0f} s")
+
+    def bigroom(self, servers):
+        """The sweep first: the highest rate each server sustains (p99 under 50 ms, no loss);
+        then the fixed-rate comparison at the highest rate ws sustains."""
+        plan = self.plan
+        base = ["--scenario", "bigroom", "--clients", str(plan["bigroom_clients"])]
+        best = {}
+        for s in servers:
+            best[s] = None
+            for rate in plan["sweep_rates"]:
+                r = self.one(s, "sweep", base + ["--rate", str(rate), "--duration",
+                                                 str(plan["sweep_duration"]), "--drain", "2"],
+                             0, extra={"rate": rate})
+                if r is None:
+                    break
+                code, res = r
+                p99 = res["latency_us"]["p99"] / 1000 if res else None
+                if code == 0 and p99 is not None and p99 < TARGET_P99_MS:
+                    best[s] = rate
+                else:
+                    break
+        fixed = best.get("ws") or plan["sweep_rates"][0]
+        log(f"bigroom fixed rate: {fixed} msgs/s (the highest ws sustained)")
+        for rep in range(plan["reps"]):
+            for s in servers:
+                self.one(s, "bigroom", base + ["--rate", str(fixed), "--duration",
+                                               str(plan["bigroom_duration"]), "--drain", "5"],
+                         rep, extra={"rate": fixed})
+
+
+# --- the machine and the versions ---------------------------------------------------------
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                              timeout=20).stdout.strip()
+    except Exception:
+        return ""
+
+
+def machine_info(args):
+    cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+    mhz = sh("grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2").strip()
+    mem = sh("grep MemTotal /proc/meminfo | awk '{print $2}'")
+    ws_ver = ""
+    try:
+        with open(os.path.join(ROOT, "node_modules/ws/package.json")) as f:
+            ws_ver = json.load(f)["version"]
+    except OSError:
+        pass
+    tertulia = args.tertulia or os.path.join(args.build_dir, "tertulia")
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu, "mhz": mhz, "cores": os.cpu_count(),
+        "mem_gib": round(int(mem or 0) / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "os": sh(". /etc/os-release && echo $PRETTY_NAME"),
+        "loadavg_start": open("/proc/loadavg").read().split()[:3],
+        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
+        "commit": sh(f"git -C {ROOT} rev-parse --short HEAD") or "none",
+        "dirty": bool(sh(f"git -C {ROOT} status --porcelain -- src bench")),
+        "versions": {
+            "tertulia": sh(f"{tertulia} --version"),
+            "cc": sh("cc --version | head -1"),
+            "libuv": sh("pkg-config --modversion libuv"),
+            "node": sh("node --version"),
+            "ws": ws_ver,
+            "python": sh("/usr/bin/python3 --version"),
+            "tornado": sh("/usr/bin/python3 -c 'import tornado; print(tornado.version)'"),
+            "libwebsockets": sh("pkg-config --modversion libwebsockets").rstrip("-"),
+            "jansson": sh("pkg-config --modversion jansson"),
+            "gnuplot": sh("gnuplot --version"),
+        },
+        "build_type": sh(f"grep -m1 CMAKE_BUILD_TYPE: {args.build_dir}/CMakeCache.txt | cut -d= -f2"),
+        "mode": args.mode,
+        "server_cpu": args.server_cpu,
+        "gen_cpu": args.gen_cpu,
+    }
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def load_runs(path):
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "—"
+    if abs(v) >= 100 or digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def stat(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return statistics.median(values), min(values), max(values)
+
+
+def cell(st, digits=0, scale=1.0):
+    if st is None:
+        return "—"
+    med, lo, hi = (x * scale for x in st)
+    if lo == hi:
+        return fmt(med, digits)
+    return f"{fmt(med, digits)} ({fmt(lo, digits)}–{fmt(hi, digits)})"
+
+
+class Report:
+    def __init__(self, runs, meta):
+        self.runs = runs
+        self.meta = meta
+        self.servers = [s for s in SERVERS if any(r["server"] == s for r in runs)]
+
+    def sel(self, scenario, server, ok_codes=(0,)):
+        return [r for r in self.runs if r["scenario"] == scenario and r["server"] == server
+                and r.get("exit") in ok_codes and r.get("result")]
+
+    def all_of(self, scenario, server):
+        return [r for r in self.runs if r["scenario"] == scenario and r["server"] == server]
+
+    def metric(self, scenario, server, fn, ok_codes=(0,)):
+        return stat([fn(r["result"]) for r in self.sel(scenario, server, ok_codes)])
+
+    def med(self, scenario, server, fn, ok_codes=(0,)):
+        st = self.metric(scenario, server, fn, ok_codes)
+        return st[0] if st else None
+
+    def runs_cell(self, scenario, server, ok_codes=(0,)):
+        allr = [r for r in self.all_of(scenario, server) if not r.get("skipped")]
+        ok = len(self.sel(scenario, server, ok_codes))
+        return f"{ok}/{len(allr)}" if allr else "not run"
+
+    def failures(self, scenario, server, ok_codes=(0,)):
+        out = []
+        for r in self.all_of(scenario, server):
+            if r.get("skipped"):
+                out.append("skipped (time budget)")
+            elif r.get("exit") not in ok_codes:
+                v = (r.get("result") or {}).get("verdict") or r.get("error") or \
+                    (r.get("stderr") or "").strip().splitlines()[-1:] or ["no output"]
+                out.append(v if isinstance(v, str) else v[0])
+        return out
+
+    def throughput_table(self, scenario, lines):
+        lines.append("| server | ok runs | delivered msgs/s | server core share | delivered per "
+                     "server CPU-second | generator core share | p50 ms | p99 ms | p99.9 ms |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
+        for s in self.servers:
+            m = lambda fn, sc=scenario: self.metric(sc, s, fn)
+            lines.append(
+                f"| {SERVER_TITLES[s]} | {self.runs_cell(scenario, s)} "
+                f"| {cell(m(lambda r: r['delivered_per_s']))} "
+                f"| {cell(m(lambda r: r['server_core_share']), 2)} "
+                f"| {cell(m(lambda r: r['delivered_per_server_cpu_s']))} "
+                f"| {cell(m(lambda r: r['gen_core_share']), 2)} "
+                f"| {cell(m(lambda r: r['latency_us']['p50']), 2, 1e-3)} "
+                f"| {cell(m(lambda r: r['latency_us']['p99']), 2, 1e-3)} "
+                f"| {cell(m(lambda r: r['latency_us']['p999']), 2, 1e-3)} |")
+        self.failure_notes(scenario, lines)
+
+    def failure_notes(self, scenario, lines, ok_codes=(0,)):
+        notes = []
+        for s in self.servers:
+            for f in sorted(set(self.failures(scenario, s, ok_codes))):
+                notes.append(f"- {SERVER_TITLES[s]}: {f}")
+        if notes:
+            lines.append("")
+            lines.append("Runs that gave no number:")
+            lines.extend(notes)
+
+    def saturation_note(self, scenario, lines):
+        sat = [SERVER_TITLES[s] for s in self.servers
+               if (self.med(scenario, s, lambda r: r["gen_core_share"]) or 0) >= 0.9]
+        if sat:
+            lines.append("")
+            lines.append(f"The generator's core was saturated (≥ 90 %) against: {', '.join(sat)}. "
+                         "There the delivered/s figure is the generator's limit, not the server's; "
+                         "compare the delivered per server CPU-second column, which stays fair.")
+
+    def ratio(self, a, b, higher_is_better=True):
+        if a is None or b is None or a <= 0 or b <= 0:
+            return None
+        return a / b if higher_is_better else b / a
+
+    def write(self, path_md, svg_name, cmdline):
+        m = self.meta
+        L = []
+        L.append("# Benchmarks")
+        L.append("")
+        L.append(f"Generated by `{cmdline}` on {m['date']} ({m['mode']} mode) — do not edit by "
+                 "hand; rerun the command to refresh it. Commit "
+                 f"`{m['commit']}`{' with uncommitted changes' if m['dirty'] else ''}.")
+        L.append("")
+        load = [float(x) for x in m["loadavg_start"]]
+        if load[0] > 0.5:
+            L.append(f"> **Warning:** the machine was not idle when the run started (load average "
+                     f"{' '.join(m['loadavg_start'])}); other work shared its two cores, so "
+                     "absolute numbers are low and noisy. The ratios, measured in the same run, "
+                     "suffer less.")
+            L.append("")
+        L.append("## Machine and versions")
+        L.append("")
+        v = m["versions"]
+        L.append(f"- CPU: {m['cpu']}, {m['cores']} cores ({m['mhz']} MHz), {m['mem_gib']} GiB RAM; "
+                 f"{m['os']}, Linux {m['kernel']}; open files per process: {m['nofile'][0]}")
+        L.append(f"- Load average at start: {' '.join(m['loadavg_start'])}")
+        L.append(f"- tertulia: {v['tertulia'] or '?'} ({m['build_type'] or 'default'} build, "
+                 f"{v['cc']}), libuv {v['libuv']}")
+        L.append(f"- Node.js {v['node']} with ws {v['ws']}")
+        L.append(f"- {v['python']} with Tornado {v['tornado']} (Debian)")
+        L.append(f"- libwebsockets {v['libwebsockets']} (Debian), jansson {v['jansson']}")
+        L.append(f"- {v['gnuplot']}")
+        L.append("")
+        L.append("## Method")
+        L.append("")
+        L.append(f"Each server runs pinned to CPU {m['server_cpu']} and the load generator "
+                 f"(`bench/loadgen`, C on libuv, its own WebSocket client) to CPU {m['gen_cpu']} "
+                 "with `taskset`. Every run starts a fresh server on a free loopback port. "
+                 "All servers are driven through the original's legacy protocol at `/talking` "
+                 "(`login`, `room`, `private`, no subprotocol), which tertulia's legacy mode "
+                 "speaks and the peers in `bench/peers/` implement. The generator spreads its "
+                 "connections over source addresses 127.0.0.2 and up, and verifies every delivery: "
+                 "type, room or addressee, sender, the exact text (which carries sender, sequence "
+                 "and send time), no duplicates, per-sender order. A run with any wrong, "
+                 "duplicated, reordered or skipped delivery is a failed run and gives no number; "
+                 "the tables count the runs that passed. Medians, with min–max in brackets.")
+        L.append("")
+        L.append("Server CPU is utime+stime from `/proc/PID/stat` over the measured window "
+                 "(all threads); *server core share* is that over the wall time, and *delivered "
+                 "per server CPU-second* divides the deliveries by it — the fair comparison when "
+                 "the generator, not the server, is what saturates. Latency is from the send "
+                 "time written in each message (the intended send time, in the open-loop big "
+                 "room) to its arrival, for every recipient.")
+        L.append("")
+        L.append("The servers are started as:")
+        L.append("")
+        cmds = {}
+        for r in self.runs:
+            if r.get("server_cmd") and r["server"] not in cmds:
+                cmds[r["server"]] = " ".join(re.sub(r"\d{4,5}$", "PORT", x) if i == len(r["server_cmd"]) - 1
+                                             else x.replace(ROOT + "/", "")
+                                             for i, x in enumerate(r["server_cmd"]))
+                cmds[r["server"]] = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", cmds[r["server"]])
+        L.append("```")
+        for s in self.servers:
+            if s in cmds:
+                L.append(cmds[s])
+        L.append("```")
+        L.append("")
+        L.append("and the generator, per scenario (PORT and PID filled in per run):")
+        L.append("")
+        L.append("```")
+        seen = set()
+        for r in self.runs:
+            if not r.get("cmd") or r["server"] != self.servers[0]:
+                continue
+            key = r["scenario"]
+            if key in seen and key != "sweep":
+                continue
+            seen.add(key)
+            c = [x.replace(ROOT + "/", "") for x in r["cmd"]]
+            s = " ".join(c)
+            s = re.sub(r"--port \d+", "--port PORT", s)
+            s = re.sub(r"--server-pid \d+", "--server-pid PID", s)
+            s = re.sub(r"--label \S+", "--label SERVER", s)
+            L.append(f"{s}")
+        L.append("```")
+        L.append("")
+
+        # fan-out
+        L.append("## Fan-out")
+        L.append("")
+        L.append(self.scenario_caption("fanout"))
+        L.append("")
+        self.throughput_table("fanout", L)
+        self.saturation_note("fanout", L)
+        L.append("")
+        L.append("## Private messages")
+        L.append("")
+        L.append(self.scenario_caption("private"))
+        L.append("")
+        self.throughput_table("private", L)
+        self.saturation_note("private", L)
+        L.append("")
+
+        # big room
+        L.append("## Big room")
+        L.append("")
+        sweep = [r for r in self.runs if r["scenario"] == "sweep"]
+        fixed_rate = next((r.get("rate") for r in self.runs if r["scenario"] == "bigroom"), None)
+        clients = next((r["result"]["clients"] for r in self.runs
+                        if r["scenario"] in ("bigroom", "sweep") and r.get("result")), None)
+        L.append(f"{fmt(clients)} clients in one room; one sender at a fixed rate, open loop "
+                 "(latency from each message's intended send time, so a lagging generator shows "
+                 "as latency). The sweep raises the rate until a run fails to deliver everything "
+                 f"with p99 under {TARGET_P99_MS:.0f} ms; the highest passing rate is the "
+                 "sustainable one. Each delivery fans out to every member, so deliveries/s is "
+                 "rate × members.")
+        L.append("")
+        if sweep:
+            L.append("| server | rates tried (msgs/s → p99 ms, result) | highest sustainable rate | "
+                     "generator core share at the first failing rate |")
+            L.append("|---|---|---|---|")
+            self.best_rate = {}
+            for s in self.servers:
+                rs = [r for r in sweep if r["server"] == s]
+                parts, best, fail_gen = [], None, None
+                for r in rs:
+                    res = r.get("result")
+                    if r.get("skipped"):
+                        parts.append(f"{r['rate']}: skipped")
+                        continue
+                    p99 = res["latency_us"]["p99"] / 1000 if res else None
+                    passed = r.get("exit") == 0 and p99 is not None and p99 < TARGET_P99_MS
+                    what = "ok" if passed else ("late/lost" if r.get("exit") == 2 else
+                                                ("p99 too high" if r.get("exit") == 0 else
+                                                 f"failed (exit {r.get('exit')})"))
+                    parts.append(f"{r['rate']} → {fmt(p99, 1) if p99 is not None else '—'} ({what})")
+                    if passed:
+                        best = r["rate"]
+                    elif res:
+                        fail_gen = res["gen_core_share"]
+                self.best_rate[s] = best
+                top = max(PLANS[self.meta["mode"]]["sweep_rates"])
+                best_s = "—" if best is None else (f"≥ {best}" if best == top else f"{best}")
+                L.append(f"| {SERVER_TITLES[s]} | {'; '.join(parts)} | {best_s} "
+                         f"| {fmt(fail_gen, 2) if fail_gen is not None else '—'} |")
+            L.append("")
+        if fixed_rate:
+            L.append(f"At the fixed rate of {fixed_rate} msgs/s (the highest ws sustained), "
+                     f"{self.meta['reps']} runs each:")
+            L.append("")
+            L.append("| server | runs that kept up | p50 ms | p99 ms | p99.9 ms | server core share "
+                     "| generator core share | undelivered at the deadline / lost on close |")
+            L.append("|---|---|---|---|---|---|---|---|")
+            for s in self.servers:
+                m = lambda fn: self.metric("bigroom", s, fn, (0, 2))
+                lost = self.metric("bigroom", s, lambda r: r["loss"]["late"] +
+                                   r["loss"]["dropped_on_close"], (0, 2))
+                L.append(f"| {SERVER_TITLES[s]} | {self.runs_cell('bigroom', s)} "
+                         f"| {cell(m(lambda r: r['latency_us']['p50']), 2, 1e-3)} "
+                         f"| {cell(m(lambda r: r['latency_us']['p99']), 2, 1e-3)} "
+                         f"| {cell(m(lambda r: r['latency_us']['p999']), 2, 1e-3)} "
+                         f"| {cell(m(lambda r: r['server_core_share']), 2)} "
+                         f"| {cell(m(lambda r: r['gen_core_share']), 2)} | {cell(lost)} |")
+            self.failure_notes("bigroom", L, (0, 2))
+            L.append("")
+
+        # idle
+        L.append("## Idle memory")
+        L.append("")
+        idle_keys = [k for k in dict.fromkeys(r["scenario"] for r in self.runs)
+                     if k.startswith("idle")]
+        L.append("Logged-in idle connections, spread over 100 rooms (20 in quick mode), held "
+                 "for a moment; the server's RSS (`VmRSS` in `/proc/PID/status`) before the "
+                 "first connection and after the last, divided by the number of connections. "
+                 "The kernel's own socket memory is apart: *kernel buffers* is the TCP memory of "
+                 "`/proc/net/sockstat`, *kernel slab* the change of `Slab` in `/proc/meminfo`; both "
+                 "are machine-wide and so count the generator's end of each connection too.")
+        L.append("")
+        L.append("| server | connections | ok runs | RSS per connection, bytes | kernel buffers "
+                 "per connection, bytes | kernel slab per connection (both ends), bytes |")
+        L.append("|---|---|---|---|---|---|")
+        for key in idle_keys:
+            for s in self.servers:
+                n = next((r["result"]["clients"] for r in self.runs
+                          if r["scenario"] == key and r.get("result")), None)
+                m = lambda fn: self.metric(key, s, fn)
+                L.append(f"| {SERVER_TITLES[s]} | {fmt(n)} | {self.runs_cell(key, s)} "
+                         f"| {cell(m(lambda r: r['rss_per_conn_bytes']))} "
+                         f"| {cell(m(lambda r: r['kernel_tcp_mem_per_conn_bytes']))} "
+                         f"| {cell(m(lambda r: r.get('kernel_slab_per_conn_bytes')))} |")
+        for key in idle_keys:
+            self.failure_notes(key, L)
+        L.append("")
+        big_idle = idle_keys[-1] if idle_keys else None
+        per = self.med(big_idle, "tertulia", lambda r: r["rss_per_conn_bytes"]) if big_idle else None
+        slab = self.med(big_idle, "tertulia", lambda r: r.get("kernel_slab_per_conn_bytes")) \
+            if big_idle else None
+        if per is not None:
+            L.append("What that means at scale for tertulia (user-space RSS only, plus the kernel's "
+                     "slab for the server's half, taken as half the measured pair):")
+            L.append("")
+            for n in (100_000, 1_000_000):
+                user = per * n
+                kern = (slab / 2 * n) if slab and slab > 0 else None
+                L.append(f"- {n:,} connections: {per:,.0f} B × {n:,} = {user / 2**20:,.0f} MiB of "
+                         f"server RSS" + (f"; kernel slab ≈ {slab / 2:,.0f} B × {n:,} = "
+                                          f"{kern / 2**20:,.0f} MiB" if kern else "")
+                         + f"; and an open-file limit above {n:,}.")
+            L.append("")
+
+        # connect
+        L.append("## Connection rate")
+        L.append("")
+        L.append(self.scenario_caption("connect"))
+        L.append("")
+        L.append("| server | ok runs | handshakes + logins per second | p50 ms | p99 ms | server "
+                 "core share | generator core share |")
+        L.append("|---|---|---|---|---|---|---|")
+        for s in self.servers:
+            m = lambda fn: self.metric("connect", s, fn)
+            L.append(f"| {SERVER_TITLES[s]} | {self.runs_cell('connect', s)} "
+                     f"| {cell(m(lambda r: r['connects_per_s']))} "
+                     f"| {cell(m(lambda r: r['latency_us']['p50']), 2, 1e-3)} "
+                     f"| {cell(m(lambda r: r['latency_us']['p99']), 2, 1e-3)} "
+                     f"| {cell(m(lambda r: r['server_core_share']), 2)} "
+                     f"| {cell(m(lambda r: r['gen_core_share']), 2)} |")
+        self.failure_notes("connect", L)
+        L.append("")
+
+        churn = [r for r in self.runs if r["scenario"] == "churn" and r.get("result")]
+        if churn:
+            res = churn[0]["result"]
+            L.append("## Connection churn (tertulia)")
+            L.append("")
+            L.append(f"{res['clients']:,} connections opened (each confirmed logged in) and closed "
+                     f"again, {len(res.get('churn', []))} times; the server's RSS before, with all "
+                     "open, and a moment after all closed (`bench/churn.sh` does the same on its "
+                     "own):")
+            L.append("")
+            L.append("| cycle | RSS with all open, KiB | RSS after closing, KiB |")
+            L.append("|---|---|---|")
+            L.append(f"| before | {res['server_rss_kb']['before']:,} | |")
+            for i, c in enumerate(res.get("churn", []), 1):
+                L.append(f"| {i} | {c['rss_open_kb']:,} | {c['rss_closed_kb']:,} |")
+            L.append("")
+            L.append(f"Result: {res['verdict']}.")
+            L.append("")
+
+        # ratios and targets
+        L.append("## Ratios (tertulia ÷ peer, same run)")
+        L.append("")
+        L.append("| measure | " + " | ".join(SERVER_TITLES[s] for s in self.servers
+                                            if s != "tertulia") + " |")
+        L.append("|---|" + "---|" * (len(self.servers) - 1))
+        peers = [s for s in self.servers if s != "tertulia"]
+
+        def row(title, fn, higher=True):
+            cells = []
+            for p in peers:
+                rt = self.ratio(fn("tertulia"), fn(p), higher)
+                cells.append("—" if rt is None else f"{rt:,.1f}×")
+            L.append(f"| {title} | " + " | ".join(cells) + " |")
+            return {p: self.ratio(fn("tertulia"), fn(p), higher) for p in peers}
+
+        fan_cpu = row("fan-out: delivered per server CPU-second",
+                      lambda s: self.med("fanout", s, lambda r: r["delivered_per_server_cpu_s"]))
+        row("fan-out: delivered msgs/s",
+            lambda s: self.med("fanout", s, lambda r: r["delivered_per_s"]))
+        row("private: delivered per server CPU-second",
+            lambda s: self.med("private", s, lambda r: r["delivered_per_server_cpu_s"]))
+        row("private: delivered msgs/s",
+            lambda s: self.med("private", s, lambda r: r["delivered_per_s"]))
+        big_p99 = row("big room at the fixed rate: p99 (peer ÷ tertulia)",
+                      lambda s: self.med("bigroom", s, lambda r: r["latency_us"]["p99"], (0, 2)),
+                      higher=False)
+        best = getattr(self, "best_rate", {})
+        big_rate = row("big room: highest sustainable rate", lambda s: best.get(s))
+        if big_idle:
+            row(f"idle: RSS per connection ({big_idle.split('_')[1]}; peer ÷ tertulia)",
+                lambda s: self.med(big_idle, s, lambda r: r["rss_per_conn_bytes"]), higher=False)
+        row("connections per second",
+            lambda s: self.med("connect", s, lambda r: r["connects_per_s"]))
+        L.append("")
+
+        L.append("## The targets")
+        L.append("")
+        L.append("From issue 6, on this machine, in this run:")
+        L.append("")
+
+        def verdict(r, need):
+            if r is None:
+                return "**not measured** (a run failed or was not made)"
+            return ("**holds**" if r >= need else "**does not hold**") + f" ({r:,.1f}×)"
+        L.append(f"- Fan-out, delivered per server CPU-second ≥ 10× ws: "
+                 f"{verdict(fan_cpu.get('ws'), 10)}; ≥ 50× Tornado: "
+                 f"{verdict(fan_cpu.get('tornado'), 50)}; ≥ 2× libwebsockets: "
+                 f"{verdict(fan_cpu.get('lws'), 2)}.")
+        L.append(f"- Big room at a rate ws keeps up with, tertulia's p99 ≤ 1/5 of ws's: "
+                 f"{verdict(big_p99.get('ws'), 5)}.")
+        top = max(PLANS[self.meta["mode"]]["sweep_rates"])
+        rr = big_rate.get("ws")
+        extra = ""
+        if best.get("tertulia") == top:
+            extra = (f" — tertulia passed the highest rate tried ({top}/s), so the true ratio is "
+                     "at least this")
+        else:
+            gen = [r["result"]["gen_core_share"] for r in sweep if r["server"] == "tertulia"
+                   and r.get("result") and r.get("rate") and best.get("tertulia") is not None
+                   and r["rate"] > best["tertulia"]]
+            if gen and gen[0] >= 0.9:
+                extra = (" — at tertulia's first failing rate the generator's core was saturated "
+                         f"({gen[0]:.2f}), so that limit is the generator's, not the server's")
+        L.append(f"- Big room, highest sustainable rate ≥ 10× ws's: {verdict(rr, 10)}{extra}.")
+        idle_per = per
+        if idle_per is not None:
+            L.append(f"- Idle memory ≤ 2 KiB of server RSS per logged-in connection at "
+                     f"{big_idle.split('_')[1]}: "
+                     f"{'**holds**' if idle_per <= 2048 else '**does not hold**'} "
+                     f"({idle_per:,.0f} bytes).")
+        else:
+            L.append("- Idle memory ≤ 2 KiB per connection: **not measured**.")
+        L.append("- At the open-file limit, new connections refused cleanly and accepting resumes: "
+                 "checked by the integration tests, not by this benchmark.")
+        L.append("")
+        if os.path.exists(os.path.join(os.path.dirname(self.meta["runs_path"]), "perf-top.txt")):
+            with open(os.path.join(os.path.dirname(self.meta["runs_path"]), "perf-top.txt")) as f:
+                top_lines = f.read().rstrip()
+            L.append("## Where tertulia's time goes")
+            L.append("")
+            L.append("`perf record -F 997 -g -p PID` on the server during one extra fan-out run "
+                     "(self time per symbol, above 1 %):")
+            L.append("")
+            L.append("```")
+            L.append(top_lines)
+            L.append("```")
+            L.append("")
+        L.append("## Chart")
+        L.append("")
+        L.append(f"![delivered msgs/s and p99 latency per server]({svg_name})")
+        L.append("")
+        L.append("Raw results, one JSON line per run, are in "
+                 f"`{os.path.relpath(self.meta['runs_path'], ROOT)}` (not committed).")
+        L.append("")
+        with open(path_md, "w") as f:
+            f.write("\n".join(L))
+
+    def scenario_caption(self, scenario):
+        r = next((r["result"] for r in self.runs if r["scenario"] == scenario and r.get("result")),
+                 None)
+        if not r:
+            return "Not run."
+        if scenario == "fanout":
+            return (f"{r['clients']:,} clients in {r['rooms']} rooms, one sender per room, closed "
+                    f"loop with {r['window']} of its own messages in flight (one completes when "
+                    f"the sender's own copy returns), {r['size']}-byte texts; "
+                    f"{self.meta['reps']} runs per server.")
+        if scenario == "private":
+            return (f"{r['clients']:,} clients in {r['pairs']:,} pairs exchanging private messages, "
+                    f"closed loop with {r['window']} in flight per client (each message goes to "
+                    f"the addressee and back to the sender), {r['size']}-byte texts; "
+                    f"{self.meta['reps']} runs per server.")
+        if scenario == "connect":
+            return (f"{r['clients']:,} connections, up to 128 setting up at once, each counted when "
+                    "the TCP connect, the WebSocket handshake and the login are done (the login "
+                    "is confirmed by a message to the connection's own room coming back); "
+                    f"{self.meta['reps']} runs per server.")
+        return ""
+
+    def chart(self, svg_path):
+        if not shutil.which("gnuplot"):
+            return False
+        dat = svg_path + ".dat"
+        rows = []
+        for s in self.servers:
+            def g(sc, fn, codes=(0,)):
+                v = self.med(sc, s, fn, codes)
+                return "NaN" if v is None else f"{v:.3f}"
+            rows.append(" ".join([
+                f'"{SERVER_TITLES[s]}"',
+                g("fanout", lambda r: r["delivered_per_s"]),
+                g("private", lambda r: r["delivered_per_s"]),
+                g("fanout", lambda r: r["latency_us"]["p99"] / 1000),
+                g("private", lambda r: r["latency_us"]["p99"] / 1000),
+                g("bigroom", lambda r: r["latency_us"]["p99"] / 1000, (0, 2)),
+                g("fanout", lambda r: r["delivered_per_server_cpu_s"]),
+            ]))
+        with open(dat, "w") as f:
+            f.write("# server fanout_dps private_dps fanout_p99 private_p99 bigroom_p99 "
+                    "fanout_per_cpu\n")
+            f.write("\n".join(rows) + "\n")
+        rate = next((r.get("rate") for r in self.runs if r["scenario"] == "bigroom"), "?")
+        gp = f"""
+set terminal svg size 1200,460 dynamic font "DejaVu Sans,11" background rgb "white"
+set output "{svg_path}"
+set multiplot layout 1,2 title "tertulia and its peers — {self.meta['date'][:10]}, {self.meta['mode']} run (medians)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set logscale y
+set grid ytics
+set key top right
+set xtics nomirror rotate by -15 scale 0
+set title "Delivered messages per second (log scale; higher is better)"
+set ylabel "msgs/s"
+plot "{dat}" using 2:xtic(1) title "fan-out" lc rgb "#1f77b4", \\
+     "" using 3 title "private" lc rgb "#2ca02c", \\
+     "" using 7 title "fan-out per server CPU-second" lc rgb "#9467bd"
+set title "p99 latency (log scale; lower is better)"
+set ylabel "ms"
+plot "{dat}" using 4:xtic(1) title "fan-out" lc rgb "#1f77b4", \\
+     "" using 5 title "private" lc rgb "#2ca02c", \\
+     "" using 6 title "big room at {rate} msgs/s" lc rgb "#d62728"
+unset multiplot
+"""
+        p = subprocess.run(["gnuplot"], input=gp, text=True, capture_output=True, timeout=60)
+        if p.returncode != 0:
+            log("gnuplot failed: " + p.stderr[-500:])
+            return False
+        os.unlink(dat)
+        return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mode", choices=["full", "quick"], default="full")
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
+    ap.add_argument("--tertulia", help="the tertulia binary (default BUILD_DIR/tertulia)")
+    ap.add_argument("--servers", default=",".join(SERVERS))
+    ap.add_argument("--skip", default="", help="comma list: fanout,private,bigroom,idle,connect,churn")
+    ap.add_argument("--results", help="directory for runs.jsonl and logs")
+    ap.add_argument("--doc", help="the Markdown report to write")
+    ap.add_argument("--svg", help="the chart to write")
+    ap.add_argument("--budget-min", type=float, default=None, help="stop starting runs after this")
+    ap.add_argument("--server-cpu", default="0")
+    ap.add_argument("--gen-cpu", default="1")
+    ap.add_argument("--profile", action="store_true", help="perf-profile tertulia in one fan-out run")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report from --results")
+    ap.add_argument("--cmdline", default="bench/run.sh")
+    args = ap.parse_args()
+    args.servers = [s for s in args.servers.split(",") if s]
+    args.skip = set(s for s in args.skip.split(",") if s)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if not args.results:
+        args.results = os.path.join(ROOT, "bench", "results", f"{stamp}-{args.mode}")
+    if args.budget_min is None:
+        args.budget_min = 25 if args.mode == "full" else 4
+    if not args.doc:
+        args.doc = (os.path.join(ROOT, "docs", "BENCHMARKS.md") if args.mode == "full"
+                    else os.path.join(args.results, "BENCHMARKS.md"))
+    if not args.svg:
+        args.svg = os.path.join(os.path.dirname(args.doc), "bench.svg")
+    os.makedirs(args.results, exist_ok=True)
+    meta_path = os.path.join(args.results, "meta.json")
+    runs_path = os.path.join(args.results, "runs.jsonl")
+
+    if not args.report_only:
+        meta = machine_info(args)
+        meta["reps"] = PLANS[args.mode]["reps"]
+        meta["runs_path"] = runs_path
+        with open(meta_path, "w") as f:
+            json.dump(meta, f, indent=1)
+        log(f"{args.mode} run; results in {args.results}; load average "
+            f"{' '.join(meta['loadavg_start'])}")
+        t0 = time.monotonic()
+        Bench(args).run_all()
+        meta["elapsed_s"] = round(time.monotonic() - t0)
+        with open(meta_path, "w") as f:
+            json.dump(meta, f, indent=1)
+    with open(meta_path) as f:
+        meta = json.load(f)
+    meta["runs_path"] = runs_path
+    runs = load_runs(runs_path)
+    rep = Report(runs, meta)
+    os.makedirs(os.path.dirname(args.doc), exist_ok=True)
+    svg_ok = rep.chart(args.svg)
+    rep.write(args.doc, os.path.relpath(args.svg, os.path.dirname(args.doc)), args.cmdline)
+    log(f"wrote {os.path.relpath(args.doc, ROOT)}" + (f" and {os.path.relpath(args.svg, ROOT)}"
+                                                       if svg_ok else " (no chart: gnuplot failed)"))
+    failed = [r for r in runs if r.get("exit") in (1, 3, -1) and r["scenario"] != "sweep"]
+    if failed:
+        log(f"{len(failed)} runs failed; see the report")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+/* Fuzzer for the chat protocol (src/chat/): six sessions (four tertulia.v1,
+ * two legacy) share one chat_t with a small in-memory store attached. The
+ * input is split into chunks at 0x00 bytes; the first byte of a chunk says
+ * what to do with the rest:
+ *   b % 16 < 6   the rest is a text message from session b % 6
+ *   b % 16 == 6  chat_flush
+ *   b % 16 == 7  close session (next byte % 6) and open a new one in its slot
+ *   b % 16 == 8  make the store fail (toggle)
+ *   otherwise    the whole chunk is a text message from session b % 6
+ * An empty chunk flushes. At the end every session is closed and the chat
+ * freed: LeakSanitizer checks that nothing is left behind.
+ *
+ * Invariants (abort on violation): every frame is one unmasked FIN text frame
+ * with an exact length holding a JSON object with a string "type"; nothing is
+ * sent to a closed connection; legacy connections only get room/private
+ * frames; each connection sees message ids strictly increasing. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "chat/chat.h"
+#include "core/log.h"
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_chat: %s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define SLOTS 6
+#define RING 32
+#define TEXT_MAX 64
+
+typedef struct {
+    uint64_t id;
+    int64_t ts;
+    char from[CHAT_NICK_MAX], to[CHAT_ROOM_MAX], text[TEXT_MAX];
+    size_t from_len, to_len, text_len;
+} stored_t;
+
+typedef struct {
+    chat_t *chat;
+    chat_session_t *s[SLOTS];
+    uintptr_t conn[SLOTS]; /* the live handle of each slot; handles are never reused */
+    bool v1[SLOTS];
+    uint64_t last_id[SLOTS];
+    uintptr_t next_conn;
+    bool store_fails;
+    stored_t ring[RING];
+    size_t nring; /* total ever stored; the ring keeps the last RING */
+} fz_t;
+
+static int slot_of(const fz_t *fz, uintptr_t conn) {
+    for (int i = 0; i < SLOTS; i++)
+        if (fz->conn[i] == conn)
+            return i;
+    return -1;
+}
+
+static void on_send(void *ctx, void *conn, tt_buf_t *frame) {
+    fz_t *fz = ctx;
+    int slot = slot_of(fz, (uintptr_t)conn);
+    CHECK(slot >= 0);
+    const uint8_t *p = tt_buf_ptr(frame);
+    CHECK(frame->len >= 2 && p[0] == 0x81 && (p[1] & 0x80) == 0);
+    uint64_t len = p[1] & 0x7F;
+    size_t h = 2;
+    if (len == 126) {
+        len = (uint64_t)p[2] << 8 | p[3];
+        h = 4;
+        CHECK(len >= 126);
+    } else if (len == 127) {
+        len = 0;
+        for (int i = 0; i < 8; i++)
+            len = len << 8 | p[2 + i];
+        h = 10;
+        CHECK(len > 0xFFFF);
+    }
+    CHECK(frame->len == h + len);
+    json_t *j = json_loadb((const char *)p + h, (size_t)len, 0, NULL);
+    CHECK(j != NULL && json_is_object(j));
+    const char *type = json_string_value(json_object_get(j, "type"));
+    CHECK(type != NULL);
+    bool message = strcmp(type, "room") == 0 || strcmp(type, "private") == 0;
+    CHECK(fz->v1[slot] || message);
+    if (message) {
+        json_int_t id = json_integer_value(json_object_get(j, "id"));
+        CHECK(id > 0 && (uint64_t)id > fz->last_id[slot]);
+        fz->last_id[slot] = (uint64_t)id;
+    }
+    json_decref(j);
+}
+
+static void on_close(void *ctx, void *conn, uint16_t code, const char *reason) {
+    fz_t *fz = ctx;
+    CHECK(slot_of(fz, (uintptr_t)conn) >= 0);
+}
+
+static int store_append(void *ctx, const chat_message_t *msgs, size_t n) {
+    fz_t *fz = ctx;
+    if (fz->store_fails)
+        return -5;
+    for (size_t i = 0; i < n; i++) {
+        const chat_message_t *m = &msgs[i];
+        CHECK(m->kind == CHAT_MSG_ROOM && m->text_len <= TEXT_MAX);
+        CHECK(m->from_len <= CHAT_NICK_MAX && m->to_len <= CHAT_ROOM_MAX);
+        CHECK(fz->nring == 0 || m->id > fz->ring[(fz->nring - 1) % RING].id);
+        stored_t *st = &fz->ring[fz->nring++ % RING];
+        st->id = m->id;
+        st->ts = m->ts;
+        memcpy(st->from, m->from, st->from_len = m->from_len);
+        memcpy(st->to, m->to, st->to_len = m->to_len);
+        memcpy(st->text, m->text, st->text_len = m->text_len);
+    }
+    return 0;
+}
+
+static int store_history(void *ctx, const char *room, size_t room_len, uint64_t after,
+                         uint64_t before, unsigned limit, chat_history_cb emit, void *arg,
+                         bool *more) {
+    fz_t *fz = ctx;
+    if (fz->store_fails)
+        return -5;
+    CHECK(limit >= 1 && limit <= CHAT_HISTORY_MAX && (before == 0 || after < before));
+    size_t first = fz->nring > RING ? fz->nring - RING : 0;
+    size_t match[RING], k = 0;
+    for (size_t i = first; i < fz->nring; i++) {
+        const stored_t *st = &fz->ring[i % RING];
+        if (st->id > after && (before == 0 || st->id < before) && st->to_len == room_len &&
+            memcmp(st->to, room, room_len) == 0)
+            match[k++] = i % RING;
+    }
+    size_t start = k > limit ? k - limit : 0;
+    for (size_t i = start; i < k; i++) {
+        const stored_t *st = &fz->ring[match[i]];
+        chat_message_t m = {st->id, st->ts,     CHAT_MSG_ROOM, st->from,    st->from_len,
+                            st->to, st->to_len, st->text,      st->text_len};
+        emit(arg, &m);
+    }
+    *more = start > 0;
+    return 0;
+}
+
+static const chat_store_hooks_t store = {NULL, store_append, store_history};
+
+static void open_slot(fz_t *fz, int i) {
+    fz->conn[i] = ++fz->next_conn;
+    fz->v1[i] = i < 4;
+    fz->last_id[i] = 0;
+    fz->s[i] = chat_session_open(fz->chat, (void *)fz->conn[i], fz->v1[i], "fuzz");
+}
+
+static void close_slot(fz_t *fz, int i, const char *reason) {
+    chat_session_close(fz->chat, fz->s[i], reason);
+    fz->conn[i] = 0; /* any later send to the old handle fails slot_of */
+    fz->s[i] = NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static const char *reasons[] = {"disconnect", "timeout", "leave", NULL};
+    tt_log_set_level(TT_LOG_OFF);
+    fz_t *fz = calloc(1, sizeof(*fz));
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.max_text = TEXT_MAX;
+    cfg.max_rooms = 3;
+    cfg.history_on_join = 5;
+    chat_io_t io = {on_send, on_close};
+    fz->chat = chat_new(&cfg, &io, fz);
+    CHECK(chat_set_store(fz->chat, &store, fz) == 0);
+    for (int i = 0; i < SLOTS; i++)
+        open_slot(fz, i);
+
+    size_t pos = 0;
+    while (pos <= size) {
+        const uint8_t *end = memchr(data + pos, 0, size - pos);
+        size_t len = end ? (size_t)(end - (data + pos)) : size - pos;
+        const uint8_t *chunk = data + pos;
+        pos += len + 1;
+        if (len == 0) {
+            chat_flush(fz->chat);
+            continue;
+        }
+        uint8_t b = chunk[0];
+        int slot = b % SLOTS;
+        switch (b % 16) {
+        case 6:
+            chat_flush(fz->chat);
+            break;
+        case 7:
+            slot = len > 1 ? chunk[1] % SLOTS : 0;
+            close_slot(fz, slot, reasons[b / 16 % 4]);
+            open_slot(fz, slot);
+            break;
+        case 8:
+            fz->store_fails = !fz->store_fails;
+            break;
+        default:
+            if (b % 16 < SLOTS)
+                chat_session_on_text(fz->chat, fz->s[slot], (const char *)chunk + 1, len - 1);
+            else
+                chat_session_on_text(fz->chat, fz->s[slot], (const char *)chunk, len);
+        }
+    }
+    chat_flush(fz->chat);
+    chat_stats_t st;
+    chat_stats(fz->chat, &st);
+    CHECK(st.sessions == SLOTS);
+    for (int i = 0; i < SLOTS; i++)
+        close_slot(fz, i, NULL);
+    chat_stats(fz->chat, &st);
+    CHECK(st.sessions == 0 && st.rooms == 0);
+    chat_free(fz->chat);
+    free(fz);
+    return 0;
+}
