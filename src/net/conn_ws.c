@@ -87,9 +87,13 @@ size_t conn_ws_process(conn_t *c, uint8_t *data, size_t len) {
     if (c->flags & CONN_F_CLOSING) {
         /* After our close frame only the peer's close matters; anything
          * else is read and dropped until it arrives or the linger ends. */
+        if (c->wsp.failed)
+            return len;
         ws_event_t ev;
-        size_t n = c->wsp.failed ? 0 : ws_parser_execute(&c->wsp, data, len, &ev);
-        if (n == 0 || ev.type == WS_EV_ERROR)
+        size_t n = ws_parser_execute(&c->wsp, data, len, &ev);
+        if (ev.type == WS_EV_NEED_MORE)
+            return n; /* keep the partial frame: the parser has unmasked part of it */
+        if (ev.type == WS_EV_ERROR)
             return len;
         if (ev.type == WS_EV_CLOSE) {
             /* Close handshake complete: the server closes TCP first. */

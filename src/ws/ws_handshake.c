@@ -61,12 +61,21 @@ static bool list_has(ws_slice_t list, const char *token, bool nocase) {
     return false;
 }
 
-/* The key must be the base64 form of exactly 16 bytes: 24 characters whose
- * last two are the padding "==". EVP_DecodeBlock does not strip padding (it
- * reports 18 bytes for 24 characters), so the length is checked here. */
+static bool is_base64_char(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+}
+
+/* The key must be the base64 form of exactly 16 bytes: 22 alphabet characters
+ * and the padding "==". The alphabet is checked here because EVP_DecodeBlock
+ * lets a '=' through in the middle of its input (found by fuzz_ws_handshake);
+ * it does not strip padding either (24 characters always give 18 bytes). */
 static bool key_is_valid(ws_slice_t key) {
-    if (key.len != 24 || key.ptr[22] != '=' || key.ptr[23] != '=' || key.ptr[21] == '=')
+    if (key.len != 24 || key.ptr[22] != '=' || key.ptr[23] != '=')
         return false;
+    for (size_t i = 0; i < 22; i++)
+        if (!is_base64_char(key.ptr[i]))
+            return false;
     unsigned char out[18];
     return EVP_DecodeBlock(out, (const unsigned char *)key.ptr, 24) == 18;
 }
