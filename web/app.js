@@ -30,7 +30,7 @@ const ui = {
     sidebarOpen: $('sidebar-open'), sidebarClose: $('sidebar-close'), navBadge: $('nav-badge'),
     peopleOpen: $('people-open'), peopleClose: $('people-close'), memberList: $('member-list'), peopleHeading: $('people-heading'),
     convTitle: $('conv-title'), convSub: $('conv-sub'), conn: $('conn-status'), connText: $('conn-text'),
-    share: $('share'), leave: $('leave'), banner: $('banner'), bannerText: $('banner-text'), retry: $('retry'),
+    share: $('share'), leave: $('leave'), leaveText: $('leave-text'), banner: $('banner'), bannerText: $('banner-text'), retry: $('retry'),
     panes: $('panes'), emptyPane: $('empty-pane'), jump: $('jump'), jumpText: $('jump-text'),
     composer: $('composer'), message: $('message'), counter: $('counter'), send: $('send'),
     roomsDialog: $('rooms-dialog'), roomsDialogList: $('rooms-dialog-list'), roomsDialogStatus: $('rooms-dialog-status'),
@@ -86,8 +86,11 @@ function initLogin() {
     const params = new URLSearchParams(location.search);
     const invited = params.get('room') || '';
     ui.nickname.value = recall(STORE_NICK);
-    ui.room.value = invited || recall(STORE_ROOM) || DEFAULT_ROOM;
-    if (invited) {
+    const remembered = recall(STORE_ROOM);
+    ui.room.value = invited || remembered || DEFAULT_ROOM;
+    // The address bar carries the current room, so only a room other than
+    // the remembered one is an invitation worth pointing out.
+    if (invited && invited !== remembered) {
         ui.inviteRoom.textContent = invited;
         ui.invite.hidden = false;
     }
@@ -266,12 +269,14 @@ function updateHeader() {
     if (conv.kind === 'room') {
         const n = (state.members.get(conv.name) || new Map()).size;
         ui.convSub.textContent = n === 1 ? 'Only you are here' : `${n} people here`;
-        ui.leave.textContent = 'Leave';
+        ui.leaveText.textContent = 'Leave';
         ui.leave.setAttribute('aria-label', `Leave ${conv.name}`);
+        ui.leave.title = `Leave ${conv.name}`;
     } else {
         ui.convSub.textContent = isOnline(conv.name) ? 'Private conversation · online' : 'Private conversation';
-        ui.leave.textContent = 'Close';
+        ui.leaveText.textContent = 'Close';
         ui.leave.setAttribute('aria-label', `Close the conversation with ${conv.name}`);
+        ui.leave.title = `Close the conversation with ${conv.name}`;
     }
     ui.peopleHeading.textContent = conv.kind === 'room' ? 'People' : 'In this conversation';
 }

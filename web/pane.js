@@ -57,6 +57,9 @@ export class Pane {
     show() {
         this.root.hidden = false;
         if (this.unseen > 0 && this.#divider.isConnected) {
+            // Start reading at the first unseen message; the resize that
+            // showing causes must not then pull the view to the bottom.
+            this.#stuck = false;
             this.#scroller.scrollTop = Math.max(0, this.#divider.offsetTop - 12);
         } else if (this.#stuck) {
             this.scrollToBottom();
@@ -137,7 +140,11 @@ export class Pane {
     /** Inserts older messages (oldest first) above the others, keeping the reader's place. */
     prependOlder(messages, isOwn) {
         if (messages.length === 0) return;
-        const before = this.#scroller.scrollHeight - this.#scroller.scrollTop;
+        // Keep the first message's text where it is on screen; its header may
+        // go (it can become a continuation of the older ones), so anchor on
+        // the text line, not on the item.
+        const anchor = this.#list.querySelector('.msg .line');
+        const anchorTop = anchor ? anchor.getBoundingClientRect().top : 0;
         const frag = document.createDocumentFragment();
         let day = '', from = '', last = 0;
         for (const m of messages) {
@@ -165,7 +172,7 @@ export class Pane {
             if (next && next.classList.contains('msg') && next.dataset.from === from && Number(next.dataset.ts) - last < GROUP_MS) next.classList.add('cont');
         }
         this.#list.prepend(frag);
-        this.#scroller.scrollTop = this.#scroller.scrollHeight - before;
+        if (anchor) this.#scroller.scrollTop += anchor.getBoundingClientRect().top - anchorTop;
     }
 
     #messageEl(msg, ts, own, pending) {

@@ -5,6 +5,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import WebSocket from 'ws';
 import { startServer } from './server.mjs';
 import {
     launchBrowser, openPage, joinAs, login, say, messages, waitForMessage, memberNames, activeLog,
@@ -22,7 +23,7 @@ before(async () => {
 
 after(async () => {
     await browser?.close();
-    await server?.stop();
+    await server?.dispose();
 });
 
 /** Opens a logged-in page and remembers it, so the test can close them all. */
@@ -285,6 +286,53 @@ test('someone joining later sees the recent history; Enter sends and Shift+Enter
     await closeAll();
 });
 
+/** A plain WebSocket client (no browser) that logs in to `room` and posts `texts` there. */
+async function postFromScript(nickname, room, texts) {
+    const ws = new WebSocket(`${server.url.replace('http', 'ws')}ws`, 'tertulia.v1');
+    const acks = new Set();
+    let joined = false;
+    ws.on('message', (data) => {
+        const m = JSON.parse(data);
+        if (m.type === 'joined') joined = true;
+        if (m.type === 'ack') acks.add(m.ref);
+    });
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    ws.send(JSON.stringify({ type: 'login', nickname, room }));
+    await until(() => joined, { what: `${nickname} joined` });
+    texts.forEach((text, i) => ws.send(JSON.stringify({ type: 'room', id: `m${i}`, to: room, message: { text } })));
+    await until(() => acks.size === texts.length, { what: 'every message acknowledged' });
+    return ws;
+}
+
+test('a joiner sees the last messages, and earlier ones load above without moving the view', async () => {
+    const texts = Array.from({ length: 70 }, (_, i) => `history line ${i + 1}`);
+    const script = await postFromScript('archivist', 'sala-hist', texts);
+    const reader = await person('rosa', 'sala-hist');
+    await waitForMessage(reader, 'history line 70', 'archivist');
+    const first = await messages(reader);
+    assert.ok(first.length >= 1 && first.length < 70, `a recent part of the history (${first.length})`);
+    assert.deepEqual(first.map((m) => m.text), texts.slice(70 - first.length));
+
+    const scroller = reader.locator('section.pane:not([hidden]) .scroller');
+    await scroller.evaluate((s) => { s.scrollTop = 0; });
+    // The oldest message shown stays where it is on screen while older ones load above it.
+    const anchor = activeLog(reader).locator('li.msg .text', { hasText: first[0].text });
+    const anchorTop = await anchor.evaluate((el) => el.getBoundingClientRect().top);
+    await reader.getByRole('button', { name: 'Load earlier messages' }).click();
+    await until(async () => (await messages(reader)).length > first.length, { what: 'older messages' });
+    assert.ok(Math.abs((await anchor.evaluate((el) => el.getBoundingClientRect().top)) - anchorTop) < 2, 'the view did not jump');
+    for (let round = 0; round < 5 && (await messages(reader)).length < 70; round++) {
+        const before = (await messages(reader)).length;
+        await reader.getByRole('button', { name: 'Load earlier messages' }).click();
+        await until(async () => (await messages(reader)).length > before, { what: 'older messages' });
+    }
+    const all = await messages(reader);
+    assert.deepEqual(all.map((m) => m.text), texts, 'all of them, in order, once');
+    await reader.getByText('This is the start of sala-hist.').waitFor();
+    script.close();
+    await closeAll();
+});
+
 test('the length limit is shown near it, and a text over it cannot be sent', async () => {
     const page = await person('luis', 'sala-8');
     const max = 4096; // the server's default, announced in welcome.limits.max_text
@@ -366,19 +414,22 @@ test('reading older messages is not interrupted: new ones are counted behind a m
 });
 
 test('screenshots at desktop and phone width', async () => {
-    const guide = [['lucia', 'Morning! Who is coming to the meetup on Thursday?'],
-        ['mateo', 'Me! I will bring the slides about asyncio TaskGroups.'],
-        ['lucia', 'Great. Here is the venue: https://example.org/venue'],
-        ['mateo', 'A very long word wraps instead of overflowing: supercalifragilisticexpialidocious-supercalifragilisticexpialidocious']];
+    // Everyone is in the room before the talk starts, so these pictures show
+    // the layout whatever the server keeps as history (tested on its own).
     const lucia = await person('lucia', 'python-dev-madrid');
     const mateo = await person('mateo', 'python-dev-madrid');
-    for (const [who, text] of guide) {
-        await say(who === 'lucia' ? lucia : mateo, text);
-        await waitForMessage(lucia, text.slice(0, 15));
-    }
     const phone = await person('sofia', 'python-dev-madrid', { viewport: PHONE });
-    await say(phone, 'Count me in!');
-    await waitForMessage(lucia, 'Count me in');
+    const dark = await person('tomas', 'python-dev-madrid', { colorScheme: 'dark' });
+    const talk = [[lucia, 'Morning! Who is coming to the meetup on Thursday?'],
+        [mateo, 'Me! I will bring the slides about asyncio TaskGroups.'],
+        [lucia, 'Great. Here is the venue: https://example.org/venue'],
+        [mateo, 'A very long word wraps instead of overflowing: supercalifragilisticexpialidocious-supercalifragilisticexpialidocious'],
+        [phone, 'Count me in!'],
+        [dark, 'Same here. Line one of two,\nand line two.']];
+    for (const [page, text] of talk) {
+        await say(page, text);
+        for (const reader of [lucia, phone, dark]) await waitForMessage(reader, text.slice(0, 15));
+    }
     await lucia.getByLabel('Room to join').fill('swift-dev');
     await lucia.getByRole('button', { name: 'Join', exact: true }).click();
     await lucia.getByRole('heading', { name: 'swift-dev' }).waitFor();
@@ -386,29 +437,32 @@ test('screenshots at desktop and phone width', async () => {
     await mateo.getByRole('list', { name: 'Members' }).getByRole('button', { name: 'lucia' }).click();
     await say(mateo, 'Can you save me a seat?');
     await lucia.locator('.conv[data-conv="p:mateo"] .badge:not([hidden])').waitFor();
-    await waitForMessage(phone, 'Count me in');
 
     await screenshot(lucia, 'chat-desktop.png', { docs: true });
     await screenshot(phone, 'chat-phone.png', { docs: true });
+    await screenshot(dark, 'chat-desktop-dark.png', { docs: true });
     await phone.getByRole('button', { name: 'Conversations' }).click();
     await phone.locator('#sidebar').getByRole('button', { name: 'Log out' }).waitFor({ state: 'visible' });
     await screenshot(phone, 'chat-phone-sidebar.png');
     await phone.keyboard.press('Escape');
     await phone.locator('#sidebar').waitFor({ state: 'hidden' });
-
-    // The same conversation in dark mode.
-    const dark = await person('tomas', 'python-dev-madrid', { colorScheme: 'dark' });
-    await waitForMessage(dark, 'Count me in');
-    await screenshot(dark, 'chat-desktop-dark.png', { docs: true });
+    await phone.getByRole('button', { name: 'People' }).click();
+    await phone.locator('#people').getByRole('button', { name: 'Close people' }).waitFor({ state: 'visible' });
+    assert.deepEqual((await memberNames(phone)).sort(), ['lucia', 'mateo', 'sofia', 'tomas']);
+    await screenshot(phone, 'chat-phone-people.png');
+    await phone.keyboard.press('Escape');
     const loginPage = await openPage(browser, `${server.url}?room=python-dev-madrid`, { viewport: DESKTOP });
     pages.push(loginPage);
     await screenshot(loginPage, 'login.png', { docs: true });
 
-    // Phone width: no horizontal scrolling, and the conversation uses the whole width.
+    // Phone width: no horizontal scrolling, the conversation uses the whole
+    // width, and the side panels are off screen until opened.
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.equal(overflow, 0);
     const box = await phone.locator('#conversation').boundingBox();
     assert.equal(Math.round(box.width), PHONE.width);
+    await phone.locator('#people').waitFor({ state: 'hidden' });
+    assert.equal(await phone.locator('#sidebar').isHidden(), true);
     // Desktop: the three columns are all on screen.
     for (const id of ['#sidebar', '#conversation', '#people']) assert.equal(await lucia.locator(id).isVisible(), true, id);
     await closeAll();

@@ -31,6 +31,7 @@ function assertNoDuplicates(list) {
 test('after a server restart on the same port both pages reconnect, rejoin and chat again', async () => {
     const first = await startServer();
     let current = first;
+    cleanups.push(() => first.dispose());
     cleanups.push(() => current.stop());
     const ana = await joinAs(browser, first.url, 'ana', 'python-dev');
     const bruno = await joinAs(browser, first.url, 'bruno', 'python-dev');
@@ -46,7 +47,8 @@ test('after a server restart on the same port both pages reconnect, rejoin and c
     }
     await ana.waitForTimeout(1000); // a few failed attempts against the closed port
 
-    current = await startServer({ port: first.port });
+    // The same port and the same working directory, as a real restart.
+    current = await startServer({ port: first.port, dataDir: first.dataDir });
     assert.equal(current.port, first.port);
     await Promise.all([statusIs(ana, 'Connected', 20000), statusIs(bruno, 'Connected', 20000)]);
     // Both are back in the room, with each other in the member list.
@@ -71,7 +73,7 @@ test('after a server restart on the same port both pages reconnect, rejoin and c
 
 test('messages sent during a network drop are recovered once, without duplicates', async () => {
     const server = await startServer();
-    cleanups.push(() => server.stop());
+    cleanups.push(() => server.dispose());
     const proxy = await startProxy(server.port);
     cleanups.push(() => proxy.close());
     // Carla's browser goes through the breakable relay; a short backoff keeps the test quick.
@@ -112,7 +114,7 @@ test('messages sent during a network drop are recovered once, without duplicates
 
 test('a line that goes silent without closing is noticed by the ping and replaced', async () => {
     const server = await startServer();
-    cleanups.push(() => server.stop());
+    cleanups.push(() => server.dispose());
     const proxy = await startProxy(server.port);
     cleanups.push(() => proxy.close());
     const timing = { pingIdleMs: 1000, pongTimeoutMs: 1500, backoffBaseMs: 200, backoffCapMs: 1000 };

@@ -15,10 +15,15 @@ export const TERTULIA_BIN = process.env.TERTULIA_BIN || path.join(ROOT, 'build/t
  * Runs `tertulia --listen 127.0.0.1:<port>` (port 0: a free one) and
  * resolves once it logs "listening on 127.0.0.1:PORT". Extra `args` go
  * after. The returned object has `port`, `url` (http://127.0.0.1:PORT/),
- * `log()` (stderr so far) and `stop(signal)` (resolves with the exit code).
+ * `dataDir`, `log()` (stderr so far), `stop(signal)` (resolves with the exit
+ * status) and `dispose()`.
  */
 export async function startServer({ port = 0, args = [], dataDir } = {}) {
     if (!fs.existsSync(TERTULIA_BIN)) throw new Error(`no server binary at ${TERTULIA_BIN} (set TERTULIA_BIN)`);
+    // The server runs in its own working directory, so whatever it writes
+    // there (a database) is this run's alone; pass `dataDir` to restart a
+    // server on the data of a previous one.
+    const ownDir = !dataDir;
     const dir = dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'tertulia-e2e-'));
     const argv = ['--listen', `127.0.0.1:${port}`, '--log-level', 'info', ...args];
     const proc = spawn(TERTULIA_BIN, argv, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -55,6 +60,12 @@ export async function startServer({ port = 0, args = [], dataDir } = {}) {
             const timer = setTimeout(() => { if (!exited) proc.kill('SIGKILL'); }, 5000);
             const result = await exit;
             clearTimeout(timer);
+            return result;
+        },
+        /** Stops the server and removes the directory it was started in, if startServer made it. */
+        async dispose() {
+            const result = await this.stop();
+            if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
             return result;
         },
     };
