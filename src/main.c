@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "net/server.h"
 
 static void usage(FILE *out, const server_config_t *d) {
@@ -92,6 +95,9 @@ bad:
 }
 
 int main(int argc, char **argv) {
+    /* jansson allocates like the rest of the server: out of memory aborts
+     * instead of leaving a reply half built. */
+    json_set_alloc_funcs(xmalloc, free);
     server_config_t cfg;
     server_config_defaults(&cfg);
     server_config_t defaults = cfg;

@@ -289,6 +289,7 @@ int server_run(const server_config_t *cfg) {
 
     uv_run(srv->loop, UV_RUN_DEFAULT);
     tt_log_info("stopped");
+    chat_flush(srv->chat);
     chat_free(srv->chat);
 out_loop:
     uv_run(srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
