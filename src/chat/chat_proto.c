@@ -132,6 +132,13 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     chat->messages++;
 }
 
+/* A rate as JSON: an integer when it is whole (10, not 10.0). */
+static json_t *rate_number(double r) {
+    if (r >= 0 && r < 1e15 && r == (double)(json_int_t)r)
+        return json_integer((json_int_t)r);
+    return json_real(r);
+}
+
 static json_t *typed(const char *type) {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string_nocheck(type));
@@ -189,6 +196,22 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
     json_object_set_new(limits, "history_on_join",
                         json_integer((json_int_t)chat->cfg.history_on_join));
     json_object_set_new(limits, "history_max", json_integer(CHAT_HISTORY_MAX));
+    /* Flood control: rate_limit is chat messages a second (0: off), the
+     * request bucket CHAT_RATE_REQUEST_FACTOR times both. */
+    bool rate_on = chat->cfg.rate_limit > 0;
+    double rate = rate_on ? chat->cfg.rate_limit : 0;
+    json_int_t burst = rate_on ? (json_int_t)chat->cfg.rate_burst : 0;
+    json_object_set_new(limits, "rate_burst", json_integer(burst));
+    json_object_set_new(limits, "rate_limit", rate_number(rate));
+    json_object_set_new(limits, "request_burst",
+                        json_integer(burst * CHAT_RATE_REQUEST_FACTOR));
+    json_object_set_new(limits, "request_rate_limit",
+                        rate_number(rate * CHAT_RATE_REQUEST_FACTOR));
+    json_object_set_new(limits, "flood_strikes", json_integer(rate_on ? CHAT_FLOOD_STRIKES : 0));
+    json_object_set_new(limits, "flood_window_ms", json_integer(CHAT_FLOOD_WINDOW_MS));
+    for (size_t i = 0; i < chat->cfg.nlimits_extra; i++)
+        json_object_set_new(limits, chat->cfg.limits_extra[i].name,
+                            json_integer((json_int_t)chat->cfg.limits_extra[i].value));
     json_object_set_new(o, "limits", limits);
     chat__reply(chat, s, req, o);
 
@@ -353,12 +376,15 @@ typedef struct handler_s {
     const char *type;
     bool needs_login;
     void (*fn)(chat_t *chat, const chat_req_t *req);
+    bool is_message; /* a chat message: also takes a token from the message bucket */
 } handler_t;
 
 static const handler_t handlers[] = {
-    {"login", false, on_login}, {"join", true, on_join},       {"leave", true, on_leave},
-    {"room", true, on_room},    {"private", true, on_private}, {"history", true, on_history},
-    {"who", true, on_who},      {"rooms", false, on_rooms},    {"ping", false, on_ping},
+    {"login", false, on_login, false},     {"join", true, on_join, false},
+    {"leave", true, on_leave, false},      {"room", true, on_room, true},
+    {"private", true, on_private, true},   {"history", true, on_history, false},
+    {"who", true, on_who, false},          {"rooms", false, on_rooms, false},
+    {"ping", false, on_ping, false},
 };
 
 static const handler_t *find_handler(const char *type, size_t len) {
@@ -384,8 +410,26 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
      * allowed (the last wins), as in most JSON parsers. jansson bounds the
      * nesting depth (2048) and refuses numbers it cannot hold. */
     req.root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
+    json_t *id = json_is_object(req.root) ? json_object_get(req.root, "id") : NULL;
+    bool id_ok = id == NULL || json_is_null(id) ||
+                 (json_is_string(id) &&
+                  utf8_chars(json_string_value(id), json_string_length(id)) <= CHAT_REF_MAX);
+    if (id_ok && json_is_string(id)) {
+        req.ref = json_string_value(id);
+        req.ref_len = json_string_length(id);
+    }
+    /* Every message costs a request token, whatever it holds (junk too);
+     * refused, it has no other effect. The id is read first only so the
+     * refusal can carry the ref. */
+    if (!chat__rate_take(chat, &req, false))
+        goto out;
     if (req.root == NULL) {
-        if (json_error_code(&err) == json_error_numeric_overflow)
+        /* An object with a number jansson cannot hold is a bad field; a
+         * bare number is not an object at all, so it stays bad_json. */
+        size_t i = 0;
+        while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
+            i++;
+        if (json_error_code(&err) == json_error_numeric_overflow && i < len && data[i] == '{')
             chat__refuse(chat, &req, "bad_request", "A number in the request is too large.");
         else
             chat__refuse(chat, &req, "bad_json", "The message is not valid JSON.");
@@ -395,16 +439,10 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
         chat__refuse(chat, &req, "bad_json", "The message must be a JSON object.");
         goto out;
     }
-    json_t *id = json_object_get(req.root, "id");
-    if (id != NULL && !json_is_null(id)) {
-        if (!json_is_string(id) ||
-            utf8_chars(json_string_value(id), json_string_length(id)) > CHAT_REF_MAX) {
-            chat__refuse(chat, &req, "bad_request",
-                         "The field 'id' must be a string of at most 64 characters.");
-            goto out;
-        }
-        req.ref = json_string_value(id);
-        req.ref_len = json_string_length(id);
+    if (!id_ok) {
+        chat__refuse(chat, &req, "bad_request",
+                     "The field 'id' must be a string of at most 64 characters.");
+        goto out;
     }
     json_t *type = json_object_get(req.root, "type");
     if (!json_is_string(type)) {
@@ -421,6 +459,8 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
         chat__refuse(chat, &req, "not_logged_in", "Log in first.");
         goto out;
     }
+    if (h->is_message && !chat__rate_take(chat, &req, true))
+        goto out;
     h->fn(chat, &req);
 out:
     json_decref(req.root);

@@ -57,6 +57,32 @@ static void queue_clear(conn_t *c) {
     c->q_off = 0;
 }
 
+/* Drops every entry no write has been handed to yet. Entries covered by
+ * the uv_write in flight stay: libuv still reads their bytes. */
+static void queue_drop_unsent(conn_t *c) {
+    if (!(c->flags & CONN_F_WRITING)) {
+        queue_clear(c);
+        return;
+    }
+    wq_entry_t *last = c->q_head;
+    size_t kept = last ? last->len - c->q_off : 0;
+    for (unsigned i = 1; i < c->inflight && last != NULL && last->next != NULL; i++) {
+        last = last->next;
+        kept += last->len;
+    }
+    if (last == NULL)
+        return;
+    wq_entry_t *e = last->next;
+    last->next = NULL;
+    c->q_tail = last;
+    c->q_bytes = kept;
+    while (e != NULL) {
+        wq_entry_t *next = e->next;
+        entry_put(c->srv, e);
+        e = next;
+    }
+}
+
 static void mark_pending(conn_t *c) {
     if (c->flags & (CONN_F_PENDING | CONN_F_DEAD))
         return;
@@ -76,7 +102,7 @@ static bool queue_admit(conn_t *c, size_t len) {
                     c->q_bytes + len, c->srv->cfg.max_queue);
         /* The client is not reading: a close frame queued behind a
          * megabyte would never arrive, so drop the backlog first. */
-        queue_clear(c);
+        queue_drop_unsent(c);
         conn_ws_close(c, WS_CLOSE_POLICY, "too slow: unsent data over the limit");
         c->flags |= CONN_F_HARD_CLOSE;
         return false;
@@ -108,6 +134,17 @@ void conn_send_static(conn_t *c, const uint8_t *p, size_t len) {
     if (len == 0 || !queue_admit(c, len))
         return;
     queue_push(c, NULL, p, len);
+}
+
+void conn_send_close_frame(conn_t *c, const uint8_t *frame, size_t len) {
+    /* Not subject to the queue cap: it is what ends an over-full queue. */
+    if (c->flags & (CONN_F_DEAD | CONN_F_CLOSE_SENT))
+        return;
+    c->flags |= CONN_F_CLOSE_SENT;
+    tt_buf_t *b = tt_buf_new(len);
+    memcpy(b->data, frame, len);
+    b->len = (uint32_t)len;
+    queue_push(c, b, b->data, len);
 }
 
 void conn_send_copy(conn_t *c, const void *p, size_t len) {

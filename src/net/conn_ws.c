@@ -25,8 +25,7 @@ void conn_ws_close(conn_t *c, uint16_t code, const char *reason) {
     if (!(c->flags & CONN_F_CLOSE_SENT) && !(c->flags & CONN_F_DEAD)) {
         uint8_t frame[WS_MAX_SERVER_HEADER + WS_MAX_CONTROL];
         size_t n = ws_frame_close_write(frame, code, reason);
-        conn_send_copy(c, frame, n);
-        c->flags |= CONN_F_CLOSE_SENT;
+        conn_send_close_frame(c, frame, n);
         if (code != WS_CLOSE_NORMAL && code != WS_CLOSE_GOING_AWAY)
             tt_log_info("%s: closing with %u: %s", c->peer, code, reason);
     }
@@ -123,8 +122,7 @@ size_t conn_ws_process(conn_t *c, uint8_t *data, size_t len) {
         if (ev.close_code == WS_CLOSE_NO_STATUS) {
             uint8_t frame[WS_MAX_SERVER_HEADER];
             size_t h = ws_frame_header_write(frame, true, WS_OP_CLOSE, 0);
-            conn_send_copy(c, frame, h);
-            c->flags |= CONN_F_CLOSE_SENT;
+            conn_send_close_frame(c, frame, h);
         } else {
             conn_ws_close(c, ev.close_code, "");
         }

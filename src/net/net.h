@@ -121,6 +121,8 @@ void conn_accept(server_t *srv);
 void conn_send_buf(conn_t *c, tt_buf_t *buf);
 /* Queues a static byte range that outlives the connection. */
 void conn_send_static(conn_t *c, const uint8_t *p, size_t len);
+/* Queues a copy of a close frame, once, whatever the queue holds. */
+void conn_send_close_frame(conn_t *c, const uint8_t *frame, size_t len);
 /* Queues a copy of bytes. */
 void conn_send_copy(conn_t *c, const void *p, size_t len);
 /* Stops processing input and closes after the queue is flushed (HTTP

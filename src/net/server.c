@@ -11,7 +11,10 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "http/http_req.h"
 #include "http/http_resp.h"
+#include "store/store.h"
+#include "store/store_chat.h"
 
 #define READBUF_SIZE (64 * 1024)
 #define SWEEP_MS 1000
@@ -26,7 +29,15 @@ void server_config_defaults(server_config_t *cfg) {
     cfg->max_per_ip = 1000;
     cfg->head_timeout_ms = 10000;
     cfg->ping_ms = 30000;
+    cfg->db_path = STORE_DEFAULT_PATH;
     chat_config_defaults(&cfg->chat);
+}
+
+/* Flood control's clock: the loop time, read once per iteration by libuv,
+ * so it costs nothing per request. */
+static uint64_t loop_now_ms(void *ctx) {
+    server_t *srv = ctx;
+    return uv_now(srv->loop);
 }
 
 static void refresh_date(server_t *srv) {
@@ -243,6 +254,40 @@ static int listen_on(server_t *srv) {
     return 0;
 }
 
+/* Opens the history database and starts its maintenance thread (retention,
+ * WAL checkpoints). A damaged or unreachable file is a clear log line with
+ * the path and SQLite's reason, and the server does not start. */
+static int open_history(const server_config_t *cfg, store_t **out) {
+    store_config_t sc;
+    store_config_defaults(&sc);
+    sc.path = cfg->db_path;
+    sc.max_bytes = cfg->db_max_bytes;
+    char err[768];
+    int r = store_open(&sc, out, err, sizeof(err));
+    if (r < 0) {
+        tt_log_error("cannot open the message history: %s", err[0] ? err : store_strerror(r));
+        return r;
+    }
+    store_maint_config_t mc;
+    store_maint_config_defaults(&mc);
+    mc.retain_messages = cfg->retain_messages;
+    mc.retain_days = cfg->retain_days;
+    r = store_maint_start(*out, &mc, err, sizeof(err));
+    if (r < 0) {
+        tt_log_error("cannot start the history maintenance thread: %s", err);
+        store_close(*out);
+        *out = NULL;
+        return r;
+    }
+    char keep[96] = "kept forever";
+    if (cfg->retain_messages || cfg->retain_days)
+        snprintf(keep, sizeof(keep), "kept: %llu per room (0: all), %u days (0: forever)",
+                 (unsigned long long)cfg->retain_messages, cfg->retain_days);
+    tt_log_info("message history in %s (last id %lld; %s)", store_path(*out),
+                (long long)store_last_id(*out), keep);
+    return 0;
+}
+
 int server_run(const server_config_t *cfg) {
     server_t *srv = xcalloc(1, sizeof(*srv));
     srv->cfg = *cfg;
@@ -262,6 +307,14 @@ int server_run(const server_config_t *cfg) {
     size_t one = cfg->max_message + WS_MAX_HEADER + 4096;
     if (srv->cfg.max_queue < one)
         srv->cfg.max_queue = one;
+    /* welcome.limits reports the transport's limits next to the chat's. */
+    chat_config_t *cc = &srv->cfg.chat;
+    chat_config_add_limit(cc, "max_queue", (int64_t)srv->cfg.max_queue);
+    chat_config_add_limit(cc, "max_connections", (int64_t)srv->cfg.max_connections);
+    chat_config_add_limit(cc, "max_per_ip", (int64_t)srv->cfg.max_per_ip);
+    chat_config_add_limit(cc, "max_head", HTTP_MAX_HEAD);
+    chat_config_add_limit(cc, "head_timeout_ms", srv->cfg.head_timeout_ms);
+    chat_config_add_limit(cc, "ping_interval_ms", srv->cfg.ping_ms);
     tt_map_init(&srv->per_ip, 0);
     srv->log_budget = LOG_BUDGET;
     srv->loop = xmalloc(sizeof(*srv->loop));
@@ -270,10 +323,24 @@ int server_run(const server_config_t *cfg) {
     srv->readbuf = xmalloc(READBUF_SIZE);
     refresh_date(srv);
 
-    int r = listen_on(srv);
+    store_t *store = NULL;
+    store_chat_t *history = NULL;
+    int r = open_history(&srv->cfg, &store);
+    if (r < 0)
+        goto out_loop;
+    r = listen_on(srv);
     if (r < 0)
         goto out_loop;
     srv->chat = chat_new(&srv->cfg.chat, &conn_chat_io, srv);
+    chat_set_clock(srv->chat, loop_now_ms, srv);
+    /* The chat's ids continue after the last stored one. */
+    r = store_chat_attach(srv->chat, store, &history);
+    if (r < 0) {
+        tt_log_error("cannot read the message history: %s", store_strerror(r));
+        chat_free(srv->chat);
+        uv_close((uv_handle_t *)&srv->listener, on_handle_closed);
+        goto out_loop;
+    }
 
     uv_prepare_init(srv->loop, &srv->prepare);
     srv->prepare.data = srv;
@@ -291,7 +358,14 @@ int server_run(const server_config_t *cfg) {
     tt_log_info("stopped");
     chat_flush(srv->chat);
     chat_free(srv->chat);
+    store_chat_stats_t hs;
+    store_chat_stats(history, &hs);
+    char line[256];
+    store_chat_stats_format(&hs, line, sizeof(line));
+    tt_log_info("message history: %s", line);
 out_loop:
+    store_chat_free(history);
+    store_close(store); /* after the chat: it may commit until chat_free */
     uv_run(srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
     uv_loop_close(srv->loop);
     while (srv->free_entries != NULL) {

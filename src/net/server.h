@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "chat/chat.h"
 
@@ -22,13 +23,21 @@ typedef struct server_config_s {
                               another ping_ms closes them (member_left reason "timeout") */
     const char **origins;  /* extra allowed Origin values ("*" allows any); NULL-terminated */
     size_t norigins;
+    /* Message history (src/store), opened before the server listens. */
+    const char *db_path;      /* SQLite file (default ./data/tertulia.db); ":memory:" keeps
+                                 history for the life of the process */
+    uint64_t db_max_bytes;    /* cap on the database size; past it new messages are refused
+                                 with `unavailable`, as on a full disk (0: none) */
+    uint64_t retain_messages; /* keep this many messages per room (0: all) */
+    unsigned retain_days;     /* delete messages older than this (0: keep forever) */
     chat_config_t chat;
 } server_config_t;
 
 void server_config_defaults(server_config_t *cfg);
 
 /* Runs the server until SIGINT or SIGTERM. Returns 0 after a clean
- * shutdown, or a negative libuv error if it could not start (logged). */
+ * shutdown, or a negative libuv error or STORE_E_* (the history database
+ * could not be opened) if it could not start (logged). */
 int server_run(const server_config_t *cfg);
 
 #endif

@@ -12,7 +12,7 @@ before(async () => {
     server = await startServer();
 });
 after(async () => {
-    await server.stopClean();
+    await server?.stopClean();
 });
 
 /** Checks the shape every chat message (room or private) must have. */

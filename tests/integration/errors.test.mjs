@@ -12,7 +12,7 @@ before(async () => {
     server = await startServer();
 });
 after(async () => {
-    await server.stopClean();
+    await server?.stopClean();
 });
 
 /** The connection still works: a ping with an id gets its pong. */

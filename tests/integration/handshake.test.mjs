@@ -15,7 +15,7 @@ before(async () => {
     [server, echoServer] = await Promise.all([startServer(), startServer(['--echo'])]);
 });
 after(async () => {
-    await Promise.all([server.stopClean(), echoServer.stopClean()]);
+    await Promise.all([server?.stopClean(), echoServer?.stopClean()]);
 });
 
 /** Sends an upgrade request built from overrides and returns the response. */

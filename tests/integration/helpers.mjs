@@ -36,7 +36,9 @@ const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|ru
 
 // Servers still running when the test file's process exits are killed, so an
 // aborted test never leaves a server behind. Only our own children, by PID.
+// Their temporary working directories go too.
 const live = new Set();
+const tempDirs = new Set();
 process.on('exit', () => {
     for (const proc of live) {
         try {
@@ -45,6 +47,7 @@ process.on('exit', () => {
             // already gone
         }
     }
+    for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 /**
@@ -57,12 +60,18 @@ export async function startServer(args = [], { timeoutMs = 15000, env = {} } = {
         throw new Error(`server binary ${BIN} does not exist (set TERTULIA_BIN)`);
     }
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'tertulia-it-'));
+    tempDirs.add(cwd);
     const proc = spawn(BIN, ['--listen', `${HOST}:0`, ...args], {
         cwd,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, ...env },
     });
     live.add(proc);
+    // A server must never keep a test file's process alive: if a test dies
+    // before stopping it, the file still ends and the exit hook kills it.
+    proc.unref();
+    proc.stdout.unref?.();
+    proc.stderr.unref?.();
     let stderr = '';
     let stdout = '';
     proc.stdout.setEncoding('utf8');
@@ -79,20 +88,31 @@ export async function startServer(args = [], { timeoutMs = 15000, env = {} } = {
         });
     });
     const port = await new Promise((resolve, reject) => {
+        const fail = (err) => {
+            try {
+                proc.kill('SIGKILL');
+            } catch {
+                // already gone
+            }
+            reject(err);
+        };
         const timer = setTimeout(() => {
-            reject(new Error(`server did not log "listening on ${HOST}:PORT" within ${timeoutMs} ms; stderr:\n${stderr}`));
+            fail(new Error(`server did not log "listening on ${HOST}:PORT" within ${timeoutMs} ms; stderr:\n${stderr}`));
         }, timeoutMs);
+        let found = false;
         proc.stderr.on('data', (d) => {
             stderr += d;
+            if (found) return;
             const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
             if (m) {
+                found = true;
                 clearTimeout(timer);
                 resolve(Number(m[1]));
             }
         });
         proc.on('error', (err) => {
             clearTimeout(timer);
-            reject(err);
+            fail(err);
         });
         exited.then(({ code, signal }) => {
             clearTimeout(timer);
@@ -149,6 +169,7 @@ export async function startServer(args = [], { timeoutMs = 15000, env = {} } = {
                 }
             }
             fs.rmSync(cwd, { recursive: true, force: true });
+            tempDirs.delete(cwd);
             return { ...exitInfo, ms: Date.now() - t0 };
         },
         /**
@@ -159,7 +180,7 @@ export async function startServer(args = [], { timeoutMs = 15000, env = {} } = {
         async stopClean() {
             const r = await server.stop();
             const report = server.sanitizerReport();
-            assert.equal(report, null, `sanitizer report in server output:\n${report}`);
+            if (report !== null) assert.fail(`sanitizer report in server output:\n${report}`);
             assert.equal(r.signal, null, `server died of ${r.signal}; stderr tail:\n${server.tail()}`);
             assert.equal(r.code, 0, `server exited with ${r.code}; stderr tail:\n${server.tail()}`);
             return r;
@@ -219,6 +240,13 @@ function preview(item) {
     return s && s.length > 300 ? `${s.slice(0, 300)}…` : s;
 }
 
+/** A short list of what is waiting in an inbox, for failure messages. */
+function summary(items, max = 8) {
+    if (items.length === 0) return 'none';
+    const shown = items.slice(0, max).map(preview).join(' | ');
+    return items.length > max ? `${shown} | …and ${items.length - max} more` : shown;
+}
+
 export class Inbox {
     constructor(label = 'client') {
         this.label = label;
@@ -249,7 +277,7 @@ export class Inbox {
         this.waiters = [];
         for (const w of ws) {
             clearTimeout(w.timer);
-            w.reject(new Error(`${this.label}: connection ended (${why}) while waiting for ${w.what}; unconsumed: ${this.items.map(preview).join(' | ') || 'none'}`));
+            w.reject(new Error(`${this.label}: connection ended (${why}) while waiting for ${w.what}; unconsumed: ${summary(this.items)}`));
         }
     }
 
@@ -260,14 +288,14 @@ export class Inbox {
         if (idx >= 0) return Promise.resolve(this.items.splice(idx, 1)[0]);
         const what = describe(spec);
         if (this.closedWhy !== null) {
-            return Promise.reject(new Error(`${this.label}: connection already ended (${this.closedWhy}); no item matching ${what}; unconsumed: ${this.items.map(preview).join(' | ') || 'none'}`));
+            return Promise.reject(new Error(`${this.label}: connection already ended (${this.closedWhy}); no item matching ${what}; unconsumed: ${summary(this.items)}`));
         }
         return new Promise((resolve, reject) => {
             const w = { pred, resolve, reject, what };
             w.timer = setTimeout(() => {
                 const i = this.waiters.indexOf(w);
                 if (i >= 0) this.waiters.splice(i, 1);
-                reject(new Error(`${this.label}: nothing matching ${what} within ${timeoutMs} ms; unconsumed: ${this.items.map(preview).join(' | ') || 'none'}`));
+                reject(new Error(`${this.label}: nothing matching ${what} within ${timeoutMs} ms; unconsumed: ${summary(this.items)}`));
             }, timeoutMs);
             this.waiters.push(w);
         });
@@ -278,7 +306,7 @@ export class Inbox {
         const pred = toPredicate(spec);
         await sleep(ms);
         const got = this.items.filter(pred);
-        assert.equal(got.length, 0, `${this.label} expected nothing${spec ? ` matching ${describe(spec)}` : ''} but got: ${got.map(preview).join(' | ')}`);
+        assert.equal(got.length, 0, `${this.label} expected nothing${spec ? ` matching ${describe(spec)}` : ''} but got: ${summary(got)}`);
     }
 
     /** Removes and returns everything received so far. */

@@ -52,7 +52,7 @@ before(async () => {
     server = await startServer();
 });
 after(async () => {
-    await server.stopClean();
+    await server?.stopClean();
 });
 
 describe('static files', () => {

@@ -13,7 +13,7 @@ before(async () => {
     server = await startServer();
 });
 after(async () => {
-    await server.stopClean();
+    await server?.stopClean();
 });
 
 /** Everything a legacy client received must be a room or private frame readable by the original client. */

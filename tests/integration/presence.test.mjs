@@ -11,7 +11,7 @@ before(async () => {
     server = await startServer();
 });
 after(async () => {
-    await server.stopClean();
+    await server?.stopClean();
 });
 
 function sorted(a) {

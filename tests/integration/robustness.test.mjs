@@ -15,7 +15,7 @@ before(async () => {
     server = await startServer(['--echo']);
 });
 after(async () => {
-    await server.stopClean();
+    await server?.stopClean();
 });
 
 /** The server still serves: an echo round trip and a chat login with ping. */

@@ -17,11 +17,11 @@ const BATCH = 100;
 let server;
 let clients = [];
 before(async () => {
-    server = await startServer(['--log-level', 'warn', '--max-per-ip', '0']);
+    server = await startServer(['--max-per-ip', '0']);
 });
 after(async () => {
     await Promise.all(clients.map((c) => c.terminate()));
-    await server.stopClean();
+    await server?.stopClean();
 });
 
 test('1,000 clients in one room all receive a broadcast, from a tertulia.v1 sender and from a legacy one', { timeout: 90000 }, async () => {

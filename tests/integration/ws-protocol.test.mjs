@@ -19,7 +19,7 @@ before(async () => {
     server = await startServer(['--echo']);
 });
 after(async () => {
-    await server.stopClean();
+    await server?.stopClean();
 });
 
 async function echoRaw() {
@@ -390,7 +390,7 @@ describe('messages over --max-message close with 1009', () => {
         small = await startServer(['--echo', '--max-message', '1024']);
     });
     after(async () => {
-        await small.stopClean();
+        await small?.stopClean();
     });
 
     test('a single frame of max+1 bytes closes with 1009', async () => {
