@@ -18,6 +18,10 @@ tt_log_level_t tt_log_get_level(void);
 int tt_log_level_parse(const char *s);
 void tt_log(tt_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Logs at INFO whatever the level (unless off): for the few lines an
+ * operator always needs, like the address the server listens on. */
+void tt_log_always(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #define tt_log_debug(...) tt_log(TT_LOG_DEBUG, __VA_ARGS__)
 #define tt_log_info(...) tt_log(TT_LOG_INFO, __VA_ARGS__)
 #define tt_log_warn(...) tt_log(TT_LOG_WARN, __VA_ARGS__)

@@ -245,11 +245,11 @@ static int listen_on(server_t *srv) {
     if (bound.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof(ip));
         port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-        tt_log(TT_LOG_INFO, "listening on [%s]:%d", ip, port);
+        tt_log_always("listening on [%s]:%d", ip, port);
     } else {
         uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof(ip));
         port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
-        tt_log(TT_LOG_INFO, "listening on %s:%d", ip, port);
+        tt_log_always("listening on %s:%d", ip, port);
     }
     return 0;
 }
