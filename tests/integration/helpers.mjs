@@ -54,14 +54,20 @@ process.on('exit', () => {
  * Starts the server with `--listen 127.0.0.1:0` and `args`, in a fresh
  * temporary working directory (so any data file it writes by default stays
  * out of the tree and out of other tests). Resolves once it logged its port.
+ * `ulimitFiles` lowers the open-file limit of the server process (through
+ * `ulimit -n` in a shell that then execs it, so the PID is the server's).
  */
-export async function startServer(args = [], { timeoutMs = 15000, env = {} } = {}) {
+export async function startServer(args = [], { timeoutMs = 15000, env = {}, ulimitFiles } = {}) {
     if (!fs.existsSync(BIN)) {
         throw new Error(`server binary ${BIN} does not exist (set TERTULIA_BIN)`);
     }
     const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'tertulia-it-'));
     tempDirs.add(cwd);
-    const proc = spawn(BIN, ['--listen', `${HOST}:0`, ...args], {
+    const argv = ['--listen', `${HOST}:0`, ...args];
+    const [file, fileArgs] = ulimitFiles
+        ? ['sh', ['-c', `ulimit -n ${Number(ulimitFiles)} && exec "$0" "$@"`, BIN, ...argv]]
+        : [BIN, argv];
+    const proc = spawn(file, fileArgs, {
         cwd,
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, ...env },

@@ -4,33 +4,11 @@
 // `ulimit -n` in the shell that starts the server, so it is reached fast.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { BIN } from './helpers.mjs';
+import { startServer } from './helpers.mjs';
 
 const LIMIT = 96;
-
-function startLimited(extra = []) {
-    const cmd = `ulimit -n ${LIMIT} && exec "$0" "$@"`;
-    const proc = spawn('sh', ['-c', cmd, BIN, '--listen', '127.0.0.1:0', '--max-connections', '10000',
-        ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    proc.stderr.setEncoding('utf8');
-    const port = new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no listening line: ${stderr}`)), 10000);
-        proc.stderr.on('data', (d) => {
-            stderr += d;
-            const m = /listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
-            if (m) {
-                clearTimeout(timer);
-                resolve(Number(m[1]));
-            }
-        });
-        proc.on('exit', (code) => reject(new Error(`server exited ${code}: ${stderr}`)));
-    });
-    return { proc, port, stderr: () => stderr };
-}
 
 function open(port, nickname, room) {
     return new Promise((resolve) => {
@@ -61,8 +39,8 @@ function cpuTicks(pid) {
 }
 
 test('at the open-file limit new connections are refused, existing clients are unaffected, and accepting resumes', async () => {
-    const srv = startLimited();
-    const port = await srv.port;
+    const srv = await startServer(['--max-connections', '10000'], { ulimitFiles: LIMIT });
+    const port = srv.port;
     try {
         // Clients already chatting before the limit is reached.
         const a = await open(port, 'early_a', 'lobby');
@@ -73,7 +51,7 @@ test('at the open-file limit new connections are refused, existing clients are u
         const flood = await Promise.all(Array.from({ length: LIMIT + 40 }, () => open(port)));
         const refused = flood.filter((c) => !c.ok).length;
         assert.ok(refused > 0, `connections past the limit are refused (got ${refused})`);
-        await waitFor(() => /open-file limit|too many open files/i.test(srv.stderr()), 5000, 'the refusal in the log');
+        await waitFor(() => /open-file limit|too many open files/i.test(srv.stderr), 5000, 'the refusal in the log');
 
         // Refused while at the limit: the loop must not spin on accept.
         const extra = await Promise.all(Array.from({ length: 20 }, () => open(port)));
@@ -103,8 +81,6 @@ test('at the open-file limit new connections are refused, existing clients are u
             5000, 'presence of the late client');
         for (const c of [a, b, late]) c.ws.close();
     } finally {
-        srv.proc.kill('SIGTERM');
-        const code = await new Promise((r) => srv.proc.on('exit', (c) => r(c)));
-        assert.equal(code, 0, `clean exit after the test; stderr:\n${srv.stderr().slice(-2000)}`);
+        await srv.stopClean();
     }
 });
