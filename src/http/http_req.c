@@ -158,10 +158,10 @@ int http_req_parse(const char *buf, size_t head_len, http_req_t *req) {
 }
 
 bool http_list_has_token(http_slice_t value, const char *token) {
+    if (value.ptr == NULL)
+        return false;
     size_t tlen = strlen(token);
     const char *p = value.ptr, *end = value.ptr + value.len;
-    if (p == NULL)
-        return false;
     while (p < end) {
         while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
             p++;

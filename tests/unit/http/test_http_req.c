@@ -63,6 +63,9 @@ static void test_http_req_parse_upgrade(void **state) {
     assert_true(http_list_has_token(req.connection, "upgrade"));
     assert_true(http_list_has_token(req.connection, "keep-alive"));
     assert_false(http_list_has_token(req.connection, "close"));
+    /* An absent header (found by fuzz_http: NULL + 0 is undefined). */
+    http_slice_t absent = {NULL, 0};
+    assert_false(http_list_has_token(absent, "upgrade"));
     assert_true(http_list_has_token(req.upgrade, "WebSocket"));
     assert_int_equal(req.http_major, 1);
     assert_int_equal(req.http_minor, 1);
