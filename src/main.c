@@ -33,16 +33,36 @@ static void usage(FILE *out, const server_config_t *d) {
             "                         (default %u)\n"
             "  --ping-interval SECONDS  idle WebSockets are pinged after this, and closed when\n"
             "                         no answer comes within as long again (default %u; 0: off)\n"
+            "  --rate-burst N         chat messages (room, private) a client may send at once\n"
+            "                         (default %u); every request counts against a budget %d\n"
+            "                         times this size\n"
+            "  --rate-limit PER_SECOND  chat messages a second a client may keep sending\n"
+            "                         (default %g; other requests: %d times as many). Over it:\n"
+            "                         error rate_limited; a client that keeps flooding is\n"
+            "                         closed with 1008. 0 turns flood control off\n"
             "  --allowed-origin ORIGIN  also accept WebSocket upgrades from this Origin\n"
             "                         (repeatable; '*' accepts any). By default only pages of\n"
             "                         this server and clients sending no Origin are accepted\n"
             "  --echo                 mount /echo, a WebSocket that returns every message\n"
             "                         (for conformance suites; off by default)\n"
+            "  --db PATH              message history database, created on first run (default\n"
+            "                         %s); ':memory:' keeps history only while the\n"
+            "                         process runs\n"
+            "  --history-on-join N    messages a joiner gets in joined.history (default %u, at\n"
+            "                         most %u)\n"
+            "  --retain-messages N    keep at most N messages per room (default 0: all)\n"
+            "  --retain-days D        delete messages older than D days (default 0: keep\n"
+            "                         forever); both applied in the background every minute\n"
+            "  --db-max-bytes BYTES   cap on the database size; past it new messages are refused\n"
+            "                         with the error 'unavailable', as on a full disk (default\n"
+            "                         0: no cap)\n"
             "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
             "  --help                 this text\n"
             "  --version              the version\n",
             d->host, d->port, d->max_message, d->chat.max_text, d->max_queue, d->chat.max_rooms,
-            d->max_per_ip, d->head_timeout_ms / 1000, d->ping_ms / 1000);
+            d->max_per_ip, d->head_timeout_ms / 1000, d->ping_ms / 1000, d->chat.rate_burst,
+            CHAT_RATE_REQUEST_FACTOR, d->chat.rate_limit, CHAT_RATE_REQUEST_FACTOR, d->db_path,
+            d->chat.history_on_join, CHAT_HISTORY_MAX);
 }
 
 /* Parses a byte count or count in [min, max]; K/M suffixes (KiB, MiB). */
@@ -102,7 +122,8 @@ int main(int argc, char **argv) {
     server_config_defaults(&cfg);
     server_config_t defaults = cfg;
     enum { O_LISTEN = 256, O_MAX_MESSAGE, O_MAX_TEXT, O_MAX_QUEUE, O_MAX_ROOMS, O_ECHO,
-           O_MAX_CONNS, O_MAX_PER_IP, O_HEAD_TIMEOUT, O_PING, O_ORIGIN,
+           O_MAX_CONNS, O_MAX_PER_IP, O_HEAD_TIMEOUT, O_PING, O_ORIGIN, O_RATE_BURST, O_RATE_LIMIT,
+           O_DB, O_HISTORY_ON_JOIN, O_RETAIN_MESSAGES, O_RETAIN_DAYS, O_DB_MAX_BYTES,
            O_LOG_LEVEL, O_HELP, O_VERSION };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
@@ -116,6 +137,13 @@ int main(int argc, char **argv) {
         {"head-timeout", required_argument, 0, O_HEAD_TIMEOUT},
         {"ping-interval", required_argument, 0, O_PING},
         {"allowed-origin", required_argument, 0, O_ORIGIN},
+        {"rate-burst", required_argument, 0, O_RATE_BURST},
+        {"rate-limit", required_argument, 0, O_RATE_LIMIT},
+        {"db", required_argument, 0, O_DB},
+        {"history-on-join", required_argument, 0, O_HISTORY_ON_JOIN},
+        {"retain-messages", required_argument, 0, O_RETAIN_MESSAGES},
+        {"retain-days", required_argument, 0, O_RETAIN_DAYS},
+        {"db-max-bytes", required_argument, 0, O_DB_MAX_BYTES},
         {"log-level", required_argument, 0, O_LOG_LEVEL},
         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},
@@ -171,6 +199,28 @@ int main(int argc, char **argv) {
                 cfg.head_timeout_ms = (unsigned)secs * 1000;
             break;
         }
+        case O_RATE_BURST: {
+            size_t n;
+            if (parse_size("--rate-burst", optarg, 1, 1000000, &n) < 0)
+                return 2;
+            cfg.chat.rate_burst = (unsigned)n;
+            break;
+        }
+        case O_RATE_LIMIT: {
+            /* A decimal: 0.5 is one message every two seconds. */
+            errno = 0;
+            char *end;
+            double r = strtod(optarg, &end);
+            if (end == optarg || *end != '\0' || errno != 0 ||
+                !(r == 0 || (r >= 0.001 && r <= 1e6))) {
+                fprintf(stderr,
+                        "tertulia: --rate-limit: '%s' is not 0 or a number from 0.001 to 1000000\n",
+                        optarg);
+                return 2;
+            }
+            cfg.chat.rate_limit = r;
+            break;
+        }
         case O_ORIGIN:
             origins = realloc(origins, (norigins + 2) * sizeof(*origins));
             if (origins == NULL)
@@ -180,6 +230,39 @@ int main(int argc, char **argv) {
             cfg.origins = origins;
             cfg.norigins = norigins;
             break;
+        case O_DB:
+            if (optarg[0] == '\0') {
+                fprintf(stderr, "tertulia: --db: the path is empty\n");
+                return 2;
+            }
+            cfg.db_path = optarg;
+            break;
+        case O_HISTORY_ON_JOIN: {
+            size_t n;
+            if (parse_size("--history-on-join", optarg, 0, CHAT_HISTORY_MAX, &n) < 0)
+                return 2;
+            cfg.chat.history_on_join = (unsigned)n;
+            break;
+        }
+        case O_RETAIN_MESSAGES:
+        case O_RETAIN_DAYS:
+        case O_DB_MAX_BYTES: {
+            size_t n;
+            if (o == O_RETAIN_DAYS) {
+                if (parse_size("--retain-days", optarg, 0, 1000000, &n) < 0)
+                    return 2;
+                cfg.retain_days = (unsigned)n;
+            } else if (o == O_RETAIN_MESSAGES) {
+                if (parse_size("--retain-messages", optarg, 0, (size_t)1 << 40, &n) < 0)
+                    return 2;
+                cfg.retain_messages = n;
+            } else {
+                if (parse_size("--db-max-bytes", optarg, 0, (size_t)1 << 50, &n) < 0)
+                    return 2;
+                cfg.db_max_bytes = n;
+            }
+            break;
+        }
         case O_LOG_LEVEL: {
             int level = tt_log_level_parse(optarg);
             if (level < 0) {

@@ -22,6 +22,18 @@ void chat_config_defaults(chat_config_t *cfg) {
     cfg->max_message = 65536;
     cfg->max_rooms = 100;
     cfg->history_on_join = CHAT_HISTORY_DEFAULT;
+    cfg->rate_burst = 20;
+    cfg->rate_limit = 10;
+    cfg->nlimits_extra = 0;
+}
+
+bool chat_config_add_limit(chat_config_t *cfg, const char *name, int64_t value) {
+    if (cfg->nlimits_extra >= CHAT_LIMITS_EXTRA_MAX)
+        return false;
+    cfg->limits_extra[cfg->nlimits_extra].name = name;
+    cfg->limits_extra[cfg->nlimits_extra].value = value;
+    cfg->nlimits_extra++;
+    return true;
 }
 
 chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
@@ -143,6 +155,7 @@ chat_session_t *chat_session_open(chat_t *chat, void *conn, bool v1, const char 
     s->conn = conn;
     s->v1 = v1;
     s->peer = xstrdup(peer ? peer : "?");
+    chat__rate_session_init(chat, s);
     s->next = chat->sessions;
     if (chat->sessions != NULL)
         chat->sessions->prev = s;
@@ -183,6 +196,10 @@ void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason) {
 }
 
 void chat_session_on_text(chat_t *chat, chat_session_t *s, const char *data, size_t len) {
+    /* A session being closed for flooding reads nothing more: the transport
+     * may still hand over what arrived in the same read. */
+    if (s->closing)
+        return;
     chat__dispatch(chat, s, data, len);
 }
 

@@ -36,6 +36,29 @@ typedef struct chat_session_s chat_session_t;
 #define CHAT_HISTORY_MAX 200            /* history.limit is clamped to this */
 #define CHAT_ID_MAX ((uint64_t)1 << 53) /* ids and since/before stay below (exact in a double) */
 
+/* Flood control. Every session has two token buckets: one for chat messages
+ * (room, private) holding rate_burst tokens and refilled at rate_limit tokens
+ * a second, and one for every request of any kind (chat messages, the other
+ * requests, even malformed ones), CHAT_RATE_REQUEST_FACTOR times larger and
+ * faster. A request finding its bucket empty is refused with rate_limited
+ * (and a retry_after_ms hint) and has no other effect. A refusal that comes
+ * before the hint of an earlier one has passed is a strike: the client is
+ * not waiting as told. A session with more than CHAT_FLOOD_STRIKES strikes
+ * within CHAT_FLOOD_WINDOW_MS (counted from the first strike of the window)
+ * is closed with 1008 through io->close; a client that waits the hints is
+ * never closed, however hard it pushes. */
+#define CHAT_RATE_REQUEST_FACTOR 5
+#define CHAT_FLOOD_STRIKES 100
+#define CHAT_FLOOD_WINDOW_MS 10000
+
+/* A limit of the transport that welcome.limits reports next to the chat's
+ * own (e.g. max_queue, ping_interval_ms). */
+typedef struct chat_limit_s {
+    const char *name; /* the key; borrowed for the chat's lifetime (a string literal) */
+    int64_t value;
+} chat_limit_t;
+#define CHAT_LIMITS_EXTRA_MAX 16
+
 typedef struct chat_config_s {
     const char *server_name;    /* welcome.server.name (copied by chat_new) */
     const char *server_version; /* welcome.server.version (copied by chat_new) */
@@ -46,10 +69,21 @@ typedef struct chat_config_s {
     size_t max_message;
     size_t max_rooms;         /* rooms one connection may be in (default 100) */
     unsigned history_on_join; /* messages sent in joined.history (default 50, at most 200) */
+    unsigned rate_burst;      /* chat messages a session may send at once (default 20, ≥ 1) */
+    double rate_limit;        /* chat messages a second, sustained (default 10); 0 turns
+                                 flood control off (both buckets) */
+    /* Reported in welcome.limits after the chat's own; names must differ from
+     * them. Fill with chat_config_add_limit. */
+    chat_limit_t limits_extra[CHAT_LIMITS_EXTRA_MAX];
+    size_t nlimits_extra;
 } chat_config_t;
 
 /* Fills cfg with the defaults above (server name "tertulia", version TT_VERSION). */
 void chat_config_defaults(chat_config_t *cfg);
+
+/* Adds a limit to report in welcome.limits (name borrowed, see chat_limit_t).
+ * Returns false, adding nothing, when CHAT_LIMITS_EXTRA_MAX are already set. */
+bool chat_config_add_limit(chat_config_t *cfg, const char *name, int64_t value);
 
 /* What the chat needs from the transport. Calls happen synchronously from
  * inside chat_* functions. The callbacks must not call back into any chat_*
@@ -71,6 +105,14 @@ typedef struct chat_io_s {
 /* A new chat context. io is copied; io_ctx is passed back to every call.
  * cfg is copied (its strings too); NULL means chat_config_defaults. */
 chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx);
+
+/* A clock for flood control: now_ms(ctx) returns the current time in
+ * milliseconds on a monotonic clock. The transport's loop time suits (cheap,
+ * one value for a whole iteration); tests inject their own. Without one (or
+ * now_ms = NULL) the chat reads CLOCK_MONOTONIC_COARSE. Set it before the
+ * first session opens. */
+typedef uint64_t (*chat_clock_cb)(void *ctx);
+void chat_set_clock(chat_t *chat, chat_clock_cb now_ms, void *ctx);
 
 /* Frees the context, its sessions and rooms without any io call and without
  * telling anyone. Messages still pending are dropped: call chat_flush first.

@@ -30,6 +30,13 @@ struct chat_room_s {
     uint32_t v1_count; /* members that get presence events */
 };
 
+/* A token bucket (chat_rate.c). Tokens are counted in millionths so that
+ * fractional rates refill exactly with integer arithmetic. */
+typedef struct chat_bucket_s {
+    uint64_t units; /* CHAT_RATE_UNIT per token */
+    uint64_t last_ms;
+} chat_bucket_t;
+
 struct chat_session_s {
     chat_session_t *prev, *next; /* chat->sessions */
     uint64_t sid;                /* for logs */
@@ -42,6 +49,14 @@ struct chat_session_s {
     chat_member_t **rooms;
     uint32_t nrooms, rooms_cap;
     uint32_t refusals_logged; /* legacy refusals are logged, up to a bound */
+    /* Flood control (chat_rate.c) */
+    chat_bucket_t msg_bucket, req_bucket;
+    uint64_t retry_at_ms;     /* the latest retry_after hint given ends then */
+    uint64_t strike_start_ms; /* the first strike of the current flood window */
+    uint32_t strikes;         /* refusals in that window that ignored a hint */
+    uint64_t logged_ms;       /* when going over the limit was last logged */
+    bool rate_logged;         /* logged_ms is set */
+    bool closing;             /* io->close was asked for: further input is ignored */
 };
 
 /* A chat message accepted but not yet delivered. The pointers stay valid
@@ -66,6 +81,8 @@ struct chat_s {
     char *server_name, *server_version;
     chat_io_t io;
     void *io_ctx;
+    chat_clock_cb clock; /* flood control's clock, or NULL */
+    void *clock_ctx;
 
     tt_map_t nicks; /* folded nickname → session (TT_MAP_NOCASE) */
     tt_map_t rooms; /* name → chat_room_t */
@@ -110,6 +127,10 @@ void chat__reply(chat_t *chat, chat_session_t *s, const chat_req_t *req, json_t 
  * legacy session the request is dropped and the refusal logged. */
 void chat__refuse(chat_t *chat, const chat_req_t *req, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* chat__refuse with more fields for the error object (extra: a JSON object
+ * whose members are added; reference stolen). */
+void chat__refuse_extra(chat_t *chat, const chat_req_t *req, json_t *extra, const char *code,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* The JSON object of an accepted message (room/private shape). */
 json_t *chat__message_json(const chat_message_t *m);
@@ -137,6 +158,19 @@ chat_pending_t *chat__pending_add(chat_t *chat);
  * store's result (on failure the array is empty). No store: empty, rc 0. */
 json_t *chat__history_json(chat_t *chat, const char *name, size_t name_len, uint64_t after,
                            uint64_t before, unsigned limit, bool *more, int *rc);
+
+/* ---- chat_rate.c: flood control ------------------------------------------ */
+
+#define CHAT_RATE_UNIT 1000000 /* bucket units per token */
+
+/* Fills both of a new session's buckets. */
+void chat__rate_session_init(chat_t *chat, chat_session_t *s);
+/* Takes a token from the request bucket (message = false) or the chat
+ * message bucket (true). Returns true if there was one; otherwise refuses
+ * req with rate_limited, counts the refusal and, for a persistent flooder,
+ * asks io->close for 1008, and returns false. Always true when flood control
+ * is off. */
+bool chat__rate_take(chat_t *chat, const chat_req_t *req, bool message);
 
 /* ---- chat_proto.c ------------------------------------------------------ */
 

@@ -72,12 +72,28 @@ void chat__reply(chat_t *chat, chat_session_t *s, const chat_req_t *req, json_t 
     json_decref(obj);
 }
 
+static void refuse(chat_t *chat, const chat_req_t *req, json_t *extra, const char *code,
+                   const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
 void chat__refuse(chat_t *chat, const chat_req_t *req, const char *code, const char *fmt, ...) {
-    char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    refuse(chat, req, NULL, code, fmt, ap);
     va_end(ap);
+}
+
+void chat__refuse_extra(chat_t *chat, const chat_req_t *req, json_t *extra, const char *code,
+                        const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    refuse(chat, req, extra, code, fmt, ap);
+    va_end(ap);
+}
+
+static void refuse(chat_t *chat, const chat_req_t *req, json_t *extra, const char *code,
+                   const char *fmt, va_list ap) {
+    char msg[256];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     chat_session_t *s = req->s;
     if (!s->v1) {
         /* The original client shows message.text of every frame it gets, so
@@ -92,6 +108,7 @@ void chat__refuse(chat_t *chat, const chat_req_t *req, const char *code, const c
             tt_log_info("chat: legacy %s: more requests dropped; no longer logged", s->peer);
         if (s->refusals_logged <= CHAT_LEGACY_LOG_MAX)
             s->refusals_logged++;
+        json_decref(extra);
         return;
     }
     tt_log_debug("chat: %s (%s): %s refused: %s (%s)", s->peer,
@@ -104,6 +121,10 @@ void chat__refuse(chat_t *chat, const chat_req_t *req, const char *code, const c
      * fall back to the code rather than send an error without a message. */
     json_t *text = json_string(msg);
     json_object_set_new(err, "message", text ? text : json_string_nocheck(code));
+    if (extra != NULL) {
+        json_object_update(err, extra);
+        json_decref(extra);
+    }
     chat__reply(chat, s, req, err);
 }
 

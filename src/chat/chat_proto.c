@@ -203,10 +203,8 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
     json_int_t burst = rate_on ? (json_int_t)chat->cfg.rate_burst : 0;
     json_object_set_new(limits, "rate_burst", json_integer(burst));
     json_object_set_new(limits, "rate_limit", rate_number(rate));
-    json_object_set_new(limits, "request_burst",
-                        json_integer(burst * CHAT_RATE_REQUEST_FACTOR));
-    json_object_set_new(limits, "request_rate_limit",
-                        rate_number(rate * CHAT_RATE_REQUEST_FACTOR));
+    json_object_set_new(limits, "request_burst", json_integer(burst * CHAT_RATE_REQUEST_FACTOR));
+    json_object_set_new(limits, "request_rate_limit", rate_number(rate * CHAT_RATE_REQUEST_FACTOR));
     json_object_set_new(limits, "flood_strikes", json_integer(rate_on ? CHAT_FLOOD_STRIKES : 0));
     json_object_set_new(limits, "flood_window_ms", json_integer(CHAT_FLOOD_WINDOW_MS));
     for (size_t i = 0; i < chat->cfg.nlimits_extra; i++)
@@ -380,10 +378,10 @@ typedef struct handler_s {
 } handler_t;
 
 static const handler_t handlers[] = {
-    {"login", false, on_login, false},     {"join", true, on_join, false},
-    {"leave", true, on_leave, false},      {"room", true, on_room, true},
-    {"private", true, on_private, true},   {"history", true, on_history, false},
-    {"who", true, on_who, false},          {"rooms", false, on_rooms, false},
+    {"login", false, on_login, false},   {"join", true, on_join, false},
+    {"leave", true, on_leave, false},    {"room", true, on_room, true},
+    {"private", true, on_private, true}, {"history", true, on_history, false},
+    {"who", true, on_who, false},        {"rooms", false, on_rooms, false},
     {"ping", false, on_ping, false},
 };
 

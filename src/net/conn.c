@@ -98,8 +98,8 @@ static bool queue_admit(conn_t *c, size_t len) {
     if (c->flags & CONN_F_CLOSE_SENT)
         return false;
     if (c->q_bytes + len > c->srv->cfg.max_queue && c->proto == CONN_WS) {
-        tt_log_warn("%s: closing slow consumer (%zu bytes unsent, limit %zu)", c->peer,
-                    c->q_bytes + len, c->srv->cfg.max_queue);
+        server_log_refusal(c->srv, "%s: closing slow consumer (%zu bytes unsent, limit %zu)",
+                           c->peer, c->q_bytes + len, c->srv->cfg.max_queue);
         /* The client is not reading: a close frame queued behind a
          * megabyte would never arrive, so drop the backlog first. */
         queue_drop_unsent(c);
@@ -274,7 +274,9 @@ static void on_close(uv_handle_t *h) {
         c->session = NULL;
     }
     server_ws_release(srv, c);
-    tt_log_info("%s: closed (%s)", c->peer, c->close_reason ? c->close_reason : "done");
+    /* Debug: one line per connection would let a connection flood fill the
+     * log; refusals are logged (rate-limited) where they happen. */
+    tt_log_debug("%s: closed (%s)", c->peer, c->close_reason ? c->close_reason : "done");
     queue_clear(c);
     if (c->prev)
         c->prev->next = c->next;
@@ -452,8 +454,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         server_reap_all(srv);
         return;
     }
-    c->last_active = uv_now(srv->loop);
-    c->ping_sent = 0; /* any input shows the peer is alive */
+    /* Any input shows a WebSocket peer is alive. A request head, though,
+     * must be complete within --head-timeout of its start however slowly
+     * it trickles in (slowloris), so for HTTP the clock restarts only when
+     * a head is complete (conn_http_process). */
+    if (c->proto == CONN_WS) {
+        c->last_active = uv_now(srv->loop);
+        c->ping_sent = 0;
+    }
     uint8_t *data;
     size_t len;
     bool own = (uint8_t *)buf->base != srv->readbuf;
@@ -533,7 +541,7 @@ void conn_accept(server_t *srv) {
         srv->conns->prev = c;
     srv->conns = c;
     srv->nconns++;
-    tt_log_info("%s: open", c->peer);
+    tt_log_debug("%s: open", c->peer);
     r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     if (r < 0)
         conn_abort(c, uv_strerror(r));

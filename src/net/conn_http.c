@@ -172,8 +172,8 @@ static void upgrade(conn_t *c, const http_req_t *req, bool echo) {
     char out[512];
     size_t n = ws_handshake_response_write(&res, out, sizeof(out));
     conn_send_copy(c, out, n);
-    tt_log_info("%s: websocket %.*s (%s)", c->peer, (int)req->path.len, req->path.ptr,
-                echo ? "echo" : res.v1 ? WS_SUBPROTOCOL : "legacy");
+    tt_log_debug("%s: websocket %.*s (%s)", c->peer, (int)req->path.len, req->path.ptr,
+                 echo ? "echo" : res.v1 ? WS_SUBPROTOCOL : "legacy");
     conn_ws_start(c, res.v1, echo);
 }
 
@@ -202,6 +202,9 @@ size_t conn_http_process(conn_t *c, uint8_t *data, size_t len) {
         return c->flags & CONN_F_CLOSING ? len : 0;
     }
     c->head_scanned = 0;
+    /* A whole head: the next one (keep-alive), or the WebSocket's idle
+     * time, is measured from here. */
+    c->last_active = uv_now(c->srv->loop);
     http_req_t req;
     int status = http_req_parse(buf, head_len, &req);
     if (status != 0) {

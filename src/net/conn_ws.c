@@ -27,7 +27,7 @@ void conn_ws_close(conn_t *c, uint16_t code, const char *reason) {
         size_t n = ws_frame_close_write(frame, code, reason);
         conn_send_close_frame(c, frame, n);
         if (code != WS_CLOSE_NORMAL && code != WS_CLOSE_GOING_AWAY)
-            tt_log_info("%s: closing with %u: %s", c->peer, code, reason);
+            server_log_refusal(c->srv, "%s: closing with %u: %s", c->peer, code, reason);
     }
     conn_close_after_flush(c, reason);
 }
@@ -131,7 +131,7 @@ size_t conn_ws_process(conn_t *c, uint8_t *data, size_t len) {
         return len;
     }
     case WS_EV_ERROR:
-        tt_log_info("%s: websocket protocol error: %s", c->peer, ev.reason);
+        tt_log_debug("%s: websocket protocol error: %s", c->peer, ev.reason); /* and below */
         conn_ws_close(c, ev.close_code, ev.reason);
         return len;
     }

@@ -73,7 +73,9 @@ struct conn_s {
     uint64_t close_deadline; /* loop time after which a closing connection is dropped */
     const char *close_reason;/* for the log */
     const char *presence_reason; /* member_left's reason; NULL is "disconnect" */
-    uint64_t last_active;    /* loop time of the last input */
+    uint64_t last_active;    /* WebSocket: loop time of the last input. HTTP: when the
+                                current request head began (accept, or the previous head
+                                complete), however its bytes trickle in */
     uint64_t ping_sent;      /* loop time of our unanswered keepalive ping, or 0 */
     struct ip_count_s *ip;   /* this WebSocket's entry in the per-address count */
     char peer[56];

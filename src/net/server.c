@@ -135,7 +135,7 @@ static void on_sweep(uv_timer_t *t) {
             }
         } else if (cfg->ping_ms) {
             if (c->ping_sent != 0 && now - c->ping_sent >= cfg->ping_ms) {
-                tt_log_info("%s: no answer to keepalive ping: closing", c->peer);
+                server_log_refusal(srv, "%s: no answer to keepalive ping: closing", c->peer);
                 c->presence_reason = "timeout";
                 conn_ws_close(c, WS_CLOSE_GOING_AWAY, "idle timeout");
                 c->flags |= CONN_F_HARD_CLOSE;
@@ -364,8 +364,9 @@ int server_run(const server_config_t *cfg) {
     store_chat_stats_format(&hs, line, sizeof(line));
     tt_log_info("message history: %s", line);
 out_loop:
+    /* After the chat: it may commit until chat_free. */
     store_chat_free(history);
-    store_close(store); /* after the chat: it may commit until chat_free */
+    store_close(store);
     uv_run(srv->loop, UV_RUN_DEFAULT); /* let close callbacks run */
     uv_loop_close(srv->loop);
     while (srv->free_entries != NULL) {

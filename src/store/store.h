@@ -32,7 +32,8 @@ typedef struct store_s store_t;
     XX(CORRUPT, -7003, "the database is damaged or not a database")                                \
     XX(VERSION, -7004, "the database was written by a newer server")                               \
     XX(UNAVAILABLE, -7005, "storage unavailable (disk full, I/O error or locked)")                 \
-    XX(INTERNAL, -7006, "internal storage error")
+    XX(INTERNAL, -7006, "internal storage error")                                                  \
+    XX(INUSE, -7007, "the database is in use by another process")
 
 enum {
 #define STORE_XX(name, value, text) STORE_E_##name = (value),
@@ -76,8 +77,14 @@ typedef struct store_config_s {
 void store_config_defaults(store_config_t *cfg);
 
 /* Opens (creating if needed) the database at cfg->path: creates the missing
- * parent directory (one level, e.g. ./data/), sets WAL mode and the
- * synchronous level, checks integrity, creates or migrates the schema.
+ * parent directory (one level, e.g. ./data/), takes the file for this store
+ * alone, sets WAL mode and the synchronous level, checks integrity, creates
+ * or migrates the schema.
+ * One store per file: a file that another store_t (in this process or
+ * another, e.g. a second server started on the same --db) has open is
+ * refused with STORE_E_INUSE, because two writers giving ids of their own
+ * would refuse each other's batches. Other programs (the sqlite3 shell, a
+ * backup) may still read it; a lock they hold delays writes (busy_timeout).
  * On success *out is the store (store_close frees it) and 0 is returned. On
  * failure *out is NULL, a negative STORE_E_* is returned and err (if errlen
  * > 0) holds one line naming the path and SQLite's or the OS's reason, e.g.

@@ -16,6 +16,10 @@ struct store_s {
      * empty database), shared by the loop and the maintenance thread. */
     bool shared;
     bool sync_full;
+    /* The descriptor holding flock(LOCK_EX) on the file (-1: none), closed
+     * only after the last SQLite connection: closing any descriptor of a
+     * file drops every fcntl lock the process holds on it, SQLite's own. */
+    int lock_fd;
 
     /* The loop's connection and its statements, prepared once at open. */
     sqlite3 *db;

@@ -19,6 +19,9 @@ const ROUNDS = 3;
 const SENDERS_PER_ROOM = 4;
 const IN_FLIGHT = 4; // unacknowledged messages per sender
 const ROUND_MS = 4000; // a round is killed at its ack target or after this long
+// Flood control off, so the senders keep the server busy (their code still
+// waits out a rate_limited refusal, should a server refuse anyway).
+const ARGS = ['--rate-limit', '0'];
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tertulia-crash-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -115,90 +118,105 @@ test('kill -9 mid-stream loses no message any client received; what each receive
     const db = path.join(dir, 'crash.db');
     const rooms = [uniq('#crashA'), uniq('#crashB')];
     const allSent = new Map(); // text -> {from, room}
-    let server = await startServer(['--db', db]);
-    let lastIdBefore = 0;
-    let totalChecked = 0;
-    for (let r = 0; r < ROUNDS; r++) {
-        const round = { stopped: false, sent: allSent, acked: new Map(), errors: [], onAck: () => {} };
-        // Kill after a different number of acks each round, while messages are in flight.
-        const target = [40, 97, 160][r];
-        const killNow = new Promise((resolve) => {
-            round.onAck = () => {
-                if (round.acked.size >= target) resolve('target');
-            };
-        });
+    let server = await startServer(['--db', db, ...ARGS]);
+    const everyClient = [];
+    try {
+        await rounds();
+    } finally {
+        // A failed check must not leave sockets that keep this process alive.
+        for (const c of everyClient) c.ws.terminate();
+        if (!server.exitInfo) await server.stop('SIGKILL');
+    }
 
-        const clients = [];
-        for (const room of rooms) {
-            for (let i = 0; i < SENDERS_PER_ROOM; i++) {
-                const c = await login(server, uniq(`s${r}${i}`), { room });
+    async function rounds() {
+        let lastIdBefore = 0;
+        let totalChecked = 0;
+        for (let r = 0; r < ROUNDS; r++) {
+            const round = { stopped: false, sent: allSent, acked: new Map(), errors: [], onAck: () => {} };
+            // Kill after a different number of acks each round, while messages are in flight.
+            const target = [150, 700, 2000][r];
+            const killNow = new Promise((resolve) => {
+                round.onAck = () => {
+                    if (round.acked.size >= target) resolve('target');
+                };
+            });
+
+            const clients = [];
+            for (const room of rooms) {
+                for (let i = 0; i < SENDERS_PER_ROOM; i++) {
+                    const c = await login(server, uniq(`s${r}${i}`), { room });
+                    everyClient.push(c);
+                    record(c);
+                    c.rooms = [room];
+                    clients.push(c);
+                }
+            }
+            // Two readers in both rooms that send nothing.
+            for (let i = 0; i < 2; i++) {
+                const c = await login(server, uniq(`rd${r}${i}`), { room: rooms[0] });
+                everyClient.push(c);
                 record(c);
-                c.rooms = [room];
+                await join(c, rooms[1]);
+                c.rooms = rooms;
                 clients.push(c);
             }
-        }
-        // Two readers in both rooms that send nothing.
-        for (let i = 0; i < 2; i++) {
-            const c = await login(server, uniq(`rd${r}${i}`), { room: rooms[0] });
-            record(c);
-            await join(c, rooms[1]);
-            c.rooms = rooms;
-            clients.push(c);
-        }
-        clients.filter((c) => c.rooms.length === 1).forEach((c, i) => startSender(c, c.rooms[0], `r${r}c${i}`, round));
+            clients.filter((c) => c.rooms.length === 1).forEach((c, i) => startSender(c, c.rooms[0], `r${r}c${i}`, round));
 
-        const why = await Promise.race([killNow, sleep(ROUND_MS).then(() => 'time')]);
-        server.proc.kill('SIGKILL');
-        round.stopped = true;
-        await bounded(server.exited, 10000, 'the server exit after SIGKILL');
-        await bounded(Promise.all(clients.map((c) => c.closed)), 10000, 'every client seeing the connection drop');
-        assert.deepEqual(round.errors, [], 'no refusal but rate_limited');
-        assert.ok(round.acked.size >= 20, `round ${r}: traffic flowed before the kill (${round.acked.size} acks, ${why})`);
+            const why = await Promise.race([killNow, sleep(ROUND_MS).then(() => 'time')]);
+            server.proc.kill('SIGKILL');
+            round.stopped = true;
+            await bounded(server.exited, 10000, 'the server exit after SIGKILL');
+            await bounded(Promise.all(clients.map((c) => c.closed)), 10000, 'every client seeing the connection drop');
+            assert.deepEqual(round.errors, [], 'no refusal but rate_limited');
+            assert.ok(round.acked.size >= 20, `round ${r}: traffic flowed before the kill (${round.acked.size} acks, ${why})`);
 
-        server = await startServer(['--db', db]);
-        const reader = await login(server, uniq(`check${r}`));
-        const history = new Map();
-        for (const room of rooms) {
-            await join(reader, room);
-            const h = await readAll(reader, room);
-            history.set(room, h);
-            const pos = new Map(h.map((m, i) => [m.id, i]));
-            for (let i = 0; i < h.length; i++) {
-                const m = h[i];
-                if (i > 0) assert.ok(m.id > h[i - 1].id, `${room}: history ids increase`);
-                const sent = allSent.get(m.message.text);
-                assert.ok(sent, `${room}: history holds only texts clients sent (${m.message.text})`);
-                assert.equal(sent.room, room);
-                assert.equal(sent.from, m.from);
-            }
-            for (const c of clients.filter((x) => x.rooms.includes(room))) {
-                const got = c.got.get(room) ?? [];
-                for (let i = 0; i < got.length; i++) {
-                    const at = pos.get(got[i].id);
-                    assert.ok(at !== undefined, `${c.label} received ${got[i].id} (${got[i].message.text}) in ${room}, which is not in history after the crash`);
-                    assert.deepEqual(h[at], got[i], 'the stored message is the one received');
-                    if (i > 0) assert.equal(at, pos.get(got[i - 1].id) + 1, `${c.label}: no gap between ${got[i - 1].id} and ${got[i].id} in ${room}`);
+            server = await startServer(['--db', db, ...ARGS]);
+            const reader = await login(server, uniq(`check${r}`));
+            everyClient.push(reader);
+            const history = new Map();
+            for (const room of rooms) {
+                await join(reader, room);
+                const h = await readAll(reader, room);
+                history.set(room, h);
+                const pos = new Map(h.map((m, i) => [m.id, i]));
+                for (let i = 0; i < h.length; i++) {
+                    const m = h[i];
+                    if (i > 0) assert.ok(m.id > h[i - 1].id, `${room}: history ids increase`);
+                    const sent = allSent.get(m.message.text);
+                    assert.ok(sent, `${room}: history holds only texts clients sent (${m.message.text})`);
+                    assert.equal(sent.room, room);
+                    assert.equal(sent.from, m.from);
                 }
-                totalChecked += got.length;
+                for (const c of clients.filter((x) => x.rooms.includes(room))) {
+                    const got = c.got.get(room) ?? [];
+                    for (let i = 0; i < got.length; i++) {
+                        const at = pos.get(got[i].id);
+                        assert.ok(at !== undefined, `${c.label} received ${got[i].id} (${got[i].message.text}) in ${room}, which is not in history after the crash`);
+                        assert.deepEqual(h[at], got[i], 'the stored message is the one received');
+                        if (i > 0) assert.equal(at, pos.get(got[i - 1].id) + 1, `${c.label}: no gap between ${got[i - 1].id} and ${got[i].id} in ${room}`);
+                    }
+                    totalChecked += got.length;
+                }
             }
+            for (const [id, text] of round.acked) {
+                const room = allSent.get(text).room;
+                assert.ok(history.get(room).some((m) => m.id === id && m.message.text === text), `acked ${id} is in history`);
+            }
+            // This round's messages all come after the previous rounds' ones.
+            const roundIds = [...round.acked.keys()];
+            assert.ok(Math.min(...roundIds) > lastIdBefore, `round ${r}: ids continue after the restart`);
+            lastIdBefore = Math.max(...[...history.values()].flat().map((m) => m.id));
+            await reader.close();
         }
-        for (const [id, text] of round.acked) {
-            const room = allSent.get(text).room;
-            assert.ok(history.get(room).some((m) => m.id === id && m.message.text === text), `acked ${id} is in history`);
-        }
-        // This round's messages all come after the previous rounds' ones.
-        const roundIds = [...round.acked.keys()];
-        assert.ok(Math.min(...roundIds) > lastIdBefore, `round ${r}: ids continue after the restart`);
-        lastIdBefore = Math.max(...[...history.values()].flat().map((m) => m.id));
-        await reader.close();
+        // The server restarted after the last kill still takes messages, with higher ids.
+        const last = await login(server, uniq('after'), { room: rooms[0] });
+        everyClient.push(last);
+        last.send({ type: 'room', to: rooms[0], message: { text: 'after the crashes' }, id: 'fin' });
+        const ack = await last.next((m) => m.ref === 'fin');
+        assert.equal(ack.type, 'ack', JSON.stringify(ack));
+        assert.ok(ack.message_id > lastIdBefore);
+        assert.ok(totalChecked > 100, `enough received messages were checked (${totalChecked})`);
+        await last.close();
+        await server.stopClean();
     }
-    // The server restarted after the last kill still takes messages, with higher ids.
-    const last = await login(server, uniq('after'), { room: rooms[0] });
-    last.send({ type: 'room', to: rooms[0], message: { text: 'after the crashes' }, id: 'fin' });
-    const ack = await last.next((m) => m.ref === 'fin');
-    assert.equal(ack.type, 'ack', JSON.stringify(ack));
-    assert.ok(ack.message_id > lastIdBefore);
-    assert.ok(totalChecked > 100, `enough received messages were checked (${totalChecked})`);
-    await last.close();
-    await server.stopClean();
 });

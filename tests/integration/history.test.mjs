@@ -18,9 +18,20 @@ import { BIN, join, login, sleep, startServer, uniq } from './helpers.mjs';
 const T = { timeout: 60000 };
 
 const dirs = [];
-after(() => {
+const servers = [];
+after(async () => {
+    // A test that failed half-way may have left a server (and clients on
+    // it) running: stop it, so the sockets end and the file can finish.
+    for (const s of servers) if (!s.exitInfo) await s.stop('SIGKILL');
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
+
+/** startServer, remembered for the clean-up above. */
+async function start(args) {
+    const s = await startServer(args);
+    servers.push(s);
+    return s;
+}
 
 /** A fresh folder for a database that outlives one server. */
 function dbDir() {
@@ -130,7 +141,7 @@ function runToExit(args, cwd) {
 test('messages survive a restart, with their ids, senders, times and texts, and new ids continue after them', T, async () => {
     const db = path.join(dbDir(), 'h.db');
     const room = uniq('#keep');
-    let s = await startServer(['--db', db]);
+    let s = await start(['--db', db]);
     const ana = await login(s, uniq('ana'), { room });
     const sent = await sayAll([ana], room, ['uno', 'dos', 'tres', 'cuatro']);
     const before = await readAll(ana, room);
@@ -138,7 +149,7 @@ test('messages survive a restart, with their ids, senders, times and texts, and 
     await ana.close();
     await s.stopClean();
 
-    s = await startServer(['--db', db]);
+    s = await start(['--db', db]);
     const ben = await login(s, uniq('ben'), { room });
     assert.deepEqual(ben.joined.history, before, 'joined.history after the restart is what was stored');
     assert.equal(ben.joined.more, false);
@@ -153,12 +164,12 @@ test('messages survive a restart, with their ids, senders, times and texts, and 
     await s.stopClean();
 
     // And once more, after a kill -9 (no clean close of the database).
-    s = await startServer(['--db', db]);
+    s = await start(['--db', db]);
     const cy = await login(s, uniq('cy'), { room });
     assert.deepEqual(cy.joined.history.map((m) => m.message.text), ['uno', 'dos', 'tres', 'cuatro', 'cinco']);
     const six = await say(cy, room, 'seis');
     await kill9(s);
-    s = await startServer(['--db', db]);
+    s = await start(['--db', db]);
     const dee = await login(s, uniq('dee'), { room });
     assert.deepEqual(dee.joined.history.at(-1).id, six);
     const seven = await say(dee, room, 'siete');
@@ -168,7 +179,7 @@ test('messages survive a restart, with their ids, senders, times and texts, and 
 });
 
 test('joined.history holds the room\'s last --history-on-join messages, oldest first, with more', T, async () => {
-    const s = await startServer(['--db', path.join(dbDir(), 'h.db'), '--history-on-join', '5']);
+    const s = await start(['--db', path.join(dbDir(), 'h.db'), '--history-on-join', '5']);
     try {
         const room = uniq('#last');
         const ana = await login(s, uniq('ana'), { room });
@@ -194,7 +205,7 @@ test('joined.history holds the room\'s last --history-on-join messages, oldest f
 });
 
 test('--history-on-join 0 sends an empty joined.history; history requests still work', T, async () => {
-    const s = await startServer(['--db', path.join(dbDir(), 'h.db'), '--history-on-join', '0']);
+    const s = await start(['--db', path.join(dbDir(), 'h.db'), '--history-on-join', '0']);
     try {
         const room = uniq('#none');
         const ana = await login(s, uniq('ana'), { room });
@@ -210,7 +221,7 @@ test('--history-on-join 0 sends an empty joined.history; history requests still 
 });
 
 test('a client that reconnects with since gets exactly the messages it missed, once each', T, async () => {
-    const s = await startServer(['--db', path.join(dbDir(), 'h.db')]);
+    const s = await start(['--db', path.join(dbDir(), 'h.db')]);
     try {
         const room = uniq('#back');
         const ana = await login(s, uniq('ana'), { room });
@@ -250,7 +261,7 @@ test('a client that reconnects with since gets exactly the messages it missed, o
 });
 
 test('when more were missed than joined returns, more=true and history before the first id fills the gap exactly', T, async () => {
-    const s = await startServer(['--db', path.join(dbDir(), 'h.db'), '--history-on-join', '4']);
+    const s = await start(['--db', path.join(dbDir(), 'h.db'), '--history-on-join', '4']);
     try {
         const room = uniq('#gap');
         const senders = [await login(s, uniq('ana'), { room }), await login(s, uniq('eva'), { room })];
@@ -281,7 +292,7 @@ test('when more were missed than joined returns, more=true and history before th
 });
 
 test('history paging with before and limit returns every message once, in order', T, async () => {
-    const s = await startServer(['--db', path.join(dbDir(), 'h.db')]);
+    const s = await start(['--db', path.join(dbDir(), 'h.db')]);
     try {
         const room = uniq('#pages');
         const clients = [];
@@ -312,7 +323,7 @@ test('history paging with before and limit returns every message once, in order'
 
 test('private messages are delivered live and stored nowhere', T, async () => {
     const db = path.join(dbDir(), 'h.db');
-    let s = await startServer(['--db', db]);
+    let s = await start(['--db', db]);
     const room = uniq('#pm');
     const ana = await login(s, uniq('ana'), { room });
     const ben = await login(s, uniq('ben'), { room });
@@ -333,7 +344,7 @@ test('--retain-messages keeps the newest N of each room; ids still continue afte
     const db = path.join(dbDir(), 'h.db');
     const a = uniq('#ra');
     const b = uniq('#rb');
-    let s = await startServer(['--db', db]);
+    let s = await start(['--db', db]);
     const ana = await login(s, uniq('ana'), { room: a });
     await join(ana, b);
     const inA = await sayAll([ana], a, Array.from({ length: 10 }, (_, i) => `a${i}`));
@@ -342,7 +353,7 @@ test('--retain-messages keeps the newest N of each room; ids still continue afte
     await s.stopClean();
 
     // The first retention pass runs at start-up, in the background.
-    s = await startServer(['--db', db, '--retain-messages', '4']);
+    s = await start(['--db', db, '--retain-messages', '4']);
     try {
         const ben = await login(s, uniq('ben'), { room: a });
         await join(ben, b);
@@ -370,7 +381,7 @@ test('--retain-days deletes messages older than D days and keeps the rest', T, a
     }
     const db = path.join(dbDir(), 'h.db');
     const room = uniq('#days');
-    let s = await startServer(['--db', db]);
+    let s = await start(['--db', db]);
     const ana = await login(s, uniq('ana'), { room });
     const sent = await sayAll([ana], room, ['old0', 'old1', 'old2', 'new0', 'new1']);
     await ana.close();
@@ -384,7 +395,7 @@ test('--retain-days deletes messages older than D days and keeps the rest', T, a
     ].join('\n'), db, String(sent[2].id)], { encoding: 'utf8' });
     assert.equal(age.status, 0, age.stderr);
 
-    s = await startServer(['--db', db, '--retain-days', '2']);
+    s = await start(['--db', db, '--retain-days', '2']);
     try {
         const ben = await login(s, uniq('ben'), { room });
         let hist;
@@ -401,7 +412,7 @@ test('--retain-days deletes messages older than D days and keeps the rest', T, a
 });
 
 test('a full database refuses new messages with unavailable, delivers them to nobody, and the server stays up', T, async () => {
-    const s = await startServer(['--db', path.join(dbDir(), 'h.db'), '--db-max-bytes', '96K']);
+    const s = await start(['--db', path.join(dbDir(), 'h.db'), '--db-max-bytes', '96K']);
     try {
         const room = uniq('#full');
         const ana = await login(s, uniq('ana'), { room });
@@ -439,7 +450,7 @@ test('a full database refuses new messages with unavailable, delivers them to no
 });
 
 test('--db :memory: keeps history while the process runs and writes no file', T, async () => {
-    let s = await startServer(['--db', ':memory:']);
+    let s = await start(['--db', ':memory:']);
     const room = uniq('#mem');
     const ana = await login(s, uniq('ana'), { room });
     const sent = await sayAll([ana], room, ['m1', 'm2']);
@@ -448,7 +459,7 @@ test('--db :memory: keeps history while the process runs and writes no file', T,
     assert.deepEqual(fs.readdirSync(s.cwd), [], 'nothing written in the working directory');
     await Promise.all([ana.close(), ben.close()]);
     await s.stopClean();
-    s = await startServer(['--db', ':memory:']);
+    s = await start(['--db', ':memory:']);
     const cy = await login(s, uniq('cy'), { room });
     assert.deepEqual(cy.joined.history, [], 'a new process starts empty');
     await cy.close();
@@ -456,7 +467,7 @@ test('--db :memory: keeps history while the process runs and writes no file', T,
 });
 
 test('without --db the history is ./data/tertulia.db in the working directory', T, async () => {
-    const s = await startServer();
+    const s = await start([]);
     try {
         const ana = await login(s, uniq('ana'), { room: uniq('#default') });
         await ana.close();
@@ -485,7 +496,7 @@ test('a damaged or unreachable database stops the start-up with a clear error na
 
     // A real database with a page overwritten in the middle.
     const db = path.join(d, 'damaged.db');
-    const s = await startServer(['--db', db]);
+    const s = await start(['--db', db]);
     const ana = await login(s, uniq('ana'), { room: '#dmg' });
     await sayAll([ana], '#dmg', Array.from({ length: 40 }, (_, i) => `${i} ${'y'.repeat(900)}`));
     await ana.close();
@@ -504,7 +515,7 @@ test('a damaged or unreachable database stops the start-up with a clear error na
 test('a second server on the same database refuses to start; the first keeps serving', T, async () => {
     const d = dbDir();
     const db = path.join(d, 'h.db');
-    const s = await startServer(['--db', db]);
+    const s = await start(['--db', db]);
     try {
         const r = runToExit(['--db', db], d);
         assert.equal(r.status, 1, r.stderr);

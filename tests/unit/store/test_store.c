@@ -763,6 +763,37 @@ static void test_store_open_unreachable_paths(void **state) {
     expect_open_error(tmpdir, STORE_E_CANTOPEN, "unable to open database file");
 }
 
+/* One store per file: a second open of the same file (here in the same
+ * process, as a second server would in another) is refused, and works again
+ * once the first is closed. A ":memory:" database is never shared. */
+static void test_store_open_refuses_a_file_in_use(void **state) {
+    (void)state;
+    const char *path = tmp_path("inuse.db");
+    store_t *first = open_or_fail(path);
+    put(first, "#u", "ana", "mine", NOW_MS);
+    store_config_t cfg;
+    store_config_defaults(&cfg);
+    cfg.path = path;
+    store_t *second = NULL;
+    char err[512];
+    assert_int_equal(store_open(&cfg, &second, err, sizeof(err)), STORE_E_INUSE);
+    assert_null(second);
+    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "in use by another process"));
+    assert_string_equal(store_strerror(STORE_E_INUSE), "the database is in use by another process");
+    /* The refused open disturbed nothing: the first store still writes. */
+    assert_true(put(first, "#u", "ana", "still mine", NOW_MS) > 0);
+    store_close(first);
+    second = open_or_fail(path);
+    assert_int_equal(room_count(second, "#u"), 2);
+    store_close(second);
+
+    store_t *m1 = open_or_fail(":memory:");
+    store_t *m2 = open_or_fail(":memory:");
+    store_close(m1);
+    store_close(m2);
+}
+
 static void test_store_open_creates_parent_dir(void **state) {
     (void)state;
     const char *path = tmp_path("data/tertulia.db");
@@ -1132,6 +1163,7 @@ int main(void) {
         cmocka_unit_test(test_store_open_garbage_file),
         cmocka_unit_test(test_store_open_damaged_database),
         cmocka_unit_test(test_store_open_unreachable_paths),
+        cmocka_unit_test(test_store_open_refuses_a_file_in_use),
         cmocka_unit_test(test_store_open_creates_parent_dir),
         cmocka_unit_test(test_store_open_permission_denied),
         cmocka_unit_test(test_store_full_disk_refuses_and_keeps_working),
