@@ -291,15 +291,24 @@ async function postFromScript(nickname, room, texts) {
     const ws = new WebSocket(`${server.url.replace('http', 'ws')}ws`, 'tertulia.v1');
     const acks = new Set();
     let joined = false;
+    const post = (i) => ws.send(JSON.stringify({ type: 'room', id: `m${i}`, to: room, message: { text: texts[i] } }));
     ws.on('message', (data) => {
         const m = JSON.parse(data);
         if (m.type === 'joined') joined = true;
         if (m.type === 'ack') acks.add(m.ref);
+        // Flood control refuses part of a burst: send those again when told.
+        if (m.type === 'error' && m.code === 'rate_limited') {
+            setTimeout(() => post(Number(m.ref.slice(1))), m.retry_after_ms ?? 100);
+        }
     });
     await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
     ws.send(JSON.stringify({ type: 'login', nickname, room }));
     await until(() => joined, { what: `${nickname} joined` });
-    texts.forEach((text, i) => ws.send(JSON.stringify({ type: 'room', id: `m${i}`, to: room, message: { text } })));
+    // One at a time, each after the previous one's ack, so the order is kept.
+    for (let i = 0; i < texts.length; i++) {
+        post(i);
+        await until(() => acks.has(`m${i}`), { what: `message ${i} acknowledged` });
+    }
     await until(() => acks.size === texts.length, { what: 'every message acknowledged' });
     return ws;
 }
