@@ -55,6 +55,7 @@ typedef struct {
     bool store_fails;
     stored_t ring[RING];
     size_t nring; /* total ever stored; the ring keeps the last RING */
+    uint64_t clock_ms;
 } fz_t;
 
 static int slot_of(const fz_t *fz, uintptr_t conn) {
@@ -148,7 +149,14 @@ static int store_history(void *ctx, const char *room, size_t room_len, uint64_t 
     return 0;
 }
 
-static const chat_store_hooks_t store = {NULL, store_append, store_history};
+static const chat_store_hooks_t store = {.append_batch = store_append, .history = store_history};
+
+/* A deterministic clock for flood control: each reading is 7 ms later, so
+ * runs do not depend on the wall clock and refills happen as calls go by. */
+static uint64_t fz_now(void *ctx) {
+    fz_t *fz = ctx;
+    return fz->clock_ms += 7;
+}
 
 static void open_slot(fz_t *fz, int i) {
     fz->conn[i] = ++fz->next_conn;
@@ -174,6 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.history_on_join = 5;
     chat_io_t io = {on_send, on_close};
     fz->chat = chat_new(&cfg, &io, fz);
+    chat_set_clock(fz->chat, fz_now, fz);
     CHECK(chat_set_store(fz->chat, &store, fz) == 0);
     for (int i = 0; i < SLOTS; i++)
         open_slot(fz, i);

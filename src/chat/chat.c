@@ -107,6 +107,7 @@ int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ct
             return rc;
         if (last > chat->last_id)
             chat->last_id = last;
+        chat->reserved_id = chat->last_id;
     }
     chat->store = *hooks;
     chat->store_ctx = store_ctx;

@@ -33,6 +33,7 @@ typedef struct chat_session_s chat_session_t;
 #define CHAT_ROOM_MAX 64                /* characters of a room name, '#' included */
 #define CHAT_REF_MAX 64                 /* characters of a request's "id" */
 #define CHAT_HISTORY_DEFAULT 50         /* history.limit when absent */
+#define CHAT_ID_RESERVE 10000          /* ids reserved in the store at a time */
 #define CHAT_HISTORY_MAX 200            /* history.limit is clamped to this */
 #define CHAT_ID_MAX ((uint64_t)1 << 53) /* ids and since/before stay below (exact in a double) */
 
@@ -217,6 +218,13 @@ typedef struct chat_store_hooks_s {
     int (*history)(void *store_ctx, const char *room, size_t room_len, uint64_t after,
                    uint64_t before, unsigned limit, chat_history_cb emit, void *emit_arg,
                    bool *more);
+
+    /* Ids up to `upto` may be given out (private messages are not stored):
+     * makes last_id return at least upto after a restart, so no id is
+     * issued twice. Called rarely (every CHAT_ID_RESERVE ids), before the
+     * id is used. May be NULL. Returns 0 or a negative code (logged; ids
+     * stay unique while the process lives). */
+    int (*reserve_ids)(void *store_ctx, uint64_t upto);
 } chat_store_hooks_t;
 
 /* Attaches a store (hooks copied; store_ctx borrowed until chat_free or the

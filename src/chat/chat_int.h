@@ -90,6 +90,7 @@ struct chat_s {
     uint64_t nsessions;
     uint64_t next_sid;
     uint64_t last_id;  /* the last message id given out */
+    uint64_t reserved_id; /* ids up to this are reserved in the store */
     uint64_t messages; /* accepted since start */
 
     chat_pending_t *pending;

@@ -98,6 +98,20 @@ static bool text_ok(chat_t *chat, const chat_req_t *req, size_t len) {
     return false;
 }
 
+/* The next message id. Ids are reserved in the store in large steps, so a
+ * restart never reuses one, even of a private message (not stored). */
+static uint64_t chat__next_id(chat_t *chat) {
+    uint64_t id = ++chat->last_id;
+    if (id > chat->reserved_id && chat->store.reserve_ids != NULL) {
+        uint64_t upto = id + CHAT_ID_RESERVE - 1;
+        if (chat->store.reserve_ids(chat->store_ctx, upto) == 0)
+            chat->reserved_id = upto;
+        else
+            chat->reserved_id = id; /* try again with the next id */
+    }
+    return id;
+}
+
 /* Gives the message its id and ts, frames it once and queues it for
  * chat_flush. */
 static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t kind,
@@ -105,7 +119,7 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
                            size_t len) {
     chat_session_t *s = req->s;
     chat_pending_t *p = chat__pending_add(chat);
-    p->msg.id = ++chat->last_id;
+    p->msg.id = chat__next_id(chat);
     p->msg.ts = chat__now_ms();
     p->msg.kind = kind;
     p->msg.from = s->nick;

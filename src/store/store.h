@@ -154,6 +154,14 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n);
  * it, so ids keep increasing across restarts. */
 int64_t store_last_id(const store_t *st);
 
+/* Records that ids up to `upto` may be given out without being stored
+ * (private messages), so that after a restart store_last_id() is at least
+ * upto and no id is ever issued twice. It raises SQLite's AUTOINCREMENT
+ * counter (sqlite_sequence) and leaves the ids a batch may use as they are.
+ * One small transaction; callers reserve in large steps. Returns 0 or a
+ * negative STORE_E_* code. */
+int store_reserve_ids(store_t *st, int64_t upto);
+
 /* Writes the conversation key of a private conversation between nicknames
  * a and b into buf: "@" + both names lower-cased, sorted, joined by "@"
  * (e.g. "@alice@bob"). Symmetric in a and b. Returns the length, or

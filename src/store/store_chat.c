@@ -60,6 +60,11 @@ static int hook_last_id(void *ctx, uint64_t *out) {
     return 0;
 }
 
+static int hook_reserve_ids(void *ctx, uint64_t upto) {
+    store_chat_t *sc = ctx;
+    return store_reserve_ids(sc->st, (int64_t)upto);
+}
+
 static int hook_append_batch(void *ctx, const chat_message_t *msgs, size_t n) {
     store_chat_t *sc = ctx;
     if (n == 0)
@@ -143,6 +148,7 @@ static int hook_history(void *ctx, const char *room, size_t room_len, uint64_t a
 
 static const chat_store_hooks_t hooks = {
     .last_id = hook_last_id,
+    .reserve_ids = hook_reserve_ids,
     .append_batch = hook_append_batch,
     .history = hook_history,
 };

@@ -589,6 +589,32 @@ int64_t store_last_id(const store_t *st) {
     return st->last_id;
 }
 
+int store_reserve_ids(store_t *st, int64_t upto) {
+    if (upto <= 0 || upto > STORE_ID_MAX)
+        return STORE_E_INVALID;
+    char sql[512];
+    /* sqlite_sequence has no key: update the row, or add it for a new file. */
+    snprintf(sql, sizeof(sql),
+             "BEGIN IMMEDIATE;"
+             "UPDATE sqlite_sequence SET seq = %lld WHERE name = 'messages' AND seq < %lld;"
+             "INSERT INTO sqlite_sequence(name, seq) SELECT 'messages', %lld"
+             " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'messages');"
+             "COMMIT;",
+             (long long)upto, (long long)upto, (long long)upto);
+    pthread_mutex_lock(&st->write_mu);
+    char *msg = NULL;
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    pthread_mutex_unlock(&st->write_mu);
+    if (rc != SQLITE_OK) {
+        tt_log_error("store: %s: cannot reserve ids: %s", st->path, msg ? msg : "?");
+        sqlite3_free(msg);
+        return store__map_rc(rc);
+    }
+    return 0;
+}
+
 int store_dm_key(const char *a, const char *b, char *buf, size_t cap) {
     size_t la = a ? strlen(a) : 0, lb = b ? strlen(b) : 0;
     if (la == 0 || lb == 0 || cap < la + lb + 3 || la + lb + 2 > INT_MAX)

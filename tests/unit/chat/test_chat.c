@@ -1257,7 +1257,8 @@ static int store_history(void *ctx, const char *room, size_t room_len, uint64_t 
     return 0;
 }
 
-static const chat_store_hooks_t fake_store = {store_last_id, store_append, store_history};
+static const chat_store_hooks_t fake_store = {
+    .last_id = store_last_id, .append_batch = store_append, .history = store_history};
 
 static void test_chat_store_group_commit(void **state) {
     fx_t *fx = *state;
