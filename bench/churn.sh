@@ -30,18 +30,22 @@ lws) targets+=(lws_peer) ;;
 esac
 cmake --build "$build" -j2 --target "${targets[@]}" >/dev/null
 
+out=$(mktemp -d /tmp/churn.XXXXXX)
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 case $server in
-tertulia) cmd=("$build/tertulia" --listen "127.0.0.1:$port" --log-level warn) ;;
+tertulia) cmd=("$build/tertulia" --listen "127.0.0.1:$port" --log-level warn --db "$out/tertulia.db") ;;
 ws) cmd=(node "$root/bench/peers/ws_peer.mjs" "$port") ;;
 tornado) cmd=(/usr/bin/python3 "$root/bench/peers/tornado_peer.py" "$port") ;;
 lws) cmd=("$build/bench/lws_peer" "$port") ;;
 *) echo "unknown server $server" >&2; exit 64 ;;
 esac
-out=$(mktemp -d /tmp/churn.XXXXXX)
 taskset -c 0 "${cmd[@]}" >"$out/server.log" 2>&1 &
 spid=$!
-cleanup() { kill "$spid" 2>/dev/null || true; wait "$spid" 2>/dev/null || true; }
+cleanup() {
+    kill "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    rm -rf "$out"
+}
 trap cleanup EXIT
 for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break

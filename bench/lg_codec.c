@@ -229,31 +229,38 @@ static void ws_skip(cur_t *c) {
         c->p++;
 }
 
-/* At an opening quote: records the raw span up to the closing quote and steps past it. */
+/* At an opening quote: records the raw span up to the closing quote and steps past it.
+ * memchr does the scanning (this is the generator's hottest loop); a span holding a backslash
+ * is walked again byte by byte, since an escaped quote does not end it. */
 static int scan_string(cur_t *c, lg_str_t *s) {
     if (c->p >= c->end || *c->p != '"')
         return -1;
     const char *start = ++c->p;
-    bool esc = false;
-    while (c->p < c->end) {
-        char ch = *c->p;
-        if (ch == '"') {
-            s->p = start;
-            s->n = (uint32_t)(c->p - start);
-            s->present = true;
-            s->escaped = esc;
-            c->p++;
-            return 0;
-        }
-        if (ch == '\\') {
-            esc = true;
-            c->p++;
-        } else if ((unsigned char)ch < 0x20) {
+    const char *q = memchr(start, '"', (size_t)(c->end - start));
+    if (!q)
+        return -1;
+    bool esc = memchr(start, '\\', (size_t)(q - start)) != NULL;
+    if (esc) {
+        const char *p = start;
+        while (p < c->end && *p != '"')
+            p += *p == '\\' ? 2 : 1;
+        if (p >= c->end)
             return -1;
-        }
-        c->p++;
+        q = p;
     }
-    return -1;
+    /* Raw control characters are not looked for: every string the generator reads it compares
+     * byte for byte with what it expects, which catches them as well. */
+    s->p = start;
+    s->n = (uint32_t)(q - start);
+    s->present = true;
+    s->escaped = esc;
+    c->p = q + 1;
+    return 0;
+}
+
+static bool is_number_char(char ch) {
+    return (ch >= '0' && ch <= '9') || ch == '-' || ch == '+' || ch == '.' || ch == 'e' ||
+           ch == 'E';
 }
 
 /* Skips any one JSON value. Nesting is bounded so hostile input cannot run the stack down. */
@@ -301,9 +308,17 @@ static int skip_value(cur_t *c, int depth) {
             return -1;
         }
     }
-    /* number, true, false, null: a run of the characters they are made of */
+    /* true, false, null, or a number: a run of the characters numbers are made of */
+    static const char *const words[] = {"true", "false", "null"};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(words[i]);
+        if ((size_t)(c->end - c->p) >= n && memcmp(c->p, words[i], n) == 0) {
+            c->p += n;
+            return 0;
+        }
+    }
     const char *s = c->p;
-    while (c->p < c->end && (strchr("+-.0123456789eEtruefalsn", *c->p) != NULL) && *c->p)
+    while (c->p < c->end && is_number_char(*c->p))
         c->p++;
     return c->p > s ? 0 : -1;
 }
@@ -340,7 +355,7 @@ static int scan_object(cur_t *c, lg_msg_t *m, int depth) {
         int rc;
         if (depth == 0 && *c->p == '"' &&
             (key_is(&k, "type") || key_is(&k, "from") || key_is(&k, "to"))) {
-            rc = scan_string(c, key_is(&k, "type") ? &m->type
+            rc = scan_string(c, key_is(&k, "type")   ? &m->type
                                 : key_is(&k, "from") ? &m->from
                                                      : &m->to);
         } else if (depth == 1 && *c->p == '"' && key_is(&k, "text")) {
@@ -356,7 +371,7 @@ static int scan_object(cur_t *c, lg_msg_t *m, int depth) {
             rc = 0;
             if (c->p < c->end && (*c->p == '.' || *c->p == 'e' || *c->p == 'E')) {
                 m->has_id = false; /* not an integer id; step over the rest of the number */
-                while (c->p < c->end && strchr("+-.0123456789eE", *c->p) && *c->p)
+                while (c->p < c->end && is_number_char(*c->p))
                     c->p++;
             }
         } else {

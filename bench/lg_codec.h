@@ -78,7 +78,8 @@ typedef struct lg_msg_s {
 
 /* Scans one JSON object for "type", "from", "to", "id" and "message": {"text"}, skipping any
  * other member whatever its value. Whitespace and member order are free. Returns 0, or -1 when
- * the bytes are not one well-formed object as far as the scan reads them. */
+ * the bytes are not one well-formed object as far as the scan reads them (it checks structure,
+ * not the contents of strings: raw control characters are left to the exact comparisons). */
 int lg_msg_scan(const char *json, size_t len, lg_msg_t *m);
 
 /* True when s holds exactly the n bytes at p. */

@@ -6,15 +6,21 @@
  * latency percentiles, loss, and the CPU of generator and server. A coordinator process forks
  * --procs workers; each is one libuv loop that owns whole rooms or whole pairs, so every check
  * is local to a worker. The coordinator alone reads the server's CPU and memory from /proc.
- * It shares no code with the server it measures: its own WebSocket client codec (lg_codec.c)
- * and histogram (lg_hist.c). Every loop is bounded in time and in count. */
+ * Sockets are driven with uv_poll and plain send/recvmsg rather than libuv streams, so that
+ * each read carries the kernel's receive timestamp (SO_TIMESTAMPNS): latency is measured to
+ * the moment a delivery reached the client's socket, not to the moment this single-core
+ * generator got round to reading the 5,000th socket (that later time is reported as well).
+ * It shares no code with the server it measures: its own WebSocket client codec (lg_codec.c),
+ * texts (lg_text.c) and histogram (lg_hist.c). Every loop is bounded in time and in count. */
 #include "lg_codec.h"
 #include "lg_hist.h"
+#include "lg_text.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,10 +41,10 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-#define TEXT_MAX 4000           /* the server's default limit is 4,096 bytes of text */
+#define TEXT_MAX 4000             /* the server's default limit is 4,096 bytes of text */
 #define SEND_MAX (TEXT_MAX + 256) /* a JSON request around the largest text */
-#define RECV_MAX (1u << 20)     /* a server frame larger than this is an error */
-#define READ_BUF (256u * 1024u) /* one read buffer per worker, not per connection */
+#define RECV_MAX (1u << 20)       /* a server frame larger than this is an error */
+#define READ_BUF (256u * 1024u)   /* one read buffer per worker, not per connection */
 #define SYNC_EVERY_MS 100
 #define CLOSE_WAIT_NS (2ull * 1000000000ull)
 #define NS 1000000000.0
@@ -73,33 +79,43 @@ typedef struct lg_result_s {
     uint64_t established; /* connections that completed the handshake */
     uint64_t sent, delivered, sync_delivered;
     uint64_t skipped, dup, corrupt, misrouted, unexpected; /* integrity failures */
-    uint64_t dropped_on_close, late;                      /* explained shortfall */
+    uint64_t dropped_on_close, late;                       /* explained shortfall */
     uint64_t closed_by_server, connect_errors, connects, incomplete, close_timeouts;
     uint64_t id_regressions, write_blocked;
     uint32_t first_close_code;
     char close_reason[64];
-    uint64_t t_go, t_end; /* CLOCK_MONOTONIC ns, shared by every process on the machine */
+    uint64_t t_go, t_end; /* CLOCK_REALTIME ns, the workers' common clock */
     double cpu_s;         /* this worker's user+system CPU between t_go and t_end */
     uint32_t churn_n;
     int64_t churn_open_kb[CHURN_MAX], churn_closed_kb[CHURN_MAX];
-    lg_hist_t lat; /* ns: delivery latency, or connect-to-confirmed for connect/churn */
+    lg_hist_t lat;      /* ns: send to kernel receive; connect-to-confirmed for connect/churn */
+    lg_hist_t lat_read; /* ns: send to the generator's read of it */
 } lg_result_t;
 
 typedef struct lg_worker_s lg_worker_t;
 typedef struct lg_conn_s lg_conn_t;
+
+/* One sender's sync messages: at most one in flight, answered by its own copy coming back
+ * (proof the server has handled it); resent after a backoff that doubles, so a slow server is
+ * never buried under syncs while it works through a backlog of logins. */
+typedef struct lg_sync_s {
+    bool inflight;
+    uint64_t sent_at, backoff;
+} lg_sync_t;
 
 typedef struct lg_room_s {
     char name[24];
     uint32_t nlen;
     lg_conn_t *sender; /* the one member that sends (and sends the sync messages) */
     uint32_t members, live, synced;
+    lg_sync_t sync;
 } lg_room_t;
 
 enum { CS_IDLE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSING, CS_CLOSED };
 
 struct lg_conn_s {
-    uv_tcp_t tcp;
-    uv_connect_t creq;
+    uv_poll_t poll;
+    int fd, events;
     lg_worker_t *w;
     lg_room_t *room;    /* room scenarios */
     lg_conn_t *partner; /* private */
@@ -113,10 +129,13 @@ struct lg_conn_s {
     uint32_t in_len, in_cap;
     uint8_t *frag; /* a fragmented message being assembled */
     uint32_t frag_len, frag_cap;
+    uint8_t *out; /* bytes the socket did not take yet, in order */
+    uint32_t out_len, out_cap;
     uint64_t expect[2]; /* next sequence awaited: [0] the room's sender or self, [1] partner */
     uint64_t sent;      /* sequence of the last message this connection sent */
     uint32_t inflight;
     uint64_t t_start, last_id;
+    lg_sync_t sync; /* private: this side's syncs to its partner */
 };
 
 typedef enum { PH_SETUP, PH_READY, PH_RUN, PH_DONE, PH_CLOSING } phase_t;
@@ -137,7 +156,7 @@ struct lg_worker_s {
     phase_t phase;
     uint64_t rng;
     uint64_t max_msgs;
-    uint64_t t_setup_deadline, t_last_sync, t_stop, t_run_deadline, t_close_started;
+    uint64_t t_setup_deadline, t_stop, t_run_deadline, t_close_started;
     bool stopped;
     uint64_t outstanding; /* deliveries still awaited */
     uint64_t bigroom_next, bigroom_t0;
@@ -150,6 +169,14 @@ struct lg_worker_s {
 };
 
 /* --- small helpers ---------------------------------------------------------------------- */
+
+/* Workers keep time on CLOCK_REALTIME: the kernel's receive timestamps use it, and it is the
+ * same in every process, so a text stamped by one worker can be timed by another. */
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void die(const char *fmt, ...) {
     va_list ap;
@@ -170,37 +197,6 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
-static size_t u64_dec(char *out, uint64_t v) {
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
-/* Parses a canonical decimal (no sign, no leading zero) at *p. */
-static bool dec_parse(const char **p, const char *end, uint64_t *v) {
-    const char *s = *p;
-    if (s >= end || *s < '0' || *s > '9')
-        return false;
-    if (*s == '0' && s + 1 < end && s[1] >= '0' && s[1] <= '9')
-        return false;
-    uint64_t x = 0;
-    int digits = 0;
-    while (s < end && *s >= '0' && *s <= '9') {
-        if (++digits > 19)
-            return false;
-        x = x * 10 + (uint64_t)(*s++ - '0');
-    }
-    *p = s;
-    *v = x;
-    return true;
-}
-
 static void note_error(lg_worker_t *w, const char *fmt, ...) {
     if (w->r.error[0])
         return;
@@ -213,48 +209,6 @@ static void note_error(lg_worker_t *w, const char *fmt, ...) {
 static double rusage_s(const struct rusage *ru) {
     return (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
            (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
-}
-
-/* --- the texts -------------------------------------------------------------------------
- * A chat message's text is "m<sender gid>-<seq>-<send time ns>-" padded to --size with
- * letters that depend on seq, so a receiver can check the whole text byte for byte without
- * storing what was sent. Sync messages are "s<gid>-<k>"; connect confirmations "c<gid>". */
-
-static size_t text_build(char *out, uint32_t gid, uint64_t seq, uint64_t t, uint32_t size) {
-    size_t n = 0;
-    out[n++] = 'm';
-    n += u64_dec(out + n, gid);
-    out[n++] = '-';
-    n += u64_dec(out + n, seq);
-    out[n++] = '-';
-    n += u64_dec(out + n, t);
-    out[n++] = '-';
-    size_t total = size > n ? size : n + 1;
-    char ch = (char)('a' + seq % 26);
-    while (n < total) {
-        out[n++] = ch;
-        ch = ch == 'z' ? 'a' : (char)(ch + 1);
-    }
-    return n;
-}
-
-static bool text_check(const char *p, size_t n, uint32_t size, uint64_t *gid, uint64_t *seq,
-                       uint64_t *t) {
-    const char *s = p + 1, *end = p + n;
-    if (n < 2 || *p != 'm' || !dec_parse(&s, end, gid) || s >= end || *s++ != '-' ||
-        !dec_parse(&s, end, seq) || s >= end || *s++ != '-' || !dec_parse(&s, end, t) ||
-        s >= end || *s++ != '-')
-        return false;
-    size_t head = (size_t)(s - p);
-    if (n != (size > head ? size : head + 1))
-        return false;
-    char ch = (char)('a' + *seq % 26);
-    for (; s < end; s++) {
-        if (*s != ch)
-            return false;
-        ch = ch == 'z' ? 'a' : (char)(ch + 1);
-    }
-    return true;
 }
 
 static size_t json_msg(char *out, const char *type, const char *to, size_t tol, const char *text,
@@ -273,35 +227,45 @@ static size_t json_msg(char *out, const char *type, const char *to, size_t tol, 
 
 /* --- sending ---------------------------------------------------------------------------- */
 
-typedef struct {
-    uv_write_t req;
-    char data[];
-} write_req_t;
+static void on_poll(uv_poll_t *h, int status, int events);
 
-static void on_write_done(uv_write_t *req, int status) {
-    (void)status; /* a failed write shows up as a read error on the same connection */
-    free(req);
+static void conn_poll_set(lg_conn_t *c, int events) {
+    if (c->events != events && c->state != CS_CLOSED) {
+        c->events = events;
+        uv_poll_start(&c->poll, events, on_poll);
+    }
 }
 
-/* Writes now if the socket takes it all; queues the rest in order otherwise (uv_try_write
- * refuses while earlier writes are queued, so order holds). */
+static void out_append(lg_conn_t *c, const uint8_t *p, size_t n) {
+    if (c->out_len + n > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 4096;
+        while (cap < c->out_len + n)
+            cap *= 2;
+        uint8_t *nb = realloc(c->out, cap);
+        if (!nb)
+            abort();
+        c->out = nb;
+        c->out_cap = (uint32_t)cap;
+    }
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += (uint32_t)n;
+}
+
+/* Writes now if the socket takes it all; keeps the rest, in order behind anything already
+ * waiting, for the next writeable event. A failed send shows up on the next poll event. */
 static void conn_write(lg_conn_t *c, const uint8_t *data, size_t len) {
     if (c->state < CS_HANDSHAKE || c->state >= CS_CLOSED)
         return;
-    uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-    if (n == (int)len)
-        return;
-    if (n < 0 && n != UV_EAGAIN)
-        return; /* the read side reports the error */
-    if (n < 0)
-        n = 0;
+    size_t n = 0;
+    if (!c->out_len) {
+        ssize_t k = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k == (ssize_t)len)
+            return;
+        n = k > 0 ? (size_t)k : 0;
+    }
     c->w->r.write_blocked++;
-    write_req_t *wr = xmalloc(sizeof *wr + len - (size_t)n);
-    memcpy(wr->data, data + n, len - (size_t)n);
-    b = uv_buf_init(wr->data, (unsigned)(len - (size_t)n));
-    if (uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write_done) < 0)
-        free(wr);
+    out_append(c, data + n, len - n);
+    conn_poll_set(c, UV_READABLE | UV_WRITABLE);
 }
 
 static void conn_send_frame(lg_conn_t *c, uint8_t op, const void *payload, size_t len) {
@@ -320,8 +284,9 @@ static void conn_send_text(lg_conn_t *c, const char *type, const char *to, size_
 
 static void conn_send_login(lg_conn_t *c, const char *room, size_t rl) {
     char json[256];
-    int n = snprintf(json, sizeof json, "{\"type\":\"login\",\"nickname\":\"%.*s\",\"room\":\"%.*s\"}",
-                     (int)c->nicklen, c->nick, (int)rl, room);
+    int n =
+        snprintf(json, sizeof json, "{\"type\":\"login\",\"nickname\":\"%.*s\",\"room\":\"%.*s\"}",
+                 (int)c->nicklen, c->nick, (int)rl, room);
     conn_send_frame(c, LG_OP_TEXT, json, (size_t)n);
 }
 
@@ -335,7 +300,7 @@ static void conn_send_chat(lg_conn_t *c, uint64_t t) {
     lg_worker_t *w = c->w;
     char text[TEXT_MAX + 64];
     uint64_t seq = ++c->sent;
-    size_t tl = text_build(text, c->gid, seq, t, w->o->size);
+    size_t tl = lg_text_build(text, c->gid, seq, t, w->o->size);
     w->r.sent++;
     if (c->partner) {
         conn_send_text(c, "private", c->partner->nick, c->partner->nicklen, text, tl);
@@ -421,6 +386,8 @@ static uint64_t conn_shortfall(const lg_conn_t *c) {
 
 static void on_handle_closed(uv_handle_t *h) {
     lg_conn_t *c = h->data;
+    close(c->fd); /* the poll handle is gone; the socket is ours to close */
+    c->fd = -1;
     c->w->handles_open--;
 }
 
@@ -429,11 +396,12 @@ static void conn_close_handle(lg_conn_t *c) {
         return;
     bool was_open = c->state == CS_OPEN || c->state == CS_CLOSING;
     c->state = CS_CLOSED;
-    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
     free(c->in);
     free(c->frag);
-    c->in = c->frag = NULL;
-    c->in_len = c->in_cap = c->frag_len = c->frag_cap = 0;
+    free(c->out);
+    c->in = c->frag = c->out = NULL;
+    c->in_len = c->in_cap = c->frag_len = c->frag_cap = c->out_len = c->out_cap = 0;
     if (c->room && was_open && c->room->live)
         c->room->live--;
 }
@@ -454,8 +422,7 @@ static void conn_lost(lg_conn_t *c, const char *why) {
             w->r.connect_errors++;
             if (w->connecting)
                 w->connecting--;
-            note_error(w, "connection u%u failed before its login was confirmed: %s",
-                       c->gid, why);
+            note_error(w, "connection u%u failed before its login was confirmed: %s", c->gid, why);
         } else {
             w->r.closed_by_server++;
         }
@@ -476,7 +443,7 @@ static void conn_lost(lg_conn_t *c, const char *why) {
         w->outstanding = w->outstanding > s ? w->outstanding - s : 0;
     }
     conn_close_handle(c);
-    maybe_finish(w, uv_hrtime());
+    maybe_finish(w, now_ns());
 }
 
 /* --- receiving and verifying ------------------------------------------------------------ */
@@ -484,31 +451,43 @@ static void conn_lost(lg_conn_t *c, const char *why) {
 static void worker_ready_check(lg_worker_t *w);
 static void pump_connects(lg_worker_t *w);
 
-/* A delivery of chat message seq from sender to c on stream slot; true if in order. */
+/* Times of one read: when the kernel received the bytes, and when the generator read them. */
+typedef struct {
+    uint64_t rx, rd;
+} rx_times_t;
+
+static void record_latency(lg_worker_t *w, uint64_t t, const rx_times_t *tm) {
+    lg_hist_add(&w->r.lat, tm->rx > t ? tm->rx - t : 0);
+    lg_hist_add(&w->r.lat_read, tm->rd > t ? tm->rd - t : 0);
+}
+
+/* A delivery of chat message seq, stamped t, from sender to c on stream slot. */
 static void account(lg_worker_t *w, lg_conn_t *c, lg_conn_t *sender, int slot, uint64_t seq,
-                    uint64_t t, uint64_t now) {
+                    uint64_t t, const rx_times_t *tm) {
     uint64_t want = c->expect[slot];
+    uint64_t now = tm->rd;
     if (seq == want) {
         c->expect[slot] = seq + 1;
         w->r.delivered++;
         if (w->outstanding)
             w->outstanding--;
-        lg_hist_add(&w->r.lat, now > t ? now - t : 0);
+        record_latency(w, t, tm);
     } else if (seq > want) {
         uint64_t gap = seq - want;
         w->r.skipped += gap;
-        note_error(w, "%s got message %" PRIu64 " from %s while awaiting %" PRIu64
-                      " (skipped)", c->nick, seq, sender->nick, want);
+        note_error(w, "%s got message %" PRIu64 " from %s while awaiting %" PRIu64 " (skipped)",
+                   c->nick, seq, sender->nick, want);
         c->expect[slot] = seq + 1;
         w->r.delivered++;
         w->outstanding = w->outstanding > gap + 1 ? w->outstanding - gap - 1 : 0;
-        lg_hist_add(&w->r.lat, now > t ? now - t : 0);
+        record_latency(w, t, tm);
         if (sender == c)
             c->inflight = c->inflight > gap ? c->inflight - (uint32_t)gap : 0;
     } else {
         w->r.dup++;
-        note_error(w, "%s got message %" PRIu64 " from %s again or out of order (awaiting %" PRIu64
-                      ")", c->nick, seq, sender->nick, want);
+        note_error(
+            w, "%s got message %" PRIu64 " from %s again or out of order (awaiting %" PRIu64 ")",
+            c->nick, seq, sender->nick, want);
         return;
     }
     if (sender == c && seq <= c->sent) {
@@ -522,7 +501,7 @@ static void account(lg_worker_t *w, lg_conn_t *c, lg_conn_t *sender, int slot, u
 static void on_sync(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m, bool is_private) {
     const char *s = m->text.p + 1, *end = m->text.p + m->text.n;
     uint64_t gid, k;
-    if (!dec_parse(&s, end, &gid) || s >= end || *s++ != '-' || !dec_parse(&s, end, &k) ||
+    if (!lg_dec_parse(&s, end, &gid) || s >= end || *s++ != '-' || !lg_dec_parse(&s, end, &k) ||
         s != end) {
         w->r.corrupt++;
         note_error(w, "%s got a corrupt sync text", c->nick);
@@ -544,6 +523,8 @@ static void on_sync(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m, bool is_pri
             note_error(w, "%s got a private sync not from or to its partner", c->nick);
             return;
         }
+        if (echo)
+            c->sync.inflight = false;
         if (from_partner && !c->got_partner_sync) {
             c->got_partner_sync = true;
             worker_ready_check(w);
@@ -558,6 +539,8 @@ static void on_sync(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m, bool is_pri
         note_error(w, "%s got a room sync from the wrong sender or room", c->nick);
         return;
     }
+    if (c == r->sender)
+        r->sync.inflight = false;
     if (!c->got_sync) {
         c->got_sync = true;
         r->synced++;
@@ -566,6 +549,7 @@ static void on_sync(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m, bool is_pri
 }
 
 static void on_confirm(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m, uint64_t now) {
+    /* connect and churn time the whole setup, connect() to confirmed, as the client sees it */
     char room[24];
     int rl = snprintf(room, sizeof room, "c%u", c->gid);
     if (!lg_str_is(&m->type, "room", 4) || !lg_str_is(&m->from, c->nick, c->nicklen) ||
@@ -587,7 +571,7 @@ static void on_confirm(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m, uint64_t
     pump_connects(w);
 }
 
-static void on_message(lg_conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
+static void on_message(lg_conn_t *c, const uint8_t *p, size_t n, const rx_times_t *tm) {
     lg_worker_t *w = c->w;
     lg_msg_t m;
     if (lg_msg_scan((const char *)p, n, &m) < 0 || !m.type.present) {
@@ -621,11 +605,11 @@ static void on_message(lg_conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
         return;
     }
     if (kind == 'c') {
-        on_confirm(w, c, &m, now);
+        on_confirm(w, c, &m, tm->rd);
         return;
     }
     uint64_t gid, seq, t;
-    if (!text_check(m.text.p, m.text.n, w->o->size, &gid, &seq, &t)) {
+    if (!lg_text_check(m.text.p, m.text.n, w->o->size, &gid, &seq, &t)) {
         w->r.corrupt++;
         note_error(w, "%s got a text that is not one we sent: %.*s", c->nick,
                    (int)(m.text.n < 60 ? m.text.n : 60), m.text.p);
@@ -635,12 +619,12 @@ static void on_message(lg_conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
         lg_conn_t *pt = c->partner;
         if (pt && gid == pt->gid && lg_str_is(&m.from, pt->nick, pt->nicklen) &&
             lg_str_is(&m.to, c->nick, c->nicklen) && seq <= pt->sent) {
-            account(w, c, pt, 1, seq, t, now);
+            account(w, c, pt, 1, seq, t, tm);
             return;
         }
         if (pt && gid == c->gid && lg_str_is(&m.from, c->nick, c->nicklen) &&
             lg_str_is(&m.to, pt->nick, pt->nicklen) && seq <= c->sent) {
-            account(w, c, c, 0, seq, t, now);
+            account(w, c, c, 0, seq, t, tm);
             return;
         }
     } else {
@@ -648,7 +632,7 @@ static void on_message(lg_conn_t *c, const uint8_t *p, size_t n, uint64_t now) {
         lg_conn_t *s = r ? r->sender : NULL;
         if (s && gid == s->gid && lg_str_is(&m.from, s->nick, s->nicklen) &&
             lg_str_is(&m.to, r->name, r->nlen) && seq <= s->sent) {
-            account(w, c, s, 0, seq, t, now);
+            account(w, c, s, 0, seq, t, tm);
             return;
         }
     }
@@ -676,7 +660,7 @@ static void on_established(lg_conn_t *c);
 
 /* Consumes what it can of data: the handshake response, then whole frames. Returns the
  * number of bytes used; stops early when the connection closes. */
-static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, uint64_t now) {
+static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, const rx_times_t *tm) {
     lg_worker_t *w = c->w;
     size_t off = 0;
     if (c->state == CS_HANDSHAKE) {
@@ -685,7 +669,8 @@ static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, uint64
         if (h == LG_INCOMPLETE)
             return 0;
         if (h < 0) {
-            w->r.corrupt++;
+            /* A refusal (a 503 at the connection limit, say) is a failed connection, counted
+             * by conn_lost, not a wrong delivery. */
             note_error(w, "%s: %s", c->nick, err);
             conn_lost(c, err);
             return len;
@@ -714,7 +699,7 @@ static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, uint64
                 break;
             }
             if (f.fin) {
-                on_message(c, f.payload, f.len, now);
+                on_message(c, f.payload, f.len, tm);
             } else {
                 c->in_frag = true;
                 c->frag_len = 0;
@@ -736,7 +721,7 @@ static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, uint64
             frag_append(c, f.payload, f.len);
             if (f.fin) {
                 c->in_frag = false;
-                on_message(c, c->frag, c->frag_len, now);
+                on_message(c, c->frag, c->frag_len, tm);
             }
             break;
         case LG_OP_BINARY:
@@ -753,8 +738,8 @@ static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, uint64
             c->close_code = code;
             if (!c->we_closed && w->phase < PH_CLOSING) {
                 if (!w->r.close_reason[0] && f.len > 2)
-                    snprintf(w->r.close_reason, sizeof w->r.close_reason, "%.*s",
-                             (int)(f.len - 2), (const char *)f.payload + 2);
+                    snprintf(w->r.close_reason, sizeof w->r.close_reason, "%.*s", (int)(f.len - 2),
+                             (const char *)f.payload + 2);
                 conn_send_close(c, code == 1005 ? 1000 : code);
                 conn_lost(c, "server sent a close frame");
                 return len;
@@ -782,28 +767,10 @@ static void in_append(lg_conn_t *c, const uint8_t *p, size_t n) {
     c->in_len += (uint32_t)n;
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    (void)suggested;
-    lg_conn_t *c = h->data;
-    buf->base = (char *)c->w->rbuf;
-    buf->len = READ_BUF;
-}
-
-/* The read buffer is the worker's; only the unconsumed tail of a partial frame is copied to
- * the connection, so idle connections cost no buffer at all. */
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    lg_conn_t *c = s->data;
-    if (nread == 0)
-        return;
-    if (nread < 0) {
-        conn_lost(c, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
-        return;
-    }
-    if (c->state == CS_CLOSED)
-        return;
-    uint64_t now = uv_hrtime();
-    const uint8_t *data = (const uint8_t *)buf->base;
-    size_t len = (size_t)nread;
+/* Feeds one read's bytes to the connection. The read buffer is the worker's; only the
+ * unconsumed tail of a partial frame is copied to the connection, so idle connections cost no
+ * buffer at all. */
+static void conn_input(lg_conn_t *c, const uint8_t *data, size_t len, const rx_times_t *tm) {
     if (c->in_len) {
         if (c->in_len + len > RECV_MAX + 64) {
             conn_lost(c, "input over the frame limit");
@@ -813,7 +780,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         data = c->in;
         len = c->in_len;
     }
-    size_t used = conn_consume(c, data, len, now);
+    size_t used = conn_consume(c, data, len, tm);
     if (c->state == CS_CLOSED)
         return;
     size_t left = len - used;
@@ -823,67 +790,147 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     } else if (left) {
         in_append(c, data + used, left);
     }
-    if (c->w->phase == PH_RUN)
-        maybe_finish(c->w, now);
 }
 
-/* --- connecting ------------------------------------------------------------------------- */
-
-static void on_connect(uv_connect_t *req, int status) {
-    lg_conn_t *c = req->data;
+/* Reads what the socket holds (a few reads at most, to stay fair to the other sockets). */
+static void conn_read(lg_conn_t *c) {
     lg_worker_t *w = c->w;
-    if (c->state == CS_CLOSED)
-        return;
-    if (status < 0) {
-        conn_lost(c, uv_strerror(status));
-        return;
+    for (int i = 0; i < 4 && c->state != CS_CLOSED; i++) {
+        union {
+            char buf[CMSG_SPACE(sizeof(struct timespec))];
+            struct cmsghdr align;
+        } ctl;
+        struct iovec iov = {w->rbuf, READ_BUF};
+        struct msghdr mh = {.msg_iov = &iov,
+                            .msg_iovlen = 1,
+                            .msg_control = ctl.buf,
+                            .msg_controllen = sizeof ctl.buf};
+        ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_lost(c, strerror(errno));
+            return;
+        }
+        if (n == 0) {
+            conn_lost(c, "end of stream");
+            return;
+        }
+        rx_times_t tm = {.rd = now_ns()};
+        tm.rx = tm.rd;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+                struct timespec ts;
+                memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+                tm.rx = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+            }
+        conn_input(c, w->rbuf, (size_t)n, &tm);
+        if (w->phase == PH_RUN)
+            maybe_finish(w, tm.rd);
+        if ((size_t)n < READ_BUF)
+            return;
     }
+}
+
+static void conn_flush(lg_conn_t *c) {
+    while (c->out_len) {
+        ssize_t k = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_lost(c, strerror(errno));
+            return;
+        }
+        memmove(c->out, c->out + k, c->out_len - (size_t)k);
+        c->out_len -= (uint32_t)k;
+    }
+    conn_poll_set(c, UV_READABLE);
+}
+
+static void on_connected(lg_conn_t *c) {
+    lg_worker_t *w = c->w;
     char head[512];
     lg_ws_key_make(c->key, &w->rng);
     int n = lg_ws_request_build(head, sizeof head, w->hostport, w->o->path, c->key);
     c->state = CS_HANDSHAKE;
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    conn_poll_set(c, UV_READABLE);
     conn_write(c, (const uint8_t *)head, (size_t)n);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+    lg_conn_t *c = h->data;
+    if (c->state == CS_CLOSED)
+        return;
+    if (status < 0) {
+        /* libuv reports POLLERR as UV_EBADF; the socket knows the real error. */
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        conn_lost(c, err ? strerror(err) : uv_strerror(status));
+        return;
+    }
+    if (c->state == CS_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err) {
+            conn_lost(c, strerror(err));
+            return;
+        }
+        if (!(events & UV_WRITABLE))
+            return;
+        on_connected(c);
+        return;
+    }
+    if (events & UV_WRITABLE)
+        conn_flush(c);
+    if ((events & UV_READABLE) && c->state != CS_CLOSED)
+        conn_read(c);
 }
 
 static void conn_start(lg_worker_t *w, lg_conn_t *c) {
     c->state = CS_CONNECTING;
     c->got_sync = c->got_partner_sync = c->we_closed = c->in_frag = false;
     c->close_code = 0;
-    c->t_start = uv_hrtime();
-    int rc = uv_tcp_init_ex(&w->loop, &c->tcp, AF_INET);
-    if (rc < 0) {
+    c->events = 0;
+    c->t_start = now_ns();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
         c->state = CS_IDLE;
         w->r.connect_errors++;
         if (w->connecting)
             w->connecting--;
-        note_error(w, "socket: %s", uv_strerror(rc));
-        setup_fail(w, "socket: %s", uv_strerror(rc));
+        note_error(w, "socket: %s", strerror(errno));
+        setup_fail(w, "socket: %s", strerror(errno));
         return;
     }
+    c->fd = fd;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
+    uv_poll_init_socket(&w->loop, &c->poll, fd);
+    c->poll.data = c;
     w->handles_open++;
-    c->tcp.data = c;
-    c->creq.data = c;
+    int rc = 0;
     if (w->o->src_ips) {
         /* Source addresses 127.0.0.2.. spread the connections, since one (source address,
          * destination) pair offers only the ephemeral port range; the port is chosen at
          * connect time so it need only be unique per 4-tuple. */
-        uv_os_fd_t fd;
-        int one = 1;
-        if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-            setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         struct sockaddr_in src = {.sin_family = AF_INET};
         src.sin_addr.s_addr = htonl(0x7F000002u + c->gid % w->o->src_ips);
-        rc = uv_tcp_bind(&c->tcp, (const struct sockaddr *)&src, 0);
-        if (rc < 0) {
-            conn_lost(c, uv_strerror(rc));
-            return;
-        }
+        rc = bind(fd, (const struct sockaddr *)&src, sizeof src);
     }
-    uv_tcp_nodelay(&c->tcp, 1);
-    rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&w->dst, on_connect);
-    if (rc < 0)
-        conn_lost(c, uv_strerror(rc));
+    if (rc == 0)
+        rc = connect(fd, (const struct sockaddr *)&w->dst, sizeof w->dst);
+    if (rc < 0 && errno != EINPROGRESS) {
+        conn_lost(c, strerror(errno));
+        return;
+    }
+    conn_poll_set(c, UV_WRITABLE);
 }
 
 static bool sc_connects_in_run(const opts_t *o) {
@@ -893,7 +940,7 @@ static bool sc_connects_in_run(const opts_t *o) {
 /* Starts connections while fewer than --connect-window are between connect() and logged in
  * (connect/churn: confirmed), and, in the connect scenario, while the run has time left. */
 static void pump_connects(lg_worker_t *w) {
-    uint64_t now = uv_hrtime();
+    uint64_t now = now_ns();
     while (w->connecting < w->o->connect_window && w->next_connect < w->nconns) {
         if (sc_connects_in_run(w->o) && (w->phase != PH_RUN || now >= w->t_run_deadline))
             break;
@@ -948,26 +995,49 @@ static void worker_ready_check(lg_worker_t *w) {
     ctl_send(w, 'R', false);
 }
 
+/* Whether a sync is due: none in flight and the last one at least SYNC_EVERY_MS ago, or the
+ * one in flight unanswered for its backoff (its sender's login may not have been handled). */
+static bool sync_due(lg_sync_t *s, uint64_t now) {
+    const uint64_t base = SYNC_EVERY_MS * 1000000ull;
+    if (!s->sent_at)
+        return true;
+    if (!s->inflight)
+        return now - s->sent_at >= base;
+    if (now - s->sent_at < s->backoff)
+        return false;
+    s->backoff = s->backoff * 2 > 50 * base ? 50 * base : s->backoff * 2;
+    return true;
+}
+
+static void sync_mark(lg_sync_t *s, uint64_t now) {
+    if (!s->backoff)
+        s->backoff = SYNC_EVERY_MS * 1000000ull;
+    s->inflight = true;
+    s->sent_at = now;
+}
+
 /* Until every member has a sync: the room's sender (or each side of a pair) says something.
  * A member whose login the server has not yet processed misses it and gets the next one. */
 static void sync_send(lg_worker_t *w, uint64_t now) {
-    if (w->r.established < w->nconns || now - w->t_last_sync < SYNC_EVERY_MS * 1000000ull)
+    if (w->r.established < w->nconns)
         return;
-    w->t_last_sync = now;
     char text[48];
     for (uint32_t i = 0; i < w->nrooms; i++) {
         lg_room_t *r = &w->rooms[i];
-        if (r->synced < r->members && r->sender && r->sender->state == CS_OPEN) {
+        if (r->synced < r->members && r->sender && r->sender->state == CS_OPEN &&
+            sync_due(&r->sync, now)) {
             int tl = snprintf(text, sizeof text, "s%u-%" PRIu64, r->sender->gid, now);
             conn_send_text(r->sender, "room", r->name, r->nlen, text, (size_t)tl);
+            sync_mark(&r->sync, now);
         }
     }
-    for (uint32_t i = 0; i < w->nconns; i++) {
+    for (uint32_t i = 0; w->o->sc == SC_PRIVATE && i < w->nconns; i++) {
         lg_conn_t *c = &w->conns[i];
-        if (c->partner && !c->partner->got_partner_sync && c->state == CS_OPEN) {
+        if (c->partner && !c->partner->got_partner_sync && c->state == CS_OPEN &&
+            sync_due(&c->sync, now)) {
             int tl = snprintf(text, sizeof text, "s%u-%" PRIu64, c->gid, now);
-            conn_send_text(c, "private", c->partner->nick, c->partner->nicklen, text,
-                           (size_t)tl);
+            conn_send_text(c, "private", c->partner->nick, c->partner->nicklen, text, (size_t)tl);
+            sync_mark(&c->sync, now);
         }
     }
 }
@@ -986,7 +1056,7 @@ static void close_all(lg_worker_t *w) {
             conn_close_handle(c);
         }
     }
-    w->t_close_started = uv_hrtime();
+    w->t_close_started = now_ns();
 }
 
 static void close_force_late(lg_worker_t *w, uint64_t now) {
@@ -1061,7 +1131,7 @@ static void bigroom_send_due(lg_worker_t *w, uint64_t now) {
 
 static void on_tick(uv_timer_t *t) {
     lg_worker_t *w = t->data;
-    uint64_t now = uv_hrtime();
+    uint64_t now = now_ns();
     switch (w->phase) {
     case PH_SETUP:
         if (now >= w->t_setup_deadline) {
@@ -1102,8 +1172,7 @@ static void on_tick(uv_timer_t *t) {
                 worker_finish(w, now);
             } else if (now >= w->t_run_deadline + (uint64_t)(w->o->drain * NS)) {
                 w->r.incomplete += w->connecting;
-                note_error(w, "%u connections did not confirm their login in time",
-                           w->connecting);
+                note_error(w, "%u connections did not confirm their login in time", w->connecting);
                 worker_finish(w, now);
             }
             break;
@@ -1124,7 +1193,7 @@ static void on_tick(uv_timer_t *t) {
 }
 
 static void worker_go(lg_worker_t *w) {
-    uint64_t now = uv_hrtime();
+    uint64_t now = now_ns();
     const opts_t *o = w->o;
     w->phase = PH_RUN;
     w->r.t_go = now;
@@ -1273,6 +1342,7 @@ static int worker_main(const opts_t *o, int index, int ctl_in, int ctl_out) {
     w->ctl_in = ctl_in;
     w->ctl_out = ctl_out;
     lg_hist_init(&w->r.lat);
+    lg_hist_init(&w->r.lat_read);
     if (getrandom(&w->rng, sizeof w->rng, 0) != sizeof w->rng || !w->rng)
         w->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
     w->max_msgs = (o->max_messages + o->procs - 1) / o->procs;
@@ -1287,7 +1357,7 @@ static int worker_main(const opts_t *o, int index, int ctl_in, int ctl_out) {
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, 1, 1);
-    w->t_setup_deadline = uv_hrtime() + (uint64_t)(o->setup_timeout * NS);
+    w->t_setup_deadline = now_ns() + (uint64_t)(o->setup_timeout * NS);
     w->phase = PH_SETUP;
     if (sc_connects_in_run(o)) {
         w->phase = PH_READY;
@@ -1349,8 +1419,9 @@ static sockstat_t sockstat_read(void) {
         return s;
     char line[256];
     while (fgets(line, sizeof line, f))
-        if (sscanf(line, "TCP: inuse %" SCNd64 " orphan %" SCNd64 " tw %" SCNd64 " alloc %" SCNd64
-                         " mem %" SCNd64,
+        if (sscanf(line,
+                   "TCP: inuse %" SCNd64 " orphan %" SCNd64 " tw %" SCNd64 " alloc %" SCNd64
+                   " mem %" SCNd64,
                    &s.inuse, &s.orphan, &s.tw, &s.alloc, &s.mem_pages) == 5)
             break;
     fclose(f);
@@ -1400,8 +1471,8 @@ static bool read_full(int fd, void *buf, size_t n) {
 
 /* Waits until every child has sent one of the wanted tags; a child's 'F' ends the wait.
  * Returns false on timeout or a dead child. */
-static bool await_children(child_t *ch, uint32_t n, bool want_done, double timeout_s,
-                           char *err, size_t errn) {
+static bool await_children(child_t *ch, uint32_t n, bool want_done, double timeout_s, char *err,
+                           size_t errn) {
     uint64_t deadline = mono_ns() + (uint64_t)(timeout_s * NS);
     for (;;) {
         uint32_t pending = 0;
@@ -1494,54 +1565,72 @@ static void json_str(FILE *f, const char *s) {
 }
 
 static void usage(void) {
-    fprintf(stderr,
-            "usage: loadgen --port N --scenario fanout|bigroom|private|idle|connect|churn [options]\n"
-            "  --host A            server address (127.0.0.1)\n"
-            "  --path P            WebSocket path (/talking)\n"
-            "  --clients N         connections (fanout 1000, bigroom 5000, idle 10000, connect 2000)\n"
-            "  --rooms R           rooms (fanout 10, idle 100)\n"
-            "  --pairs P           private: pairs (500)\n"
-            "  --window W          closed loop: own messages in flight per sender (16)\n"
-            "  --rate X            bigroom: messages per second, open loop (100)\n"
-            "  --size B            text bytes (64)\n"
-            "  --duration S        run phase: sending / holding / connecting (5)\n"
-            "  --max-messages M    cap on messages sent in all (2000000)\n"
-            "  --drain S           wait for in-flight deliveries after sending stops (5)\n"
-            "  --setup-timeout S   bound on connecting and logging in (60)\n"
-            "  --settle S          idle/churn: wait before sampling memory (1)\n"
-            "  --procs P           worker processes (1)\n"
-            "  --src-ips K         spread sources over 127.0.0.2..127.0.0.(K+1); 0: no bind (32)\n"
-            "  --connect-window C  connection setups in flight (128)\n"
-            "  --cycles K          churn: open-all/close-all cycles (3)\n"
-            "  --server-pid PID    sample the server's CPU and memory from /proc\n"
-            "  --label NAME        server name in the output\n"
-            "  --nick-prefix S     nicknames are S<index> (u)\n"
-            "exit: 0 ok, 1 integrity failure, 2 explained shortfall, 3 setup failure\n");
+    fprintf(
+        stderr,
+        "usage: loadgen --port N --scenario fanout|bigroom|private|idle|connect|churn [options]\n"
+        "  --host A            server address (127.0.0.1)\n"
+        "  --path P            WebSocket path (/talking)\n"
+        "  --clients N         connections (fanout 1000, bigroom 5000, idle 10000, connect 2000)\n"
+        "  --rooms R           rooms (fanout 10, idle 100)\n"
+        "  --pairs P           private: pairs (500)\n"
+        "  --window W          closed loop: own messages in flight per sender (16)\n"
+        "  --rate X            bigroom: messages per second, open loop (100)\n"
+        "  --size B            text bytes (64)\n"
+        "  --duration S        run phase: sending / holding / connecting (5)\n"
+        "  --max-messages M    cap on messages sent in all (2000000)\n"
+        "  --drain S           wait for in-flight deliveries after sending stops (5)\n"
+        "  --setup-timeout S   bound on connecting and logging in (60)\n"
+        "  --settle S          idle/churn: wait before sampling memory (1)\n"
+        "  --procs P           worker processes (1)\n"
+        "  --src-ips K         spread sources over 127.0.0.2..127.0.0.(K+1); 0: no bind (32)\n"
+        "  --connect-window C  connection setups in flight (128)\n"
+        "  --cycles K          churn: open-all/close-all cycles (3)\n"
+        "  --server-pid PID    sample the server's CPU and memory from /proc\n"
+        "  --label NAME        server name in the output\n"
+        "  --nick-prefix S     nicknames are S<index> (u)\n"
+        "exit: 0 ok, 1 integrity failure, 2 explained shortfall, 3 setup failure\n");
     exit(EXIT_USAGE);
 }
 
 static void parse_args(int argc, char **argv, opts_t *o) {
     static const struct option lo[] = {
-        {"host", 1, 0, 'h'},          {"port", 1, 0, 'p'},     {"path", 1, 0, 'P'},
-        {"scenario", 1, 0, 's'},      {"clients", 1, 0, 'c'},  {"rooms", 1, 0, 'r'},
-        {"pairs", 1, 0, 'a'},         {"window", 1, 0, 'w'},   {"rate", 1, 0, 'R'},
-        {"size", 1, 0, 'z'},          {"duration", 1, 0, 'd'}, {"max-messages", 1, 0, 'm'},
-        {"drain", 1, 0, 'D'},         {"setup-timeout", 1, 0, 'T'},
-        {"settle", 1, 0, 'S'},        {"procs", 1, 0, 'n'},    {"src-ips", 1, 0, 'i'},
-        {"connect-window", 1, 0, 'C'}, {"cycles", 1, 0, 'y'}, {"server-pid", 1, 0, 'k'},
-        {"label", 1, 0, 'l'},         {"nick-prefix", 1, 0, 'x'}, {"help", 0, 0, '?'},
-        {0, 0, 0, 0}};
-    *o = (opts_t){.host = "127.0.0.1", .path = "/talking", .label = "server",
-                  .nick_prefix = "u", .window = 16, .size = 64, .procs = 1, .src_ips = 32,
-                  .connect_window = 128, .cycles = 3, .rate = 100, .duration = 5,
-                  .drain = 5, .setup_timeout = 60, .settle = 1, .max_messages = 2000000};
+        {"host", 1, 0, 'h'},        {"port", 1, 0, 'p'},          {"path", 1, 0, 'P'},
+        {"scenario", 1, 0, 's'},    {"clients", 1, 0, 'c'},       {"rooms", 1, 0, 'r'},
+        {"pairs", 1, 0, 'a'},       {"window", 1, 0, 'w'},        {"rate", 1, 0, 'R'},
+        {"size", 1, 0, 'z'},        {"duration", 1, 0, 'd'},      {"max-messages", 1, 0, 'm'},
+        {"drain", 1, 0, 'D'},       {"setup-timeout", 1, 0, 'T'}, {"settle", 1, 0, 'S'},
+        {"procs", 1, 0, 'n'},       {"src-ips", 1, 0, 'i'},       {"connect-window", 1, 0, 'C'},
+        {"cycles", 1, 0, 'y'},      {"server-pid", 1, 0, 'k'},    {"label", 1, 0, 'l'},
+        {"nick-prefix", 1, 0, 'x'}, {"help", 0, 0, '?'},          {0, 0, 0, 0}};
+    *o = (opts_t){.host = "127.0.0.1",
+                  .path = "/talking",
+                  .label = "server",
+                  .nick_prefix = "u",
+                  .window = 16,
+                  .size = 64,
+                  .procs = 1,
+                  .src_ips = 32,
+                  .connect_window = 128,
+                  .cycles = 3,
+                  .rate = 100,
+                  .duration = 5,
+                  .drain = 5,
+                  .setup_timeout = 60,
+                  .settle = 1,
+                  .max_messages = 2000000};
     int sc = -1, ch;
     uint32_t clients = 0, rooms = 0;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 'h': o->host = optarg; break;
-        case 'p': o->port = atoi(optarg); break;
-        case 'P': o->path = optarg; break;
+        case 'h':
+            o->host = optarg;
+            break;
+        case 'p':
+            o->port = atoi(optarg);
+            break;
+        case 'P':
+            o->path = optarg;
+            break;
         case 's':
             for (int i = 0; i < (int)(sizeof SC_NAMES / sizeof *SC_NAMES); i++)
                 if (strcmp(optarg, SC_NAMES[i]) == 0)
@@ -1549,25 +1638,62 @@ static void parse_args(int argc, char **argv, opts_t *o) {
             if (sc < 0)
                 die("unknown scenario %s", optarg);
             break;
-        case 'c': clients = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'r': rooms = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'a': o->pairs = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'w': o->window = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'R': o->rate = atof(optarg); break;
-        case 'z': o->size = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'd': o->duration = atof(optarg); break;
-        case 'm': o->max_messages = strtoull(optarg, NULL, 10); break;
-        case 'D': o->drain = atof(optarg); break;
-        case 'T': o->setup_timeout = atof(optarg); break;
-        case 'S': o->settle = atof(optarg); break;
-        case 'n': o->procs = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'i': o->src_ips = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'C': o->connect_window = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'y': o->cycles = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'k': o->server_pid = atoi(optarg); break;
-        case 'l': o->label = optarg; break;
-        case 'x': o->nick_prefix = optarg; break;
-        default: usage();
+        case 'c':
+            clients = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'r':
+            rooms = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'a':
+            o->pairs = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'w':
+            o->window = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'R':
+            o->rate = atof(optarg);
+            break;
+        case 'z':
+            o->size = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'd':
+            o->duration = atof(optarg);
+            break;
+        case 'm':
+            o->max_messages = strtoull(optarg, NULL, 10);
+            break;
+        case 'D':
+            o->drain = atof(optarg);
+            break;
+        case 'T':
+            o->setup_timeout = atof(optarg);
+            break;
+        case 'S':
+            o->settle = atof(optarg);
+            break;
+        case 'n':
+            o->procs = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'i':
+            o->src_ips = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'C':
+            o->connect_window = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'y':
+            o->cycles = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'k':
+            o->server_pid = atoi(optarg);
+            break;
+        case 'l':
+            o->label = optarg;
+            break;
+        case 'x':
+            o->nick_prefix = optarg;
+            break;
+        default:
+            usage();
         }
     }
     if (sc < 0 || o->port <= 0 || o->port > 65535)
@@ -1609,8 +1735,8 @@ static void parse_args(int argc, char **argv, opts_t *o) {
     getrlimit(RLIMIT_NOFILE, &rl);
     uint64_t per = (o->clients + o->procs - 1) / o->procs;
     if (per + 32 > rl.rlim_cur)
-        die("%" PRIu64 " connections per worker exceed the open-file limit %llu; use --procs",
-            per, (unsigned long long)rl.rlim_cur);
+        die("%" PRIu64 " connections per worker exceed the open-file limit %llu; use --procs", per,
+            (unsigned long long)rl.rlim_cur);
 }
 
 int main(int argc, char **argv) {
@@ -1663,7 +1789,8 @@ int main(int argc, char **argv) {
         for (uint32_t i = 0; i < o.procs; i++)
             if (write(ch[i].to, "G", 1) != 1)
                 ok = false;
-        double bound = o.duration + o.drain + 30 + (o.sc == SC_CHURN ? o.cycles * (o.settle + 3) : 0);
+        double bound =
+            o.duration + o.drain + 30 + (o.sc == SC_CHURN ? o.cycles * (o.settle + 3) : 0);
         ok = ok && await_children(ch, o.procs, true, bound, err, sizeof err);
         t_done = mono_ns();
         cpu1 = proc_cpu_s(o.server_pid);
@@ -1676,18 +1803,35 @@ int main(int argc, char **argv) {
     lg_result_t tot;
     memset(&tot, 0, sizeof tot);
     lg_hist_init(&tot.lat);
+    lg_hist_init(&tot.lat_read);
     uint64_t g0 = UINT64_MAX, g1 = 0;
     for (uint32_t i = 0; i < o.procs; i++) {
         lg_result_t *r = &ch[i].r;
         if (!ch[i].done)
             continue;
 #define SUM(f) tot.f += r->f
-        SUM(established); SUM(sent); SUM(delivered); SUM(sync_delivered); SUM(skipped);
-        SUM(dup); SUM(corrupt); SUM(misrouted); SUM(unexpected); SUM(dropped_on_close);
-        SUM(late); SUM(closed_by_server); SUM(connect_errors); SUM(connects); SUM(incomplete);
-        SUM(close_timeouts); SUM(id_regressions); SUM(write_blocked); SUM(cpu_s);
+        SUM(established);
+        SUM(sent);
+        SUM(delivered);
+        SUM(sync_delivered);
+        SUM(skipped);
+        SUM(dup);
+        SUM(corrupt);
+        SUM(misrouted);
+        SUM(unexpected);
+        SUM(dropped_on_close);
+        SUM(late);
+        SUM(closed_by_server);
+        SUM(connect_errors);
+        SUM(connects);
+        SUM(incomplete);
+        SUM(close_timeouts);
+        SUM(id_regressions);
+        SUM(write_blocked);
+        SUM(cpu_s);
 #undef SUM
         lg_hist_merge(&tot.lat, &r->lat);
+        lg_hist_merge(&tot.lat_read, &r->lat_read);
         if (!tot.first_close_code && r->first_close_code) {
             tot.first_close_code = r->first_close_code;
             memcpy(tot.close_reason, r->close_reason, sizeof tot.close_reason);
@@ -1718,13 +1862,15 @@ int main(int argc, char **argv) {
         verdict = vbuf;
     } else if (integrity) {
         code = EXIT_INTEGRITY;
-        snprintf(vbuf, sizeof vbuf, "FAILED: unexplained loss or wrong deliveries (%" PRIu64
-                 " faults); first: %s", integrity, tot.error);
+        snprintf(vbuf, sizeof vbuf,
+                 "FAILED: unexplained loss or wrong deliveries (%" PRIu64 " faults); first: %s",
+                 integrity, tot.error);
         verdict = vbuf;
     } else if (shortfall) {
         code = EXIT_SHORTFALL;
-        snprintf(vbuf, sizeof vbuf, "SHORTFALL: %" PRIu64 " undelivered at the drain deadline, %"
-                 PRIu64 " lost on %" PRIu64 " connections the server closed (code %u%s%s)",
+        snprintf(vbuf, sizeof vbuf,
+                 "SHORTFALL: %" PRIu64 " undelivered at the drain deadline, %" PRIu64
+                 " lost on %" PRIu64 " connections the server closed (code %u%s%s)",
                  tot.late, tot.dropped_on_close, tot.closed_by_server, tot.first_close_code,
                  tot.close_reason[0] ? ": " : "", tot.close_reason);
         verdict = vbuf;
@@ -1740,44 +1886,52 @@ int main(int argc, char **argv) {
     FILE *f = stdout;
     fprintf(f, "{\"tool\":\"loadgen\",\"scenario\":\"%s\",\"label\":", SC_NAMES[o.sc]);
     json_str(f, o.label);
-    fprintf(f, ",\"clients\":%u,\"rooms\":%u,\"pairs\":%u,\"window\":%u,\"rate\":%g,\"size\":%u,"
-               "\"procs\":%u,\"src_ips\":%u",
-            o.clients, o.rooms, o.pairs, o.window, o.sc == SC_BIGROOM ? o.rate : 0, o.size,
-            o.procs, o.src_ips);
+    fprintf(f,
+            ",\"clients\":%u,\"rooms\":%u,\"pairs\":%u,\"window\":%u,\"rate\":%g,\"size\":%u,"
+            "\"procs\":%u,\"src_ips\":%u",
+            o.clients, o.rooms, o.pairs, o.window, o.sc == SC_BIGROOM ? o.rate : 0, o.size, o.procs,
+            o.src_ips);
     fprintf(f, ",\"ok\":%s,\"exit\":%d,\"verdict\":", code == EXIT_OK ? "true" : "false", code);
     json_str(f, verdict);
     fprintf(f, ",\"elapsed_s\":%.3f,\"setup_s\":%.3f,\"established\":%" PRIu64, elapsed,
             t_go > t_begin ? (double)(t_go - t_begin) / NS : 0, tot.established);
-    fprintf(f, ",\"sent\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"delivered_per_s\":%.1f",
-            tot.sent, tot.delivered, rate);
+    fprintf(f, ",\"sent\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"delivered_per_s\":%.1f", tot.sent,
+            tot.delivered, rate);
     if (sc_connects_in_run(&o))
         fprintf(f, ",\"connects\":%" PRIu64 ",\"connects_per_s\":%.1f", tot.connects,
                 elapsed > 0 ? (double)tot.connects / elapsed : 0);
-    fprintf(f, ",\"latency_us\":{\"count\":%" PRIu64 ",\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
-               "\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f}",
-            tot.lat.count, lg_hist_quantile(&tot.lat, 0.5) / 1e3,
-            lg_hist_quantile(&tot.lat, 0.9) / 1e3, lg_hist_quantile(&tot.lat, 0.99) / 1e3,
-            lg_hist_quantile(&tot.lat, 0.999) / 1e3, tot.lat.count ? tot.lat.max / 1e3 : 0,
-            tot.lat.count ? tot.lat.sum / (double)tot.lat.count / 1e3 : 0);
-    fprintf(f, ",\"loss\":{\"skipped\":%" PRIu64 ",\"dup_or_reordered\":%" PRIu64
-               ",\"corrupt\":%" PRIu64 ",\"misrouted\":%" PRIu64 ",\"unexpected\":%" PRIu64
-               ",\"late\":%" PRIu64 ",\"dropped_on_close\":%" PRIu64 ",\"connect_errors\":%" PRIu64
-               ",\"incomplete\":%" PRIu64 "}",
+    const lg_hist_t *hs[2] = {&tot.lat, &tot.lat_read};
+    const char *hn[2] = {"latency_us", "read_latency_us"};
+    for (int i = 0; i < 2; i++)
+        fprintf(f,
+                ",\"%s\":{\"count\":%" PRIu64 ",\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
+                "\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f}",
+                hn[i], hs[i]->count, lg_hist_quantile(hs[i], 0.5) / 1e3,
+                lg_hist_quantile(hs[i], 0.9) / 1e3, lg_hist_quantile(hs[i], 0.99) / 1e3,
+                lg_hist_quantile(hs[i], 0.999) / 1e3, hs[i]->count ? hs[i]->max / 1e3 : 0,
+                hs[i]->count ? hs[i]->sum / (double)hs[i]->count / 1e3 : 0);
+    fprintf(f,
+            ",\"loss\":{\"skipped\":%" PRIu64 ",\"dup_or_reordered\":%" PRIu64
+            ",\"corrupt\":%" PRIu64 ",\"misrouted\":%" PRIu64 ",\"unexpected\":%" PRIu64
+            ",\"late\":%" PRIu64 ",\"dropped_on_close\":%" PRIu64 ",\"connect_errors\":%" PRIu64
+            ",\"incomplete\":%" PRIu64 "}",
             tot.skipped, tot.dup, tot.corrupt, tot.misrouted, tot.unexpected, tot.late,
             tot.dropped_on_close, tot.connect_errors, tot.incomplete);
-    fprintf(f, ",\"closed_by_server\":%" PRIu64 ",\"close_code\":%u,\"close_timeouts\":%" PRIu64
-               ",\"sync_delivered\":%" PRIu64 ",\"id_regressions\":%" PRIu64
-               ",\"write_blocked\":%" PRIu64,
+    fprintf(f,
+            ",\"closed_by_server\":%" PRIu64 ",\"close_code\":%u,\"close_timeouts\":%" PRIu64
+            ",\"sync_delivered\":%" PRIu64 ",\"id_regressions\":%" PRIu64
+            ",\"write_blocked\":%" PRIu64,
             tot.closed_by_server, tot.first_close_code, tot.close_timeouts, tot.sync_delivered,
             tot.id_regressions, tot.write_blocked);
     fprintf(f, ",\"gen_cpu_s\":%.3f,\"gen_core_share\":%.3f,\"gen_saturated\":%s", tot.cpu_s,
             gen_share, gen_share >= 0.9 ? "true" : "false");
-    fprintf(f, ",\"server_pid\":%d,\"server_cpu_s\":%.3f,\"server_core_share\":%.3f",
-            o.server_pid, server_cpu, server_share);
+    fprintf(f, ",\"server_pid\":%d,\"server_cpu_s\":%.3f,\"server_core_share\":%.3f", o.server_pid,
+            server_cpu, server_share);
     fprintf(f, ",\"delivered_per_server_cpu_s\":%.1f",
             server_cpu > 0 ? (double)tot.delivered / server_cpu : -1);
-    fprintf(f, ",\"server_rss_kb\":{\"before\":%" PRId64 ",\"ready\":%" PRId64 ",\"after\":%" PRId64
-               "}",
+    fprintf(f,
+            ",\"server_rss_kb\":{\"before\":%" PRId64 ",\"ready\":%" PRId64 ",\"after\":%" PRId64
+            "}",
             rss_before, rss_ready, rss_after);
     if (o.sc == SC_IDLE || o.sc == SC_CONNECT) {
         uint64_t n = o.sc == SC_IDLE ? tot.established : tot.connects;
@@ -1799,8 +1953,9 @@ int main(int argc, char **argv) {
     const sockstat_t *sv[3] = {&ss_before, &ss_ready, &ss_after};
     const char *sn[3] = {"before", "ready", "after"};
     for (int i = 0; i < 3; i++)
-        fprintf(f, "%s\"%s\":{\"inuse\":%" PRId64 ",\"tw\":%" PRId64 ",\"alloc\":%" PRId64
-                   ",\"mem_pages\":%" PRId64 "}",
+        fprintf(f,
+                "%s\"%s\":{\"inuse\":%" PRId64 ",\"tw\":%" PRId64 ",\"alloc\":%" PRId64
+                ",\"mem_pages\":%" PRId64 "}",
                 i ? "," : "", sn[i], sv[i]->inuse, sv[i]->tw, sv[i]->alloc, sv[i]->mem_pages);
     fprintf(f, "}");
     if (o.sc == SC_CHURN) {
@@ -1814,5 +1969,6 @@ int main(int argc, char **argv) {
     fflush(f);
     if (code != EXIT_OK)
         fprintf(stderr, "loadgen: %s\n", verdict);
+    free(ch);
     return code;
 }

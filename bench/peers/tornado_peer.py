@@ -49,8 +49,6 @@ class ChatWebSocketHandler(tornado.websocket.WebSocketHandler):
         nick = msg.get("nickname")
         if self.client is not None or not isinstance(nick, str):
             return
-        if any(c.nick == nick for c in ChatWebSocketHandler.clients):
-            return
         self.client = ChatClient(nick, msg.get("room"), self)
         ChatWebSocketHandler.clients.append(self.client)
 
