@@ -31,6 +31,7 @@ SERVER_TITLES = {
     "ws": "Node.js + ws",
     "tornado": "Python + Tornado",
     "lws": "C + libwebsockets",
+    "tertulia-mem": "tertulia, history in memory (`--db :memory:`)",
 }
 TARGET_P99_MS = 50.0  # "sustainable": every message delivered, p99 under this
 KEEPUP_P99_MS = 1000.0  # "keeps up": every message delivered, p99 under this (not diverging)
@@ -215,6 +216,11 @@ class Bench:
             # run's history into the next.
             return [self.tertulia, "--listen", f"127.0.0.1:{port}", "--log-level", "warn",
                     "--db", os.path.join(scratch, "tertulia.db"), *self.tertulia_extra]
+        if name == "tertulia-mem":
+            # The same server with its history in memory: the price of durability is the
+            # difference between the two in the same run.
+            return [self.tertulia, "--listen", f"127.0.0.1:{port}", "--log-level", "warn",
+                    "--db", ":memory:", *self.tertulia_extra]
         if name == "ws":
             return ["node", os.path.join(ROOT, "bench/peers/ws_peer.mjs"), str(port)]
         if name == "tornado":
@@ -361,6 +367,8 @@ class Bench:
             for rep in range(reps):
                 for s in servers:
                     self.one(s, sc, plan[sc], rep)
+                    if sc == "fanout" and s == "tertulia":
+                        self.one("tertulia-mem", sc, plan[sc], rep)
         if "bigroom" not in self.args.skip:
             self.bigroom(servers)
         if "idle" not in self.args.skip:
@@ -533,11 +541,11 @@ class Report:
                 out.append(v if isinstance(v, str) else v[0])
         return out
 
-    def throughput_table(self, scenario, lines):
+    def throughput_table(self, scenario, lines, servers=None):
         lines.append("| server | ok runs | delivered msgs/s | server core share | delivered per "
                      "server CPU-second | generator core share | p50 ms | p99 ms | p99.9 ms |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
-        for s in self.servers:
+        for s in servers or self.servers:
             m = lambda fn, sc=scenario: self.metric(sc, s, fn)
             lines.append(
                 f"| {SERVER_TITLES[s]} | {self.runs_cell(scenario, s)} "
@@ -687,6 +695,22 @@ class Report:
         self.throughput_table("fanout", L)
         self.saturation_note("fanout", L)
         L.append("")
+        if self.sel("fanout", "tertulia-mem"):
+            L.append("### The price of durability")
+            L.append("")
+            L.append("The same fan-out, in the same run, against tertulia with its history in a "
+                     "SQLite file (every room message committed, in one transaction per loop "
+                     "iteration, before anyone receives it) and with `--db :memory:` (the same "
+                     "code path, no file).")
+            L.append("")
+            self.throughput_table("fanout", L, ["tertulia", "tertulia-mem"])
+            disk = self.med("fanout", "tertulia", lambda r: r["delivered_per_server_cpu_s"])
+            mem = self.med("fanout", "tertulia-mem", lambda r: r["delivered_per_server_cpu_s"])
+            if disk and mem:
+                L.append("")
+                L.append(f"Delivered per server CPU-second with the file is {disk / mem:.2f}× "
+                         "that with history in memory.")
+            L.append("")
         L.append("## Private messages")
         L.append("")
         L.append(self.scenario_caption("private"))
