@@ -27,8 +27,15 @@ files=("$@")
 TERTULIA_BIN="$wrapper" TT_SLOW=1 node --test --test-concurrency=1 "${files[@]}"
 st=$?
 bad=0
+killed=0
 for f in "$logs"/*.log; do
     [ -e "$f" ] || continue
+    # A server the crash tests end with kill -9 never writes a summary:
+    # nothing can be checked there unless valgrind already reported errors.
+    if ! grep -q 'ERROR SUMMARY' "$f" && ! grep -qE 'Invalid|uninitialised|Mismatched|lost in' "$f"; then
+        killed=$((killed + 1))
+        continue
+    fi
     if ! grep -q 'ERROR SUMMARY: 0 errors' "$f"; then
         echo "valgrind: errors in $f"
         grep -E 'ERROR SUMMARY|definitely lost|indirectly lost|possibly lost|Invalid|uninitialised' "$f" | head -n 20
@@ -36,5 +43,5 @@ for f in "$logs"/*.log; do
     fi
 done
 n=$(ls "$logs" | wc -l)
-echo "valgrind: $n server runs checked, $bad with errors or leaks"
+echo "valgrind: $((n - killed)) server runs checked, $bad with errors or leaks ($killed ended by kill -9, not checkable)"
 [ $st -eq 0 ] && [ $bad -eq 0 ]
