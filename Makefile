@@ -2,7 +2,7 @@
 # Both install what is missing (scripts/deps.sh) and build first.
 BUILD ?= build
 
-.PHONY: all deps build run test asan fuzz bench valgrind clean format
+.PHONY: all deps build run test fuzz bench bench-quick valgrind clean format
 
 all: build
 
@@ -26,6 +26,10 @@ fuzz:
 
 bench:
 	bash bench/run.sh $(BENCH_ARGS)
+
+# A two-minute smoke run of the benchmarks (results in bench/results/, no report).
+bench-quick:
+	bash bench/run.sh --quick $(BENCH_ARGS)
 
 valgrind: build
 	bash scripts/valgrind.sh
