@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { RawHttp, connect, httpOnce, login, sleep, startServer, uniq, upgradeRequest } from './helpers.mjs';
+import { connect, httpOnce, login, sleep, startServer, uniq, upgradeRequest } from './helpers.mjs';
 
 /** Waits until the server's log matches re (log lines arrive through a pipe, a little later). */
 async function waitLog(server, re, ms = 3000) {
@@ -17,14 +17,8 @@ async function waitLog(server, re, ms = 3000) {
     }
 }
 
-async function upgrade(server, headers = {}) {
-    const c = await RawHttp.connect(server);
-    try {
-        await c.send(upgradeRequest('/ws', { 'Sec-WebSocket-Protocol': 'tertulia.v1', ...headers }).text);
-        return await c.readResponse();
-    } finally {
-        c.destroy();
-    }
+function upgrade(server, headers = {}) {
+    return httpOnce(server, upgradeRequest('/ws', { 'Sec-WebSocket-Protocol': 'tertulia.v1', ...headers }).text);
 }
 
 /** Retries an upgrade until it is accepted (the server frees a place when the close completes). */

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { RawHttp, connect, sleep, startServer, upgradeRequest } from './helpers.mjs';
+import { connect, httpOnce, sleep, startServer, upgradeRequest } from './helpers.mjs';
 
 /** Waits until the server's log matches re (log lines arrive through a pipe, a little later). */
 async function waitLog(server, re, ms = 3000) {
@@ -19,14 +19,8 @@ async function waitLog(server, re, ms = 3000) {
 }
 
 /** The status of an upgrade to /ws with these headers (the connection is then dropped). */
-async function upgradeStatus(server, headers) {
-    const c = await RawHttp.connect(server);
-    try {
-        await c.send(upgradeRequest('/ws', { 'Sec-WebSocket-Protocol': 'tertulia.v1', ...headers }).text);
-        return await c.readResponse();
-    } finally {
-        c.destroy();
-    }
+function upgradeStatus(server, headers) {
+    return httpOnce(server, upgradeRequest('/ws', { 'Sec-WebSocket-Protocol': 'tertulia.v1', ...headers }).text);
 }
 
 test('an upgrade from a foreign Origin gets 403; the own origin and clients without Origin pass', async () => {
