@@ -70,6 +70,11 @@ step "build (release with debug info)"
 build "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 record "build" $? 0 0
 
+step "include graph (docs/ARCHITECTURE.md: Dependencies)"
+bash scripts/check-includes.sh
+st=$?
+record "include-graph" "$st" $((st == 0 ? 1 : 0)) 0
+
 step "unit tests"
 run_ctest unit "$root/build"
 

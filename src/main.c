@@ -10,7 +10,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "net/server.h"
+#include "server/server.h"
 
 static void usage(FILE *out, const server_config_t *d) {
     fprintf(out,

@@ -1,7 +1,7 @@
 /* The server: one libuv loop that owns the listener, every connection and
  * the chat state. server_run() returns when the server has shut down. */
-#ifndef TT_NET_SERVER_H
-#define TT_NET_SERVER_H
+#ifndef TT_SERVER_SERVER_H
+#define TT_SERVER_SERVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -10,18 +10,19 @@
 #include "chat/chat.h"
 
 typedef struct server_config_s {
-    char host[256];        /* address to listen on (default 127.0.0.1) */
-    int port;              /* default 9090; 0 picks a free port (logged) */
-    bool echo;             /* mount /echo, the conformance endpoint */
-    size_t max_message;    /* largest WebSocket message (default 64 KiB) */
-    size_t max_queue;      /* unsent bytes per connection before 1008 (default 1 MiB) */
-    unsigned shutdown_ms;  /* how long shutdown waits for close handshakes (default 3000) */
-    size_t max_connections;/* WebSockets at once; past it upgrades get 503 (0: from the fd limit) */
-    size_t max_per_ip;     /* WebSockets per client address (default 1000; 0: no cap) */
+    char host[256];       /* address to listen on (default 127.0.0.1) */
+    int port;             /* default 9090; 0 picks a free port (logged) */
+    bool echo;            /* mount /echo, the conformance endpoint */
+    size_t max_message;   /* largest WebSocket message (default 64 KiB) */
+    size_t max_queue;     /* unsent bytes per connection before 1008 (default 1 MiB) */
+    unsigned shutdown_ms; /* how long shutdown waits for close handshakes (default 3000) */
+    size_t
+        max_connections; /* WebSockets at once; past it upgrades get 503 (0: from the fd limit) */
+    size_t max_per_ip;   /* WebSockets per client address (default 1000; 0: no cap) */
     unsigned head_timeout_ms; /* a request head (or an idle keep-alive) must arrive within (10 s) */
-    unsigned ping_ms;      /* idle WebSockets are pinged after this (30 s); no answer within
-                              another ping_ms closes them (member_left reason "timeout") */
-    const char **origins;  /* extra allowed Origin values ("*" allows any); NULL-terminated */
+    unsigned ping_ms;         /* idle WebSockets are pinged after this (30 s); no answer within
+                                 another ping_ms closes them (member_left reason "timeout") */
+    const char **origins;     /* extra allowed Origin values ("*" allows any); NULL-terminated */
     size_t norigins;
     /* Message history (src/store), opened before the server listens. */
     const char *db_path;      /* SQLite file (default ./data/tertulia.db); ":memory:" keeps

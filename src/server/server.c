@@ -1,0 +1,343 @@
+/* The wiring: a listener whose streams start as HTTP endpoints, the chat
+ * on its store, signals, the once-per-iteration pass that completes chat
+ * work before the transport writes every queue, and the coarse sweep timer
+ * that enforces deadlines for all connections (no timer per connection). */
+#include "server/server_int.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "http/http_req.h"
+#include "http/http_resp.h"
+#include "http/static.h"
+#include "store/store.h"
+#include "store/store_chat.h"
+
+#define SWEEP_MS 1000
+
+void server_config_defaults(server_config_t *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
+    cfg->port = 9090;
+    cfg->max_message = 64 * 1024;
+    cfg->max_queue = 1024 * 1024;
+    cfg->shutdown_ms = 3000;
+    cfg->max_per_ip = 1000;
+    cfg->head_timeout_ms = 10000;
+    cfg->ping_ms = 30000;
+    cfg->db_path = STORE_DEFAULT_PATH;
+    chat_config_defaults(&cfg->chat);
+}
+
+/* Flood control's clock: the loop time, read once per iteration by libuv,
+ * so it costs nothing per request. */
+static uint64_t loop_now_ms(void *ctx) {
+    server_t *srv = ctx;
+    return tt_loop_now(srv->loop);
+}
+
+static void refresh_date(server_t *srv) {
+    http_date_now(srv->date);
+}
+
+/* Before the loop blocks: finish the iteration's chat work (group commit,
+ * fan-out), close sessions of dropped connections, then write every queue
+ * once, gathering each connection's output into one write. */
+static void before_flush(void *ctx) {
+    server_t *srv = ctx;
+    chat_flush(srv->chat);
+    server_reap_all(srv);
+}
+
+#define LOG_BUDGET 50 /* refusal lines per second */
+
+void server_log_refusal(server_t *srv, const char *fmt, ...) {
+    if (srv->log_budget == 0) {
+        srv->log_suppressed++;
+        return;
+    }
+    srv->log_budget--;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    tt_log_info("%s", line);
+}
+
+int server_ws_admit(server_t *srv, tt_stream_t *s, ip_count_t **out, const char **why) {
+    if (srv->nws >= srv->cfg.max_connections) {
+        *why = "server full: too many connections";
+        return 503;
+    }
+    const char *addr;
+    size_t len = tt_stream_peer_addr(s, &addr);
+    ip_count_t *ip = tt_map_get(&srv->per_ip, addr, len);
+    if (ip != NULL && srv->cfg.max_per_ip && ip->count >= srv->cfg.max_per_ip) {
+        *why = "too many connections from this address";
+        return 503;
+    }
+    if (ip == NULL) {
+        ip = xcalloc(1, sizeof(*ip));
+        ip->len = len < sizeof(ip->addr) ? len : sizeof(ip->addr) - 1;
+        memcpy(ip->addr, addr, ip->len);
+        tt_map_put(&srv->per_ip, ip->addr, ip->len, ip);
+    }
+    ip->count++;
+    *out = ip;
+    srv->nws++;
+    return 0;
+}
+
+void server_ws_release(server_t *srv, ip_count_t *ip) {
+    if (ip == NULL)
+        return;
+    srv->nws--;
+    if (--ip->count == 0) {
+        tt_map_remove(&srv->per_ip, ip->addr, ip->len);
+        free(ip);
+    }
+}
+
+/* Once a second, over every connection: close deadlines, request-head,
+ * response and keep-alive timeouts, and WebSocket keepalive pings. One
+ * timer for all instead of one per connection. */
+static void on_sweep(void *ctx) {
+    server_t *srv = ctx;
+    uint64_t now = tt_loop_now(srv->loop);
+    refresh_date(srv);
+    if (srv->log_suppressed) {
+        tt_log_warn("%u more refusals not logged in the last second", srv->log_suppressed);
+        srv->log_suppressed = 0;
+    }
+    srv->log_budget = LOG_BUDGET;
+    tt_loop_sweep(srv->loop);
+    for (tt_stream_t *s = tt_loop_first_stream(srv->loop); s != NULL; s = tt_loop_next_stream(s)) {
+        if (tt_stream_is_closing(s))
+            continue;
+        conn_ext_t *e = tt_stream_ext(s);
+        if (e->base.kind == EP_HTTP)
+            http_conn_sweep(&e->http, now);
+        else if (e->base.kind == EP_WS)
+            ws_conn_sweep(&e->ws, now);
+    }
+    server_reap_all(srv);
+    tt_loop_flush(srv->loop);
+}
+
+static void on_accept(void *ctx, tt_stream_t *s) {
+    server_t *srv = ctx;
+    conn_ext_t *e = tt_stream_ext(s);
+    http_conn_init(&e->http, srv, s);
+    tt_stream_set_max_queue(s, srv->http_max_queue);
+    if (srv->stopping) {
+        tt_stream_abort(s, "shutdown");
+        return;
+    }
+    /* This stream, not another: the count includes it. */
+    if (tt_loop_stream_count(srv->loop) > srv->max_sockets) {
+        server_log_refusal(srv, "%s: refused: at the open-file limit (%zu connections)",
+                           tt_stream_peer(s), tt_loop_stream_count(srv->loop) - 1);
+        tt_stream_abort(s, "open-file limit");
+    }
+}
+
+static void on_accept_error(void *ctx, int err, const char *what) {
+    (void)err;
+    server_t *srv = ctx;
+    server_log_refusal(srv, "cannot accept: %s", what);
+}
+
+static void close_handles(server_t *srv) {
+    tt_timer_free(srv->sweep);
+    tt_signal_free(srv->sigint);
+    tt_signal_free(srv->sigterm);
+    srv->sweep = NULL;
+    srv->sigint = srv->sigterm = NULL;
+}
+
+static void on_shutdown_tick(void *ctx) {
+    server_t *srv = ctx;
+    if (tt_loop_stream_count(srv->loop) == 0 || tt_loop_now(srv->loop) >= srv->stop_deadline) {
+        for (tt_stream_t *s = tt_loop_first_stream(srv->loop); s; s = tt_loop_next_stream(s))
+            tt_stream_abort(s, "shutdown");
+        tt_timer_free(srv->stop_timer);
+        srv->stop_timer = NULL;
+        close_handles(srv);
+    }
+}
+
+static void on_signal(void *ctx) {
+    server_t *srv = ctx;
+    if (srv->stopping)
+        return;
+    srv->stopping = true;
+    tt_log_info("shutting down (%zu connections)", tt_loop_stream_count(srv->loop));
+    tt_listener_close(srv->listener);
+    srv->listener = NULL;
+    for (tt_stream_t *s = tt_loop_first_stream(srv->loop); s; s = tt_loop_next_stream(s)) {
+        if (tt_stream_is_closing(s))
+            continue;
+        conn_ext_t *e = tt_stream_ext(s);
+        if (e->base.kind == EP_WS) {
+            e->ws.presence_reason = "shutdown";
+            ws_conn_close(&e->ws, WS_CLOSE_GOING_AWAY, "server shutting down");
+        } else {
+            tt_stream_close_after_flush(s, "shutdown");
+        }
+    }
+    server_reap_all(srv);
+    tt_loop_flush(srv->loop);
+    srv->stop_deadline = tt_loop_now(srv->loop) + srv->cfg.shutdown_ms;
+    srv->stop_timer = tt_timer_new(srv->loop, on_shutdown_tick, srv);
+    tt_timer_start(srv->stop_timer, 20, 20);
+}
+
+static int listen_on(server_t *srv) {
+    const server_config_t *cfg = &srv->cfg;
+    tt_listener_config_t lc = {
+        .host = cfg->host,
+        .port = cfg->port,
+        .ext_size = sizeof(conn_ext_t),
+        .max_queue = srv->http_max_queue,
+        .max_input = HTTP_MAX_HEAD * 2 + 4096,
+        .handler = &http_conn_handler,
+        .on_accept = on_accept,
+        .on_accept_error = on_accept_error,
+        .ctx = srv,
+    };
+    char err[320];
+    int r = tt_listen(srv->loop, &lc, &srv->listener, err, sizeof(err));
+    if (r < 0) {
+        tt_log_error("%s", err);
+        return r;
+    }
+    char addr[80];
+    tt_listener_address(srv->listener, addr, sizeof(addr));
+    tt_log_always("listening on %s", addr);
+    return 0;
+}
+
+/* Opens the history database and starts its maintenance thread (retention,
+ * WAL checkpoints). A damaged or unreachable file is a clear log line with
+ * the path and SQLite's reason, and the server does not start. */
+static int open_history(const server_config_t *cfg, store_t **out) {
+    store_config_t sc;
+    store_config_defaults(&sc);
+    sc.path = cfg->db_path;
+    sc.max_bytes = cfg->db_max_bytes;
+    char err[768];
+    int r = store_open(&sc, out, err, sizeof(err));
+    if (r < 0) {
+        tt_log_error("cannot open the message history: %s", err[0] ? err : store_strerror(r));
+        return r;
+    }
+    store_maint_config_t mc;
+    store_maint_config_defaults(&mc);
+    mc.retain_messages = cfg->retain_messages;
+    mc.retain_days = cfg->retain_days;
+    r = store_maint_start(*out, &mc, err, sizeof(err));
+    if (r < 0) {
+        tt_log_error("cannot start the history maintenance thread: %s", err);
+        store_close(*out);
+        *out = NULL;
+        return r;
+    }
+    char keep[96] = "kept forever";
+    if (cfg->retain_messages || cfg->retain_days)
+        snprintf(keep, sizeof(keep), "kept: %llu per room (0: all), %u days (0: forever)",
+                 (unsigned long long)cfg->retain_messages, cfg->retain_days);
+    tt_log_info("message history in %s (last id %lld; %s)", store_path(*out),
+                (long long)store_last_id(*out), keep);
+    return 0;
+}
+
+int server_run(const server_config_t *cfg) {
+    server_t *srv = xcalloc(1, sizeof(*srv));
+    srv->cfg = *cfg;
+    srv->cfg.chat.max_message = cfg->max_message;
+    /* Leave room under the open-file limit for the listener, the loop's
+     * own descriptors, the database and logs: sockets past max_sockets are
+     * accepted and closed at once, with a log line, so the loop never runs
+     * into EMFILE in normal operation. */
+    struct rlimit rl;
+    size_t lim = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        lim = (size_t)rl.rlim_cur;
+    srv->max_sockets = lim > 64 ? lim - 32 : lim / 2;
+    if (srv->cfg.max_connections == 0)
+        srv->cfg.max_connections = lim > 128 ? lim - 64 : lim / 2;
+    /* A queue must hold at least one message of the largest size. */
+    size_t one = cfg->max_message + WS_MAX_HEADER + 4096;
+    if (srv->cfg.max_queue < one)
+        srv->cfg.max_queue = one;
+    /* welcome.limits reports the transport's limits next to the chat's. */
+    chat_config_t *cc = &srv->cfg.chat;
+    chat_config_add_limit(cc, "max_queue", (int64_t)srv->cfg.max_queue);
+    chat_config_add_limit(cc, "max_connections", (int64_t)srv->cfg.max_connections);
+    chat_config_add_limit(cc, "max_per_ip", (int64_t)srv->cfg.max_per_ip);
+    chat_config_add_limit(cc, "max_head", HTTP_MAX_HEAD);
+    chat_config_add_limit(cc, "head_timeout_ms", srv->cfg.head_timeout_ms);
+    chat_config_add_limit(cc, "ping_interval_ms", srv->cfg.ping_ms);
+    /* An HTTP connection holds one response at a time: the largest asset
+     * (queued by reference, never copied) and its head. */
+    srv->http_max_queue = srv->cfg.max_queue;
+    for (const http_asset_t *a = http_assets; a->path != NULL; a++)
+        if (a->len + 8192 > srv->http_max_queue)
+            srv->http_max_queue = a->len + 8192;
+    tt_map_init(&srv->per_ip, 0);
+    tt_list_init(&srv->reap);
+    srv->log_budget = LOG_BUDGET;
+    srv->loop = tt_loop_new();
+    refresh_date(srv);
+
+    store_t *store = NULL;
+    store_chat_t *history = NULL;
+    int r = open_history(&srv->cfg, &store);
+    if (r < 0)
+        goto out_loop;
+    r = listen_on(srv);
+    if (r < 0)
+        goto out_loop;
+    srv->chat = chat_new(&srv->cfg.chat, &ws_conn_chat_io, srv);
+    chat_set_clock(srv->chat, loop_now_ms, srv);
+    /* The chat's ids continue after the last stored one. */
+    r = store_chat_attach(srv->chat, store, &history);
+    if (r < 0) {
+        tt_log_error("cannot read the message history: %s", store_strerror(r));
+        chat_free(srv->chat);
+        tt_listener_close(srv->listener);
+        goto out_loop;
+    }
+
+    tt_loop_set_before_flush(srv->loop, before_flush, srv);
+    srv->sweep = tt_timer_new(srv->loop, on_sweep, srv);
+    tt_timer_start(srv->sweep, SWEEP_MS, SWEEP_MS);
+    srv->sigint = tt_signal_new(srv->loop, SIGINT, on_signal, srv);
+    srv->sigterm = tt_signal_new(srv->loop, SIGTERM, on_signal, srv);
+
+    tt_loop_run(srv->loop);
+    tt_log_info("stopped");
+    chat_flush(srv->chat);
+    chat_free(srv->chat);
+    store_chat_stats_t hs;
+    store_chat_stats(history, &hs);
+    char line[256];
+    store_chat_stats_format(&hs, line, sizeof(line));
+    tt_log_info("message history: %s", line);
+out_loop:
+    /* After the chat: it may commit until chat_free. */
+    store_chat_free(history);
+    store_close(store);
+    tt_loop_free(srv->loop); /* runs the last close callbacks */
+    tt_map_dispose(&srv->per_ip);
+    free(srv);
+    tt_buf_pool_drain();
+    return r;
+}

@@ -1,0 +1,125 @@
+/* Internals shared by the files of src/server: the server, and the two
+ * protocol endpoints that live in a stream's ext area (HTTP/1.1 until an
+ * upgrade, WebSocket after it). Only src/server includes this. */
+#ifndef TT_SERVER_INT_H
+#define TT_SERVER_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat/chat.h"
+#include "core/list.h"
+#include "core/map.h"
+#include "server/server.h"
+#include "transport/transport.h"
+#include "ws/ws_frame.h"
+
+typedef struct server_s server_t;
+
+/* What every endpoint starts with, so the sweep can tell them apart. */
+enum { EP_HTTP = 1, EP_WS = 2 };
+typedef struct ep_base_s {
+    tt_stream_t *s;
+    server_t *srv;
+    uint8_t kind;
+} ep_base_t;
+
+/* HTTP/1.1 serves one request at a time: while a response is unsent the
+ * stream stops reading, so a pipelining client cannot make the server
+ * buffer responses it never reads (h2o's http1.c does the same). The one
+ * deadline is measured from the start of the current phase. */
+typedef enum {
+    HTTP_PHASE_IDLE = 0,   /* waiting for a request: keep-alive idleness */
+    HTTP_PHASE_HEAD,       /* bytes of a head have arrived: it must be complete in time */
+    HTTP_PHASE_RESPONDING, /* a response is unsent: the peer must keep reading it */
+} http_phase_t;
+
+typedef struct http_conn_s {
+    ep_base_t base;
+    uint8_t phase;         /* http_phase_t */
+    uint32_t head_scanned; /* bytes of the current head already searched for its end */
+    uint64_t since;        /* loop time the phase began (RESPONDING: last write progress) */
+    uint64_t written;      /* the stream's bytes written at `since` */
+} http_conn_t;
+
+/* WebSockets per client address, for --max-per-ip. */
+typedef struct ip_count_s {
+    size_t count;
+    size_t len;
+    char addr[46];
+} ip_count_t;
+
+enum {
+    WSC_ECHO = 1 << 0,       /* the /echo endpoint */
+    WSC_CLOSE_SENT = 1 << 1, /* our close frame is queued */
+};
+
+typedef struct ws_conn_s {
+    ep_base_t base;
+    uint32_t flags;
+    tt_link_t reap; /* server->reap: its chat session is to be closed */
+    ws_parser_t wsp;
+    uint8_t *msg; /* assembly of a fragmented message */
+    size_t msg_len, msg_cap;
+    chat_session_t *session;
+    uint64_t last_active;        /* loop time of the last input */
+    uint64_t ping_sent;          /* loop time of our unanswered keepalive ping, or 0 */
+    ip_count_t *ip;              /* this WebSocket's entry in the per-address count */
+    const char *presence_reason; /* member_left's reason; NULL is "disconnect" */
+} ws_conn_t;
+
+/* The ext area of every stream. */
+typedef union conn_ext_u {
+    ep_base_t base;
+    http_conn_t http;
+    ws_conn_t ws;
+} conn_ext_t;
+
+struct server_s {
+    tt_loop_t *loop;
+    server_config_t cfg;
+    tt_listener_t *listener;
+    tt_signal_t *sigint, *sigterm;
+    tt_timer_t *sweep;      /* one coarse timer for every connection's deadlines */
+    tt_timer_t *stop_timer; /* shutdown: waits for close handshakes */
+    chat_t *chat;
+    tt_link_t reap; /* ws_conn_t whose chat session must be closed */
+    bool stopping;
+    uint64_t stop_deadline;
+    char date[30];         /* the HTTP Date header, refreshed by the sweep timer */
+    size_t nws;            /* open WebSocket connections */
+    size_t max_sockets;    /* connections the open-file limit leaves room for */
+    size_t http_max_queue; /* one response: the largest asset and its head */
+    tt_map_t per_ip;       /* client address -> ip_count_t */
+    /* Refusal logging is rate-limited so a flood cannot fill the disk. */
+    unsigned log_budget;
+    unsigned log_suppressed;
+};
+
+/* server.c */
+/* Logs a refusal (peer and reason), at most a few dozen lines a second;
+ * what is held back is counted and reported by the sweep timer. */
+void server_log_refusal(server_t *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Counts a new WebSocket against --max-connections and --max-per-ip;
+ * returns 0 and *ip, or an HTTP status (503) and sets *why. */
+int server_ws_admit(server_t *srv, tt_stream_t *s, ip_count_t **ip, const char **why);
+void server_ws_release(server_t *srv, ip_count_t *ip);
+/* Closes the chat sessions of every connection on the reap list. */
+void server_reap_all(server_t *srv);
+
+/* http_conn.c: the HTTP/1.1 endpoint, every stream's first. */
+extern const tt_stream_handler_t http_conn_handler;
+void http_conn_init(http_conn_t *c, server_t *srv, tt_stream_t *s);
+void http_conn_sweep(http_conn_t *c, uint64_t now);
+
+/* ws_conn.c: the WebSocket endpoint, adopted on upgrade. */
+extern const tt_stream_handler_t ws_conn_handler;
+extern const chat_io_t ws_conn_chat_io;
+/* Moves stream s (whose ext held an HTTP endpoint) to WebSocket. */
+void ws_conn_adopt(server_t *srv, tt_stream_t *s, bool v1, bool echo, ip_count_t *ip);
+/* Sends a close frame (once) and closes after the flush. */
+void ws_conn_close(ws_conn_t *c, uint16_t code, const char *reason);
+void ws_conn_sweep(ws_conn_t *c, uint64_t now);
+
+#endif

@@ -1,0 +1,723 @@
+/* Plain TCP streams: accept, the read path with backpressure, the write
+ * queue with its bound, and the close lifecycle. Reads land in the loop's
+ * one buffer; only bytes the endpoint did not consume are copied into the
+ * stream's own buffer, so an idle stream holds none. Output is queued
+ * during the iteration and written once per iteration (tt_loop_flush). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "transport/transport_int.h"
+
+#define IOV_BATCH 64 /* buffers gathered into one write */
+#define FREE_ENTRIES_KEEP 65536
+#define CLOSE_LINGER_MS 2000 /* how long a closing stream waits for the peer's EOF */
+
+static void on_close(uv_handle_t *h);
+static void stream_flush(tt_stream_t *s);
+static void start_reading(tt_stream_t *s);
+
+/* ---- write queue entries ---- */
+
+static tt_wq_entry_t *entry_get(tt_loop_t *loop) {
+    tt_wq_entry_t *e = loop->free_entries;
+    if (e != NULL) {
+        loop->free_entries = e->next;
+        loop->nfree_entries--;
+    } else {
+        e = xmalloc(sizeof(*e));
+    }
+    e->next = NULL;
+    return e;
+}
+
+static void entry_put(tt_loop_t *loop, tt_wq_entry_t *e) {
+    tt_buf_unref(e->buf);
+    if (loop->nfree_entries >= FREE_ENTRIES_KEEP) {
+        free(e);
+        return;
+    }
+    e->next = loop->free_entries;
+    loop->free_entries = e;
+    loop->nfree_entries++;
+}
+
+void tt__loop_free_entries(tt_loop_t *loop) {
+    while (loop->free_entries != NULL) {
+        tt_wq_entry_t *e = loop->free_entries;
+        loop->free_entries = e->next;
+        free(e);
+    }
+    loop->nfree_entries = 0;
+}
+
+static void queue_clear(tt_stream_t *s) {
+    while (s->q_head != NULL) {
+        tt_wq_entry_t *e = s->q_head;
+        s->q_head = e->next;
+        entry_put(s->loop, e);
+    }
+    s->q_tail = NULL;
+    s->q_bytes = 0;
+    s->q_off = 0;
+}
+
+void tt_stream_drop_unsent(tt_stream_t *s) {
+    /* Entries covered by the uv_write in flight stay: libuv still reads
+     * their bytes. */
+    if (!(s->flags & TT_S_WRITING)) {
+        queue_clear(s);
+        return;
+    }
+    tt_wq_entry_t *last = s->q_head;
+    size_t kept = last ? last->len - s->q_off : 0;
+    for (unsigned i = 1; i < s->inflight && last != NULL && last->next != NULL; i++) {
+        last = last->next;
+        kept += last->len;
+    }
+    if (last == NULL)
+        return;
+    tt_wq_entry_t *e = last->next;
+    last->next = NULL;
+    s->q_tail = last;
+    s->q_bytes = kept;
+    while (e != NULL) {
+        tt_wq_entry_t *next = e->next;
+        entry_put(s->loop, e);
+        e = next;
+    }
+}
+
+static void mark_pending(tt_stream_t *s) {
+    if (tt_link_is_linked(&s->pending) || (s->flags & TT_S_DEAD))
+        return;
+    tt_list_insert_tail(&s->loop->pending, &s->pending);
+}
+
+static bool queue_admit(tt_stream_t *s, size_t len) {
+    if (s->flags & (TT_S_DEAD | TT_S_HARD_CLOSE | TT_S_FINAL))
+        return false;
+    if (s->q_bytes + len > s->max_queue) {
+        if (s->handler->on_overflow != NULL)
+            s->handler->on_overflow(s, len);
+        else
+            tt_stream_abort(s, "unsent output over the limit");
+        return false;
+    }
+    return true;
+}
+
+static void queue_push(tt_stream_t *s, tt_buf_t *buf, const uint8_t *p, size_t len) {
+    tt_wq_entry_t *e = entry_get(s->loop);
+    e->buf = buf;
+    e->ptr = p;
+    e->len = len;
+    if (s->q_tail)
+        s->q_tail->next = e;
+    else
+        s->q_head = e;
+    s->q_tail = e;
+    s->q_bytes += len;
+    mark_pending(s);
+}
+
+bool tt_stream_send_buf(tt_stream_t *s, tt_buf_t *buf) {
+    if (!queue_admit(s, buf->len))
+        return false;
+    queue_push(s, tt_buf_ref(buf), tt_buf_ptr(buf), buf->len);
+    return true;
+}
+
+bool tt_stream_send_static(tt_stream_t *s, const uint8_t *p, size_t len) {
+    if (len == 0)
+        return true;
+    if (!queue_admit(s, len))
+        return false;
+    queue_push(s, NULL, p, len);
+    return true;
+}
+
+static tt_buf_t *buf_copy(const void *p, size_t len) {
+    tt_buf_t *b = tt_buf_new(len);
+    memcpy(b->data, p, len);
+    b->len = (uint32_t)len;
+    return b;
+}
+
+bool tt_stream_send_copy(tt_stream_t *s, const void *p, size_t len) {
+    if (len == 0)
+        return true;
+    if (!queue_admit(s, len))
+        return false;
+    tt_buf_t *b = buf_copy(p, len);
+    queue_push(s, b, b->data, len);
+    return true;
+}
+
+void tt_stream_send_final(tt_stream_t *s, const void *p, size_t len) {
+    /* Not subject to the queue cap: it is what ends an over-full queue. */
+    if (s->flags & (TT_S_DEAD | TT_S_FINAL))
+        return;
+    s->flags |= TT_S_FINAL;
+    tt_buf_t *b = buf_copy(p, len);
+    queue_push(s, b, b->data, len);
+}
+
+size_t tt_stream_queued(const tt_stream_t *s) {
+    return s->q_bytes;
+}
+
+uint64_t tt_stream_bytes_written(const tt_stream_t *s) {
+    return s->written;
+}
+
+/* Removes n written bytes from the front of the queue. */
+static void queue_consume(tt_stream_t *s, size_t n) {
+    s->q_bytes -= n;
+    s->written += n;
+    while (n > 0) {
+        tt_wq_entry_t *e = s->q_head;
+        size_t left = e->len - s->q_off;
+        if (n < left) {
+            s->q_off += n;
+            return;
+        }
+        n -= left;
+        s->q_off = 0;
+        s->q_head = e->next;
+        if (s->q_head == NULL)
+            s->q_tail = NULL;
+        entry_put(s->loop, e);
+    }
+}
+
+static unsigned queue_iov(const tt_stream_t *s, uv_buf_t *iov, unsigned max, size_t *bytes) {
+    unsigned n = 0;
+    size_t off = s->q_off, total = 0;
+    for (tt_wq_entry_t *e = s->q_head; e != NULL && n < max; e = e->next) {
+        iov[n++] = uv_buf_init((char *)e->ptr + off, (unsigned)(e->len - off));
+        total += e->len - off;
+        off = 0;
+    }
+    *bytes = total;
+    return n;
+}
+
+/* ---- accessors ---- */
+
+void *tt_stream_ext(tt_stream_t *s) {
+    return s->ext;
+}
+
+tt_stream_t *tt_stream_from_ext(void *ext) {
+    return (tt_stream_t *)(void *)((char *)ext - offsetof(tt_stream_t, ext));
+}
+
+tt_loop_t *tt_stream_loop(const tt_stream_t *s) {
+    return s->loop;
+}
+
+const char *tt_stream_peer(const tt_stream_t *s) {
+    return s->peer;
+}
+
+size_t tt_stream_peer_addr(const tt_stream_t *s, const char **addr) {
+    *addr = s->peer;
+    if (s->peer[0] == '[') {
+        const char *end = strchr(s->peer, ']');
+        *addr = s->peer + 1;
+        return end ? (size_t)(end - s->peer - 1) : strlen(s->peer + 1);
+    }
+    const char *colon = strrchr(s->peer, ':');
+    return colon ? (size_t)(colon - s->peer) : strlen(s->peer);
+}
+
+void tt_stream_set_handler(tt_stream_t *s, const tt_stream_handler_t *h) {
+    s->handler = h;
+}
+
+void tt_stream_set_max_input(tt_stream_t *s, size_t bytes) {
+    s->max_input = bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)bytes;
+}
+
+void tt_stream_set_max_queue(tt_stream_t *s, size_t bytes) {
+    s->max_queue = bytes;
+}
+
+bool tt_stream_is_closing(const tt_stream_t *s) {
+    return (s->flags & (TT_S_CLOSING | TT_S_DEAD)) != 0;
+}
+
+const char *tt_stream_close_reason(const tt_stream_t *s) {
+    return s->close_reason;
+}
+
+/* ---- close lifecycle ---- */
+
+static void stream_finish(tt_stream_t *s) {
+    if (s->flags & TT_S_DEAD)
+        return;
+    s->flags |= TT_S_DEAD;
+    tt_link_unlink(&s->pending);
+    tt_link_unlink(&s->resume);
+    uv_close((uv_handle_t *)&s->tcp, on_close);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+    tt_stream_t *s = req->data;
+    /* The peer sees our FIN; we now wait for its EOF (or the deadline). */
+    if (status < 0)
+        stream_finish(s);
+}
+
+/* Called when the queue is empty on a closing stream. */
+static void closing_flushed(tt_stream_t *s) {
+    if (s->flags & TT_S_HARD_CLOSE) {
+        stream_finish(s);
+        return;
+    }
+    if (!(s->flags & TT_S_SHUT)) {
+        s->flags |= TT_S_SHUT;
+        s->sreq.data = s;
+        if (uv_shutdown(&s->sreq, (uv_stream_t *)&s->tcp, on_shutdown) < 0)
+            stream_finish(s);
+    }
+}
+
+static void set_reason(tt_stream_t *s, const char *reason) {
+    if (s->close_reason == NULL)
+        s->close_reason = reason;
+}
+
+void tt_stream_close_after_flush(tt_stream_t *s, const char *reason) {
+    set_reason(s, reason);
+    if (s->flags & (TT_S_CLOSING | TT_S_DEAD))
+        return;
+    s->flags |= TT_S_CLOSING;
+    s->close_deadline = uv_now(&s->loop->uv) + CLOSE_LINGER_MS;
+    tt_link_unlink(&s->resume);
+    /* Keep reading, even if the endpoint had paused: the peer's EOF (or
+     * its close frame) is what ends a graceful close. */
+    if (s->flags & TT_S_PAUSED) {
+        s->flags &= ~(uint32_t)TT_S_PAUSED;
+        start_reading(s);
+    }
+    mark_pending(s);
+}
+
+void tt_stream_set_hard_close(tt_stream_t *s) {
+    s->flags |= TT_S_HARD_CLOSE;
+    mark_pending(s);
+}
+
+void tt_stream_abort(tt_stream_t *s, const char *reason) {
+    if (s->flags & TT_S_DEAD)
+        return;
+    s->flags |= TT_S_CLOSING;
+    set_reason(s, reason);
+    queue_clear(s);
+    /* A write in flight still references the queue's first entries; its
+     * callback sees TT_S_DEAD and only releases them. */
+    stream_finish(s);
+}
+
+static void on_close(uv_handle_t *h) {
+    tt_stream_t *s = (tt_stream_t *)h;
+    tt_loop_t *loop = s->loop;
+    /* Outside any of the stream's callbacks: the endpoint may release its
+     * state (the chat session) now. */
+    if (s->handler->on_close != NULL)
+        s->handler->on_close(s);
+    /* Debug: one line per connection would let a connection flood fill the
+     * log; refusals are logged (rate-limited) by the endpoints. */
+    tt_log_debug("%s: closed (%s)", s->peer, s->close_reason ? s->close_reason : "done");
+    queue_clear(s);
+    tt_link_unlink(&s->all);
+    loop->nstreams--;
+    free(s->in);
+    free(s);
+}
+
+void tt_loop_sweep(tt_loop_t *loop) {
+    uint64_t now = uv_now(&loop->uv);
+    for (tt_link_t *l = loop->streams.next; l != &loop->streams; l = l->next) {
+        tt_stream_t *s = tt_container_of(l, tt_stream_t, all);
+        if ((s->flags & (TT_S_CLOSING | TT_S_DEAD)) == TT_S_CLOSING && now >= s->close_deadline)
+            tt_stream_abort(s, "close timed out");
+    }
+}
+
+tt_stream_t *tt_loop_first_stream(tt_loop_t *loop) {
+    tt_link_t *l = tt_list_first(&loop->streams);
+    return l ? tt_container_of(l, tt_stream_t, all) : NULL;
+}
+
+tt_stream_t *tt_loop_next_stream(tt_stream_t *s) {
+    tt_link_t *l = s->all.next;
+    return l == &s->loop->streams ? NULL : tt_container_of(l, tt_stream_t, all);
+}
+
+/* ---- writing ---- */
+
+static void on_write(uv_write_t *req, int status) {
+    tt_stream_t *s = req->data;
+    unsigned n = s->inflight;
+    s->inflight = 0;
+    s->flags &= ~(uint32_t)TT_S_WRITING;
+    if (s->flags & TT_S_DEAD) {
+        queue_clear(s);
+        return;
+    }
+    if (status < 0) {
+        tt_stream_abort(s, "write failed");
+        return;
+    }
+    /* The write covered the first n entries from q_off on. */
+    size_t bytes = 0, off = s->q_off;
+    tt_wq_entry_t *e = s->q_head;
+    for (unsigned i = 0; i < n && e != NULL; i++, e = e->next) {
+        bytes += e->len - off;
+        off = 0;
+    }
+    queue_consume(s, bytes);
+    stream_flush(s);
+}
+
+static void stream_flush(tt_stream_t *s) {
+    uv_buf_t iov[IOV_BATCH];
+    bool had_output = s->q_head != NULL;
+    while (s->q_head != NULL && !(s->flags & (TT_S_WRITING | TT_S_DEAD))) {
+        size_t offered;
+        unsigned n = queue_iov(s, iov, IOV_BATCH, &offered);
+        int r = uv_try_write((uv_stream_t *)&s->tcp, iov, n);
+        if (r == UV_EAGAIN || r == UV_ENOSYS)
+            r = 0;
+        if (r < 0) {
+            tt_stream_abort(s, "write failed");
+            return;
+        }
+        queue_consume(s, (size_t)r);
+        if (s->q_head == NULL)
+            break;
+        /* Did the kernel take everything offered? Then gather the next batch. */
+        if ((size_t)r == offered)
+            continue;
+        /* Short write: hand the rest of this batch to libuv, which writes
+         * it when the socket becomes writable. */
+        n = queue_iov(s, iov, IOV_BATCH, &offered);
+        s->inflight = n;
+        s->wreq.data = s;
+        s->flags |= TT_S_WRITING;
+        if (uv_write(&s->wreq, (uv_stream_t *)&s->tcp, iov, n, on_write) < 0) {
+            s->flags &= ~(uint32_t)TT_S_WRITING;
+            s->inflight = 0;
+            tt_stream_abort(s, "write failed");
+        }
+        return;
+    }
+    if (s->q_head != NULL || (s->flags & (TT_S_WRITING | TT_S_DEAD)))
+        return;
+    if (s->flags & TT_S_CLOSING) {
+        closing_flushed(s);
+        return;
+    }
+    if (had_output && s->handler->on_drain != NULL)
+        s->handler->on_drain(s);
+}
+
+void tt_loop_flush(tt_loop_t *loop) {
+    /* A drain callback may queue more output (the next pipelined response)
+     * and so add streams to the list: loop until it is empty. */
+    tt_link_t *l;
+    while ((l = tt_list_first(&loop->pending)) != NULL) {
+        tt_link_unlink(l);
+        tt_stream_t *s = tt_container_of(l, tt_stream_t, pending);
+        if (!(s->flags & TT_S_DEAD))
+            stream_flush(s);
+    }
+}
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    (void)suggested;
+    tt_stream_t *s = (tt_stream_t *)h;
+    tt_loop_t *loop = s->loop;
+    if (s->in_len == 0) {
+        *buf = uv_buf_init((char *)loop->readbuf, (unsigned)loop->readbuf_cap);
+        return;
+    }
+    /* A partial head or frame is waiting: read behind it, growing the
+     * stream's buffer up to max_input (a full buffer reads nothing, and
+     * libuv reports UV_ENOBUFS). */
+    if (s->in_cap - s->in_len < 16384 && s->in_cap < s->max_input) {
+        size_t cap = (size_t)s->in_cap * 2;
+        if (cap < (size_t)s->in_len + 65536)
+            cap = (size_t)s->in_len + 65536;
+        if (cap > s->max_input)
+            cap = s->max_input;
+        s->in = xrealloc(s->in, cap);
+        s->in_cap = (uint32_t)cap;
+    }
+    *buf = uv_buf_init((char *)s->in + s->in_len, s->in_cap - s->in_len);
+}
+
+/* Hands data to the endpoint until it consumes nothing more, pauses or
+ * closes; returns bytes consumed. The handler may change in between (an
+ * upgrade), so it is read through s each time. */
+static size_t stream_process(tt_stream_t *s, uint8_t *data, size_t len) {
+    size_t pos = 0;
+    s->flags |= TT_S_IN_READ;
+    while (pos < len && !(s->flags & (TT_S_DEAD | TT_S_PAUSED))) {
+        size_t n = s->handler->on_read(s, data + pos, len - pos);
+        if (n == 0)
+            break;
+        pos += n;
+    }
+    s->flags &= ~(uint32_t)TT_S_IN_READ;
+    return pos;
+}
+
+/* Keeps data[used..len) as the stream's pending input. */
+static void keep_input(tt_stream_t *s, const uint8_t *data, size_t len, size_t used, bool own) {
+    size_t left = len - used;
+    if (left == 0) {
+        /* Nothing pending: an idle stream keeps no input buffer. */
+        free(s->in);
+        s->in = NULL;
+        s->in_len = s->in_cap = 0;
+    } else if (own) {
+        if (used > 0)
+            memmove(s->in, s->in + used, left);
+        s->in_len = (uint32_t)left;
+    } else {
+        /* Keep the partial head or frame out of the shared buffer. */
+        size_t cap = left + 16384;
+        if (cap > s->max_input && left <= s->max_input)
+            cap = s->max_input;
+        s->in = xmalloc(cap);
+        s->in_cap = (uint32_t)cap;
+        memcpy(s->in, data + used, left);
+        s->in_len = (uint32_t)left;
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+    tt_stream_t *s = (tt_stream_t *)stream;
+    tt_loop_t *loop = s->loop;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread == UV_ENOBUFS) {
+            tt_stream_abort(s, "input over the limit");
+        } else if (s->flags & TT_S_CLOSING) {
+            stream_finish(s); /* the peer's EOF ends a close we started */
+        } else if (nread == UV_EOF) {
+            /* The peer is done sending, maybe not reading: what is queued
+             * still goes out before the close. */
+            uv_read_stop(stream);
+            if (s->handler->on_eof != NULL) {
+                s->handler->on_eof(s);
+            } else {
+                tt_stream_close_after_flush(s, "disconnect");
+                tt_stream_set_hard_close(s);
+            }
+        } else {
+            tt_stream_abort(s, uv_strerror((int)nread));
+        }
+        return;
+    }
+    bool own = (uint8_t *)buf->base != loop->readbuf;
+    uint8_t *data;
+    size_t len;
+    if (own) {
+        s->in_len += (uint32_t)nread;
+        data = s->in;
+        len = s->in_len;
+    } else {
+        data = (uint8_t *)buf->base;
+        len = (size_t)nread;
+    }
+    size_t used = stream_process(s, data, len);
+    if (s->flags & TT_S_DEAD)
+        return;
+    keep_input(s, data, len, used, own);
+    if (s->in_len > 0 && s->in_len >= s->max_input && !(s->flags & TT_S_PAUSED))
+        tt_stream_abort(s, "input over the limit");
+}
+
+void tt_stream_read_stop(tt_stream_t *s) {
+    if (s->flags & (TT_S_PAUSED | TT_S_DEAD))
+        return;
+    s->flags |= TT_S_PAUSED;
+    tt_link_unlink(&s->resume);
+    uv_read_stop((uv_stream_t *)&s->tcp);
+}
+
+static void start_reading(tt_stream_t *s) {
+    if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) < 0)
+        tt_stream_abort(s, "cannot read");
+}
+
+void tt_stream_read_start(tt_stream_t *s) {
+    if (!(s->flags & TT_S_PAUSED) || (s->flags & TT_S_DEAD))
+        return;
+    s->flags &= ~(uint32_t)TT_S_PAUSED;
+    if (s->in_len == 0) {
+        start_reading(s);
+        return;
+    }
+    /* Input received before the pause goes first, in a later pass (never
+     * from inside this call, which may come from the endpoint's own
+     * callback); the socket is read again only once it is consumed. */
+    if (!tt_link_is_linked(&s->resume))
+        tt_list_insert_tail(&s->loop->resume, &s->resume);
+    tt__loop_idle_start(s->loop);
+}
+
+void tt__stream_resume_all(tt_loop_t *loop) {
+    tt_link_t *l;
+    while ((l = tt_list_first(&loop->resume)) != NULL) {
+        tt_link_unlink(l);
+        tt_stream_t *s = tt_container_of(l, tt_stream_t, resume);
+        if (s->flags & (TT_S_DEAD | TT_S_PAUSED | TT_S_CLOSING))
+            continue;
+        /* In place: reads land in s->in only in on_read, and the socket is
+         * not being read while input waits here. */
+        size_t used = stream_process(s, s->in, s->in_len);
+        if (s->flags & TT_S_DEAD)
+            continue;
+        keep_input(s, s->in, s->in_len, used, true);
+        if (!(s->flags & (TT_S_PAUSED | TT_S_CLOSING)))
+            start_reading(s);
+    }
+    if (loop->idle_on) {
+        loop->idle_on = false;
+        uv_idle_stop(&loop->idle);
+    }
+}
+
+/* ---- listening and accepting ---- */
+
+struct tt_listener_s {
+    uv_tcp_t tcp;
+    tt_loop_t *loop;
+    tt_listener_config_t cfg;
+    char addr[80];
+};
+
+static void peer_name(uv_tcp_t *tcp, char *out, size_t cap) {
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    snprintf(out, cap, "?");
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &sslen) != 0)
+        return;
+    char ip[46] = "?";
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%d", ip, ntohs(a->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%d", ip, ntohs(a->sin6_port));
+    }
+}
+
+static void on_bare_close(uv_handle_t *h) {
+    free(h);
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    tt_listener_t *l = server->data;
+    tt_loop_t *loop = l->loop;
+    if (status < 0) {
+        /* EMFILE: libuv has already accepted and closed the waiting
+         * connections with its reserve descriptor, so the loop does not
+         * spin; accepting resumes by itself once descriptors are free. */
+        if (l->cfg.on_accept_error != NULL)
+            l->cfg.on_accept_error(l->cfg.ctx, status, uv_strerror(status));
+        return;
+    }
+    tt_stream_t *s = xcalloc(1, sizeof(*s) + l->cfg.ext_size);
+    uv_tcp_init(&loop->uv, &s->tcp);
+    int r = uv_accept(server, (uv_stream_t *)&s->tcp);
+    if (r < 0) {
+        if (l->cfg.on_accept_error != NULL)
+            l->cfg.on_accept_error(l->cfg.ctx, r, uv_strerror(r));
+        /* Not a stream yet: close the bare handle and free it. */
+        uv_close((uv_handle_t *)&s->tcp, on_bare_close);
+        return;
+    }
+    s->loop = loop;
+    s->handler = l->cfg.handler;
+    s->max_queue = l->cfg.max_queue;
+    tt_stream_set_max_input(s, l->cfg.max_input);
+    peer_name(&s->tcp, s->peer, sizeof(s->peer));
+    uv_tcp_nodelay(&s->tcp, 1);
+    tt_list_insert_tail(&loop->streams, &s->all);
+    loop->nstreams++;
+    tt_log_debug("%s: open", s->peer);
+    l->cfg.on_accept(l->cfg.ctx, s);
+    if (s->flags & TT_S_DEAD)
+        return;
+    r = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
+    if (r < 0)
+        tt_stream_abort(s, uv_strerror(r));
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t cap) {
+    char ip[64] = "?";
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a, ip, sizeof(ip));
+        snprintf(out, cap, "[%s]:%d", ip, ntohs(a->sin6_port));
+    } else {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a, ip, sizeof(ip));
+        snprintf(out, cap, "%s:%d", ip, ntohs(a->sin_port));
+    }
+}
+
+int tt_listen(tt_loop_t *loop, const tt_listener_config_t *cfg, tt_listener_t **out, char *err,
+              size_t errlen) {
+    *out = NULL;
+    struct sockaddr_storage addr;
+    int r = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
+    if (r < 0)
+        r = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr);
+    if (r < 0) {
+        snprintf(err, errlen, "invalid listen address '%s'", cfg->host);
+        return r;
+    }
+    tt_listener_t *l = xcalloc(1, sizeof(*l));
+    l->loop = loop;
+    l->cfg = *cfg;
+    uv_tcp_init(&loop->uv, &l->tcp);
+    l->tcp.data = l;
+    r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, 0);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, uv_strerror(r));
+        uv_close((uv_handle_t *)&l->tcp, on_bare_close);
+        return r;
+    }
+    struct sockaddr_storage bound;
+    int len = sizeof(bound);
+    uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len);
+    format_addr(&bound, l->addr, sizeof(l->addr));
+    *out = l;
+    return 0;
+}
+
+void tt_listener_address(const tt_listener_t *l, char *out, size_t cap) {
+    snprintf(out, cap, "%s", l->addr);
+}
+
+void tt_listener_close(tt_listener_t *l) {
+    if (l != NULL)
+        uv_close((uv_handle_t *)&l->tcp, on_bare_close);
+}

@@ -1,0 +1,84 @@
+/* Internals of src/transport: the loop and stream structures. Only the
+ * files of src/transport include this (and <uv.h>). */
+#ifndef TT_TRANSPORT_INT_H
+#define TT_TRANSPORT_INT_H
+
+#include <uv.h>
+
+#include "core/list.h"
+#include "transport/transport.h"
+
+/* One queued piece of output: a reference on a shared buffer, or a static
+ * byte range (embedded web assets) when buf is NULL. Entries come from a
+ * loop-wide free list, so queuing a broadcast allocates nothing. */
+typedef struct tt_wq_entry_s {
+    struct tt_wq_entry_s *next;
+    tt_buf_t *buf;
+    const uint8_t *ptr;
+    size_t len;
+} tt_wq_entry_t;
+
+enum {
+    TT_S_CLOSING = 1 << 0,    /* no more input is processed; closes after the flush */
+    TT_S_FINAL = 1 << 1,      /* the final bytes are queued: nothing may follow */
+    TT_S_HARD_CLOSE = 1 << 2, /* close the socket as soon as the queue is flushed */
+    TT_S_SHUT = 1 << 3,       /* uv_shutdown issued */
+    TT_S_WRITING = 1 << 4,    /* a uv_write is in flight */
+    TT_S_DEAD = 1 << 5,       /* uv_close called */
+    TT_S_PAUSED = 1 << 6,     /* the endpoint stopped reading */
+    TT_S_IN_READ = 1 << 7,    /* inside on_read processing (no re-entry) */
+};
+
+struct tt_stream_s {
+    uv_tcp_t tcp; /* first: the handle's address is the stream's */
+    tt_loop_t *loop;
+    const tt_stream_handler_t *handler;
+    tt_link_t all;     /* loop->streams */
+    tt_link_t pending; /* loop->pending: output to write this iteration */
+    tt_link_t resume;  /* loop->resume: kept input to present again */
+    uint32_t flags;
+    /* Input not yet consumed (partial head or frame); NULL while empty, so
+     * an idle stream holds no input buffer. */
+    uint8_t *in;
+    uint32_t in_len, in_cap;
+    uint32_t max_input;
+    /* Output */
+    tt_wq_entry_t *q_head, *q_tail;
+    size_t q_bytes; /* unsent bytes queued */
+    size_t q_off;   /* bytes of q_head already written */
+    size_t max_queue;
+    unsigned inflight; /* entries covered by the uv_write in flight */
+    uint64_t written;  /* bytes handed to the kernel */
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    uint64_t close_deadline; /* loop time after which a closing stream is dropped */
+    const char *close_reason;
+    char peer[56];
+    /* The endpoint's memory follows (ext_size bytes), max-aligned. */
+    _Alignas(max_align_t) unsigned char ext[];
+};
+
+struct tt_loop_s {
+    uv_loop_t uv;
+    uv_prepare_t prepare; /* before each poll: before_flush, then the flush pass */
+    uv_idle_t idle;       /* keeps the poll from blocking while input waits to resume */
+    bool idle_on;
+    tt_loop_cb before_flush;
+    void *before_flush_ctx;
+    tt_link_t streams; /* every open stream */
+    size_t nstreams;
+    tt_link_t pending; /* streams with output */
+    tt_link_t resume;  /* streams whose kept input must be presented again */
+    tt_wq_entry_t *free_entries;
+    size_t nfree_entries;
+    uint8_t *readbuf; /* the loop-wide read buffer */
+    size_t readbuf_cap;
+};
+
+/* stream.c: the resume pass, run from the loop's idle/prepare handles. */
+void tt__stream_resume_all(tt_loop_t *loop);
+void tt__loop_free_entries(tt_loop_t *loop);
+/* loop.c: keeps the poll from blocking until the resume pass ran. */
+void tt__loop_idle_start(tt_loop_t *loop);
+
+#endif
