@@ -32,6 +32,7 @@ SERVER_TITLES = {
     "tornado": "Python + Tornado",
     "lws": "C + libwebsockets",
     "tertulia-mem": "tertulia, history in memory (`--db :memory:`)",
+    "tertulia-prev": "tertulia at the previous commit",
 }
 TARGET_P99_MS = 50.0  # "sustainable": every message delivered, p99 under this
 KEEPUP_P99_MS = 1000.0  # "keeps up": every message delivered, p99 under this (not diverging)
@@ -216,6 +217,11 @@ class Bench:
             # run's history into the next.
             return [self.tertulia, "--listen", f"127.0.0.1:{port}", "--log-level", "warn",
                     "--db", os.path.join(scratch, "tertulia.db"), *self.tertulia_extra]
+        if name == "tertulia-prev":
+            # The previous commit's build, same flags: a change is judged against what it
+            # replaced, in the same run on the same machine.
+            return [self.args.tertulia_prev, "--listen", f"127.0.0.1:{port}", "--log-level",
+                    "warn", "--db", os.path.join(scratch, "tertulia.db"), *self.tertulia_extra]
         if name == "tertulia-mem":
             # The same server with its history in memory: the price of durability is the
             # difference between the two in the same run.
@@ -369,6 +375,8 @@ class Bench:
                     self.one(s, sc, plan[sc], rep)
                     if sc == "fanout" and s == "tertulia":
                         self.one("tertulia-mem", sc, plan[sc], rep)
+                    if s == "tertulia" and self.args.tertulia_prev:
+                        self.one("tertulia-prev", sc, plan[sc], rep)
         if "bigroom" not in self.args.skip:
             self.bigroom(servers)
         if "idle" not in self.args.skip:
@@ -376,6 +384,8 @@ class Bench:
                 for rep in range(reps):
                     for s in servers:
                         self.one(s, key, lg_args, rep)
+                        if s == "tertulia" and self.args.tertulia_prev:
+                            self.one("tertulia-prev", key, lg_args, rep)
         if "connect" not in self.args.skip:
             for rep in range(reps):
                 for s in servers:
@@ -466,6 +476,7 @@ def machine_info(args):
             "jansson": sh("pkg-config --modversion jansson"),
             "gnuplot": sh("gnuplot --version"),
         },
+        "prev_ref": os.environ.get("TT_BENCH_PREV_REF", ""),
         "build_type": sh(f"grep -m1 CMAKE_BUILD_TYPE: {args.build_dir}/CMakeCache.txt | cut -d= -f2"),
         "mode": args.mode,
         "server_cpu": args.server_cpu,
@@ -710,6 +721,34 @@ class Report:
                 L.append("")
                 L.append(f"Delivered per server CPU-second with the file is {disk / mem:.2f}× "
                          "that with history in memory.")
+            L.append("")
+        if self.sel("fanout", "tertulia-prev"):
+            L.append("### Against the previous commit")
+            L.append("")
+            L.append("The same scenarios, in the same run, against the build of the commit "
+                     f"before this one (`{self.meta.get('prev_ref', 'HEAD~1')}`, built with the "
+                     "same flags): a change to the send or receive path is judged against what "
+                     "it replaced.")
+            L.append("")
+            self.throughput_table("fanout", L, ["tertulia", "tertulia-prev"])
+            now = self.med("fanout", "tertulia", lambda r: r["delivered_per_server_cpu_s"])
+            prev = self.med("fanout", "tertulia-prev", lambda r: r["delivered_per_server_cpu_s"])
+            if now and prev:
+                L.append("")
+                L.append(f"Fan-out delivered per server CPU-second: {now / prev:.3f}× the previous "
+                         "commit's.")
+            idle_keys = [k for k in dict.fromkeys(r["scenario"] for r in self.runs)
+                         if k.startswith("idle")]
+            if idle_keys:
+                L.append("")
+                L.append("| idle scenario | this commit, RSS bytes per connection | previous "
+                         "commit | ratio |")
+                L.append("|---|---|---|---|")
+                for key in idle_keys:
+                    a = self.med(key, "tertulia", lambda r: r["rss_per_conn_bytes"])
+                    b = self.med(key, "tertulia-prev", lambda r: r["rss_per_conn_bytes"])
+                    ratio = f"{a / b:.3f}" if a and b else "—"
+                    L.append(f"| {key} | {fmt(a)} | {fmt(b)} | {ratio} |")
             L.append("")
         L.append("## Private messages")
         L.append("")
@@ -1087,6 +1126,8 @@ def main():
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--tertulia", help="the tertulia binary (default BUILD_DIR/tertulia)")
     ap.add_argument("--servers", default=",".join(SERVERS))
+    ap.add_argument("--tertulia-prev", help="the previous commit's tertulia binary: fan-out, "
+                    "private and idle also run it, in the same run, for the comparison")
     ap.add_argument("--skip", default="", help="comma list: fanout,private,bigroom,idle,connect,churn")
     ap.add_argument("--results", help="directory for runs.jsonl and logs")
     ap.add_argument("--doc", help="the Markdown report to write")
