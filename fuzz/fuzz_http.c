@@ -2,7 +2,11 @@
  * arrives in chunks (sizes taken from the first bytes), the blank line is
  * searched incrementally, each complete head is parsed, and an upgrade
  * request goes through the WebSocket handshake checks. Every slice the
- * parser returns must lie inside the head. */
+ * parser returns must lie inside the head, and an accepted head must pass
+ * RFC 9112's line rules as checked here independently of the parser. */
+/* The checks below are the point of the harness: keep them in the
+ * RelWithDebInfo build that the fuzz configuration gets by default. */
+#undef NDEBUG
 #include <assert.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +23,25 @@ static void check_slice(http_slice_t s, const char *buf, size_t len, const http_
     assert(in_head || in_joined);
 }
 
+/* An accepted head, from the end of its skipped empty lines to its blank
+ * line, has no CR but right before LF and no line starting with SP or HTAB;
+ * and it has a Host unless it is HTTP/1.0. */
+static void check_lines(const char *buf, size_t len, const http_req_t *req) {
+    size_t skip = http_leading_empty_lines(buf, len);
+    assert(skip <= 2 * HTTP_MAX_EMPTY_LINES);
+    bool line_start = true;
+    for (size_t i = skip; i < len; i++) {
+        if (buf[i] == '\r')
+            assert(i + 1 < len && buf[i + 1] == '\n');
+        if (line_start && (buf[i] == '\r' || buf[i] == '\n'))
+            break; /* the blank line that ends the head */
+        if (line_start)
+            assert(buf[i] != ' ' && buf[i] != '\t');
+        line_start = buf[i] == '\n';
+    }
+    assert(req->host.ptr != NULL || (req->http_major == 1 && req->http_minor == 0));
+}
+
 static void handle_head(const char *buf, size_t len) {
     http_req_t req;
     int st = http_req_parse(buf, len, &req);
@@ -26,6 +49,7 @@ static void handle_head(const char *buf, size_t len) {
         assert(st == 400 || st == 431 || st == 505);
         return;
     }
+    check_lines(buf, len, &req);
     check_slice(req.path, buf, len, &req);
     check_slice(req.query, buf, len, &req);
     check_slice(req.host, buf, len, &req);

@@ -65,24 +65,41 @@ static void usage(FILE *out, const server_config_t *d) {
             d->chat.history_on_join, CHAT_HISTORY_MAX);
 }
 
-/* Parses a byte count or count in [min, max]; K/M suffixes (KiB, MiB). */
+/* Parses a byte count or count in [min, max]; K/M suffixes (KiB, MiB).
+ * Digits only: strtoull alone would skip leading spaces and negate a '-'.
+ * A value that does not fit 64 bits, before or after its suffix, is
+ * refused as too large instead of wrapping around into the range. */
 static int parse_size(const char *opt, const char *s, size_t min, size_t max, size_t *out) {
+    if (!(s[0] >= '0' && s[0] <= '9'))
+        goto bad;
     errno = 0;
     char *end;
     unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || errno != 0 || s[0] == '-')
+    if (errno == ERANGE)
+        goto too_large;
+    if (end == s || errno != 0)
         goto bad;
-    if (*end == 'K' || *end == 'k') {
-        v *= 1024;
+    unsigned long long unit = 1;
+    if (*end == 'K' || *end == 'k')
+        unit = 1024;
+    else if (*end == 'M' || *end == 'm')
+        unit = 1024 * 1024;
+    if (unit != 1)
         end++;
-    } else if (*end == 'M' || *end == 'm') {
-        v *= 1024 * 1024;
-        end++;
-    }
-    if (*end != '\0' || v < min || v > max)
+    if (*end != '\0')
+        goto bad;
+    if (v > ULLONG_MAX / unit)
+        goto too_large;
+    v *= unit;
+    if (v > max)
+        goto too_large;
+    if (v < min)
         goto bad;
     *out = (size_t)v;
     return 0;
+too_large:
+    fprintf(stderr, "tertulia: %s: '%s' is too large (at most %zu)\n", opt, s, max);
+    return -1;
 bad:
     fprintf(stderr, "tertulia: %s: '%s' is not a number from %zu to %zu\n", opt, s, min, max);
     return -1;
