@@ -197,21 +197,6 @@ static bool head_is_garbage(const uint8_t *p, size_t from, size_t len) {
     return false;
 }
 
-/* Empty lines before a request line are ignored (RFC 9112 section 2.2);
- * more than a few are not an HTTP client. Returns the bytes to skip. */
-static size_t leading_empty_lines(const uint8_t *p, size_t len) {
-    size_t i = 0;
-    for (int lines = 0; lines < 4 && i < len; lines++) {
-        if (p[i] == '\n')
-            i++;
-        else if (p[i] == '\r' && i + 1 < len && p[i + 1] == '\n')
-            i += 2;
-        else
-            break;
-    }
-    return i;
-}
-
 static size_t on_read(tt_stream_t *s, uint8_t *data, size_t len) {
     http_conn_t *c = &((conn_ext_t *)tt_stream_ext(s))->http;
     server_t *srv = c->base.srv;
@@ -219,9 +204,20 @@ static size_t on_read(tt_stream_t *s, uint8_t *data, size_t len) {
     if (tt_stream_is_closing(s))
         return len;
     if (c->phase == HTTP_PHASE_IDLE) {
-        size_t skip = leading_empty_lines(data, len);
+        /* Empty lines before a request line are ignored (RFC 9112 section
+         * 2.2), a few of them per request; they do not start the head's
+         * clock. */
+        size_t skip = http_leading_empty_lines((const char *)data, len);
+        for (size_t i = 0; i < skip; i++)
+            c->empty_lines += data[i] == '\n';
+        if (c->empty_lines > HTTP_MAX_EMPTY_LINES) {
+            refuse(c, 400, NULL, "malformed request");
+            return len;
+        }
         if (skip > 0)
             return skip;
+        if (len == 1 && data[0] == '\r')
+            return 0; /* the LF of an empty line may follow */
         /* The first byte of a head: it must be complete within the head
          * timeout from now, however slowly the rest trickles in. */
         c->phase = HTTP_PHASE_HEAD;
@@ -239,6 +235,7 @@ static size_t on_read(tt_stream_t *s, uint8_t *data, size_t len) {
         return tt_stream_is_closing(s) ? len : 0;
     }
     c->head_scanned = 0;
+    c->empty_lines = 0;
     http_req_t req;
     int status = http_req_parse(buf, head_len, &req);
     if (status != 0) {

@@ -38,6 +38,7 @@ typedef enum {
 typedef struct http_conn_s {
     ep_base_t base;
     uint8_t phase;         /* http_phase_t */
+    uint8_t empty_lines;   /* empty lines skipped before the current request */
     uint32_t head_scanned; /* bytes of the current head already searched for its end */
     uint64_t since;        /* loop time the phase began (RESPONDING: last write progress) */
     uint64_t written;      /* the stream's bytes written at `since` */
