@@ -145,7 +145,11 @@ typedef struct store_msg_s {
  *   STORE_E_UNAVAILABLE  disk full, I/O error, read-only or locked database:
  *                        answer the senders with `unavailable` and keep going
  *   STORE_E_CORRUPT / STORE_E_INTERNAL  other SQLite failures
- * The SQLite reason is logged (once per run of consecutive failures).
+ * The SQLite reason is logged as an error, at most once every 10 s (the
+ * failures in between are counted in the next such line and logged at
+ * debug level), and the first success after failures is logged
+ * ("writing again", with the count), at most once every 10 s too: a store
+ * that keeps failing, or fails and recovers in turn, cannot flood the log.
  * n == 0 returns 0. */
 int store_append_batch(store_t *st, store_msg_t *msgs, size_t n);
 
