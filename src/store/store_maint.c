@@ -372,12 +372,18 @@ static void *maint_main(void *arg) {
 
     pthread_mutex_lock(&st->ctl_mu);
     while (!atomic_load(&st->stop)) {
+        /* One checkpoint, then a due pass: not back to the flag first. A
+         * writer that commits back to back (the asynchronous front's worker
+         * under load) keeps the WAL past checkpoint_pages while a PASSIVE
+         * checkpoint cannot finish, and sets the flag after every commit;
+         * checking it first would starve retention for as long. */
         if (atomic_load(&st->want_checkpoint)) {
             atomic_store(&st->want_checkpoint, false);
             pthread_mutex_unlock(&st->ctl_mu);
             checkpoint(st);
             pthread_mutex_lock(&st->ctl_mu);
-            continue;
+            if (atomic_load(&st->stop))
+                break;
         }
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -389,6 +395,8 @@ static void *maint_main(void *arg) {
             pthread_mutex_lock(&st->ctl_mu);
             continue;
         }
+        if (atomic_load(&st->want_checkpoint))
+            continue;
         if (retain) {
             pthread_cond_timedwait(&st->ctl_cv, &st->ctl_mu, &next_pass);
         } else {
