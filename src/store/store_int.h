@@ -49,6 +49,15 @@ struct store_s {
     store_log_limit_t log_read_fail;
     uint64_t failed_since_ok; /* failed appends since the last "writing again" line */
 
+    /* The asynchronous front (store_async.c). async is set by
+     * store_async_start before it creates the worker and cleared by
+     * store_async_stop after joining it, so both threads see it in order;
+     * while it is set only the worker uses db, its statements and the
+     * fields from db to here. async_thread is the worker's id, set by the
+     * worker itself before its first job; store__is_owner compares it. */
+    bool async;
+    pthread_t async_thread;
+
     /* Serialises write transactions between the loop and the maintenance
      * thread (and every use of the connection when it is shared). SQLite's
      * own lock would also serialise them, but a writer that finds it taken
@@ -97,5 +106,14 @@ uint64_t store__mono_ms(void);
  * and calls store__log_done. */
 bool store__log_allow(store_log_limit_t *l, uint64_t now_ms);
 void store__log_done(store_log_limit_t *l, uint64_t now_ms);
+
+/* Whether msg is well formed (pointers, lengths, kind): what
+ * store_append_batch checks first, shared with store_async_append so a
+ * malformed batch is refused when it is submitted. Ids are not checked. */
+bool store__msg_is_valid(const store_msg_t *m);
+
+/* Whether the calling thread may use the loop's connection: no
+ * asynchronous front runs, or this is its worker. For asserts. */
+bool store__is_owner(const store_t *st);
 
 #endif

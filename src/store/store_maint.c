@@ -3,6 +3,7 @@
  * only ever append to the WAL. Deletes run in small transactions; between
  * them the loop can commit. Not responsible for deciding retention policy
  * (the caller's config) nor for the loop's reads and writes. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,7 +321,9 @@ int store_retention_run(store_t *st, const store_maint_config_t *cfg_in, int64_t
     pthread_mutex_lock(&st->ctl_mu);
     bool running = st->running;
     pthread_mutex_unlock(&st->ctl_mu);
-    if (running || cfg_in == NULL)
+    /* A shared connection is the front's worker's: opening the maintenance
+     * side on it (prepare) would use it from this thread. */
+    if (running || cfg_in == NULL || (st->shared && st->async))
         return STORE_E_INVALID;
     store_maint_config_t cfg = *cfg_in;
     fill_defaults(&cfg);
@@ -417,6 +420,11 @@ int store_maint_start(store_t *st, const store_maint_config_t *cfg_in, char *err
         store__err(st, err, errlen, "the maintenance thread is already running");
         return STORE_E_INVALID;
     }
+    /* It hooks the loop's connection, which the front's worker owns. */
+    if (st->async) {
+        store__err(st, err, errlen, "start the maintenance thread before the asynchronous front");
+        return STORE_E_INVALID;
+    }
     st->mcfg = cfg_in != NULL ? *cfg_in : (store_maint_config_t){0};
     fill_defaults(&st->mcfg);
     int ret = maint_open(st, err, errlen);
@@ -448,6 +456,7 @@ void store_maint_stop(store_t *st) {
     pthread_mutex_unlock(&st->ctl_mu);
     if (!running)
         return;
+    assert(!st->async && "store_async_stop before store_maint_stop");
     pthread_join(st->thread, NULL);
     pthread_mutex_lock(&st->ctl_mu);
     st->running = false;

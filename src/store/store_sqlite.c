@@ -2,6 +2,7 @@
  * migrations, group-committed appends and the paging reads, all on the
  * loop's connection with statements prepared once. Retention and WAL
  * checkpoints live in store_maint.c. */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -62,6 +63,10 @@ bool store__log_allow(store_log_limit_t *l, uint64_t now_ms) {
 void store__log_done(store_log_limit_t *l, uint64_t now_ms) {
     l->unlogged = 0;
     l->next_ms = now_ms + STORE_LOG_EVERY_MS;
+}
+
+bool store__is_owner(const store_t *st) {
+    return !st->async || pthread_equal(st->async_thread, pthread_self());
 }
 
 void store__err(const store_t *st, char *err, size_t errlen, const char *fmt, ...) {
@@ -502,6 +507,7 @@ int store_open(const store_config_t *cfg, store_t **out, char *err, size_t errle
 void store_close(store_t *st) {
     if (st == NULL)
         return;
+    assert(!st->async && "store_async_stop before store_close");
     store_maint_stop(st);
     store__maint_close(st);
     store_free(st);
@@ -510,7 +516,7 @@ void store_close(store_t *st) {
 /* ------------------------------------------------------------------------ */
 /* Writing */
 
-static bool msg_is_valid(const store_msg_t *m) {
+bool store__msg_is_valid(const store_msg_t *m) {
     if (m->room == NULL || m->room_len == 0 || m->from == NULL || m->from_len == 0)
         return false;
     if (m->text == NULL && m->text_len > 0)
@@ -581,6 +587,7 @@ static void note_append_success(store_t *st) {
 }
 
 int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
+    assert(store__is_owner(st) && "the store belongs to its asynchronous front");
     /* Ids are decided before the transaction: the store's own are the next
      * after the previous one, exactly what AUTOINCREMENT would pick, and
      * binding them keeps one code path for both kinds. */
@@ -589,7 +596,7 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
         store_msg_t *m = &msgs[i];
         if (m->id == 0)
             m->id = prev + 1;
-        if (!msg_is_valid(m) || m->id <= prev || m->id > STORE_ID_MAX) {
+        if (!store__msg_is_valid(m) || m->id <= prev || m->id > STORE_ID_MAX) {
             for (size_t k = 0; k < n; k++)
                 msgs[k].id = 0;
             return STORE_E_INVALID;
@@ -635,6 +642,7 @@ int64_t store_last_id(const store_t *st) {
 }
 
 int store_reserve_ids(store_t *st, int64_t upto) {
+    assert(store__is_owner(st) && "the store belongs to its asynchronous front");
     if (upto <= 0 || upto > STORE_ID_MAX)
         return STORE_E_INVALID;
     char sql[512];
@@ -718,6 +726,7 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
                 unsigned limit, store_rec_cb cb, void *ctx, bool *more) {
     if (more != NULL)
         *more = false;
+    assert(store__is_owner(st) && "the store belongs to its asynchronous front");
     if (room == NULL || cb == NULL || room_len > INT_MAX || after_id < 0 || before_id < 0)
         return STORE_E_INVALID;
     int64_t lo = after_id, hi = before_id == 0 ? INT64_MAX : before_id;
