@@ -4,9 +4,15 @@
  * retention and WAL checkpoints (store_maint.c). Not responsible for what is
  * allowed to be stored or for whom it is readable: that is chat's job.
  *
- * Threads: a store_t is used by one thread (the event loop), except the
+ * Threads: a store_t is used by one thread at a time, except the
  * maintenance thread it starts itself (store_maint_start), which has its own
- * SQLite connection and synchronises with the loop internally. */
+ * SQLite connection and synchronises with the other user internally. That
+ * one thread is the event loop, or, once store_async_start
+ * (store_async.h) has handed the store to it, the asynchronous front's
+ * worker: from then until store_async_stop returns, the loop calls none of
+ * the functions below on that store_t except store_path and store_stats,
+ * and store_retention_run on a file database. Every call that can wait for
+ * a lock or the disk then runs off the loop. */
 #ifndef TT_STORE_STORE_H
 #define TT_STORE_STORE_H
 
@@ -33,7 +39,8 @@ typedef struct store_s store_t;
     XX(VERSION, -7004, "the database was written by a newer server")                               \
     XX(UNAVAILABLE, -7005, "storage unavailable (disk full, I/O error or locked)")                 \
     XX(INTERNAL, -7006, "internal storage error")                                                  \
-    XX(INUSE, -7007, "the database is in use by another process")
+    XX(INUSE, -7007, "the database is in use by another process")                                  \
+    XX(BUSY, -7008, "the store's queue is full")
 
 enum {
 #define STORE_XX(name, value, text) STORE_E_##name = (value),
@@ -52,7 +59,12 @@ typedef struct store_config_s {
      * store_t. Borrowed during store_open only. Default STORE_DEFAULT_PATH. */
     const char *path;
     /* How long a write waits for a lock held by another process (e.g. the
-     * sqlite3 shell) before failing with STORE_E_UNAVAILABLE. Default 2000. */
+     * sqlite3 shell, a backup) before failing with STORE_E_UNAVAILABLE.
+     * Default 2000. The thread that called the write waits that long: with
+     * the asynchronous front (store_async.h) that is its worker, never the
+     * event loop, so the default can stay generous; a store used
+     * synchronously on the loop stalls the loop for as long as the lock
+     * is held, up to this. */
     unsigned busy_timeout_ms;
     /* false (default): PRAGMA synchronous=NORMAL in WAL mode. A committed
      * message survives a crash or kill -9 of the process (the WAL write has
@@ -93,7 +105,8 @@ void store_config_defaults(store_config_t *cfg);
 int store_open(const store_config_t *cfg, store_t **out, char *err, size_t errlen);
 
 /* Stops the maintenance thread if it runs, then closes the database (the
- * last connection checkpoints the WAL into the main file). NULL is a no-op. */
+ * last connection checkpoints the WAL into the main file). NULL is a no-op.
+ * An asynchronous front must have been stopped (store_async_stop). */
 void store_close(store_t *st);
 
 /* The path the store was opened with (owned by the store). */
@@ -145,7 +158,11 @@ typedef struct store_msg_s {
  *   STORE_E_UNAVAILABLE  disk full, I/O error, read-only or locked database:
  *                        answer the senders with `unavailable` and keep going
  *   STORE_E_CORRUPT / STORE_E_INTERNAL  other SQLite failures
- * The SQLite reason is logged (once per run of consecutive failures).
+ * The SQLite reason is logged as an error, at most once every 10 s (the
+ * failures in between are counted in the next such line and logged at
+ * debug level), and the first success after failures is logged
+ * ("writing again", with the count), at most once every 10 s too: a store
+ * that keeps failing, or fails and recovers in turn, cannot flood the log.
  * n == 0 returns 0. */
 int store_append_batch(store_t *st, store_msg_t *msgs, size_t n);
 
@@ -253,10 +270,15 @@ void store_maint_config_defaults(store_maint_config_t *cfg);
  * a commit has grown the WAL past checkpoint_pages, so the loop's commits
  * only ever write the WAL: a checkpoint on the loop costs it 5-10 ms every
  * 4 MB of messages. Recommended even without retention. cfg is copied.
+ * It hooks the loop's connection, so start it before store_async_start
+ * (STORE_E_INVALID while an asynchronous front runs); it then works beside
+ * the front's worker exactly as beside the loop.
  * Returns 0, or STORE_E_* with err filled (e.g. already running). */
 int store_maint_start(store_t *st, const store_maint_config_t *cfg, char *err, size_t errlen);
 
-/* Stops and joins the thread (within one delete transaction). Idempotent. */
+/* Stops and joins the thread (within one delete transaction). Idempotent.
+ * It unhooks the loop's connection: call it (or store_close) only after
+ * store_async_stop. */
 void store_maint_stop(store_t *st);
 
 typedef struct store_retention_stats_s {
@@ -270,7 +292,8 @@ typedef struct store_retention_stats_s {
  * what the thread does every interval_ms, exposed for tests and tools. It
  * uses the maintenance connection and the same small transactions. Adds to
  * *stats (if not NULL). Returns 0 or STORE_E_*; STORE_E_INVALID while the
- * thread runs. */
+ * thread runs, and on a ":memory:" store (whose maintenance connection is
+ * the loop's) while an asynchronous front runs. */
 int store_retention_run(store_t *st, const store_maint_config_t *cfg, int64_t now_ms,
                         store_retention_stats_t *stats);
 

@@ -10,6 +10,15 @@
 
 #include "store/store.h"
 
+/* How often a repeated failure may be logged. */
+#define STORE_LOG_EVERY_MS UINT64_C(10000)
+
+/* A rate limit for one kind of log line. */
+typedef struct store_log_limit_s {
+    uint64_t next_ms;  /* monotonic ms before which no line is logged (0: any time) */
+    uint64_t unlogged; /* events since the last line that did not get one */
+} store_log_limit_t;
+
 struct store_s {
     char *path;
     /* ":memory:": one connection only (a second one would be a different,
@@ -30,8 +39,24 @@ struct store_s {
     sqlite3_stmt *st_insert;
     sqlite3_stmt *st_bound; /* the (limit+1)-th newest id of a range */
     sqlite3_stmt *st_rows;  /* a range, oldest first */
-    bool failing;           /* the last append failed: log the next failure quietly */
     int64_t last_id;        /* the largest id ever committed (sqlite_sequence) */
+
+    /* Failure lines, at most one of each kind per STORE_LOG_EVERY_MS (a
+     * failing store must not flood the log): append failures, the first
+     * success after them, read failures. */
+    store_log_limit_t log_append_fail;
+    store_log_limit_t log_append_ok;
+    store_log_limit_t log_read_fail;
+    uint64_t failed_since_ok; /* failed appends since the last "writing again" line */
+
+    /* The asynchronous front (store_async.c). async is set by
+     * store_async_start before it creates the worker and cleared by
+     * store_async_stop after joining it, so both threads see it in order;
+     * while it is set only the worker uses db, its statements and the
+     * fields from db to here. async_thread is the worker's id, set by the
+     * worker itself before its first job; store__is_owner compares it. */
+    bool async;
+    pthread_t async_thread;
 
     /* Serialises write transactions between the loop and the maintenance
      * thread (and every use of the connection when it is shared). SQLite's
@@ -72,5 +97,23 @@ void store__maint_close(store_t *st);
 
 /* Realtime clock in milliseconds since the Unix epoch (message ts). */
 int64_t store__now_ms(void);
+
+/* Monotonic clock in milliseconds (log limits). */
+uint64_t store__mono_ms(void);
+
+/* Counts an event and returns true when it may be logged now: then the
+ * caller logs it with l->unlogged - 1 events left out since the last line,
+ * and calls store__log_done. */
+bool store__log_allow(store_log_limit_t *l, uint64_t now_ms);
+void store__log_done(store_log_limit_t *l, uint64_t now_ms);
+
+/* Whether msg is well formed (pointers, lengths, kind): what
+ * store_append_batch checks first, shared with store_async_append so a
+ * malformed batch is refused when it is submitted. Ids are not checked. */
+bool store__msg_is_valid(const store_msg_t *m);
+
+/* Whether the calling thread may use the loop's connection: no
+ * asynchronous front runs, or this is its worker. For asserts. */
+bool store__is_owner(const store_t *st);
 
 #endif

@@ -3,6 +3,7 @@
  * only ever append to the WAL. Deletes run in small transactions; between
  * them the loop can commit. Not responsible for deciding retention policy
  * (the caller's config) nor for the loop's reads and writes. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,7 +321,9 @@ int store_retention_run(store_t *st, const store_maint_config_t *cfg_in, int64_t
     pthread_mutex_lock(&st->ctl_mu);
     bool running = st->running;
     pthread_mutex_unlock(&st->ctl_mu);
-    if (running || cfg_in == NULL)
+    /* A shared connection is the front's worker's: opening the maintenance
+     * side on it (prepare) would use it from this thread. */
+    if (running || cfg_in == NULL || (st->shared && st->async))
         return STORE_E_INVALID;
     store_maint_config_t cfg = *cfg_in;
     fill_defaults(&cfg);
@@ -372,12 +375,18 @@ static void *maint_main(void *arg) {
 
     pthread_mutex_lock(&st->ctl_mu);
     while (!atomic_load(&st->stop)) {
+        /* One checkpoint, then a due pass: not back to the flag first. A
+         * writer that commits back to back (the asynchronous front's worker
+         * under load) keeps the WAL past checkpoint_pages while a PASSIVE
+         * checkpoint cannot finish, and sets the flag after every commit;
+         * checking it first would starve retention for as long. */
         if (atomic_load(&st->want_checkpoint)) {
             atomic_store(&st->want_checkpoint, false);
             pthread_mutex_unlock(&st->ctl_mu);
             checkpoint(st);
             pthread_mutex_lock(&st->ctl_mu);
-            continue;
+            if (atomic_load(&st->stop))
+                break;
         }
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -389,6 +398,8 @@ static void *maint_main(void *arg) {
             pthread_mutex_lock(&st->ctl_mu);
             continue;
         }
+        if (atomic_load(&st->want_checkpoint))
+            continue;
         if (retain) {
             pthread_cond_timedwait(&st->ctl_cv, &st->ctl_mu, &next_pass);
         } else {
@@ -407,6 +418,11 @@ int store_maint_start(store_t *st, const store_maint_config_t *cfg_in, char *err
     pthread_mutex_unlock(&st->ctl_mu);
     if (running) {
         store__err(st, err, errlen, "the maintenance thread is already running");
+        return STORE_E_INVALID;
+    }
+    /* It hooks the loop's connection, which the front's worker owns. */
+    if (st->async) {
+        store__err(st, err, errlen, "start the maintenance thread before the asynchronous front");
         return STORE_E_INVALID;
     }
     st->mcfg = cfg_in != NULL ? *cfg_in : (store_maint_config_t){0};
@@ -440,6 +456,7 @@ void store_maint_stop(store_t *st) {
     pthread_mutex_unlock(&st->ctl_mu);
     if (!running)
         return;
+    assert(!st->async && "store_async_stop before store_maint_stop");
     pthread_join(st->thread, NULL);
     pthread_mutex_lock(&st->ctl_mu);
     st->running = false;

@@ -2,6 +2,7 @@
  * migrations, group-committed appends and the paging reads, all on the
  * loop's connection with statements prepared once. Retention and WAL
  * checkpoints live in store_maint.c. */
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +47,26 @@ int64_t store__now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t store__mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool store__log_allow(store_log_limit_t *l, uint64_t now_ms) {
+    l->unlogged++;
+    return now_ms >= l->next_ms;
+}
+
+void store__log_done(store_log_limit_t *l, uint64_t now_ms) {
+    l->unlogged = 0;
+    l->next_ms = now_ms + STORE_LOG_EVERY_MS;
+}
+
+bool store__is_owner(const store_t *st) {
+    return !st->async || pthread_equal(st->async_thread, pthread_self());
 }
 
 void store__err(const store_t *st, char *err, size_t errlen, const char *fmt, ...) {
@@ -486,6 +507,7 @@ int store_open(const store_config_t *cfg, store_t **out, char *err, size_t errle
 void store_close(store_t *st) {
     if (st == NULL)
         return;
+    assert(!st->async && "store_async_stop before store_close");
     store_maint_stop(st);
     store__maint_close(st);
     store_free(st);
@@ -494,7 +516,7 @@ void store_close(store_t *st) {
 /* ------------------------------------------------------------------------ */
 /* Writing */
 
-static bool msg_is_valid(const store_msg_t *m) {
+bool store__msg_is_valid(const store_msg_t *m) {
     if (m->room == NULL || m->room_len == 0 || m->from == NULL || m->from_len == 0)
         return false;
     if (m->text == NULL && m->text_len > 0)
@@ -531,7 +553,41 @@ static int insert_one(store_t *st, const store_msg_t *m) {
     return step_done(s);
 }
 
+/* A failed append is logged as an error at most once per
+ * STORE_LOG_EVERY_MS, with the count of those left out (at debug level)
+ * since the previous line: a full disk under load fails every loop
+ * iteration, and a nearly full one fails and recovers in turn. */
+static void note_append_failure(store_t *st, size_t n, const char *why) {
+    uint64_t now = store__mono_ms();
+    st->failed_since_ok++;
+    if (!store__log_allow(&st->log_append_fail, now)) {
+        tt_log_debug("store: %s: cannot store %zu message(s): %s", st->path, n, why);
+        return;
+    }
+    uint64_t more = st->log_append_fail.unlogged - 1;
+    if (more == 0)
+        tt_log_error("store: %s: cannot store %zu message(s): %s", st->path, n, why);
+    else
+        tt_log_error("store: %s: cannot store %zu message(s): %s (%" PRIu64
+                     " more failed commit(s) since the last such line)",
+                     st->path, n, why, more);
+    store__log_done(&st->log_append_fail, now);
+}
+
+/* The first success after failures says so, with the same limit; when the
+ * limit holds it back, a later success says it (the count goes on). */
+static void note_append_success(store_t *st) {
+    uint64_t now = store__mono_ms();
+    if (now < st->log_append_ok.next_ms)
+        return;
+    tt_log_info("store: %s: writing again (%" PRIu64 " failed commit(s) since the last such line)",
+                st->path, st->failed_since_ok);
+    st->failed_since_ok = 0;
+    store__log_done(&st->log_append_ok, now);
+}
+
 int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
+    assert(store__is_owner(st) && "the store belongs to its asynchronous front");
     /* Ids are decided before the transaction: the store's own are the next
      * after the previous one, exactly what AUTOINCREMENT would pick, and
      * binding them keeps one code path for both kinds. */
@@ -540,7 +596,7 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
         store_msg_t *m = &msgs[i];
         if (m->id == 0)
             m->id = prev + 1;
-        if (!msg_is_valid(m) || m->id <= prev || m->id > STORE_ID_MAX) {
+        if (!store__msg_is_valid(m) || m->id <= prev || m->id > STORE_ID_MAX) {
             for (size_t k = 0; k < n; k++)
                 msgs[k].id = 0;
             return STORE_E_INVALID;
@@ -559,10 +615,8 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
     if (rc == SQLITE_OK) {
         pthread_mutex_unlock(&st->write_mu);
         st->last_id = prev;
-        if (st->failing) {
-            tt_log_info("store: %s: writing again", st->path);
-            st->failing = false;
-        }
+        if (st->failed_since_ok > 0)
+            note_append_success(st);
         return 0;
     }
 
@@ -579,9 +633,7 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
     pthread_mutex_unlock(&st->write_mu);
     for (size_t i = 0; i < n; i++)
         msgs[i].id = 0;
-    tt_log(st->failing ? TT_LOG_DEBUG : TT_LOG_ERROR, "store: %s: cannot store %zu message(s): %s",
-           st->path, n, why);
-    st->failing = true;
+    note_append_failure(st, n, why);
     return store__map_rc(rc);
 }
 
@@ -590,6 +642,7 @@ int64_t store_last_id(const store_t *st) {
 }
 
 int store_reserve_ids(store_t *st, int64_t upto) {
+    assert(store__is_owner(st) && "the store belongs to its asynchronous front");
     if (upto <= 0 || upto > STORE_ID_MAX)
         return STORE_E_INVALID;
     char sql[512];
@@ -673,6 +726,7 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
                 unsigned limit, store_rec_cb cb, void *ctx, bool *more) {
     if (more != NULL)
         *more = false;
+    assert(store__is_owner(st) && "the store belongs to its asynchronous front");
     if (room == NULL || cb == NULL || room_len > INT_MAX || after_id < 0 || before_id < 0)
         return STORE_E_INVALID;
     int64_t lo = after_id, hi = before_id == 0 ? INT64_MAX : before_id;
@@ -713,16 +767,31 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
         rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
         sqlite3_reset(s);
     }
+    /* SQLite's reason is taken before the mutex goes: a shared connection
+     * is the maintenance thread's as soon as it is released. */
+    char why[512] = "";
+    if (rc != SQLITE_OK)
+        sqlite_reason(st->db, rc, why, sizeof(why));
     if (!sqlite3_get_autocommit(st->db)) {
         int rc2 = step_done(rc == SQLITE_OK ? st->st_commit : st->st_rollback);
-        if (rc == SQLITE_OK)
+        if (rc == SQLITE_OK) {
             rc = rc2;
+            if (rc != SQLITE_OK)
+                sqlite_reason(st->db, rc, why, sizeof(why));
+        }
     }
     if (st->shared)
         pthread_mutex_unlock(&st->write_mu);
     if (rc != SQLITE_OK) {
-        tt_log_error("store: %s: cannot read the history of %.*s: %s", st->path, (int)room_len,
-                     room, sqlite3_errmsg(st->db));
+        /* Reads fail together (a join and a history request each read):
+         * the same limit as for appends. */
+        uint64_t now = store__mono_ms();
+        if (store__log_allow(&st->log_read_fail, now)) {
+            tt_log_error("store: %s: cannot read the history of %.*s: %s (%" PRIu64
+                         " more failed read(s) since the last such line)",
+                         st->path, (int)room_len, room, why, st->log_read_fail.unlogged - 1);
+            store__log_done(&st->log_read_fail, now);
+        }
         return store__map_rc(rc);
     }
     if (more != NULL)

@@ -903,6 +903,76 @@ static void test_store_full_disk_refuses_and_keeps_working(void **state) {
     store_close(st);
 }
 
+/* Lines of the file at path that contain needle; the first is kept. */
+static int count_lines(const char *path, const char *needle, char *first, size_t cap) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1200];
+    int n = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strstr(line, needle) == NULL)
+            continue;
+        if (n++ == 0 && first != NULL)
+            snprintf(first, cap, "%s", line);
+    }
+    fclose(f);
+    return n;
+}
+
+/* A full disk fails every batch; a nearly full one fails and recovers in
+ * turn. Either way the store logs at most one failure line and one
+ * recovery line every 10 s, with counts, instead of one per batch. */
+static void test_store_append_failures_do_not_flood_the_log(void **state) {
+    (void)state;
+    store_config_t cfg;
+    store_config_defaults(&cfg);
+    cfg.path = tmp_path("flood.db");
+    cfg.max_bytes = 256 * 1024;
+    store_t *st = NULL;
+    char err[512];
+    assert_int_equal(store_open(&cfg, &st, err, sizeof(err)), 0);
+    store_maint_config_t mc;
+    store_maint_config_defaults(&mc);
+    mc.retain_messages = 20;
+
+    const char *log = tmp_path("flood.log");
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    static char text[1000];
+    memset(text, 'f', sizeof(text));
+    store_msg_t m[20];
+    for (int run = 0; run < 2; run++) {
+        int64_t last_ok = 0;
+        int batches = 0;
+        assert_int_equal(append_until_error(st, &last_ok, &batches), STORE_E_UNAVAILABLE);
+        for (int i = 0; i < 300; i++) {
+            for (int k = 0; k < 20; k++)
+                m[k] = room_msg("#full", "ana", text, sizeof(text), NOW_MS);
+            assert_int_equal(store_append_batch(st, m, 20), STORE_E_UNAVAILABLE);
+        }
+        assert_int_equal(store_retention_run(st, &mc, NOW_MS, NULL), 0);
+        put(st, "#full", "ana", "writing", NOW_MS);
+    }
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    store_close(st);
+
+    char first[1200] = "";
+    /* Two runs of 301 failures: one line, the first failure's. */
+    assert_int_equal(count_lines(log, "cannot store", first, sizeof(first)), 1);
+    assert_non_null(strstr(first, "ERROR"));
+    assert_null(strstr(first, "since the last such line"));
+    /* Two recoveries: the first is logged, with its count; the second,
+     * within 10 s of it, is not. */
+    assert_int_equal(count_lines(log, "writing again", first, sizeof(first)), 1);
+    assert_non_null(strstr(first, "(301 failed commit(s) since the last such line)"));
+}
+
 /* A real I/O error: the process may not grow files past a size
  * (RLIMIT_FSIZE), so the WAL write fails with EFBIG. */
 static void test_store_io_error_refuses_and_keeps_working(void **state) {
@@ -1167,6 +1237,7 @@ int main(void) {
         cmocka_unit_test(test_store_open_creates_parent_dir),
         cmocka_unit_test(test_store_open_permission_denied),
         cmocka_unit_test(test_store_full_disk_refuses_and_keeps_working),
+        cmocka_unit_test(test_store_append_failures_do_not_flood_the_log),
         cmocka_unit_test(test_store_io_error_refuses_and_keeps_working),
         cmocka_unit_test(test_store_recovers_from_foreign_writer),
         cmocka_unit_test(test_store_survives_kill9),
