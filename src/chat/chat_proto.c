@@ -66,9 +66,65 @@ static bool room_ok(chat_t *chat, const chat_req_t *req, const char *name, size_
     return false;
 }
 
+typedef enum { TEXT_OK, TEXT_CONTROL, TEXT_BLANK } text_kind_t;
+
+/* One pass over message.text (UTF-8 that jansson validated):
+ * TEXT_CONTROL if it holds a control character other than tab, line feed
+ * and carriage return (U+0000-U+001F, U+007F, U+0080-U+009F): they mean
+ * nothing in chat and JSON escapes each in six bytes; otherwise TEXT_BLANK
+ * if it holds nothing but blanks: ASCII space, tab, line feed, carriage
+ * return, and U+00A0, U+1680, U+180E, U+2000-U+200F, U+2028, U+2029,
+ * U+202F, U+205F, U+2060, U+3000, U+FEFF (Unicode's spaces and the
+ * invisible zero-width characters and marks); otherwise TEXT_OK. */
+static text_kind_t text_kind(const char *text, size_t len) {
+    const unsigned char *p = (const unsigned char *)text;
+    bool visible = false;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7F) {
+                if (c != '\t' && c != '\n' && c != '\r')
+                    return TEXT_CONTROL;
+            } else if (c != ' ') {
+                visible = true;
+            }
+            i++;
+            continue;
+        }
+        /* The length of the sequence from its lead byte; jansson checked
+         * that it is complete, the bound is for safety. */
+        size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+        if (n > len - i)
+            n = len - i;
+        unsigned char c1 = n > 1 ? p[i + 1] : 0, c2 = n > 2 ? p[i + 2] : 0;
+        bool blank = false;
+        if (c == 0xC2) {
+            if (c1 < 0xA0)
+                return TEXT_CONTROL; /* C1: U+0080-U+009F */
+            blank = c1 == 0xA0;      /* U+00A0 */
+        } else if (c == 0xE1) {
+            blank = (c1 == 0x9A && c2 == 0x80) || (c1 == 0xA0 && c2 == 0x8E); /* U+1680 U+180E */
+        } else if (c == 0xE2) {
+            /* U+2000-U+200F, U+2028, U+2029, U+202F; U+205F, U+2060 */
+            blank = (c1 == 0x80 && (c2 <= 0x8F || c2 == 0xA8 || c2 == 0xA9 || c2 == 0xAF)) ||
+                    (c1 == 0x81 && (c2 == 0x9F || c2 == 0xA0));
+        } else if (c == 0xE3) {
+            blank = c1 == 0x80 && c2 == 0x80; /* U+3000 */
+        } else if (c == 0xEF) {
+            blank = c1 == 0xBB && c2 == 0xBF; /* U+FEFF */
+        }
+        visible |= !blank;
+        i += n;
+    }
+    return visible ? TEXT_OK : TEXT_BLANK;
+}
+
 /* message.text of a room or private request: present, a string, not empty,
- * no NUL (JSON can carry "\u0000"; C clients, logs and the store cannot).
- * Its length is checked separately (text_ok), with the other limits. */
+ * no control characters (JSON can carry "\u0000" and the like; C clients,
+ * logs and the store cannot, and each costs six bytes in every reply that
+ * carries it), not blank. Its length is checked separately (text_ok), with
+ * the other limits. */
 static bool need_text(chat_t *chat, const chat_req_t *req, const char **text, size_t *len) {
     json_t *msg = json_object_get(req->root, "message");
     json_t *t = json_is_object(msg) ? json_object_get(msg, "text") : NULL;
@@ -83,11 +139,19 @@ static bool need_text(chat_t *chat, const chat_req_t *req, const char **text, si
         chat__refuse(chat, req, "bad_request", "The message text is empty.");
         return false;
     }
-    if (memchr(*text, '\0', *len) != NULL) {
-        chat__refuse(chat, req, "bad_request", "The message text must not contain NUL characters.");
+    switch (text_kind(*text, *len)) {
+    case TEXT_OK:
+        return true;
+    case TEXT_CONTROL:
+        chat__refuse(chat, req, "bad_request",
+                     "The message text must not contain control characters (other than tab, "
+                     "line feed and carriage return).");
+        return false;
+    case TEXT_BLANK:
+        chat__refuse(chat, req, "bad_request", "The message text is blank.");
         return false;
     }
-    return true;
+    return false;
 }
 
 static bool text_ok(chat_t *chat, const chat_req_t *req, size_t len) {

@@ -1338,6 +1338,100 @@ static void test_chat_free_with_pending(void **state) {
     fx->chat = chat_new(NULL, &fake_io, fx);
 }
 
+/* ---- text content ---- */
+
+/* Control characters (but tab, line feed and carriage return) and blank
+ * text are refused: each control character costs six bytes in every reply
+ * that carries it, and neither means anything in chat. */
+static void test_chat_text_control_and_blank(void **state) {
+    static const struct {
+        const char *json; /* the text as a JSON string body */
+        bool ok;
+    } cases[] = {
+        {"hola", true},
+        {"tab\\there", true},
+        {"two\\nlines", true},
+        {"crlf\\r\\nend", true},
+        {"\\t x", true},
+        {"a\\u0000b", false},
+        {"\\u0001", false},
+        {"x\\u0007", false},
+        {"\\u000b", false},   /* vertical tab */
+        {"\\u000c", false},   /* form feed */
+        {"x\\u001bz", false}, /* escape */
+        {"\\u001f", false},
+        {"\\u007f", false},  /* delete */
+        {"\\u0080", false},  /* C1 */
+        {"a\\u0085", false}, /* next line, a C1 control */
+        {"\\u009f", false},
+        {"\\u00a0x", true}, /* a no-break space before a letter */
+        {"\\u00a1", true},  /* ¡, right after the C1 range */
+        {"\xc3\xa9t\xc3\xa9", true},
+        {"\xf0\x9f\x98\x80", true}, /* 😀 */
+        {" ", false},
+        {"   ", false},
+        {"\\t\\n\\r ", false},
+        {"\\u00a0", false},
+        {"\\u1680", false},
+        {"\\u180e", false},
+        {"\\u2000\\u2001\\u200a", false},
+        {"\\u200b", false}, /* zero-width space */
+        {"\\u200d\\u200c", false},
+        {"\\u200e\\u200f", false},
+        {"\\u2010", true}, /* hyphen, right after the range */
+        {"\\u2028\\u2029", false},
+        {"\\u202f\\u205f\\u2060", false},
+        {"\\u205e", true},
+        {"\\u2061", true},
+        {"\\u3000", false},
+        {"\\u3001", true},
+        {"\\ufeff", false},
+        {"\\ufefe", true},
+        {" \\u3000 \\u00a0x", true},
+        {"x\\u0001 and more", false},
+    };
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.rate_limit = 0; /* many messages at once */
+    fx_t *fx = fx_new(&cfg);
+    login_v1(fx, 1, "alice", "r");
+    login_v1(fx, 2, "bob", "r");
+    take(fx, 1, "member_joined");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        say(fx, 1, "{\"type\":\"room\",\"to\":\"r\",\"id\":\"t%zu\",\"message\":{\"text\":\"%s\"}}",
+            i, cases[i].json);
+        say(fx, 1, "{\"type\":\"private\",\"to\":\"bob\",\"message\":{\"text\":\"%s\"}}",
+            cases[i].json);
+        chat_flush(fx->chat);
+        if (cases[i].ok) {
+            take(fx, 1, "ack");
+            take(fx, 1, "room");
+            take(fx, 1, "private");
+            take(fx, 2, "room");
+            take(fx, 2, "private");
+        } else {
+            json_t *e = take_error(fx, 1, "bad_request");
+            char ref[16];
+            snprintf(ref, sizeof(ref), "t%zu", i);
+            assert_string_equal(jstr(e, "ref"), ref);
+            take_error(fx, 1, "bad_request");
+        }
+        none(fx, 1);
+        none(fx, 2);
+    }
+    /* A legacy sender is held to the same rules: dropped, nobody gets it. */
+    login_legacy(fx, 3, "old", "r");
+    take(fx, 1, "member_joined");
+    take(fx, 2, "member_joined");
+    say(fx, 3, "{\"type\":\"room\",\"to\":\"r\",\"message\":{\"text\":\"\\u0001\\u0001\"}}");
+    say(fx, 3, "{\"type\":\"room\",\"to\":\"r\",\"message\":{\"text\":\"\\u3000\"}}");
+    chat_flush(fx->chat);
+    none(fx, 1);
+    none(fx, 2);
+    none(fx, 3);
+    fx_free(fx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chat_login_welcome, setup, teardown),
@@ -1379,6 +1473,7 @@ int main(void) {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_store_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_free_with_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_text_control_and_blank, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
