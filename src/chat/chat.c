@@ -49,6 +49,11 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
     chat->cfg.server_version = chat->server_version;
     if (chat->cfg.history_on_join > CHAT_HISTORY_MAX)
         chat->cfg.history_on_join = CHAT_HISTORY_MAX;
+    /* A message costs request tokens by its size: the largest costs
+     * 1 + CHAT_RATE_FRAME_PARTS, whatever the transport's limit. */
+    chat->frame_unit = chat->cfg.max_message / CHAT_RATE_FRAME_PARTS;
+    if (chat->frame_unit < CHAT_RATE_FRAME_MIN)
+        chat->frame_unit = CHAT_RATE_FRAME_MIN;
     chat->io = *io;
     chat->io_ctx = io_ctx;
     tt_map_init(&chat->nicks, TT_MAP_NOCASE);

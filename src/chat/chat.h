@@ -33,7 +33,7 @@ typedef struct chat_session_s chat_session_t;
 #define CHAT_ROOM_MAX 64                /* characters of a room name, '#' included */
 #define CHAT_REF_MAX 64                 /* characters of a request's "id" */
 #define CHAT_HISTORY_DEFAULT 50         /* history.limit when absent */
-#define CHAT_ID_RESERVE 10000          /* ids reserved in the store at a time */
+#define CHAT_ID_RESERVE 10000           /* ids reserved in the store at a time */
 #define CHAT_HISTORY_MAX 200            /* history.limit is clamped to this */
 #define CHAT_ID_MAX ((uint64_t)1 << 53) /* ids and since/before stay below (exact in a double) */
 
@@ -41,14 +41,29 @@ typedef struct chat_session_s chat_session_t;
  * (room, private) holding rate_burst tokens and refilled at rate_limit tokens
  * a second, and one for every request of any kind (chat messages, the other
  * requests, even malformed ones), CHAT_RATE_REQUEST_FACTOR times larger and
- * faster. A request finding its bucket empty is refused with rate_limited
- * (and a retry_after_ms hint) and has no other effect. A refusal that comes
- * before the hint of an earlier one has passed is a strike: the client is
- * not waiting as told. A session with more than CHAT_FLOOD_STRIKES strikes
- * within CHAT_FLOOD_WINDOW_MS (counted from the first strike of the window)
- * is closed with 1008 through io->close; a client that waits the hints is
- * never closed, however hard it pushes. */
+ * faster.
+ *
+ * A text message of len bytes costs the request bucket 1 + len / unit
+ * tokens, unit = max_message / CHAT_RATE_FRAME_PARTS (at least
+ * CHAT_RATE_FRAME_MIN): one of the largest size costs 1 +
+ * CHAT_RATE_FRAME_PARTS. It is charged before the message is parsed.
+ * A chat message also takes one token from the message bucket. No charge is
+ * more than a full bucket holds.
+ *
+ * A request finding its bucket short is refused with rate_limited (and a
+ * retry_after_ms hint) and has no other effect. The refusal of a message up
+ * to CHAT_RATE_REF_PARSE_MAX bytes carries the request's id as ref (the
+ * message is parsed only for that); a larger message's only when it ends
+ * with a plain "id":"..." member (as JSON.stringify({...req, id}) writes
+ * it). A refusal that comes before the hint of an earlier one has passed is
+ * a strike: the client is not waiting as told. A session with more than
+ * CHAT_FLOOD_STRIKES strikes within CHAT_FLOOD_WINDOW_MS (counted from the
+ * first strike of the window) is closed with 1008 through io->close; a
+ * client that waits the hints is never closed, however hard it pushes. */
 #define CHAT_RATE_REQUEST_FACTOR 5
+#define CHAT_RATE_FRAME_PARTS 4
+#define CHAT_RATE_FRAME_MIN 4096
+#define CHAT_RATE_REF_PARSE_MAX 1024
 #define CHAT_FLOOD_STRIKES 100
 #define CHAT_FLOOD_WINDOW_MS 10000
 
@@ -65,8 +80,9 @@ typedef struct chat_config_s {
     const char *server_version; /* welcome.server.version (copied by chat_new) */
     size_t max_text;            /* bytes of message.text (default 4096) */
     /* The transport's WebSocket message limit, reported in welcome.limits
-     * (default 65536). Keep it above ~6 × max_text: JSON escapes can make a
-     * text six times longer on the wire. */
+     * (default 65536), and the measure of a message's cost in request
+     * tokens (see flood control). Keep it above ~6 × max_text: JSON escapes
+     * can make a text six times longer on the wire. */
     size_t max_message;
     size_t max_rooms;         /* rooms one connection may be in (default 100) */
     unsigned history_on_join; /* messages sent in joined.history (default 50, at most 200) */

@@ -89,9 +89,9 @@ struct chat_s {
     chat_session_t *sessions;
     uint64_t nsessions;
     uint64_t next_sid;
-    uint64_t last_id;  /* the last message id given out */
+    uint64_t last_id;     /* the last message id given out */
     uint64_t reserved_id; /* ids up to this are reserved in the store */
-    uint64_t messages; /* accepted since start */
+    uint64_t messages;    /* accepted since start */
 
     chat_pending_t *pending;
     size_t npending, pending_cap;
@@ -101,6 +101,7 @@ struct chat_s {
 
     chat_store_hooks_t store;
     void *store_ctx;
+    size_t frame_unit; /* bytes of a text message per request token (chat.h) */
 };
 
 /* A request being handled: who sent it and the "id" to echo as "ref". */
@@ -166,12 +167,20 @@ json_t *chat__history_json(chat_t *chat, const char *name, size_t name_len, uint
 
 /* Fills both of a new session's buckets. */
 void chat__rate_session_init(chat_t *chat, chat_session_t *s);
-/* Takes a token from the request bucket (message = false) or the chat
- * message bucket (true). Returns true if there was one; otherwise refuses
- * req with rate_limited, counts the refusal and, for a persistent flooder,
- * asks io->close for 1008, and returns false. Always true when flood control
- * is off. */
-bool chat__rate_take(chat_t *chat, const chat_req_t *req, bool message);
+/* Takes `tokens` tokens (at most the bucket's size) from the request
+ * bucket (message = false) or the chat message bucket (true). Returns true
+ * if it held them; otherwise takes none, refuses req with rate_limited,
+ * counts the refusal and, for a persistent flooder, asks io->close for
+ * 1008, and returns false. Always true when flood control is off. */
+bool chat__rate_take(chat_t *chat, const chat_req_t *req, bool message, uint64_t tokens);
+/* chat__rate_take without the refusal: true if the tokens were taken;
+ * otherwise *retry_ms is when they will be there. */
+bool chat__rate_try(chat_t *chat, chat_session_t *s, bool message, uint64_t tokens,
+                    uint64_t *retry_ms);
+/* Refuses req with rate_limited after chat__rate_try said no. */
+void chat__rate_refuse(chat_t *chat, const chat_req_t *req, bool message, uint64_t retry_ms);
+/* The flood-control clock (ms, monotonic; injected or CLOCK_MONOTONIC_COARSE). */
+uint64_t chat__clock_ms(const chat_t *chat);
 
 /* ---- chat_proto.c ------------------------------------------------------ */
 

@@ -478,7 +478,96 @@ static size_t utf8_chars(const char *p, size_t len) {
     return n;
 }
 
+static bool is_ws(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The request's id, read without parsing, for refusing a frame that is too
+ * large to parse: found when the frame ends with an "id" member whose value
+ * is a string without escapes (`... ,"id":"c42"}`, how JavaScript's
+ * JSON.stringify({...req, id}) writes it). In valid JSON such a member
+ * belongs to the top-level object and, being the last, is the one a parser
+ * keeps; in anything else the ref is merely echoed. Looks at the last
+ * bytes only. */
+static bool tail_id(const char *data, size_t len, const char **ref, size_t *ref_len) {
+    size_t i = len;
+    while (i > 0 && is_ws(data[i - 1]))
+        i--;
+    if (i == 0 || data[--i] != '}')
+        return false;
+    while (i > 0 && is_ws(data[i - 1]))
+        i--;
+    if (i == 0 || data[--i] != '"')
+        return false;
+    size_t end = i;
+    /* The value: at most CHAT_REF_MAX characters of up to 4 bytes. */
+    while (i > 0 && end - i <= 4 * CHAT_REF_MAX && data[i - 1] != '"') {
+        unsigned char c = (unsigned char)data[i - 1];
+        if (c == '\\' || c < 0x20)
+            return false;
+        i--;
+    }
+    if (i == 0 || data[i - 1] != '"')
+        return false;
+    size_t start = i--;
+    while (i > 0 && is_ws(data[i - 1]))
+        i--;
+    if (i == 0 || data[--i] != ':')
+        return false;
+    while (i > 0 && is_ws(data[i - 1]))
+        i--;
+    if (i < 4 || memcmp(data + i - 4, "\"id\"", 4) != 0)
+        return false;
+    i -= 4;
+    while (i > 0 && is_ws(data[i - 1]))
+        i--;
+    if (i == 0 || (data[i - 1] != ',' && data[i - 1] != '{'))
+        return false;
+    if (utf8_chars(data + start, end - start) > CHAT_REF_MAX)
+        return false;
+    *ref = data + start;
+    *ref_len = end - start;
+    return true;
+}
+
+/* The id of a parsed request: *ok is false when it is present but not a
+ * string of at most CHAT_REF_MAX characters (null counts as absent). */
+static void req_id(const json_t *root, chat_req_t *req, bool *ok) {
+    json_t *id = json_is_object(root) ? json_object_get(root, "id") : NULL;
+    *ok = id == NULL || json_is_null(id) ||
+          (json_is_string(id) &&
+           utf8_chars(json_string_value(id), json_string_length(id)) <= CHAT_REF_MAX);
+    if (*ok && json_is_string(id)) {
+        req->ref = json_string_value(id);
+        req->ref_len = json_string_length(id);
+    }
+}
+
+/* Refuses a frame the request bucket cannot pay for, before parsing it (so
+ * a flood costs almost nothing): with its ref when the frame is small
+ * enough to parse for it cheaply, or its id can be read at its end. */
+static void refuse_unparsed(chat_t *chat, chat_session_t *s, const char *data, size_t len,
+                            uint64_t retry_ms) {
+    chat_req_t req = {.s = s};
+    json_t *root = NULL;
+    if (!tail_id(data, len, &req.ref, &req.ref_len) && len <= CHAT_RATE_REF_PARSE_MAX) {
+        root = json_loadb(data, len, JSON_ALLOW_NUL, NULL);
+        bool ok;
+        req_id(root, &req, &ok);
+    }
+    chat__rate_refuse(chat, &req, false, retry_ms);
+    json_decref(root);
+}
+
 void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t len) {
+    /* Every message costs request tokens by its size, whatever it holds
+     * (junk too), charged before it is parsed; refused, it has no other
+     * effect. */
+    uint64_t retry_ms;
+    if (!chat__rate_try(chat, s, false, 1 + len / chat->frame_unit, &retry_ms)) {
+        refuse_unparsed(chat, s, data, len, retry_ms);
+        return;
+    }
     chat_req_t req = {.s = s};
     json_error_t err;
     /* JSON_ALLOW_NUL: "\u0000" is valid JSON, so it is not a bad_json; the
@@ -486,22 +575,10 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
      * allowed (the last wins), as in most JSON parsers. jansson bounds the
      * nesting depth (2048) and refuses numbers it cannot hold. */
     req.root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
-    json_t *id = json_is_object(req.root) ? json_object_get(req.root, "id") : NULL;
-    bool id_ok = id == NULL || json_is_null(id) ||
-                 (json_is_string(id) &&
-                  utf8_chars(json_string_value(id), json_string_length(id)) <= CHAT_REF_MAX);
-    if (id_ok && json_is_string(id)) {
-        req.ref = json_string_value(id);
-        req.ref_len = json_string_length(id);
-    }
-    /* Every message costs a request token, whatever it holds (junk too);
-     * refused, it has no other effect. The id is read first only so the
-     * refusal can carry the ref. */
-    if (!chat__rate_take(chat, &req, false))
-        goto out;
-    if (req.root == NULL) {
-        /* An object with a number jansson cannot hold is a bad field; a
-         * bare number is not an object at all, so it stays bad_json. */
+    bool id_ok;
+    req_id(req.root, &req, &id_ok);
+    if (req.root == NULL) { /* An object with a number jansson cannot hold is a bad field; a
+                             * bare number is not an object at all, so it stays bad_json. */
         size_t i = 0;
         while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
             i++;
@@ -535,7 +612,7 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
         chat__refuse(chat, &req, "not_logged_in", "Log in first.");
         goto out;
     }
-    if (h->is_message && !chat__rate_take(chat, &req, true))
+    if (h->is_message && !chat__rate_take(chat, &req, true, 1))
         goto out;
     h->fn(chat, &req);
 out:
