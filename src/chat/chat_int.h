@@ -101,7 +101,8 @@ struct chat_s {
 
     chat_store_hooks_t store;
     void *store_ctx;
-    size_t frame_unit; /* bytes of a text message per request token (chat.h) */
+    size_t reply_budget; /* cfg.reply_budget, raised to chat_reply_budget_min */
+    size_t frame_unit;   /* bytes of a text message per request token (chat.h) */
 };
 
 /* A request being handled: who sent it and the "id" to echo as "ref". */
@@ -137,6 +138,13 @@ void chat__refuse_extra(chat_t *chat, const chat_req_t *req, json_t *extra, cons
 /* The JSON object of an accepted message (room/private shape). */
 json_t *chat__message_json(const chat_message_t *m);
 
+/* Bytes of the compact JSON string jansson writes for s[0..len), quotes
+ * included (exact: '"', '\\' and \b \f \n \r \t take two bytes, other
+ * control characters six, everything else itself). */
+size_t chat__json_string_size(const char *s, size_t len);
+/* An upper bound of the bytes of m's JSON (chat__message_json, compact). */
+size_t chat__message_json_size(const json_t *m);
+
 /* ms since the Unix epoch. */
 int64_t chat__now_ms(void);
 
@@ -156,10 +164,15 @@ void chat__leave(chat_t *chat, chat_member_t *m, const char *reason);
 chat_pending_t *chat__pending_add(chat_t *chat);
 /* The store's history of room name[0..name_len) (after < id < before, the
  * newest `limit`, oldest first) as a JSON array of message objects (a new
- * reference). *more tells whether older ones were left out; *rc is the
- * store's result (on failure the array is empty). No store: empty, rc 0. */
+ * reference), cut to the newest messages whose JSON fits `budget` bytes
+ * (but never fewer than one). *more tells whether older ones were left out
+ * (by the store or the cut); *rc is the store's result (on failure the
+ * array is empty). No store: empty, rc 0. */
 json_t *chat__history_json(chat_t *chat, const char *name, size_t name_len, uint64_t after,
-                           uint64_t before, unsigned limit, bool *more, int *rc);
+                           uint64_t before, unsigned limit, size_t budget, bool *more, int *rc);
+/* The bytes left for a list in a reply to req whose other lists take
+ * `used` bytes: the reply budget less the reply's own JSON. */
+size_t chat__list_budget(const chat_t *chat, size_t used);
 
 /* ---- chat_rate.c: flood control ------------------------------------------ */
 
@@ -179,6 +192,11 @@ bool chat__rate_try(chat_t *chat, chat_session_t *s, bool message, uint64_t toke
                     uint64_t *retry_ms);
 /* Refuses req with rate_limited after chat__rate_try said no. */
 void chat__rate_refuse(chat_t *chat, const chat_req_t *req, bool message, uint64_t retry_ms);
+/* The extra charge of a request (its own token already taken) that is
+ * about to scan n rooms or members: ceil(n / CHAT_RATE_SCAN_ITEMS) request
+ * tokens, at most the bucket's size less one, so that a full bucket always
+ * pays for it. chat__rate_take's result and refusal. */
+bool chat__rate_take_scan(chat_t *chat, const chat_req_t *req, size_t n);
 /* The flood-control clock (ms, monotonic; injected or CLOCK_MONOTONIC_COARSE). */
 uint64_t chat__clock_ms(const chat_t *chat);
 

@@ -101,6 +101,15 @@ bool chat__rate_take(chat_t *chat, const chat_req_t *req, bool message, uint64_t
     return false;
 }
 
+bool chat__rate_take_scan(chat_t *chat, const chat_req_t *req, size_t n) {
+    rate_t r;
+    uint64_t tokens = (n + CHAT_RATE_SCAN_ITEMS - 1) / CHAT_RATE_SCAN_ITEMS;
+    if (tokens == 0 || !rate_of(chat, false, &r))
+        return true;
+    uint64_t most = r.cap / CHAT_RATE_UNIT - 1; /* the bucket holds ≥ 5 tokens */
+    return chat__rate_take(chat, req, false, tokens < most ? tokens : most);
+}
+
 void chat__rate_refuse(chat_t *chat, const chat_req_t *req, bool message, uint64_t retry_ms) {
     chat_session_t *s = req->s;
     uint64_t now = chat__clock_ms(chat);

@@ -690,6 +690,108 @@ static void test_chat_rate_large_room_messages_keep_their_ref(void **state) {
     fx_free(fx);
 }
 
+/* rooms and who take ceil(N / 1000) more tokens for the N rooms or members
+ * they scan, so one connection cannot keep the loop busy with them. */
+static void test_chat_rate_scans_cost_in_proportion(void **state) {
+    (void)state;
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.rate_burst = 4;
+    cfg.rate_limit = 1;
+    cfg.max_rooms = 3000;
+    fx_t *fx = calloc(1, sizeof(*fx));
+    fx->now = 1000000;
+    fx->chat = chat_new(&cfg, &fake_io, fx);
+    chat_set_clock(fx->chat, fake_now, fx);
+    open_conn(fx, 2, false);
+    say(fx, 2, "{\"type\":\"login\",\"nickname\":\"maker\"}");
+    for (int i = 0; i < 2500; i++) {
+        fx->now += 200;
+        say(fx, 2, "{\"type\":\"join\",\"room\":\"room%04d\"}", i);
+    }
+    chat_stats_t st;
+    chat_stats(fx->chat, &st);
+    assert_int_equal(st.rooms, 2500);
+    fx->now += 10000;
+    login_v1(fx, 1, "ana", "room0000"); /* 1 token; 19 left */
+    /* A listing costs 1 + 3: four of them, then a refusal with its ref. */
+    for (int i = 0; i < 4; i++)
+        say(fx, 1, "{\"type\":\"rooms\",\"limit\":1,\"id\":\"r%d\"}", i);
+    for (int i = 0; i < 4; i++)
+        take(fx, 1, "rooms");
+    say(fx, 1, "{\"type\":\"rooms\",\"limit\":1,\"id\":\"r4\"}"); /* 3 left: 1 + 3 is too many */
+    json_t *e = take(fx, 1, "error");
+    assert_string_equal(jstr(e, "code"), "rate_limited");
+    assert_string_equal(jstr(e, "ref"), "r4");
+    assert_int_equal(jint(e, "retry_after_ms"), 200); /* the one token short */
+    /* The base token was spent; the scan's were not: two pings pass. */
+    say(fx, 1, "{\"type\":\"ping\"}");
+    say(fx, 1, "{\"type\":\"ping\"}");
+    take(fx, 1, "pong");
+    take(fx, 1, "pong");
+    none(fx, 1);
+    /* who scans the room: 1,002 members (ana, maker and 1,000 more) cost 2 more. */
+    fx->now += 10000;
+    for (int i = 0; i < 1000; i++) {
+        char req[96];
+        int n = snprintf(req, sizeof(req),
+                         "{\"type\":\"login\",\"nickname\":\"c%04d\",\"room\":\"room0000\"}", i);
+        chat_session_t *c = chat_session_open(fx->chat, (void *)(uintptr_t)(100 + i), false, "c");
+        chat_session_on_text(fx->chat, c, req, (size_t)n);
+    }
+    assert_int_equal(count(fx, 1, "member_joined"), 1000);
+    fx->now += 10000;
+    for (int i = 0; i < 6; i++)
+        say(fx, 1, "{\"type\":\"who\",\"room\":\"room0000\",\"limit\":1,\"id\":\"w%d\"}", i);
+    for (int i = 0; i < 6; i++) {
+        json_t *m = take(fx, 1, "members");
+        assert_int_equal(jint(m, "count"), 1002);
+    }
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"room0000\",\"limit\":1,\"id\":\"w6\"}");
+    e = take(fx, 1, "error");
+    assert_string_equal(jstr(e, "ref"), "w6");
+    /* A room nobody is in costs nothing more. */
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"nobody\",\"id\":\"w7\"}");
+    take(fx, 1, "members");
+    fx_free(fx);
+}
+
+/* However many rooms there are, a full bucket pays for a listing: the scan
+ * costs at most the bucket's size less the request's own token. */
+static void test_chat_rate_a_scan_never_costs_more_than_a_full_bucket(void **state) {
+    (void)state;
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.rate_burst = 1; /* requests: 5 at once, 5 a second */
+    cfg.rate_limit = 1;
+    cfg.max_rooms = 6000;
+    fx_t *fx = calloc(1, sizeof(*fx));
+    fx->now = 1000000;
+    fx->chat = chat_new(&cfg, &fake_io, fx);
+    chat_set_clock(fx->chat, fake_now, fx);
+    open_conn(fx, 2, false);
+    say(fx, 2, "{\"type\":\"login\",\"nickname\":\"maker\"}");
+    for (int i = 0; i < 5000; i++) { /* 5 more tokens' worth of scanning than the bucket */
+        fx->now += 200;
+        say(fx, 2, "{\"type\":\"join\",\"room\":\"room%04d\"}", i);
+    }
+    chat_stats_t st;
+    chat_stats(fx->chat, &st);
+    assert_int_equal(st.rooms, 5000);
+    login_v1(fx, 1, "ana", "room0000");
+    for (int round = 0; round < 3; round++) {
+        fx->now += 1000; /* full again */
+        say(fx, 1, "{\"type\":\"rooms\",\"limit\":2,\"id\":\"a%d\"}", round);
+        assert_int_equal(jint(take(fx, 1, "rooms"), "count"), 5000);
+        say(fx, 1, "{\"type\":\"ping\",\"id\":\"b%d\"}", round); /* the bucket is empty */
+        json_t *e = take(fx, 1, "error");
+        assert_string_equal(jstr(e, "code"), "rate_limited");
+        assert_int_equal(jint(e, "retry_after_ms"), 200);
+    }
+    none(fx, 1);
+    fx_free(fx);
+}
+
 /* ---- welcome.limits ---- */
 
 static void test_chat_rate_welcome_limits(void **state) {
@@ -779,6 +881,8 @@ int main(void) {
         cmocka_unit_test_setup(test_chat_rate_legacy_refusals_are_dropped, setup),
         cmocka_unit_test_setup(test_chat_rate_frames_cost_by_size_before_parsing, setup),
         cmocka_unit_test_setup(test_chat_rate_large_room_messages_keep_their_ref, setup),
+        cmocka_unit_test_setup(test_chat_rate_scans_cost_in_proportion, setup),
+        cmocka_unit_test_setup(test_chat_rate_a_scan_never_costs_more_than_a_full_bucket, setup),
         cmocka_unit_test_setup(test_chat_rate_welcome_limits, setup),
         cmocka_unit_test_setup(test_chat_rate_default_clock, setup),
     };
