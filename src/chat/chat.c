@@ -348,6 +348,57 @@ size_t chat__list_budget(const chat_t *chat, size_t used) {
     return chat->reply_budget > own ? chat->reply_budget - own : 0;
 }
 
+/* ---- error lines held back ---- */
+
+/* Counts a failure concerning `items` messages. Returns true when it is to
+ * be logged now (no line within the window); *held_events and *held_items
+ * are then the failures held back since the last line (and are reset). */
+static bool logwin_count(chat_t *chat, chat_logwin_t *w, uint64_t items, int rc,
+                         uint64_t *held_events, uint64_t *held_items) {
+    uint64_t now = chat__clock_ms(chat);
+    w->rc = rc;
+    if (w->logged && now - w->last_ms < CHAT_LOG_WINDOW_MS) {
+        w->events++;
+        w->items += items;
+        return false;
+    }
+    *held_events = w->events;
+    *held_items = w->items;
+    w->events = w->items = 0;
+    w->logged = true;
+    w->last_ms = now;
+    return true;
+}
+
+/* True, once a window has passed since the last line, when failures were
+ * held back meanwhile: the caller logs their summary. */
+static bool logwin_due(chat_t *chat, chat_logwin_t *w) {
+    if (w->events == 0)
+        return false;
+    uint64_t now = chat__clock_ms(chat);
+    if (now - w->last_ms < CHAT_LOG_WINDOW_MS)
+        return false;
+    w->last_ms = now;
+    return true;
+}
+
+static void logwin_summaries(chat_t *chat) {
+    chat_logwin_t *w = &chat->log_append;
+    if (logwin_due(chat, w)) {
+        tt_log_error("chat: storing failed %llu more times since the last line (%llu messages, "
+                     "not delivered); last error %d",
+                     (unsigned long long)w->events, (unsigned long long)w->items, w->rc);
+        w->events = w->items = 0;
+    }
+    w = &chat->log_history;
+    if (logwin_due(chat, w)) {
+        tt_log_error("chat: reading history for a join failed %llu more times since the last "
+                     "line (joined without it); last error %d",
+                     (unsigned long long)w->events, w->rc);
+        w->events = w->items = 0;
+    }
+}
+
 static uint32_t next_cap(uint32_t cap) {
     return cap ? cap * 2 : 4;
 }
@@ -398,9 +449,17 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
         unsigned limit = chat->cfg.history_on_join;
         json_t *hist = chat__history_json(chat, room->name, room->name_len, since, 0, limit,
                                           chat__list_budget(chat, names), &more, &rc);
-        if (rc < 0)
-            tt_log_error("chat: history of %s for %s failed (%d); joined without it", room->name,
-                         s->peer, rc);
+        uint64_t held, held_items;
+        if (rc < 0 && logwin_count(chat, &chat->log_history, 0, rc, &held, &held_items)) {
+            if (held > 0)
+                tt_log_error("chat: history of %s for %s failed (%d); joined without it "
+                             "(and %llu more such failures since the last line)",
+                             room->name, s->peer, rc, (unsigned long long)held);
+            else
+                tt_log_error("chat: history of %s for %s failed (%d); joined without it "
+                             "(such failures are logged once per %u s)",
+                             room->name, s->peer, rc, CHAT_LOG_WINDOW_MS / 1000);
+        }
         json_t *o = json_object();
         json_object_set_new(o, "type", json_string_nocheck("joined"));
         json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
@@ -475,6 +534,10 @@ static void deliver(chat_t *chat, const chat_pending_t *p) {
 }
 
 void chat_flush(chat_t *chat) {
+    /* Failures held back from the log are summarized once their window has
+     * passed, even if nothing else happens. */
+    if ((chat->log_append.events | chat->log_history.events) != 0)
+        logwin_summaries(chat);
     /* io callbacks must not re-enter the chat; the flag turns a violation
      * into a harmless no-op instead of a recursive delivery. */
     if (chat->npending == 0 || chat->flushing)
@@ -493,9 +556,19 @@ void chat_flush(chat_t *chat) {
                 chat->batch[stored++] = chat->pending[i].msg;
         if (stored > 0)
             rc = chat->store.append_batch(chat->store_ctx, chat->batch, stored);
-        if (rc < 0)
-            tt_log_error("chat: storing %zu messages failed (%d); they are not delivered", stored,
-                         rc);
+        /* A failing store fails every batch: log one line per window, with
+         * the count of what was held back since the last one. */
+        uint64_t held, held_items;
+        if (rc < 0 && logwin_count(chat, &chat->log_append, stored, rc, &held, &held_items)) {
+            if (held > 0)
+                tt_log_error("chat: storing %zu messages failed (%d); they are not delivered "
+                             "(and %llu more batches, %llu messages, since the last line)",
+                             stored, rc, (unsigned long long)held, (unsigned long long)held_items);
+            else
+                tt_log_error("chat: storing %zu messages failed (%d); they are not delivered "
+                             "(such failures are logged once per %u s)",
+                             stored, rc, CHAT_LOG_WINDOW_MS / 1000);
+        }
     }
     for (size_t i = 0; i < chat->npending; i++) {
         chat_pending_t *p = &chat->pending[i];

@@ -84,6 +84,11 @@ typedef struct chat_session_s chat_session_t;
 #define CHAT_FLOOD_STRIKES 100
 #define CHAT_FLOOD_WINDOW_MS 10000
 
+/* Errors the chat logs about its store (failed writes, failed history reads
+ * of joins) are written at most once per CHAT_LOG_WINDOW_MS each; what is
+ * held back is counted and summarized in the next line. */
+#define CHAT_LOG_WINDOW_MS 10000
+
 /* A limit of the transport that welcome.limits reports next to the chat's
  * own (e.g. max_queue, ping_interval_ms). */
 typedef struct chat_limit_s {

@@ -59,6 +59,16 @@ struct chat_session_s {
     bool closing;             /* io->close was asked for: further input is ignored */
 };
 
+/* Error lines held back (chat.c): at most one line per CHAT_LOG_WINDOW_MS,
+ * counting what was not logged in between. */
+typedef struct chat_logwin_s {
+    uint64_t last_ms; /* when the last line was written */
+    bool logged;      /* last_ms is set */
+    uint64_t events;  /* failures since the last line, not logged */
+    uint64_t items;   /* messages those failures concerned */
+    int rc;           /* the latest failure's code */
+} chat_logwin_t;
+
 /* A chat message accepted but not yet delivered. The pointers stay valid
  * until chat_flush because every membership change and every session close
  * flushes first: no room or session referred to here can go away meanwhile.
@@ -101,8 +111,10 @@ struct chat_s {
 
     chat_store_hooks_t store;
     void *store_ctx;
-    size_t reply_budget; /* cfg.reply_budget, raised to chat_reply_budget_min */
-    size_t frame_unit;   /* bytes of a text message per request token (chat.h) */
+    size_t reply_budget;       /* cfg.reply_budget, raised to chat_reply_budget_min */
+    size_t frame_unit;         /* bytes of a text message per request token (chat.h) */
+    chat_logwin_t log_append;  /* failed append_batch calls */
+    chat_logwin_t log_history; /* failed history reads of joins */
 };
 
 /* A request being handled: who sent it and the "id" to echo as "ref". */

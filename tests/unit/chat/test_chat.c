@@ -52,6 +52,8 @@ typedef struct fx_s {
     unsigned big_n;
     char *big_text;
     size_t big_len;
+    /* an injected clock (fake_now) when set */
+    uint64_t now;
 } fx_t;
 
 static void fake_send(void *ctx, void *conn, tt_buf_t *frame) {
@@ -1764,6 +1766,103 @@ static void test_chat_members_are_capped_with_a_count(void **state) {
     none(fx, 2);
 }
 
+/* ---- the log of a failing store ---- */
+
+static uint64_t fake_now(void *ctx) {
+    return ((fx_t *)ctx)->now;
+}
+
+/* Runs fn with stderr captured at info level; returns the lines (malloc'd,
+ * NUL-separated in one buffer) and their number. */
+static char *capture_log(void (*fn)(fx_t *), fx_t *fx, int *lines) {
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(log), 2);
+    tt_log_set_level(TT_LOG_INFO);
+    fn(fx);
+    tt_log_set_level(TT_LOG_OFF);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    long size = ftell(log);
+    rewind(log);
+    char *text = calloc(1, (size_t)size + 1);
+    assert_int_equal(fread(text, 1, (size_t)size, log), (size_t)size);
+    fclose(log);
+    *lines = 0;
+    for (char *p = text; *p; p++)
+        *lines += *p == '\n';
+    return text;
+}
+
+/* What the functions run under capture_log got back (they assert nothing:
+ * a failed assertion there would leave stderr captured). */
+static int unavailable_seen, joined_seen;
+
+static void count_replies(fx_t *fx) {
+    json_t *j;
+    while ((j = next_frame(fx, 1, NULL)) != NULL)
+        unavailable_seen +=
+            strcmp(jstr(j, "type"), "error") == 0 && strcmp(jstr(j, "code"), "unavailable") == 0;
+    while ((j = next_frame(fx, 2, NULL)) != NULL)
+        joined_seen += strcmp(jstr(j, "type"), "joined") == 0;
+}
+
+static void failing_flood(fx_t *fx) {
+    /* 57 refused messages in 57 batches, and 57 joins whose history read
+     * fails, within 5.7 s. */
+    for (int i = 0; i < 57; i++) {
+        send_room(fx, 1, "r", "lost");
+        chat_flush(fx->chat);
+        say(fx, 2, "{\"type\":\"join\",\"room\":\"r\"}"); /* again: reads history */
+        fx->now += 100;
+    }
+    count_replies(fx);
+}
+
+static void failing_later(fx_t *fx) {
+    /* Once the window has passed, the next flush summarizes what was held. */
+    fx->now += 10000;
+    chat_flush(fx->chat);
+    chat_flush(fx->chat);
+    /* And a new failure, a window later, is logged again. */
+    fx->now += 10000;
+    send_room(fx, 1, "r", "lost again");
+    chat_flush(fx->chat);
+    count_replies(fx);
+}
+
+static void test_chat_store_failures_are_logged_once_per_window(void **state) {
+    fx_t *fx = *state;
+    fx->now = 5000000;
+    chat_set_clock(fx->chat, fake_now, fx);
+    assert_int_equal(chat_set_store(fx->chat, &fake_store, fx), 0);
+    login_v1(fx, 1, "alice", "r");
+    login_v1(fx, 2, "bob", "r");
+    take(fx, 1, "member_joined");
+    fx->store_rc = -28;
+    int lines;
+    char *text = capture_log(failing_flood, fx, &lines);
+    assert_int_equal(unavailable_seen, 57);
+    assert_int_equal(joined_seen, 57);
+    /* One line for the writes, one for the history reads. */
+    assert_int_equal(lines, 2);
+    assert_non_null(strstr(text, "storing 1 messages failed (-28)"));
+    assert_non_null(strstr(text, "history of r for 127.0.0.1:40002 failed (-28)"));
+    free(text);
+    text = capture_log(failing_later, fx, &lines);
+    assert_int_equal(unavailable_seen, 58);
+    assert_int_equal(lines, 3);
+    assert_non_null(strstr(
+        text, "storing failed 56 more times since the last line (56 messages, not delivered)"));
+    assert_non_null(strstr(text, "history for a join failed 56 more times since the last line"));
+    assert_non_null(strstr(text, "storing 1 messages failed (-28)"));
+    free(text);
+    chat_set_store(fx->chat, NULL, NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chat_login_welcome, setup, teardown),
@@ -1811,6 +1910,8 @@ int main(void) {
                                         teardown),
         cmocka_unit_test_setup_teardown(test_chat_rooms_are_paged_in_folded_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_members_are_capped_with_a_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_store_failures_are_logged_once_per_window, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
