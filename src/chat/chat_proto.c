@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/xmalloc.h"
 
 /* Reads the string field key of o. Returns 1 and fills str/len if present,
@@ -688,7 +689,10 @@ static bool tail_id(const char *data, size_t len, const char **ref, size_t *ref_
         i--;
     if (i == 0 || (data[i - 1] != ',' && data[i - 1] != '{'))
         return false;
-    if (utf8_chars(data + start, end - start) > CHAT_REF_MAX)
+    /* The transport hands over valid UTF-8 only, but nothing read without
+     * a parser is trusted: the value goes into an error frame as it is. */
+    if (!tt_utf8_is_valid((const uint8_t *)data + start, end - start) ||
+        utf8_chars(data + start, end - start) > CHAT_REF_MAX)
         return false;
     *ref = data + start;
     *ref_len = end - start;

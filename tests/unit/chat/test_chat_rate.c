@@ -584,6 +584,7 @@ static void test_chat_rate_frames_cost_by_size_before_parsing(void **state) {
         "\",\"xid\":\"end\"}",        /* another key */
         "\",\"m\":{\"id\":\"e\"}}",   /* a nested id */
         "\\\",\\\"id\\\":\\\"end\"}", /* in a string: "x":"…\",\"id\":\"end"} */
+        "\",\"id\":\"\xc3(\"}",       /* not UTF-8 (never from the transport, but) */
         "\",\"id\":5}",
         "\",\"id\":\"end\"]",
     };
