@@ -625,7 +625,7 @@ static const handler_t handlers[] = {
     {"login", false, on_login, false},   {"join", true, on_join, false},
     {"leave", true, on_leave, false},    {"room", true, on_room, true},
     {"private", true, on_private, true}, {"history", true, on_history, false},
-    {"who", true, on_who, false},        {"rooms", false, on_rooms, false},
+    {"who", true, on_who, false},        {"rooms", true, on_rooms, false},
     {"ping", false, on_ping, false},
 };
 

@@ -1,4 +1,4 @@
-// Listings are bounded: `rooms` answers in pages (at most
+// Listings are bounded: `rooms` needs a login and answers in pages (at most
 // `limit` rooms, 100 by default and 500 at most, in folded name order, with
 // `count`, `more` and an `after` cursor); `who` answers with at most 1,000
 // members plus their `count` (and pages with `after`), and `joined.members`
@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { legacyLogin, login, startServer, uniq } from './helpers.mjs';
+import { connect, legacyLogin, login, startServer, uniq } from './helpers.mjs';
 
 let server;
 const clients = [];
@@ -40,6 +40,17 @@ function ask(c, req, id) {
     c.send({ ...req, id });
     return c.next((m) => m.ref === id, 20000);
 }
+
+test('rooms needs a login: before it, it is refused with not_logged_in, and the connection keeps working', async () => {
+    const c = await connect(server);
+    const e = await c.expectError({ type: 'rooms' }, 'not_logged_in');
+    assert.match(e.message, /log in/i);
+    assert.equal((await ask(c, { type: 'ping' }, 'p')).type, 'pong');
+    assert.equal((await ask(c, { type: 'login', nickname: uniq('lr') }, 'l')).type, 'welcome');
+    const r = await ask(c, { type: 'rooms' }, 'r');
+    assert.equal(r.type, 'rooms', JSON.stringify(r));
+    await c.close();
+});
 
 test('rooms answers in pages of at most limit rooms in name order, with count and more, and after reaches every room once', { timeout: 60000 }, async () => {
     const maker = await login(server, uniq('maker'));

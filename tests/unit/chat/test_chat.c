@@ -430,15 +430,23 @@ static void test_chat_not_logged_in(void **state) {
         "{\"type\":\"private\",\"to\":\"bob\",\"message\":{\"text\":\"hi\"}}",
         "{\"type\":\"history\",\"room\":\"a\"}",
         "{\"type\":\"who\",\"room\":\"a\"}",
+        /* A listing of every room costs in proportion to the server: only
+         * for those logged in (PROTOCOL.md: every request but ping). */
+        "{\"type\":\"rooms\"}",
+        "{\"type\":\"rooms\",\"limit\":0}",
     };
     open_conn(fx, 1, true);
     for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
         say(fx, 1, "%s", reqs[i]);
         take_error(fx, 1, "not_logged_in");
     }
-    /* ping and rooms need no login. */
+    /* ping needs no login. */
     say(fx, 1, "{\"type\":\"ping\",\"id\":\"p\"}");
     assert_string_equal(jstr(take(fx, 1, "pong"), "ref"), "p");
+    say(fx, 1, "{\"type\":\"rooms\",\"id\":\"r\"}");
+    assert_string_equal(jstr(take_error(fx, 1, "not_logged_in"), "ref"), "r");
+    say(fx, 1, "{\"type\":\"login\",\"nickname\":\"late\"}");
+    take(fx, 1, "welcome");
     say(fx, 1, "{\"type\":\"rooms\"}");
     take(fx, 1, "rooms");
     none(fx, 1);
