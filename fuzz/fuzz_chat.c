@@ -6,14 +6,22 @@
  *   b % 16 == 6  chat_flush
  *   b % 16 == 7  close session (next byte % 6) and open a new one in its slot
  *   b % 16 == 8  make the store fail (toggle)
+ *   b % 16 == 9  make history fat (toggle): every history query returns a
+ *                full page of TEXT_MAX-byte texts, half of them control
+ *                characters (as stored before they were refused), so pages
+ *                are cut to the reply budget
  *   otherwise    the whole chunk is a text message from session b % 6
  * An empty chunk flushes. At the end every session is closed and the chat
  * freed: LeakSanitizer checks that nothing is left behind.
  *
  * Invariants (abort on violation): every frame is one unmasked FIN text frame
- * with an exact length holding a JSON object with a string "type"; nothing is
- * sent to a closed connection; legacy connections only get room/private
- * frames; each connection sees message ids strictly increasing. */
+ * with an exact length holding a JSON object with a string "type", and no
+ * larger than the reply budget; nothing is sent to a closed connection;
+ * legacy connections only get room/private frames; each connection sees
+ * message ids strictly increasing; no delivered text holds a control
+ * character (but tab, line feed, carriage return) or is blank; `rooms` and
+ * `members` pages are in folded name order, within their caps, with a
+ * count at least their length. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -53,6 +61,7 @@ typedef struct {
     uint64_t last_id[SLOTS];
     uintptr_t next_conn;
     bool store_fails;
+    bool fat_history;
     stored_t ring[RING];
     size_t nring; /* total ever stored; the ring keeps the last RING */
     uint64_t clock_ms;
@@ -63,6 +72,56 @@ static int slot_of(const fz_t *fz, uintptr_t conn) {
         if (fz->conn[i] == conn)
             return i;
     return -1;
+}
+
+/* No control character but \t \n \r (C0, DEL, C1), and something visible
+ * (a simplified check: ASCII space and the two-byte U+00A0 are the blanks
+ * seen here; any other character counts as visible). */
+static void check_text(const char *t, size_t len) {
+    CHECK(len > 0);
+    bool visible = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)t[i];
+        CHECK(c >= 0x20 || c == '\t' || c == '\n' || c == '\r');
+        CHECK(c != 0x7F);
+        if (c == 0xC2 && i + 1 < len)
+            CHECK((unsigned char)t[i + 1] >= 0xA0);
+        if (c == 0xC2 && i + 1 < len && (unsigned char)t[i + 1] == 0xA0)
+            i++;
+        else if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            visible = true;
+    }
+    CHECK(visible);
+}
+
+static int fold_cmp(const char *a, const char *b) {
+    for (size_t i = 0;; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        unsigned char fx = x >= 'A' && x <= 'Z' ? (unsigned char)(x + 32) : x;
+        unsigned char fy = y >= 'A' && y <= 'Z' ? (unsigned char)(y + 32) : y;
+        if (fx != fy)
+            return fx < fy ? -1 : 1;
+        if (x == 0)
+            return strcmp(a, b);
+    }
+}
+
+/* A page of names (strings, or objects with "name") in strictly increasing
+ * folded order, within max, its count at least its length. */
+static void check_page(const json_t *j, const char *key, size_t max) {
+    const json_t *list = json_object_get(j, key);
+    CHECK(json_is_array(list) && json_array_size(list) <= max);
+    CHECK(json_is_boolean(json_object_get(j, "more")));
+    const json_t *count = json_object_get(j, "count");
+    CHECK(json_is_integer(count) && (size_t)json_integer_value(count) >= json_array_size(list));
+    const char *prev = NULL;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *e = json_array_get(list, i);
+        const char *name = json_string_value(json_is_object(e) ? json_object_get(e, "name") : e);
+        CHECK(name != NULL);
+        CHECK(prev == NULL || fold_cmp(prev, name) < 0);
+        prev = name;
+    }
 }
 
 static void on_send(void *ctx, void *conn, tt_buf_t *frame) {
@@ -85,6 +144,7 @@ static void on_send(void *ctx, void *conn, tt_buf_t *frame) {
         CHECK(len > 0xFFFF);
     }
     CHECK(frame->len == h + len);
+    CHECK(len <= chat_reply_budget_min(TEXT_MAX)); /* the budget: see LLVMFuzzerTestOneInput */
     json_t *j = json_loadb((const char *)p + h, (size_t)len, 0, NULL);
     CHECK(j != NULL && json_is_object(j));
     const char *type = json_string_value(json_object_get(j, "type"));
@@ -95,6 +155,17 @@ static void on_send(void *ctx, void *conn, tt_buf_t *frame) {
         json_int_t id = json_integer_value(json_object_get(j, "id"));
         CHECK(id > 0 && (uint64_t)id > fz->last_id[slot]);
         fz->last_id[slot] = (uint64_t)id;
+        const json_t *text = json_object_get(json_object_get(j, "message"), "text");
+        CHECK(json_is_string(text));
+        check_text(json_string_value(text), json_string_length(text));
+    } else if (strcmp(type, "rooms") == 0) {
+        check_page(j, "rooms", CHAT_ROOMS_MAX);
+    } else if (strcmp(type, "members") == 0) {
+        check_page(j, "members", CHAT_MEMBERS_MAX);
+    } else if (strcmp(type, "joined") == 0) {
+        const json_t *n = json_object_get(j, "member_count");
+        CHECK(json_is_integer(n) &&
+              (size_t)json_integer_value(n) >= json_array_size(json_object_get(j, "members")));
     }
     json_decref(j);
 }
@@ -130,6 +201,26 @@ static int store_history(void *ctx, const char *room, size_t room_len, uint64_t 
     if (fz->store_fails)
         return -5;
     CHECK(limit >= 1 && limit <= CHAT_HISTORY_MAX && (before == 0 || after < before));
+    if (fz->fat_history) {
+        static char quotes[TEXT_MAX], controls[TEXT_MAX];
+        memset(quotes, '"', sizeof(quotes));
+        memset(controls, '\x01', sizeof(controls));
+        uint64_t last = before ? before - 1 : 1000000, n = limit < last ? limit : last;
+        for (uint64_t id = last - n + 1; id <= last; id++) {
+            chat_message_t m = {.id = id,
+                                .ts = 1,
+                                .kind = CHAT_MSG_ROOM,
+                                .from = "fat",
+                                .from_len = 3,
+                                .to = room,
+                                .to_len = room_len,
+                                .text = id % 2 ? quotes : controls,
+                                .text_len = TEXT_MAX};
+            emit(arg, &m);
+        }
+        *more = true;
+        return 0;
+    }
     size_t first = fz->nring > RING ? fz->nring - RING : 0;
     size_t match[RING], k = 0;
     for (size_t i = first; i < fz->nring; i++) {
@@ -180,6 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.max_text = TEXT_MAX;
     cfg.max_rooms = 3;
     cfg.history_on_join = 5;
+    cfg.reply_budget = 1; /* raised to chat_reply_budget_min(TEXT_MAX): pages get cut */
     chat_io_t io = {on_send, on_close};
     fz->chat = chat_new(&cfg, &io, fz);
     chat_set_clock(fz->chat, fz_now, fz);
@@ -210,6 +302,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             break;
         case 8:
             fz->store_fails = !fz->store_fails;
+            break;
+        case 9:
+            fz->fat_history = !fz->fat_history;
             break;
         default:
             if (b % 16 < SLOTS)

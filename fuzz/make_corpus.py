@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the WebSocket and UTF-8 fuzzers:
-fuzz/corpus/fuzz_ws_frame/, fuzz/corpus/fuzz_utf8/, fuzz/corpus/fuzz_ws_handshake/.
+"""Writes the seed corpora of the WebSocket and UTF-8 fuzzers and part of the
+chat fuzzer's: fuzz/corpus/fuzz_ws_frame/, fuzz/corpus/fuzz_utf8/,
+fuzz/corpus/fuzz_ws_handshake/, fuzz/corpus/fuzz_chat/*.bin (the chat seeds
+without an extension were written by hand).
 
 Each seed is a small meaningful input in the fuzzer's own format (see the
 comment at the top of each fuzz_*.c): valid traffic of every kind, and one
@@ -172,6 +174,83 @@ def handshake_seeds():
     return s
 
 
+# fuzz_chat: chunks separated by 0x00; a chunk's first byte b picks the
+# action: b % 16 < 6 a text message from session b % 6 (four v1, two
+# legacy), 6 flush, 7 close and reopen a session, 8 toggle a failing store,
+# 9 toggle fat history (full pages of long texts, cut to the reply budget).
+def chat(*steps):
+    out = []
+    for step in steps:
+        if isinstance(step, int):
+            out.append(bytes([step]))
+        else:
+            slot, text = step
+            data = text.encode() if isinstance(text, str) else text
+            assert b"\0" not in data
+            # 0 separates chunks: session 0 is 48 (48 % 16 < 6, 48 % 6 == 0).
+            out.append(bytes([slot or 48]) + data)
+    return b"\0".join(out)
+
+
+FLUSH, FAT = 6, 9
+
+
+def login(slot, nick, room=None):
+    r = ', "room": "%s"' % room if room else ""
+    return (slot, '{"type": "login", "nickname": "%s"%s}' % (nick, r))
+
+
+def chat_seeds():
+    s = {}
+    # rooms and who pages: limit, after, clamps and bad fields.
+    s["rooms-who-pages"] = chat(
+        login(0, "ana", "Room"), login(1, "ben", "room"), login(2, "cai", "#room"),
+        (0, '{"type": "join", "room": "_x"}'), (1, '{"type": "join", "room": "a.b"}'),
+        (0, '{"type": "rooms", "limit": 1, "id": "r1"}'),
+        (0, '{"type": "rooms", "limit": 2, "after": "Room"}'),
+        (0, '{"type": "rooms", "after": "~"}'),
+        (0, '{"type": "rooms", "limit": 100000}'),
+        (0, '{"type": "rooms", "limit": 0}'), (0, '{"type": "rooms", "after": 5}'),
+        (3, '{"type": "rooms"}'),
+        (1, '{"type": "who", "room": "Room", "limit": 1, "after": "A"}'),
+        (1, '{"type": "who", "room": "room", "after": "zzz"}'),
+        (1, '{"type": "who", "room": "nobody", "limit": 3}'),
+        (4, '{"type": "rooms"}'), FLUSH)
+    # text rules: control characters and blanks refused, the rest delivered.
+    s["text-rules"] = chat(
+        login(0, "ana", "r"), login(1, "ben", "r"), login(4, "old", "r"),
+        (0, '{"type": "room", "to": "r", "message": {"text": "a\\u0001b"}, "id": "c"}'),
+        (0, '{"type": "room", "to": "r", "message": {"text": "\\u0085"}}'),
+        (0, '{"type": "room", "to": "r", "message": {"text": "\\u007f"}}'),
+        (0, '{"type": "room", "to": "r", "message": {"text": " \\t\\r\\n"}}'),
+        (0, '{"type": "room", "to": "r", "message": {"text": "\\u00a0\\u3000\\u200b\\ufeff"}}'),
+        (0, '{"type": "room", "to": "r", "message": {"text": "\\u2028\\u2029\\u205f\\u2060"}}'),
+        (0, '{"type": "room", "to": "r", "message": {"text": "\\t ok \\u00a0"}}'),
+        (1, '{"type": "private", "to": "ana", "message": {"text": "\\u001b[31m"}}'),
+        (4, '{"type": "room", "to": "r", "message": {"text": "\\u0000"}}'),
+        (4, '{"type": "room", "to": "r", "message": {"text": "\u00e9\u00e9"}}'), FLUSH)
+    # fat history: joined and history pages cut to the reply budget.
+    s["fat-history"] = chat(
+        FAT, login(0, "ana", "r"), (1, '{"type": "login", "nickname": "ben"}'),
+        (1, '{"type": "join", "room": "r", "since": 5}'),
+        (0, '{"type": "history", "room": "r", "limit": 200}'),
+        (0, '{"type": "history", "room": "r", "limit": 200, "before": 150}'),
+        (0, '{"type": "history", "room": "r", "limit": 2, "before": 3}'), FAT,
+        (0, '{"type": "history", "room": "r", "limit": 200}'), FLUSH)
+    # the request budget before parsing: a ping flood, then large frames
+    # refused unparsed (with an id at the end, at the start, escaped).
+    pad = "x" * 3000
+    big = [(0, '{"type": "ping", "pad": "%s", "id": "tail"}' % pad),
+           (0, '{"id": "head", "type": "ping", "pad": "%s"}' % pad),
+           (0, '{"type": "ping", "pad": "%s", "id": "e\\"s"}' % pad),
+           (0, '[%s]' % ("[" * 2000 + "]" * 2000)),
+           (0, '{"type": "ping", "pad": "%s", "id": "tail"}  \n' % pad)]
+    s["budget-before-parse"] = chat(
+        login(0, "ana", "r"), *[(0, '{"type": "ping", "id": "p%d"}' % i) for i in range(120)],
+        *big, (0, '{"id": "small", "type": "ping"}'), FLUSH, *big)
+    return s
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -189,6 +268,7 @@ def main():
     write("fuzz_ws_frame", frame_seeds())
     write("fuzz_utf8", utf8_seeds())
     write("fuzz_ws_handshake", handshake_seeds())
+    write("fuzz_chat", chat_seeds())
 
 
 if __name__ == "__main__":

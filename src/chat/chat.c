@@ -21,10 +21,16 @@ void chat_config_defaults(chat_config_t *cfg) {
     cfg->max_text = 4096;
     cfg->max_message = 65536;
     cfg->max_rooms = 100;
+    cfg->reply_budget = CHAT_REPLY_BUDGET_DEFAULT;
     cfg->history_on_join = CHAT_HISTORY_DEFAULT;
     cfg->rate_burst = 20;
     cfg->rate_limit = 10;
     cfg->nlimits_extra = 0;
+}
+
+size_t chat_reply_budget_min(size_t max_text) {
+    return 6 * max_text + CHAT_MESSAGE_JSON_OVERHEAD + CHAT_NICK_MAX + CHAT_ROOM_MAX + 6 +
+           (size_t)CHAT_MEMBERS_MAX * (CHAT_NICK_MAX + 3) + CHAT_REPLY_JSON_OVERHEAD;
 }
 
 bool chat_config_add_limit(chat_config_t *cfg, const char *name, int64_t value) {
@@ -49,6 +55,17 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
     chat->cfg.server_version = chat->server_version;
     if (chat->cfg.history_on_join > CHAT_HISTORY_MAX)
         chat->cfg.history_on_join = CHAT_HISTORY_MAX;
+    /* One message of the largest size must fit a reply, or a room holding
+     * one could never be read back. */
+    chat->reply_budget =
+        chat->cfg.reply_budget ? chat->cfg.reply_budget : CHAT_REPLY_BUDGET_DEFAULT;
+    if (chat->reply_budget < chat_reply_budget_min(chat->cfg.max_text))
+        chat->reply_budget = chat_reply_budget_min(chat->cfg.max_text);
+    /* A message costs request tokens by its size: the largest costs
+     * 1 + CHAT_RATE_FRAME_PARTS, whatever the transport's limit. */
+    chat->frame_unit = chat->cfg.max_message / CHAT_RATE_FRAME_PARTS;
+    if (chat->frame_unit < CHAT_RATE_FRAME_MIN)
+        chat->frame_unit = CHAT_RATE_FRAME_MIN;
     chat->io = *io;
     chat->io_ctx = io_ctx;
     tt_map_init(&chat->nicks, TT_MAP_NOCASE);
@@ -219,13 +236,25 @@ chat_member_t *chat__member_find(const chat_session_t *s, const chat_room_t *roo
     return NULL;
 }
 
-static json_t *members_json(const chat_room_t *room) {
+/* joined.members: every member, or in a room of more than CHAT_MEMBERS_MAX
+ * the joiner and CHAT_MEMBERS_MAX - 1 others (which ones is unspecified:
+ * `who` pages through them all). *size is what the names take in JSON. */
+static json_t *joined_members_json(const chat_room_t *room, const chat_session_t *self,
+                                   size_t *size) {
     json_t *a = json_array();
-    if (room != NULL)
-        for (uint32_t i = 0; i < room->count; i++) {
-            const chat_session_t *m = room->members[i]->session;
-            json_array_append_new(a, json_stringn_nocheck(m->nick, m->nick_len));
-        }
+    *size = 0;
+    bool cut = room->count > CHAT_MEMBERS_MAX;
+    if (cut) {
+        json_array_append_new(a, json_stringn_nocheck(self->nick, self->nick_len));
+        *size += self->nick_len + 3;
+    }
+    for (uint32_t i = 0; i < room->count && json_array_size(a) < CHAT_MEMBERS_MAX; i++) {
+        const chat_session_t *m = room->members[i]->session;
+        if (cut && m == self)
+            continue;
+        json_array_append_new(a, json_stringn_nocheck(m->nick, m->nick_len));
+        *size += m->nick_len + 3;
+    }
     return a;
 }
 
@@ -258,24 +287,116 @@ static json_t *presence_json(const char *type, const chat_room_t *room, const ch
     return o;
 }
 
+/* ---- history ---- */
+
+typedef struct hist_acc_s {
+    json_t *a;
+    size_t bound; /* an upper bound of the array's JSON: every byte escaped in six */
+} hist_acc_t;
+
 static void history_emit(void *arg, const chat_message_t *msg) {
-    json_array_append_new(arg, chat__message_json(msg));
+    hist_acc_t *h = arg;
+    json_array_append_new(h->a, chat__message_json(msg));
+    h->bound += CHAT_MESSAGE_JSON_OVERHEAD + 6 * (msg->text_len + msg->from_len + msg->to_len + 3);
+}
+
+/* Drops the oldest messages of a (oldest first) until the rest fits budget
+ * bytes, keeping at least the newest. Returns the array to use (a, or a new
+ * one holding the newest) and whether anything was dropped. */
+static json_t *history_cut(json_t *a, size_t budget, bool *cut) {
+    size_t n = json_array_size(a), k = n, total = 0;
+    while (k > 0) {
+        size_t sz = chat__message_json_size(json_array_get(a, k - 1));
+        if (total + sz > budget && k < n)
+            break;
+        total += sz;
+        k--;
+    }
+    *cut = k > 0;
+    if (k == 0)
+        return a;
+    json_t *kept = json_array();
+    for (size_t i = k; i < n; i++)
+        json_array_append(kept, json_array_get(a, i));
+    json_decref(a);
+    return kept;
 }
 
 json_t *chat__history_json(chat_t *chat, const char *name, size_t name_len, uint64_t after,
-                           uint64_t before, unsigned limit, bool *more, int *rc) {
-    json_t *a = json_array();
+                           uint64_t before, unsigned limit, size_t budget, bool *more, int *rc) {
+    hist_acc_t h = {.a = json_array(), .bound = 0};
     *more = false;
     *rc = 0;
     if (chat->store.history != NULL && limit > 0) {
         *rc = chat->store.history(chat->store_ctx, name, name_len, after, before, limit,
-                                  history_emit, a, more);
+                                  history_emit, &h, more);
         if (*rc < 0) {
-            json_array_clear(a);
+            json_array_clear(h.a);
             *more = false;
+        } else if (h.bound > budget) {
+            /* Only large pages are measured; the common one is not. */
+            bool cut;
+            h.a = history_cut(h.a, budget, &cut);
+            *more = *more || cut;
         }
     }
-    return a;
+    return h.a;
+}
+
+size_t chat__list_budget(const chat_t *chat, size_t used) {
+    size_t own = CHAT_REPLY_JSON_OVERHEAD + used;
+    return chat->reply_budget > own ? chat->reply_budget - own : 0;
+}
+
+/* ---- error lines held back ---- */
+
+/* Counts a failure concerning `items` messages. Returns true when it is to
+ * be logged now (no line within the window); *held_events and *held_items
+ * are then the failures held back since the last line (and are reset). */
+static bool logwin_count(chat_t *chat, chat_logwin_t *w, uint64_t items, int rc,
+                         uint64_t *held_events, uint64_t *held_items) {
+    uint64_t now = chat__clock_ms(chat);
+    w->rc = rc;
+    if (w->logged && now - w->last_ms < CHAT_LOG_WINDOW_MS) {
+        w->events++;
+        w->items += items;
+        return false;
+    }
+    *held_events = w->events;
+    *held_items = w->items;
+    w->events = w->items = 0;
+    w->logged = true;
+    w->last_ms = now;
+    return true;
+}
+
+/* True, once a window has passed since the last line, when failures were
+ * held back meanwhile: the caller logs their summary. */
+static bool logwin_due(chat_t *chat, chat_logwin_t *w) {
+    if (w->events == 0)
+        return false;
+    uint64_t now = chat__clock_ms(chat);
+    if (now - w->last_ms < CHAT_LOG_WINDOW_MS)
+        return false;
+    w->last_ms = now;
+    return true;
+}
+
+static void logwin_summaries(chat_t *chat) {
+    chat_logwin_t *w = &chat->log_append;
+    if (logwin_due(chat, w)) {
+        tt_log_error("chat: storing failed %llu more times since the last line (%llu messages, "
+                     "not delivered); last error %d",
+                     (unsigned long long)w->events, (unsigned long long)w->items, w->rc);
+        w->events = w->items = 0;
+    }
+    w = &chat->log_history;
+    if (logwin_due(chat, w)) {
+        tt_log_error("chat: reading history for a join failed %llu more times since the last "
+                     "line (joined without it); last error %d",
+                     (unsigned long long)w->events, w->rc);
+        w->events = w->items = 0;
+    }
 }
 
 static uint32_t next_cap(uint32_t cap) {
@@ -323,16 +444,27 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
     if (s->v1) {
         bool more;
         int rc;
+        size_t names;
+        json_t *members = joined_members_json(room, s, &names);
         unsigned limit = chat->cfg.history_on_join;
-        json_t *hist =
-            chat__history_json(chat, room->name, room->name_len, since, 0, limit, &more, &rc);
-        if (rc < 0)
-            tt_log_error("chat: history of %s for %s failed (%d); joined without it", room->name,
-                         s->peer, rc);
+        json_t *hist = chat__history_json(chat, room->name, room->name_len, since, 0, limit,
+                                          chat__list_budget(chat, names), &more, &rc);
+        uint64_t held, held_items;
+        if (rc < 0 && logwin_count(chat, &chat->log_history, 0, rc, &held, &held_items)) {
+            if (held > 0)
+                tt_log_error("chat: history of %s for %s failed (%d); joined without it "
+                             "(and %llu more such failures since the last line)",
+                             room->name, s->peer, rc, (unsigned long long)held);
+            else
+                tt_log_error("chat: history of %s for %s failed (%d); joined without it "
+                             "(such failures are logged once per %u s)",
+                             room->name, s->peer, rc, CHAT_LOG_WINDOW_MS / 1000);
+        }
         json_t *o = json_object();
         json_object_set_new(o, "type", json_string_nocheck("joined"));
         json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
-        json_object_set_new(o, "members", members_json(room));
+        json_object_set_new(o, "members", members);
+        json_object_set_new(o, "member_count", json_integer(room->count));
         json_object_set_new(o, "history", hist);
         json_object_set_new(o, "more", json_boolean(more));
         chat__reply(chat, s, req, o);
@@ -402,6 +534,10 @@ static void deliver(chat_t *chat, const chat_pending_t *p) {
 }
 
 void chat_flush(chat_t *chat) {
+    /* Failures held back from the log are summarized once their window has
+     * passed, even if nothing else happens. */
+    if ((chat->log_append.events | chat->log_history.events) != 0)
+        logwin_summaries(chat);
     /* io callbacks must not re-enter the chat; the flag turns a violation
      * into a harmless no-op instead of a recursive delivery. */
     if (chat->npending == 0 || chat->flushing)
@@ -420,9 +556,19 @@ void chat_flush(chat_t *chat) {
                 chat->batch[stored++] = chat->pending[i].msg;
         if (stored > 0)
             rc = chat->store.append_batch(chat->store_ctx, chat->batch, stored);
-        if (rc < 0)
-            tt_log_error("chat: storing %zu messages failed (%d); they are not delivered", stored,
-                         rc);
+        /* A failing store fails every batch: log one line per window, with
+         * the count of what was held back since the last one. */
+        uint64_t held, held_items;
+        if (rc < 0 && logwin_count(chat, &chat->log_append, stored, rc, &held, &held_items)) {
+            if (held > 0)
+                tt_log_error("chat: storing %zu messages failed (%d); they are not delivered "
+                             "(and %llu more batches, %llu messages, since the last line)",
+                             stored, rc, (unsigned long long)held, (unsigned long long)held_items);
+            else
+                tt_log_error("chat: storing %zu messages failed (%d); they are not delivered "
+                             "(such failures are logged once per %u s)",
+                             stored, rc, CHAT_LOG_WINDOW_MS / 1000);
+        }
     }
     for (size_t i = 0; i < chat->npending; i++) {
         chat_pending_t *p = &chat->pending[i];

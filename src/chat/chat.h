@@ -33,24 +33,61 @@ typedef struct chat_session_s chat_session_t;
 #define CHAT_ROOM_MAX 64                /* characters of a room name, '#' included */
 #define CHAT_REF_MAX 64                 /* characters of a request's "id" */
 #define CHAT_HISTORY_DEFAULT 50         /* history.limit when absent */
-#define CHAT_ID_RESERVE 10000          /* ids reserved in the store at a time */
+#define CHAT_ID_RESERVE 10000           /* ids reserved in the store at a time */
 #define CHAT_HISTORY_MAX 200            /* history.limit is clamped to this */
 #define CHAT_ID_MAX ((uint64_t)1 << 53) /* ids and since/before stay below (exact in a double) */
+#define CHAT_ROOMS_DEFAULT 100          /* rooms.limit when absent */
+#define CHAT_ROOMS_MAX 500              /* rooms.limit is clamped to this */
+#define CHAT_MEMBERS_MAX 1000           /* who.limit (default and clamp) and joined.members */
+#define CHAT_REPLY_BUDGET_DEFAULT (256 * 1024)
+
+/* Bounded replies. A reply carrying many messages (joined.history, history)
+ * is cut to fit reply_budget bytes: the oldest messages are dropped first and
+ * `more` turns true, so paging back with `before` gets them. The budget is
+ * raised to what the largest possible message needs in its reply
+ * (chat_reply_budget_min), so one message always fits. Lists of rooms and
+ * members are paged in the folded byte order of their names (ASCII letters
+ * compared as lower case, ties broken by the raw bytes). */
+#define CHAT_MESSAGE_JSON_OVERHEAD 104 /* a message's JSON around its three strings */
+#define CHAT_REPLY_JSON_OVERHEAD 640   /* a reply's JSON around its lists, ref included */
 
 /* Flood control. Every session has two token buckets: one for chat messages
  * (room, private) holding rate_burst tokens and refilled at rate_limit tokens
  * a second, and one for every request of any kind (chat messages, the other
  * requests, even malformed ones), CHAT_RATE_REQUEST_FACTOR times larger and
- * faster. A request finding its bucket empty is refused with rate_limited
- * (and a retry_after_ms hint) and has no other effect. A refusal that comes
- * before the hint of an earlier one has passed is a strike: the client is
- * not waiting as told. A session with more than CHAT_FLOOD_STRIKES strikes
- * within CHAT_FLOOD_WINDOW_MS (counted from the first strike of the window)
- * is closed with 1008 through io->close; a client that waits the hints is
- * never closed, however hard it pushes. */
+ * faster.
+ *
+ * A text message of len bytes costs the request bucket 1 + len / unit
+ * tokens, unit = max_message / CHAT_RATE_FRAME_PARTS (at least
+ * CHAT_RATE_FRAME_MIN): one of the largest size costs 1 +
+ * CHAT_RATE_FRAME_PARTS. It is charged before the message is parsed. A
+ * `rooms` or `who` request that is about to scan N rooms or members takes
+ * ceil(N / CHAT_RATE_SCAN_ITEMS) more (at most the bucket's size less one).
+ * A chat message also takes one token from the message bucket. No charge is
+ * more than a full bucket holds.
+ *
+ * A request finding its bucket short is refused with rate_limited (and a
+ * retry_after_ms hint) and has no other effect. The refusal of a message up
+ * to CHAT_RATE_REF_PARSE_MAX bytes carries the request's id as ref (the
+ * message is parsed only for that); a larger message's only when it ends
+ * with a plain "id":"..." member (as JSON.stringify({...req, id}) writes
+ * it). A refusal that comes before the hint of an earlier one has passed is
+ * a strike: the client is not waiting as told. A session with more than
+ * CHAT_FLOOD_STRIKES strikes within CHAT_FLOOD_WINDOW_MS (counted from the
+ * first strike of the window) is closed with 1008 through io->close; a
+ * client that waits the hints is never closed, however hard it pushes. */
 #define CHAT_RATE_REQUEST_FACTOR 5
+#define CHAT_RATE_FRAME_PARTS 4
+#define CHAT_RATE_FRAME_MIN 4096
+#define CHAT_RATE_SCAN_ITEMS 1000
+#define CHAT_RATE_REF_PARSE_MAX 1024
 #define CHAT_FLOOD_STRIKES 100
 #define CHAT_FLOOD_WINDOW_MS 10000
+
+/* Errors the chat logs about its store (failed writes, failed history reads
+ * of joins) are written at most once per CHAT_LOG_WINDOW_MS each; what is
+ * held back is counted and summarized in the next line. */
+#define CHAT_LOG_WINDOW_MS 10000
 
 /* A limit of the transport that welcome.limits reports next to the chat's
  * own (e.g. max_queue, ping_interval_ms). */
@@ -65,10 +102,16 @@ typedef struct chat_config_s {
     const char *server_version; /* welcome.server.version (copied by chat_new) */
     size_t max_text;            /* bytes of message.text (default 4096) */
     /* The transport's WebSocket message limit, reported in welcome.limits
-     * (default 65536). Keep it above ~6 × max_text: JSON escapes can make a
-     * text six times longer on the wire. */
+     * (default 65536), and the measure of a message's cost in request
+     * tokens (see flood control). Keep it above ~6 × max_text: JSON escapes
+     * can make a text six times longer on the wire. */
     size_t max_message;
-    size_t max_rooms;         /* rooms one connection may be in (default 100) */
+    size_t max_rooms; /* rooms one connection may be in (default 100) */
+    /* Bytes of one reply frame carrying many messages or names (default
+     * CHAT_REPLY_BUDGET_DEFAULT; 0 means the default). Raised to
+     * chat_reply_budget_min(max_text) when lower. Set it well under the
+     * transport's per-connection output cap (e.g. a quarter of it). */
+    size_t reply_budget;
     unsigned history_on_join; /* messages sent in joined.history (default 50, at most 200) */
     unsigned rate_burst;      /* chat messages a session may send at once (default 20, ≥ 1) */
     double rate_limit;        /* chat messages a second, sustained (default 10); 0 turns
@@ -81,6 +124,15 @@ typedef struct chat_config_s {
 
 /* Fills cfg with the defaults above (server name "tertulia", version TT_VERSION). */
 void chat_config_defaults(chat_config_t *cfg);
+
+/* The smallest reply budget for max_text: room for the largest message's
+ * JSON in a `joined` reply with a full members list. The largest message is
+ * max_text control characters of six bytes each in JSON (texts stored before
+ * such text was refused): 6 × max_text + CHAT_MESSAGE_JSON_OVERHEAD + its
+ * names (CHAT_NICK_MAX + CHAT_ROOM_MAX + 6); the list is CHAT_MEMBERS_MAX ×
+ * (CHAT_NICK_MAX + 3); the reply's own JSON CHAT_REPLY_JSON_OVERHEAD. With
+ * the default max_text (4096) that is 60,422 bytes. */
+size_t chat_reply_budget_min(size_t max_text);
 
 /* Adds a limit to report in welcome.limits (name borrowed, see chat_limit_t).
  * Returns false, adding nothing, when CHAT_LIMITS_EXTRA_MAX are already set. */

@@ -59,6 +59,16 @@ struct chat_session_s {
     bool closing;             /* io->close was asked for: further input is ignored */
 };
 
+/* Error lines held back (chat.c): at most one line per CHAT_LOG_WINDOW_MS,
+ * counting what was not logged in between. */
+typedef struct chat_logwin_s {
+    uint64_t last_ms; /* when the last line was written */
+    bool logged;      /* last_ms is set */
+    uint64_t events;  /* failures since the last line, not logged */
+    uint64_t items;   /* messages those failures concerned */
+    int rc;           /* the latest failure's code */
+} chat_logwin_t;
+
 /* A chat message accepted but not yet delivered. The pointers stay valid
  * until chat_flush because every membership change and every session close
  * flushes first: no room or session referred to here can go away meanwhile.
@@ -89,9 +99,9 @@ struct chat_s {
     chat_session_t *sessions;
     uint64_t nsessions;
     uint64_t next_sid;
-    uint64_t last_id;  /* the last message id given out */
+    uint64_t last_id;     /* the last message id given out */
     uint64_t reserved_id; /* ids up to this are reserved in the store */
-    uint64_t messages; /* accepted since start */
+    uint64_t messages;    /* accepted since start */
 
     chat_pending_t *pending;
     size_t npending, pending_cap;
@@ -101,6 +111,10 @@ struct chat_s {
 
     chat_store_hooks_t store;
     void *store_ctx;
+    size_t reply_budget;       /* cfg.reply_budget, raised to chat_reply_budget_min */
+    size_t frame_unit;         /* bytes of a text message per request token (chat.h) */
+    chat_logwin_t log_append;  /* failed append_batch calls */
+    chat_logwin_t log_history; /* failed history reads of joins */
 };
 
 /* A request being handled: who sent it and the "id" to echo as "ref". */
@@ -136,6 +150,13 @@ void chat__refuse_extra(chat_t *chat, const chat_req_t *req, json_t *extra, cons
 /* The JSON object of an accepted message (room/private shape). */
 json_t *chat__message_json(const chat_message_t *m);
 
+/* Bytes of the compact JSON string jansson writes for s[0..len), quotes
+ * included (exact: '"', '\\' and \b \f \n \r \t take two bytes, other
+ * control characters six, everything else itself). */
+size_t chat__json_string_size(const char *s, size_t len);
+/* An upper bound of the bytes of m's JSON (chat__message_json, compact). */
+size_t chat__message_json_size(const json_t *m);
+
 /* ms since the Unix epoch. */
 int64_t chat__now_ms(void);
 
@@ -155,10 +176,15 @@ void chat__leave(chat_t *chat, chat_member_t *m, const char *reason);
 chat_pending_t *chat__pending_add(chat_t *chat);
 /* The store's history of room name[0..name_len) (after < id < before, the
  * newest `limit`, oldest first) as a JSON array of message objects (a new
- * reference). *more tells whether older ones were left out; *rc is the
- * store's result (on failure the array is empty). No store: empty, rc 0. */
+ * reference), cut to the newest messages whose JSON fits `budget` bytes
+ * (but never fewer than one). *more tells whether older ones were left out
+ * (by the store or the cut); *rc is the store's result (on failure the
+ * array is empty). No store: empty, rc 0. */
 json_t *chat__history_json(chat_t *chat, const char *name, size_t name_len, uint64_t after,
-                           uint64_t before, unsigned limit, bool *more, int *rc);
+                           uint64_t before, unsigned limit, size_t budget, bool *more, int *rc);
+/* The bytes left for a list in a reply to req whose other lists take
+ * `used` bytes: the reply budget less the reply's own JSON. */
+size_t chat__list_budget(const chat_t *chat, size_t used);
 
 /* ---- chat_rate.c: flood control ------------------------------------------ */
 
@@ -166,12 +192,25 @@ json_t *chat__history_json(chat_t *chat, const char *name, size_t name_len, uint
 
 /* Fills both of a new session's buckets. */
 void chat__rate_session_init(chat_t *chat, chat_session_t *s);
-/* Takes a token from the request bucket (message = false) or the chat
- * message bucket (true). Returns true if there was one; otherwise refuses
- * req with rate_limited, counts the refusal and, for a persistent flooder,
- * asks io->close for 1008, and returns false. Always true when flood control
- * is off. */
-bool chat__rate_take(chat_t *chat, const chat_req_t *req, bool message);
+/* Takes `tokens` tokens (at most the bucket's size) from the request
+ * bucket (message = false) or the chat message bucket (true). Returns true
+ * if it held them; otherwise takes none, refuses req with rate_limited,
+ * counts the refusal and, for a persistent flooder, asks io->close for
+ * 1008, and returns false. Always true when flood control is off. */
+bool chat__rate_take(chat_t *chat, const chat_req_t *req, bool message, uint64_t tokens);
+/* chat__rate_take without the refusal: true if the tokens were taken;
+ * otherwise *retry_ms is when they will be there. */
+bool chat__rate_try(chat_t *chat, chat_session_t *s, bool message, uint64_t tokens,
+                    uint64_t *retry_ms);
+/* Refuses req with rate_limited after chat__rate_try said no. */
+void chat__rate_refuse(chat_t *chat, const chat_req_t *req, bool message, uint64_t retry_ms);
+/* The extra charge of a request (its own token already taken) that is
+ * about to scan n rooms or members: ceil(n / CHAT_RATE_SCAN_ITEMS) request
+ * tokens, at most the bucket's size less one, so that a full bucket always
+ * pays for it. chat__rate_take's result and refusal. */
+bool chat__rate_take_scan(chat_t *chat, const chat_req_t *req, size_t n);
+/* The flood-control clock (ms, monotonic; injected or CLOCK_MONOTONIC_COARSE). */
+uint64_t chat__clock_ms(const chat_t *chat);
 
 /* ---- chat_proto.c ------------------------------------------------------ */
 

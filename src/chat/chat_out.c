@@ -102,8 +102,8 @@ static void refuse(chat_t *chat, const chat_req_t *req, json_t *extra, const cha
          * the first few, one line says the rest go unlogged. */
         if (s->refusals_logged < CHAT_LEGACY_LOG_MAX)
             tt_log_info("chat: legacy %s (%s): %s dropped: %s (%s)", s->peer,
-                        s->logged_in ? s->nick : "not logged in",
-                        req->type ? req->type : "message", msg, code);
+                        s->logged_in ? s->nick : "not logged in", req->type ? req->type : "message",
+                        msg, code);
         else if (s->refusals_logged == CHAT_LEGACY_LOG_MAX)
             tt_log_info("chat: legacy %s: more requests dropped; no longer logged", s->peer);
         if (s->refusals_logged <= CHAT_LEGACY_LOG_MAX)
@@ -140,4 +140,27 @@ json_t *chat__message_json(const chat_message_t *m) {
     json_object_set_new(body, "text", json_stringn_nocheck(m->text, m->text_len));
     json_object_set_new(o, "message", body);
     return o;
+}
+
+size_t chat__json_string_size(const char *s, size_t len) {
+    size_t n = len + 2;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
+            n += 1;
+        else if (c < 0x20)
+            n += 5;
+    }
+    return n;
+}
+
+static size_t string_size(const json_t *s) {
+    return json_is_string(s) ? chat__json_string_size(json_string_value(s), json_string_length(s))
+                             : 2;
+}
+
+size_t chat__message_json_size(const json_t *m) {
+    return CHAT_MESSAGE_JSON_OVERHEAD + string_size(json_object_get(m, "from")) +
+           string_size(json_object_get(m, "to")) +
+           string_size(json_object_get(json_object_get(m, "message"), "text"));
 }

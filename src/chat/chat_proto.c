@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/xmalloc.h"
 
 /* Reads the string field key of o. Returns 1 and fills str/len if present,
@@ -56,6 +57,35 @@ static int opt_id(chat_t *chat, const chat_req_t *req, const char *key, uint64_t
     return -1;
 }
 
+/* An optional page size: a positive JSON integer, served as at most max
+ * (asking for more is not an error: it gets the most the server gives, and
+ * `more` says whether there is more to page). Returns 1 (set), 0 (absent or
+ * null: *out = def) or -1 (invalid; refused with bad_request). */
+static int opt_limit(chat_t *chat, const chat_req_t *req, unsigned def, unsigned max,
+                     unsigned *out) {
+    json_t *v = json_object_get(req->root, "limit");
+    *out = def;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 1) {
+        chat__refuse(chat, req, "bad_request", "The field 'limit' must be a positive integer.");
+        return -1;
+    }
+    json_int_t n = json_integer_value(v);
+    *out = n > (json_int_t)max ? max : (unsigned)n;
+    return 1;
+}
+
+/* An optional string field (a paging cursor): 1 (set), 0 (absent or null)
+ * or -1 (not a string; refused with bad_request). */
+static int opt_str(chat_t *chat, const chat_req_t *req, const char *key, const char **str,
+                   size_t *len) {
+    int rc = get_str(req->root, key, str, len);
+    if (rc < 0)
+        chat__refuse(chat, req, "bad_request", "The field '%s' must be a string.", key);
+    return rc;
+}
+
 /* Refuses with room_invalid unless name[0..len) is a valid room name. */
 static bool room_ok(chat_t *chat, const chat_req_t *req, const char *name, size_t len) {
     if (chat_room_name_is_valid(name, len))
@@ -66,9 +96,65 @@ static bool room_ok(chat_t *chat, const chat_req_t *req, const char *name, size_
     return false;
 }
 
+typedef enum { TEXT_OK, TEXT_CONTROL, TEXT_BLANK } text_kind_t;
+
+/* One pass over message.text (UTF-8 that jansson validated):
+ * TEXT_CONTROL if it holds a control character other than tab, line feed
+ * and carriage return (U+0000-U+001F, U+007F, U+0080-U+009F): they mean
+ * nothing in chat and JSON escapes each in six bytes; otherwise TEXT_BLANK
+ * if it holds nothing but blanks: ASCII space, tab, line feed, carriage
+ * return, and U+00A0, U+1680, U+180E, U+2000-U+200F, U+2028, U+2029,
+ * U+202F, U+205F, U+2060, U+3000, U+FEFF (Unicode's spaces and the
+ * invisible zero-width characters and marks); otherwise TEXT_OK. */
+static text_kind_t text_kind(const char *text, size_t len) {
+    const unsigned char *p = (const unsigned char *)text;
+    bool visible = false;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7F) {
+                if (c != '\t' && c != '\n' && c != '\r')
+                    return TEXT_CONTROL;
+            } else if (c != ' ') {
+                visible = true;
+            }
+            i++;
+            continue;
+        }
+        /* The length of the sequence from its lead byte; jansson checked
+         * that it is complete, the bound is for safety. */
+        size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+        if (n > len - i)
+            n = len - i;
+        unsigned char c1 = n > 1 ? p[i + 1] : 0, c2 = n > 2 ? p[i + 2] : 0;
+        bool blank = false;
+        if (c == 0xC2) {
+            if (c1 < 0xA0)
+                return TEXT_CONTROL; /* C1: U+0080-U+009F */
+            blank = c1 == 0xA0;      /* U+00A0 */
+        } else if (c == 0xE1) {
+            blank = (c1 == 0x9A && c2 == 0x80) || (c1 == 0xA0 && c2 == 0x8E); /* U+1680 U+180E */
+        } else if (c == 0xE2) {
+            /* U+2000-U+200F, U+2028, U+2029, U+202F; U+205F, U+2060 */
+            blank = (c1 == 0x80 && (c2 <= 0x8F || c2 == 0xA8 || c2 == 0xA9 || c2 == 0xAF)) ||
+                    (c1 == 0x81 && (c2 == 0x9F || c2 == 0xA0));
+        } else if (c == 0xE3) {
+            blank = c1 == 0x80 && c2 == 0x80; /* U+3000 */
+        } else if (c == 0xEF) {
+            blank = c1 == 0xBB && c2 == 0xBF; /* U+FEFF */
+        }
+        visible |= !blank;
+        i += n;
+    }
+    return visible ? TEXT_OK : TEXT_BLANK;
+}
+
 /* message.text of a room or private request: present, a string, not empty,
- * no NUL (JSON can carry "\u0000"; C clients, logs and the store cannot).
- * Its length is checked separately (text_ok), with the other limits. */
+ * no control characters (JSON can carry "\u0000" and the like; C clients,
+ * logs and the store cannot, and each costs six bytes in every reply that
+ * carries it), not blank. Its length is checked separately (text_ok), with
+ * the other limits. */
 static bool need_text(chat_t *chat, const chat_req_t *req, const char **text, size_t *len) {
     json_t *msg = json_object_get(req->root, "message");
     json_t *t = json_is_object(msg) ? json_object_get(msg, "text") : NULL;
@@ -83,11 +169,19 @@ static bool need_text(chat_t *chat, const chat_req_t *req, const char **text, si
         chat__refuse(chat, req, "bad_request", "The message text is empty.");
         return false;
     }
-    if (memchr(*text, '\0', *len) != NULL) {
-        chat__refuse(chat, req, "bad_request", "The message text must not contain NUL characters.");
+    switch (text_kind(*text, *len)) {
+    case TEXT_OK:
+        return true;
+    case TEXT_CONTROL:
+        chat__refuse(chat, req, "bad_request",
+                     "The message text must not contain control characters (other than tab, "
+                     "line feed and carriage return).");
+        return false;
+    case TEXT_BLANK:
+        chat__refuse(chat, req, "bad_request", "The message text is blank.");
         return false;
     }
-    return true;
+    return false;
 }
 
 static bool text_ok(chat_t *chat, const chat_req_t *req, size_t len) {
@@ -210,6 +304,9 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
     json_object_set_new(limits, "history_on_join",
                         json_integer((json_int_t)chat->cfg.history_on_join));
     json_object_set_new(limits, "history_max", json_integer(CHAT_HISTORY_MAX));
+    json_object_set_new(limits, "reply_budget", json_integer((json_int_t)chat->reply_budget));
+    json_object_set_new(limits, "rooms_max", json_integer(CHAT_ROOMS_MAX));
+    json_object_set_new(limits, "members_max", json_integer(CHAT_MEMBERS_MAX));
     /* Flood control: rate_limit is chat messages a second (0: off), the
      * request bucket CHAT_RATE_REQUEST_FACTOR times both. */
     bool rate_on = chat->cfg.rate_limit > 0;
@@ -299,19 +396,9 @@ static void on_history(chat_t *chat, const chat_req_t *req) {
     uint64_t before = 0; /* no bound */
     if (!need_str(chat, req, "room", &name, &len) || opt_id(chat, req, "before", &before) < 0)
         return;
-    unsigned limit = CHAT_HISTORY_DEFAULT;
-    json_t *lv = json_object_get(req->root, "limit");
-    if (lv != NULL && !json_is_null(lv)) {
-        if (!json_is_integer(lv) || json_integer_value(lv) < 1) {
-            chat__refuse(chat, req, "bad_request", "The field 'limit' must be a positive integer.");
-            return;
-        }
-        /* Asking for more than the maximum is not an error: it gets the most
-         * the server gives, and `more` says whether there is more to page. */
-        json_int_t n = json_integer_value(lv);
-        limit = n > CHAT_HISTORY_MAX ? CHAT_HISTORY_MAX : (unsigned)n;
-    }
-    if (!room_ok(chat, req, name, len))
+    unsigned limit;
+    if (opt_limit(chat, req, CHAT_HISTORY_DEFAULT, CHAT_HISTORY_MAX, &limit) < 0 ||
+        !room_ok(chat, req, name, len))
         return;
     if (chat__member_find(req->s, chat__room_find(chat, name, len)) == NULL) {
         chat__refuse(chat, req, "not_in_room", "You are not in the room %.*s.", (int)len, name);
@@ -319,7 +406,8 @@ static void on_history(chat_t *chat, const chat_req_t *req) {
     }
     bool more;
     int rc;
-    json_t *msgs = chat__history_json(chat, name, len, 0, before, limit, &more, &rc);
+    json_t *msgs = chat__history_json(chat, name, len, 0, before, limit, chat__list_budget(chat, 0),
+                                      &more, &rc);
     if (rc < 0) {
         json_decref(msgs);
         chat__refuse(chat, req, "unavailable", "The history cannot be read now; try again later.");
@@ -332,51 +420,193 @@ static void on_history(chat_t *chat, const chat_req_t *req) {
     chat__reply(chat, req->s, req, o);
 }
 
-static void on_who(chat_t *chat, const chat_req_t *req) {
+/* ---- pages of names ----
+ *
+ * `rooms` and `who` answer with a page of names in folded byte order: ASCII
+ * letters compared as lower case, ties (names differing only in case)
+ * broken by the raw bytes, so the order is total and a cursor (`after`)
+ * pages through every name once. The page is selected with a bounded
+ * max-heap of `limit` entries: O(N log limit) for N names, no full sort. */
+
+static int name_order(const char *a, size_t alen, const char *b, size_t blen) {
+    size_t n = alen < blen ? alen : blen;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        x = x >= 'A' && x <= 'Z' ? (unsigned char)(x + 32) : x;
+        y = y >= 'A' && y <= 'Z' ? (unsigned char)(y + 32) : y;
+        if (x != y)
+            return x < y ? -1 : 1;
+    }
+    if (alen != blen)
+        return alen < blen ? -1 : 1;
+    int c = memcmp(a, b, n);
+    return c < 0 ? -1 : c > 0;
+}
+
+typedef struct named_s {
     const char *name;
     size_t len;
-    if (!need_str(chat, req, "room", &name, &len) || !room_ok(chat, req, name, len))
+    uint32_t value; /* a room's member count */
+} named_t;
+
+typedef struct page_s {
+    named_t *heap; /* a max-heap by name_order while selecting; sorted after */
+    size_t n, limit;
+    size_t after_cursor; /* names offered that come after the cursor */
+    const char *after;   /* NULL: no cursor */
+    size_t after_len;
+} page_t;
+
+static bool named_less(const named_t *x, const named_t *y) {
+    return name_order(x->name, x->len, y->name, y->len) < 0;
+}
+
+static void heap_down(named_t *h, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, top = i;
+        if (l < n && named_less(&h[top], &h[l]))
+            top = l;
+        if (r < n && named_less(&h[top], &h[r]))
+            top = r;
+        if (top == i)
+            return;
+        named_t t = h[i];
+        h[i] = h[top];
+        h[top] = t;
+        i = top;
+    }
+}
+
+static void page_init(page_t *p, unsigned limit, size_t total, const char *after,
+                      size_t after_len) {
+    p->limit = limit < total ? limit : total;
+    p->heap = xmalloc((p->limit ? p->limit : 1) * sizeof(*p->heap));
+    p->n = 0;
+    p->after_cursor = 0;
+    p->after = after;
+    p->after_len = after_len;
+}
+
+/* Offers a name: kept if it comes after the cursor and is among the
+ * `limit` first so far. */
+static void page_offer(page_t *p, const char *name, size_t len, uint32_t value) {
+    if (p->after != NULL && name_order(name, len, p->after, p->after_len) <= 0)
+        return;
+    p->after_cursor++;
+    named_t e = {name, len, value};
+    if (p->n < p->limit) {
+        /* sift up */
+        size_t i = p->n++;
+        while (i > 0 && named_less(&p->heap[(i - 1) / 2], &e)) {
+            p->heap[i] = p->heap[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        p->heap[i] = e;
+    } else if (p->n > 0 && named_less(&e, &p->heap[0])) {
+        p->heap[0] = e;
+        heap_down(p->heap, p->n, 0);
+    }
+}
+
+/* Sorts the page (heapsort of the heap) and tells whether names after it
+ * were left out. */
+static bool page_finish(page_t *p) {
+    for (size_t end = p->n; end > 1; end--) {
+        named_t t = p->heap[0];
+        p->heap[0] = p->heap[end - 1];
+        p->heap[end - 1] = t;
+        heap_down(p->heap, end - 1, 0);
+    }
+    return p->after_cursor > p->n;
+}
+
+/* The optional `limit` and `after` of a page request; false if refused. */
+static bool page_fields(chat_t *chat, const chat_req_t *req, unsigned def, unsigned max,
+                        unsigned *limit, const char **after, size_t *after_len) {
+    *after = NULL;
+    *after_len = 0;
+    if (opt_limit(chat, req, def, max, limit) < 0)
+        return false;
+    const char *a;
+    size_t alen;
+    int rc = opt_str(chat, req, "after", &a, &alen);
+    if (rc < 0)
+        return false;
+    if (rc > 0) {
+        *after = a;
+        *after_len = alen;
+    }
+    return true;
+}
+
+static void on_who(chat_t *chat, const chat_req_t *req) {
+    const char *name, *after;
+    size_t len, after_len;
+    unsigned limit;
+    if (!need_str(chat, req, "room", &name, &len) ||
+        !page_fields(chat, req, CHAT_MEMBERS_MAX, CHAT_MEMBERS_MAX, &limit, &after, &after_len) ||
+        !room_ok(chat, req, name, len))
         return;
     /* Rooms are public: anyone logged in may look, and a room nobody is in
      * simply has no members (it is not an error to ask). */
     const chat_room_t *room = chat__room_find(chat, name, len);
+    uint32_t count = room != NULL ? room->count : 0;
+    /* The scan costs in proportion to the room. */
+    if (!chat__rate_take_scan(chat, req, count))
+        return;
+    if (!req->s->v1)
+        return; /* nothing to build: a legacy client would not get the reply */
+    page_t page;
+    page_init(&page, limit, count, after, after_len);
+    for (uint32_t i = 0; i < count; i++) {
+        const chat_session_t *m = room->members[i]->session;
+        page_offer(&page, m->nick, m->nick_len, 0);
+    }
+    bool more = page_finish(&page);
     json_t *members = json_array();
-    if (room != NULL)
-        for (uint32_t i = 0; i < room->count; i++) {
-            const chat_session_t *m = room->members[i]->session;
-            json_array_append_new(members, json_stringn_nocheck(m->nick, m->nick_len));
-        }
+    for (size_t i = 0; i < page.n; i++)
+        json_array_append_new(members, json_stringn_nocheck(page.heap[i].name, page.heap[i].len));
+    free(page.heap);
     json_t *o = typed("members");
     json_object_set_new(o, "room", json_stringn_nocheck(name, len));
     json_object_set_new(o, "members", members);
+    json_object_set_new(o, "count", json_integer(count));
+    json_object_set_new(o, "more", json_boolean(more));
     chat__reply(chat, req->s, req, o);
 }
 
-static int room_cmp(const void *a, const void *b) {
-    const chat_room_t *x = *(const chat_room_t *const *)a, *y = *(const chat_room_t *const *)b;
-    return strcmp(x->name, y->name);
-}
-
 static void on_rooms(chat_t *chat, const chat_req_t *req) {
+    const char *after;
+    size_t after_len;
+    unsigned limit;
+    if (!page_fields(chat, req, CHAT_ROOMS_DEFAULT, CHAT_ROOMS_MAX, &limit, &after, &after_len))
+        return;
+    size_t n = tt_map_count(&chat->rooms);
+    if (!chat__rate_take_scan(chat, req, n))
+        return;
     if (!req->s->v1)
         return; /* nothing to build: a legacy client would not get the reply */
-    size_t n = tt_map_count(&chat->rooms), i = 0, pos = 0;
-    chat_room_t **list = xmalloc((n ? n : 1) * sizeof(*list));
+    page_t page;
+    page_init(&page, limit, n, after, after_len);
+    size_t pos = 0;
     void *v;
-    while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v))
-        list[i++] = v;
-    /* Sorted by name, so a listing reads the same from one call to the next. */
-    qsort(list, n, sizeof(*list), room_cmp);
+    while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
+        const chat_room_t *room = v;
+        page_offer(&page, room->name, room->name_len, room->count);
+    }
+    bool more = page_finish(&page);
     json_t *rooms = json_array();
-    for (i = 0; i < n; i++) {
+    for (size_t i = 0; i < page.n; i++) {
         json_t *r = json_object();
-        json_object_set_new(r, "name", json_stringn_nocheck(list[i]->name, list[i]->name_len));
-        json_object_set_new(r, "members", json_integer(list[i]->count));
+        json_object_set_new(r, "name", json_stringn_nocheck(page.heap[i].name, page.heap[i].len));
+        json_object_set_new(r, "members", json_integer(page.heap[i].value));
         json_array_append_new(rooms, r);
     }
-    free(list);
+    free(page.heap);
     json_t *o = typed("rooms");
     json_object_set_new(o, "rooms", rooms);
+    json_object_set_new(o, "count", json_integer((json_int_t)n));
+    json_object_set_new(o, "more", json_boolean(more));
     chat__reply(chat, req->s, req, o);
 }
 
@@ -395,7 +625,7 @@ static const handler_t handlers[] = {
     {"login", false, on_login, false},   {"join", true, on_join, false},
     {"leave", true, on_leave, false},    {"room", true, on_room, true},
     {"private", true, on_private, true}, {"history", true, on_history, false},
-    {"who", true, on_who, false},        {"rooms", false, on_rooms, false},
+    {"who", true, on_who, false},        {"rooms", true, on_rooms, false},
     {"ping", false, on_ping, false},
 };
 
@@ -414,7 +644,99 @@ static size_t utf8_chars(const char *p, size_t len) {
     return n;
 }
 
+static bool is_ws(char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The request's id, read without parsing, for refusing a frame that is too
+ * large to parse: found when the frame ends with an "id" member whose value
+ * is a string without escapes (`... ,"id":"c42"}`, how JavaScript's
+ * JSON.stringify({...req, id}) writes it). In valid JSON such a member
+ * belongs to the top-level object and, being the last, is the one a parser
+ * keeps; in anything else the ref is merely echoed. Looks at the last
+ * bytes only. */
+static bool tail_id(const char *data, size_t len, const char **ref, size_t *ref_len) {
+    size_t i = len;
+    while (i > 0 && is_ws(data[i - 1]))
+        i--;
+    if (i == 0 || data[--i] != '}')
+        return false;
+    while (i > 0 && is_ws(data[i - 1]))
+        i--;
+    if (i == 0 || data[--i] != '"')
+        return false;
+    size_t end = i;
+    /* The value: at most CHAT_REF_MAX characters of up to 4 bytes. */
+    while (i > 0 && end - i <= 4 * CHAT_REF_MAX && data[i - 1] != '"') {
+        unsigned char c = (unsigned char)data[i - 1];
+        if (c == '\\' || c < 0x20)
+            return false;
+        i--;
+    }
+    if (i == 0 || data[i - 1] != '"')
+        return false;
+    size_t start = i--;
+    while (i > 0 && is_ws(data[i - 1]))
+        i--;
+    if (i == 0 || data[--i] != ':')
+        return false;
+    while (i > 0 && is_ws(data[i - 1]))
+        i--;
+    if (i < 4 || memcmp(data + i - 4, "\"id\"", 4) != 0)
+        return false;
+    i -= 4;
+    while (i > 0 && is_ws(data[i - 1]))
+        i--;
+    if (i == 0 || (data[i - 1] != ',' && data[i - 1] != '{'))
+        return false;
+    /* The transport hands over valid UTF-8 only, but nothing read without
+     * a parser is trusted: the value goes into an error frame as it is. */
+    if (!tt_utf8_is_valid((const uint8_t *)data + start, end - start) ||
+        utf8_chars(data + start, end - start) > CHAT_REF_MAX)
+        return false;
+    *ref = data + start;
+    *ref_len = end - start;
+    return true;
+}
+
+/* The id of a parsed request: *ok is false when it is present but not a
+ * string of at most CHAT_REF_MAX characters (null counts as absent). */
+static void req_id(const json_t *root, chat_req_t *req, bool *ok) {
+    json_t *id = json_is_object(root) ? json_object_get(root, "id") : NULL;
+    *ok = id == NULL || json_is_null(id) ||
+          (json_is_string(id) &&
+           utf8_chars(json_string_value(id), json_string_length(id)) <= CHAT_REF_MAX);
+    if (*ok && json_is_string(id)) {
+        req->ref = json_string_value(id);
+        req->ref_len = json_string_length(id);
+    }
+}
+
+/* Refuses a frame the request bucket cannot pay for, before parsing it (so
+ * a flood costs almost nothing): with its ref when the frame is small
+ * enough to parse for it cheaply, or its id can be read at its end. */
+static void refuse_unparsed(chat_t *chat, chat_session_t *s, const char *data, size_t len,
+                            uint64_t retry_ms) {
+    chat_req_t req = {.s = s};
+    json_t *root = NULL;
+    if (!tail_id(data, len, &req.ref, &req.ref_len) && len <= CHAT_RATE_REF_PARSE_MAX) {
+        root = json_loadb(data, len, JSON_ALLOW_NUL, NULL);
+        bool ok;
+        req_id(root, &req, &ok);
+    }
+    chat__rate_refuse(chat, &req, false, retry_ms);
+    json_decref(root);
+}
+
 void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t len) {
+    /* Every message costs request tokens by its size, whatever it holds
+     * (junk too), charged before it is parsed; refused, it has no other
+     * effect. */
+    uint64_t retry_ms;
+    if (!chat__rate_try(chat, s, false, 1 + len / chat->frame_unit, &retry_ms)) {
+        refuse_unparsed(chat, s, data, len, retry_ms);
+        return;
+    }
     chat_req_t req = {.s = s};
     json_error_t err;
     /* JSON_ALLOW_NUL: "\u0000" is valid JSON, so it is not a bad_json; the
@@ -422,22 +744,10 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
      * allowed (the last wins), as in most JSON parsers. jansson bounds the
      * nesting depth (2048) and refuses numbers it cannot hold. */
     req.root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
-    json_t *id = json_is_object(req.root) ? json_object_get(req.root, "id") : NULL;
-    bool id_ok = id == NULL || json_is_null(id) ||
-                 (json_is_string(id) &&
-                  utf8_chars(json_string_value(id), json_string_length(id)) <= CHAT_REF_MAX);
-    if (id_ok && json_is_string(id)) {
-        req.ref = json_string_value(id);
-        req.ref_len = json_string_length(id);
-    }
-    /* Every message costs a request token, whatever it holds (junk too);
-     * refused, it has no other effect. The id is read first only so the
-     * refusal can carry the ref. */
-    if (!chat__rate_take(chat, &req, false))
-        goto out;
-    if (req.root == NULL) {
-        /* An object with a number jansson cannot hold is a bad field; a
-         * bare number is not an object at all, so it stays bad_json. */
+    bool id_ok;
+    req_id(req.root, &req, &id_ok);
+    if (req.root == NULL) { /* An object with a number jansson cannot hold is a bad field; a
+                             * bare number is not an object at all, so it stays bad_json. */
         size_t i = 0;
         while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
             i++;
@@ -471,7 +781,7 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
         chat__refuse(chat, &req, "not_logged_in", "Log in first.");
         goto out;
     }
-    if (h->is_message && !chat__rate_take(chat, &req, true))
+    if (h->is_message && !chat__rate_take(chat, &req, true, 1))
         goto out;
     h->fn(chat, &req);
 out:

@@ -15,7 +15,7 @@ void chat_set_clock(chat_t *chat, chat_clock_cb now_ms, void *ctx) {
     chat->clock_ctx = ctx;
 }
 
-static uint64_t now_ms(const chat_t *chat) {
+uint64_t chat__clock_ms(const chat_t *chat) {
     if (chat->clock != NULL)
         return chat->clock(chat->clock_ctx);
     struct timespec ts;
@@ -48,9 +48,11 @@ static void bucket_fill(chat_bucket_t *b, const rate_t *r, uint64_t now) {
     b->last_ms = now;
 }
 
-/* Refills b for the time since its last use, then takes one token if it
- * holds one. Otherwise *retry_ms is how long until it will. */
-static bool bucket_take(chat_bucket_t *b, const rate_t *r, uint64_t now, uint64_t *retry_ms) {
+/* Refills b for the time since its last use, then takes `units` if it
+ * holds them (units ≤ r->cap). Otherwise *retry_ms is how long until it
+ * will. */
+static bool bucket_take(chat_bucket_t *b, const rate_t *r, uint64_t now, uint64_t units,
+                        uint64_t *retry_ms) {
     if (now > b->last_ms) {
         uint64_t elapsed = now - b->last_ms;
         uint64_t room = b->units < r->cap ? r->cap - b->units : 0;
@@ -61,31 +63,56 @@ static bool bucket_take(chat_bucket_t *b, const rate_t *r, uint64_t now, uint64_
             b->units += elapsed * r->per_ms;
         b->last_ms = now;
     }
-    if (b->units >= CHAT_RATE_UNIT) {
-        b->units -= CHAT_RATE_UNIT;
+    if (b->units >= units) {
+        b->units -= units;
         return true;
     }
-    *retry_ms = (CHAT_RATE_UNIT - b->units + r->per_ms - 1) / r->per_ms;
+    *retry_ms = (units - b->units + r->per_ms - 1) / r->per_ms;
     return false;
 }
 
 void chat__rate_session_init(chat_t *chat, chat_session_t *s) {
     rate_t r;
-    uint64_t now = now_ms(chat);
+    uint64_t now = chat__clock_ms(chat);
     if (rate_of(chat, true, &r))
         bucket_fill(&s->msg_bucket, &r, now);
     if (rate_of(chat, false, &r))
         bucket_fill(&s->req_bucket, &r, now);
 }
 
-bool chat__rate_take(chat_t *chat, const chat_req_t *req, bool message) {
+bool chat__rate_try(chat_t *chat, chat_session_t *s, bool message, uint64_t tokens,
+                    uint64_t *retry_ms) {
     rate_t r;
     if (!rate_of(chat, message, &r))
         return true;
-    chat_session_t *s = req->s;
-    uint64_t now = now_ms(chat), retry_ms = 0;
-    if (bucket_take(message ? &s->msg_bucket : &s->req_bucket, &r, now, &retry_ms))
+    /* A charge beyond the bucket's size could never be met: it takes the
+     * whole bucket instead (one such request per refill of the bucket). */
+    uint64_t units = tokens > r.cap / CHAT_RATE_UNIT ? r.cap : tokens * CHAT_RATE_UNIT;
+    *retry_ms = 0;
+    return bucket_take(message ? &s->msg_bucket : &s->req_bucket, &r, chat__clock_ms(chat), units,
+                       retry_ms);
+}
+
+bool chat__rate_take(chat_t *chat, const chat_req_t *req, bool message, uint64_t tokens) {
+    uint64_t retry_ms;
+    if (chat__rate_try(chat, req->s, message, tokens, &retry_ms))
         return true;
+    chat__rate_refuse(chat, req, message, retry_ms);
+    return false;
+}
+
+bool chat__rate_take_scan(chat_t *chat, const chat_req_t *req, size_t n) {
+    rate_t r;
+    uint64_t tokens = (n + CHAT_RATE_SCAN_ITEMS - 1) / CHAT_RATE_SCAN_ITEMS;
+    if (tokens == 0 || !rate_of(chat, false, &r))
+        return true;
+    uint64_t most = r.cap / CHAT_RATE_UNIT - 1; /* the bucket holds ≥ 5 tokens */
+    return chat__rate_take(chat, req, false, tokens < most ? tokens : most);
+}
+
+void chat__rate_refuse(chat_t *chat, const chat_req_t *req, bool message, uint64_t retry_ms) {
+    chat_session_t *s = req->s;
+    uint64_t now = chat__clock_ms(chat);
 
     /* Going over is logged once per window, so a flood cannot fill the log. */
     if (!s->rate_logged || now - s->logged_ms >= CHAT_FLOOD_WINDOW_MS) {
@@ -124,5 +151,4 @@ bool chat__rate_take(chat_t *chat, const chat_req_t *req, bool message) {
                     CHAT_FLOOD_WINDOW_MS / 1000);
         chat->io.close(chat->io_ctx, s->conn, WS_CLOSE_POLICY, "flooding: too many requests");
     }
-    return false;
 }

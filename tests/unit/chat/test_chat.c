@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +48,12 @@ typedef struct fx_s {
     uint64_t hist_after, hist_before;
     unsigned hist_limit;
     int hist_calls;
+    /* a store of big_n worst-case messages (big_history), ids 1..big_n */
+    unsigned big_n;
+    char *big_text;
+    size_t big_len;
+    /* an injected clock (fake_now) when set */
+    uint64_t now;
 } fx_t;
 
 static void fake_send(void *ctx, void *conn, tt_buf_t *frame) {
@@ -83,6 +90,7 @@ static int setup(void **state) {
 
 static void fx_free(fx_t *fx) {
     chat_free(fx->chat);
+    free(fx->big_text);
     for (size_t i = 0; i < fx->nrec; i++)
         tt_buf_unref(fx->rec[i].frame);
     for (size_t i = 0; i < fx->nkeep; i++)
@@ -273,6 +281,9 @@ static void test_chat_login_welcome(void **state) {
     assert_int_equal(jint(limits, "max_rooms"), 100);
     assert_int_equal(jint(limits, "max_nickname"), 32);
     assert_int_equal(jint(limits, "max_room_name"), 64);
+    assert_int_equal(jint(limits, "reply_budget"), 256 * 1024);
+    assert_int_equal(jint(limits, "rooms_max"), 500);
+    assert_int_equal(jint(limits, "members_max"), 1000);
     assert_string_equal(chat_session_nickname(fx->s[1]), "Alice");
     none(fx, 1);
 }
@@ -419,15 +430,23 @@ static void test_chat_not_logged_in(void **state) {
         "{\"type\":\"private\",\"to\":\"bob\",\"message\":{\"text\":\"hi\"}}",
         "{\"type\":\"history\",\"room\":\"a\"}",
         "{\"type\":\"who\",\"room\":\"a\"}",
+        /* A listing of every room costs in proportion to the server: only
+         * for those logged in (PROTOCOL.md: every request but ping). */
+        "{\"type\":\"rooms\"}",
+        "{\"type\":\"rooms\",\"limit\":0}",
     };
     open_conn(fx, 1, true);
     for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
         say(fx, 1, "%s", reqs[i]);
         take_error(fx, 1, "not_logged_in");
     }
-    /* ping and rooms need no login. */
+    /* ping needs no login. */
     say(fx, 1, "{\"type\":\"ping\",\"id\":\"p\"}");
     assert_string_equal(jstr(take(fx, 1, "pong"), "ref"), "p");
+    say(fx, 1, "{\"type\":\"rooms\",\"id\":\"r\"}");
+    assert_string_equal(jstr(take_error(fx, 1, "not_logged_in"), "ref"), "r");
+    say(fx, 1, "{\"type\":\"login\",\"nickname\":\"late\"}");
+    take(fx, 1, "welcome");
     say(fx, 1, "{\"type\":\"rooms\"}");
     take(fx, 1, "rooms");
     none(fx, 1);
@@ -1338,6 +1357,520 @@ static void test_chat_free_with_pending(void **state) {
     fx->chat = chat_new(NULL, &fake_io, fx);
 }
 
+/* ---- text content ---- */
+
+/* Control characters (but tab, line feed and carriage return) and blank
+ * text are refused: each control character costs six bytes in every reply
+ * that carries it, and neither means anything in chat. */
+static void test_chat_text_control_and_blank(void **state) {
+    static const struct {
+        const char *json; /* the text as a JSON string body */
+        bool ok;
+    } cases[] = {
+        {"hola", true},
+        {"tab\\there", true},
+        {"two\\nlines", true},
+        {"crlf\\r\\nend", true},
+        {"\\t x", true},
+        {"a\\u0000b", false},
+        {"\\u0001", false},
+        {"x\\u0007", false},
+        {"\\u000b", false},   /* vertical tab */
+        {"\\u000c", false},   /* form feed */
+        {"x\\u001bz", false}, /* escape */
+        {"\\u001f", false},
+        {"\\u007f", false},  /* delete */
+        {"\\u0080", false},  /* C1 */
+        {"a\\u0085", false}, /* next line, a C1 control */
+        {"\\u009f", false},
+        {"\\u00a0x", true}, /* a no-break space before a letter */
+        {"\\u00a1", true},  /* ¡, right after the C1 range */
+        {"\xc3\xa9t\xc3\xa9", true},
+        {"\xf0\x9f\x98\x80", true}, /* 😀 */
+        {" ", false},
+        {"   ", false},
+        {"\\t\\n\\r ", false},
+        {"\\u00a0", false},
+        {"\\u1680", false},
+        {"\\u180e", false},
+        {"\\u2000\\u2001\\u200a", false},
+        {"\\u200b", false}, /* zero-width space */
+        {"\\u200d\\u200c", false},
+        {"\\u200e\\u200f", false},
+        {"\\u2010", true}, /* hyphen, right after the range */
+        {"\\u2028\\u2029", false},
+        {"\\u202f\\u205f\\u2060", false},
+        {"\\u205e", true},
+        {"\\u2061", true},
+        {"\\u3000", false},
+        {"\\u3001", true},
+        {"\\ufeff", false},
+        {"\\ufefe", true},
+        {" \\u3000 \\u00a0x", true},
+        {"x\\u0001 and more", false},
+    };
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.rate_limit = 0; /* many messages at once */
+    fx_t *fx = fx_new(&cfg);
+    login_v1(fx, 1, "alice", "r");
+    login_v1(fx, 2, "bob", "r");
+    take(fx, 1, "member_joined");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        say(fx, 1, "{\"type\":\"room\",\"to\":\"r\",\"id\":\"t%zu\",\"message\":{\"text\":\"%s\"}}",
+            i, cases[i].json);
+        say(fx, 1, "{\"type\":\"private\",\"to\":\"bob\",\"message\":{\"text\":\"%s\"}}",
+            cases[i].json);
+        chat_flush(fx->chat);
+        if (cases[i].ok) {
+            take(fx, 1, "ack");
+            take(fx, 1, "room");
+            take(fx, 1, "private");
+            take(fx, 2, "room");
+            take(fx, 2, "private");
+        } else {
+            json_t *e = take_error(fx, 1, "bad_request");
+            char ref[16];
+            snprintf(ref, sizeof(ref), "t%zu", i);
+            assert_string_equal(jstr(e, "ref"), ref);
+            take_error(fx, 1, "bad_request");
+        }
+        none(fx, 1);
+        none(fx, 2);
+    }
+    /* A legacy sender is held to the same rules: dropped, nobody gets it. */
+    login_legacy(fx, 3, "old", "r");
+    take(fx, 1, "member_joined");
+    take(fx, 2, "member_joined");
+    say(fx, 3, "{\"type\":\"room\",\"to\":\"r\",\"message\":{\"text\":\"\\u0001\\u0001\"}}");
+    say(fx, 3, "{\"type\":\"room\",\"to\":\"r\",\"message\":{\"text\":\"\\u3000\"}}");
+    chat_flush(fx->chat);
+    none(fx, 1);
+    none(fx, 2);
+    none(fx, 3);
+    fx_free(fx);
+}
+
+/* ---- replies within the byte budget ---- */
+
+/* The worst case a store can hold: messages of 4,096 control characters
+ * (accepted before they were refused), six bytes each in JSON. */
+static int big_history(void *ctx, const char *room, size_t room_len, uint64_t after,
+                       uint64_t before, unsigned limit, chat_history_cb emit, void *arg,
+                       bool *more) {
+    fx_t *fx = ctx;
+    fx->hist_calls++;
+    uint64_t hi = before == 0 || before > fx->big_n ? fx->big_n : before - 1;
+    uint64_t lo = hi > limit ? hi - limit + 1 : 1;
+    if (lo <= after)
+        lo = after + 1;
+    for (uint64_t id = lo; id <= hi; id++) {
+        chat_message_t m = {.id = id,
+                            .ts = 1764013952123LL,
+                            .kind = CHAT_MSG_ROOM,
+                            .from = "abcdefghijklmnopqrstuvwxyz012345",
+                            .from_len = 32,
+                            .to = room,
+                            .to_len = room_len,
+                            .text = fx->big_text,
+                            .text_len = fx->big_len};
+        emit(arg, &m);
+    }
+    *more = lo > after + 1;
+    return 0;
+}
+
+static const chat_store_hooks_t big_store = {.history = big_history};
+
+static void big_fill(fx_t *fx, unsigned n, size_t len, char c) {
+    fx->big_n = n;
+    fx->big_len = len;
+    fx->big_text = malloc(len);
+    memset(fx->big_text, c, len);
+    assert_int_equal(chat_set_store(fx->chat, &big_store, fx), 0);
+}
+
+/* The payload length of a frame (the tests' frames are all well formed). */
+static size_t frame_payload(const tt_buf_t *b) {
+    const uint8_t *p = tt_buf_ptr(b);
+    size_t len = p[1] & 0x7F;
+    if (len == 126)
+        return b->len - 4;
+    if (len == 127)
+        return b->len - 10;
+    return b->len - 2;
+}
+
+/* Asserts a list of messages holds exactly ids lo..hi in order. */
+static void assert_ids(const json_t *list, uint64_t lo, uint64_t hi) {
+    assert_int_equal(json_array_size(list), hi - lo + 1);
+    for (size_t i = 0; i < json_array_size(list); i++)
+        assert_int_equal(jint(json_array_get(list, i), "id"), lo + i);
+}
+
+static void test_chat_history_fits_the_reply_budget(void **state) {
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    assert_int_equal(cfg.reply_budget, 256 * 1024);
+    cfg.history_on_join = 200;
+    fx_t *fx = fx_new(&cfg);
+    big_fill(fx, 200, 4096, '\x01');
+    open_conn(fx, 1, true);
+    say(fx, 1, "{\"type\":\"login\",\"nickname\":\"alice\",\"room\":\"#big\",\"id\":\"L\"}");
+    take(fx, 1, "welcome");
+    tt_buf_t *b;
+    json_t *j = next_frame(fx, 1, &b);
+    assert_string_equal(jstr(j, "type"), "joined");
+    /* The frame stays under the budget, whatever 200 such messages weigh
+     * (4.9 MB); the newest that fit are kept, and more says there are more. */
+    assert_true(frame_payload(b) <= cfg.reply_budget);
+    json_t *h = json_object_get(j, "history");
+    size_t n = json_array_size(h);
+    assert_true(n >= 5 && n < 200);
+    assert_ids(h, 200 - n + 1, 200);
+    assert_true(json_is_true(json_object_get(j, "more")));
+    assert_int_equal(strlen(jstr(json_object_get(json_array_get(h, 0), "message"), "text")), 4096);
+    /* Each further page fits too, and paging back with before = the first
+     * id gets every message once. */
+    uint64_t first = (uint64_t)jint(json_array_get(h, 0), "id");
+    unsigned pages = 0;
+    while (first > 1) {
+        say(fx, 1, "{\"type\":\"history\",\"room\":\"#big\",\"before\":%llu,\"limit\":200}",
+            (unsigned long long)first);
+        j = next_frame(fx, 1, &b);
+        assert_string_equal(jstr(j, "type"), "history");
+        assert_true(frame_payload(b) <= cfg.reply_budget);
+        h = json_object_get(j, "messages");
+        n = json_array_size(h);
+        assert_true(n >= 1);
+        assert_ids(h, first - n, first - 1);
+        first -= n;
+        assert_true(json_is_boolean(json_object_get(j, "more")));
+        assert_int_equal(json_is_true(json_object_get(j, "more")), first > 1);
+        assert_true(++pages < 100);
+    }
+    /* Small messages are not cut: the whole page. */
+    free(fx->big_text);
+    big_fill(fx, 200, 10, 'x');
+    say(fx, 1, "{\"type\":\"history\",\"room\":\"#big\",\"limit\":200}");
+    j = take(fx, 1, "history");
+    assert_ids(json_object_get(j, "messages"), 1, 200);
+    assert_true(json_is_false(json_object_get(j, "more")));
+    none(fx, 1);
+    fx_free(fx);
+}
+
+/* A budget below what one message needs is raised: the newest message is
+ * always served, so a room can always be read back. */
+static void test_chat_reply_budget_holds_one_largest_message(void **state) {
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.reply_budget = 1000;
+    cfg.max_text = 8192;
+    fx_t *fx = fx_new(&cfg);
+    big_fill(fx, 3, 8192, '\x02');
+    open_conn(fx, 2, true);
+    say(fx, 2, "{\"type\":\"login\",\"nickname\":\"bob\"}");
+    json_t *limits = json_object_get(take(fx, 2, "welcome"), "limits");
+    assert_int_equal(jint(limits, "reply_budget"), chat_reply_budget_min(8192));
+    say(fx, 2, "{\"type\":\"join\",\"room\":\"r\"}");
+    tt_buf_t *b;
+    json_t *j = next_frame(fx, 2, &b);
+    assert_string_equal(jstr(j, "type"), "joined");
+    assert_ids(json_object_get(j, "history"), 3, 3);
+    assert_true(json_is_true(json_object_get(j, "more")));
+    assert_true(frame_payload(b) <= chat_reply_budget_min(8192));
+    assert_true(frame_payload(b) > 6 * 8192);
+    say(fx, 2, "{\"type\":\"history\",\"room\":\"r\",\"before\":3}");
+    j = next_frame(fx, 2, &b);
+    assert_ids(json_object_get(j, "messages"), 2, 2);
+    assert_true(json_is_true(json_object_get(j, "more")));
+    assert_true(frame_payload(b) <= chat_reply_budget_min(8192));
+    none(fx, 2);
+    fx_free(fx);
+}
+
+/* ---- rooms and members, paged ---- */
+
+/* The order pages use: ASCII case folded, ties broken by the bytes. */
+static int folded_cmp(const char *a, const char *b) {
+    int c = strcasecmp(a, b);
+    return c != 0 ? c : strcmp(a, b);
+}
+
+/* A legacy session (no frames to read) that joins rooms; handle >= 100. */
+static chat_session_t *crowd_member(fx_t *fx, int i, const char *nick, const char *room) {
+    chat_session_t *s = chat_session_open(fx->chat, (void *)(uintptr_t)(100 + i), false, "crowd");
+    char req[256];
+    int n = snprintf(req, sizeof(req), "{\"type\":\"login\",\"nickname\":\"%s\",\"room\":\"%s\"}",
+                     nick, room);
+    chat_session_on_text(fx->chat, s, req, (size_t)n);
+    assert_non_null(chat_session_nickname(s));
+    return s;
+}
+
+static void join_silently(fx_t *fx, chat_session_t *s, const char *room) {
+    char req[128];
+    int n = snprintf(req, sizeof(req), "{\"type\":\"join\",\"room\":\"%s\"}", room);
+    chat_session_on_text(fx->chat, s, req, (size_t)n);
+}
+
+static void test_chat_rooms_are_paged_in_folded_order(void **state) {
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.max_rooms = 1000;
+    cfg.rate_limit = 0; /* one session creates them all */
+    fx_t *fx = fx_new(&cfg);
+    /* 630 rooms, created in a scrambled order, names in several cases. */
+    enum { N = 630 };
+    static const char *shapes[] = {"room%03d", "Room%03d", "#room%03d", "_r%03d", "ROOM%03d-x"};
+    char names[N][32];
+    chat_session_t *s = NULL;
+    for (int k = 0; k < N; k++) {
+        int i = (k * 7919) % N; /* a permutation: 7919 is prime and does not divide N */
+        snprintf(names[i], sizeof(names[i]), shapes[i % 5], i / 5);
+        if (s == NULL)
+            s = crowd_member(fx, 0, "maker", names[i]);
+        else
+            join_silently(fx, s, names[i]);
+    }
+    chat_stats_t st;
+    chat_stats(fx->chat, &st);
+    assert_int_equal(st.rooms, N);
+    login_v1(fx, 1, "alice", "room000"); /* 2 members there now */
+
+    /* Pages of the default size, in folded order, each after the last name
+     * of the one before; every room once. */
+    char seen[N + 1][32];
+    size_t nseen = 0;
+    char after[40] = "";
+    for (int page = 0;; page++) {
+        if (page == 0)
+            say(fx, 1, "{\"type\":\"rooms\",\"id\":\"p\"}");
+        else
+            say(fx, 1, "{\"type\":\"rooms\",\"after\":\"%s\"}", after);
+        json_t *j = take(fx, 1, "rooms");
+        json_t *list = json_object_get(j, "rooms");
+        assert_int_equal(jint(j, "count"), N);
+        if (page == 0)
+            assert_string_equal(jstr(j, "ref"), "p");
+        size_t n = json_array_size(list);
+        bool last = page == N / 100;
+        assert_int_equal(n, last ? N % 100 : 100);
+        assert_int_equal(json_is_true(json_object_get(j, "more")), !last);
+        for (size_t i = 0; i < n; i++) {
+            const char *name = jstr(json_array_get(list, i), "name");
+            if (nseen > 0)
+                assert_true(folded_cmp(seen[nseen - 1], name) < 0);
+            snprintf(seen[nseen++], sizeof(seen[0]), "%s", name);
+            assert_int_equal(jint(json_array_get(list, i), "members"),
+                             strcmp(name, "room000") == 0 ? 2 : 1);
+        }
+        if (last)
+            break;
+        snprintf(after, sizeof(after), "%s", seen[nseen - 1]);
+    }
+    assert_int_equal(nseen, N);
+    /* Case variants sort together, the upper case first. */
+    for (size_t i = 1; i < nseen; i++)
+        if (strcasecmp(seen[i - 1], seen[i]) == 0)
+            assert_true(strcmp(seen[i - 1], seen[i]) < 0);
+
+    /* limit is clamped to 500; a cursor need not name a room. */
+    say(fx, 1, "{\"type\":\"rooms\",\"limit\":100000}");
+    json_t *j = take(fx, 1, "rooms");
+    assert_int_equal(json_array_size(json_object_get(j, "rooms")), 500);
+    assert_true(json_is_true(json_object_get(j, "more")));
+    say(fx, 1, "{\"type\":\"rooms\",\"limit\":3,\"after\":\"room1\"}");
+    j = take(fx, 1, "rooms");
+    json_t *list = json_object_get(j, "rooms");
+    assert_int_equal(json_array_size(list), 3);
+    assert_string_equal(jstr(json_array_get(list, 0), "name"), "Room100");
+    assert_string_equal(jstr(json_array_get(list, 1), "name"), "room100");
+    assert_string_equal(jstr(json_array_get(list, 2), "name"), "ROOM100-x");
+    say(fx, 1, "{\"type\":\"rooms\",\"after\":\"~\"}");
+    j = take(fx, 1, "rooms");
+    assert_int_equal(json_array_size(json_object_get(j, "rooms")), 0);
+    assert_true(json_is_false(json_object_get(j, "more")));
+    say(fx, 1, "{\"type\":\"rooms\",\"limit\":null,\"after\":null}");
+    assert_int_equal(json_array_size(json_object_get(take(fx, 1, "rooms"), "rooms")), 100);
+    static const char *bad[] = {"\"limit\":0",   "\"limit\":-1", "\"limit\":\"5\"",
+                                "\"limit\":1.5", "\"after\":5",  "\"after\":[\"a\"]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        say(fx, 1, "{\"type\":\"rooms\",%s}", bad[i]);
+        take_error(fx, 1, "bad_request");
+    }
+    none(fx, 1);
+    fx_free(fx);
+}
+
+/* who and joined.members are capped at 1,000 names with the total in count;
+ * who pages through the rest with after, in folded order. */
+static void test_chat_members_are_capped_with_a_count(void **state) {
+    fx_t *fx = *state;
+    enum { N = 1130 };
+    login_v1(fx, 1, "watcher", "crowd");
+    for (int i = 0; i < N; i++) {
+        char nick[16];
+        snprintf(nick, sizeof(nick), i % 2 ? "m%04d" : "M%04dz", (i * 7) % N);
+        crowd_member(fx, i, nick, "crowd");
+        take(fx, 1, "member_joined");
+    }
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"crowd\",\"id\":\"w\"}");
+    json_t *j = take(fx, 1, "members");
+    assert_string_equal(jstr(j, "ref"), "w");
+    assert_int_equal(jint(j, "count"), N + 1);
+    assert_true(json_is_true(json_object_get(j, "more")));
+    json_t *m = json_object_get(j, "members");
+    assert_int_equal(json_array_size(m), 1000);
+    char seen[N + 1][16];
+    size_t nseen = 0;
+    for (size_t i = 0; i < 1000; i++)
+        snprintf(seen[nseen++], sizeof(seen[0]), "%s", json_string_value(json_array_get(m, i)));
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"crowd\",\"after\":\"%s\"}", seen[nseen - 1]);
+    j = take(fx, 1, "members");
+    assert_int_equal(jint(j, "count"), N + 1);
+    assert_true(json_is_false(json_object_get(j, "more")));
+    m = json_object_get(j, "members");
+    assert_int_equal(json_array_size(m), N + 1 - 1000);
+    for (size_t i = 0; i < json_array_size(m); i++)
+        snprintf(seen[nseen++], sizeof(seen[0]), "%s", json_string_value(json_array_get(m, i)));
+    for (size_t i = 1; i < nseen; i++)
+        assert_true(folded_cmp(seen[i - 1], seen[i]) < 0);
+    /* A smaller page; more says the rest exists. */
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"crowd\",\"limit\":2,\"after\":\"m0300\"}");
+    j = take(fx, 1, "members");
+    m = json_object_get(j, "members");
+    assert_int_equal(json_array_size(m), 2);
+    assert_string_equal(json_string_value(json_array_get(m, 0)), "M0300z");
+    assert_string_equal(json_string_value(json_array_get(m, 1)), "m0301");
+    assert_true(json_is_true(json_object_get(j, "more")));
+    /* A small room answers as before, with count and more: false. */
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"empty\"}");
+    j = take(fx, 1, "members");
+    assert_int_equal(json_array_size(json_object_get(j, "members")), 0);
+    assert_int_equal(jint(j, "count"), 0);
+    assert_true(json_is_false(json_object_get(j, "more")));
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"crowd\",\"limit\":0}");
+    take_error(fx, 1, "bad_request");
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"crowd\",\"after\":1}");
+    take_error(fx, 1, "bad_request");
+
+    /* A joiner gets 1,000 names, its own among them, and the count. */
+    login_v1(fx, 2, "late", NULL);
+    say(fx, 2, "{\"type\":\"join\",\"room\":\"crowd\"}");
+    j = take(fx, 2, "joined");
+    assert_int_equal(json_array_size(json_object_get(j, "members")), 1000);
+    assert_true(has_member(j, "late"));
+    assert_int_equal(jint(j, "member_count"), N + 2);
+    assert_true(json_is_false(json_object_get(j, "more"))); /* history's more, unchanged */
+    take(fx, 1, "member_joined");
+    /* In a small room, every member as before. */
+    say(fx, 2, "{\"type\":\"join\",\"room\":\"small\"}");
+    j = take(fx, 2, "joined");
+    assert_int_equal(json_array_size(json_object_get(j, "members")), 1);
+    assert_int_equal(jint(j, "member_count"), 1);
+    none(fx, 1);
+    none(fx, 2);
+}
+
+/* ---- the log of a failing store ---- */
+
+static uint64_t fake_now(void *ctx) {
+    return ((fx_t *)ctx)->now;
+}
+
+/* Runs fn with stderr captured at info level; returns the lines (malloc'd,
+ * NUL-separated in one buffer) and their number. */
+static char *capture_log(void (*fn)(fx_t *), fx_t *fx, int *lines) {
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fileno(log), 2);
+    tt_log_set_level(TT_LOG_INFO);
+    fn(fx);
+    tt_log_set_level(TT_LOG_OFF);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    long size = ftell(log);
+    rewind(log);
+    char *text = calloc(1, (size_t)size + 1);
+    assert_int_equal(fread(text, 1, (size_t)size, log), (size_t)size);
+    fclose(log);
+    *lines = 0;
+    for (char *p = text; *p; p++)
+        *lines += *p == '\n';
+    return text;
+}
+
+/* What the functions run under capture_log got back (they assert nothing:
+ * a failed assertion there would leave stderr captured). */
+static int unavailable_seen, joined_seen;
+
+static void count_replies(fx_t *fx) {
+    json_t *j;
+    while ((j = next_frame(fx, 1, NULL)) != NULL)
+        unavailable_seen +=
+            strcmp(jstr(j, "type"), "error") == 0 && strcmp(jstr(j, "code"), "unavailable") == 0;
+    while ((j = next_frame(fx, 2, NULL)) != NULL)
+        joined_seen += strcmp(jstr(j, "type"), "joined") == 0;
+}
+
+static void failing_flood(fx_t *fx) {
+    /* 57 refused messages in 57 batches, and 57 joins whose history read
+     * fails, within 5.7 s. */
+    for (int i = 0; i < 57; i++) {
+        send_room(fx, 1, "r", "lost");
+        chat_flush(fx->chat);
+        say(fx, 2, "{\"type\":\"join\",\"room\":\"r\"}"); /* again: reads history */
+        fx->now += 100;
+    }
+    count_replies(fx);
+}
+
+static void failing_later(fx_t *fx) {
+    /* Once the window has passed, the next flush summarizes what was held. */
+    fx->now += 10000;
+    chat_flush(fx->chat);
+    chat_flush(fx->chat);
+    /* And a new failure, a window later, is logged again. */
+    fx->now += 10000;
+    send_room(fx, 1, "r", "lost again");
+    chat_flush(fx->chat);
+    count_replies(fx);
+}
+
+static void test_chat_store_failures_are_logged_once_per_window(void **state) {
+    fx_t *fx = *state;
+    fx->now = 5000000;
+    chat_set_clock(fx->chat, fake_now, fx);
+    assert_int_equal(chat_set_store(fx->chat, &fake_store, fx), 0);
+    login_v1(fx, 1, "alice", "r");
+    login_v1(fx, 2, "bob", "r");
+    take(fx, 1, "member_joined");
+    fx->store_rc = -28;
+    int lines;
+    char *text = capture_log(failing_flood, fx, &lines);
+    assert_int_equal(unavailable_seen, 57);
+    assert_int_equal(joined_seen, 57);
+    /* One line for the writes, one for the history reads. */
+    assert_int_equal(lines, 2);
+    assert_non_null(strstr(text, "storing 1 messages failed (-28)"));
+    assert_non_null(strstr(text, "history of r for 127.0.0.1:40002 failed (-28)"));
+    free(text);
+    text = capture_log(failing_later, fx, &lines);
+    assert_int_equal(unavailable_seen, 58);
+    assert_int_equal(lines, 3);
+    assert_non_null(strstr(
+        text, "storing failed 56 more times since the last line (56 messages, not delivered)"));
+    assert_non_null(strstr(text, "history for a join failed 56 more times since the last line"));
+    assert_non_null(strstr(text, "storing 1 messages failed (-28)"));
+    free(text);
+    chat_set_store(fx->chat, NULL, NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chat_login_welcome, setup, teardown),
@@ -1379,6 +1912,14 @@ int main(void) {
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_store_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_free_with_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_text_control_and_blank, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_history_fits_the_reply_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_reply_budget_holds_one_largest_message, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_chat_rooms_are_paged_in_folded_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_members_are_capped_with_a_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_store_failures_are_logged_once_per_window, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -497,6 +497,302 @@ static void test_chat_rate_legacy_refusals_are_dropped(void **state) {
     fx_free(fx);
 }
 
+/* ---- charged by size, before parsing ---- */
+
+static void say_len(fx_t *fx, int c, const char *data, size_t len) {
+    chat_session_on_text(fx->chat, fx->s[c], data, len);
+}
+
+/* A frame of exactly len bytes: {"type":"ping","pad":"xxx…"<tail>} where
+ * tail is e.g. ,"id":"p1" (or empty). Returns a malloc'd buffer. */
+static char *padded_ping(size_t len, const char *tail) {
+    char *b = malloc(len + 1);
+    int h = snprintf(b, len + 1, "{\"type\":\"ping\",\"pad\":\"");
+    size_t t = strlen(tail) + 2; /* "} */
+    assert_true((size_t)h + t <= len);
+    memset(b + h, 'x', len - (size_t)h - t);
+    snprintf(b + len - t, t + 1, "\"%s}", tail);
+    assert_int_equal(strlen(b), len);
+    return b;
+}
+
+static void test_chat_rate_frames_cost_by_size_before_parsing(void **state) {
+    (void)state;
+    fx_t *fx = fx_new(4, 1); /* requests: a burst of 20, 5 a second */
+    open_conn(fx, 1, true);
+    /* 1 + len / 16384 tokens: 16,383 bytes cost 1, 16,384 cost 2. */
+    char *small = padded_ping(16383, ",\"id\":\"s\""), *two = padded_ping(16384, ",\"id\":\"t\"");
+    for (int i = 0; i < 4; i++)
+        say_len(fx, 1, small, 16383);
+    for (int i = 0; i < 8; i++)
+        say_len(fx, 1, two, 16384);
+    for (int i = 0; i < 12; i++)
+        assert_string_equal(jstr(take(fx, 1, "pong"), "ref"), i < 4 ? "s" : "t");
+    /* 20 tokens spent: the next is refused, with its ref read at the end of
+     * the frame, and the hint is for the two tokens it needs. */
+    say_len(fx, 1, two, 16384);
+    json_t *e = take(fx, 1, "error");
+    assert_string_equal(jstr(e, "code"), "rate_limited");
+    assert_string_equal(jstr(e, "ref"), "t");
+    assert_int_equal(jint(e, "retry_after_ms"), 400);
+    fx->now += 200;
+    say_len(fx, 1, small, 16383);
+    take(fx, 1, "pong");
+    free(small);
+    free(two);
+
+    /* 160 KiB of junk costs 11 tokens: accepted while the bucket holds them
+     * (and judged: bad_json), refused before parsing once it does not. */
+    fx->now += 4000;
+    size_t n = 160 * 1024;
+    char *junk = malloc(n);
+    memset(junk, '[', n);
+    memcpy(junk, "{\"id\":\"j\",\"type\":\"ping\",\"x\":", 28);
+    say_len(fx, 1, junk, n);
+    e = take(fx, 1, "error");
+    assert_string_equal(jstr(e, "code"), "bad_json");
+    say_len(fx, 1, junk, n); /* 9 tokens left */
+    e = take(fx, 1, "error");
+    assert_string_equal(jstr(e, "code"), "rate_limited");
+    /* Not parsed: its id (at the start) is not read, and it was not judged. */
+    assert_null(json_object_get(e, "ref"));
+    assert_int_equal(jint(e, "retry_after_ms"), 400);
+    /* The refusal took nothing: the 9 tokens pay for 9 pings. */
+    for (int i = 0; i < 9; i++)
+        say(fx, 1, "{\"type\":\"ping\",\"id\":\"q%d\"}", i);
+    for (int i = 0; i < 9; i++)
+        take(fx, 1, "pong");
+    /* A small refused frame is parsed for its id, wherever it is. */
+    say(fx, 1, "{\"id\":\"first\",\"type\":\"ping\"}");
+    e = take(fx, 1, "error");
+    assert_string_equal(jstr(e, "code"), "rate_limited");
+    assert_string_equal(jstr(e, "ref"), "first");
+    /* A large one only when the id ends it, as JSON.stringify puts it. */
+    memcpy(junk, "{\"id\":\"j\",\"type\":\"ping\",\"x\":\"", 29);
+    memset(junk + 29, 'y', n - 29);
+    static const char *tails[] = {"\",\"id\":\"end\"}", "\" , \"id\" : \"end\" }\n"};
+    for (size_t k = 0; k < 2; k++) {
+        memcpy(junk + n - strlen(tails[k]), tails[k], strlen(tails[k]));
+        say_len(fx, 1, junk, n);
+        e = take(fx, 1, "error");
+        assert_string_equal(jstr(e, "code"), "rate_limited");
+        assert_string_equal(jstr(e, "ref"), "end");
+    }
+    /* Anything else at the end: no ref rather than a wrong one. */
+    static const char *no_ref[] = {
+        "\",\"id\":\"e\\\"d\"}",      /* an escape in the value */
+        "\",\"xid\":\"end\"}",        /* another key */
+        "\",\"m\":{\"id\":\"e\"}}",   /* a nested id */
+        "\\\",\\\"id\\\":\\\"end\"}", /* in a string: "x":"…\",\"id\":\"end"} */
+        "\",\"id\":\"\xc3(\"}",       /* not UTF-8 (never from the transport, but) */
+        "\",\"id\":5}",
+        "\",\"id\":\"end\"]",
+    };
+    for (size_t k = 0; k < sizeof(no_ref) / sizeof(no_ref[0]); k++) {
+        memset(junk + 29, 'y', n - 29);
+        memcpy(junk + n - strlen(no_ref[k]), no_ref[k], strlen(no_ref[k]));
+        say_len(fx, 1, junk, n);
+        e = take(fx, 1, "error");
+        assert_string_equal(jstr(e, "code"), "rate_limited");
+        if (json_object_get(e, "ref") != NULL)
+            fail_msg("tail %zu: unexpected ref %s", k, jstr(e, "ref"));
+    }
+    none(fx, 1);
+    free(junk);
+    fx_free(fx);
+
+    /* The unit is a quarter of max_message: with 1 MiB, 300,000 bytes cost
+     * 2 tokens. */
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.rate_burst = 1; /* requests: 5 */
+    cfg.rate_limit = 1;
+    cfg.max_message = 1024 * 1024;
+    fx = calloc(1, sizeof(*fx));
+    fx->now = 1000000;
+    fx->chat = chat_new(&cfg, &fake_io, fx);
+    chat_set_clock(fx->chat, fake_now, fx);
+    open_conn(fx, 1, true);
+    junk = padded_ping(300000, ",\"id\":\"q\"");
+    say_len(fx, 1, junk, 300000);
+    say_len(fx, 1, junk, 300000);
+    say(fx, 1, "{\"type\":\"ping\",\"id\":\"last\"}");
+    say(fx, 1, "{\"type\":\"ping\",\"id\":\"over\"}");
+    take(fx, 1, "pong");
+    take(fx, 1, "pong");
+    assert_string_equal(jstr(take(fx, 1, "pong"), "ref"), "last");
+    assert_string_equal(jstr(take(fx, 1, "error"), "ref"), "over");
+    free(junk);
+    fx_free(fx);
+
+    /* A frame larger than the whole bucket takes the whole bucket. */
+    fx = fx_new(1, 1); /* requests: 5 */
+    open_conn(fx, 1, true);
+    junk = padded_ping(200000, ",\"id\":\"big\"");
+    say_len(fx, 1, junk, 200000);
+    take(fx, 1, "pong");
+    say(fx, 1, "{\"type\":\"ping\",\"id\":\"after\"}");
+    e = take(fx, 1, "error");
+    assert_string_equal(jstr(e, "ref"), "after");
+    fx->now += 1000;
+    say_len(fx, 1, junk, 200000);
+    take(fx, 1, "pong");
+    free(junk);
+    fx_free(fx);
+}
+
+/* A room message costs the request bucket and one token of the message
+ * bucket; refused by either, a message of any size the web client sends
+ * gets its ref back (the web client matches its pending line by it). */
+static void test_chat_rate_large_room_messages_keep_their_ref(void **state) {
+    (void)state;
+    fx_t *fx = fx_new(4, 1);     /* messages: 4; requests: 20 */
+    login_v1(fx, 1, "ana", "r"); /* 19 request tokens left */
+    size_t text = 4096;          /* every byte a '"': 8 KiB escaped, past the parse limit */
+    char *req = malloc(2 * text + 128);
+    int h = snprintf(req, 128, "{\"type\":\"room\",\"to\":\"r\",\"message\":{\"text\":\"");
+    for (size_t i = 0; i < text; i++)
+        memcpy(req + h + 2 * i, "\\\"", 2);
+    int t = snprintf(req + h + 2 * text, 64, "\"},\"id\":\"m1\"}");
+    size_t len = (size_t)h + 2 * text + (size_t)t;
+    assert_true(len > CHAT_RATE_REF_PARSE_MAX);
+    for (int i = 0; i < 5; i++)
+        say_len(fx, 1, req, len); /* the fifth: over the message bucket */
+    chat_flush(fx->chat);
+    json_t *e = take(fx, 1, "error"); /* at once; the others at the flush */
+    assert_string_equal(jstr(e, "code"), "rate_limited");
+    assert_string_equal(jstr(e, "ref"), "m1");
+    assert_non_null(strstr(jstr(e, "message"), "Too many messages"));
+    for (int i = 0; i < 4; i++) {
+        take(fx, 1, "ack");
+        take(fx, 1, "room");
+    }
+    for (int i = 0; i < 14; i++) /* the request bucket's last 14 */
+        say(fx, 1, "{\"type\":\"ping\"}");
+    assert_int_equal(count(fx, 1, "pong"), 14);
+    fx->now += 1000; /* a token for the message bucket, 5 for the request bucket */
+    for (int i = 0; i < 6; i++)
+        say_len(fx, 1, req, len); /* 1 sent, 4 over the message bucket, 1 over both */
+    chat_flush(fx->chat);
+    size_t acks = 0;
+    json_t *j;
+    e = NULL;
+    while ((j = next_frame(fx, 1)) != NULL) {
+        acks += strcmp(jstr(j, "type"), "ack") == 0;
+        if (strcmp(jstr(j, "type"), "error") == 0)
+            e = j;
+    }
+    assert_int_equal(acks, 1);
+    assert_non_null(e); /* the last refusal: the request bucket's, before parsing */
+    assert_string_equal(jstr(e, "code"), "rate_limited");
+    assert_string_equal(jstr(e, "ref"), "m1");
+    assert_non_null(strstr(jstr(e, "message"), "Too many requests"));
+    free(req);
+    fx_free(fx);
+}
+
+/* rooms and who take ceil(N / 1000) more tokens for the N rooms or members
+ * they scan, so one connection cannot keep the loop busy with them. */
+static void test_chat_rate_scans_cost_in_proportion(void **state) {
+    (void)state;
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.rate_burst = 4;
+    cfg.rate_limit = 1;
+    cfg.max_rooms = 3000;
+    fx_t *fx = calloc(1, sizeof(*fx));
+    fx->now = 1000000;
+    fx->chat = chat_new(&cfg, &fake_io, fx);
+    chat_set_clock(fx->chat, fake_now, fx);
+    open_conn(fx, 2, false);
+    say(fx, 2, "{\"type\":\"login\",\"nickname\":\"maker\"}");
+    for (int i = 0; i < 2500; i++) {
+        fx->now += 200;
+        say(fx, 2, "{\"type\":\"join\",\"room\":\"room%04d\"}", i);
+    }
+    chat_stats_t st;
+    chat_stats(fx->chat, &st);
+    assert_int_equal(st.rooms, 2500);
+    fx->now += 10000;
+    login_v1(fx, 1, "ana", "room0000"); /* 1 token; 19 left */
+    /* A listing costs 1 + 3: four of them, then a refusal with its ref. */
+    for (int i = 0; i < 4; i++)
+        say(fx, 1, "{\"type\":\"rooms\",\"limit\":1,\"id\":\"r%d\"}", i);
+    for (int i = 0; i < 4; i++)
+        take(fx, 1, "rooms");
+    say(fx, 1, "{\"type\":\"rooms\",\"limit\":1,\"id\":\"r4\"}"); /* 3 left: 1 + 3 is too many */
+    json_t *e = take(fx, 1, "error");
+    assert_string_equal(jstr(e, "code"), "rate_limited");
+    assert_string_equal(jstr(e, "ref"), "r4");
+    assert_int_equal(jint(e, "retry_after_ms"), 200); /* the one token short */
+    /* The base token was spent; the scan's were not: two pings pass. */
+    say(fx, 1, "{\"type\":\"ping\"}");
+    say(fx, 1, "{\"type\":\"ping\"}");
+    take(fx, 1, "pong");
+    take(fx, 1, "pong");
+    none(fx, 1);
+    /* who scans the room: 1,002 members (ana, maker and 1,000 more) cost 2 more. */
+    fx->now += 10000;
+    for (int i = 0; i < 1000; i++) {
+        char req[96];
+        int n = snprintf(req, sizeof(req),
+                         "{\"type\":\"login\",\"nickname\":\"c%04d\",\"room\":\"room0000\"}", i);
+        chat_session_t *c = chat_session_open(fx->chat, (void *)(uintptr_t)(100 + i), false, "c");
+        chat_session_on_text(fx->chat, c, req, (size_t)n);
+    }
+    assert_int_equal(count(fx, 1, "member_joined"), 1000);
+    fx->now += 10000;
+    for (int i = 0; i < 6; i++)
+        say(fx, 1, "{\"type\":\"who\",\"room\":\"room0000\",\"limit\":1,\"id\":\"w%d\"}", i);
+    for (int i = 0; i < 6; i++) {
+        json_t *m = take(fx, 1, "members");
+        assert_int_equal(jint(m, "count"), 1002);
+    }
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"room0000\",\"limit\":1,\"id\":\"w6\"}");
+    e = take(fx, 1, "error");
+    assert_string_equal(jstr(e, "ref"), "w6");
+    /* A room nobody is in costs nothing more. */
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"nobody\",\"id\":\"w7\"}");
+    take(fx, 1, "members");
+    fx_free(fx);
+}
+
+/* However many rooms there are, a full bucket pays for a listing: the scan
+ * costs at most the bucket's size less the request's own token. */
+static void test_chat_rate_a_scan_never_costs_more_than_a_full_bucket(void **state) {
+    (void)state;
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.rate_burst = 1; /* requests: 5 at once, 5 a second */
+    cfg.rate_limit = 1;
+    cfg.max_rooms = 6000;
+    fx_t *fx = calloc(1, sizeof(*fx));
+    fx->now = 1000000;
+    fx->chat = chat_new(&cfg, &fake_io, fx);
+    chat_set_clock(fx->chat, fake_now, fx);
+    open_conn(fx, 2, false);
+    say(fx, 2, "{\"type\":\"login\",\"nickname\":\"maker\"}");
+    for (int i = 0; i < 5000; i++) { /* 5 more tokens' worth of scanning than the bucket */
+        fx->now += 200;
+        say(fx, 2, "{\"type\":\"join\",\"room\":\"room%04d\"}", i);
+    }
+    chat_stats_t st;
+    chat_stats(fx->chat, &st);
+    assert_int_equal(st.rooms, 5000);
+    login_v1(fx, 1, "ana", "room0000");
+    for (int round = 0; round < 3; round++) {
+        fx->now += 1000; /* full again */
+        say(fx, 1, "{\"type\":\"rooms\",\"limit\":2,\"id\":\"a%d\"}", round);
+        assert_int_equal(jint(take(fx, 1, "rooms"), "count"), 5000);
+        say(fx, 1, "{\"type\":\"ping\",\"id\":\"b%d\"}", round); /* the bucket is empty */
+        json_t *e = take(fx, 1, "error");
+        assert_string_equal(jstr(e, "code"), "rate_limited");
+        assert_int_equal(jint(e, "retry_after_ms"), 200);
+    }
+    none(fx, 1);
+    fx_free(fx);
+}
+
 /* ---- welcome.limits ---- */
 
 static void test_chat_rate_welcome_limits(void **state) {
@@ -584,6 +880,10 @@ int main(void) {
         cmocka_unit_test_setup(test_chat_rate_client_that_waits_is_never_closed, setup),
         cmocka_unit_test_setup(test_chat_rate_client_that_ignores_hints_is_closed, setup),
         cmocka_unit_test_setup(test_chat_rate_legacy_refusals_are_dropped, setup),
+        cmocka_unit_test_setup(test_chat_rate_frames_cost_by_size_before_parsing, setup),
+        cmocka_unit_test_setup(test_chat_rate_large_room_messages_keep_their_ref, setup),
+        cmocka_unit_test_setup(test_chat_rate_scans_cost_in_proportion, setup),
+        cmocka_unit_test_setup(test_chat_rate_a_scan_never_costs_more_than_a_full_bucket, setup),
         cmocka_unit_test_setup(test_chat_rate_welcome_limits, setup),
         cmocka_unit_test_setup(test_chat_rate_default_clock, setup),
     };
