@@ -33,6 +33,7 @@
 
 #include "chat/chat.h"
 #include "core/log.h"
+#include "ws/ws_msg.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
@@ -124,7 +125,8 @@ static void check_page(const json_t *j, const char *key, size_t max) {
     }
 }
 
-static void on_send(void *ctx, void *conn, tt_buf_t *frame) {
+static void on_send(void *ctx, void *conn, tt_msg_t *msg) {
+    tt_buf_t *frame = ws_msg_frame(msg);
     fz_t *fz = ctx;
     int slot = slot_of(fz, (uintptr_t)conn);
     CHECK(slot >= 0);

@@ -1,7 +1,8 @@
 /* The chat context: sessions, rooms, the membership records that link them
- * both ways, presence, and the pending list that chat_flush delivers (after
- * the store has written it). Request parsing lives in chat_proto.c and frame
- * building in chat_out.c. */
+ * both ways, presence, the executor that runs requests in order (waiting
+ * for the store when a step is in flight), and the batches that chat_flush
+ * hands to the store and delivers once they are written. Request parsing
+ * lives in chat_proto.c and serialization in chat_out.c. */
 #include "chat/chat_int.h"
 
 #include <assert.h>
@@ -70,12 +71,21 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
     chat->io_ctx = io_ctx;
     tt_map_init(&chat->nicks, TT_MAP_NOCASE);
     tt_map_init(&chat->rooms, 0);
+    tt_map_init(&chat->by_sid, 0);
     return chat;
 }
 
 static void pending_drop(chat_pending_t *p) {
-    tt_buf_unref(p->frame);
+    tt_msg_unref(p->out);
     json_decref(p->req);
+}
+
+static void batch_free(chat_batch_t *b) {
+    for (size_t i = 0; i < b->n; i++)
+        pending_drop(&b->items[i]);
+    free(b->items);
+    free(b->msgs);
+    free(b);
 }
 
 void chat_free(chat_t *chat) {
@@ -83,6 +93,26 @@ void chat_free(chat_t *chat) {
         return;
     for (size_t i = 0; i < chat->npending; i++)
         pending_drop(&chat->pending[i]);
+    while (chat->batches != NULL) {
+        chat_batch_t *b = chat->batches;
+        chat->batches = b->next;
+        batch_free(b);
+    }
+    while (chat->free_batches != NULL) {
+        chat_batch_t *b = chat->free_batches;
+        chat->free_batches = b->next;
+        b->n = 0;
+        batch_free(b);
+    }
+    for (int list = 0; list < 2; list++) {
+        chat_job_t *j = list == 0 ? chat->jobs : chat->free_jobs;
+        while (j != NULL) {
+            chat_job_t *next = j->next;
+            json_decref(j->root);
+            free(j);
+            j = next;
+        }
+    }
     /* Every membership record is in exactly one session's array: free it
      * there; the rooms' arrays only point at them. */
     chat_session_t *s = chat->sessions;
@@ -104,8 +134,8 @@ void chat_free(chat_t *chat) {
     }
     tt_map_dispose(&chat->rooms);
     tt_map_dispose(&chat->nicks);
+    tt_map_dispose(&chat->by_sid);
     free(chat->pending);
-    free(chat->batch);
     free(chat->server_name);
     free(chat->server_version);
     free(chat);
@@ -179,27 +209,31 @@ chat_session_t *chat_session_open(chat_t *chat, void *conn, bool v1, const char 
         chat->sessions->prev = s;
     chat->sessions = s;
     chat->nsessions++;
+    tt_map_put(&chat->by_sid, &s->sid, sizeof(s->sid), s);
     tt_log_debug("chat: %s: session %llu open (%s)", s->peer, (unsigned long long)s->sid,
                  v1 ? "tertulia.v1" : "legacy");
     return s;
+}
+
+chat_session_t *chat__session_find(chat_t *chat, uint64_t sid) {
+    return tt_map_get(&chat->by_sid, &sid, sizeof(sid));
 }
 
 const char *chat_session_nickname(const chat_session_t *s) {
     return s->logged_in ? s->nick : NULL;
 }
 
-void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason) {
-    if (s == NULL)
-        return;
-    if (reason == NULL)
-        reason = "disconnect";
-    /* Pending messages may point at this session (as sender or recipient)
-     * and should reach everyone before the member_left they precede. */
-    chat_flush(chat);
+/* Runs a close in its turn: with nothing pending or in flight, so every
+ * message the session (or anyone) sent before reaches the others before
+ * the member_left. Returns false when it must wait. */
+static bool close_now(chat_t *chat, chat_session_t *s, const char *reason) {
+    if (!chat__settled(chat))
+        return false;
     while (s->nrooms > 0)
         chat__leave(chat, s->rooms[s->nrooms - 1], reason);
     if (s->logged_in)
         tt_map_remove(&chat->nicks, s->nick, s->nick_len);
+    tt_map_remove(&chat->by_sid, &s->sid, sizeof(s->sid));
     if (s->prev != NULL)
         s->prev->next = s->next;
     else
@@ -211,6 +245,100 @@ void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason) {
     free(s->rooms);
     free(s->peer);
     free(s);
+    return true;
+}
+
+static chat_job_t *job_new(chat_t *chat, chat_job_kind_t kind, uint64_t sid) {
+    chat_job_t *j = chat->free_jobs;
+    if (j != NULL)
+        chat->free_jobs = j->next;
+    else
+        j = xmalloc(sizeof(*j));
+    memset(j, 0, sizeof(*j));
+    j->kind = kind;
+    j->sid = sid;
+    return j;
+}
+
+static void job_put(chat_t *chat, chat_job_t *j) {
+    j->root = NULL; /* handed to chat__execute, which released it */
+    j->next = chat->free_jobs;
+    chat->free_jobs = j;
+}
+
+static void job_push(chat_t *chat, chat_job_t *j, bool front) {
+    if (front) {
+        j->next = chat->jobs;
+        chat->jobs = j;
+        if (chat->jobs_tail == NULL)
+            chat->jobs_tail = j;
+    } else {
+        j->next = NULL;
+        if (chat->jobs_tail != NULL)
+            chat->jobs_tail->next = j;
+        else
+            chat->jobs = j;
+        chat->jobs_tail = j;
+    }
+    chat->njobs++;
+}
+
+static chat_job_t *job_pop(chat_t *chat) {
+    chat_job_t *j = chat->jobs;
+    if (j == NULL)
+        return NULL;
+    chat->jobs = j->next;
+    if (chat->jobs == NULL)
+        chat->jobs_tail = NULL;
+    chat->njobs--;
+    return j;
+}
+
+void chat__enqueue(chat_t *chat, chat_session_t *s, json_t *root, int parse_error) {
+    chat_job_t *j = job_new(chat, CHAT_JOB_REQUEST, s->sid);
+    j->root = root;
+    j->parse_error = parse_error;
+    job_push(chat, j, false);
+}
+
+void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason) {
+    if (s == NULL || s->close_queued)
+        return;
+    /* Detached at once: the connection is going, nothing more reaches it. */
+    s->conn = NULL;
+    s->closing = true; /* (close_queued, set below, is what chat__send checks) */
+    s->close_queued = true;
+    chat_job_t *j = job_new(chat, CHAT_JOB_CLOSE, s->sid);
+    j->reason = reason != NULL ? reason : "disconnect";
+    job_push(chat, j, false);
+    chat__pump(chat);
+}
+
+void chat__pump(chat_t *chat) {
+    if (chat->pumping)
+        return;
+    chat->pumping = true;
+    while (chat->jobs != NULL && chat->inflight == 0) {
+        chat_job_t *j = job_pop(chat);
+        chat_session_t *s = chat__session_find(chat, j->sid);
+        bool done = true;
+        if (j->kind == CHAT_JOB_CLOSE) {
+            done = s == NULL || close_now(chat, s, j->reason);
+        } else if (s != NULL) {
+            chat__execute(chat, s, j->root, j->parse_error);
+            done = !chat->defer;
+            chat->defer = false;
+        } else {
+            json_decref(j->root);
+        }
+        if (!done) {
+            /* It waits for what it just handed to the store: first again. */
+            job_push(chat, j, true);
+            break;
+        }
+        job_put(chat, j);
+    }
+    chat->pumping = false;
 }
 
 void chat_session_on_text(chat_t *chat, chat_session_t *s, const char *data, size_t len) {
@@ -264,13 +392,13 @@ static void room_presence(chat_t *chat, const chat_room_t *room, const chat_sess
                           json_t *obj) {
     uint32_t others = room->v1_count - (except != NULL && except->v1 ? 1 : 0);
     if (others > 0) {
-        tt_buf_t *frame = chat__frame_json(obj, 128);
+        tt_msg_t *msg = chat__msg_json(obj, 128);
         for (uint32_t i = 0; i < room->count; i++) {
-            const chat_session_t *m = room->members[i]->session;
+            chat_session_t *m = room->members[i]->session;
             if (m->v1 && m != except)
-                chat->io.send(chat->io_ctx, m->conn, frame);
+                chat__send(chat, m, msg);
         }
-        tt_buf_unref(frame);
+        tt_msg_unref(msg);
     }
     json_decref(obj);
 }
@@ -289,58 +417,128 @@ static json_t *presence_json(const char *type, const chat_room_t *room, const ch
 
 /* ---- history ---- */
 
-typedef struct hist_acc_s {
-    json_t *a;
-    size_t bound; /* an upper bound of the array's JSON: every byte escaped in six */
-} hist_acc_t;
-
-static void history_emit(void *arg, const chat_message_t *msg) {
-    hist_acc_t *h = arg;
-    json_array_append_new(h->a, chat__message_json(msg));
-    h->bound += CHAT_MESSAGE_JSON_OVERHEAD + 6 * (msg->text_len + msg->from_len + msg->to_len + 3);
-}
-
-/* Drops the oldest messages of a (oldest first) until the rest fits budget
- * bytes, keeping at least the newest. Returns the array to use (a, or a new
- * one holding the newest) and whether anything was dropped. */
-static json_t *history_cut(json_t *a, size_t budget, bool *cut) {
-    size_t n = json_array_size(a), k = n, total = 0;
-    while (k > 0) {
-        size_t sz = chat__message_json_size(json_array_get(a, k - 1));
-        if (total + sz > budget && k < n)
-            break;
-        total += sz;
-        k--;
+/* msgs[0..n) (oldest first) as a JSON array, cut to the newest messages
+ * whose JSON fits budget bytes (never fewer than one); *cut tells whether
+ * any were left out. Only large pages are measured; the common one is not. */
+static json_t *history_array(const chat_message_t *msgs, size_t n, size_t budget, bool *cut) {
+    size_t bound = 0; /* an upper bound of the array's JSON: every byte escaped in six */
+    for (size_t i = 0; i < n; i++)
+        bound += CHAT_MESSAGE_JSON_OVERHEAD +
+                 6 * (msgs[i].text_len + msgs[i].from_len + msgs[i].to_len + 3);
+    size_t first = 0;
+    *cut = false;
+    if (bound > budget) {
+        size_t total = 0, k = n;
+        while (k > 0) {
+            json_t *m = chat__message_json(&msgs[k - 1]);
+            size_t sz = chat__message_json_size(m);
+            json_decref(m);
+            if (total + sz > budget && k < n)
+                break;
+            total += sz;
+            k--;
+        }
+        first = k;
+        *cut = k > 0;
     }
-    *cut = k > 0;
-    if (k == 0)
-        return a;
-    json_t *kept = json_array();
-    for (size_t i = k; i < n; i++)
-        json_array_append(kept, json_array_get(a, i));
-    json_decref(a);
-    return kept;
+    json_t *a = json_array();
+    for (size_t i = first; i < n; i++)
+        json_array_append_new(a, chat__message_json(&msgs[i]));
+    return a;
 }
 
-json_t *chat__history_json(chat_t *chat, const char *name, size_t name_len, uint64_t after,
-                           uint64_t before, unsigned limit, size_t budget, bool *more, int *rc) {
-    hist_acc_t h = {.a = json_array(), .bound = 0};
-    *more = false;
-    *rc = 0;
-    if (chat->store.history != NULL && limit > 0) {
-        *rc = chat->store.history(chat->store_ctx, name, name_len, after, before, limit,
-                                  history_emit, &h, more);
-        if (*rc < 0) {
-            json_array_clear(h.a);
-            *more = false;
-        } else if (h.bound > budget) {
-            /* Only large pages are measured; the common one is not. */
+/* A history read the executor waits for, and what its reply needs. */
+typedef enum { READ_JOINED = 1, READ_HISTORY = 2 } read_kind_t;
+typedef struct read_s {
+    chat_t *chat;
+    read_kind_t kind;
+    uint64_t sid;
+    json_t *root; /* the request (one reference): its ref points into it */
+    const char *ref;
+    size_t ref_len;
+    char room[CHAT_ROOM_MAX + 1];
+    size_t room_len;
+    bool fresh; /* READ_JOINED: a new member, whom the others are told of */
+} read_t;
+
+static void log_history_failure(chat_t *chat, const chat_session_t *s, const char *room, int rc);
+
+static void joined_reply(chat_t *chat, chat_session_t *s, const chat_req_t *req, chat_room_t *room,
+                         const chat_message_t *msgs, size_t n, bool more, bool fresh);
+
+static void on_read_done(void *arg, int rc, const chat_message_t *msgs, size_t n, bool more) {
+    read_t *r = arg;
+    chat_t *chat = r->chat;
+    /* Looked up again: the read outlived the call that started it. */
+    chat_session_t *s = chat__session_find(chat, r->sid);
+    chat_room_t *room = chat__room_find(chat, r->room, r->room_len);
+    chat_req_t req = {.s = s,
+                      .root = r->root,
+                      .ref = r->ref,
+                      .ref_len = r->ref_len,
+                      .type = r->kind == READ_JOINED ? "join" : "history"};
+    if (rc < 0) {
+        n = 0;
+        more = false;
+    }
+    if (s != NULL && r->kind == READ_JOINED) {
+        if (rc < 0)
+            log_history_failure(chat, s, r->room, rc);
+        if (room != NULL)
+            joined_reply(chat, s, &req, room, msgs, n, more, r->fresh);
+    } else if (s != NULL) {
+        if (rc < 0) {
+            chat__refuse(chat, &req, "unavailable",
+                         "The history cannot be read now; try again later.");
+        } else {
             bool cut;
-            h.a = history_cut(h.a, budget, &cut);
-            *more = *more || cut;
+            json_t *a = history_array(msgs, n, chat__list_budget(chat, 0), &cut);
+            json_t *o = json_object();
+            json_object_set_new(o, "type", json_string_nocheck("history"));
+            json_object_set_new(o, "room", json_stringn_nocheck(r->room, r->room_len));
+            json_object_set_new(o, "messages", a);
+            json_object_set_new(o, "more", json_boolean(more || cut));
+            chat__reply(chat, s, &req, o);
         }
     }
-    return h.a;
+    json_decref(r->root);
+    free(r);
+    chat->inflight--;
+    chat__pump(chat);
+}
+
+/* Starts the read for req; its reply is sent when it completes (at once,
+ * with no store). The executor waits for it. */
+static void read_start(chat_t *chat, const chat_req_t *req, read_kind_t kind, const char *name,
+                       size_t len, uint64_t after, uint64_t before, unsigned limit, bool fresh) {
+    read_t *r = xcalloc(1, sizeof(*r));
+    r->chat = chat;
+    r->kind = kind;
+    r->sid = req->s->sid;
+    r->root = json_incref(req->root);
+    r->ref = req->ref;
+    r->ref_len = req->ref_len;
+    memcpy(r->room, name, len);
+    r->room_len = len;
+    r->fresh = fresh;
+    chat->inflight++;
+    if (chat->store.history == NULL || limit == 0) {
+        on_read_done(r, 0, NULL, 0, false);
+        return;
+    }
+    int rc = chat->store.history(chat->store_ctx, name, len, after, before, limit, on_read_done, r);
+    if (rc < 0)
+        on_read_done(r, rc, NULL, 0, false); /* refused at once (a full queue) */
+}
+
+void chat__history_reply(chat_t *chat, const chat_req_t *req, const char *name, size_t len,
+                         uint64_t before, unsigned limit) {
+    if (chat->store.history == NULL) {
+        /* No store: an empty page, at once. */
+        read_start(chat, req, READ_HISTORY, name, len, 0, before, 0, false);
+        return;
+    }
+    read_start(chat, req, READ_HISTORY, name, len, 0, before, limit, false);
 }
 
 size_t chat__list_budget(const chat_t *chat, size_t used) {
@@ -399,8 +597,44 @@ static void logwin_summaries(chat_t *chat) {
     }
 }
 
+static void log_history_failure(chat_t *chat, const chat_session_t *s, const char *room, int rc) {
+    uint64_t held, held_items;
+    if (!logwin_count(chat, &chat->log_history, 0, rc, &held, &held_items))
+        return;
+    if (held > 0)
+        tt_log_error("chat: history of %s for %s failed (%d); joined without it "
+                     "(and %llu more such failures since the last line)",
+                     room, s->peer, rc, (unsigned long long)held);
+    else
+        tt_log_error("chat: history of %s for %s failed (%d); joined without it "
+                     "(such failures are logged once per %u s)",
+                     room, s->peer, rc, CHAT_LOG_WINDOW_MS / 1000);
+}
+
 static uint32_t next_cap(uint32_t cap) {
     return cap ? cap * 2 : 4;
+}
+
+/* The joined reply (members, history) and, for a new member, the others'
+ * member_joined after it. */
+static void joined_reply(chat_t *chat, chat_session_t *s, const chat_req_t *req, chat_room_t *room,
+                         const chat_message_t *msgs, size_t n, bool more, bool fresh) {
+    if (s->v1) {
+        size_t names;
+        json_t *members = joined_members_json(room, s, &names);
+        bool cut;
+        json_t *hist = history_array(msgs, n, chat__list_budget(chat, names), &cut);
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string_nocheck("joined"));
+        json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
+        json_object_set_new(o, "members", members);
+        json_object_set_new(o, "member_count", json_integer(room->count));
+        json_object_set_new(o, "history", hist);
+        json_object_set_new(o, "more", json_boolean(more || cut));
+        chat__reply(chat, s, req, o);
+    }
+    if (fresh)
+        room_presence(chat, room, s, presence_json("member_joined", room, s, NULL));
 }
 
 void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t len, uint64_t since) {
@@ -414,9 +648,9 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
                          chat->cfg.max_rooms);
             return;
         }
-        /* A membership change: deliver (and store) what is pending first, so
-         * the joiner's history holds it and no live copy follows. */
-        chat_flush(chat);
+        /* A membership change: the join handlers run only once what was
+         * pending is delivered (chat__settled), so the joiner's history
+         * holds it and no live copy follows. */
         if (room == NULL) {
             room = xcalloc(1, sizeof(*room));
             memcpy(room->name, name, len);
@@ -441,40 +675,18 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
         if (s->v1)
             room->v1_count++;
     }
-    if (s->v1) {
-        bool more;
-        int rc;
-        size_t names;
-        json_t *members = joined_members_json(room, s, &names);
-        unsigned limit = chat->cfg.history_on_join;
-        json_t *hist = chat__history_json(chat, room->name, room->name_len, since, 0, limit,
-                                          chat__list_budget(chat, names), &more, &rc);
-        uint64_t held, held_items;
-        if (rc < 0 && logwin_count(chat, &chat->log_history, 0, rc, &held, &held_items)) {
-            if (held > 0)
-                tt_log_error("chat: history of %s for %s failed (%d); joined without it "
-                             "(and %llu more such failures since the last line)",
-                             room->name, s->peer, rc, (unsigned long long)held);
-            else
-                tt_log_error("chat: history of %s for %s failed (%d); joined without it "
-                             "(such failures are logged once per %u s)",
-                             room->name, s->peer, rc, CHAT_LOG_WINDOW_MS / 1000);
-        }
-        json_t *o = json_object();
-        json_object_set_new(o, "type", json_string_nocheck("joined"));
-        json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
-        json_object_set_new(o, "members", members);
-        json_object_set_new(o, "member_count", json_integer(room->count));
-        json_object_set_new(o, "history", hist);
-        json_object_set_new(o, "more", json_boolean(more));
-        chat__reply(chat, s, req, o);
+    if (!s->v1) {
+        /* A legacy client gets no joined: nothing to read. */
+        if (fresh)
+            room_presence(chat, room, s, presence_json("member_joined", room, s, NULL));
+        return;
     }
-    if (fresh)
-        room_presence(chat, room, s, presence_json("member_joined", room, s, NULL));
+    /* The reply (and the member_joined after it) waits for the history. */
+    read_start(chat, req, READ_JOINED, room->name, room->name_len, since, 0,
+               chat->cfg.history_on_join, fresh);
 }
 
 void chat__leave(chat_t *chat, chat_member_t *m, const char *reason) {
-    chat_flush(chat);
     chat_room_t *room = m->room;
     chat_session_t *s = m->session;
     /* Swap-remove from both arrays, fixing the index of the record moved. */
@@ -508,29 +720,146 @@ chat_pending_t *chat__pending_add(chat_t *chat) {
 
 /* ---- delivery ---- */
 
-static void send_ack(chat_t *chat, const chat_pending_t *p) {
+static void send_ack(chat_t *chat, chat_session_t *sender, const chat_pending_t *p) {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string_nocheck("ack"));
     json_object_set_new(o, "ref", json_stringn_nocheck(p->ref, p->ref_len));
     json_object_set_new(o, "message_id", json_integer((json_int_t)p->msg.id));
-    chat__reply(chat, p->sender, NULL, o);
+    chat__reply(chat, sender, NULL, o);
 }
 
 static void deliver(chat_t *chat, const chat_pending_t *p) {
+    /* Everything is looked up again, by id and by name: the message was
+     * accepted some time ago. */
+    chat_session_t *sender = chat__session_find(chat, p->sender_sid);
     /* The ack first: a client that shows its own line at once learns the
      * id before the echo carrying it arrives. */
-    if (p->ref != NULL && p->sender->v1)
-        send_ack(chat, p);
+    if (sender != NULL && p->ref != NULL && sender->v1)
+        send_ack(chat, sender, p);
     if (p->msg.kind == CHAT_MSG_ROOM) {
-        /* The same bytes serve v1 and legacy members: the shape is shared. */
-        const chat_room_t *room = p->room;
-        for (uint32_t i = 0; i < room->count; i++)
-            chat->io.send(chat->io_ctx, room->members[i]->session->conn, p->frame);
+        /* The same message serves v1 and legacy members: the shape is shared. */
+        chat_room_t *room = chat__room_find(chat, p->to, p->to_len);
+        if (room != NULL)
+            for (uint32_t i = 0; i < room->count; i++)
+                chat__send(chat, room->members[i]->session, p->out);
     } else {
-        chat->io.send(chat->io_ctx, p->target->conn, p->frame);
-        if (p->sender != p->target)
-            chat->io.send(chat->io_ctx, p->sender->conn, p->frame);
+        chat_session_t *target = chat__session_find(chat, p->target_sid);
+        if (target != NULL)
+            chat__send(chat, target, p->out);
+        if (sender != NULL && sender != target)
+            chat__send(chat, sender, p->out);
     }
+}
+
+static void log_append_failure(chat_t *chat, size_t stored, int rc) {
+    /* A failing store fails every batch: log one line per window, with
+     * the count of what was held back since the last one. */
+    uint64_t held, held_items;
+    if (!logwin_count(chat, &chat->log_append, stored, rc, &held, &held_items))
+        return;
+    if (held > 0)
+        tt_log_error("chat: storing %zu messages failed (%d); they are not delivered "
+                     "(and %llu more batches, %llu messages, since the last line)",
+                     stored, rc, (unsigned long long)held, (unsigned long long)held_items);
+    else
+        tt_log_error("chat: storing %zu messages failed (%d); they are not delivered "
+                     "(such failures are logged once per %u s)",
+                     stored, rc, CHAT_LOG_WINDOW_MS / 1000);
+}
+
+/* Delivers (or refuses) every completed batch at the head of the list, in
+ * order, then lets the queued requests run. */
+static void deliver_batches(chat_t *chat) {
+    if (chat->flushing)
+        return; /* the outer call goes on */
+    chat->flushing = true;
+    while (chat->batches != NULL && chat->batches->done) {
+        chat_batch_t *b = chat->batches;
+        chat->batches = b->next;
+        if (chat->batches == NULL)
+            chat->batches_tail = NULL;
+        for (size_t i = 0; i < b->n; i++) {
+            chat_pending_t *p = &b->items[i];
+            if (b->rc < 0 && p->msg.kind == CHAT_MSG_ROOM) {
+                chat_session_t *sender = chat__session_find(chat, p->sender_sid);
+                if (sender != NULL) {
+                    chat_req_t req = {
+                        .s = sender, .type = "room", .ref = p->ref, .ref_len = p->ref_len};
+                    chat__refuse(chat, &req, "unavailable",
+                                 "The message could not be stored, so it was not delivered; "
+                                 "try again later.");
+                }
+            } else {
+                deliver(chat, p);
+            }
+            pending_drop(p);
+        }
+        b->n = 0;
+        b->next = chat->free_batches;
+        chat->free_batches = b;
+        chat->inflight--;
+    }
+    chat->flushing = false;
+    chat__pump(chat);
+}
+
+/* The batch callback needs the chat: a small context per submission. */
+typedef struct batch_ctx_s {
+    chat_t *chat;
+    chat_batch_t *batch;
+} batch_ctx_t;
+
+static void on_append_done(void *arg, int rc, uint64_t store_last_id) {
+    batch_ctx_t *c = arg;
+    chat_t *chat = c->chat;
+    chat_batch_t *b = c->batch;
+    free(c);
+    b->done = true;
+    b->rc = rc;
+    if (rc < 0) {
+        size_t stored = 0;
+        uint64_t first = 0;
+        for (size_t i = 0; i < b->n; i++)
+            if (b->items[i].msg.kind == CHAT_MSG_ROOM) {
+                if (stored++ == 0)
+                    first = b->items[i].msg.id;
+            }
+        log_append_failure(chat, stored, rc);
+        /* The store already holds ids the chat gave out as new (it refuses
+         * ids that do not increase): continue after the ones it holds, so
+         * the next batch is not refused too. */
+        if (store_last_id >= first && store_last_id > chat->last_id) {
+            tt_log_warn("chat: message ids resynchronised with the store (%llu -> %llu)",
+                        (unsigned long long)chat->last_id, (unsigned long long)store_last_id);
+            chat->last_id = store_last_id;
+            if (chat->reserved_id < store_last_id)
+                chat->reserved_id = store_last_id;
+        }
+    }
+    deliver_batches(chat);
+}
+
+static chat_batch_t *batch_take(chat_t *chat) {
+    chat_batch_t *b = chat->free_batches;
+    if (b != NULL)
+        chat->free_batches = b->next;
+    else
+        b = xcalloc(1, sizeof(*b));
+    b->next = NULL;
+    b->done = false;
+    b->rc = 0;
+    /* The pending array becomes the batch's; the batch's old array (as
+     * large as an earlier iteration needed) becomes the next pending one,
+     * so steady traffic allocates nothing. */
+    chat_pending_t *items = b->items;
+    size_t cap = b->cap;
+    b->items = chat->pending;
+    b->cap = chat->pending_cap;
+    b->n = chat->npending;
+    chat->pending = items;
+    chat->pending_cap = cap;
+    chat->npending = 0;
+    return b;
 }
 
 void chat_flush(chat_t *chat) {
@@ -538,50 +867,52 @@ void chat_flush(chat_t *chat) {
      * passed, even if nothing else happens. */
     if ((chat->log_append.events | chat->log_history.events) != 0)
         logwin_summaries(chat);
-    /* io callbacks must not re-enter the chat; the flag turns a violation
-     * into a harmless no-op instead of a recursive delivery. */
-    if (chat->npending == 0 || chat->flushing)
+    if (chat->npending == 0)
         return;
-    chat->flushing = true;
-    int rc = 0;
+    chat_batch_t *b = batch_take(chat);
+    if (chat->batches_tail != NULL)
+        chat->batches_tail->next = b;
+    else
+        chat->batches = b;
+    chat->batches_tail = b;
+    chat->inflight++;
     size_t stored = 0;
     if (chat->store.append_batch != NULL) {
-        if (chat->batch_cap < chat->npending) {
-            chat->batch_cap = chat->pending_cap;
-            chat->batch = xrealloc(chat->batch, chat->batch_cap * sizeof(*chat->batch));
+        if (b->msgs_cap < b->n) {
+            b->msgs_cap = b->cap > b->n ? b->cap : b->n;
+            b->msgs = xrealloc(b->msgs, b->msgs_cap * sizeof(*b->msgs));
         }
-        /* Private messages are delivered live and never stored. */
-        for (size_t i = 0; i < chat->npending; i++)
-            if (chat->pending[i].msg.kind == CHAT_MSG_ROOM)
-                chat->batch[stored++] = chat->pending[i].msg;
-        if (stored > 0)
-            rc = chat->store.append_batch(chat->store_ctx, chat->batch, stored);
-        /* A failing store fails every batch: log one line per window, with
-         * the count of what was held back since the last one. */
-        uint64_t held, held_items;
-        if (rc < 0 && logwin_count(chat, &chat->log_append, stored, rc, &held, &held_items)) {
-            if (held > 0)
-                tt_log_error("chat: storing %zu messages failed (%d); they are not delivered "
-                             "(and %llu more batches, %llu messages, since the last line)",
-                             stored, rc, (unsigned long long)held, (unsigned long long)held_items);
-            else
-                tt_log_error("chat: storing %zu messages failed (%d); they are not delivered "
-                             "(such failures are logged once per %u s)",
-                             stored, rc, CHAT_LOG_WINDOW_MS / 1000);
+        /* Private messages are delivered live and never stored. The names
+         * are the entries' own copies, which stay put from now on. */
+        for (size_t i = 0; i < b->n; i++) {
+            chat_pending_t *p = &b->items[i];
+            p->msg.from = p->from;
+            p->msg.to = p->to;
+            if (p->msg.kind == CHAT_MSG_ROOM)
+                b->msgs[stored++] = p->msg;
         }
     }
-    for (size_t i = 0; i < chat->npending; i++) {
-        chat_pending_t *p = &chat->pending[i];
-        if (rc < 0 && p->msg.kind == CHAT_MSG_ROOM) {
-            chat_req_t req = {.s = p->sender, .type = "room", .ref = p->ref, .ref_len = p->ref_len};
-            chat__refuse(chat, &req, "unavailable",
-                         "The message could not be stored, so it was not delivered; "
-                         "try again later.");
-        } else {
-            deliver(chat, p);
-        }
-        pending_drop(p);
+    if (stored == 0) {
+        b->done = true;
+        deliver_batches(chat);
+        return;
     }
-    chat->npending = 0;
-    chat->flushing = false;
+    batch_ctx_t *c = xmalloc(sizeof(*c));
+    c->chat = chat;
+    c->batch = b;
+    int rc = chat->store.append_batch(chat->store_ctx, b->msgs, stored, on_append_done, c);
+    if (rc < 0) {
+        /* Refused at once (the store's queue is full): as a failed write. */
+        free(c);
+        b->done = true;
+        b->rc = rc;
+        log_append_failure(chat, stored, rc);
+        deliver_batches(chat);
+    }
+}
+
+bool chat__settled(chat_t *chat) {
+    if (chat->npending > 0)
+        chat_flush(chat);
+    return chat->npending == 0 && chat->inflight == 0;
 }

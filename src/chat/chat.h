@@ -1,21 +1,26 @@
 /* The chat protocol of PROTOCOL.md: sessions, nicknames, rooms, presence and
  * fan-out. Pure of I/O: it reads JSON text messages handed to it by the
- * transport and hands back complete WebSocket frames through chat_io_t.
+ * transport and hands back messages (core/msg.h) through chat_io_t, which
+ * picks their encoding (src/ws frames them).
  *
  * One event-loop thread owns a chat_t and everything in it; nothing here
  * locks. State lives in the chat_t context object, never in globals, so
  * several loops can later each own one.
  *
- * Delivery model. Replies to the requester (welcome, joined, errors, pong…)
- * and presence events are sent at once. Chat messages (room, private) are
- * accepted at once (validated, given their id and ts) but delivered by
- * chat_flush(), which the transport calls once per loop iteration: with a
- * store attached, the iteration's room messages are written in one batch
- * before anyone receives them. Any membership change (join, leave, login with
- * a room, session close) first delivers what is pending, so every recipient
- * sees messages and presence in the order they happened (a "bye" sent just
- * before disconnecting arrives before the member_left). Every frame for one
- * connection is handed to io->send in the order it is meant to be read. */
+ * Delivery model. The chat executes requests one at a time, in the order
+ * they arrived, and everything it sends follows that order. Chat messages
+ * (room, private) are accepted when executed (validated, given their id and
+ * ts) but delivered by chat_flush(), which the transport calls once per loop
+ * iteration: with a store attached, the iteration's room messages are
+ * written in one batch before anyone receives them, and that write may
+ * complete later (the store's worker). While a store step is in flight, the
+ * requests that arrive are parsed and queued, and run when it completes;
+ * any membership change (join, leave, login with a room, session close)
+ * first waits for what is pending to be delivered. So every recipient sees
+ * messages and presence in the order they happened (a "bye" sent just
+ * before disconnecting arrives before the member_left), a joiner finds
+ * every earlier message in its history and every later one live, and the
+ * loop never waits for the store. */
 #ifndef TT_CHAT_CHAT_H
 #define TT_CHAT_CHAT_H
 
@@ -24,6 +29,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/msg.h"
 
 typedef struct chat_s chat_t;
 typedef struct chat_session_s chat_session_t;
@@ -143,12 +149,12 @@ bool chat_config_add_limit(chat_config_t *cfg, const char *name, int64_t value);
  * function for the same chat_t (a slow consumer is marked and closed after
  * the call returns, as io->close already promises). */
 typedef struct chat_io_s {
-    /* Queue one complete WebSocket frame (header + payload) for conn. The
-     * callee takes its own reference on frame if it keeps it; the caller
-     * keeps (and later drops) its own. The frame's bytes are
-     * tt_buf_ptr(frame)[0..frame->len) and must not be modified: the same
-     * buffer goes to every recipient of a broadcast. */
-    void (*send)(void *io_ctx, void *conn, tt_buf_t *frame);
+    /* Deliver msg (one JSON text, its payload) to conn. The same message
+     * goes to every recipient of a broadcast: the callee picks the encoding
+     * conn needs (src/ws builds and caches it in msg, e.g. ws_msg_frame),
+     * takes its own reference on what it keeps, and never modifies the
+     * payload. The caller keeps (and later drops) its reference on msg. */
+    void (*send)(void *io_ctx, void *conn, tt_msg_t *msg);
     /* Ask the transport to close conn with a WebSocket close code and a
      * short reason. The transport calls chat_session_close later, never
      * from inside this call. */
@@ -168,8 +174,9 @@ typedef uint64_t (*chat_clock_cb)(void *ctx);
 void chat_set_clock(chat_t *chat, chat_clock_cb now_ms, void *ctx);
 
 /* Frees the context, its sessions and rooms without any io call and without
- * telling anyone. Messages still pending are dropped: call chat_flush first.
- * NULL is a no-op. */
+ * telling anyone. Messages still pending and requests still queued are
+ * dropped: call chat_flush, then let the store complete everything, first.
+ * No store step may be in flight. NULL is a no-op. */
 void chat_free(chat_t *chat);
 
 /* A WebSocket connection completed its handshake. conn is the transport's
@@ -183,12 +190,13 @@ chat_session_t *chat_session_open(chat_t *chat, void *conn, bool v1, const char 
  * requests get an error reply (v1) or are dropped and logged (legacy). */
 void chat_session_on_text(chat_t *chat, chat_session_t *s, const char *data, size_t len);
 
-/* The connection is gone (or going): removes the session from its rooms and
- * nickname, tells the remaining members (member_left with reason, e.g.
- * "disconnect", "timeout", "leave"; NULL means "disconnect"), and frees it.
- * Messages pending from this iteration are delivered first (possibly
- * including frames for this session's own conn, during this call). No io call
- * for this session's own conn happens after this returns. */
+/* The connection is gone (or going): the session is detached from conn at
+ * once (no io call for conn happens after this returns; what it would have
+ * been sent is dropped), and closed in its turn, after the requests it sent
+ * before: it leaves its rooms and nickname, the remaining members get
+ * member_left with reason (e.g. "disconnect", "timeout", "leave"; NULL
+ * means "disconnect"; a static string), and it is freed. s must not be used
+ * by the caller afterwards. */
 void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason);
 
 /* The session's nickname, or NULL before a successful login. Borrowed: valid
@@ -196,8 +204,9 @@ void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason);
 const char *chat_session_nickname(const chat_session_t *s);
 
 /* Called once per loop iteration, before the transport writes its queues:
- * completes work accepted during the iteration (e.g. a group commit of
- * stored messages, then their fan-out). Cheap when nothing is pending. */
+ * hands the messages accepted during the iteration to the store as one
+ * batch (or, with no store, delivers them at once); they are delivered
+ * when the store reports them written. Cheap when nothing is pending. */
 void chat_flush(chat_t *chat);
 
 /* Counters for logs and benchmarks. */
@@ -221,8 +230,9 @@ bool chat_room_name_is_valid(const char *name, size_t len);
  * chat_set_store. With no store, joined.history and history.messages are
  * empty and `since`/`before` are validated and otherwise ignored.
  *
- * All hooks are called synchronously on the loop thread, from inside chat_*
- * functions; every pointer they receive is borrowed until they return. */
+ * All hooks are called on the loop thread, from inside chat_* functions;
+ * every pointer they receive is borrowed until they return. Their
+ * completions run on the loop thread too. */
 
 typedef enum {
     CHAT_MSG_ROOM = 1,
@@ -243,9 +253,21 @@ typedef struct chat_message_s {
     size_t text_len;
 } chat_message_t;
 
-/* Receives the messages of a history query one by one, oldest first. */
-typedef void (*chat_history_cb)(void *arg, const chat_message_t *msg);
+/* A store step finished (on the loop thread): rc is 0 or a negative code;
+ * store_last_id is the highest id the store holds now (for resynchronising
+ * the chat's ids after a refused batch). */
+typedef void (*chat_store_done_cb)(void *arg, int rc, uint64_t store_last_id);
 
+/* A history read finished: msgs[0..n), oldest first, borrowed until the
+ * callback returns; more: older messages in the range were left out. On
+ * failure rc < 0 and n == 0. */
+typedef void (*chat_history_done_cb)(void *arg, int rc, const chat_message_t *msgs, size_t n,
+                                     bool more);
+
+/* The hooks may complete synchronously (the callback runs before the hook
+ * returns) or later, from the loop (a store on a worker thread). A hook
+ * that returns a negative code (e.g. a full queue) never calls its
+ * callback. Completions must come in the order the hooks were called. */
 typedef struct chat_store_hooks_s {
     /* The highest id ever stored (0 if none), read once by chat_set_store
      * so ids keep increasing across restarts. Returns 0 or a negative code.
@@ -254,29 +276,28 @@ typedef struct chat_store_hooks_s {
 
     /* Durably writes msgs[0..n) (room messages only, in id order, ids
      * chosen by the chat) as one batch, typically one transaction. Called by
-     * chat_flush before any of them is delivered. Returns 0, or a negative
-     * code: then none of them is delivered and each v1 sender gets an error
-     * `unavailable` (with its ref). */
-    int (*append_batch)(void *store_ctx, const chat_message_t *msgs, size_t n);
+     * chat_flush; none of them is delivered before done reports rc 0. The
+     * messages and their strings are borrowed only during the call. On
+     * failure (returned or reported) none of them is delivered and each v1
+     * sender gets an error `unavailable` (with its ref). */
+    int (*append_batch)(void *store_ctx, const chat_message_t *msgs, size_t n,
+                        chat_store_done_cb done, void *arg);
 
     /* Room history: the newest `limit` messages of room with
-     * after < id < before (after = 0 and before = 0 mean no bound), passed
-     * to emit oldest first. *more is set to true if older messages in that
-     * range were left out. Serves `history` (before), the history of
-     * `joined` (no bounds) and `join` with `since` (after; the client fills
-     * any gap with `history` before the first id it got). Returns 0 (or a
-     * count, which is ignored) or a negative code: then joined.history is
+     * after < id < before (after = 0 and before = 0 mean no bound), oldest
+     * first. Serves `history` (before), the history of `joined` (no bounds)
+     * and `join` with `since` (after; the client fills any gap with
+     * `history` before the first id it got). On failure joined.history is
      * empty and a `history` request gets the error `unavailable`. */
     int (*history)(void *store_ctx, const char *room, size_t room_len, uint64_t after,
-                   uint64_t before, unsigned limit, chat_history_cb emit, void *emit_arg,
-                   bool *more);
+                   uint64_t before, unsigned limit, chat_history_done_cb done, void *arg);
 
     /* Ids up to `upto` may be given out (private messages are not stored):
      * makes last_id return at least upto after a restart, so no id is
-     * issued twice. Called rarely (every CHAT_ID_RESERVE ids), before the
-     * id is used. May be NULL. Returns 0 or a negative code (logged; ids
-     * stay unique while the process lives). */
-    int (*reserve_ids)(void *store_ctx, uint64_t upto);
+     * issued twice. Called rarely (every CHAT_ID_RESERVE ids), ahead of
+     * use. May be NULL. Failures are logged; ids stay unique while the
+     * process lives. */
+    int (*reserve_ids)(void *store_ctx, uint64_t upto, chat_store_done_cb done, void *arg);
 } chat_store_hooks_t;
 
 /* Attaches a store (hooks copied; store_ctx borrowed until chat_free or the

@@ -39,8 +39,8 @@ typedef struct chat_bucket_s {
 
 struct chat_session_s {
     chat_session_t *prev, *next; /* chat->sessions */
-    uint64_t sid;                /* for logs */
-    void *conn;
+    uint64_t sid;                /* its id: the by_sid map's key, and in logs */
+    void *conn;                  /* the transport's handle; unused once detached */
     char *peer;
     bool v1;
     bool logged_in;
@@ -57,6 +57,7 @@ struct chat_session_s {
     uint64_t logged_ms;       /* when going over the limit was last logged */
     bool rate_logged;         /* logged_ms is set */
     bool closing;             /* io->close was asked for: further input is ignored */
+    bool close_queued;        /* detached (chat_session_close): closed in its turn, sent nothing */
 };
 
 /* Error lines held back (chat.c): at most one line per CHAT_LOG_WINDOW_MS,
@@ -69,22 +70,48 @@ typedef struct chat_logwin_s {
     int rc;           /* the latest failure's code */
 } chat_logwin_t;
 
-/* A chat message accepted but not yet delivered. The pointers stay valid
- * until chat_flush because every membership change and every session close
- * flushes first: no room or session referred to here can go away meanwhile.
- * Strings point into `req` (the parsed request, referenced) or into the
- * sender, room or target. The array of entries is reused from one iteration
- * to the next, so steady traffic allocates nothing for it. */
+/* A chat message accepted but not yet delivered. It names its sender and
+ * target by session id and its room by name (copied here), looked up again
+ * when it is delivered, so it holds no pointer into chat state. Its text and
+ * ref point into `req` (the parsed request, referenced). */
 typedef struct chat_pending_s {
-    chat_message_t msg;
-    chat_session_t *sender;
-    chat_room_t *room;      /* CHAT_MSG_ROOM */
-    chat_session_t *target; /* CHAT_MSG_PRIVATE */
-    tt_buf_t *frame;        /* the framed room/private message, one reference */
-    json_t *req;            /* one reference */
-    const char *ref;        /* the request's id, or NULL */
+    chat_message_t msg; /* from/to are set when its batch is formed */
+    uint64_t sender_sid;
+    uint64_t target_sid; /* CHAT_MSG_PRIVATE */
+    char from[CHAT_NICK_MAX + 1];
+    char to[CHAT_ROOM_MAX + 1]; /* room name, or the target's nickname */
+    uint8_t from_len, to_len;
+    tt_msg_t *out;   /* the room/private message, serialized once; one reference */
+    json_t *req;     /* one reference */
+    const char *ref; /* the request's id, or NULL */
     size_t ref_len;
 } chat_pending_t;
+
+/* One chat_flush's messages, from their submission to the store until they
+ * are delivered (or refused). Batches complete in submission order. */
+typedef struct chat_batch_s {
+    struct chat_batch_s *next;
+    chat_pending_t *items;
+    size_t n, cap;
+    chat_message_t *msgs; /* the room messages, as handed to append_batch */
+    size_t msgs_cap;
+    bool done;
+    int rc;
+} chat_batch_t;
+
+/* A request waiting for its turn (a store step is in flight), or a session
+ * to close in its turn. */
+typedef enum { CHAT_JOB_REQUEST = 1, CHAT_JOB_CLOSE = 2 } chat_job_kind_t;
+typedef struct chat_job_s {
+    struct chat_job_s *next;
+    chat_job_kind_t kind;
+    uint64_t sid;
+    json_t *root;       /* REQUEST: the parsed request (one reference), or NULL */
+    int parse_error;    /* REQUEST: CHAT_PARSE_* when root is NULL */
+    const char *reason; /* CLOSE: member_left's reason (static) */
+} chat_job_t;
+
+enum { CHAT_PARSE_OK = 0, CHAT_PARSE_BAD_JSON, CHAT_PARSE_BIG_NUMBER };
 
 struct chat_s {
     chat_config_t cfg;
@@ -103,11 +130,23 @@ struct chat_s {
     uint64_t reserved_id; /* ids up to this are reserved in the store */
     uint64_t messages;    /* accepted since start */
 
+    tt_map_t by_sid; /* session id (8 bytes) → session */
     chat_pending_t *pending;
     size_t npending, pending_cap;
-    chat_message_t *batch; /* scratch for append_batch, reused */
-    size_t batch_cap;
+    chat_batch_t *batches, *batches_tail; /* in flight, oldest first */
+    chat_batch_t *free_batches;
     bool flushing;
+
+    /* The executor (chat.c): requests run one at a time, in order. While a
+     * store step is in flight (inflight > 0), requests and closes wait in
+     * the job queue and run when it completes. */
+    chat_job_t *jobs, *jobs_tail;
+    size_t njobs;
+    chat_job_t *free_jobs;
+    unsigned inflight; /* store steps the executor waits for */
+    bool pumping;      /* inside chat__pump */
+    bool defer;        /* the job being run must wait: put it back */
+    bool reserving;    /* a reserve_ids is in flight */
 
     chat_store_hooks_t store;
     void *store_ctx;
@@ -128,11 +167,14 @@ typedef struct chat_req_s {
 
 /* ---- chat_out.c: serialization --------------------------------------- */
 
-/* Serializes obj (borrowed) compactly into a new buffer holding one complete
- * unmasked text frame: WS_MAX_SERVER_HEADER bytes of headroom are reserved,
- * the JSON is dumped after them and the header written right-aligned before
- * it. size_hint is a guess of the JSON length. Returns one reference. */
-tt_buf_t *chat__frame_json(const json_t *obj, size_t size_hint);
+/* Serializes obj (borrowed) compactly, once, into a new message: the JSON
+ * is dumped behind TT_MSG_HEADROOM bytes of headroom, where src/ws writes
+ * a frame header in place. size_hint is a guess of the JSON length.
+ * Returns one reference. */
+tt_msg_t *chat__msg_json(const json_t *obj, size_t size_hint);
+
+/* Hands msg to s's connection (io->send), unless s is detached. */
+void chat__send(chat_t *chat, chat_session_t *s, tt_msg_t *msg);
 
 /* Sends obj (reference stolen) to s if s speaks v1, with "ref" added from
  * req when it has one. Legacy sessions get nothing. */
@@ -174,14 +216,18 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
 void chat__leave(chat_t *chat, chat_member_t *m, const char *reason);
 /* Appends a pending entry and returns it (zeroed). */
 chat_pending_t *chat__pending_add(chat_t *chat);
-/* The store's history of room name[0..name_len) (after < id < before, the
- * newest `limit`, oldest first) as a JSON array of message objects (a new
- * reference), cut to the newest messages whose JSON fits `budget` bytes
- * (but never fewer than one). *more tells whether older ones were left out
- * (by the store or the cut); *rc is the store's result (on failure the
- * array is empty). No store: empty, rc 0. */
-json_t *chat__history_json(chat_t *chat, const char *name, size_t name_len, uint64_t after,
-                           uint64_t before, unsigned limit, size_t budget, bool *more, int *rc);
+/* Answers a `history` request for room name[0..len) (before, limit) when
+ * the store's read completes: the reply's messages are the newest that fit
+ * the reply budget (more: true when any were left out); a failed read is
+ * refused with `unavailable`. The executor waits for the read. */
+void chat__history_reply(chat_t *chat, const chat_req_t *req, const char *name, size_t len,
+                         uint64_t before, unsigned limit);
+/* True when nothing is pending or in flight, after handing what is pending
+ * to the store. A membership change runs only then; otherwise its handler
+ * returns at once with chat->defer set, and runs again later. */
+bool chat__settled(chat_t *chat);
+/* The session with id sid, or NULL (closed). */
+chat_session_t *chat__session_find(chat_t *chat, uint64_t sid);
 /* The bytes left for a list in a reply to req whose other lists take
  * `used` bytes: the reply budget less the reply's own JSON. */
 size_t chat__list_budget(const chat_t *chat, size_t used);
@@ -214,6 +260,16 @@ uint64_t chat__clock_ms(const chat_t *chat);
 
 /* ---- chat_proto.c ------------------------------------------------------ */
 
+/* A text message from s's client: charges flood control by its size and
+ * parses it at once, then runs it (chat__execute) now or, while the chat
+ * waits for the store, in its turn. */
 void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t len);
+/* Runs one parsed request (root: one reference, taken over; NULL with
+ * parse_error CHAT_PARSE_* for a frame that is not JSON). */
+void chat__execute(chat_t *chat, chat_session_t *s, json_t *root, int parse_error);
+/* chat.c: runs queued jobs while nothing is in flight. */
+void chat__pump(chat_t *chat);
+/* chat.c: queues a request of s for its turn. */
+void chat__enqueue(chat_t *chat, chat_session_t *s, json_t *root, int parse_error);
 
 #endif

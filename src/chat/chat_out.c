@@ -1,7 +1,8 @@
-/* Outgoing frames: JSON serialized once, straight into a refcounted buffer
- * behind reserved headroom, then the WebSocket header written in front of
- * it. This is the only place that turns JSON into bytes, so every frame the
- * chat sends is built the same way and shared by reference. */
+/* Outgoing messages: JSON serialized once, straight into a refcounted
+ * buffer behind reserved headroom (where src/ws writes the frame header in
+ * place when a recipient needs the plain frame). This is the only place
+ * that turns JSON into bytes, so every message the chat sends is built the
+ * same way and shared by reference. */
 #include "chat/chat_int.h"
 
 #include <assert.h>
@@ -11,7 +12,6 @@
 #include <time.h>
 
 #include "core/log.h"
-#include "ws/ws_frame.h"
 
 #define CHAT_LEGACY_LOG_MAX 20 /* refusals logged per legacy session */
 
@@ -45,29 +45,29 @@ static int dump_cb(const char *data, size_t size, void *arg) {
     return 0;
 }
 
-tt_buf_t *chat__frame_json(const json_t *obj, size_t size_hint) {
-    tt_buf_t *b = tt_buf_new(WS_MAX_SERVER_HEADER + size_hint);
-    b->off = WS_MAX_SERVER_HEADER;
+tt_msg_t *chat__msg_json(const json_t *obj, size_t size_hint) {
+    tt_buf_t *b = tt_buf_new(TT_MSG_HEADROOM + size_hint);
+    b->off = TT_MSG_HEADROOM;
     /* Only an impossible 4 GiB frame or jansson running out of memory can
      * fail here; both are our bugs or a dying process, not peer input. */
     int rc = json_dump_callback(obj, dump_cb, &b, JSON_COMPACT);
     assert(rc == 0);
     (void)rc;
-    uint8_t hdr[WS_MAX_SERVER_HEADER];
-    size_t hlen = ws_frame_header_write(hdr, true, WS_OP_TEXT, b->len);
-    b->off = (uint32_t)(WS_MAX_SERVER_HEADER - hlen);
-    memcpy(b->data + b->off, hdr, hlen);
-    b->len += (uint32_t)hlen;
-    return b;
+    return tt_msg_new(b);
+}
+
+void chat__send(chat_t *chat, chat_session_t *s, tt_msg_t *msg) {
+    if (!s->close_queued)
+        chat->io.send(chat->io_ctx, s->conn, msg);
 }
 
 void chat__reply(chat_t *chat, chat_session_t *s, const chat_req_t *req, json_t *obj) {
-    if (s->v1) {
+    if (s->v1 && !s->close_queued) {
         if (req != NULL && req->ref != NULL)
             json_object_set_new(obj, "ref", json_stringn_nocheck(req->ref, req->ref_len));
-        tt_buf_t *frame = chat__frame_json(obj, 128);
-        chat->io.send(chat->io_ctx, s->conn, frame);
-        tt_buf_unref(frame);
+        tt_msg_t *m = chat__msg_json(obj, 128);
+        chat->io.send(chat->io_ctx, s->conn, m);
+        tt_msg_unref(m);
     }
     json_decref(obj);
 }

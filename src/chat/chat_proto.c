@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/utf8.h"
 #include "core/xmalloc.h"
 
@@ -192,16 +193,34 @@ static bool text_ok(chat_t *chat, const chat_req_t *req, size_t len) {
     return false;
 }
 
-/* The next message id. Ids are reserved in the store in large steps, so a
- * restart never reuses one, even of a private message (not stored). */
+static void on_reserved(void *arg, int rc, uint64_t store_last_id) {
+    (void)store_last_id;
+    chat_t *chat = arg;
+    chat->reserving = false;
+    if (rc < 0)
+        tt_log_warn("chat: reserving message ids failed (%d); ids stay unique while the server "
+                    "runs, and are reserved again with the next message",
+                    rc);
+}
+
+/* The next message id. Ids are reserved in the store in large steps, well
+ * ahead of use, so a restart never reuses one, even of a private message
+ * (not stored). The reservation completes in the background; the chat asks
+ * for the next one when half of the current one is used. */
 static uint64_t chat__next_id(chat_t *chat) {
     uint64_t id = ++chat->last_id;
-    if (id > chat->reserved_id && chat->store.reserve_ids != NULL) {
+    if (chat->store.reserve_ids != NULL && !chat->reserving &&
+        id + CHAT_ID_RESERVE / 2 > chat->reserved_id) {
         uint64_t upto = id + CHAT_ID_RESERVE - 1;
-        if (chat->store.reserve_ids(chat->store_ctx, upto) == 0)
-            chat->reserved_id = upto;
-        else
-            chat->reserved_id = id; /* try again with the next id */
+        chat->reserving = true;
+        /* Counted as reserved now: a failure is logged and retried once
+         * the ids run out again. */
+        uint64_t before = chat->reserved_id;
+        chat->reserved_id = upto;
+        if (chat->store.reserve_ids(chat->store_ctx, upto, on_reserved, chat) < 0) {
+            chat->reserving = false;
+            chat->reserved_id = before > id ? before : id;
+        }
     }
     return id;
 }
@@ -216,26 +235,30 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     p->msg.id = chat__next_id(chat);
     p->msg.ts = chat__now_ms();
     p->msg.kind = kind;
-    p->msg.from = s->nick;
-    p->msg.from_len = s->nick_len;
-    if (kind == CHAT_MSG_ROOM) {
-        p->msg.to = room->name;
-        p->msg.to_len = room->name_len;
-    } else {
-        p->msg.to = target->nick;
-        p->msg.to_len = target->nick_len;
-    }
+    /* Names are copied: the entry holds no pointer into sessions or rooms,
+     * which are looked up again (by id, by name) when it is delivered. */
+    memcpy(p->from, s->nick, s->nick_len + 1);
+    p->from_len = (uint8_t)s->nick_len;
+    const char *to = kind == CHAT_MSG_ROOM ? room->name : target->nick;
+    size_t to_len = kind == CHAT_MSG_ROOM ? room->name_len : target->nick_len;
+    memcpy(p->to, to, to_len);
+    p->to[to_len] = '\0';
+    p->to_len = (uint8_t)to_len;
+    p->msg.from = p->from; /* valid until the pending array moves: reset with the batch */
+    p->msg.from_len = p->from_len;
+    p->msg.to = p->to;
+    p->msg.to_len = p->to_len;
     p->msg.text = text;
     p->msg.text_len = len;
-    p->sender = s;
-    p->room = room;
-    p->target = target;
+    p->sender_sid = s->sid;
+    p->target_sid = target != NULL ? target->sid : 0;
     /* text and ref point into the parsed request: keep it until delivery. */
     p->req = json_incref(req->root);
     p->ref = req->ref;
     p->ref_len = req->ref_len;
     json_t *o = chat__message_json(&p->msg);
-    p->frame = chat__frame_json(o, len + len / 8 + 128);
+    p->out = chat__msg_json(o, len + len / 8 + 128);
+    p->out->id = p->msg.id;
     json_decref(o);
     chat->messages++;
 }
@@ -404,20 +427,7 @@ static void on_history(chat_t *chat, const chat_req_t *req) {
         chat__refuse(chat, req, "not_in_room", "You are not in the room %.*s.", (int)len, name);
         return;
     }
-    bool more;
-    int rc;
-    json_t *msgs = chat__history_json(chat, name, len, 0, before, limit, chat__list_budget(chat, 0),
-                                      &more, &rc);
-    if (rc < 0) {
-        json_decref(msgs);
-        chat__refuse(chat, req, "unavailable", "The history cannot be read now; try again later.");
-        return;
-    }
-    json_t *o = typed("history");
-    json_object_set_new(o, "room", json_stringn_nocheck(name, len));
-    json_object_set_new(o, "messages", msgs);
-    json_object_set_new(o, "more", json_boolean(more));
-    chat__reply(chat, req->s, req, o);
+    chat__history_reply(chat, req, name, len, before, limit);
 }
 
 /* ---- pages of names ----
@@ -619,14 +629,15 @@ typedef struct handler_s {
     bool needs_login;
     void (*fn)(chat_t *chat, const chat_req_t *req);
     bool is_message; /* a chat message: also takes a token from the message bucket */
+    bool settles;    /* a membership change: runs only with nothing pending or in flight */
 } handler_t;
 
 static const handler_t handlers[] = {
-    {"login", false, on_login, false},   {"join", true, on_join, false},
-    {"leave", true, on_leave, false},    {"room", true, on_room, true},
-    {"private", true, on_private, true}, {"history", true, on_history, false},
-    {"who", true, on_who, false},        {"rooms", true, on_rooms, false},
-    {"ping", false, on_ping, false},
+    {"login", false, on_login, false, true},    {"join", true, on_join, false, true},
+    {"leave", true, on_leave, false, true},     {"room", true, on_room, true, false},
+    {"private", true, on_private, true, false}, {"history", true, on_history, false, false},
+    {"who", true, on_who, false, false},        {"rooms", true, on_rooms, false, false},
+    {"ping", false, on_ping, false, false},
 };
 
 static const handler_t *find_handler(const char *type, size_t len) {
@@ -737,21 +748,41 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
         refuse_unparsed(chat, s, data, len, retry_ms);
         return;
     }
-    chat_req_t req = {.s = s};
     json_error_t err;
     /* JSON_ALLOW_NUL: "\u0000" is valid JSON, so it is not a bad_json; the
      * fields that cannot hold it refuse it themselves. Duplicate keys are
      * allowed (the last wins), as in most JSON parsers. jansson bounds the
      * nesting depth (2048) and refuses numbers it cannot hold. */
-    req.root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
-    bool id_ok;
-    req_id(req.root, &req, &id_ok);
-    if (req.root == NULL) { /* An object with a number jansson cannot hold is a bad field; a
-                             * bare number is not an object at all, so it stays bad_json. */
+    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
+    int parse_error = CHAT_PARSE_OK;
+    if (root == NULL) {
+        /* An object with a number jansson cannot hold is a bad field; a
+         * bare number is not an object at all, so it stays bad_json. */
         size_t i = 0;
         while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n'))
             i++;
-        if (json_error_code(&err) == json_error_numeric_overflow && i < len && data[i] == '{')
+        parse_error =
+            json_error_code(&err) == json_error_numeric_overflow && i < len && data[i] == '{'
+                ? CHAT_PARSE_BIG_NUMBER
+                : CHAT_PARSE_BAD_JSON;
+    }
+    /* The request runs now, or in its turn after what the chat is waiting
+     * for: either way after every request that came before it. */
+    if (chat->jobs == NULL && chat->inflight == 0 && !chat->pumping) {
+        chat__execute(chat, s, root, parse_error);
+        if (!chat->defer)
+            return;
+        chat->defer = false;
+    }
+    chat__enqueue(chat, s, root, parse_error);
+}
+
+void chat__execute(chat_t *chat, chat_session_t *s, json_t *root, int parse_error) {
+    chat_req_t req = {.s = s, .root = root};
+    bool id_ok;
+    req_id(req.root, &req, &id_ok);
+    if (req.root == NULL) {
+        if (parse_error == CHAT_PARSE_BIG_NUMBER)
             chat__refuse(chat, &req, "bad_request", "A number in the request is too large.");
         else
             chat__refuse(chat, &req, "bad_json", "The message is not valid JSON.");
@@ -781,9 +812,17 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
         chat__refuse(chat, &req, "not_logged_in", "Log in first.");
         goto out;
     }
+    if (h->settles && !chat__settled(chat)) {
+        /* A membership change waits for what is pending: the executor puts
+         * the request back and runs it again once that is delivered. It has
+         * had no effect yet (the message bucket is charged below). */
+        chat->defer = true;
+        return;
+    }
     if (h->is_message && !chat__rate_take(chat, &req, true, 1))
         goto out;
     h->fn(chat, &req);
 out:
-    json_decref(req.root);
+    if (!chat->defer)
+        json_decref(req.root);
 }

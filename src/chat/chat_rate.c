@@ -149,6 +149,7 @@ void chat__rate_refuse(chat_t *chat, const chat_req_t *req, bool message, uint64
                     "the retry time)",
                     s->peer, s->logged_in ? s->nick : "not logged in", s->strikes,
                     CHAT_FLOOD_WINDOW_MS / 1000);
-        chat->io.close(chat->io_ctx, s->conn, WS_CLOSE_POLICY, "flooding: too many requests");
+        if (!s->close_queued)
+            chat->io.close(chat->io_ctx, s->conn, WS_CLOSE_POLICY, "flooding: too many requests");
     }
 }

@@ -17,6 +17,7 @@
 #include "http/http_resp.h"
 #include "http/static.h"
 #include "store/store.h"
+#include "store/store_async.h"
 #include "store/store_chat.h"
 
 #define SWEEP_MS 1000
@@ -49,6 +50,19 @@ static void refresh_date(server_t *srv) {
 /* Before the loop blocks: finish the iteration's chat work (group commit,
  * fan-out), close sessions of dropped connections, then write every queue
  * once, gathering each connection's output into one write. */
+/* The store's worker finished jobs (worker thread: only wake the loop). */
+static void on_store_notify(void *ctx) {
+    tt_async_send(ctx);
+}
+
+/* On the loop: run the completions, in submission order (deliveries, joins
+ * waiting for their history), then write what they queued. */
+static void on_store_wake(void *ctx) {
+    server_t *srv = ctx;
+    if (srv->async != NULL)
+        store_async_drain(srv->async);
+}
+
 static void before_flush(void *ctx) {
     server_t *srv = ctx;
     chat_flush(srv->chat);
@@ -155,6 +169,8 @@ static void on_accept_error(void *ctx, int err, const char *what) {
 }
 
 static void close_handles(server_t *srv) {
+    tt_async_free(srv->wake);
+    srv->wake = NULL;
     tt_timer_free(srv->sweep);
     tt_signal_free(srv->sigint);
     tt_signal_free(srv->sigterm);
@@ -277,6 +293,8 @@ int server_run(const server_config_t *cfg) {
     size_t one = cfg->max_message + WS_MAX_HEADER + 4096;
     if (srv->cfg.max_queue < one)
         srv->cfg.max_queue = one;
+    /* A reply carrying many messages stays well under what a queue holds. */
+    srv->cfg.chat.reply_budget = srv->cfg.max_queue / 4;
     /* welcome.limits reports the transport's limits next to the chat's. */
     chat_config_t *cc = &srv->cfg.chat;
     chat_config_add_limit(cc, "max_queue", (int64_t)srv->cfg.max_queue);
@@ -307,11 +325,21 @@ int server_run(const server_config_t *cfg) {
         goto out_loop;
     srv->chat = chat_new(&srv->cfg.chat, &ws_conn_chat_io, srv);
     chat_set_clock(srv->chat, loop_now_ms, srv);
-    /* The chat's ids continue after the last stored one. */
-    r = store_chat_attach(srv->chat, store, &history);
+    /* SQLite runs on the store's worker, never on the loop: its completions
+     * wake the loop (tt_async) and are drained there, in order. */
+    srv->wake = tt_async_new(srv->loop, on_store_wake, srv);
+    r = store_async_start(store, NULL, on_store_notify, srv->wake, &srv->async);
+    if (r == 0) {
+        /* The chat's ids continue after the last stored one. */
+        r = store_chat_attach_async(srv->chat, store, srv->async, &history);
+    }
     if (r < 0) {
-        tt_log_error("cannot read the message history: %s", store_strerror(r));
+        tt_log_error("cannot use the message history: %s", store_strerror(r));
+        store_async_stop(srv->async);
+        srv->async = NULL;
         chat_free(srv->chat);
+        tt_async_free(srv->wake);
+        srv->wake = NULL;
         tt_listener_close(srv->listener);
         goto out_loop;
     }
@@ -324,7 +352,12 @@ int server_run(const server_config_t *cfg) {
 
     tt_loop_run(srv->loop);
     tt_log_info("stopped");
+    /* The last batch, then every store job to completion (its callbacks
+     * deliver to connections that are gone, which drops them), and only
+     * then the chat. */
     chat_flush(srv->chat);
+    store_async_stop(srv->async);
+    srv->async = NULL;
     chat_free(srv->chat);
     store_chat_stats_t hs;
     store_chat_stats(history, &hs);

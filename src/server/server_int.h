@@ -85,7 +85,9 @@ struct server_s {
     tt_timer_t *sweep;      /* one coarse timer for every connection's deadlines */
     tt_timer_t *stop_timer; /* shutdown: waits for close handshakes */
     chat_t *chat;
-    tt_link_t reap; /* ws_conn_t whose chat session must be closed */
+    struct store_async_s *async; /* the store's worker (SQLite off the loop) */
+    tt_async_t *wake;            /* its completions wake the loop */
+    tt_link_t reap;              /* ws_conn_t whose chat session must be closed */
     bool stopping;
     uint64_t stop_deadline;
     char date[30];         /* the HTTP Date header, refreshed by the sweep timer */

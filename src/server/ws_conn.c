@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "server/server_int.h"
+#include "ws/ws_msg.h"
 
 static ws_conn_t *ws_of(tt_stream_t *s) {
     return &((conn_ext_t *)tt_stream_ext(s))->ws;
@@ -248,10 +249,12 @@ void server_reap_all(server_t *srv) {
     }
 }
 
-static void io_send(void *io_ctx, void *conn, tt_buf_t *frame) {
+static void io_send(void *io_ctx, void *conn, tt_msg_t *msg) {
     (void)io_ctx;
     ws_conn_t *c = conn;
-    tt_stream_send_buf(c->base.s, frame);
+    /* The plain frame, built once per message for every recipient (the
+     * permessage-deflate frame will be the other encoding). */
+    tt_stream_send_buf(c->base.s, ws_msg_frame(msg));
 }
 
 static void io_close(void *io_ctx, void *conn, uint16_t code, const char *reason) {

@@ -87,6 +87,8 @@ struct store_async_s {
     uint64_t held_bytes; /* their bytes */
     store_async_stats_t stats;
 
+    int64_t last_id; /* store_last_id after the last job, under mu */
+
     /* The loop thread only. */
     bool draining; /* inside store_async_drain or stop: a nested drain does nothing */
 
@@ -294,7 +296,9 @@ static void *worker_main(void *arg) {
         run_job(a, j);
         j->t_done = mono_us();
 
+        int64_t last = store_last_id(a->st);
         pthread_mutex_lock(&a->mu);
+        a->last_id = last;
         note_done(a, j, j->bytes - before);
         /* One notify per batch of completions: the first one to find the
          * done list empty calls it, and the drain that answers it takes
@@ -334,6 +338,7 @@ int store_async_start(store_t *st, const store_async_config_t *cfg, store_async_
         return STORE_E_INTERNAL;
     store_async_t *a = xcalloc(1, sizeof(*a));
     a->st = st;
+    a->last_id = store_last_id(st);
     a->notify = notify;
     a->notify_ctx = ctx;
     a->max_jobs = cfg != NULL && cfg->max_jobs != 0 ? cfg->max_jobs : DEFAULT_MAX_JOBS;
@@ -617,4 +622,11 @@ uint64_t store_async_stats_percentile(const store_async_kind_stats_t *k, double 
         }
     }
     return k->max_us;
+}
+
+int64_t store_async_last_id(store_async_t *a) {
+    pthread_mutex_lock(&a->mu);
+    int64_t v = a->last_id;
+    pthread_mutex_unlock(&a->mu);
+    return v;
 }

@@ -144,6 +144,11 @@ int store_async_reserve_ids(store_async_t *a, int64_t upto, store_reserve_done_c
  * inside a callback, it does nothing and returns 0. */
 size_t store_async_drain(store_async_t *a);
 
+/* store_last_id as of the last job the worker finished (thread-safe): a
+ * caller that gives ids resynchronises with it after an append failed
+ * with STORE_E_INVALID. */
+int64_t store_async_last_id(store_async_t *a);
+
 /* ------------------------------------------------------------------------ */
 /* Counters */
 

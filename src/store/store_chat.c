@@ -1,6 +1,8 @@
 /* The chat's store hooks on store.h: one transaction per chat_flush (the
  * chat hands over the iteration's room messages as one batch), reads through
- * store_range, and a stopwatch around every commit. */
+ * store_range, and a stopwatch around every commit. With a store_async_t the
+ * hooks submit jobs to its worker and complete from its drain, on the loop;
+ * without one they run synchronously and complete before they return. */
 #include "store/store_chat.h"
 
 #include <inttypes.h>
@@ -16,6 +18,9 @@
 
 struct store_chat_s {
     store_t *st;
+    store_async_t *async; /* NULL: every hook runs synchronously */
+    chat_message_t *out;  /* a read's records as chat messages, reused */
+    size_t out_cap;
     /* The batch translated for store_append_batch, reused across commits
      * so a commit allocates nothing once the largest batch was seen. */
     store_msg_t *msgs;
@@ -45,7 +50,7 @@ static void note_slow(store_chat_t *sc, uint64_t now, uint64_t us, size_t n, int
         sc->slow_unlogged++;
         return;
     }
-    tt_log_warn("store: a commit of %zu message(s) took %" PRIu64 " ms%s (the event loop waited "
+    tt_log_warn("store: a commit of %zu message(s) took %" PRIu64 " ms%s (its delivery waited "
                 "for it); %" PRIu64 " more slow commits since the last such line",
                 n, us / 1000, rc < 0 ? " and failed" : "", sc->slow_unlogged);
     sc->slow_logged_at = now;
@@ -54,21 +59,64 @@ static void note_slow(store_chat_t *sc, uint64_t now, uint64_t us, size_t n, int
 
 /* ---- the hooks ---- */
 
+static uint64_t last_id_now(const store_chat_t *sc) {
+    return sc->async ? (uint64_t)store_async_last_id(sc->async) : (uint64_t)store_last_id(sc->st);
+}
+
 static int hook_last_id(void *ctx, uint64_t *out) {
-    store_chat_t *sc = ctx;
-    *out = (uint64_t)store_last_id(sc->st);
+    *out = last_id_now(ctx);
     return 0;
 }
 
-static int hook_reserve_ids(void *ctx, uint64_t upto) {
-    store_chat_t *sc = ctx;
-    return store_reserve_ids(sc->st, (int64_t)upto);
+/* One submission in flight: what its completion needs. */
+typedef struct job_s {
+    store_chat_t *sc;
+    chat_store_done_cb append_done;
+    chat_history_done_cb history_done;
+    chat_store_done_cb reserve_done;
+    void *arg;
+    uint64_t t0;
+    size_t n;
+} job_t;
+
+static job_t *job_new(store_chat_t *sc, void *arg) {
+    job_t *j = xcalloc(1, sizeof(*j));
+    j->sc = sc;
+    j->arg = arg;
+    return j;
 }
 
-static int hook_append_batch(void *ctx, const chat_message_t *msgs, size_t n) {
+static void note_commit(store_chat_t *sc, uint64_t t0, size_t n, int rc) {
+    uint64_t t1 = mono_us();
+    uint64_t us = t1 - t0;
+    store_chat_stats_t *s = &sc->stats;
+    s->hist[bucket_of(us)]++;
+    if (us > s->max_us)
+        s->max_us = us;
+    if (rc < 0) {
+        s->failures++;
+    } else {
+        s->commits++;
+        s->messages += n;
+        s->total_us += us;
+        if (n > s->max_batch)
+            s->max_batch = n;
+    }
+    if (us >= STORE_CHAT_SLOW_US)
+        note_slow(sc, t1, us, n, rc);
+}
+
+static void on_append_done(void *arg, int rc, const store_msg_t *msgs, size_t n) {
+    (void)msgs;
+    job_t *j = arg;
+    note_commit(j->sc, j->t0, n, rc);
+    j->append_done(j->arg, rc < 0 ? rc : 0, last_id_now(j->sc));
+    free(j);
+}
+
+static int hook_append_batch(void *ctx, const chat_message_t *msgs, size_t n,
+                             chat_store_done_cb done, void *arg) {
     store_chat_t *sc = ctx;
-    if (n == 0)
-        return 0;
     if (sc->cap < n) {
         sc->cap = n > 2 * sc->cap ? n : 2 * sc->cap;
         sc->msgs = xrealloc(sc->msgs, sc->cap * sizeof(*sc->msgs));
@@ -91,59 +139,126 @@ static int hook_append_batch(void *ctx, const chat_message_t *msgs, size_t n) {
             .id = (int64_t)m->id, /* the chat's id becomes the row's id */
         };
     }
-    uint64_t t0 = mono_us();
-    int rc = store_append_batch(sc->st, sc->msgs, n);
-    uint64_t t1 = mono_us();
-    uint64_t us = t1 - t0;
-    store_chat_stats_t *s = &sc->stats;
-    s->hist[bucket_of(us)]++;
-    if (us > s->max_us)
-        s->max_us = us;
-    if (rc < 0) {
-        s->failures++;
-    } else {
-        s->commits++;
-        s->messages += n;
-        s->total_us += us;
-        if (n > s->max_batch)
-            s->max_batch = n;
+    job_t *j = job_new(sc, arg);
+    j->append_done = done;
+    j->t0 = mono_us();
+    if (sc->async != NULL) {
+        /* The worker copies the batch: the chat's strings may go at once. */
+        int rc = store_async_append(sc->async, sc->msgs, n, on_append_done, j);
+        if (rc < 0)
+            free(j);
+        return rc;
     }
-    if (us >= STORE_CHAT_SLOW_US)
-        note_slow(sc, t1, us, n, rc);
-    return rc < 0 ? rc : 0;
+    int rc = store_append_batch(sc->st, sc->msgs, n);
+    on_append_done(j, rc, sc->msgs, n);
+    return 0;
 }
 
-typedef struct {
-    chat_history_cb emit;
-    void *arg;
-} emit_ctx_t;
-
-static void on_rec(void *ctx, const store_rec_t *rec) {
-    emit_ctx_t *e = ctx;
+static void on_range_done(void *arg, int rc, const store_rec_t *recs, size_t n, bool more) {
+    job_t *j = arg;
+    store_chat_t *sc = j->sc;
+    if (sc->out_cap < n) {
+        sc->out_cap = n;
+        sc->out = xrealloc(sc->out, n * sizeof(*sc->out));
+    }
     /* Only room rows are read: a private conversation's key ("@a@b") is
      * never a valid room name, so a room's range cannot reach one. */
-    chat_message_t m = {
-        .id = (uint64_t)rec->id,
-        .ts = rec->ts,
-        .kind = CHAT_MSG_ROOM,
-        .from = rec->from,
-        .from_len = rec->from_len,
-        .to = rec->room,
-        .to_len = rec->room_len,
-        .text = rec->text,
-        .text_len = rec->text_len,
-    };
-    e->emit(e->arg, &m);
+    for (size_t i = 0; i < n; i++)
+        sc->out[i] = (chat_message_t){
+            .id = (uint64_t)recs[i].id,
+            .ts = recs[i].ts,
+            .kind = CHAT_MSG_ROOM,
+            .from = recs[i].from,
+            .from_len = recs[i].from_len,
+            .to = recs[i].room,
+            .to_len = recs[i].room_len,
+            .text = recs[i].text,
+            .text_len = recs[i].text_len,
+        };
+    j->history_done(j->arg, rc < 0 ? rc : 0, sc->out, rc < 0 ? 0 : n, rc < 0 ? false : more);
+    free(j);
+}
+
+/* The synchronous read collects records into one array, as the worker does. */
+typedef struct collect_s {
+    store_rec_t *recs;
+    size_t n, cap;
+    char *strings; /* every string of the read, back to back */
+    size_t slen, scap;
+} collect_t;
+
+static void collect_rec(void *ctx, const store_rec_t *rec) {
+    collect_t *c = ctx;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->recs = xrealloc(c->recs, c->cap * sizeof(*c->recs));
+    }
+    size_t need = rec->room_len + rec->from_len + rec->text_len + 3;
+    if (c->slen + need > c->scap) {
+        c->scap = (c->slen + need) * 2;
+        c->strings = xrealloc(c->strings, c->scap);
+    }
+    store_rec_t *r = &c->recs[c->n++];
+    *r = *rec;
+    /* Offsets now, pointers once the strings stop moving. */
+    r->room = (const char *)(uintptr_t)c->slen;
+    memcpy(c->strings + c->slen, rec->room, rec->room_len + 1);
+    c->slen += rec->room_len + 1;
+    r->from = (const char *)(uintptr_t)c->slen;
+    memcpy(c->strings + c->slen, rec->from, rec->from_len + 1);
+    c->slen += rec->from_len + 1;
+    r->text = (const char *)(uintptr_t)c->slen;
+    memcpy(c->strings + c->slen, rec->text, rec->text_len);
+    c->strings[c->slen + rec->text_len] = '\0';
+    c->slen += rec->text_len + 1;
 }
 
 static int hook_history(void *ctx, const char *room, size_t room_len, uint64_t after,
-                        uint64_t before, unsigned limit, chat_history_cb emit, void *emit_arg,
-                        bool *more) {
+                        uint64_t before, unsigned limit, chat_history_done_cb done, void *arg) {
     store_chat_t *sc = ctx;
-    emit_ctx_t e = {.emit = emit, .arg = emit_arg};
+    job_t *j = job_new(sc, arg);
+    j->history_done = done;
     /* The chat only asks for ids below 2^53, which fit an int64_t. */
-    return store_range(sc->st, room, room_len, (int64_t)after, (int64_t)before, limit, on_rec, &e,
-                       more);
+    if (sc->async != NULL) {
+        int rc = store_async_range(sc->async, room, room_len, (int64_t)after, (int64_t)before,
+                                   limit, on_range_done, j);
+        if (rc < 0)
+            free(j);
+        return rc;
+    }
+    collect_t c = {0};
+    bool more = false;
+    int rc = store_range(sc->st, room, room_len, (int64_t)after, (int64_t)before, limit,
+                         collect_rec, &c, &more);
+    for (size_t i = 0; i < c.n; i++) {
+        c.recs[i].room = c.strings + (uintptr_t)c.recs[i].room;
+        c.recs[i].from = c.strings + (uintptr_t)c.recs[i].from;
+        c.recs[i].text = c.strings + (uintptr_t)c.recs[i].text;
+    }
+    on_range_done(j, rc, c.recs, c.n, more);
+    free(c.recs);
+    free(c.strings);
+    return 0;
+}
+
+static void on_reserve_done(void *arg, int rc) {
+    job_t *j = arg;
+    j->reserve_done(j->arg, rc, last_id_now(j->sc));
+    free(j);
+}
+
+static int hook_reserve_ids(void *ctx, uint64_t upto, chat_store_done_cb done, void *arg) {
+    store_chat_t *sc = ctx;
+    job_t *j = job_new(sc, arg);
+    j->reserve_done = done;
+    if (sc->async != NULL) {
+        int rc = store_async_reserve_ids(sc->async, (int64_t)upto, on_reserve_done, j);
+        if (rc < 0)
+            free(j);
+        return rc;
+    }
+    on_reserve_done(j, store_reserve_ids(sc->st, (int64_t)upto));
+    return 0;
 }
 
 static const chat_store_hooks_t hooks = {
@@ -156,11 +271,16 @@ static const chat_store_hooks_t hooks = {
 /* ---- lifetime and stats ---- */
 
 int store_chat_attach(chat_t *chat, store_t *st, store_chat_t **out) {
+    return store_chat_attach_async(chat, st, NULL, out);
+}
+
+int store_chat_attach_async(chat_t *chat, store_t *st, store_async_t *async, store_chat_t **out) {
     *out = NULL;
     if (chat == NULL || st == NULL)
         return STORE_E_INVALID;
     store_chat_t *sc = xcalloc(1, sizeof(*sc));
     sc->st = st;
+    sc->async = async;
     int rc = chat_set_store(chat, &hooks, sc);
     if (rc < 0) {
         free(sc);
@@ -174,6 +294,7 @@ void store_chat_free(store_chat_t *sc) {
     if (sc == NULL)
         return;
     free(sc->msgs);
+    free(sc->out);
     free(sc);
 }
 

@@ -15,6 +15,7 @@
 
 #include "chat/chat.h"
 #include "store/store.h"
+#include "store/store_async.h"
 
 typedef struct store_chat_s store_chat_t;
 
@@ -24,6 +25,11 @@ typedef struct store_chat_s store_chat_t;
  * adapter (store_chat_free), then close the store. Returns 0, or a negative
  * STORE_E_* (then *out is NULL and the chat has no store). */
 int store_chat_attach(chat_t *chat, store_t *st, store_chat_t **out);
+
+/* The same, with every store step submitted to the worker of async (whose
+ * drain completes them on the loop), so SQLite never runs on the loop. st
+ * is read (its last id) before use; async is borrowed like st. */
+int store_chat_attach_async(chat_t *chat, store_t *st, store_async_t *async, store_chat_t **out);
 
 /* Frees the adapter (not the store, not the chat). NULL is a no-op. */
 void store_chat_free(store_chat_t *sc);

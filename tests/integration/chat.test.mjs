@@ -285,11 +285,11 @@ describe('server authority', () => {
         const c = await connect(server);
         c.send({ type: 'ping', id: 'p-0' });
         assert.equal((await c.next('pong')).ref, 'p-0');
-        c.send({ type: 'rooms', id: 'rooms-0' });
-        assert.equal((await c.next('rooms')).ref, 'rooms-0');
         const nick = uniq('refnick');
         c.send({ type: 'login', nickname: nick, id: 'login-1' });
         assert.equal((await c.next('welcome')).ref, 'login-1');
+        c.send({ type: 'rooms', id: 'rooms-0' });
+        assert.equal((await c.next('rooms')).ref, 'rooms-0');
         c.send({ type: 'join', room, id: 'join-1' });
         assert.equal((await c.next('joined')).ref, 'join-1');
         c.send({ type: 'who', room, id: 'who-1' });

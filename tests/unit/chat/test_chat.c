@@ -19,6 +19,7 @@
 
 #include "chat/chat.h"
 #include "core/log.h"
+#include "ws/ws_msg.h"
 
 #define CONNS 16
 #define MAX_FRAMES 8192
@@ -56,11 +57,12 @@ typedef struct fx_s {
     uint64_t now;
 } fx_t;
 
-static void fake_send(void *ctx, void *conn, tt_buf_t *frame) {
+static void fake_send(void *ctx, void *conn, tt_msg_t *msg) {
     fx_t *fx = ctx;
     assert_true(fx->nrec < MAX_FRAMES);
     fx->rec[fx->nrec].conn = (uintptr_t)conn;
-    fx->rec[fx->nrec].frame = tt_buf_ref(frame);
+    /* The plain frame, as the WebSocket endpoint sends it. */
+    fx->rec[fx->nrec].frame = tt_buf_ref(ws_msg_frame(msg));
     fx->rec[fx->nrec].taken = false;
     fx->nrec++;
 }
@@ -1222,8 +1224,18 @@ static int store_last_id(void *ctx, uint64_t *out) {
     return 0;
 }
 
-static int store_append(void *ctx, const chat_message_t *msgs, size_t n) {
+static int store_append_sync(fx_t *fx, const chat_message_t *msgs, size_t n);
+
+/* A synchronous store: the write completes before the hook returns. */
+static int store_append(void *ctx, const chat_message_t *msgs, size_t n, chat_store_done_cb done,
+                        void *arg) {
     fx_t *fx = ctx;
+    int rc = store_append_sync(fx, msgs, n);
+    done(arg, rc, 1000);
+    return 0;
+}
+
+static int store_append_sync(fx_t *fx, const chat_message_t *msgs, size_t n) {
     fx->batches++;
     if (fx->store_rc < 0)
         return fx->store_rc;
@@ -1248,15 +1260,18 @@ static int store_append(void *ctx, const chat_message_t *msgs, size_t n) {
 }
 
 static int store_history(void *ctx, const char *room, size_t room_len, uint64_t after,
-                         uint64_t before, unsigned limit, chat_history_cb emit, void *arg,
-                         bool *more) {
+                         uint64_t before, unsigned limit, chat_history_done_cb done, void *arg) {
     fx_t *fx = ctx;
     fx->hist_calls++;
     fx->hist_after = after;
     fx->hist_before = before;
     fx->hist_limit = limit;
-    if (fx->store_rc < 0)
-        return fx->store_rc;
+    if (fx->store_rc < 0) {
+        done(arg, fx->store_rc, NULL, 0, false);
+        return 0;
+    }
+    chat_message_t out[64];
+    size_t nout = 0;
     /* Everything stored is in this room (the tests use one room): the
      * newest `limit` in range, oldest first. */
     size_t in_range[64], k = 0;
@@ -1270,9 +1285,9 @@ static int store_history(void *ctx, const char *room, size_t room_len, uint64_t 
         m.from_len = 7;
         m.to = room;
         m.to_len = room_len;
-        emit(arg, &m);
+        out[nout++] = m;
     }
-    *more = start > 0;
+    done(arg, 0, out, nout, start > 0);
     return 0;
 }
 
@@ -1456,10 +1471,11 @@ static void test_chat_text_control_and_blank(void **state) {
 /* The worst case a store can hold: messages of 4,096 control characters
  * (accepted before they were refused), six bytes each in JSON. */
 static int big_history(void *ctx, const char *room, size_t room_len, uint64_t after,
-                       uint64_t before, unsigned limit, chat_history_cb emit, void *arg,
-                       bool *more) {
+                       uint64_t before, unsigned limit, chat_history_done_cb done, void *arg) {
     fx_t *fx = ctx;
     fx->hist_calls++;
+    static chat_message_t out[CHAT_HISTORY_MAX];
+    size_t nout = 0;
     uint64_t hi = before == 0 || before > fx->big_n ? fx->big_n : before - 1;
     uint64_t lo = hi > limit ? hi - limit + 1 : 1;
     if (lo <= after)
@@ -1474,9 +1490,9 @@ static int big_history(void *ctx, const char *room, size_t room_len, uint64_t af
                             .to_len = room_len,
                             .text = fx->big_text,
                             .text_len = fx->big_len};
-        emit(arg, &m);
+        out[nout++] = m;
     }
-    *more = lo > after + 1;
+    done(arg, 0, out, nout, lo > after + 1);
     return 0;
 }
 

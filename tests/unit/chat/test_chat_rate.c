@@ -14,6 +14,7 @@
 
 #include "chat/chat.h"
 #include "core/log.h"
+#include "ws/ws_msg.h"
 
 #define CONNS 8
 #define MAX_FRAMES 16384
@@ -47,7 +48,8 @@ static json_t *decode(const tt_buf_t *b) {
     return j;
 }
 
-static void fake_send(void *ctx, void *conn, tt_buf_t *frame) {
+static void fake_send(void *ctx, void *conn, tt_msg_t *msg) {
+    tt_buf_t *frame = ws_msg_frame(msg);
     fx_t *fx = ctx;
     assert_true(fx->nframes < MAX_FRAMES);
     fx->conn_of[fx->nframes] = (int)(uintptr_t)conn;

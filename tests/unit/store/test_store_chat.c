@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "store/store.h"
 #include "store/store_chat.h"
+#include "ws/ws_msg.h"
 
 #define CONNS 4
 #define MAX_FRAMES 1024
@@ -59,7 +60,8 @@ static json_t *decode(const tt_buf_t *b) {
     return j;
 }
 
-static void fake_send(void *ctx, void *conn, tt_buf_t *frame) {
+static void fake_send(void *ctx, void *conn, tt_msg_t *msg) {
+    tt_buf_t *frame = ws_msg_frame(msg);
     fx_t *fx = ctx;
     uintptr_t c = (uintptr_t)conn;
     assert_true(c < CONNS && fx->nframes[c] < MAX_FRAMES);
