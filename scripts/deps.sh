@@ -7,7 +7,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       libuv1-dev libhttp-parser-dev libjansson-dev libssl-dev zlib1g-dev
-      libsqlite3-dev libcmocka-dev
+      libsqlite3-dev sqlite3 libcmocka-dev
       clang libclang-rt-14-dev
       chromium fonts-dejavu-core)
 # Node.js and npm: the machine's own if present (npm ships inside some nodejs
