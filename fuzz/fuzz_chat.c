@@ -10,9 +10,14 @@
  *                full page of TEXT_MAX-byte texts, half of them control
  *                characters (as stored before they were refused), so pages
  *                are cut to the reply budget
+ *   b % 16 == 10 make the store asynchronous (toggle): its steps complete
+ *                only when told, at most PENDING_MAX at once (more are
+ *                refused, as a full queue is), so requests queue behind them
+ *   b % 16 == 11 complete the oldest store step that is waiting
  *   otherwise    the whole chunk is a text message from session b % 6
- * An empty chunk flushes. At the end every session is closed and the chat
- * freed: LeakSanitizer checks that nothing is left behind.
+ * An empty chunk flushes. At the end every waiting store step completes,
+ * every session is closed and the chat freed: LeakSanitizer checks that
+ * nothing is left behind.
  *
  * Invariants (abort on violation): every frame is one unmasked FIN text frame
  * with an exact length holding a JSON object with a string "type", and no
@@ -54,8 +59,26 @@ typedef struct {
     size_t from_len, to_len, text_len;
 } stored_t;
 
+#define PENDING_MAX 8
+
+/* A store step that completes when the input says so. */
+typedef struct {
+    bool history;
+    int rc;
+    chat_store_done_cb append_done;
+    chat_history_done_cb history_done;
+    void *arg;
+    chat_message_t *msgs; /* history: the page (texts in texts) */
+    stored_t *texts;
+    size_t n;
+    bool more;
+} step_t;
+
 typedef struct {
     chat_t *chat;
+    bool async;
+    step_t steps[PENDING_MAX];
+    size_t nsteps;
     chat_session_t *s[SLOTS];
     uintptr_t conn[SLOTS]; /* the live handle of each slot; handles are never reused */
     bool v1[SLOTS];
@@ -177,8 +200,7 @@ static void on_close(void *ctx, void *conn, uint16_t code, const char *reason) {
     CHECK(slot_of(fz, (uintptr_t)conn) >= 0);
 }
 
-static int store_append(void *ctx, const chat_message_t *msgs, size_t n) {
-    fz_t *fz = ctx;
+static int store_append_now(fz_t *fz, const chat_message_t *msgs, size_t n) {
     if (fz->store_fails)
         return -5;
     for (size_t i = 0; i < n; i++) {
@@ -196,10 +218,32 @@ static int store_append(void *ctx, const chat_message_t *msgs, size_t n) {
     return 0;
 }
 
-static int store_history(void *ctx, const char *room, size_t room_len, uint64_t after,
-                         uint64_t before, unsigned limit, chat_history_cb emit, void *arg,
-                         bool *more) {
-    fz_t *fz = ctx;
+/* Collects a page: emit appends to the step's arrays. */
+static void emit_to(step_t *st, const chat_message_t *m) {
+    st->msgs = realloc(st->msgs, (st->n + 1) * sizeof(*st->msgs));
+    st->texts = realloc(st->texts, (st->n + 1) * sizeof(*st->texts));
+    CHECK(st->msgs != NULL && st->texts != NULL);
+    st->msgs[st->n] = *m;
+    stored_t *t = &st->texts[st->n];
+    CHECK(m->text_len <= TEXT_MAX && m->to_len <= CHAT_ROOM_MAX && m->from_len <= CHAT_NICK_MAX);
+    memcpy(t->text, m->text, m->text_len);
+    memcpy(t->to, m->to, m->to_len);
+    memcpy(t->from, m->from, m->from_len);
+    st->n++;
+}
+
+/* The page's strings are the step's own copies (the arrays have stopped
+ * moving once the page is complete). */
+static void point_at_copies(step_t *st) {
+    for (size_t i = 0; i < st->n; i++) {
+        st->msgs[i].text = st->texts[i].text;
+        st->msgs[i].to = st->texts[i].to;
+        st->msgs[i].from = st->texts[i].from;
+    }
+}
+
+static int store_history_now(fz_t *fz, const char *room, size_t room_len, uint64_t after,
+                             uint64_t before, unsigned limit, step_t *out) {
     if (fz->store_fails)
         return -5;
     CHECK(limit >= 1 && limit <= CHAT_HISTORY_MAX && (before == 0 || after < before));
@@ -218,9 +262,9 @@ static int store_history(void *ctx, const char *room, size_t room_len, uint64_t 
                                 .to_len = room_len,
                                 .text = id % 2 ? quotes : controls,
                                 .text_len = TEXT_MAX};
-            emit(arg, &m);
+            emit_to(out, &m);
         }
-        *more = true;
+        out->more = true;
         return 0;
     }
     size_t first = fz->nring > RING ? fz->nring - RING : 0;
@@ -236,9 +280,69 @@ static int store_history(void *ctx, const char *room, size_t room_len, uint64_t 
         const stored_t *st = &fz->ring[match[i]];
         chat_message_t m = {st->id, st->ts,     CHAT_MSG_ROOM, st->from,    st->from_len,
                             st->to, st->to_len, st->text,      st->text_len};
-        emit(arg, &m);
+        emit_to(out, &m);
     }
-    *more = start > 0;
+    out->more = start > 0;
+    return 0;
+}
+
+static void step_free(step_t *st) {
+    free(st->msgs);
+    free(st->texts);
+    memset(st, 0, sizeof(*st));
+}
+
+/* Runs the oldest waiting step's completion. */
+static bool complete_one(fz_t *fz) {
+    if (fz->nsteps == 0)
+        return false;
+    step_t st = fz->steps[0];
+    memmove(&fz->steps[0], &fz->steps[1], (fz->nsteps - 1) * sizeof(st));
+    fz->nsteps--;
+    if (st.history) {
+        point_at_copies(&st);
+        st.history_done(st.arg, st.rc, st.rc < 0 ? NULL : st.msgs, st.rc < 0 ? 0 : st.n,
+                        st.rc < 0 ? false : st.more);
+    } else {
+        st.append_done(st.arg, st.rc, 0);
+    }
+    step_free(&st);
+    return true;
+}
+
+static int store_append(void *ctx, const chat_message_t *msgs, size_t n, chat_store_done_cb done,
+                        void *arg) {
+    fz_t *fz = ctx;
+    if (fz->async && fz->nsteps == PENDING_MAX)
+        return -9; /* a full queue: refused, done never called */
+    int rc = store_append_now(fz, msgs, n);
+    if (!fz->async) {
+        done(arg, rc, 0);
+        return 0;
+    }
+    step_t *st = &fz->steps[fz->nsteps++];
+    memset(st, 0, sizeof(*st));
+    st->rc = rc;
+    st->append_done = done;
+    st->arg = arg;
+    return 0;
+}
+
+static int store_history(void *ctx, const char *room, size_t room_len, uint64_t after,
+                         uint64_t before, unsigned limit, chat_history_done_cb done, void *arg) {
+    fz_t *fz = ctx;
+    if (fz->async && fz->nsteps == PENDING_MAX)
+        return -9;
+    step_t st = {.history = true, .history_done = done, .arg = arg};
+    st.rc = store_history_now(fz, room, room_len, after, before, limit, &st);
+    if (!fz->async) {
+        point_at_copies(&st);
+        done(arg, st.rc, st.rc < 0 ? NULL : st.msgs, st.rc < 0 ? 0 : st.n,
+             st.rc < 0 ? false : st.more);
+        step_free(&st);
+        return 0;
+    }
+    fz->steps[fz->nsteps++] = st;
     return 0;
 }
 
@@ -308,6 +412,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 9:
             fz->fat_history = !fz->fat_history;
             break;
+        case 10:
+            fz->async = !fz->async;
+            break;
+        case 11:
+            complete_one(fz);
+            break;
         default:
             if (b % 16 < SLOTS)
                 chat_session_on_text(fz->chat, fz->s[slot], (const char *)chunk + 1, len - 1);
@@ -315,12 +425,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 chat_session_on_text(fz->chat, fz->s[slot], (const char *)chunk, len);
         }
     }
-    chat_flush(fz->chat);
+    /* Everything waiting completes (a completion may start more). */
+    do {
+        while (complete_one(fz))
+            ;
+        chat_flush(fz->chat);
+    } while (fz->nsteps > 0);
     chat_stats_t st;
     chat_stats(fz->chat, &st);
     CHECK(st.sessions == SLOTS);
     for (int i = 0; i < SLOTS; i++)
         close_slot(fz, i, NULL);
+    do {
+        while (complete_one(fz))
+            ;
+        chat_flush(fz->chat);
+    } while (fz->nsteps > 0);
     chat_stats(fz->chat, &st);
     CHECK(st.sessions == 0 && st.rooms == 0);
     chat_free(fz->chat);
