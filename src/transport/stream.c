@@ -267,7 +267,9 @@ static void stream_finish(tt_stream_t *s) {
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
     tt_stream_t *s = req->data;
-    /* The peer sees our FIN; we now wait for its EOF (or the deadline). */
+    free(req);
+    /* The peer sees our FIN; we now wait for its EOF (or the deadline).
+     * libuv runs this (UV_ECANCELED) before the close callback frees s. */
     if (status < 0)
         stream_finish(s);
 }
@@ -280,9 +282,12 @@ static void closing_flushed(tt_stream_t *s) {
     }
     if (!(s->flags & TT_S_SHUT)) {
         s->flags |= TT_S_SHUT;
-        s->sreq.data = s;
-        if (uv_shutdown(&s->sreq, (uv_stream_t *)&s->tcp, on_shutdown) < 0)
+        uv_shutdown_t *req = xmalloc(sizeof(*req));
+        req->data = s;
+        if (uv_shutdown(req, (uv_stream_t *)&s->tcp, on_shutdown) < 0) {
+            free(req);
             stream_finish(s);
+        }
     }
 }
 
@@ -363,6 +368,7 @@ tt_stream_t *tt_loop_next_stream(tt_stream_t *s) {
 
 static void on_write(uv_write_t *req, int status) {
     tt_stream_t *s = req->data;
+    free(req);
     unsigned n = s->inflight;
     s->inflight = 0;
     s->flags &= ~(uint32_t)TT_S_WRITING;
@@ -408,9 +414,11 @@ static void stream_flush(tt_stream_t *s) {
          * it when the socket becomes writable. */
         n = queue_iov(s, iov, IOV_BATCH, &offered);
         s->inflight = n;
-        s->wreq.data = s;
+        uv_write_t *req = xmalloc(sizeof(*req));
+        req->data = s;
         s->flags |= TT_S_WRITING;
-        if (uv_write(&s->wreq, (uv_stream_t *)&s->tcp, iov, n, on_write) < 0) {
+        if (uv_write(req, (uv_stream_t *)&s->tcp, iov, n, on_write) < 0) {
+            free(req);
             s->flags &= ~(uint32_t)TT_S_WRITING;
             s->inflight = 0;
             tt_stream_abort(s, "write failed");

@@ -49,8 +49,8 @@ struct tt_stream_s {
     size_t max_queue;
     unsigned inflight; /* entries covered by the uv_write in flight */
     uint64_t written;  /* bytes handed to the kernel */
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
+    /* No uv_write_t or uv_shutdown_t here: they are allocated only for a
+     * short write or a close (192 and 80 bytes an idle stream keeps none of). */
     uint64_t close_deadline; /* loop time after which a closing stream is dropped */
     const char *close_reason;
     char peer[56];
