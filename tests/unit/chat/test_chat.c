@@ -42,6 +42,7 @@ typedef struct fx_s {
     int closes;
     /* fake store */
     int store_rc;
+    uint64_t report_last; /* the last id the fake store reports (0: 1000) */
     size_t batches;
     chat_message_t stored[64];
     char stored_text[64][64];
@@ -1231,7 +1232,7 @@ static int store_append(void *ctx, const chat_message_t *msgs, size_t n, chat_st
                         void *arg) {
     fx_t *fx = ctx;
     int rc = store_append_sync(fx, msgs, n);
-    done(arg, rc, 1000);
+    done(arg, rc, fx->report_last ? fx->report_last : 1000);
     return 0;
 }
 
@@ -1464,6 +1465,31 @@ static void test_chat_text_control_and_blank(void **state) {
     none(fx, 2);
     none(fx, 3);
     fx_free(fx);
+}
+
+/* A store that already holds ids the chat thought new refuses the batch;
+ * the chat then continues after the store's last id, so the next batch is
+ * stored (before, every later batch was refused the same way). */
+static void test_chat_ids_resync_after_a_refused_batch(void **state) {
+    fx_t *fx = *state;
+    assert_int_equal(chat_set_store(fx->chat, &fake_store, fx), 0);
+    login_v1(fx, 1, "alice", "r");
+    send_room(fx, 1, "r", "one");
+    chat_flush(fx->chat);
+    assert_int_equal(fx->stored[0].id, 1001);
+    assert_int_equal(jint(take(fx, 1, "room"), "id"), 1001);
+    fx->store_rc = -7001;
+    fx->report_last = 5000;
+    send_room(fx, 1, "r", "two");
+    chat_flush(fx->chat);
+    json_t *e = take_error(fx, 1, "unavailable");
+    (void)e;
+    fx->store_rc = 0;
+    send_room(fx, 1, "r", "three");
+    chat_flush(fx->chat);
+    assert_int_equal(fx->nstored, 2);
+    assert_int_equal(fx->stored[1].id, 5001);
+    assert_int_equal(jint(take(fx, 1, "room"), "id"), 5001);
 }
 
 /* ---- replies within the byte budget ---- */
@@ -1927,6 +1953,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_chat_pending_delivered_before_membership_changes,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_store_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_ids_resync_after_a_refused_batch, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_chat_free_with_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_text_control_and_blank, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_history_fits_the_reply_budget, setup, teardown),
