@@ -88,6 +88,9 @@ typedef struct lg_result_s {
     double cpu_s;         /* this worker's user+system CPU between t_go and t_end */
     uint32_t churn_n;
     int64_t churn_open_kb[CHURN_MAX], churn_closed_kb[CHURN_MAX];
+    /* server CPU (all threads) from the first close to the end of the settle:
+     * what a mass disconnect costs it */
+    double churn_close_cpu_s[CHURN_MAX];
     lg_hist_t lat;      /* ns: send to kernel receive; connect-to-confirmed for connect/churn */
     lg_hist_t lat_read; /* ns: send to the generator's read of it */
 } lg_result_t;
@@ -1072,6 +1075,7 @@ static void close_force_late(lg_worker_t *w, uint64_t now) {
 }
 
 static int64_t proc_rss_kb(int pid);
+static double proc_cpu_s(int pid);
 
 static void churn_step(lg_worker_t *w, uint64_t now) {
     const opts_t *o = w->o;
@@ -1085,6 +1089,7 @@ static void churn_step(lg_worker_t *w, uint64_t now) {
         }
         if (w->next_connect == w->nconns && w->connecting == 0) {
             w->r.churn_open_kb[w->r.churn_n] = proc_rss_kb(o->server_pid);
+            w->r.churn_close_cpu_s[w->r.churn_n] = proc_cpu_s(o->server_pid);
             close_all(w);
             w->churn = CH_CLOSING;
         }
@@ -1099,6 +1104,8 @@ static void churn_step(lg_worker_t *w, uint64_t now) {
     case CH_SETTLE:
         if (now - w->churn_t < (uint64_t)(o->settle * NS))
             break;
+        w->r.churn_close_cpu_s[w->r.churn_n] =
+            proc_cpu_s(o->server_pid) - w->r.churn_close_cpu_s[w->r.churn_n];
         w->r.churn_closed_kb[w->r.churn_n++] = proc_rss_kb(o->server_pid);
         if (w->r.churn_n >= o->cycles || w->r.churn_n >= CHURN_MAX || now >= w->t_run_deadline ||
             w->r.error[0]) {
@@ -1846,6 +1853,7 @@ int main(int argc, char **argv) {
             tot.churn_n = r->churn_n;
             memcpy(tot.churn_open_kb, r->churn_open_kb, sizeof tot.churn_open_kb);
             memcpy(tot.churn_closed_kb, r->churn_closed_kb, sizeof tot.churn_closed_kb);
+            memcpy(tot.churn_close_cpu_s, r->churn_close_cpu_s, sizeof tot.churn_close_cpu_s);
         }
     }
     double elapsed = g1 > g0 ? (double)(g1 - g0) / NS : 0;
@@ -1961,8 +1969,11 @@ int main(int argc, char **argv) {
     if (o.sc == SC_CHURN) {
         fprintf(f, ",\"churn\":[");
         for (uint32_t i = 0; i < tot.churn_n; i++)
-            fprintf(f, "%s{\"rss_open_kb\":%" PRId64 ",\"rss_closed_kb\":%" PRId64 "}",
-                    i ? "," : "", tot.churn_open_kb[i], tot.churn_closed_kb[i]);
+            fprintf(f,
+                    "%s{\"rss_open_kb\":%" PRId64 ",\"rss_closed_kb\":%" PRId64
+                    ",\"close_cpu_ms\":%.1f}",
+                    i ? "," : "", tot.churn_open_kb[i], tot.churn_closed_kb[i],
+                    tot.churn_close_cpu_s[i] * 1000.0);
         fprintf(f, "]");
     }
     fprintf(f, "}\n");

@@ -392,6 +392,8 @@ class Bench:
                     self.one(s, "connect", plan["connect"], rep)
         if "churn" not in self.args.skip and "tertulia" in servers:
             self.one("tertulia", "churn", plan["churn"], 0)
+            if self.args.tertulia_prev:
+                self.one("tertulia-prev", "churn", plan["churn"], 0)
         if self.args.profile and "tertulia" in servers:
             self.one("tertulia", "profile", plan["fanout"], 0, profile="fanout")
             if self.bigroom_profile_args:
@@ -894,7 +896,10 @@ class Report:
         self.failure_notes("connect", L)
         L.append("")
 
-        churn = [r for r in self.runs if r["scenario"] == "churn" and r.get("result")]
+        churn = [r for r in self.runs if r["scenario"] == "churn" and r.get("result")
+                 and r["server"] == "tertulia"]
+        churn_prev = [r for r in self.runs if r["scenario"] == "churn" and r.get("result")
+                      and r["server"] == "tertulia-prev"]
         if churn:
             res = churn[0]["result"]
             L.append("## Connection churn (tertulia)")
@@ -904,11 +909,15 @@ class Report:
                      "open, and a moment after all closed (`bench/churn.sh` does the same on its "
                      "own):")
             L.append("")
-            L.append("| cycle | RSS with all open, KiB | RSS after closing, KiB |")
-            L.append("|---|---|---|")
-            L.append(f"| before | {res['server_rss_kb']['before']:,} | |")
+            prev = churn_prev[0]["result"].get("churn", []) if churn_prev else []
+            L.append("| cycle | RSS with all open, KiB | RSS after closing, KiB | server CPU to "
+                     "close them all, ms | the same at the previous commit, ms |")
+            L.append("|---|---|---|---|---|")
+            L.append(f"| before | {res['server_rss_kb']['before']:,} | | | |")
             for i, c in enumerate(res.get("churn", []), 1):
-                L.append(f"| {i} | {c['rss_open_kb']:,} | {c['rss_closed_kb']:,} |")
+                p_ms = prev[i - 1].get("close_cpu_ms") if i - 1 < len(prev) else None
+                L.append(f"| {i} | {c['rss_open_kb']:,} | {c['rss_closed_kb']:,} "
+                         f"| {fmt(c.get('close_cpu_ms'), 1)} | {fmt(p_ms, 1)} |")
             L.append("")
             L.append(f"Result: {res['verdict']}.")
             L.append("")
