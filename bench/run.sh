@@ -40,6 +40,9 @@ prev_args=()
 if [ "$want_prev" = 1 ] && git -C "$root" rev-parse --verify -q "$prev^{commit}" >/dev/null; then
     prev_src=$(mktemp -d /tmp/tertulia-prev-src.XXXXXX)
     prev_build=${PREV_BUILD_DIR:-$root/build-bench-prev}
+    # A fresh build each run: the source directory is new every time.
+    rm -rf "$prev_build"
+    git -C "$root" worktree prune
     git -C "$root" worktree add -q --detach "$prev_src" "$prev"
     trap 'git -C "$root" worktree remove --force "$prev_src" 2>/dev/null || true' EXIT
     cmake -S "$prev_src" -B "$prev_build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTT_SANITIZE= \
