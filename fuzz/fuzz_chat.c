@@ -14,6 +14,9 @@
  *                only when told, at most PENDING_MAX at once (more are
  *                refused, as a full queue is), so requests queue behind them
  *   b % 16 == 11 complete the oldest store step that is waiting
+ *   b % 16 == 12 end of input on session (next byte % 6): it sends nothing
+ *                more (what it sends is ignored) and is asked to close
+ *                once its requests have run
  *   otherwise    the whole chunk is a text message from session b % 6
  * An empty chunk flushes. At the end every waiting store step completes,
  * every session is closed and the chat freed: LeakSanitizer checks that
@@ -417,6 +420,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             break;
         case 11:
             complete_one(fz);
+            break;
+        case 12:
+            slot = len > 1 ? chunk[1] % SLOTS : 0;
+            chat_session_end_of_input(fz->chat, fz->s[slot]);
             break;
         default:
             if (b % 16 < SLOTS)

@@ -712,7 +712,8 @@ session.addEventListener('rooms', ({ detail }) => {
     const rooms = detail.rooms.filter((r) => r && typeof r.name === 'string');
     rooms.sort((a, b) => (b.members || 0) - (a.members || 0) || a.name.localeCompare(b.name));
     ui.roomsDialogStatus.textContent = rooms.length === 0 ? 'No rooms right now. Join one by name to create it.'
-        : rooms.length === 1 ? '1 room' : `${rooms.length} rooms`;
+        : detail.more ? `${rooms.length} of ${Number(detail.count) || 'many'} rooms (the first by name); join any other by its name`
+            : rooms.length === 1 ? '1 room' : `${rooms.length} rooms`;
     ui.roomsDialogList.replaceChildren(...rooms.map((r) => {
         const joined = state.convs.has(roomId(r.name));
         const n = Number(r.members) || 0;

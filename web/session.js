@@ -31,7 +31,7 @@ const SEEN_LIMIT = 20000;
  * - `member` {room, nickname, ts, joined, reason}
  * - `message` {msg, source: 'live'|'join'|'rejoin'}   room and private messages, never twice
  * - `older` {room, messages, more}            a reply to history(); duplicates removed
- * - `rooms` {rooms}
+ * - `rooms` {rooms, count, more}: a page of at most 500, by name
  * - `members` {room, members}
  * - `ack` {ref, messageId, request}
  * - `request-error` {code, message, ref, request}   an error for a request of ours
@@ -92,7 +92,7 @@ export class Session extends EventTarget {
 
     join(room) { return this.#request({ type: 'join', room }); }
     leave(room) { return this.#request({ type: 'leave', room }); }
-    listRooms() { return this.#request({ type: 'rooms' }); }
+    listRooms() { return this.#request({ type: 'rooms', limit: 500 }); }
     who(room) { return this.#request({ type: 'who', room }); }
     history(room, before, limit = 50) { return this.#request({ type: 'history', room, before, limit }); }
 
@@ -178,7 +178,7 @@ export class Session extends EventTarget {
         }
         case 'rooms':
             this.#pending.delete(msg.ref);
-            return this.#emit('rooms', { rooms: msg.rooms || [] });
+            return this.#emit('rooms', { rooms: msg.rooms || [], count: msg.count, more: msg.more === true });
         case 'members':
             this.#pending.delete(msg.ref);
             return this.#emit('members', { room: msg.room, members: msg.members || [] });

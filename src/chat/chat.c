@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "ws/ws_frame.h"
 
 #ifndef TT_VERSION
 #define TT_VERSION "0"
@@ -314,6 +315,14 @@ void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason) {
     chat__pump(chat);
 }
 
+void chat_session_end_of_input(chat_t *chat, chat_session_t *s) {
+    if (s == NULL || s->close_queued)
+        return;
+    s->closing = true; /* nothing more comes; what came still runs */
+    job_push(chat, job_new(chat, CHAT_JOB_EOF, s->sid), false);
+    chat__pump(chat);
+}
+
 void chat__pump(chat_t *chat) {
     if (chat->pumping)
         return;
@@ -324,6 +333,10 @@ void chat__pump(chat_t *chat) {
         bool done = true;
         if (j->kind == CHAT_JOB_CLOSE) {
             done = s == NULL || close_now(chat, s, j->reason);
+        } else if (j->kind == CHAT_JOB_EOF) {
+            /* Every request the client sent has run: now the close. */
+            if (s != NULL && !s->close_queued)
+                chat->io.close(chat->io_ctx, s->conn, WS_CLOSE_NORMAL, "end of input");
         } else if (s != NULL) {
             chat__execute(chat, s, j->root, j->parse_error);
             done = !chat->defer;

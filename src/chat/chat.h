@@ -199,6 +199,13 @@ void chat_session_on_text(chat_t *chat, chat_session_t *s, const char *data, siz
  * by the caller afterwards. */
 void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason);
 
+/* The client ended its side of the connection (EOF) and will send nothing
+ * more, but may still read. Once every request it sent has run (their
+ * replies are sent as usual), the chat asks the transport to close conn
+ * (io->close with 1000 "end of input"), which then closes the session as
+ * any close does. */
+void chat_session_end_of_input(chat_t *chat, chat_session_t *s);
+
 /* The session's nickname, or NULL before a successful login. Borrowed: valid
  * until chat_session_close. */
 const char *chat_session_nickname(const chat_session_t *s);

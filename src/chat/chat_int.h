@@ -101,7 +101,7 @@ typedef struct chat_batch_s {
 
 /* A request waiting for its turn (a store step is in flight), or a session
  * to close in its turn. */
-typedef enum { CHAT_JOB_REQUEST = 1, CHAT_JOB_CLOSE = 2 } chat_job_kind_t;
+typedef enum { CHAT_JOB_REQUEST = 1, CHAT_JOB_CLOSE = 2, CHAT_JOB_EOF = 3 } chat_job_kind_t;
 typedef struct chat_job_s {
     struct chat_job_s *next;
     chat_job_kind_t kind;

@@ -172,9 +172,15 @@ static size_t on_read(tt_stream_t *s, uint8_t *data, size_t len) {
 }
 
 static void on_eof(tt_stream_t *s) {
-    /* The peer went away without a close frame: what is queued still goes
-     * out (it may be reading), then the socket closes. */
+    /* The peer ended its side without a close frame; it may still read.
+     * A chat session first runs every request that came (their replies go
+     * out), then asks for the close (io_close). Otherwise: what is queued
+     * goes out, then the socket closes. */
     ws_conn_t *c = ws_of(s);
+    if (c->session != NULL && !tt_stream_is_closing(s)) {
+        chat_session_end_of_input(c->base.srv->chat, c->session);
+        return;
+    }
     tt_stream_close_after_flush(s, "disconnect");
     tt_stream_set_hard_close(s);
     mark_reap(c);
