@@ -875,13 +875,13 @@ static chat_batch_t *batch_take(chat_t *chat) {
     return b;
 }
 
-void chat_flush(chat_t *chat) {
+bool chat_flush(chat_t *chat) {
     /* Failures held back from the log are summarized once their window has
      * passed, even if nothing else happens. */
     if ((chat->log_append.events | chat->log_history.events) != 0)
         logwin_summaries(chat);
     if (chat->npending == 0)
-        return;
+        return false;
     chat_batch_t *b = batch_take(chat);
     if (chat->batches_tail != NULL)
         chat->batches_tail->next = b;
@@ -908,7 +908,7 @@ void chat_flush(chat_t *chat) {
     if (stored == 0) {
         b->done = true;
         deliver_batches(chat);
-        return;
+        return false;
     }
     batch_ctx_t *c = xmalloc(sizeof(*c));
     c->chat = chat;
@@ -921,7 +921,9 @@ void chat_flush(chat_t *chat) {
         b->rc = rc;
         log_append_failure(chat, stored, rc);
         deliver_batches(chat);
+        return false;
     }
+    return true;
 }
 
 bool chat__settled(chat_t *chat) {

@@ -214,7 +214,9 @@ const char *chat_session_nickname(const chat_session_t *s);
  * hands the messages accepted during the iteration to the store as one
  * batch (or, with no store, delivers them at once); they are delivered
  * when the store reports them written. Cheap when nothing is pending. */
-void chat_flush(chat_t *chat);
+/* Returns true if a batch went to the store to be written (its delivery
+ * then waits for the store's completion). */
+bool chat_flush(chat_t *chat);
 
 /* Counters for logs and benchmarks. */
 typedef struct chat_stats_s {

@@ -173,8 +173,12 @@ typedef struct chat_req_s {
  * Returns one reference. */
 tt_msg_t *chat__msg_json(const json_t *obj, size_t size_hint);
 
-/* Hands msg to s's connection (io->send), unless s is detached. */
-void chat__send(chat_t *chat, chat_session_t *s, tt_msg_t *msg);
+/* Hands msg to s's connection (io->send), unless s is detached. Inline:
+ * it runs once per recipient of every broadcast. */
+static inline void chat__send(chat_t *chat, chat_session_t *s, tt_msg_t *msg) {
+    if (!s->close_queued)
+        chat->io.send(chat->io_ctx, s->conn, msg);
+}
 
 /* Sends obj (reference stolen) to s if s speaks v1, with "ref" added from
  * req when it has one. Legacy sessions get nothing. */

@@ -56,11 +56,6 @@ tt_msg_t *chat__msg_json(const json_t *obj, size_t size_hint) {
     return tt_msg_new(b);
 }
 
-void chat__send(chat_t *chat, chat_session_t *s, tt_msg_t *msg) {
-    if (!s->close_queued)
-        chat->io.send(chat->io_ctx, s->conn, msg);
-}
-
 void chat__reply(chat_t *chat, chat_session_t *s, const chat_req_t *req, json_t *obj) {
     if (s->v1 && !s->close_queued) {
         if (req != NULL && req->ref != NULL)

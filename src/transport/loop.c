@@ -1,6 +1,7 @@
 /* The loop and its small services: the pass before each poll, timers,
  * signals and cross-thread wake-ups, each a thin wrapper over libuv so
  * that nothing outside src/transport includes <uv.h>. */
+#include <signal.h>
 #include <stdlib.h>
 
 #include "core/xmalloc.h"
@@ -31,6 +32,10 @@ void tt__loop_idle_start(tt_loop_t *loop) {
 }
 
 tt_loop_t *tt_loop_new(void) {
+    /* A write to a peer that has gone must be an error (EPIPE) for the
+     * stream, not a signal that kills the process. Process-wide, as every
+     * server needs it. */
+    signal(SIGPIPE, SIG_IGN);
     tt_loop_t *loop = xcalloc(1, sizeof(*loop));
     uv_loop_init(&loop->uv);
     loop->uv.data = loop;

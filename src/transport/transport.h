@@ -50,7 +50,8 @@ typedef void (*tt_loop_cb)(void *ctx);
 
 /* ---- the loop ---------------------------------------------------------- */
 
-/* A new loop. Aborts on out-of-memory. */
+/* A new loop. Aborts on out-of-memory. Ignores SIGPIPE process-wide (a
+ * write to a peer that went away is an error of that stream). */
 tt_loop_t *tt_loop_new(void);
 /* Runs until no handle is left (every listener, timer, signal, async and
  * stream closed). Returns 0. */

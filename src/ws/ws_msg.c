@@ -5,9 +5,7 @@
 
 _Static_assert(TT_MSG_HEADROOM >= WS_MAX_SERVER_HEADER, "headroom for the longest header");
 
-tt_buf_t *ws_msg_frame(tt_msg_t *m) {
-    if (ws_msg_is_framed(m))
-        return m->buf;
+tt_buf_t *ws__msg_frame_now(tt_msg_t *m) {
     uint8_t hdr[WS_MAX_SERVER_HEADER];
     size_t hlen = ws_frame_header_write(hdr, true, WS_OP_TEXT, m->payload_len);
     tt_buf_t *b = m->buf;
