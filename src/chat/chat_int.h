@@ -168,7 +168,7 @@ typedef struct chat_req_s {
 /* ---- chat_out.c: serialization --------------------------------------- */
 
 /* Serializes obj (borrowed) compactly, once, into a new message: the JSON
- * is dumped behind TT_MSG_HEADROOM bytes of headroom, where src/ws writes
+ * is dumped behind the message struct and TT_MSG_HEADROOM bytes of headroom, where src/ws writes
  * a frame header in place. size_hint is a guess of the JSON length.
  * Returns one reference. */
 tt_msg_t *chat__msg_json(const json_t *obj, size_t size_hint);
@@ -218,7 +218,7 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
 /* Removes s from m's room, tells the remaining v1 members (member_left with
  * reason) and frees the room when it empties. Does not reply to s. */
 void chat__leave(chat_t *chat, chat_member_t *m, const char *reason);
-/* Appends a pending entry and returns it (zeroed). */
+/* Appends a pending entry and returns it (not zeroed: the caller sets every field). */
 chat_pending_t *chat__pending_add(chat_t *chat);
 /* Answers a `history` request for room name[0..len) (before, limit) when
  * the store's read completes: the reply's messages are the newest that fit

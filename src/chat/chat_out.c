@@ -1,5 +1,5 @@
 /* Outgoing messages: JSON serialized once, straight into a refcounted
- * buffer behind reserved headroom (where src/ws writes the frame header in
+ * buffer behind the message struct and reserved headroom (where src/ws writes the frame header in
  * place when a recipient needs the plain frame). This is the only place
  * that turns JSON into bytes, so every message the chat sends is built the
  * same way and shared by reference. */
@@ -46,8 +46,8 @@ static int dump_cb(const char *data, size_t size, void *arg) {
 }
 
 tt_msg_t *chat__msg_json(const json_t *obj, size_t size_hint) {
-    tt_buf_t *b = tt_buf_new(TT_MSG_HEADROOM + size_hint);
-    b->off = TT_MSG_HEADROOM;
+    tt_buf_t *b = tt_buf_new(TT_MSG_RESERVE + size_hint);
+    b->off = TT_MSG_RESERVE;
     /* Only an impossible 4 GiB frame or jansson running out of memory can
      * fail here; both are our bugs or a dying process, not peer input. */
     int rc = json_dump_callback(obj, dump_cb, &b, JSON_COMPACT);

@@ -5,6 +5,7 @@
  * and state changes through chat.c. */
 #include "chat/chat_int.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +113,21 @@ static text_kind_t text_kind(const char *text, size_t len) {
     bool visible = false;
     size_t i = 0;
     while (i < len) {
+        /* Eight plain printable ASCII bytes at a time (none below 0x21, none
+         * 0x7F or above): the common case of chat text. */
+        if (len - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            uint64_t high = w & UINT64_C(0x8080808080808080);
+            uint64_t low = (w - UINT64_C(0x2121212121212121)) & ~w & UINT64_C(0x8080808080808080);
+            uint64_t del = ((w ^ UINT64_C(0x7F7F7F7F7F7F7F7F)) - UINT64_C(0x0101010101010101)) &
+                           ~(w ^ UINT64_C(0x7F7F7F7F7F7F7F7F)) & UINT64_C(0x8080808080808080);
+            if ((high | low | del) == 0) {
+                visible = true;
+                i += 8;
+                continue;
+            }
+        }
         unsigned char c = p[i];
         if (c < 0x80) {
             if (c < 0x20 || c == 0x7F) {

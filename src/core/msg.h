@@ -7,7 +7,8 @@
  * recipient's queue takes a reference on the encoding it needs.
  *
  * Reference counted; owned by the one loop thread that made it (counts are
- * not atomic). Message structs come from a per-thread free list. */
+ * not atomic). The struct lives in its own buffer, before the payload's
+ * headroom, so a message costs no allocation beyond its buffer. */
 #ifndef TT_CORE_MSG_H
 #define TT_CORE_MSG_H
 
@@ -31,8 +32,13 @@ typedef struct tt_msg_s {
     uint64_t id; /* the chat message id, or 0 for replies and events */
 } tt_msg_t;
 
+/* Bytes a buffer must have before a message's payload: the message struct
+ * itself, then the headroom for a frame header. */
+#define TT_MSG_RESERVE (sizeof(tt_msg_t) + TT_MSG_HEADROOM)
+
 /* A message taking over buf (one reference), whose payload is buf's valid
- * bytes; buf->off must be at least TT_MSG_HEADROOM. refs = 1. */
+ * bytes; buf->off must be at least TT_MSG_RESERVE (the struct is written
+ * at the start of buf->data). refs = 1. */
 tt_msg_t *tt_msg_new(tt_buf_t *buf);
 
 static inline tt_msg_t *tt_msg_ref(tt_msg_t *m) {
@@ -47,8 +53,5 @@ void tt_msg_unref(tt_msg_t *m);
 static inline const uint8_t *tt_msg_payload(const tt_msg_t *m) {
     return m->buf->data + m->payload_off;
 }
-
-/* Releases the calling thread's pooled message structs (for leak checkers). */
-void tt_msg_pool_drain(void);
 
 #endif
