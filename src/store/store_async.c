@@ -105,13 +105,36 @@ static uint64_t mono_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static unsigned bucket_of(uint64_t us) {
+unsigned store__hist_bucket(uint64_t us, unsigned n) {
     unsigned b = 0;
-    while (us != 0 && b < STORE_ASYNC_HIST_BUCKETS - 1) {
+    while (us != 0 && b < n - 1) {
         us >>= 1;
         b++;
     }
     return b;
+}
+
+uint64_t store__hist_percentile(const uint64_t *hist, unsigned n, uint64_t max_us, double p) {
+    uint64_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += hist[i];
+    if (total == 0)
+        return 0;
+    /* The rank of the p-th percentile, rounded up, at least the first. */
+    double want = p / 100.0 * (double)total;
+    uint64_t rank = (uint64_t)want;
+    if ((double)rank < want || rank == 0)
+        rank++;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < n; i++) {
+        seen += hist[i];
+        if (seen >= rank) {
+            /* Bucket i's durations are below 2^i µs; the last one is open. */
+            uint64_t bound = i == 0 ? 0 : (UINT64_C(1) << i) - 1;
+            return i == n - 1 || bound > max_us ? max_us : bound;
+        }
+    }
+    return max_us;
 }
 
 static void list_push(job_list_t *l, job_t *j) {
@@ -266,7 +289,7 @@ static void note_done(store_async_t *a, job_t *j, size_t result_bytes) {
     k->run_us += run;
     if (run > k->run_max_us)
         k->run_max_us = run;
-    k->hist[bucket_of(lat)]++;
+    k->hist[store__hist_bucket(lat, STORE_ASYNC_HIST_BUCKETS)]++;
     a->held_bytes += result_bytes;
     if (a->held_bytes > a->stats.max_queued_bytes)
         a->stats.max_queued_bytes = a->held_bytes;
@@ -604,24 +627,7 @@ void store_async_stats(store_async_t *a, store_async_stats_t *out) {
 }
 
 uint64_t store_async_stats_percentile(const store_async_kind_stats_t *k, double p) {
-    uint64_t total = 0;
-    for (unsigned i = 0; i < STORE_ASYNC_HIST_BUCKETS; i++)
-        total += k->hist[i];
-    if (total == 0)
-        return 0;
-    double want = p / 100.0 * (double)total;
-    uint64_t rank = (uint64_t)want;
-    if ((double)rank < want || rank == 0)
-        rank++;
-    uint64_t seen = 0;
-    for (unsigned i = 0; i < STORE_ASYNC_HIST_BUCKETS; i++) {
-        seen += k->hist[i];
-        if (seen >= rank) {
-            uint64_t bound = i == 0 ? 0 : (UINT64_C(1) << i) - 1;
-            return i == STORE_ASYNC_HIST_BUCKETS - 1 || bound > k->max_us ? k->max_us : bound;
-        }
-    }
-    return k->max_us;
+    return store__hist_percentile(k->hist, STORE_ASYNC_HIST_BUCKETS, k->max_us, p);
 }
 
 int64_t store_async_last_id(store_async_t *a) {

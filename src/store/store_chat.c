@@ -13,6 +13,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "store/store_int.h"
 
 #define SLOW_LOG_EVERY_US UINT64_C(10000000) /* at most one slow-commit line per 10 s */
 
@@ -36,13 +37,7 @@ static uint64_t mono_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static unsigned bucket_of(uint64_t us) {
-    unsigned b = 0;
-    while (us != 0 && b < STORE_CHAT_HIST_BUCKETS - 1) {
-        us >>= 1;
-        b++;
-    }
-    return b;
+return b;
 }
 
 static void note_slow(store_chat_t *sc, uint64_t now, uint64_t us, size_t n, int rc) {
@@ -90,7 +85,7 @@ static void note_commit(store_chat_t *sc, uint64_t t0, size_t n, int rc) {
     uint64_t t1 = mono_us();
     uint64_t us = t1 - t0;
     store_chat_stats_t *s = &sc->stats;
-    s->hist[bucket_of(us)]++;
+    s->hist[store__hist_bucket(us, STORE_CHAT_HIST_BUCKETS)]++;
     if (us > s->max_us)
         s->max_us = us;
     if (rc < 0) {
@@ -303,26 +298,7 @@ void store_chat_stats(const store_chat_t *sc, store_chat_stats_t *out) {
 }
 
 uint64_t store_chat_stats_percentile(const store_chat_stats_t *s, double p) {
-    uint64_t total = 0;
-    for (unsigned i = 0; i < STORE_CHAT_HIST_BUCKETS; i++)
-        total += s->hist[i];
-    if (total == 0)
-        return 0;
-    /* The rank of the p-th percentile, rounded up, at least the first. */
-    double want = p / 100.0 * (double)total;
-    uint64_t rank = (uint64_t)want;
-    if ((double)rank < want || rank == 0)
-        rank++;
-    uint64_t seen = 0;
-    for (unsigned i = 0; i < STORE_CHAT_HIST_BUCKETS; i++) {
-        seen += s->hist[i];
-        if (seen >= rank) {
-            /* Bucket i's durations are below 2^i µs; the last one is open. */
-            uint64_t bound = i == 0 ? 0 : (UINT64_C(1) << i) - 1;
-            return i == STORE_CHAT_HIST_BUCKETS - 1 || bound > s->max_us ? s->max_us : bound;
-        }
-    }
-    return s->max_us;
+    return store__hist_percentile(s->hist, STORE_CHAT_HIST_BUCKETS, s->max_us, p);
 }
 
 int store_chat_stats_format(const store_chat_stats_t *s, char *buf, size_t cap) {

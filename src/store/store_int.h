@@ -116,4 +116,11 @@ bool store__msg_is_valid(const store_msg_t *m);
  * asynchronous front runs, or this is its worker. For asserts. */
 bool store__is_owner(const store_t *st);
 
+/* Latency histograms in power-of-two buckets of microseconds (store_chat.h
+ * and store_async.h describe them): the bucket of us among n, and an upper
+ * bound of the p-th percentile (0 < p <= 100) of hist[0..n), within a
+ * factor of two (max_us for the open last bucket; 0 when it is empty). */
+unsigned store__hist_bucket(uint64_t us, unsigned n);
+uint64_t store__hist_percentile(const uint64_t *hist, unsigned n, uint64_t max_us, double p);
+
 #endif
