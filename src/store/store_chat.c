@@ -37,9 +37,6 @@ static uint64_t mono_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-return b;
-}
-
 static void note_slow(store_chat_t *sc, uint64_t now, uint64_t us, size_t n, int rc) {
     if (sc->slow_logged_at != 0 && now - sc->slow_logged_at < SLOW_LOG_EVERY_US) {
         sc->slow_unlogged++;
