@@ -546,11 +546,7 @@ static void read_start(chat_t *chat, const chat_req_t *req, read_kind_t kind, co
 
 void chat__history_reply(chat_t *chat, const chat_req_t *req, const char *name, size_t len,
                          uint64_t before, unsigned limit) {
-    if (chat->store.history == NULL) {
-        /* No store: an empty page, at once. */
-        read_start(chat, req, READ_HISTORY, name, len, 0, before, 0, false);
-        return;
-    }
+    /* With no store, read_start answers an empty page at once. */
     read_start(chat, req, READ_HISTORY, name, len, 0, before, limit, false);
 }
 

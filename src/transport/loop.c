@@ -125,10 +125,6 @@ void tt_timer_start(tt_timer_t *t, uint64_t first_ms, uint64_t repeat_ms) {
     uv_timer_start(&t->h, on_timer, first_ms, repeat_ms);
 }
 
-void tt_timer_stop(tt_timer_t *t) {
-    uv_timer_stop(&t->h);
-}
-
 void tt_timer_free(tt_timer_t *t) {
     if (t != NULL)
         uv_close((uv_handle_t *)&t->h, on_free_close);

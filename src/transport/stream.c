@@ -211,10 +211,6 @@ void *tt_stream_ext(tt_stream_t *s) {
     return s->ext;
 }
 
-tt_stream_t *tt_stream_from_ext(void *ext) {
-    return (tt_stream_t *)(void *)((char *)ext - offsetof(tt_stream_t, ext));
-}
-
 tt_loop_t *tt_stream_loop(const tt_stream_t *s) {
     return s->loop;
 }
@@ -248,10 +244,6 @@ void tt_stream_set_max_queue(tt_stream_t *s, size_t bytes) {
 
 bool tt_stream_is_closing(const tt_stream_t *s) {
     return (s->flags & (TT_S_CLOSING | TT_S_DEAD)) != 0;
-}
-
-const char *tt_stream_close_reason(const tt_stream_t *s) {
-    return s->close_reason;
 }
 
 /* ---- close lifecycle ---- */
@@ -477,14 +469,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
  * upgrade), so it is read through s each time. */
 static size_t stream_process(tt_stream_t *s, uint8_t *data, size_t len) {
     size_t pos = 0;
-    s->flags |= TT_S_IN_READ;
     while (pos < len && !(s->flags & (TT_S_DEAD | TT_S_PAUSED))) {
         size_t n = s->handler->on_read(s, data + pos, len - pos);
         if (n == 0)
             break;
         pos += n;
     }
-    s->flags &= ~(uint32_t)TT_S_IN_READ;
     return pos;
 }
 

@@ -87,7 +87,6 @@ void tt_loop_sweep(tt_loop_t *loop);
  * is never called after it. */
 tt_timer_t *tt_timer_new(tt_loop_t *loop, tt_loop_cb cb, void *ctx);
 void tt_timer_start(tt_timer_t *t, uint64_t first_ms, uint64_t repeat_ms);
-void tt_timer_stop(tt_timer_t *t);
 void tt_timer_free(tt_timer_t *t);
 
 tt_signal_t *tt_signal_new(tt_loop_t *loop, int signum, tt_loop_cb cb, void *ctx);
@@ -127,8 +126,6 @@ typedef struct tt_stream_handler_s {
 /* The endpoint's memory inside the stream (ext_size bytes, from the
  * listener; zeroed at accept, not touched by the transport afterwards). */
 void *tt_stream_ext(tt_stream_t *s);
-/* The stream whose ext area is ext. */
-tt_stream_t *tt_stream_from_ext(void *ext);
 tt_loop_t *tt_stream_loop(const tt_stream_t *s);
 /* "1.2.3.4:5678" or "[::1]:5678"; borrowed for the stream's life. */
 const char *tt_stream_peer(const tt_stream_t *s);
@@ -177,8 +174,6 @@ void tt_stream_set_hard_close(tt_stream_t *s);
 void tt_stream_abort(tt_stream_t *s, const char *reason);
 /* True once a close of any kind began: no more input is processed. */
 bool tt_stream_is_closing(const tt_stream_t *s);
-/* The first close reason given (NULL while open). */
-const char *tt_stream_close_reason(const tt_stream_t *s);
 
 /* ---- listeners --------------------------------------------------------- */
 

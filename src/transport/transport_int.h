@@ -26,7 +26,6 @@ enum {
     TT_S_WRITING = 1 << 4,    /* a uv_write is in flight */
     TT_S_DEAD = 1 << 5,       /* uv_close called */
     TT_S_PAUSED = 1 << 6,     /* the endpoint stopped reading */
-    TT_S_IN_READ = 1 << 7,    /* inside on_read processing (no re-entry) */
 };
 
 struct tt_stream_s {
