@@ -2,7 +2,7 @@
 # Both install what is missing (scripts/deps.sh) and build first.
 BUILD ?= build
 
-.PHONY: all deps build run test fuzz bench bench-quick valgrind clean format
+.PHONY: all deps build run test fuzz bench bench-quick valgrind conformance clean format
 
 all: build
 
@@ -33,6 +33,11 @@ bench-quick:
 
 valgrind: build
 	bash scripts/valgrind.sh
+
+# The Autobahn|Testsuite fuzzingclient against /echo (docs/CONFORMANCE.md: the
+# suite must be prepared first; exits 2 if it is not). CASES='1.*,2.*' for a part.
+conformance:
+	CASES='$(CASES)' bash scripts/conformance.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
