@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the WebSocket and UTF-8 fuzzers and part of the
 chat fuzzer's: fuzz/corpus/fuzz_ws_frame/, fuzz/corpus/fuzz_utf8/,
-fuzz/corpus/fuzz_ws_handshake/, fuzz/corpus/fuzz_chat/*.bin (the chat seeds
+fuzz/corpus/fuzz_ws_handshake/, fuzz/corpus/fuzz_inflate/, fuzz/corpus/fuzz_chat/*.bin (the chat seeds
 without an extension were written by hand).
 
 Each seed is a small meaningful input in the fuzzer's own format (see the
@@ -12,6 +12,7 @@ anywhere; it rewrites the files it owns (named <name>.bin) and leaves others.
 import hashlib
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MASKS = [b"\x37\xfa\x21\x3d", b"\x00\x00\x00\x00", b"\xff\x01\x80\x7e", b"\x01\x02\x03\x04"]
@@ -251,6 +252,40 @@ def chat_seeds():
     return s
 
 
+def deflate_msg(data, final=False):
+    """A message as permessage-deflate sends it: raw deflate, sync flush,
+    00 00 ff ff stripped (or a final block, kept whole)."""
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    out = z.compress(data) + z.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
+    return out if final else out[:-4]
+
+
+# The first byte of a fuzz_inflate input picks max_message from {0, 1, 16,
+# 125, 1000, 4096, 65536, 1 MiB} (low 3 bits) and text (0x80).
+INF_TEXT = 0x80
+
+
+def inflate_seeds():
+    s = {}
+    hello = "una tertulia, con café y conversación; ".encode() * 20
+    s["text"] = bytes([INF_TEXT | 6]) + deflate_msg(hello)
+    s["text-final-block"] = bytes([INF_TEXT | 6]) + deflate_msg(hello, final=True)
+    s["binary-small-limit"] = bytes([3]) + deflate_msg(bytes(range(256)) * 4)
+    s["bomb"] = bytes([4]) + deflate_msg(bytes(1 << 20))
+    s["bad-utf8"] = bytes([INF_TEXT | 6]) + deflate_msg(b"caf\xc3\x28")
+    s["rfc-hello-stored"] = bytes([INF_TEXT | 2]) + b"\x00\x05\x00\xfa\xffHello\x00"
+    s["reserved-btype"] = bytes([6]) + b"\x07\x00"
+    z = deflate_msg(hello)
+    s["frames-compressed"] = bytes([INF_TEXT | 6]) + frame(TEXT, z, rsv=0x40)
+    s["frames-fragmented"] = bytes([INF_TEXT | 6]) + frame(TEXT, z[:5], fin=False, rsv=0x40) + \
+        frame(PING, b"p") + frame(CONT, z[5:], mask_index=2)
+    s["frames-rsv1-continuation"] = bytes([6]) + frame(TEXT, z[:5], fin=False, rsv=0x40) + \
+        frame(CONT, z[5:], rsv=0x40)
+    s["frames-rsv1-ping"] = bytes([6]) + frame(PING, b"x", rsv=0x40)
+    s["frames-mixed"] = bytes([INF_TEXT | 5]) + frame(TEXT, b"plain") + frame(BINARY, z, rsv=0x40)
+    return s
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -268,6 +303,7 @@ def main():
     write("fuzz_ws_frame", frame_seeds())
     write("fuzz_utf8", utf8_seeds())
     write("fuzz_ws_handshake", handshake_seeds())
+    write("fuzz_inflate", inflate_seeds())
     write("fuzz_chat", chat_seeds())
 
 

@@ -2,7 +2,7 @@
 # Checks the include graph of src/ against the layering of
 # docs/ARCHITECTURE.md ("Dependencies"): each folder may include only the
 # folders below it, so there is no cycle between folders, and the system
-# headers of libuv, SQLite and http_parser stay in the one folder that owns
+# headers of libuv, SQLite, http_parser and zlib stay in the one folder that owns
 # each. Prints every violation as FILE:LINE: what, and exits 1 if any.
 set -uo pipefail
 cd "$(dirname "$0")/../src"
@@ -24,6 +24,7 @@ declare -A owners=(
     ["sqlite3.h"]="store"
     ["http_parser.h"]="http server"
     ["openssl/ssl.h"]="transport"
+    ["zlib.h"]="ws"
 )
 
 bad=0

@@ -21,6 +21,9 @@ static void usage(FILE *out, const server_config_t *d) {
             "  --listen HOST:PORT     address to listen on (default %s:%d; port 0 picks a\n"
             "                         free port, logged as 'listening on HOST:PORT')\n"
             "  --max-message BYTES    largest WebSocket message (default %zu); over it: close 1009\n"
+            "                         (compressed messages: counted inflated)\n"
+            "  --deflate on|off       negotiate permessage-deflate (default on)\n"
+            "  --deflate-min BYTES    shorter messages are sent uncompressed (default %zu)\n"
             "  --max-text BYTES       largest chat message text (default %zu, lowered to fit a\n"
             "                         smaller --max-message)\n"
             "  --max-queue BYTES      unsent bytes per connection before it is closed with 1008\n"
@@ -59,8 +62,8 @@ static void usage(FILE *out, const server_config_t *d) {
             "  --log-level LEVEL      debug, info, warn, error or off (default info)\n"
             "  --help                 this text\n"
             "  --version              the version\n",
-            d->host, d->port, d->max_message, d->chat.max_text, d->max_queue, d->chat.max_rooms,
-            d->max_per_ip, d->head_timeout_ms / 1000, d->ping_ms / 1000, d->chat.rate_burst,
+            d->host, d->port, d->max_message, d->deflate_min, d->chat.max_text, d->max_queue,
+            d->chat.max_rooms, d->max_per_ip, d->head_timeout_ms / 1000, d->ping_ms / 1000, d->chat.rate_burst,
             CHAT_RATE_REQUEST_FACTOR, d->chat.rate_limit, CHAT_RATE_REQUEST_FACTOR, d->db_path,
             d->chat.history_on_join, CHAT_HISTORY_MAX);
 }
@@ -141,7 +144,7 @@ int main(int argc, char **argv) {
     enum { O_LISTEN = 256, O_MAX_MESSAGE, O_MAX_TEXT, O_MAX_QUEUE, O_MAX_ROOMS, O_ECHO,
            O_MAX_CONNS, O_MAX_PER_IP, O_HEAD_TIMEOUT, O_PING, O_ORIGIN, O_RATE_BURST, O_RATE_LIMIT,
            O_DB, O_HISTORY_ON_JOIN, O_RETAIN_MESSAGES, O_RETAIN_DAYS, O_DB_MAX_BYTES,
-           O_LOG_LEVEL, O_HELP, O_VERSION };
+           O_LOG_LEVEL, O_DEFLATE, O_DEFLATE_MIN, O_HELP, O_VERSION };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
         {"max-message", required_argument, 0, O_MAX_MESSAGE},
@@ -162,6 +165,8 @@ int main(int argc, char **argv) {
         {"retain-days", required_argument, 0, O_RETAIN_DAYS},
         {"db-max-bytes", required_argument, 0, O_DB_MAX_BYTES},
         {"log-level", required_argument, 0, O_LOG_LEVEL},
+        {"deflate", required_argument, 0, O_DEFLATE},
+        {"deflate-min", required_argument, 0, O_DEFLATE_MIN},
         {"help", no_argument, 0, O_HELP},
         {"version", no_argument, 0, O_VERSION},
         {0, 0, 0, 0},
@@ -290,6 +295,17 @@ int main(int argc, char **argv) {
             tt_log_set_level((tt_log_level_t)level);
             break;
         }
+        case O_DEFLATE:
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0) {
+                fprintf(stderr, "tertulia: --deflate: '%s' is not on or off\n", optarg);
+                return 2;
+            }
+            cfg.deflate = strcmp(optarg, "on") == 0;
+            break;
+        case O_DEFLATE_MIN:
+            if (parse_size("--deflate-min", optarg, 0, (size_t)1 << 30, &cfg.deflate_min) < 0)
+                return 2;
+            break;
         case O_HELP:
             usage(stdout, &defaults);
             return 0;

@@ -12,6 +12,7 @@ tt_msg_t *tt_msg_new(tt_buf_t *buf) {
     m->refs = 1;
     m->payload_off = buf->off;
     m->payload_len = buf->len;
+    m->binary = false;
     m->buf = buf;
     m->deflated = NULL;
     m->id = 0;

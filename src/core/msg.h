@@ -2,7 +2,7 @@
  * hands to delivery. A message is serialized once (its payload, the JSON
  * text, with headroom for a frame header before it) and each encoding the
  * recipients need is built once and cached here (src/ws builds them: the
- * plain WebSocket frame; the permessage-deflate frame next), so a
+ * plain WebSocket frame and the permessage-deflate frame), so a
  * broadcast costs one serialization and one framing per encoding, and each
  * recipient's queue takes a reference on the encoding it needs.
  *
@@ -12,6 +12,7 @@
 #ifndef TT_CORE_MSG_H
 #define TT_CORE_MSG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/buf.h"
@@ -23,11 +24,15 @@ typedef struct tt_msg_s {
     uint32_t refs;
     uint32_t payload_off; /* the payload is buf->data[payload_off .. + payload_len) */
     uint32_t payload_len;
+    bool binary; /* a binary message (the echo endpoint's), not text */
     /* The payload with TT_MSG_HEADROOM bytes before it. Once framed
      * (ws_msg_frame), buf's valid bytes (tt_buf_ptr, len) are the plain
      * frame: header then payload, in this one buffer. */
     tt_buf_t *buf;
-    /* The permessage-deflate frame, when some recipient needs one (next). */
+    /* The permessage-deflate frame (ws_msg_frame_deflate): NULL until a
+     * recipient that negotiated the extension asks for it; then a buffer of
+     * its own (header with RSV1, then the compressed payload), or a second
+     * reference on buf when compressing would not save bytes. */
     tt_buf_t *deflated;
     uint64_t id; /* the chat message id, or 0 for replies and events */
 } tt_msg_t;

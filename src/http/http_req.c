@@ -110,6 +110,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
         dst = &r->ws_version;
     else if (field_is(ctx, "Sec-WebSocket-Protocol"))
         dst = &r->ws_protocol;
+    else if (field_is(ctx, "Sec-WebSocket-Extensions"))
+        dst = &r->ws_extensions;
     if (dst != NULL)
         set_header(r, dst, at, len, &ctx->failed);
     return ctx->failed ? -1 : 0;

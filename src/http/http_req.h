@@ -28,11 +28,11 @@ typedef struct http_req_s {
     http_slice_t path; /* the URL's path, without query or fragment */
     http_slice_t query;
     http_slice_t host, upgrade, connection, origin, if_none_match;
-    http_slice_t ws_key, ws_version, ws_protocol;
+    http_slice_t ws_key, ws_version, ws_protocol, ws_extensions;
     bool keep_alive; /* http_should_keep_alive(): 1.1 default, Connection: close, 1.0 keep-alive */
     bool has_body;   /* Content-Length > 0 or chunked: we serve no request bodies */
     /* Repeated headers that are comma lists (Connection, Upgrade,
-     * Sec-WebSocket-Protocol, ...) are joined here with ", ". */
+     * Sec-WebSocket-Protocol, Sec-WebSocket-Extensions, ...) are joined here with ", ". */
     char joined[1024];
     size_t joined_len;
 } http_req_t;

@@ -171,17 +171,20 @@ static void upgrade(http_conn_t *c, const http_req_t *req, bool echo) {
         refuse(c, st, "Retry-After: 10\r\n", full);
         return;
     }
-    char out[512];
+    if (c->base.srv->cfg.deflate)
+        ws_deflate_negotiate(req->ws_extensions.ptr, req->ws_extensions.len, &res.deflate);
+    char out[640];
     size_t n = ws_handshake_response_write(&res, out, sizeof(out));
     tt_stream_send_copy(c->base.s, out, n);
-    tt_log_debug("%s: websocket %.*s (%s)", tt_stream_peer(c->base.s), (int)req->path.len,
+    tt_log_debug("%s: websocket %.*s (%s%s)", tt_stream_peer(c->base.s), (int)req->path.len,
                  req->path.ptr,
                  echo     ? "echo"
                  : res.v1 ? WS_SUBPROTOCOL
-                          : "legacy");
+                          : "legacy",
+                 res.deflate.on ? ", permessage-deflate" : "");
     /* The move: from the next byte on, the stream is a WebSocket (frames
      * sent right behind the request are read as such). */
-    ws_conn_adopt(c->base.srv, c->base.s, res.v1, echo, ip);
+    ws_conn_adopt(c->base.srv, c->base.s, res.v1, echo, ip, &res.deflate);
 }
 
 /* True if bytes that cannot be part of a request head arrived (a request

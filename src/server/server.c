@@ -28,6 +28,8 @@ void server_config_defaults(server_config_t *cfg) {
     snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
     cfg->port = 9090;
     cfg->max_message = 64 * 1024;
+    cfg->deflate = true;
+    cfg->deflate_min = 256;
     cfg->max_queue = 1024 * 1024;
     cfg->shutdown_ms = 3000;
     cfg->max_per_ip = 1000;
@@ -328,6 +330,12 @@ int server_run(const server_config_t *cfg) {
     srv->log_budget = LOG_BUDGET;
     srv->loop = tt_loop_new();
     refresh_date(srv);
+    if (srv->cfg.deflate) {
+        /* One compressor and one inflater for the loop (ws_deflate.h). */
+        srv->deflate.deflater = ws_deflater_new(TT_DEFLATE_LEVEL);
+        srv->deflate.min = srv->cfg.deflate_min;
+        srv->inflater = ws_inflater_new();
+    }
 
     store_t *store = NULL;
     store_chat_t *history = NULL;
@@ -396,6 +404,8 @@ out_loop:
     store_close(store);
     tt_loop_free(srv->loop); /* runs the last close callbacks */
     tt_map_dispose(&srv->per_ip);
+    ws_deflater_free(srv->deflate.deflater);
+    ws_inflater_free(srv->inflater);
     free(srv);
     tt_buf_pool_drain();
     return r;

@@ -13,7 +13,10 @@ typedef struct server_config_s {
     char host[256];       /* address to listen on (default 127.0.0.1) */
     int port;             /* default 9090; 0 picks a free port (logged) */
     bool echo;            /* mount /echo, the conformance endpoint */
-    size_t max_message;   /* largest WebSocket message (default 64 KiB) */
+    size_t max_message;   /* largest WebSocket message (default 64 KiB), inflated bytes when
+                             compressed */
+    bool deflate;         /* negotiate permessage-deflate (default on) */
+    size_t deflate_min;   /* payloads shorter than this are sent uncompressed (default 256) */
     size_t max_queue;     /* unsent bytes per connection before 1008 (default 1 MiB) */
     unsigned shutdown_ms; /* how long shutdown waits for close handshakes (default 3000) */
     size_t

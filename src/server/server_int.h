@@ -14,6 +14,7 @@
 #include "server/server.h"
 #include "transport/transport.h"
 #include "ws/ws_frame.h"
+#include "ws/ws_msg.h"
 
 typedef struct server_s server_t;
 
@@ -61,7 +62,8 @@ typedef struct ws_conn_s {
     uint32_t flags;
     tt_link_t reap; /* server->reap: its chat session is to be closed */
     ws_parser_t wsp;
-    uint8_t *msg; /* assembly of a fragmented message */
+    uint8_t deflate_bits; /* permessage-deflate: the client's server_max_window_bits; 0: off */
+    uint8_t *msg;         /* assembly of a fragmented message (compressed bytes if it is) */
     size_t msg_len, msg_cap;
     chat_session_t *session;
     uint64_t last_active;        /* loop time of the last input */
@@ -95,6 +97,10 @@ struct server_s {
     size_t max_sockets;    /* connections the open-file limit leaves room for */
     size_t http_max_queue; /* one response: the largest asset and its head */
     tt_map_t per_ip;       /* client address -> ip_count_t */
+    /* permessage-deflate: the loop's compressor and inflater (NULL when
+     * --deflate off), shared by every connection. */
+    ws_msg_deflate_t deflate;
+    ws_inflater_t *inflater;
     /* Refusal logging is rate-limited so a flood cannot fill the disk. */
     unsigned log_budget;
     unsigned log_suppressed;
@@ -119,8 +125,12 @@ void http_conn_sweep(http_conn_t *c, uint64_t now);
 /* ws_conn.c: the WebSocket endpoint, adopted on upgrade. */
 extern const tt_stream_handler_t ws_conn_handler;
 extern const chat_io_t ws_conn_chat_io;
-/* Moves stream s (whose ext held an HTTP endpoint) to WebSocket. */
-void ws_conn_adopt(server_t *srv, tt_stream_t *s, bool v1, bool echo, ip_count_t *ip);
+/* zlib's compression level for outgoing messages. */
+#define TT_DEFLATE_LEVEL 6
+/* Moves stream s (whose ext held an HTTP endpoint) to WebSocket, with the
+ * permessage-deflate parameters agreed in its handshake. */
+void ws_conn_adopt(server_t *srv, tt_stream_t *s, bool v1, bool echo, ip_count_t *ip,
+                   const ws_deflate_params_t *deflate);
 /* Sends a close frame (once) and closes after the flush. */
 void ws_conn_close(ws_conn_t *c, uint16_t code, const char *reason);
 void ws_conn_sweep(ws_conn_t *c, uint64_t now);

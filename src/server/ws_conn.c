@@ -1,7 +1,10 @@
 /* The WebSocket endpoint: frames from the codec (src/ws) become chat
  * messages (src/chat) or, on /echo, are sent back. Unfragmented messages
  * are handed over in place, straight from the read buffer; only fragmented
- * messages are assembled, in a buffer freed when the message is done. */
+ * messages are assembled, in a buffer freed when the message is done.
+ * A compressed message (permessage-deflate) is inflated whole, once its
+ * last frame is in, by the loop's one inflater into the inflater's buffer,
+ * and handed over from there. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +56,8 @@ void ws_conn_close(ws_conn_t *c, uint16_t code, const char *reason) {
     mark_reap(c);
 }
 
-void ws_conn_adopt(server_t *srv, tt_stream_t *s, bool v1, bool echo, ip_count_t *ip) {
+void ws_conn_adopt(server_t *srv, tt_stream_t *s, bool v1, bool echo, ip_count_t *ip,
+                   const ws_deflate_params_t *deflate) {
     ws_conn_t *c = ws_of(s);
     memset(c, 0, sizeof(*c));
     c->base.s = s;
@@ -62,9 +66,14 @@ void ws_conn_adopt(server_t *srv, tt_stream_t *s, bool v1, bool echo, ip_count_t
     c->ip = ip;
     c->last_active = tt_loop_now(srv->loop);
     ws_parser_init(&c->wsp, srv->cfg.max_message);
+    size_t in = srv->cfg.max_message + WS_MAX_HEADER;
+    if (deflate->on && srv->inflater != NULL) {
+        c->deflate_bits = deflate->server_max_bits;
+        c->wsp.deflate = true;
+        in = ws_deflate_wire_max(srv->cfg.max_message) + WS_MAX_HEADER;
+    }
     tt_stream_set_handler(s, &ws_conn_handler);
     tt_stream_set_max_queue(s, srv->cfg.max_queue);
-    size_t in = srv->cfg.max_message + WS_MAX_HEADER;
     tt_stream_set_max_input(s, (in > 16384 ? in : 16384) + 65536);
     if (echo)
         c->flags |= WSC_ECHO;
@@ -72,9 +81,31 @@ void ws_conn_adopt(server_t *srv, tt_stream_t *s, bool v1, bool echo, ip_count_t
         c->session = chat_session_open(srv->chat, c, v1, tt_stream_peer(s));
 }
 
-static void deliver(ws_conn_t *c, uint8_t opcode, uint8_t *data, size_t len) {
+/* A message's frame for this connection: the compressed one when it
+ * negotiated permessage-deflate (made once per message, for everyone). */
+static void send_msg(ws_conn_t *c, tt_msg_t *msg) {
+    tt_buf_t *b = c->deflate_bits
+                      ? ws_msg_frame_deflate(msg, &c->base.srv->deflate, c->deflate_bits)
+                      : ws_msg_frame(msg);
+    tt_stream_send_buf(c->base.s, b);
+}
+
+/* /echo: the message goes back through the same path as the chat's. */
+static void echo(ws_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len) {
+    tt_buf_t *b = tt_buf_new(TT_MSG_RESERVE + len);
+    b->off = TT_MSG_RESERVE;
+    b->len = (uint32_t)len;
+    if (len)
+        memcpy(b->data + b->off, data, len);
+    tt_msg_t *m = tt_msg_new(b);
+    m->binary = opcode == WS_OP_BINARY;
+    send_msg(c, m);
+    tt_msg_unref(m);
+}
+
+static void deliver(ws_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len) {
     if (c->flags & WSC_ECHO) {
-        send_frame(c, opcode, data, len);
+        echo(c, opcode, data, len);
         return;
     }
     if (opcode == WS_OP_BINARY) {
@@ -85,9 +116,35 @@ static void deliver(ws_conn_t *c, uint8_t opcode, uint8_t *data, size_t len) {
         chat_session_on_text(c->base.srv->chat, c->session, (const char *)data, len);
 }
 
+/* A compressed message, whole: inflated (at most max_message bytes, the
+ * rest never inflated), validated, delivered. */
+static void deliver_compressed(ws_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len) {
+    server_t *srv = c->base.srv;
+    const uint8_t *out;
+    size_t n;
+    switch (ws_inflater_run(srv->inflater, data, len, opcode == WS_OP_TEXT, srv->cfg.max_message,
+                            &out, &n)) {
+    case WS_INFLATE_OK:
+        deliver(c, opcode, out, n);
+        break;
+    case WS_INFLATE_TOO_BIG:
+        ws_conn_close(c, WS_CLOSE_TOO_BIG, "message too big");
+        break;
+    case WS_INFLATE_BAD:
+        ws_conn_close(c, WS_CLOSE_INVALID_DATA, "invalid compressed data");
+        break;
+    case WS_INFLATE_UTF8:
+        ws_conn_close(c, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in text");
+        break;
+    }
+}
+
 static void on_data(ws_conn_t *c, const ws_event_t *ev) {
     if (ev->first && ev->fin) {
-        deliver(c, ev->opcode, ev->payload, ev->len); /* in place, no copy */
+        if (ev->compressed)
+            deliver_compressed(c, ev->opcode, ev->payload, ev->len);
+        else
+            deliver(c, ev->opcode, ev->payload, ev->len); /* in place, no copy */
         return;
     }
     /* The parser has checked the total against max_message already. */
@@ -103,7 +160,10 @@ static void on_data(ws_conn_t *c, const ws_event_t *ev) {
     c->msg_len += ev->len;
     if (!ev->fin)
         return;
-    deliver(c, ev->opcode, c->msg, c->msg_len);
+    if (ev->compressed)
+        deliver_compressed(c, ev->opcode, c->msg, c->msg_len);
+    else
+        deliver(c, ev->opcode, c->msg, c->msg_len);
     free(c->msg);
     c->msg = NULL;
     c->msg_len = c->msg_cap = 0;
@@ -257,10 +317,8 @@ void server_reap_all(server_t *srv) {
 
 static void io_send(void *io_ctx, void *conn, tt_msg_t *msg) {
     (void)io_ctx;
-    ws_conn_t *c = conn;
-    /* The plain frame, built once per message for every recipient (the
-     * permessage-deflate frame will be the other encoding). */
-    tt_stream_send_buf(c->base.s, ws_msg_frame(msg));
+    /* Each encoding is built once per message, for every recipient. */
+    send_msg(conn, msg);
 }
 
 static void io_close(void *io_ctx, void *conn, uint16_t code, const char *reason) {

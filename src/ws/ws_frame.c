@@ -5,6 +5,8 @@
  * a whole frame. Message assembly and I/O belong to the caller. */
 #include "ws/ws_frame.h"
 
+#include "ws/ws_deflate.h"
+
 #include <assert.h>
 #include <string.h>
 
@@ -100,10 +102,17 @@ size_t ws_parser_execute(ws_parser_t *p, uint8_t *buf, size_t len, ws_event_t *e
     bool fin = (b0 & 0x80) != 0;
     uint8_t op = b0 & 0x0F;
     bool control = (op & 0x08) != 0;
-    if (b0 & 0x70)
+    if (b0 & 0x30)
         return fail(p, ev, WS_CLOSE_PROTOCOL, "reserved bits set");
     if (!opcode_is_known(op))
         return fail(p, ev, WS_CLOSE_PROTOCOL, "reserved opcode");
+    bool rsv1 = (b0 & 0x40) != 0;
+    if (rsv1 && !p->deflate)
+        return fail(p, ev, WS_CLOSE_PROTOCOL, "reserved bits set");
+    if (rsv1 && control)
+        return fail(p, ev, WS_CLOSE_PROTOCOL, "RSV1 on a control frame");
+    if (rsv1 && op == WS_OP_CONT)
+        return fail(p, ev, WS_CLOSE_PROTOCOL, "RSV1 on a continuation frame");
     if (!(b1 & 0x80))
         return fail(p, ev, WS_CLOSE_PROTOCOL, "unmasked frame");
     if (control && !fin)
@@ -128,10 +137,13 @@ size_t ws_parser_execute(ws_parser_t *p, uint8_t *buf, size_t len, ws_event_t *e
         if (plen >> 63)
             return fail(p, ev, WS_CLOSE_PROTOCOL, "64-bit length with the top bit set");
     }
+    /* Of a data frame: does its message travel compressed? */
+    bool compressed = op == WS_OP_CONT ? p->msg_compressed : rsv1;
     if (!control) {
-        /* msg_len never exceeds max_message, so the subtraction is safe. */
+        /* msg_len never exceeds the limit, so the subtraction is safe. */
+        uint64_t limit = compressed ? ws_deflate_wire_max(p->max_message) : p->max_message;
         uint64_t so_far = p->in_message ? p->msg_len : 0;
-        if (plen > p->max_message - so_far)
+        if (plen > limit - so_far)
             return fail(p, ev, WS_CLOSE_TOO_BIG, "message too big");
     }
     size_t hlen = 2 + ext + 4;
@@ -150,7 +162,7 @@ size_t ws_parser_execute(ws_parser_t *p, uint8_t *buf, size_t len, ws_event_t *e
      * it when it ends), so a new text frame needs no reset here. */
     if (have > p->frame_done) {
         ws_mask_apply(pl + p->frame_done, have - p->frame_done, mask, p->frame_done);
-        if (msg_op == WS_OP_TEXT) {
+        if (msg_op == WS_OP_TEXT && !compressed) {
             p->utf8 = tt_utf8_feed(p->utf8, pl + p->frame_done, have - p->frame_done);
             if (p->utf8 == TT_UTF8_REJECT)
                 return fail(p, ev, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in text");
@@ -177,16 +189,19 @@ size_t ws_parser_execute(ws_parser_t *p, uint8_t *buf, size_t len, ws_event_t *e
     ev->opcode = msg_op;
     ev->fin = fin;
     ev->first = !p->in_message;
+    ev->compressed = compressed;
     ev->payload = pl;
     ev->len = (size_t)plen;
     if (fin) {
         p->in_message = false;
         p->msg_opcode = 0;
+        p->msg_compressed = false;
         p->msg_len = 0;
         p->utf8 = TT_UTF8_ACCEPT;
     } else {
         p->in_message = true;
         p->msg_opcode = msg_op;
+        p->msg_compressed = compressed;
         p->msg_len += plen;
     }
     return used;

@@ -61,6 +61,10 @@ typedef struct ws_event_s {
     uint8_t opcode;
     bool fin;
     bool first;
+    /* WS_EV_DATA: the message is compressed (permessage-deflate: RSV1 on
+     * its first frame); its payload is raw deflate data, not yet validated
+     * as UTF-8: the caller inflates the whole message and validates that. */
+    bool compressed;
     /* Unmasked payload, pointing into the caller's buffer (borrowed: valid
      * until the caller moves or overwrites those bytes). For WS_EV_CLOSE it
      * is the reason text (after the 2-byte code). */
@@ -77,9 +81,15 @@ typedef struct ws_parser_s {
     /* Configuration: the largest message (sum of fragments) accepted; a
      * frame or message that would exceed it is WS_EV_ERROR with 1009. */
     uint64_t max_message;
+    /* permessage-deflate was negotiated: RSV1 is allowed on the first frame
+     * of a data message, whose compressed size may then reach
+     * ws_deflate_wire_max(max_message) (the inflated size is the caller's
+     * to limit). Set after ws_parser_init. */
+    bool deflate;
     /* State; zeroed by ws_parser_init. */
     bool in_message;      /* a fragmented data message is open */
     uint8_t msg_opcode;   /* its opcode */
+    bool msg_compressed;  /* its first frame had RSV1 */
     uint64_t msg_len;     /* payload bytes of the open message so far */
     tt_utf8_state_t utf8; /* validator state of the open text message */
     size_t frame_done;    /* payload bytes of the current (partial) frame already unmasked */
@@ -112,11 +122,13 @@ void ws_parser_init(ws_parser_t *p, uint64_t max_message);
  * An event's payload, even an empty one, points into buf and ends exactly at
  * the end of the frame (buf + return value).
  *
- * Checks, each a WS_EV_ERROR with its close code: reserved bits set (1002),
+ * Checks, each a WS_EV_ERROR with its close code: reserved bits set (1002;
+ * RSV1 is allowed only with deflate, on the first frame of a data message),
  * reserved opcode (1002), unmasked frame (1002), control frame over 125
  * bytes or fragmented (1002), continuation with no open message or a new
  * data frame inside an open message (1002), 64-bit length with the top bit
- * set (1002), message over max_message (1009), invalid UTF-8 in text (1007),
+ * set (1002), message over max_message (1009; compressed: over
+ * ws_deflate_wire_max), invalid UTF-8 in uncompressed text (1007),
  * close payload of 1 byte, invalid close code or invalid UTF-8 reason (1002
  * for code/length, 1007 for the reason). */
 size_t ws_parser_execute(ws_parser_t *p, uint8_t *buf, size_t len, ws_event_t *ev);

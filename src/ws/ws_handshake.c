@@ -128,14 +128,17 @@ void ws_handshake_accept(const char *key, size_t key_len, char out[29]) {
 }
 
 size_t ws_handshake_response_write(const ws_handshake_res_t *res, char *out, size_t cap) {
-    int n = snprintf(out, cap,
-                     "HTTP/1.1 101 Switching Protocols\r\n"
-                     "Upgrade: websocket\r\n"
-                     "Connection: Upgrade\r\n"
-                     "Sec-WebSocket-Accept: %s\r\n"
-                     "%s"
-                     "\r\n",
-                     res->accept, res->v1 ? "Sec-WebSocket-Protocol: " WS_SUBPROTOCOL "\r\n" : "");
+    char ext[WS_DEFLATE_RESPONSE_MAX];
+    ws_deflate_response_write(&res->deflate, ext, sizeof(ext));
+    int n =
+        snprintf(out, cap,
+                 "HTTP/1.1 101 Switching Protocols\r\n"
+                 "Upgrade: websocket\r\n"
+                 "Connection: Upgrade\r\n"
+                 "Sec-WebSocket-Accept: %s\r\n"
+                 "%s%s"
+                 "\r\n",
+                 res->accept, res->v1 ? "Sec-WebSocket-Protocol: " WS_SUBPROTOCOL "\r\n" : "", ext);
     if (n < 0 || (size_t)n >= cap)
         return 0;
     return (size_t)n;

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ws/ws_deflate.h"
+
 #define WS_SUBPROTOCOL "tertulia.v1"
 
 /* A header value as a slice of the request; ptr NULL if the header is absent.
@@ -31,6 +33,9 @@ typedef struct ws_handshake_res_s {
     const char *reason;  /* refusal: one line for the body and the log */
     bool v1;             /* the client offered tertulia.v1 (echo it back) */
     char accept[29];     /* Sec-WebSocket-Accept, NUL-terminated, on success */
+    /* permessage-deflate, when the caller negotiated it (ws_deflate_negotiate;
+     * ws_handshake_check leaves it off). */
+    ws_deflate_params_t deflate;
 } ws_handshake_res_t;
 
 /* Checks the request; fills res. Returns 0 on success (status 101), -1 on
@@ -42,7 +47,8 @@ void ws_handshake_accept(const char *key, size_t key_len, char out[29]);
 
 /* Writes the 101 response into out (at most cap bytes); returns its length,
  * or 0 if cap is too small. Headers: Upgrade, Connection,
- * Sec-WebSocket-Accept, and Sec-WebSocket-Protocol when res->v1. */
+ * Sec-WebSocket-Accept, Sec-WebSocket-Protocol when res->v1, and
+ * Sec-WebSocket-Extensions when res->deflate.on. */
 size_t ws_handshake_response_write(const ws_handshake_res_t *res, char *out, size_t cap);
 
 #endif

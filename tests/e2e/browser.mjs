@@ -28,10 +28,18 @@ export function launchBrowser() {
  * in `page.problems` so a test can assert there were none; JavaScript
  * dialogs (alert…) are recorded in `page.dialogs` and dismissed.
  */
-export async function openPage(browser, url, { viewport = DESKTOP, colorScheme = 'light', config } = {}) {
+export async function openPage(browser, url, { viewport = DESKTOP, colorScheme = 'light', config, recordWebSockets = false } = {}) {
     const context = await browser.newContext({ viewport, colorScheme, reducedMotion: 'reduce' });
     const page = await context.newPage();
     page.problems = [];
+    // recordWebSockets: the response headers of every WebSocket handshake
+    // the page makes, as Chromium saw them (DevTools protocol).
+    page.wsHandshakes = [];
+    if (recordWebSockets) {
+        const cdp = await context.newCDPSession(page);
+        await cdp.send('Network.enable');
+        cdp.on('Network.webSocketHandshakeResponseReceived', (e) => page.wsHandshakes.push(e.response.headers));
+    }
     page.dialogs = [];
     page.on('pageerror', (err) => page.problems.push(`pageerror: ${err.message}`));
     page.on('console', (msg) => {

@@ -80,6 +80,25 @@ test('two people in one room exchange messages and see each other in the member 
     await closeAll();
 });
 
+test('the browser negotiates permessage-deflate, and long messages go both ways intact', async () => {
+    const ana = await person('ana-z', 'sala-z', { recordWebSockets: true });
+    const bruno = await person('bruno-z', 'sala-z', { recordWebSockets: true });
+    for (const page of [ana, bruno]) {
+        assert.equal(page.wsHandshakes.length, 1, 'one WebSocket per page');
+        const h = Object.fromEntries(Object.entries(page.wsHandshakes[0]).map(([k, v]) => [k.toLowerCase(), v]));
+        assert.match(h['sec-websocket-extensions'] || '', /^permessage-deflate; server_no_context_takeover; client_no_context_takeover/);
+    }
+    // Longer than --deflate-min: compressed by Chromium on the way in, by the
+    // server (once, for both pages) on the way out.
+    const long = 'Una tertulia es una reunión informal de personas que conversan sobre un tema. '.repeat(8).trim();
+    await say(ana, long);
+    await waitForMessage(bruno, long, 'ana-z');
+    await waitForMessage(ana, long, 'ana-z');
+    await say(bruno, 'corto');
+    await waitForMessage(ana, 'corto', 'bruno-z');
+    await closeAll();
+});
+
 test("the original's selective test: four pages in two rooms, each message reaches exactly its room", async () => {
     const swift1 = await person('taylor', 'swift-dev');
     const swift2 = await person('chris', 'swift-dev');

@@ -19,6 +19,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import zlib from 'node:zlib';
 import WebSocket from 'ws';
 
 export { WebSocket, sleep };
@@ -558,6 +559,16 @@ export function frame({ opcode = 1, payload = Buffer.alloc(0), fin = true, rsv =
     return Buffer.concat([Buffer.from(head), ext, key, masked]);
 }
 
+/**
+ * A message as permessage-deflate sends it (RFC 7692 section 7.2.1): raw
+ * deflate, sync flush, the trailing 00 00 ff ff removed.
+ */
+export function deflateMessage(data) {
+    const b = zlib.deflateRawSync(Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8'), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    assert.deepEqual([...b.subarray(b.length - 4)], [0, 0, 0xff, 0xff], 'a sync flush ends with 00 00 ff ff');
+    return b.subarray(0, b.length - 4);
+}
+
 /** A close frame payload: 2-byte code + reason. */
 export function closePayload(code, reason = '') {
     const r = Buffer.isBuffer(reason) ? reason : Buffer.from(reason, 'utf8');
@@ -576,11 +587,12 @@ export function parseClosePayload(p) {
 
 /**
  * Parses server→client frames from buf. Returns { frames, rest }. Every frame
- * is checked against what a server may send: no mask, no reserved bits (we
- * negotiate no extension), a known opcode, control frames ≤ 125 bytes and not
+ * is checked against what a server may send: no mask, no reserved bits (RSV1
+ * only when permessage-deflate was negotiated, deflate true, and only on a
+ * text or binary frame), a known opcode, control frames ≤ 125 bytes and not
  * fragmented; violations are listed in frame.violations.
  */
-export function parseServerFrames(buf) {
+export function parseServerFrames(buf, { deflate = false } = {}) {
     const frames = [];
     let off = 0;
     for (;;) {
@@ -610,7 +622,8 @@ export function parseServerFrames(buf) {
             violations: [],
         };
         if (masked) f.violations.push('server frame is masked');
-        if (f.rsv) f.violations.push(`reserved bits ${f.rsv}`);
+        const rsv1Allowed = deflate && f.rsv === 4 && (f.opcode === 1 || f.opcode === 2);
+        if (f.rsv && !rsv1Allowed) f.violations.push(`reserved bits ${f.rsv}`);
         if (![0, 1, 2, 8, 9, 10].includes(f.opcode)) f.violations.push(`opcode ${f.opcode}`);
         if (f.opcode >= 8 && (n > 125 || !f.fin)) f.violations.push('bad control frame');
         frames.push(f);
@@ -840,6 +853,9 @@ export class RawWs extends RawConn {
             throw new Error(`raw: handshake to ${p} answered ${res.status} ${res.statusText}`);
         }
         assert.equal(res.headers['sec-websocket-accept'], acceptFor(req.key), 'Sec-WebSocket-Accept matches the key');
+        // permessage-deflate, when the server accepted it: RSV1 frames are
+        // then allowed, and nextMessage inflates them.
+        c.deflate = /permessage-deflate/.test(res.headers['sec-websocket-extensions'] || '');
         c.frames = new Inbox(`raw${p}`);
         c.violations = [];
         c.pumpFrames();
@@ -853,7 +869,7 @@ export class RawWs extends RawConn {
 
     pumpFrames() {
         if (this.paused) return;
-        const { frames, rest } = parseServerFrames(this.buf);
+        const { frames, rest } = parseServerFrames(this.buf, { deflate: this.deflate });
         this.buf = Buffer.from(rest);
         for (const f of frames) {
             this.violations.push(...f.violations);
@@ -882,6 +898,11 @@ export class RawWs extends RawConn {
         return this.sendFrame({ opcode: 1, payload: text, ...opts });
     }
 
+    /** Sends data (string: text, Buffer: binary) as one compressed message (RSV1). */
+    sendCompressed(data, opts = {}) {
+        return this.sendFrame({ opcode: typeof data === 'string' ? 1 : 2, payload: deflateMessage(data), rsv: 4, ...opts });
+    }
+
     sendClose(code, reason = '') {
         return this.sendFrame({ opcode: 8, payload: code === undefined ? Buffer.alloc(0) : closePayload(code, reason) });
     }
@@ -892,8 +913,9 @@ export class RawWs extends RawConn {
 
     /**
      * The next complete data message, reassembled from its frames whatever
-     * the server's fragmentation: { opcode, data }. Control frames met on
-     * the way stay in the inbox.
+     * the server's fragmentation: { opcode, data, compressed } (a message
+     * with RSV1 is inflated: RFC 7692, the 00 00 ff ff trailer restored).
+     * Control frames met on the way stay in the inbox.
      */
     async nextMessage(timeoutMs = WAIT) {
         const first = await this.nextFrame((f) => f.opcode === 1 || f.opcode === 2 || f.opcode === 0, timeoutMs);
@@ -903,9 +925,14 @@ export class RawWs extends RawConn {
         while (!f.fin) {
             f = await this.nextFrame((x) => x.opcode < 8, timeoutMs);
             assert.equal(f.opcode, 0, 'the fragments of a server message are continuation frames');
+            assert.equal(f.rsv, 0, 'RSV1 is set on the first frame of a message only');
             parts.push(f.payload);
         }
-        return { opcode: first.opcode, data: Buffer.concat(parts) };
+        const compressed = (first.rsv & 4) !== 0;
+        const data = Buffer.concat(parts);
+        if (!compressed) return { opcode: first.opcode, data, compressed, wireLength: data.length };
+        const plain = zlib.inflateRawSync(Buffer.concat([data, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+        return { opcode: first.opcode, data: plain, compressed, wireLength: data.length };
     }
 
     /**
