@@ -15,7 +15,8 @@
 #include "transport/transport_int.h"
 
 #define TLS_BATCH (64 * 1024) /* ciphertext made per flush step before writing it */
-#define WIRE_CHUNK 16384      /* a pooled buffer class (core/buf.c) */
+#define WIRE_CHUNK 16384      /* pooled buffer classes (core/buf.c) */
+#define WIRE_SMALL 4096
 
 typedef struct tt_tls_loop_s {
     tt_tls_io_t io;
@@ -70,7 +71,9 @@ static void wire_out(void *ctx, const uint8_t *p, size_t len) {
         if (t == NULL || t->buf == NULL || t->buf->len == t->buf->cap ||
             (s->flags & TT_S_WRITING)) {
             t = tt__entry_get(s->loop);
-            t->buf = tt_buf_new(WIRE_CHUNK);
+            /* Handshake messages and small replies take a small pooled
+             * buffer; bulk output full ones. */
+            t->buf = tt_buf_new(len <= WIRE_SMALL ? WIRE_SMALL : WIRE_CHUNK);
             t->ptr = t->buf->data;
             t->len = 0;
             tt__wq_push(w, t);
