@@ -286,6 +286,60 @@ def inflate_seeds():
     return s
 
 
+def client_hello(max_version=None):
+    """A real ClientHello from Python's TLS client (memory BIOs, sent nowhere)."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    if max_version:
+        ctx.maximum_version = max_version
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def tls_raw(*chunks):
+    """Raw mode (even first byte): length-prefixed chunks, as reads."""
+    b = b"\x00"
+    for c in chunks:
+        for i in range(0, len(c), 255):
+            part = c[i:i + 255]
+            b += bytes([len(part)]) + part
+    return b
+
+
+def tls_guided(*steps, tls12=False):
+    """Guided mode (odd first byte): a real handshake, then (op, bytes) steps."""
+    b = bytes([1, 2 if tls12 else 0])
+    for op, data in steps:
+        b += bytes([op, len(data)]) + data
+    return b
+
+
+def tls_seeds():
+    import ssl
+    hello = client_hello()
+    hello12 = client_hello(ssl.TLSVersion.TLSv1_2)
+    return {
+        "client-hello": tls_raw(hello),
+        "client-hello-split": tls_raw(hello[:3], hello[3:60], hello[60:]),
+        "client-hello-tls12": tls_raw(hello12),
+        "plain-http": tls_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "hello-then-garbage": tls_raw(hello, b"\x17\x03\x03\x00\x05hello"),
+        "talk": tls_guided((0, b"GET / HTTP/1.1\r\n\r\n"), (1, b"HTTP/1.1 200 OK\r\n\r\n"),
+                           (0, b"x" * 200)),
+        "talk-tls12": tls_guided((0, b"hello"), (1, b"world"), tls12=True),
+        "flip": tls_guided((0, b"ok"), (3, b"\x07flipped record")),
+        "inject": tls_guided((0, b"ok"), (2, b"\x15\x03\x03\x00\x02\x01\x00")),
+    }
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -305,6 +359,7 @@ def main():
     write("fuzz_ws_handshake", handshake_seeds())
     write("fuzz_inflate", inflate_seeds())
     write("fuzz_chat", chat_seeds())
+    write("fuzz_tls", tls_seeds())
 
 
 if __name__ == "__main__":

@@ -18,8 +18,12 @@ static void usage(FILE *out, const server_config_t *d) {
             "A real-time chat server: a web client at /, WebSocket chat at /talking and /ws.\n"
             "\n"
             "Options:\n"
-            "  --listen HOST:PORT     address to listen on (default %s:%d; port 0 picks a\n"
-            "                         free port, logged as 'listening on HOST:PORT')\n"
+            "  --listen HOST:PORT     address to listen on (repeatable; default %s:%d; port 0\n"
+            "                         picks a free port, logged as 'listening on HOST:PORT')\n"
+            "  --listen-tls HOST:PORT serve TLS (https://, wss://) on this address (repeatable;\n"
+            "                         needs --tls-cert and --tls-key)\n"
+            "  --tls-cert FILE        PEM certificate, with its chain (SIGHUP reloads it)\n"
+            "  --tls-key FILE         PEM private key of the certificate\n"
             "  --max-message BYTES    largest WebSocket message (default %zu); over it: close 1009\n"
             "                         (compressed messages: counted inflated)\n"
             "  --deflate on|off       negotiate permessage-deflate (default on)\n"
@@ -108,7 +112,12 @@ bad:
     return -1;
 }
 
-static int parse_listen(const char *s, server_config_t *cfg) {
+static int parse_listen(const char *opt, const char *s, server_config_t *cfg, bool tls) {
+    if (cfg->nlisten == SERVER_MAX_LISTEN) {
+        fprintf(stderr, "tertulia: %s: at most %d addresses\n", opt, SERVER_MAX_LISTEN);
+        return -1;
+    }
+    server_listen_t *l = &cfg->listen[cfg->nlisten];
     const char *colon = strrchr(s, ':');
     if (colon == NULL)
         goto bad;
@@ -118,20 +127,44 @@ static int parse_listen(const char *s, server_config_t *cfg) {
         host++;
         hlen -= 2;
     }
-    if (hlen == 0 || hlen >= sizeof(cfg->host))
+    if (hlen == 0 || hlen >= sizeof(l->host))
         goto bad;
     char *end;
     errno = 0;
     long port = strtol(colon + 1, &end, 10);
     if (*(colon + 1) == '\0' || *end != '\0' || errno || port < 0 || port > 65535)
         goto bad;
-    memcpy(cfg->host, host, hlen);
-    cfg->host[hlen] = '\0';
-    cfg->port = (int)port;
+    memcpy(l->host, host, hlen);
+    l->host[hlen] = '\0';
+    l->port = (int)port;
+    l->tls = tls;
+    cfg->nlisten++;
     return 0;
 bad:
-    fprintf(stderr, "tertulia: --listen: '%s' is not HOST:PORT (e.g. 127.0.0.1:9090)\n", s);
+    fprintf(stderr, "tertulia: %s: '%s' is not HOST:PORT (e.g. 127.0.0.1:9090)\n", opt, s);
     return -1;
+}
+
+/* --listen-tls needs a certificate and a key, and they need it; a file
+ * that does not load is a usage error, found before anything starts. */
+static int check_tls(server_config_t *cfg) {
+    bool any_tls = false;
+    for (size_t i = 0; i < cfg->nlisten; i++)
+        any_tls |= cfg->listen[i].tls;
+    if (any_tls && (cfg->tls_cert == NULL || cfg->tls_key == NULL)) {
+        fprintf(stderr, "tertulia: --listen-tls needs --tls-cert FILE and --tls-key FILE\n");
+        return -1;
+    }
+    if (!any_tls && (cfg->tls_cert != NULL || cfg->tls_key != NULL)) {
+        fprintf(stderr, "tertulia: --tls-cert and --tls-key need a --listen-tls address\n");
+        return -1;
+    }
+    char err[600];
+    if (any_tls && server_tls_load(cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tertulia: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -144,9 +177,13 @@ int main(int argc, char **argv) {
     enum { O_LISTEN = 256, O_MAX_MESSAGE, O_MAX_TEXT, O_MAX_QUEUE, O_MAX_ROOMS, O_ECHO,
            O_MAX_CONNS, O_MAX_PER_IP, O_HEAD_TIMEOUT, O_PING, O_ORIGIN, O_RATE_BURST, O_RATE_LIMIT,
            O_DB, O_HISTORY_ON_JOIN, O_RETAIN_MESSAGES, O_RETAIN_DAYS, O_DB_MAX_BYTES,
-           O_LOG_LEVEL, O_DEFLATE, O_DEFLATE_MIN, O_HELP, O_VERSION };
+           O_LOG_LEVEL, O_DEFLATE, O_DEFLATE_MIN, O_HELP, O_VERSION, O_LISTEN_TLS, O_TLS_CERT,
+           O_TLS_KEY };
     static const struct option opts[] = {
         {"listen", required_argument, 0, O_LISTEN},
+        {"listen-tls", required_argument, 0, O_LISTEN_TLS},
+        {"tls-cert", required_argument, 0, O_TLS_CERT},
+        {"tls-key", required_argument, 0, O_TLS_KEY},
         {"max-message", required_argument, 0, O_MAX_MESSAGE},
         {"max-text", required_argument, 0, O_MAX_TEXT},
         {"max-queue", required_argument, 0, O_MAX_QUEUE},
@@ -178,8 +215,16 @@ int main(int argc, char **argv) {
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case O_LISTEN:
-            if (parse_listen(optarg, &cfg) < 0)
+        case O_LISTEN_TLS:
+            if (parse_listen(o == O_LISTEN ? "--listen" : "--listen-tls", optarg, &cfg,
+                             o == O_LISTEN_TLS) < 0)
                 return 2;
+            break;
+        case O_TLS_CERT:
+            cfg.tls_cert = optarg;
+            break;
+        case O_TLS_KEY:
+            cfg.tls_key = optarg;
             break;
         case O_MAX_MESSAGE:
             if (parse_size("--max-message", optarg, 125, (size_t)1 << 30, &cfg.max_message) < 0)
@@ -331,6 +376,8 @@ int main(int argc, char **argv) {
                         "bytes for the JSON around it)\n", cfg.chat.max_text, cfg.max_message);
         return 2;
     }
+    if (check_tls(&cfg) < 0)
+        return 2;
     int r = server_run(&cfg);
     free(origins);
     return r == 0 ? 0 : 1;

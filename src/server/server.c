@@ -190,8 +190,9 @@ static void close_handles(server_t *srv) {
     tt_timer_free(srv->sweep);
     tt_signal_free(srv->sigint);
     tt_signal_free(srv->sigterm);
+    tt_signal_free(srv->sighup);
     srv->sweep = NULL;
-    srv->sigint = srv->sigterm = NULL;
+    srv->sigint = srv->sigterm = srv->sighup = NULL;
 }
 
 static void on_shutdown_tick(void *ctx) {
@@ -205,14 +206,15 @@ static void on_shutdown_tick(void *ctx) {
     }
 }
 
+static void close_listeners(server_t *srv);
+
 static void on_signal(void *ctx) {
     server_t *srv = ctx;
     if (srv->stopping)
         return;
     srv->stopping = true;
     tt_log_info("shutting down (%zu connections)", tt_loop_stream_count(srv->loop));
-    tt_listener_close(srv->listener);
-    srv->listener = NULL;
+    close_listeners(srv);
     for (tt_stream_t *s = tt_loop_first_stream(srv->loop); s; s = tt_loop_next_stream(s)) {
         if (tt_stream_is_closing(s))
             continue;
@@ -231,11 +233,71 @@ static void on_signal(void *ctx) {
     tt_timer_start(srv->stop_timer, 20, 20);
 }
 
-static int listen_on(server_t *srv) {
+/* What a client that speaks plain HTTP to a TLS port gets (as nginx
+ * answers it), unencrypted, before the close. */
+#define PLAIN_ON_TLS_BODY "plain HTTP sent to a TLS port: use https:// or wss://\n"
+static const char plain_on_tls[] = "HTTP/1.1 400 Bad Request\r\n"
+                                   "Content-Type: text/plain; charset=utf-8\r\n"
+                                   "Content-Length: 54\r\n"
+                                   "Connection: close\r\n"
+                                   "\r\n" PLAIN_ON_TLS_BODY;
+_Static_assert(sizeof(PLAIN_ON_TLS_BODY) - 1 == 54, "Content-Length of the plain reply");
+
+static void close_listeners(server_t *srv) {
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        tt_listener_close(srv->listeners[i]);
+    srv->nlisteners = 0;
+}
+
+/* Refusals decided in the transport (TLS handshakes), in the same
+ * rate-limited log as the endpoints'. */
+static void on_transport_refusal(void *ctx, tt_stream_t *s, const char *why) {
+    server_log_refusal(ctx, "%s: refused: %s", tt_stream_peer(s), why);
+}
+
+int server_tls_load(server_config_t *cfg, char *err, size_t errlen) {
+    return tt_tls_ctx_load(cfg->tls_cert, cfg->tls_key, &cfg->tls, err, errlen);
+}
+
+/* SIGHUP: a new certificate and key, read and parsed on a thread; new
+ * handshakes use it, connections keep the pair they started with. */
+static void on_tls_loaded(void *ctx, tt_tls_ctx_t *tls, const char *err) {
+    server_t *srv = ctx;
+    srv->tls_reloading = false;
+    if (tls == NULL) {
+        tt_log_error("TLS reload failed, keeping the previous certificate: %s", err);
+        return;
+    }
+    if (srv->stopping) {
+        tt_tls_ctx_unref(tls);
+        return;
+    }
+    for (size_t i = 0; i < srv->nlisteners; i++)
+        if (tt_listener_is_tls(srv->listeners[i]))
+            tt_listener_set_tls(srv->listeners[i], tls);
+    tt_tls_ctx_unref(srv->tls);
+    srv->tls = tls;
+    tt_log_always("TLS certificate reloaded: %s", tt_tls_ctx_describe(tls));
+}
+
+static void on_sighup(void *ctx) {
+    server_t *srv = ctx;
+    if (srv->tls == NULL || srv->stopping) {
+        tt_log_info("SIGHUP: no TLS certificate to reload");
+        return;
+    }
+    if (srv->tls_reloading)
+        return; /* the running load reads the files afresh anyway */
+    srv->tls_reloading = true;
+    tt_log_info("SIGHUP: reloading %s and %s", srv->cfg.tls_cert, srv->cfg.tls_key);
+    tt_tls_ctx_load_async(srv->loop, srv->cfg.tls_cert, srv->cfg.tls_key, on_tls_loaded, srv);
+}
+
+static int listen_one(server_t *srv, const char *host, int port, bool tls) {
     const server_config_t *cfg = &srv->cfg;
     tt_listener_config_t lc = {
-        .host = cfg->host,
-        .port = cfg->port,
+        .host = host,
+        .port = port,
         .ext_size = sizeof(conn_ext_t),
         .max_queue = srv->http_max_queue,
         .max_input = HTTP_MAX_HEAD * 2 + 4096,
@@ -243,16 +305,41 @@ static int listen_on(server_t *srv) {
         .on_accept = on_accept,
         .on_accept_error = on_accept_error,
         .ctx = srv,
+        .tls = tls ? srv->tls : NULL,
+        /* The handshake has the head's deadline: a client that stalls it
+         * holds a socket and an SSL object no longer than a slow head. */
+        .tls_handshake_ms = cfg->head_timeout_ms,
+        .tls_plain_reply = plain_on_tls,
     };
     char err[320];
-    int r = tt_listen(srv->loop, &lc, &srv->listener, err, sizeof(err));
+    tt_listener_t *l;
+    int r = tt_listen(srv->loop, &lc, &l, err, sizeof(err));
     if (r < 0) {
         tt_log_error("%s", err);
         return r;
     }
+    srv->listeners[srv->nlisteners++] = l;
     char addr[80];
-    tt_listener_address(srv->listener, addr, sizeof(addr));
-    tt_log_always("listening on %s", addr);
+    tt_listener_address(l, addr, sizeof(addr));
+    tt_log_always("listening on %s (%s)", addr, tls ? "TLS" : "plain");
+    return 0;
+}
+
+/* Every --listen and --listen-tls address, or the default one. */
+static int listen_on(server_t *srv) {
+    const server_config_t *cfg = &srv->cfg;
+    if (srv->tls != NULL)
+        tt_log_info("TLS certificate: %s", tt_tls_ctx_describe(srv->tls));
+    tt_loop_set_refusal_log(srv->loop, on_transport_refusal, srv);
+    if (cfg->nlisten == 0)
+        return listen_one(srv, cfg->host, cfg->port, false);
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        int r = listen_one(srv, cfg->listen[i].host, cfg->listen[i].port, cfg->listen[i].tls);
+        if (r < 0) {
+            close_listeners(srv);
+            return r;
+        }
+    }
     return 0;
 }
 
@@ -293,6 +380,8 @@ static int open_history(const server_config_t *cfg, store_t **out) {
 int server_run(const server_config_t *cfg) {
     server_t *srv = xcalloc(1, sizeof(*srv));
     srv->cfg = *cfg;
+    srv->tls = cfg->tls; /* ours now */
+    srv->cfg.tls = NULL;
     srv->cfg.chat.max_message = cfg->max_message;
     /* Leave room under the open-file limit for the listener, the loop's
      * own descriptors, the database and logs: sockets past max_sockets are
@@ -362,7 +451,7 @@ int server_run(const server_config_t *cfg) {
         chat_free(srv->chat);
         tt_async_free(srv->wake);
         srv->wake = NULL;
-        tt_listener_close(srv->listener);
+        close_listeners(srv);
         goto out_loop;
     }
 
@@ -371,6 +460,7 @@ int server_run(const server_config_t *cfg) {
     tt_timer_start(srv->sweep, SWEEP_MS, SWEEP_MS);
     srv->sigint = tt_signal_new(srv->loop, SIGINT, on_signal, srv);
     srv->sigterm = tt_signal_new(srv->loop, SIGTERM, on_signal, srv);
+    srv->sighup = tt_signal_new(srv->loop, SIGHUP, on_sighup, srv);
 
     tt_loop_run(srv->loop);
     tt_log_info("stopped");
@@ -403,6 +493,7 @@ out_loop:
     store_chat_free(history);
     store_close(store);
     tt_loop_free(srv->loop); /* runs the last close callbacks */
+    tt_tls_ctx_unref(srv->tls);
     tt_map_dispose(&srv->per_ip);
     ws_deflater_free(srv->deflate.deflater);
     ws_inflater_free(srv->inflater);

@@ -9,8 +9,19 @@
 
 #include "chat/chat.h"
 
+#define SERVER_MAX_LISTEN 16
+
+/* One address to listen on. */
+typedef struct server_listen_s {
+    char host[256]; /* IPv4 or IPv6 literal */
+    int port;       /* 0 picks a free port (logged) */
+    bool tls;       /* serve TLS (https://, wss://) with tls_cert and tls_key */
+} server_listen_t;
+
+struct tt_tls_ctx_s;
+
 typedef struct server_config_s {
-    char host[256];       /* address to listen on (default 127.0.0.1) */
+    char host[256];       /* address to listen on without --listen (default 127.0.0.1) */
     int port;             /* default 9090; 0 picks a free port (logged) */
     bool echo;            /* mount /echo, the conformance endpoint */
     size_t max_message;   /* largest WebSocket message (default 64 KiB), inflated bytes when
@@ -34,12 +45,23 @@ typedef struct server_config_s {
                                  with `unavailable`, as on a full disk (0: none) */
     uint64_t retain_messages; /* keep this many messages per room (0: all) */
     unsigned retain_days;     /* delete messages older than this (0: keep forever) */
+    /* --listen and --listen-tls, in order (none: host:port, plain). */
+    server_listen_t listen[SERVER_MAX_LISTEN];
+    size_t nlisten;
+    const char *tls_cert;     /* PEM certificate chain, for the TLS listeners */
+    const char *tls_key;      /* PEM private key */
+    struct tt_tls_ctx_s *tls; /* loaded by server_tls_load; server_run takes it */
     chat_config_t chat;
 } server_config_t;
 
 void server_config_defaults(server_config_t *cfg);
 
-/* Runs the server until SIGINT or SIGTERM. Returns 0 after a clean
+/* Loads tls_cert and tls_key into cfg->tls (blocking: at start-up, before
+ * server_run). Returns 0, or -1 with err filled. */
+int server_tls_load(server_config_t *cfg, char *err, size_t errlen);
+
+/* Runs the server until SIGINT or SIGTERM; SIGHUP reloads the TLS
+ * certificate and key (off the loop). Returns 0 after a clean
  * shutdown, or a negative libuv error or STORE_E_* (the history database
  * could not be opened) if it could not start (logged). */
 int server_run(const server_config_t *cfg);

@@ -82,8 +82,11 @@ typedef union conn_ext_u {
 struct server_s {
     tt_loop_t *loop;
     server_config_t cfg;
-    tt_listener_t *listener;
-    tt_signal_t *sigint, *sigterm;
+    tt_listener_t *listeners[SERVER_MAX_LISTEN];
+    size_t nlisteners;
+    tt_tls_ctx_t *tls;  /* the pair new TLS handshakes use */
+    bool tls_reloading; /* a SIGHUP's load is running */
+    tt_signal_t *sigint, *sigterm, *sighup;
     tt_timer_t *sweep;      /* one coarse timer for every connection's deadlines */
     tt_timer_t *stop_timer; /* shutdown: waits for close handshakes */
     chat_t *chat;

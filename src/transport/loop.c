@@ -75,6 +75,7 @@ void tt_loop_free(tt_loop_t *loop) {
     uv_run(&loop->uv, UV_RUN_DEFAULT); /* let close callbacks run */
     uv_loop_close(&loop->uv);
     tt__loop_free_entries(loop);
+    tt__tls_loop_free(loop);
     free(loop->readbuf);
     free(loop);
 }

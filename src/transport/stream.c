@@ -1,8 +1,11 @@
-/* Plain TCP streams: accept, the read path with backpressure, the write
- * queue with its bound, and the close lifecycle. Reads land in the loop's
- * one buffer; only bytes the endpoint did not consume are copied into the
- * stream's own buffer, so an idle stream holds none. Output is queued
- * during the iteration and written once per iteration (tt_loop_flush). */
+/* Streams: accept, the read path with backpressure, the write queue with
+ * its bound, and the close lifecycle. Reads land in the loop's one buffer;
+ * only bytes the endpoint did not consume are copied into the stream's own
+ * buffer, so an idle stream holds none. Output is queued during the
+ * iteration and written once per iteration (tt_loop_flush). A TLS stream
+ * (stream_tls.c) differs only in two places: what is read is ciphertext,
+ * decrypted before the endpoint sees it, and what is written is the wire
+ * queue its plaintext was encrypted into. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +19,13 @@
 #define CLOSE_LINGER_MS 2000 /* how long a closing stream waits for the peer's EOF */
 
 static void on_close(uv_handle_t *h);
+static void on_listener_close(uv_handle_t *h);
 static void stream_flush(tt_stream_t *s);
 static void start_reading(tt_stream_t *s);
 
 /* ---- write queue entries ---- */
 
-static tt_wq_entry_t *entry_get(tt_loop_t *loop) {
+tt_wq_entry_t *tt__entry_get(tt_loop_t *loop) {
     tt_wq_entry_t *e = loop->free_entries;
     if (e != NULL) {
         loop->free_entries = e->next;
@@ -53,27 +57,41 @@ void tt__loop_free_entries(tt_loop_t *loop) {
     loop->nfree_entries = 0;
 }
 
-static void queue_clear(tt_stream_t *s) {
-    while (s->q_head != NULL) {
-        tt_wq_entry_t *e = s->q_head;
-        s->q_head = e->next;
-        entry_put(s->loop, e);
+void tt__wq_clear(tt_loop_t *loop, tt_wq_t *q) {
+    while (q->head != NULL) {
+        tt_wq_entry_t *e = q->head;
+        q->head = e->next;
+        entry_put(loop, e);
     }
-    s->q_tail = NULL;
-    s->q_bytes = 0;
-    s->q_off = 0;
+    q->tail = NULL;
+    q->bytes = 0;
+    q->off = 0;
+}
+
+/* What the socket writes: the endpoint's queue, or a TLS stream's records. */
+static tt_wq_t *wire_of(tt_stream_t *s) {
+    return s->tls != NULL ? &s->tls->wire : &s->q;
+}
+
+static void queue_clear(tt_stream_t *s) {
+    tt__wq_clear(s->loop, &s->q);
+    if (s->tls != NULL)
+        tt__wq_clear(s->loop, &s->tls->wire);
 }
 
 void tt_stream_drop_unsent(tt_stream_t *s) {
     /* Entries covered by the uv_write in flight stay: libuv still reads
-     * their bytes. */
-    if (!(s->flags & TT_S_WRITING)) {
-        queue_clear(s);
+     * their bytes. On a TLS stream no write covers plaintext, but the
+     * records already made must all go out (dropping one would break the
+     * sequence of the rest), and so must the rest of an entry they began. */
+    unsigned keep = s->tls != NULL ? (s->q.off > 0) : (s->flags & TT_S_WRITING) ? s->inflight : 0;
+    if (keep == 0) {
+        tt__wq_clear(s->loop, &s->q);
         return;
     }
-    tt_wq_entry_t *last = s->q_head;
-    size_t kept = last ? last->len - s->q_off : 0;
-    for (unsigned i = 1; i < s->inflight && last != NULL && last->next != NULL; i++) {
+    tt_wq_entry_t *last = s->q.head;
+    size_t kept = last ? last->len - s->q.off : 0;
+    for (unsigned i = 1; i < keep && last != NULL && last->next != NULL; i++) {
         last = last->next;
         kept += last->len;
     }
@@ -81,8 +99,8 @@ void tt_stream_drop_unsent(tt_stream_t *s) {
         return;
     tt_wq_entry_t *e = last->next;
     last->next = NULL;
-    s->q_tail = last;
-    s->q_bytes = kept;
+    s->q.tail = last;
+    s->q.bytes = kept;
     while (e != NULL) {
         tt_wq_entry_t *next = e->next;
         entry_put(s->loop, e);
@@ -96,10 +114,19 @@ static void mark_pending(tt_stream_t *s) {
     tt_list_insert_tail(&s->loop->pending, &s->pending);
 }
 
+void tt__stream_mark_pending(tt_stream_t *s) {
+    mark_pending(s);
+}
+
+/* Every unsent byte: plaintext and, on a TLS stream, records. */
+static size_t unsent(const tt_stream_t *s) {
+    return s->q.bytes + (s->tls != NULL ? s->tls->wire.bytes : 0);
+}
+
 static bool queue_admit(tt_stream_t *s, size_t len) {
     if (s->flags & (TT_S_DEAD | TT_S_HARD_CLOSE | TT_S_FINAL))
         return false;
-    if (s->q_bytes + len > s->max_queue) {
+    if (unsent(s) + len > s->max_queue) {
         if (s->handler->on_overflow != NULL)
             s->handler->on_overflow(s, len);
         else
@@ -109,17 +136,21 @@ static bool queue_admit(tt_stream_t *s, size_t len) {
     return true;
 }
 
+void tt__wq_push(tt_wq_t *q, tt_wq_entry_t *e) {
+    if (q->tail)
+        q->tail->next = e;
+    else
+        q->head = e;
+    q->tail = e;
+    q->bytes += e->len;
+}
+
 static void queue_push(tt_stream_t *s, tt_buf_t *buf, const uint8_t *p, size_t len) {
-    tt_wq_entry_t *e = entry_get(s->loop);
+    tt_wq_entry_t *e = tt__entry_get(s->loop);
     e->buf = buf;
     e->ptr = p;
     e->len = len;
-    if (s->q_tail)
-        s->q_tail->next = e;
-    else
-        s->q_head = e;
-    s->q_tail = e;
-    s->q_bytes += len;
+    tt__wq_push(&s->q, e);
     mark_pending(s);
 }
 
@@ -166,37 +197,42 @@ void tt_stream_send_final(tt_stream_t *s, const void *p, size_t len) {
 }
 
 size_t tt_stream_queued(const tt_stream_t *s) {
-    return s->q_bytes;
+    return unsent(s);
 }
 
 uint64_t tt_stream_bytes_written(const tt_stream_t *s) {
     return s->written;
 }
 
-/* Removes n written bytes from the front of the queue. */
-static void queue_consume(tt_stream_t *s, size_t n) {
-    s->q_bytes -= n;
-    s->written += n;
+/* Removes n bytes (written, or encrypted) from the front of a queue. */
+void tt__wq_consume(tt_loop_t *loop, tt_wq_t *q, size_t n) {
+    q->bytes -= n;
     while (n > 0) {
-        tt_wq_entry_t *e = s->q_head;
-        size_t left = e->len - s->q_off;
+        tt_wq_entry_t *e = q->head;
+        size_t left = e->len - q->off;
         if (n < left) {
-            s->q_off += n;
+            q->off += n;
             return;
         }
         n -= left;
-        s->q_off = 0;
-        s->q_head = e->next;
-        if (s->q_head == NULL)
-            s->q_tail = NULL;
-        entry_put(s->loop, e);
+        q->off = 0;
+        q->head = e->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        entry_put(loop, e);
     }
 }
 
-static unsigned queue_iov(const tt_stream_t *s, uv_buf_t *iov, unsigned max, size_t *bytes) {
+/* n bytes of the wire queue reached the kernel. */
+static void wire_consume(tt_stream_t *s, size_t n) {
+    s->written += n;
+    tt__wq_consume(s->loop, wire_of(s), n);
+}
+
+static unsigned queue_iov(const tt_wq_t *q, uv_buf_t *iov, unsigned max, size_t *bytes) {
     unsigned n = 0;
-    size_t off = s->q_off, total = 0;
-    for (tt_wq_entry_t *e = s->q_head; e != NULL && n < max; e = e->next) {
+    size_t off = q->off, total = 0;
+    for (tt_wq_entry_t *e = q->head; e != NULL && n < max; e = e->next) {
         iov[n++] = uv_buf_init((char *)e->ptr + off, (unsigned)(e->len - off));
         total += e->len - off;
         off = 0;
@@ -240,6 +276,10 @@ void tt_stream_set_max_input(tt_stream_t *s, size_t bytes) {
 
 void tt_stream_set_max_queue(tt_stream_t *s, size_t bytes) {
     s->max_queue = bytes;
+}
+
+bool tt_stream_is_tls(const tt_stream_t *s) {
+    return s->tls != NULL;
 }
 
 bool tt_stream_is_closing(const tt_stream_t *s) {
@@ -331,6 +371,7 @@ static void on_close(uv_handle_t *h) {
      * log; refusals are logged (rate-limited) by the endpoints. */
     tt_log_debug("%s: closed (%s)", s->peer, s->close_reason ? s->close_reason : "done");
     queue_clear(s);
+    tt__tls_free(s);
     tt_link_unlink(&s->all);
     loop->nstreams--;
     free(s->in);
@@ -343,6 +384,8 @@ void tt_loop_sweep(tt_loop_t *loop) {
         tt_stream_t *s = tt_container_of(l, tt_stream_t, all);
         if ((s->flags & (TT_S_CLOSING | TT_S_DEAD)) == TT_S_CLOSING && now >= s->close_deadline)
             tt_stream_abort(s, "close timed out");
+        else if (s->tls != NULL)
+            tt__tls_sweep(s, now);
     }
 }
 
@@ -372,23 +415,35 @@ static void on_write(uv_write_t *req, int status) {
         tt_stream_abort(s, "write failed");
         return;
     }
-    /* The write covered the first n entries from q_off on. */
-    size_t bytes = 0, off = s->q_off;
-    tt_wq_entry_t *e = s->q_head;
+    /* The write covered the first n entries from off on. */
+    tt_wq_t *w = wire_of(s);
+    size_t bytes = 0, off = w->off;
+    tt_wq_entry_t *e = w->head;
     for (unsigned i = 0; i < n && e != NULL; i++, e = e->next) {
         bytes += e->len - off;
         off = 0;
     }
-    queue_consume(s, bytes);
+    wire_consume(s, bytes);
     stream_flush(s);
 }
 
 static void stream_flush(tt_stream_t *s) {
     uv_buf_t iov[IOV_BATCH];
-    bool had_output = s->q_head != NULL;
-    while (s->q_head != NULL && !(s->flags & (TT_S_WRITING | TT_S_DEAD))) {
+    bool had_output = unsent(s) != 0;
+    tt_wq_t *w = wire_of(s);
+    while (!(s->flags & (TT_S_WRITING | TT_S_DEAD))) {
+        /* TLS: encrypt a batch of plaintext whenever the records made
+         * before are written, so a client that reads slowly holds
+         * references on shared plaintext, not copies in ciphertext. */
+        if (s->tls != NULL && w->head == NULL) {
+            tt__tls_encrypt(s);
+            if (s->flags & TT_S_DEAD)
+                return;
+        }
+        if (w->head == NULL)
+            break;
         size_t offered;
-        unsigned n = queue_iov(s, iov, IOV_BATCH, &offered);
+        unsigned n = queue_iov(w, iov, IOV_BATCH, &offered);
         int r = uv_try_write((uv_stream_t *)&s->tcp, iov, n);
         if (r == UV_EAGAIN || r == UV_ENOSYS)
             r = 0;
@@ -396,15 +451,13 @@ static void stream_flush(tt_stream_t *s) {
             tt_stream_abort(s, "write failed");
             return;
         }
-        queue_consume(s, (size_t)r);
-        if (s->q_head == NULL)
-            break;
+        wire_consume(s, (size_t)r);
         /* Did the kernel take everything offered? Then gather the next batch. */
         if ((size_t)r == offered)
             continue;
         /* Short write: hand the rest of this batch to libuv, which writes
          * it when the socket becomes writable. */
-        n = queue_iov(s, iov, IOV_BATCH, &offered);
+        n = queue_iov(w, iov, IOV_BATCH, &offered);
         s->inflight = n;
         uv_write_t *req = xmalloc(sizeof(*req));
         req->data = s;
@@ -417,7 +470,7 @@ static void stream_flush(tt_stream_t *s) {
         }
         return;
     }
-    if (s->q_head != NULL || (s->flags & (TT_S_WRITING | TT_S_DEAD)))
+    if (unsent(s) != 0 || (s->flags & (TT_S_WRITING | TT_S_DEAD)))
         return;
     if (s->flags & TT_S_CLOSING) {
         closing_flushed(s);
@@ -445,7 +498,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     tt_stream_t *s = (tt_stream_t *)h;
     tt_loop_t *loop = s->loop;
-    if (s->in_len == 0) {
+    /* Ciphertext always lands in the loop's buffer: OpenSSL takes all of
+     * it before the read returns, and s->in holds plaintext. */
+    if (s->in_len == 0 || s->tls != NULL) {
         *buf = uv_buf_init((char *)loop->readbuf, (unsigned)loop->readbuf_cap);
         return;
     }
@@ -502,6 +557,38 @@ static void keep_input(tt_stream_t *s, const uint8_t *data, size_t len, size_t u
     }
 }
 
+void tt__stream_input(tt_stream_t *s, uint8_t *data, size_t len, bool own) {
+    size_t used = stream_process(s, data, len);
+    if (s->flags & TT_S_DEAD)
+        return;
+    keep_input(s, data, len, used, own);
+    if (s->in_len > 0 && s->in_len >= s->max_input && !(s->flags & TT_S_PAUSED))
+        tt_stream_abort(s, "input over the limit");
+}
+
+void tt__stream_in_reserve(tt_stream_t *s, size_t need) {
+    if (s->in_cap - s->in_len >= need)
+        return;
+    s->in = xrealloc(s->in, (size_t)s->in_len + need);
+    s->in_cap = (uint32_t)(s->in_len + need);
+}
+
+void tt__stream_eof(tt_stream_t *s) {
+    if (s->flags & TT_S_CLOSING) {
+        stream_finish(s); /* the peer's EOF ends a close we started */
+        return;
+    }
+    /* The peer is done sending, maybe not reading: what is queued still
+     * goes out before the close. */
+    uv_read_stop((uv_stream_t *)&s->tcp);
+    if (s->handler->on_eof != NULL) {
+        s->handler->on_eof(s);
+    } else {
+        tt_stream_close_after_flush(s, "disconnect");
+        tt_stream_set_hard_close(s);
+    }
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     tt_stream_t *s = (tt_stream_t *)stream;
     tt_loop_t *loop = s->loop;
@@ -510,40 +597,26 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     if (nread < 0) {
         if (nread == UV_ENOBUFS) {
             tt_stream_abort(s, "input over the limit");
-        } else if (s->flags & TT_S_CLOSING) {
-            stream_finish(s); /* the peer's EOF ends a close we started */
-        } else if (nread == UV_EOF) {
-            /* The peer is done sending, maybe not reading: what is queued
-             * still goes out before the close. */
-            uv_read_stop(stream);
-            if (s->handler->on_eof != NULL) {
-                s->handler->on_eof(s);
-            } else {
-                tt_stream_close_after_flush(s, "disconnect");
-                tt_stream_set_hard_close(s);
-            }
+        } else if (s->tls != NULL && !(s->flags & (TT_S_TLS_UP | TT_S_CLOSING))) {
+            tt_stream_abort(s, "disconnect during the TLS handshake");
+        } else if (nread == UV_EOF || (s->flags & TT_S_CLOSING)) {
+            tt__stream_eof(s);
         } else {
             tt_stream_abort(s, uv_strerror((int)nread));
         }
         return;
     }
+    if (s->tls != NULL) {
+        tt__tls_on_read(s, (uint8_t *)buf->base, (size_t)nread);
+        return;
+    }
     bool own = (uint8_t *)buf->base != loop->readbuf;
-    uint8_t *data;
-    size_t len;
     if (own) {
         s->in_len += (uint32_t)nread;
-        data = s->in;
-        len = s->in_len;
+        tt__stream_input(s, s->in, s->in_len, true);
     } else {
-        data = (uint8_t *)buf->base;
-        len = (size_t)nread;
+        tt__stream_input(s, (uint8_t *)buf->base, (size_t)nread, false);
     }
-    size_t used = stream_process(s, data, len);
-    if (s->flags & TT_S_DEAD)
-        return;
-    keep_input(s, data, len, used, own);
-    if (s->in_len > 0 && s->in_len >= s->max_input && !(s->flags & TT_S_PAUSED))
-        tt_stream_abort(s, "input over the limit");
 }
 
 void tt_stream_read_stop(tt_stream_t *s) {
@@ -602,7 +675,7 @@ void tt__stream_resume_all(tt_loop_t *loop) {
 struct tt_listener_s {
     uv_tcp_t tcp;
     tt_loop_t *loop;
-    tt_listener_config_t cfg;
+    tt_listener_config_t cfg; /* cfg.tls: the listener's own reference */
     char addr[80];
 };
 
@@ -657,7 +730,9 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_tcp_nodelay(&s->tcp, 1);
     tt_list_insert_tail(&loop->streams, &s->all);
     loop->nstreams++;
-    tt_log_debug("%s: open", s->peer);
+    if (l->cfg.tls != NULL)
+        tt__tls_accept(s, l->cfg.tls, l->cfg.tls_handshake_ms, l->cfg.tls_plain_reply);
+    tt_log_debug("%s: open%s", s->peer, s->tls ? " (TLS)" : "");
     l->cfg.on_accept(l->cfg.ctx, s);
     if (s->flags & TT_S_DEAD)
         return;
@@ -693,6 +768,8 @@ int tt_listen(tt_loop_t *loop, const tt_listener_config_t *cfg, tt_listener_t **
     tt_listener_t *l = xcalloc(1, sizeof(*l));
     l->loop = loop;
     l->cfg = *cfg;
+    if (cfg->tls != NULL)
+        tt_tls_ctx_ref(cfg->tls);
     uv_tcp_init(&loop->uv, &l->tcp);
     l->tcp.data = l;
     r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, 0);
@@ -700,7 +777,7 @@ int tt_listen(tt_loop_t *loop, const tt_listener_config_t *cfg, tt_listener_t **
         r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
     if (r < 0) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port, uv_strerror(r));
-        uv_close((uv_handle_t *)&l->tcp, on_bare_close);
+        uv_close((uv_handle_t *)&l->tcp, on_listener_close);
         return r;
     }
     struct sockaddr_storage bound;
@@ -715,7 +792,23 @@ void tt_listener_address(const tt_listener_t *l, char *out, size_t cap) {
     snprintf(out, cap, "%s", l->addr);
 }
 
+static void on_listener_close(uv_handle_t *h) {
+    tt_listener_t *l = (tt_listener_t *)h;
+    tt_tls_ctx_unref(l->cfg.tls);
+    free(l);
+}
+
 void tt_listener_close(tt_listener_t *l) {
     if (l != NULL)
-        uv_close((uv_handle_t *)&l->tcp, on_bare_close);
+        uv_close((uv_handle_t *)&l->tcp, on_listener_close);
+}
+
+void tt_listener_set_tls(tt_listener_t *l, tt_tls_ctx_t *ctx) {
+    tt_tls_ctx_ref(ctx);
+    tt_tls_ctx_unref(l->cfg.tls);
+    l->cfg.tls = ctx;
+}
+
+bool tt_listener_is_tls(const tt_listener_t *l) {
+    return l->cfg.tls != NULL;
 }

@@ -6,10 +6,12 @@
  * after an upgrade) is a table of callbacks, tt_stream_handler_t, and a
  * memory area inside the stream (tt_stream_ext), so adopting a new endpoint
  * on upgrade is a move (uSockets' us_socket_context_adopt_socket), not a
- * switch on a protocol field, and costs no allocation. Plain TCP is the
- * implementation today; TLS becomes a second one behind the same calls
- * (ciphertext through memory BIOs at read and at flush), with no change to
- * HTTP, WebSocket or chat code.
+ * switch on a protocol field, and costs no allocation. A stream is plain
+ * TCP or TLS (a listener with a tt_tls_ctx_t): the same calls, the same
+ * plaintext to on_read and from the send calls, so HTTP, WebSocket and chat
+ * code do not know which (stream_tls.c: ciphertext is fed to OpenSSL from
+ * the loop's read buffer through one loop-wide BIO pair, and queued
+ * plaintext is encrypted at flush, as much as the socket takes).
  *
  * Output is a queue of references on shared buffers (tt_buf_t) or static
  * ranges: queuing a broadcast allocates nothing per recipient. A stream
@@ -45,6 +47,7 @@ typedef struct tt_listener_s tt_listener_t;
 typedef struct tt_timer_s tt_timer_t;
 typedef struct tt_signal_s tt_signal_t;
 typedef struct tt_async_s tt_async_t;
+typedef struct tt_tls_ctx_s tt_tls_ctx_t;
 
 typedef void (*tt_loop_cb)(void *ctx);
 
@@ -158,10 +161,14 @@ bool tt_stream_send_copy(tt_stream_t *s, const void *p, size_t len);
 void tt_stream_send_final(tt_stream_t *s, const void *p, size_t len);
 /* Drops every queued byte that no write has been handed yet. */
 void tt_stream_drop_unsent(tt_stream_t *s);
-/* Unsent bytes queued (the bound on output counts these). */
+/* Unsent bytes queued (the bound on output counts these; on a TLS stream,
+ * plaintext not yet encrypted plus ciphertext not yet written). */
 size_t tt_stream_queued(const tt_stream_t *s);
-/* Bytes written to the kernel since accept (write completion in bytes). */
+/* Bytes written to the kernel since accept (write completion in bytes; on
+ * a TLS stream these are ciphertext bytes: a measure of progress). */
 uint64_t tt_stream_bytes_written(const tt_stream_t *s);
+/* True if the stream is TLS (for logs; endpoints behave the same). */
+bool tt_stream_is_tls(const tt_stream_t *s);
 
 /* Stops input and closes once the queue is written: half-close (FIN), then
  * wait for the peer's EOF, up to a linger deadline. reason is static, for
@@ -189,6 +196,15 @@ typedef struct tt_listener_config_s {
     /* Called when accepting failed (e.g. EMFILE); may be NULL. */
     void (*on_accept_error)(void *ctx, int err, const char *what);
     void *ctx;
+    /* TLS: non-NULL makes every accepted stream a TLS server stream with
+     * this context (the listener takes its own reference). Its handshake
+     * must finish within tls_handshake_ms of the accept (0: no deadline,
+     * enforced by tt_loop_sweep). A client whose first byte is not a TLS
+     * handshake record gets tls_plain_reply (static bytes, sent as they
+     * are, unencrypted; NULL: nothing) and is closed. */
+    tt_tls_ctx_t *tls;
+    unsigned tls_handshake_ms;
+    const char *tls_plain_reply;
 } tt_listener_config_t;
 
 /* Binds and listens. Returns 0 and *out, or a negative libuv error with err
@@ -199,6 +215,40 @@ int tt_listen(tt_loop_t *loop, const tt_listener_config_t *cfg, tt_listener_t **
 void tt_listener_address(const tt_listener_t *l, char *out, size_t cap);
 /* Stops accepting and frees the listener (asynchronously). */
 void tt_listener_close(tt_listener_t *l);
+/* New handshakes on this TLS listener use ctx (a reference is taken and
+ * the previous one dropped); streams already accepted keep theirs. */
+void tt_listener_set_tls(tt_listener_t *l, tt_tls_ctx_t *ctx);
+bool tt_listener_is_tls(const tt_listener_t *l);
+
+/* ---- TLS contexts ------------------------------------------------------ */
+
+/* A server context: certificate chain and key from PEM files, TLS 1.2 and
+ * 1.3 only, OpenSSL's default ciphers, ALPN http/1.1 (chosen when offered;
+ * clients that offer none or others go on without ALPN), session tickets,
+ * no renegotiation. Blocking file I/O: call it at start-up or on a thread
+ * (any thread). Returns 0 and *out (one reference), or -1 with err filled
+ * ("cannot load the certificate FILE: reason"). */
+int tt_tls_ctx_load(const char *cert_file, const char *key_file, tt_tls_ctx_t **out, char *err,
+                    size_t errlen);
+/* "subject CN=…, serial …, expires …" of the certificate, for the log. */
+const char *tt_tls_ctx_describe(const tt_tls_ctx_t *c);
+/* Reference counting (loop thread). A context lives on while any
+ * connection made with it is open (OpenSSL counts those). */
+tt_tls_ctx_t *tt_tls_ctx_ref(tt_tls_ctx_t *c);
+void tt_tls_ctx_unref(tt_tls_ctx_t *c);
+
+/* Loads a context off the loop (libuv's thread pool) and calls cb on the
+ * loop thread with the new context (a reference the callee owns) or NULL
+ * and the error. The paths are copied. */
+typedef void (*tt_tls_load_cb)(void *ctx, tt_tls_ctx_t *tls, const char *err);
+void tt_tls_ctx_load_async(tt_loop_t *loop, const char *cert_file, const char *key_file,
+                           tt_tls_load_cb cb, void *ctx);
+
+/* Refusals the transport decides by itself (a failed or stalled TLS
+ * handshake, plain bytes on a TLS port) are reported here, for the
+ * server's rate-limited log. why is static or valid for the call. */
+void tt_loop_set_refusal_log(tt_loop_t *loop,
+                             void (*cb)(void *ctx, tt_stream_t *s, const char *why), void *ctx);
 
 /* A printable libuv/errno error. */
 const char *tt_strerror(int err);

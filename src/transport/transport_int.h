@@ -18,6 +18,23 @@ typedef struct tt_wq_entry_s {
     size_t len;
 } tt_wq_entry_t;
 
+/* A write queue: the endpoint's output (plaintext) on every stream, and on
+ * a TLS stream also the ciphertext waiting for the socket. */
+typedef struct tt_wq_s {
+    tt_wq_entry_t *head, *tail;
+    size_t bytes; /* unsent bytes queued */
+    size_t off;   /* bytes of head already written (or encrypted) */
+} tt_wq_t;
+
+/* The TLS state of a TLS stream (stream_tls.c), allocated at accept; plain
+ * streams have none. */
+typedef struct tt_tls_conn_s {
+    struct ssl_st *ssl;
+    tt_wq_t wire;      /* ciphertext not yet written */
+    uint64_t deadline; /* loop time by which the handshake must finish (0: none) */
+    const char *plain_reply;
+} tt_tls_conn_t;
+
 enum {
     TT_S_CLOSING = 1 << 0,    /* no more input is processed; closes after the flush */
     TT_S_FINAL = 1 << 1,      /* the final bytes are queued: nothing may follow */
@@ -26,6 +43,9 @@ enum {
     TT_S_WRITING = 1 << 4,    /* a uv_write is in flight */
     TT_S_DEAD = 1 << 5,       /* uv_close called */
     TT_S_PAUSED = 1 << 6,     /* the endpoint stopped reading */
+    TT_S_TLS_SEEN = 1 << 7,   /* TLS: the first input byte was checked */
+    TT_S_TLS_UP = 1 << 8,     /* TLS: the handshake is done */
+    TT_S_TLS_BYE = 1 << 9,    /* TLS: our close_notify is queued */
 };
 
 struct tt_stream_s {
@@ -41,10 +61,9 @@ struct tt_stream_s {
     uint8_t *in;
     uint32_t in_len, in_cap;
     uint32_t max_input;
-    /* Output */
-    tt_wq_entry_t *q_head, *q_tail;
-    size_t q_bytes; /* unsent bytes queued */
-    size_t q_off;   /* bytes of q_head already written */
+    /* Output: what the endpoint queued; on a TLS stream, plaintext. */
+    tt_wq_t q;
+    tt_tls_conn_t *tls; /* NULL: plain TCP */
     size_t max_queue;
     unsigned inflight; /* entries covered by the uv_write in flight */
     uint64_t written;  /* bytes handed to the kernel */
@@ -72,6 +91,9 @@ struct tt_loop_s {
     size_t nfree_entries;
     uint8_t *readbuf; /* the loop-wide read buffer */
     size_t readbuf_cap;
+    struct tt_tls_loop_s *tls; /* TLS streams' shared state, made with the first */
+    void (*refusal_log)(void *ctx, tt_stream_t *s, const char *why);
+    void *refusal_ctx;
 };
 
 /* stream.c: the resume pass, run from the loop's idle/prepare handles. */
@@ -79,5 +101,30 @@ void tt__stream_resume_all(tt_loop_t *loop);
 void tt__loop_free_entries(tt_loop_t *loop);
 /* loop.c: keeps the poll from blocking until the resume pass ran. */
 void tt__loop_idle_start(tt_loop_t *loop);
+
+/* stream.c, for stream_tls.c: queues and the read path's tail. */
+tt_wq_entry_t *tt__entry_get(tt_loop_t *loop);
+void tt__wq_push(tt_wq_t *q, tt_wq_entry_t *e);
+void tt__wq_consume(tt_loop_t *loop, tt_wq_t *q, size_t n);
+void tt__wq_clear(tt_loop_t *loop, tt_wq_t *q);
+/* Presents decrypted input data[0..len) (own: it lies in s->in) as a read. */
+void tt__stream_input(tt_stream_t *s, uint8_t *data, size_t len, bool own);
+/* The peer ended its input (EOF or close_notify). */
+void tt__stream_eof(tt_stream_t *s);
+void tt__stream_mark_pending(tt_stream_t *s);
+/* Room for `need` more input bytes behind s->in. */
+void tt__stream_in_reserve(tt_stream_t *s, size_t need);
+
+/* stream_tls.c: the TLS stream. */
+void tt__tls_accept(tt_stream_t *s, tt_tls_ctx_t *ctx, unsigned handshake_ms,
+                    const char *plain_reply);
+/* Ciphertext just read into data[0..len) (the loop's read buffer). */
+void tt__tls_on_read(tt_stream_t *s, uint8_t *data, size_t len);
+/* Moves plaintext from s->q into records on s->tls->wire, as much as one
+ * batch, and close_notify once a closing stream's plaintext is done. */
+void tt__tls_encrypt(tt_stream_t *s);
+void tt__tls_free(tt_stream_t *s);
+void tt__tls_sweep(tt_stream_t *s, uint64_t now);
+void tt__tls_loop_free(tt_loop_t *loop);
 
 #endif

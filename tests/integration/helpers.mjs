@@ -438,6 +438,8 @@ export class Client {
  */
 export function connect(server, { path = '/ws', protocol = 'v1', raw = false, label, wsOptions = {} } = {}) {
     const url = typeof server === 'string' ? server : server.wsUrl(path);
+    // A wss:// view of a server (tls-helpers.mjs) carries its CA here.
+    if (typeof server === 'object' && server.wsOptions) wsOptions = { ...server.wsOptions, ...wsOptions };
     let protocols;
     if (protocol === 'v1') protocols = [SUBPROTOCOL];
     else if (protocol === 'legacy' || protocol === null) protocols = undefined;
