@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
@@ -152,7 +153,9 @@ test('a wss client that stops reading is closed with 1008 at the queue bound; TL
         const slow = await login(s.wss, uniq('slow'), { room });
         await waitMembers(sender, room, (m) => m.includes(slow.nickname));
         slow.ws._socket.pause();
-        const text = 'y'.repeat(4000);
+        // Random text: it must fill the queue whether or not the client
+        // negotiated permessage-deflate (repeated letters compress to nothing).
+        const text = crypto.randomBytes(3000).toString('base64');
         for (let i = 0; i < 4000 && !/closing with 1008/.test(s.stderr); i++) {
             sender.send({ type: 'room', to: room, message: { text } });
             if (i % 10 === 9) await sender.request({ type: 'ping' }, 'pong');
