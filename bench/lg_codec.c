@@ -1,6 +1,7 @@
 /* lg_codec — client-side RFC 6455 framing and handshake check, and the JSON field scan.
  * See lg_codec.h for the contract. Only OpenSSL is used, for SHA-1 and base64 of the accept
- * key; everything else is a few loops over bytes. */
+ * key, and zlib to inflate permessage-deflate messages; everything else is a few loops over
+ * bytes. */
 #include "lg_codec.h"
 
 #include <openssl/evp.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <zlib.h>
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define HEAD_MAX 8192
@@ -31,7 +33,7 @@ void lg_ws_key_make(char key[LG_WS_KEY_LEN + 1], uint64_t *rng) {
 }
 
 int lg_ws_request_build(char *out, size_t cap, const char *hostport, const char *path,
-                        const char *key) {
+                        const char *key, bool deflate) {
     int n = snprintf(out, cap,
                      "GET %s HTTP/1.1\r\n"
                      "Host: %s\r\n"
@@ -39,8 +41,10 @@ int lg_ws_request_build(char *out, size_t cap, const char *hostport, const char 
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n"
+                     "%s"
                      "\r\n",
-                     path, hostport, key);
+                     path, hostport, key,
+                     deflate ? "Sec-WebSocket-Extensions: " LG_PMD_OFFER "\r\n" : "");
     return (n < 0 || (size_t)n >= cap) ? -1 : n;
 }
 
@@ -71,7 +75,89 @@ static bool list_has(const char *v, size_t n, const char *token) {
     return false;
 }
 
-long lg_ws_response_check(const char *buf, size_t len, const char *key, const char **err) {
+/* Trims spaces and tabs from both ends of [*s, *e). */
+static void trim(const char **s, const char **e) {
+    while (*s < *e && (**s == ' ' || **s == '\t'))
+        (*s)++;
+    while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+        (*e)--;
+}
+
+static bool token_is(const char *s, const char *e, const char *t) {
+    size_t n = strlen(t);
+    return (size_t)(e - s) == n && strncasecmp(s, t, n) == 0;
+}
+
+int lg_pmd_response_check(const char *v, size_t n, const char **err) {
+    const char *end = v + n;
+    if (memchr(v, ',', n)) {
+        *err = "server accepted more than one extension";
+        return -1;
+    }
+    const char *s = v, *e = memchr(v, ';', n);
+    if (!e)
+        e = end;
+    trim(&s, &e);
+    if (!token_is(s, e, "permessage-deflate")) {
+        *err = "server accepted an extension that is not permessage-deflate";
+        return -1;
+    }
+    bool snct = false, cnct = false, smwb = false;
+    while (e < end) {
+        s = e + 1;
+        e = memchr(s, ';', (size_t)(end - s));
+        if (!e)
+            e = end;
+        const char *ps = s, *pe = e;
+        trim(&ps, &pe);
+        const char *eq = memchr(ps, '=', (size_t)(pe - ps));
+        const char *ne = eq ? eq : pe, *vs = eq ? eq + 1 : pe, *ve = pe;
+        trim(&ps, &ne);
+        trim(&vs, &ve);
+        if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"') {
+            vs++;
+            ve--;
+        }
+        bool *seen = NULL;
+        if (token_is(ps, ne, "server_no_context_takeover"))
+            seen = &snct;
+        else if (token_is(ps, ne, "client_no_context_takeover"))
+            seen = &cnct;
+        else if (token_is(ps, ne, "server_max_window_bits"))
+            seen = &smwb;
+        if (!seen) {
+            *err = "server answered permessage-deflate with a parameter not offered";
+            return -1;
+        }
+        if (*seen) {
+            *err = "server answered permessage-deflate with a duplicated parameter";
+            return -1;
+        }
+        *seen = true;
+        bool valued = seen == &smwb;
+        if (valued != (eq != NULL)) {
+            *err = "server answered a permessage-deflate parameter with a wrong value";
+            return -1;
+        }
+        if (valued) {
+            int bits = 0;
+            for (const char *q = vs; q < ve; q++)
+                bits = (*q >= '0' && *q <= '9' && bits < 100) ? bits * 10 + (*q - '0') : 1000;
+            if (ve == vs || *vs == '0' || bits < 8 || bits > 15) {
+                *err = "server answered server_max_window_bits out of 8..15";
+                return -1;
+            }
+        }
+    }
+    if (!snct) {
+        *err = "server accepted permessage-deflate without server_no_context_takeover";
+        return -1;
+    }
+    return 0;
+}
+
+long lg_ws_response_check(const char *buf, size_t len, const char *key, bool deflate,
+                          const char **err) {
     const char *end = memmem(buf, len < HEAD_MAX ? len : HEAD_MAX, "\r\n\r\n", 4);
     if (!end) {
         if (len >= HEAD_MAX) {
@@ -92,6 +178,9 @@ long lg_ws_response_check(const char *buf, size_t len, const char *key, const ch
     char want[29];
     accept_for(key, want);
     bool upgrade = false, connection = false, accept = false;
+    const char *ext = NULL;
+    size_t ext_len = 0;
+    int exts = 0;
     const char *line = (const char *)memchr(buf, '\n', head) + 1;
     while (line < end) {
         const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
@@ -110,6 +199,11 @@ long lg_ws_response_check(const char *buf, size_t len, const char *key, const ch
                 connection = list_has(v, vl, "upgrade");
             else if (nl == 20 && strncasecmp(line, "sec-websocket-accept", 20) == 0)
                 accept = vl == 28 && memcmp(v, want, 28) == 0;
+            else if (nl == 24 && strncasecmp(line, "sec-websocket-extensions", 24) == 0) {
+                ext = v;
+                ext_len = vl;
+                exts++;
+            }
         }
         line = eol + 2;
     }
@@ -121,6 +215,17 @@ long lg_ws_response_check(const char *buf, size_t len, const char *key, const ch
         *err = "handshake response has a wrong or missing Sec-WebSocket-Accept";
         return -1;
     }
+    if (!deflate && exts) {
+        *err = "handshake response names an extension that was not offered";
+        return -1;
+    }
+    if (deflate && exts != 1) {
+        *err = exts ? "handshake response has more than one Sec-WebSocket-Extensions"
+                    : "server declined permessage-deflate";
+        return -1;
+    }
+    if (deflate && lg_pmd_response_check(ext, ext_len, err) < 0)
+        return -1;
     return (long)head;
 }
 
@@ -159,14 +264,19 @@ size_t lg_ws_frame_encode(uint8_t *out, uint8_t opcode, const void *payload, siz
     return h + len;
 }
 
-long lg_ws_frame_decode(const uint8_t *buf, size_t len, uint64_t max_payload, lg_frame_t *f,
-                        const char **err) {
+long lg_ws_frame_decode(const uint8_t *buf, size_t len, uint64_t max_payload, bool rsv1_ok,
+                        lg_frame_t *f, const char **err) {
     if (len < 2)
         return LG_INCOMPLETE;
     uint8_t b0 = buf[0], b1 = buf[1];
     uint8_t op = b0 & 0x0F;
-    if (b0 & 0x70) {
+    bool rsv1 = b0 & 0x40;
+    if ((b0 & 0x30) || (rsv1 && !rsv1_ok)) {
         *err = "server frame has reserved bits set";
+        return -1;
+    }
+    if (rsv1 && (op == LG_OP_CONT || op >= LG_OP_CLOSE)) {
+        *err = "server set RSV1 on a continuation or control frame";
         return -1;
     }
     if (b1 & 0x80) {
@@ -212,10 +322,61 @@ long lg_ws_frame_decode(const uint8_t *buf, size_t len, uint64_t max_payload, lg
     if (len - h < plen)
         return LG_INCOMPLETE;
     f->fin = fin;
+    f->rsv1 = rsv1;
     f->opcode = op;
     f->payload = buf + h;
     f->len = plen;
     return (long)(h + plen);
+}
+
+int lg_pmd_inflate(z_stream *z, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outn,
+                   const char **err) {
+    static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+    if (inflateReset(z) != Z_OK) {
+        *err = "inflateReset failed";
+        return -1;
+    }
+    z->next_out = out;
+    z->avail_out = (uInt)cap;
+    /* The message, then the tail: two calls, so the payload is never copied. */
+    for (int part = 0; part < 2; part++) {
+        z->next_in = (Bytef *)(part ? tail : in);
+        z->avail_in = (uInt)(part ? sizeof tail : n);
+        while (z->avail_in) {
+            int rc = inflate(z, Z_SYNC_FLUSH);
+            if (rc == Z_STREAM_END) {
+                /* A final block (BFINAL) is allowed; only the tail may follow it. */
+                if (part == 0 && z->avail_in) {
+                    *err = "compressed message has data after its final block";
+                    return -1;
+                }
+                *outn = cap - z->avail_out;
+                return 0;
+            }
+            if (rc == Z_BUF_ERROR && z->avail_out == 0) {
+                *err = "compressed message inflates past the generator's limit";
+                return -1;
+            }
+            if (rc != Z_OK) {
+                *err = "compressed message does not inflate";
+                return -1;
+            }
+        }
+    }
+    /* Everything consumed; output may still be pending if out filled exactly. */
+    if (z->avail_out == 0) {
+        uint8_t probe;
+        z->next_out = &probe;
+        z->avail_out = 1;
+        int rc = inflate(z, Z_SYNC_FLUSH);
+        if (z->avail_out == 0 || (rc != Z_BUF_ERROR && rc != Z_OK && rc != Z_STREAM_END)) {
+            *err = "compressed message inflates past the generator's limit";
+            return -1;
+        }
+        z->avail_out = 0;
+    }
+    *outn = cap - z->avail_out;
+    return 0;
 }
 
 /* --- JSON scan ------------------------------------------------------------------------- */

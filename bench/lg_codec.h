@@ -33,19 +33,35 @@ uint64_t lg_rand_next(uint64_t *state);
 /* Fills key with the base64 of 16 random bytes and a terminating NUL. */
 void lg_ws_key_make(char key[LG_WS_KEY_LEN + 1], uint64_t *rng);
 
+/* The permessage-deflate offer of --deflate (RFC 7692): no context kept on either side, so
+ * every message inflates alone and one inflate stream serves every connection of a worker. */
+#define LG_PMD_OFFER "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
+
 /* Writes the HTTP upgrade request for path on hostport into out (no NUL). Returns its length,
- * or -1 when cap is too small. No subprotocol is offered: the generator is a legacy client. */
+ * or -1 when cap is too small. No subprotocol is offered: the generator is a legacy client.
+ * With deflate, the request carries Sec-WebSocket-Extensions: LG_PMD_OFFER. */
 int lg_ws_request_build(char *out, size_t cap, const char *hostport, const char *path,
-                        const char *key);
+                        const char *key, bool deflate);
 
 /* Checks the server's handshake response at the start of buf: status 101, Upgrade: websocket,
- * Connection: upgrade and the Sec-WebSocket-Accept that key calls for. Returns the length of
- * the response head (bytes consumed; frames may follow), LG_INCOMPLETE, or -1 with *err set to
- * a static reason. Heads longer than 8 KiB are refused. */
-long lg_ws_response_check(const char *buf, size_t len, const char *key, const char **err);
+ * Connection: upgrade and the Sec-WebSocket-Accept that key calls for. When deflate was
+ * offered, the response must accept it (lg_pmd_response_check); when it was not, the response
+ * must name no extension. Returns the length of the response head (bytes consumed; frames may
+ * follow), LG_INCOMPLETE, or -1 with *err set to a static reason. Heads longer than 8 KiB are
+ * refused. */
+long lg_ws_response_check(const char *buf, size_t len, const char *key, bool deflate,
+                          const char **err);
+
+/* Checks a server's Sec-WebSocket-Extensions value (v, n bytes) against LG_PMD_OFFER: exactly
+ * one extension, permessage-deflate, with server_no_context_takeover (the generator inflates
+ * every message alone, so it needs it), and otherwise only client_no_context_takeover and
+ * server_max_window_bits=8..15, each at most once (a client_max_window_bits answer to an offer
+ * that did not carry it is refused, as RFC 7692 section 7.1.2.2 says). 0, or -1 with *err. */
+int lg_pmd_response_check(const char *v, size_t n, const char **err);
 
 typedef struct lg_frame_s {
     bool fin;
+    bool rsv1; /* permessage-deflate: the message this frame begins is compressed */
     uint8_t opcode;
     const uint8_t *payload; /* borrowed: points into the decoded buffer */
     uint64_t len;
@@ -58,10 +74,23 @@ size_t lg_ws_frame_encode(uint8_t *out, uint8_t opcode, const void *payload, siz
 
 /* Decodes one server frame at the start of buf. Strict, as an instrument should be: a masked
  * server frame, reserved bits, an unknown opcode, a non-minimal length, a fragmented or long
- * control frame, or a payload over max_payload is an error. Returns bytes consumed with *f
- * filled, LG_INCOMPLETE, or -1 with *err set to a static reason. */
-long lg_ws_frame_decode(const uint8_t *buf, size_t len, uint64_t max_payload, lg_frame_t *f,
-                        const char **err);
+ * control frame, or a payload over max_payload is an error. RSV1 is allowed only when
+ * permessage-deflate was negotiated (rsv1_ok), and then only on the first frame of a data
+ * message (never on a control or continuation frame, RFC 7692 section 6). Returns bytes
+ * consumed with *f filled, LG_INCOMPLETE, or -1 with *err set to a static reason. */
+long lg_ws_frame_decode(const uint8_t *buf, size_t len, uint64_t max_payload, bool rsv1_ok,
+                        lg_frame_t *f, const char **err);
+
+typedef struct z_stream_s z_stream;
+
+/* Inflates one whole compressed message (the payloads of its frames, concatenated) with z, a
+ * raw inflate stream (inflateInit2 with -15 window bits) that is reset first, so one stream
+ * serves every message of every connection (no context takeover). Appends the 00 00 ff ff the
+ * sender dropped (RFC 7692 section 7.2.2). Writes at most cap bytes to out: a message that
+ * inflates to more, a corrupt stream, or data after a final block is an error. 0 with *outn
+ * set, or -1 with *err. */
+int lg_pmd_inflate(z_stream *z, const uint8_t *in, size_t n, uint8_t *out, size_t cap, size_t *outn,
+                   const char **err);
 
 typedef struct lg_str_s {
     const char *p; /* borrowed: the raw bytes between the quotes */

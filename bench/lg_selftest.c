@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 static int failures, checks;
 
@@ -79,7 +80,7 @@ static void test_frame_decode(void) {
         const frame_case_t *c = &cases[i];
         lg_frame_t f;
         const char *err = NULL;
-        long got = lg_ws_frame_decode(c->bytes, c->len, 1u << 20, &f, &err);
+        long got = lg_ws_frame_decode(c->bytes, c->len, 1u << 20, false, &f, &err);
         CHECK(got == c->want, "%s: consumed %ld, want %ld", c->name, got, c->want);
         if (c->want > 0 && got == c->want) {
             CHECK(f.opcode == c->opcode && f.fin == (c->fin != 0) && f.len == c->plen, "%s: fields",
@@ -91,7 +92,7 @@ static void test_frame_decode(void) {
         /* Every strict prefix of a valid frame is incomplete; of an invalid one, incomplete
          * until the header shows the fault. */
         for (size_t cut = 0; cut < c->len; cut++) {
-            long p = lg_ws_frame_decode(c->bytes, cut, 1u << 20, &f, &err);
+            long p = lg_ws_frame_decode(c->bytes, cut, 1u << 20, false, &f, &err);
             if (c->want > 0)
                 CHECK(p == LG_INCOMPLETE, "%s split at %zu: got %ld", c->name, cut, p);
             else
@@ -100,7 +101,25 @@ static void test_frame_decode(void) {
     }
     lg_frame_t f;
     const char *err = NULL;
-    CHECK(lg_ws_frame_decode(big, sizeof big, 1000, &f, &err) == -1, "max_payload enforced");
+    CHECK(lg_ws_frame_decode(big, sizeof big, 1000, false, &f, &err) == -1, "max_payload enforced");
+    /* RSV1: only with permessage-deflate, only on the first frame of a data message. */
+    static const unsigned char c_text[] = {0xC1, 0x01, 0x00};
+    static const unsigned char c_first[] = {0x41, 0x01, 0x00};
+    static const unsigned char c_cont[] = {0xC0, 0x01, 0x00};
+    static const unsigned char c_ping[] = {0xC9, 0x00};
+    static const unsigned char c_rsv2[] = {0xA1, 0x00};
+    err = NULL;
+    CHECK(lg_ws_frame_decode(c_text, 3, 100, false, &f, &err) == -1 && err,
+          "RSV1 without deflate refused");
+    CHECK(lg_ws_frame_decode(c_text, 3, 100, true, &f, &err) == 3 && f.rsv1 && f.fin,
+          "RSV1 text with deflate");
+    CHECK(lg_ws_frame_decode(c_first, 3, 100, true, &f, &err) == 3 && f.rsv1 && !f.fin,
+          "RSV1 first fragment with deflate");
+    CHECK(lg_ws_frame_decode(text, sizeof text, 100, true, &f, &err) == 7 && !f.rsv1,
+          "plain text with deflate");
+    CHECK(lg_ws_frame_decode(c_cont, 3, 100, true, &f, &err) == -1, "RSV1 continuation refused");
+    CHECK(lg_ws_frame_decode(c_ping, 2, 100, true, &f, &err) == -1, "RSV1 ping refused");
+    CHECK(lg_ws_frame_decode(c_rsv2, 2, 100, true, &f, &err) == -1, "RSV2 refused");
 }
 
 static void test_frame_encode_roundtrip(void) {
@@ -144,10 +163,13 @@ static void test_handshake(void) {
                      "\r\n\x81\x00";
     size_t len = strlen(ok) + 1; /* the head, then a frame \x81 \x00 */
     const char *err = NULL;
-    long head = lg_ws_response_check(ok, len, key, &err);
+    long head = lg_ws_response_check(ok, len, key, false, &err);
     CHECK(head == (long)len - 2, "valid response: got %ld (%s)", head, err ? err : "");
     for (size_t cut = 0; cut < len - 2; cut++)
-        CHECK(lg_ws_response_check(ok, cut, key, &err) == LG_INCOMPLETE, "split at %zu", cut);
+        CHECK(lg_ws_response_check(ok, cut, key, false, &err) == LG_INCOMPLETE, "split at %zu",
+              cut);
+    CHECK(lg_ws_response_check(ok, len, key, true, &err) == -1 && err,
+          "a response without the extension fails a deflate offer");
     const char *bad[] = {
         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -158,16 +180,36 @@ static void test_handshake(void) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err = NULL;
-        CHECK(lg_ws_response_check(bad[i], strlen(bad[i]), key, &err) == -1 && err,
+        CHECK(lg_ws_response_check(bad[i], strlen(bad[i]), key, false, &err) == -1 && err,
               "bad response %zu accepted", i);
     }
     char req[512];
-    int n = lg_ws_request_build(req, sizeof req, "127.0.0.1:9", "/talking", key);
+    int n = lg_ws_request_build(req, sizeof req, "127.0.0.1:9", "/talking", key, false);
     CHECK(n > 0 && strstr(req, "GET /talking HTTP/1.1\r\n") == req &&
               strstr(req, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n") &&
-              memcmp(req + n - 4, "\r\n\r\n", 4) == 0,
+              !strstr(req, "Extensions") && memcmp(req + n - 4, "\r\n\r\n", 4) == 0,
           "request");
-    CHECK(lg_ws_request_build(req, 10, "h", "/", key) == -1, "small buffer refused");
+    n = lg_ws_request_build(req, sizeof req, "127.0.0.1:9", "/talking", key, true);
+    CHECK(n > 0 &&
+              strstr(req, "\r\nSec-WebSocket-Extensions: permessage-deflate; "
+                          "client_no_context_takeover; server_no_context_takeover\r\n") &&
+              memcmp(req + n - 4, "\r\n\r\n", 4) == 0,
+          "request with the deflate offer");
+    CHECK(lg_ws_request_build(req, 10, "h", "/", key, false) == -1, "small buffer refused");
+    /* The same valid response with an extension answer: accepted for a deflate offer only. */
+    char withext[512];
+    int wl =
+        snprintf(withext, sizeof withext,
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                 "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+                 "client_no_context_takeover\r\n\r\n");
+    CHECK(lg_ws_response_check(withext, (size_t)wl, key, true, &err) == wl, "deflate accepted");
+    for (int cut = 0; cut < wl; cut++)
+        CHECK(lg_ws_response_check(withext, (size_t)cut, key, true, &err) == LG_INCOMPLETE,
+              "deflate response split at %d", cut);
+    CHECK(lg_ws_response_check(withext, (size_t)wl, key, false, &err) == -1,
+          "an extension that was not offered refused");
     uint64_t rng = 99;
     char k1[LG_WS_KEY_LEN + 1], k2[LG_WS_KEY_LEN + 1];
     lg_ws_key_make(k1, &rng);
@@ -305,6 +347,166 @@ static void test_text(void) {
     CHECK(n == 1 && lg_dec_parse(&p, d + 1, &v) && v == 0 && p == d + 1, "zero");
 }
 
+static void test_pmd_answer(void) {
+    static const struct {
+        const char *v;
+        int rc;
+    } cases[] = {
+        {"permessage-deflate; server_no_context_takeover", 0},
+        {"permessage-deflate;server_no_context_takeover;client_no_context_takeover", 0},
+        {"Permessage-Deflate; Server_No_Context_Takeover", 0},
+        {"permessage-deflate; server_no_context_takeover; server_max_window_bits=10", 0},
+        {"permessage-deflate; server_no_context_takeover; server_max_window_bits=\"15\"", 0},
+        {"permessage-deflate", -1},                             /* context kept: not ours */
+        {"permessage-deflate; client_no_context_takeover", -1}, /* idem */
+        {"x-webkit-deflate-frame", -1},
+        {"permessage-deflate; server_no_context_takeover, permessage-deflate", -1},
+        {"permessage-deflate; server_no_context_takeover; server_no_context_takeover", -1},
+        {"permessage-deflate; server_no_context_takeover; client_max_window_bits=15", -1},
+        {"permessage-deflate; server_no_context_takeover; server_max_window_bits=7", -1},
+        {"permessage-deflate; server_no_context_takeover; server_max_window_bits=16", -1},
+        {"permessage-deflate; server_no_context_takeover; server_max_window_bits=010", -1},
+        {"permessage-deflate; server_no_context_takeover; server_max_window_bits", -1},
+        {"permessage-deflate; server_no_context_takeover=1", -1},
+        {"permessage-deflate; server_no_context_takeover; mystery", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const char *err = NULL;
+        int rc = lg_pmd_response_check(cases[i].v, strlen(cases[i].v), &err);
+        CHECK(rc == cases[i].rc && (rc == 0 || err), "answer \"%s\": got %d", cases[i].v, rc);
+    }
+}
+
+/* Compresses src as one permessage-deflate message: raw deflate, sync flush, the trailing
+ * 00 00 ff ff dropped (or, with final, a final block and nothing dropped). */
+static size_t pmd_compress(const uint8_t *src, size_t n, uint8_t *out, size_t cap, bool final) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+    z.next_in = (Bytef *)src;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    deflate(&z, final ? Z_FINISH : Z_SYNC_FLUSH);
+    size_t len = cap - z.avail_out;
+    deflateEnd(&z);
+    if (!final && len >= 4 && memcmp(out + len - 4, "\x00\x00\xff\xff", 4) == 0)
+        len -= 4;
+    return len;
+}
+
+/* A server frame: unmasked, FIN as given, RSV1 as given, the minimal length. */
+static size_t server_frame(uint8_t *out, uint8_t op, bool fin, bool rsv1, const uint8_t *p,
+                           size_t n) {
+    size_t h = 0;
+    out[h++] = (uint8_t)((fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | op);
+    if (n < 126) {
+        out[h++] = (uint8_t)n;
+    } else {
+        out[h++] = 126;
+        out[h++] = (uint8_t)(n >> 8);
+        out[h++] = (uint8_t)n;
+    }
+    memcpy(out + h, p, n);
+    return h + n;
+}
+
+static void test_pmd_inflate(void) {
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    CHECK(inflateInit2(&z, -15) == Z_OK, "inflateInit2");
+    /* A room message as a server sends it, with words text (compressible, not trivially). */
+    char text[600];
+    lg_text_use_words();
+    size_t tl = lg_text_build(text, 7, 12345, UINT64_C(1795000000123456789), 512);
+    char msg[800];
+    int ml = snprintf(
+        msg, sizeof msg,
+        "{\"type\":\"room\",\"from\":\"u7\",\"to\":\"r0\",\"message\":{\"text\":\"%.*s\"}}",
+        (int)tl, text);
+    uint8_t comp[1024], frame[1100], out[1024];
+    const char *err = NULL;
+    for (int final = 0; final < 2; final++) {
+        size_t cl = pmd_compress((const uint8_t *)msg, (size_t)ml, comp, sizeof comp, final);
+        CHECK(cl > 0 && cl < (size_t)ml, "compressed %d to %zu", ml, cl);
+        size_t fl = server_frame(frame, LG_OP_TEXT, true, true, comp, cl);
+        /* The frame split at every byte: incomplete until the last, then one message that
+         * inflates to exactly what was sent. */
+        for (size_t cut = 0; cut < fl; cut++) {
+            lg_frame_t f;
+            CHECK(lg_ws_frame_decode(frame, cut, 1u << 20, true, &f, &err) == LG_INCOMPLETE,
+                  "compressed frame split at %zu", cut);
+        }
+        lg_frame_t f;
+        CHECK(lg_ws_frame_decode(frame, fl, 1u << 20, true, &f, &err) == (long)fl && f.rsv1 &&
+                  f.fin && f.len == cl,
+              "compressed frame decodes");
+        size_t on = 0;
+        CHECK(lg_pmd_inflate(&z, f.payload, f.len, out, sizeof out, &on, &err) == 0 &&
+                  on == (size_t)ml && memcmp(out, msg, on) == 0,
+              "final %d: inflates to the message (%s)", final, err ? err : "");
+        lg_msg_t m;
+        CHECK(lg_msg_scan((const char *)out, on, &m) == 0 && lg_str_is(&m.text, text, tl),
+              "the inflated message scans to its text");
+        /* Fragmented at every byte of the compressed payload: RSV1 on the first frame only,
+         * the payloads concatenated inflate to the message. */
+        int bad = 0;
+        for (size_t k = 0; k <= cl; k++) {
+            uint8_t two[1200], cat[1100];
+            size_t a = server_frame(two, LG_OP_TEXT, false, true, comp, k);
+            size_t b = server_frame(two + a, LG_OP_CONT, true, false, comp + k, cl - k);
+            lg_frame_t f1, f2;
+            long u1 = lg_ws_frame_decode(two, a + b, 1u << 20, true, &f1, &err);
+            long u2 =
+                u1 > 0 ? lg_ws_frame_decode(two + u1, a + b - (size_t)u1, 1u << 20, true, &f2, &err)
+                       : -1;
+            if (u1 != (long)a || u2 != (long)b || !f1.rsv1 || f1.fin || f2.rsv1 || !f2.fin) {
+                bad++;
+                continue;
+            }
+            memcpy(cat, f1.payload, f1.len);
+            memcpy(cat + f1.len, f2.payload, f2.len);
+            if (lg_pmd_inflate(&z, cat, f1.len + f2.len, out, sizeof out, &on, &err) != 0 ||
+                on != (size_t)ml || memcmp(out, msg, on) != 0)
+                bad++;
+        }
+        CHECK(bad == 0, "final %d: %d fragmentations went wrong", final, bad);
+        /* Exactly the limit inflates; one byte less of room is refused. */
+        CHECK(lg_pmd_inflate(&z, comp, cl, out, (size_t)ml, &on, &err) == 0 && on == (size_t)ml,
+              "final %d: inflates into exactly its size", final);
+        err = NULL;
+        CHECK(lg_pmd_inflate(&z, comp, cl, out, (size_t)ml - 1, &on, &err) == -1 && err,
+              "final %d: one byte over the limit refused", final);
+        /* Any changed byte is caught: by inflate, or by the comparison after it. */
+        int missed = 0;
+        for (size_t k = 0; k < cl; k++) {
+            uint8_t c2[1024];
+            memcpy(c2, comp, cl);
+            c2[k] ^= 0x10;
+            if (lg_pmd_inflate(&z, c2, cl, out, sizeof out, &on, &err) == 0 && on == (size_t)ml &&
+                memcmp(out, msg, on) == 0)
+                missed++;
+        }
+        CHECK(missed == 0, "final %d: %d corruptions passed", final, missed);
+    }
+    /* A bomb: 1 MiB of one letter in a few KB; the limit stops it. */
+    uint8_t *zeros = calloc(1, 1u << 20), *bomb = malloc(1u << 16), *big = malloc(4096);
+    size_t bl = pmd_compress(zeros, 1u << 20, bomb, 1u << 16, false);
+    size_t on = 0;
+    CHECK(bl < 8192 && lg_pmd_inflate(&z, bomb, bl, big, 4096, &on, &err) == -1,
+          "bomb of %zu bytes refused at the limit", bl);
+    /* Data after a final block is refused. */
+    uint8_t two[2048];
+    size_t a = pmd_compress((const uint8_t *)msg, (size_t)ml, two, sizeof two, true);
+    memcpy(two + a, "junk", 4);
+    CHECK(lg_pmd_inflate(&z, two, a + 4, out, sizeof out, &on, &err) == -1,
+          "data after the final block refused");
+    free(zeros);
+    free(bomb);
+    free(big);
+    inflateEnd(&z);
+}
+
 int main(void) {
     test_text();
     test_frame_decode();
@@ -312,6 +514,10 @@ int main(void) {
     test_handshake();
     test_scan();
     test_hist();
+    test_pmd_answer();
+    test_pmd_inflate();
+    /* Last: switches the texts of this process to the words pad for good. */
+    test_text();
     printf("lg_selftest: %d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }

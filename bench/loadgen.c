@@ -11,7 +11,14 @@
  * the moment a delivery reached the client's socket, not to the moment this single-core
  * generator got round to reading the 5,000th socket (that later time is reported as well).
  * It shares no code with the server it measures: its own WebSocket client codec (lg_codec.c),
- * texts (lg_text.c) and histogram (lg_hist.c). Every loop is bounded in time and in count. */
+ * texts (lg_text.c) and histogram (lg_hist.c). Every loop is bounded in time and in count.
+ *
+ * --tls speaks TLS (OpenSSL, a client SSL object per connection on two memory BIOs: the socket
+ * reads are fed in, the ciphertext written out is sent with the same send/recvmsg path, so the
+ * receive timestamps stay the kernel's). Every connection makes a full handshake: the client
+ * keeps no session. --deflate offers permessage-deflate with no context takeover on either
+ * side and inflates compressed messages with one raw inflate stream per worker (reset per
+ * message), before the same byte-for-byte verification. */
 #include "lg_codec.h"
 #include "lg_hist.h"
 #include "lg_text.h"
@@ -22,6 +29,9 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -37,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
+#include <zlib.h>
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -65,7 +76,8 @@ static const char *const SC_NAMES[] = {"fanout", "bigroom", "private", "idle", "
 
 typedef struct opts_s {
     scenario_t sc;
-    const char *host, *path, *label, *nick_prefix;
+    const char *host, *path, *label, *nick_prefix, *tls_ca;
+    bool tls, deflate, words;
     int port;
     uint32_t clients, rooms, pairs, window, size, procs, src_ips, connect_window, cycles;
     double rate, duration, drain, setup_timeout, settle;
@@ -83,6 +95,10 @@ typedef struct lg_result_s {
     uint64_t dropped_on_close, late;                       /* explained shortfall */
     uint64_t closed_by_server, connect_errors, connects, incomplete, close_timeouts;
     uint64_t id_regressions, write_blocked;
+    /* bytes and messages received while the run phase lasted (sending and drain) */
+    uint64_t rx_wire_run, rx_payload_run, rx_msgs_run, rx_compressed_run;
+    uint64_t tls_handshakes, tls_resumed;
+    char tls_version[16], tls_cipher[48];
     uint32_t first_close_code;
     char close_reason[64];
     uint64_t t_go, t_end; /* CLOCK_REALTIME ns, the workers' common clock */
@@ -115,7 +131,7 @@ typedef struct lg_room_s {
     lg_sync_t sync;
 } lg_room_t;
 
-enum { CS_IDLE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSING, CS_CLOSED };
+enum { CS_IDLE, CS_CONNECTING, CS_TLS, CS_HANDSHAKE, CS_OPEN, CS_CLOSING, CS_CLOSED };
 
 struct lg_conn_s {
     uv_poll_t poll;
@@ -125,7 +141,7 @@ struct lg_conn_s {
     lg_conn_t *partner; /* private */
     uint32_t gid;
     uint8_t state, nicklen;
-    bool got_sync, got_partner_sync, we_closed, in_frag;
+    bool got_sync, got_partner_sync, we_closed, in_frag, frag_rsv1;
     uint16_t close_code;
     char nick[24];
     char key[LG_WS_KEY_LEN + 1];
@@ -140,6 +156,8 @@ struct lg_conn_s {
     uint32_t inflight;
     uint64_t t_start, last_id;
     lg_sync_t sync; /* private: this side's syncs to its partner */
+    SSL *ssl;       /* --tls: owns its two memory BIOs */
+    BIO *rbio, *wbio;
 };
 
 typedef enum { PH_SETUP, PH_READY, PH_RUN, PH_DONE, PH_CLOSING } phase_t;
@@ -169,7 +187,11 @@ struct lg_worker_s {
     struct rusage ru_go;
     char ctlbuf[16];
     lg_result_t r;
+    SSL_CTX *tls;  /* --tls */
+    z_stream z;    /* --deflate: one raw inflate stream, reset per message */
+    uint8_t *zbuf; /* --deflate: what a message inflates to (RECV_MAX) */
     uint8_t rbuf[READ_BUF];
+    uint8_t pbuf[READ_BUF]; /* --tls: the plaintext of one read */
 };
 
 /* --- small helpers ---------------------------------------------------------------------- */
@@ -257,8 +279,8 @@ static void out_append(lg_conn_t *c, const uint8_t *p, size_t n) {
 
 /* Writes now if the socket takes it all; keeps the rest, in order behind anything already
  * waiting, for the next writeable event. A failed send shows up on the next poll event. */
-static void conn_write(lg_conn_t *c, const uint8_t *data, size_t len) {
-    if (c->state < CS_HANDSHAKE || c->state >= CS_CLOSED)
+static void raw_write(lg_conn_t *c, const uint8_t *data, size_t len) {
+    if (c->state < CS_TLS || c->state >= CS_CLOSED || !len)
         return;
     size_t n = 0;
     if (!c->out_len) {
@@ -270,6 +292,39 @@ static void conn_write(lg_conn_t *c, const uint8_t *data, size_t len) {
     c->w->r.write_blocked++;
     out_append(c, data + n, len - n);
     conn_poll_set(c, UV_READABLE | UV_WRITABLE);
+}
+
+/* Sends the ciphertext OpenSSL has written to the connection's memory BIO. */
+static void tls_flush(lg_conn_t *c) {
+    char *p = NULL;
+    long n = BIO_get_mem_data(c->wbio, &p);
+    if (n > 0) {
+        raw_write(c, (const uint8_t *)p, (size_t)n);
+        (void)BIO_reset(c->wbio);
+    }
+}
+
+static const char *tls_err(void) {
+    static char buf[160];
+    unsigned long e = ERR_get_error();
+    if (!e)
+        return "TLS error";
+    ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    return buf;
+}
+
+static void conn_write(lg_conn_t *c, const uint8_t *data, size_t len) {
+    if (c->state < CS_HANDSHAKE || c->state >= CS_CLOSED)
+        return;
+    if (!c->ssl) {
+        raw_write(c, data, len);
+        return;
+    }
+    /* A memory BIO takes everything: SSL_write either writes it all or fails. */
+    if (SSL_write(c->ssl, data, (int)len) != (int)len)
+        note_error(c->w, "%s: SSL_write: %s", c->nick, tls_err());
+    tls_flush(c);
 }
 
 static void conn_send_frame(lg_conn_t *c, uint8_t op, const void *payload, size_t len) {
@@ -401,6 +456,10 @@ static void conn_close_handle(lg_conn_t *c) {
     bool was_open = c->state == CS_OPEN || c->state == CS_CLOSING;
     c->state = CS_CLOSED;
     uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+    if (c->ssl)
+        SSL_free(c->ssl); /* and its BIOs */
+    c->ssl = NULL;
+    c->rbio = c->wbio = NULL;
     free(c->in);
     free(c->frag);
     free(c->out);
@@ -575,9 +634,15 @@ static void on_confirm(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m, uint64_t
     pump_connects(w);
 }
 
-static void on_message(lg_conn_t *c, const uint8_t *p, size_t n, const rx_times_t *tm) {
+static void on_message(lg_conn_t *c, const uint8_t *p, size_t n, bool compressed,
+                       const rx_times_t *tm) {
     lg_worker_t *w = c->w;
     lg_msg_t m;
+    if (w->phase == PH_RUN) {
+        w->r.rx_msgs_run++;
+        w->r.rx_payload_run += n;
+        w->r.rx_compressed_run += compressed;
+    }
     if (lg_msg_scan((const char *)p, n, &m) < 0 || !m.type.present) {
         w->r.corrupt++;
         note_error(w, "%s got a frame that is not a JSON object with a type: %.*s", c->nick,
@@ -662,6 +727,27 @@ static void frag_append(lg_conn_t *c, const uint8_t *p, size_t n) {
 
 static void on_established(lg_conn_t *c);
 
+/* Delivers a whole message: inflated first when it came compressed (RSV1). False when it did
+ * not inflate; the connection is then lost. */
+static bool deliver(lg_conn_t *c, const uint8_t *p, size_t n, bool compressed,
+                    const rx_times_t *tm) {
+    lg_worker_t *w = c->w;
+    if (!compressed) {
+        on_message(c, p, n, false, tm);
+        return true;
+    }
+    size_t out = 0;
+    const char *err = NULL;
+    if (lg_pmd_inflate(&w->z, p, n, w->zbuf, RECV_MAX, &out, &err) < 0) {
+        w->r.corrupt++;
+        note_error(w, "%s: %s", c->nick, err);
+        conn_lost(c, err);
+        return false;
+    }
+    on_message(c, w->zbuf, out, true, tm);
+    return true;
+}
+
 /* Consumes what it can of data: the handshake response, then whole frames. Returns the
  * number of bytes used; stops early when the connection closes. */
 static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, const rx_times_t *tm) {
@@ -669,7 +755,7 @@ static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, const 
     size_t off = 0;
     if (c->state == CS_HANDSHAKE) {
         const char *err = NULL;
-        long h = lg_ws_response_check((const char *)data, len, c->key, &err);
+        long h = lg_ws_response_check((const char *)data, len, c->key, w->o->deflate, &err);
         if (h == LG_INCOMPLETE)
             return 0;
         if (h < 0) {
@@ -685,7 +771,7 @@ static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, const 
     while (off < len && (c->state == CS_OPEN || c->state == CS_CLOSING)) {
         lg_frame_t f;
         const char *err = NULL;
-        long used = lg_ws_frame_decode(data + off, len - off, RECV_MAX, &f, &err);
+        long used = lg_ws_frame_decode(data + off, len - off, RECV_MAX, w->o->deflate, &f, &err);
         if (used == LG_INCOMPLETE)
             break;
         if (used < 0) {
@@ -703,9 +789,11 @@ static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, const 
                 break;
             }
             if (f.fin) {
-                on_message(c, f.payload, f.len, tm);
+                if (!deliver(c, f.payload, f.len, f.rsv1, tm))
+                    return len;
             } else {
                 c->in_frag = true;
+                c->frag_rsv1 = f.rsv1;
                 c->frag_len = 0;
                 frag_append(c, f.payload, f.len);
             }
@@ -725,7 +813,8 @@ static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, const 
             frag_append(c, f.payload, f.len);
             if (f.fin) {
                 c->in_frag = false;
-                on_message(c, c->frag, c->frag_len, tm);
+                if (!deliver(c, c->frag, c->frag_len, c->frag_rsv1, tm))
+                    return len;
             }
             break;
         case LG_OP_BINARY:
@@ -796,6 +885,45 @@ static void conn_input(lg_conn_t *c, const uint8_t *data, size_t len, const rx_t
     }
 }
 
+static void ws_request_send(lg_conn_t *c);
+
+/* --tls: the ciphertext of one read is in rbio; runs the handshake, then decrypts all it can
+ * and feeds the plaintext to the WebSocket side. */
+static void tls_input(lg_conn_t *c, const rx_times_t *tm) {
+    lg_worker_t *w = c->w;
+    if (c->state == CS_TLS) {
+        int rc = SSL_do_handshake(c->ssl);
+        if (rc != 1) {
+            int e = SSL_get_error(c->ssl, rc);
+            tls_flush(c);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
+                conn_lost(c, tls_err());
+            return;
+        }
+        tls_flush(c);
+        w->r.tls_handshakes++;
+        w->r.tls_resumed += SSL_session_reused(c->ssl) != 0;
+        if (!w->r.tls_version[0]) {
+            snprintf(w->r.tls_version, sizeof w->r.tls_version, "%s", SSL_get_version(c->ssl));
+            snprintf(w->r.tls_cipher, sizeof w->r.tls_cipher, "%s", SSL_get_cipher_name(c->ssl));
+        }
+        ws_request_send(c);
+    }
+    while (c->state != CS_CLOSED) {
+        int k = SSL_read(c->ssl, w->pbuf, (int)sizeof w->pbuf);
+        if (k > 0) {
+            conn_input(c, w->pbuf, (size_t)k, tm);
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, k);
+        tls_flush(c);
+        if (e == SSL_ERROR_WANT_READ)
+            return;
+        conn_lost(c, e == SSL_ERROR_ZERO_RETURN ? "TLS close_notify" : tls_err());
+        return;
+    }
+}
+
 /* Reads what the socket holds (a few reads at most, to stay fair to the other sockets). */
 static void conn_read(lg_conn_t *c) {
     lg_worker_t *w = c->w;
@@ -829,7 +957,17 @@ static void conn_read(lg_conn_t *c) {
                 memcpy(&ts, CMSG_DATA(cm), sizeof ts);
                 tm.rx = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
             }
-        conn_input(c, w->rbuf, (size_t)n, &tm);
+        if (w->phase == PH_RUN)
+            w->r.rx_wire_run += (uint64_t)n;
+        if (c->ssl) {
+            if (BIO_write(c->rbio, w->rbuf, (int)n) != (int)n) {
+                conn_lost(c, "BIO_write failed");
+                return;
+            }
+            tls_input(c, &tm);
+        } else {
+            conn_input(c, w->rbuf, (size_t)n, &tm);
+        }
         if (w->phase == PH_RUN)
             maybe_finish(w, tm.rd);
         if ((size_t)n < READ_BUF)
@@ -853,14 +991,43 @@ static void conn_flush(lg_conn_t *c) {
     conn_poll_set(c, UV_READABLE);
 }
 
-static void on_connected(lg_conn_t *c) {
+static void ws_request_send(lg_conn_t *c) {
     lg_worker_t *w = c->w;
     char head[512];
     lg_ws_key_make(c->key, &w->rng);
-    int n = lg_ws_request_build(head, sizeof head, w->hostport, w->o->path, c->key);
+    int n = lg_ws_request_build(head, sizeof head, w->hostport, w->o->path, c->key, w->o->deflate);
     c->state = CS_HANDSHAKE;
-    conn_poll_set(c, UV_READABLE);
     conn_write(c, (const uint8_t *)head, (size_t)n);
+}
+
+static void on_connected(lg_conn_t *c) {
+    lg_worker_t *w = c->w;
+    conn_poll_set(c, UV_READABLE);
+    if (!w->tls) {
+        ws_request_send(c);
+        return;
+    }
+    c->ssl = SSL_new(w->tls);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+    if (!c->ssl || !c->rbio || !c->wbio) {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        conn_lost(c, "out of memory for TLS");
+        return;
+    }
+    BIO_set_mem_eof_return(c->rbio, -1); /* empty means "more to come", not EOF */
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    if (w->o->tls_ca)
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), w->o->host);
+    SSL_set_connect_state(c->ssl);
+    c->state = CS_TLS;
+    int rc = SSL_do_handshake(c->ssl); /* the ClientHello */
+    if (rc != 1 && SSL_get_error(c->ssl, rc) != SSL_ERROR_WANT_READ) {
+        conn_lost(c, tls_err());
+        return;
+    }
+    tls_flush(c);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events) {
@@ -897,7 +1064,7 @@ static void on_poll(uv_poll_t *h, int status, int events) {
 
 static void conn_start(lg_worker_t *w, lg_conn_t *c) {
     c->state = CS_CONNECTING;
-    c->got_sync = c->got_partner_sync = c->we_closed = c->in_frag = false;
+    c->got_sync = c->got_partner_sync = c->we_closed = c->in_frag = c->frag_rsv1 = false;
     c->close_code = 0;
     c->events = 0;
     c->t_start = now_ns();
@@ -1055,7 +1222,7 @@ static void close_all(lg_worker_t *w) {
             c->we_closed = true;
             conn_send_close(c, 1000);
             c->state = CS_CLOSING;
-        } else if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) {
+        } else if (c->state == CS_CONNECTING || c->state == CS_TLS || c->state == CS_HANDSHAKE) {
             c->we_closed = true;
             conn_close_handle(c);
         }
@@ -1354,6 +1521,33 @@ static int worker_main(const opts_t *o, int index, int ctl_in, int ctl_out) {
     if (getrandom(&w->rng, sizeof w->rng, 0) != sizeof w->rng || !w->rng)
         w->rng = 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
     w->max_msgs = (o->max_messages + o->procs - 1) / o->procs;
+    if (o->words)
+        lg_text_use_words();
+    if (o->tls) {
+        w->tls = SSL_CTX_new(TLS_client_method());
+        if (!w->tls)
+            _exit(EXIT_SETUP);
+        SSL_CTX_set_min_proto_version(w->tls, TLS1_2_VERSION);
+        /* No session kept or offered: every connection is a full handshake. */
+        SSL_CTX_set_session_cache_mode(w->tls, SSL_SESS_CACHE_OFF);
+        SSL_CTX_set_mode(w->tls, SSL_MODE_RELEASE_BUFFERS);
+        static const unsigned char alpn[] = "\x08http/1.1";
+        SSL_CTX_set_alpn_protos(w->tls, alpn, sizeof alpn - 1);
+        if (o->tls_ca) {
+            if (SSL_CTX_load_verify_locations(w->tls, o->tls_ca, NULL) != 1) {
+                fprintf(stderr, "loadgen: cannot load --tls-ca %s: %s\n", o->tls_ca, tls_err());
+                _exit(EXIT_SETUP);
+            }
+            SSL_CTX_set_verify(w->tls, SSL_VERIFY_PEER, NULL);
+        } else {
+            SSL_CTX_set_verify(w->tls, SSL_VERIFY_NONE, NULL);
+        }
+    }
+    if (o->deflate) {
+        if (inflateInit2(&w->z, -15) != Z_OK)
+            _exit(EXIT_SETUP);
+        w->zbuf = xmalloc(RECV_MAX);
+    }
     uv_loop_init(&w->loop);
     uv_ip4_addr(o->host, o->port, &w->dst);
     snprintf(w->hostport, sizeof w->hostport, "%s:%d", o->host, o->port);
@@ -1626,20 +1820,32 @@ static void usage(void) {
         "  --server-pid PID    sample the server's CPU and memory from /proc\n"
         "  --label NAME        server name in the output\n"
         "  --nick-prefix S     nicknames are S<index> (u)\n"
+        "  --text alpha|words  pad texts with the alphabet (alpha) or chat-like prose (words)\n"
+        "  --tls               speak TLS (TLS 1.3 unless the server offers only 1.2); a full\n"
+        "                      handshake per connection, no session resumption\n"
+        "  --tls-ca FILE       verify the server's certificate against this CA (default: no\n"
+        "                      verification)\n"
+        "  --deflate           offer permessage-deflate (no context takeover either way); the\n"
+        "                      server must accept it\n"
         "exit: 0 ok, 1 integrity failure, 2 explained shortfall, 3 setup failure\n");
     exit(EXIT_USAGE);
 }
 
 static void parse_args(int argc, char **argv, opts_t *o) {
-    static const struct option lo[] = {
-        {"host", 1, 0, 'h'},        {"port", 1, 0, 'p'},          {"path", 1, 0, 'P'},
-        {"scenario", 1, 0, 's'},    {"clients", 1, 0, 'c'},       {"rooms", 1, 0, 'r'},
-        {"pairs", 1, 0, 'a'},       {"window", 1, 0, 'w'},        {"rate", 1, 0, 'R'},
-        {"size", 1, 0, 'z'},        {"duration", 1, 0, 'd'},      {"max-messages", 1, 0, 'm'},
-        {"drain", 1, 0, 'D'},       {"setup-timeout", 1, 0, 'T'}, {"settle", 1, 0, 'S'},
-        {"procs", 1, 0, 'n'},       {"src-ips", 1, 0, 'i'},       {"connect-window", 1, 0, 'C'},
-        {"cycles", 1, 0, 'y'},      {"server-pid", 1, 0, 'k'},    {"label", 1, 0, 'l'},
-        {"nick-prefix", 1, 0, 'x'}, {"help", 0, 0, '?'},          {0, 0, 0, 0}};
+    static const struct option lo[] = {{"host", 1, 0, 'h'},     {"port", 1, 0, 'p'},
+                                       {"path", 1, 0, 'P'},     {"scenario", 1, 0, 's'},
+                                       {"clients", 1, 0, 'c'},  {"rooms", 1, 0, 'r'},
+                                       {"pairs", 1, 0, 'a'},    {"window", 1, 0, 'w'},
+                                       {"rate", 1, 0, 'R'},     {"size", 1, 0, 'z'},
+                                       {"duration", 1, 0, 'd'}, {"max-messages", 1, 0, 'm'},
+                                       {"drain", 1, 0, 'D'},    {"setup-timeout", 1, 0, 'T'},
+                                       {"settle", 1, 0, 'S'},   {"procs", 1, 0, 'n'},
+                                       {"src-ips", 1, 0, 'i'},  {"connect-window", 1, 0, 'C'},
+                                       {"cycles", 1, 0, 'y'},   {"server-pid", 1, 0, 'k'},
+                                       {"label", 1, 0, 'l'},    {"nick-prefix", 1, 0, 'x'},
+                                       {"help", 0, 0, '?'},     {"tls", 0, 0, 'L'},
+                                       {"tls-ca", 1, 0, 'A'},   {"deflate", 0, 0, 'Z'},
+                                       {"text", 1, 0, 't'},     {0, 0, 0, 0}};
     *o = (opts_t){.host = "127.0.0.1",
                   .path = "/talking",
                   .label = "server",
@@ -1729,6 +1935,22 @@ static void parse_args(int argc, char **argv, opts_t *o) {
             break;
         case 'x':
             o->nick_prefix = optarg;
+            break;
+        case 'L':
+            o->tls = true;
+            break;
+        case 'A':
+            o->tls_ca = optarg;
+            o->tls = true;
+            break;
+        case 'Z':
+            o->deflate = true;
+            break;
+        case 't':
+            if (strcmp(optarg, "words") == 0)
+                o->words = true;
+            else if (strcmp(optarg, "alpha") != 0)
+                die("--text is alpha or words");
             break;
         default:
             usage();
@@ -1866,6 +2088,12 @@ int main(int argc, char **argv) {
         SUM(close_timeouts);
         SUM(id_regressions);
         SUM(write_blocked);
+        SUM(rx_wire_run);
+        SUM(rx_payload_run);
+        SUM(rx_msgs_run);
+        SUM(rx_compressed_run);
+        SUM(tls_handshakes);
+        SUM(tls_resumed);
         SUM(cpu_s);
 #undef SUM
         lg_hist_merge(&tot.lat, &r->lat);
@@ -1873,6 +2101,10 @@ int main(int argc, char **argv) {
         if (!tot.first_close_code && r->first_close_code) {
             tot.first_close_code = r->first_close_code;
             memcpy(tot.close_reason, r->close_reason, sizeof tot.close_reason);
+        }
+        if (!tot.tls_version[0] && r->tls_version[0]) {
+            memcpy(tot.tls_version, r->tls_version, sizeof tot.tls_version);
+            memcpy(tot.tls_cipher, r->tls_cipher, sizeof tot.tls_cipher);
         }
         if (!tot.error[0] && r->error[0])
             memcpy(tot.error, r->error, sizeof tot.error);
@@ -1930,6 +2162,8 @@ int main(int argc, char **argv) {
             "\"procs\":%u,\"src_ips\":%u",
             o.clients, o.rooms, o.pairs, o.window, o.sc == SC_BIGROOM ? o.rate : 0, o.size, o.procs,
             o.src_ips);
+    fprintf(f, ",\"text\":\"%s\",\"tls\":%s,\"deflate\":%s", o.words ? "words" : "alpha",
+            o.tls ? "true" : "false", o.deflate ? "true" : "false");
     fprintf(f, ",\"ok\":%s,\"exit\":%d,\"verdict\":", code == EXIT_OK ? "true" : "false", code);
     json_str(f, verdict);
     fprintf(f, ",\"elapsed_s\":%.3f,\"setup_s\":%.3f,\"established\":%" PRIu64, elapsed,
@@ -1937,8 +2171,29 @@ int main(int argc, char **argv) {
     fprintf(f, ",\"sent\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"delivered_per_s\":%.1f", tot.sent,
             tot.delivered, rate);
     if (sc_connects_in_run(&o))
-        fprintf(f, ",\"connects\":%" PRIu64 ",\"connects_per_s\":%.1f", tot.connects,
-                elapsed > 0 ? (double)tot.connects / elapsed : 0);
+        fprintf(f,
+                ",\"connects\":%" PRIu64 ",\"connects_per_s\":%.1f,"
+                "\"connects_per_server_cpu_s\":%.1f",
+                tot.connects, elapsed > 0 ? (double)tot.connects / elapsed : 0,
+                server_cpu > 0 ? (double)tot.connects / server_cpu : -1);
+    if (o.tls) {
+        fprintf(f, ",\"tls_handshakes\":%" PRIu64 ",\"tls_resumed\":%" PRIu64 ",\"tls_version\":",
+                tot.tls_handshakes, tot.tls_resumed);
+        json_str(f, tot.tls_version);
+        fprintf(f, ",\"tls_cipher\":");
+        json_str(f, tot.tls_cipher);
+    }
+    /* What came in while the run lasted: bytes off the socket (ciphertext with --tls) and
+     * message payloads (inflated), per verified delivery. */
+    fprintf(f,
+            ",\"rx_wire_bytes_run\":%" PRIu64 ",\"rx_payload_bytes_run\":%" PRIu64
+            ",\"rx_msgs_run\":%" PRIu64 ",\"rx_compressed_msgs_run\":%" PRIu64,
+            tot.rx_wire_run, tot.rx_payload_run, tot.rx_msgs_run, tot.rx_compressed_run);
+    fprintf(f, ",\"wire_bytes_per_delivery\":%.1f,\"payload_bytes_per_delivery\":%.1f",
+            tot.delivered ? (double)tot.rx_wire_run / (double)tot.delivered : -1,
+            tot.delivered ? (double)tot.rx_payload_run / (double)tot.delivered : -1);
+    fprintf(f, ",\"gen_cpu_ns_per_delivery\":%.0f",
+            tot.delivered ? tot.cpu_s * 1e9 / (double)tot.delivered : -1);
     const lg_hist_t *hs[2] = {&tot.lat, &tot.lat_read};
     const char *hn[2] = {"latency_us", "read_latency_us"};
     for (int i = 0; i < 2; i++)

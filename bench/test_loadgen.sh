@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/test_loadgen.sh — proves that the load generator fails a run for each kind of wrong
 # delivery, by pointing it at bench/peers/faulty_peer.mjs with one fault at a time, and passes
-# a faultless one. A benchmark number is only as good as the instrument's ability to refuse one.
+# a faultless one; in the --deflate cases the peer compresses every message. A benchmark number
+# is only as good as the instrument's ability to refuse one.
 #   bench/test_loadgen.sh [LOADGEN]     (default: build-bench/bench/loadgen)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,11 +25,17 @@ cases=(
     "extra|fanout --clients 40 --rooms 2|1|unexpected"
     "close|fanout --clients 40 --rooms 2|2|dropped_on_close"
     "stall|fanout --clients 40 --rooms 2|2|late"
+    "none|fanout --clients 40 --rooms 2 --deflate --text words --size 300|0|"
+    "drop|fanout --clients 40 --rooms 2 --deflate --text words --size 300|1|skipped"
+    "corrupt|fanout --clients 40 --rooms 2 --deflate --text words --size 300|1|corrupt"
+    "misroute|fanout --clients 40 --rooms 2 --deflate|1|misrouted"
 )
 for c in "${cases[@]}"; do
     IFS='|' read -r fault args want counter <<<"$c"
     port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    node "$root/bench/peers/faulty_peer.mjs" "$port" "$fault" &
+    peer_opt=""
+    case $args in *--deflate*) peer_opt=deflate ;; esac
+    node "$root/bench/peers/faulty_peer.mjs" "$port" "$fault" $peer_opt &
     pid=$!
     for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
     # shellcheck disable=SC2086

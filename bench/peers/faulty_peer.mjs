@@ -13,7 +13,10 @@ const server = http.createServer((req, res) => {
   res.writeHead(404);
   res.end();
 });
-const wss = new WebSocketServer({ server, path: '/talking', perMessageDeflate: false });
+// A third argument "deflate" accepts permessage-deflate and compresses every message, so the
+// generator's inflate path is checked against the same faults.
+const deflate = process.argv[4] === 'deflate' ? { threshold: 0 } : false;
+const wss = new WebSocketServer({ server, path: '/talking', perMessageDeflate: deflate });
 const rooms = new Map();
 const users = new Map();
 let nextId = 1;
