@@ -33,7 +33,18 @@ SERVER_TITLES = {
     "lws": "C + libwebsockets",
     "tertulia-mem": "tertulia, history in memory (`--db :memory:`)",
     "tertulia-prev": "tertulia at the previous commit",
+    "tertulia-tls": "tertulia over TLS (`--listen-tls`)",
 }
+# The TLS and permessage-deflate pairs: (scenario of the measured side, of its plain partner,
+# the server of the measured side, the --skip names that leave it out).
+TLS_PMD = [
+    ("fanout_deflate", "fanout_deflate_off", "tertulia", ("deflate", "deflate_fanout")),
+    ("tls_fanout", "tls_fanout_plain", "tertulia-tls", ("tls", "tls_fanout")),
+    ("tls_idle", "tls_idle_plain", "tertulia-tls", ("tls", "tls_idle")),
+    ("tls_connect", "tls_connect_plain", "tertulia-tls", ("tls", "tls_connect")),
+]
+TARGET_DEFLATE_RATIO = 0.77  # deflate costs at most 1.3x plain per delivery
+TARGET_TLS_RATIO = 0.60  # TLS fan-out keeps at least 60 % of plain per server CPU-second
 TARGET_P99_MS = 50.0  # "sustainable": every message delivered, p99 under this
 KEEPUP_P99_MS = 1000.0  # "keeps up": every message delivered, p99 under this (not diverging)
 
@@ -78,6 +89,17 @@ PLANS = {
                     "--drain", "10"],
         "churn": ["--scenario", "churn", "--clients", "5000", "--cycles", "4", "--duration", "60",
                   "--settle", "1"],
+        # TLS and permessage-deflate (issue 10): 100 members per room; the deflate pair sends
+        # chat-like prose of 512 bytes (over --deflate-min, so it is compressed).
+        "deflate_fanout": ["--scenario", "fanout", "--clients", "1000", "--rooms", "10",
+                           "--window", "16", "--duration", "5", "--drain", "5", "--text", "words",
+                           "--size", "512"],
+        "tls_fanout": ["--scenario", "fanout", "--clients", "1000", "--rooms", "10", "--window",
+                       "16", "--duration", "5", "--drain", "5"],
+        "tls_idle": ["--scenario", "idle", "--clients", "10000", "--rooms", "100", "--duration",
+                     "2", "--settle", "1"],
+        "tls_connect": ["--scenario", "connect", "--clients", "5000", "--duration", "10",
+                        "--drain", "10"],
     },
     "quick": {
         "reps": 1,
@@ -97,6 +119,15 @@ PLANS = {
                     "--drain", "5"],
         "churn": ["--scenario", "churn", "--clients", "1000", "--cycles", "2", "--duration", "30",
                   "--settle", "0.5"],
+        "deflate_fanout": ["--scenario", "fanout", "--clients", "200", "--rooms", "2", "--window",
+                           "16", "--duration", "2", "--drain", "3", "--text", "words", "--size",
+                           "512"],
+        "tls_fanout": ["--scenario", "fanout", "--clients", "200", "--rooms", "2", "--window",
+                       "16", "--duration", "2", "--drain", "3"],
+        "tls_idle": ["--scenario", "idle", "--clients", "2000", "--rooms", "20", "--duration", "1",
+                     "--settle", "0.5"],
+        "tls_connect": ["--scenario", "connect", "--clients", "1000", "--duration", "3",
+                        "--drain", "5"],
     },
 }
 
@@ -207,6 +238,21 @@ class Bench:
         self.tertulia_extra = ["--rate-limit", "0"] if "--rate-limit" in help_text else []
         self.bigroom_profile_args = None
         self.patient = True
+        self.has_tls = "--listen-tls" in help_text
+        self.tls_dir = None
+
+    def tls_cert(self):
+        """A self-signed ECDSA P-256 certificate for 127.0.0.1, made for this run in a scratch
+        directory of its own (removed at the end); nothing is committed. Returns (cert, key)."""
+        if self.tls_dir is None:
+            self.tls_dir = tempfile.mkdtemp(prefix="bench-tls-")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                            "-keyout", os.path.join(self.tls_dir, "key.pem"),
+                            "-out", os.path.join(self.tls_dir, "cert.pem")],
+                           check=True, capture_output=True, timeout=30)
+        return os.path.join(self.tls_dir, "cert.pem"), os.path.join(self.tls_dir, "key.pem")
 
     # --- servers ---------------------------------------------------------------------------
 
@@ -222,6 +268,12 @@ class Bench:
             # replaced, in the same run on the same machine.
             return [self.args.tertulia_prev, "--listen", f"127.0.0.1:{port}", "--log-level",
                     "warn", "--db", os.path.join(scratch, "tertulia.db"), *self.tertulia_extra]
+        if name == "tertulia-tls":
+            # The same server serving TLS only, on the run's own certificate.
+            cert, key = self.tls_cert()
+            return [self.tertulia, "--listen-tls", f"127.0.0.1:{port}", "--tls-cert", cert,
+                    "--tls-key", key, "--log-level", "warn",
+                    "--db", os.path.join(scratch, "tertulia.db"), *self.tertulia_extra]
         if name == "tertulia-mem":
             # The same server with its history in memory: the price of durability is the
             # difference between the two in the same run.
@@ -394,11 +446,39 @@ class Bench:
             self.one("tertulia", "churn", plan["churn"], 0)
             if self.args.tertulia_prev:
                 self.one("tertulia-prev", "churn", plan["churn"], 0)
+        if "tertulia" in servers:
+            try:
+                self.tls_pmd()
+            finally:
+                if self.tls_dir:
+                    shutil.rmtree(self.tls_dir, ignore_errors=True)
         if self.args.profile and "tertulia" in servers:
             self.one("tertulia", "profile", plan["fanout"], 0, profile="fanout")
             if self.bigroom_profile_args:
                 self.one("tertulia", "profile", self.bigroom_profile_args, 0, profile="bigroom")
         log(f"all runs done in {time.monotonic() - t0:.0f} s")
+
+    def tls_pmd(self):
+        """Issue 10's figures, each beside its plain partner in the same run, the two
+        alternating: fan-out with every client negotiating permessage-deflate vs none offering
+        it (the same server, the same texts); fan-out, idle memory and connection rate over
+        TLS vs plain."""
+        plan, reps = self.plan, self.plan["reps"]
+        for scenario, partner, server, skips in TLS_PMD:
+            if any(k in self.args.skip for k in skips):
+                continue
+            if server == "tertulia-tls" and not self.has_tls:
+                log(f"{scenario}: this tertulia has no --listen-tls; left out")
+                continue
+            key = {"fanout_deflate": "deflate_fanout"}.get(scenario, scenario)
+            base = plan[key]
+            if server == "tertulia-tls":
+                measured = base + ["--tls-ca", self.tls_cert()[0]]
+            else:
+                measured = base + ["--deflate"]
+            for rep in range(reps):
+                self.one("tertulia", partner, base, rep)
+                self.one(server, scenario, measured, rep)
 
     def bigroom(self, servers):
         """The sweep first: each server's rates go up until it falls behind (a message not
@@ -922,6 +1002,8 @@ class Report:
             L.append(f"Result: {res['verdict']}.")
             L.append("")
 
+        self.tls_pmd_section(L)
+
         # ratios and targets
         L.append("## Ratios (tertulia ÷ peer, same run)")
         L.append("")
@@ -1050,6 +1132,196 @@ class Report:
         with open(path_md, "w") as f:
             f.write("\n".join(L))
 
+    def pair_rows(self, rows, lines, cols):
+        """A table of (title, scenario, server) rows with the columns cols: (heading, fn,
+        digits, scale)."""
+        lines.append("| configuration | ok runs | " + " | ".join(c[0] for c in cols) + " |")
+        lines.append("|---|---|" + "---|" * len(cols))
+        notes = []
+        for title, sc, sv in rows:
+            cells = [cell(self.metric(sc, sv, fn), d, k) for _, fn, d, k in cols]
+            lines.append(f"| {title} | {self.runs_cell(sc, sv)} | " + " | ".join(cells) + " |")
+            notes += [f"- {title}: {f}" for f in sorted(set(self.failures(sc, sv)))]
+        if notes:
+            lines.append("")
+            lines.append("Runs that gave no number:")
+            lines.extend(notes)
+        lines.append("")
+
+    def pair_ratio(self, a, b, fn):
+        x = self.med(a[0], a[1], fn)
+        y = self.med(b[0], b[1], fn)
+        return (x / y) if x and y and x > 0 and y > 0 else None
+
+    def tls_pmd_section(self, L):
+        present = [p for p in TLS_PMD if self.all_of(p[0], p[2]) or self.all_of(p[1], "tertulia")]
+        if not present:
+            return
+        L.append("## TLS and permessage-deflate")
+        L.append("")
+        L.append("Issue 10's figures. Each measured configuration alternates, run for run, with "
+                 "its plain partner against the same build: the same server, the same generator "
+                 "arguments but `--deflate` (offer `" + "permessage-deflate; "
+                 "client_no_context_takeover; server_no_context_takeover`, every compressed "
+                 "message inflated before the usual byte-for-byte verification) or `--tls` (an "
+                 "OpenSSL client, a full handshake per connection: no session kept, none "
+                 "resumed). TLS runs use a certificate the harness makes for the run "
+                 "(`openssl req -x509 -newkey ec`, P-256, for 127.0.0.1, in a scratch directory "
+                 "removed afterwards), which the generator verifies (`--tls-ca`). *Wire bytes* "
+                 "are what the generator read from its sockets while the run lasted (ciphertext "
+                 "over TLS), *payload bytes* the messages after inflating, both per verified "
+                 "delivery.")
+        L.append("")
+        dp = lambda r: r["delivered_per_server_cpu_s"]
+        tput = [("delivered msgs/s", lambda r: r["delivered_per_s"], 0, 1.0),
+                ("server core share", lambda r: r["server_core_share"], 2, 1.0),
+                ("delivered per server CPU-second", dp, 0, 1.0),
+                ("generator core share", lambda r: r["gen_core_share"], 2, 1.0),
+                ("generator CPU per delivery, ns", lambda r: r.get("gen_cpu_ns_per_delivery"), 0,
+                 1.0),
+                ("wire bytes per delivery", lambda r: r.get("wire_bytes_per_delivery"), 1, 1.0),
+                ("payload bytes per delivery", lambda r: r.get("payload_bytes_per_delivery"), 1,
+                 1.0),
+                ("p99 ms", lambda r: r["latency_us"]["p99"], 2, 1e-3)]
+        verdicts = []
+
+        def verdict(r, need, what):
+            if r is None:
+                return f"- {what}: **not measured** (a run failed or was not made)."
+            return (f"- {what}: " + ("**holds**" if r >= need else "**does not hold**") +
+                    f" ({r:.2f})")
+
+        if self.all_of("fanout_deflate", "tertulia"):
+            res = next((r["result"] for r in self.sel("fanout_deflate", "tertulia")), None) or \
+                next((r["result"] for r in self.sel("fanout_deflate_off", "tertulia")), {})
+            L.append("### Fan-out with permessage-deflate")
+            L.append("")
+            L.append(f"{res.get('clients', 0):,} clients in {res.get('rooms', 0)} rooms "
+                     f"({res.get('clients', 0) // max(res.get('rooms', 1), 1)} members each), "
+                     f"closed loop, {res.get('size', 0)}-byte texts of chat-like prose "
+                     "(`--text words`: common words, spaces and punctuation from a fixed "
+                     "stretch, a different offset per message; the default alphabet pad "
+                     "repeats every 26 bytes and would compress to almost nothing). The "
+                     "server's frames are over `--deflate-min` (256), so each room message is "
+                     "compressed once and that frame sent to all 100 members.")
+            L.append("")
+            self.pair_rows([("every client negotiates permessage-deflate", "fanout_deflate",
+                             "tertulia"),
+                            ("no client offers it", "fanout_deflate_off", "tertulia")], L, tput)
+            a, b = ("fanout_deflate", "tertulia"), ("fanout_deflate_off", "tertulia")
+            ratio = self.pair_ratio(a, b, dp)
+            wire = self.pair_ratio(a, b, lambda r: r.get("wire_bytes_per_delivery"))
+            pay = self.med(*a, lambda r: r.get("payload_bytes_per_delivery"))
+            wd = self.med(*a, lambda r: r.get("wire_bytes_per_delivery"))
+            gen = self.pair_ratio(a, b, lambda r: r.get("gen_cpu_ns_per_delivery"))
+            if wire is not None:
+                L.append(f"Wire bytes per delivery with deflate: {wire:.2f}× those without "
+                         f"({(1 - wire) * 100:.0f} % saved); the payloads compress "
+                         f"{pay / wd:.2f}× (payload over wire bytes, WebSocket headers "
+                         "included)." if pay and wd else "")
+            if gen is not None:
+                L.append("")
+                L.append(f"The generator's CPU per delivery with deflate is {gen:.2f}× that "
+                         "without: one `inflateReset` and one inflate of each message per "
+                         "recipient, with one inflate stream per worker (no context takeover). "
+                         "Where the generator's core saturates, deliveries per second are its "
+                         "limit and the per-CPU-second column is the fair one.")
+            L.append("")
+            verdicts.append(verdict(ratio, TARGET_DEFLATE_RATIO,
+                                    "Fan-out with deflate, delivered per server CPU-second ≥ "
+                                    f"{TARGET_DEFLATE_RATIO}× plain (deflate costs at most 1.3× "
+                                    "per delivery)"))
+        if self.all_of("tls_fanout", "tertulia-tls"):
+            L.append("### Fan-out over TLS")
+            L.append("")
+            res = next((r["result"] for r in self.sel("tls_fanout", "tertulia-tls")), {})
+            L.append(f"The fan-out scenario ({res.get('clients', 0):,} clients, "
+                     f"{res.get('rooms', 0)} rooms, {res.get('size', 0)}-byte texts) over "
+                     f"TLS ({res.get('tls_version', '?')}, {res.get('tls_cipher', '?')}) and "
+                     "plain.")
+            L.append("")
+            self.pair_rows([("TLS", "tls_fanout", "tertulia-tls"),
+                            ("plain", "tls_fanout_plain", "tertulia")], L, tput)
+            ratio = self.pair_ratio(("tls_fanout", "tertulia-tls"), ("tls_fanout_plain",
+                                                                     "tertulia"), dp)
+            verdicts.append(verdict(ratio, TARGET_TLS_RATIO,
+                                    f"TLS fan-out, delivered per server CPU-second ≥ "
+                                    f"{TARGET_TLS_RATIO}× plain"))
+        if self.all_of("tls_idle", "tertulia-tls"):
+            L.append("### Idle memory per TLS connection")
+            L.append("")
+            n = next((r["result"]["clients"] for r in self.runs
+                      if r["scenario"] == "tls_idle" and r.get("result")), 0)
+            L.append(f"{n:,} logged-in idle connections, each after a full TLS handshake, as "
+                     "in the idle scenario: server RSS growth per connection. The generator's "
+                     "sockets count against its own open-file limit (20,000 here), not the "
+                     "server's.")
+            L.append("")
+            self.pair_rows([("TLS", "tls_idle", "tertulia-tls"),
+                            ("plain", "tls_idle_plain", "tertulia")], L,
+                           [("RSS per connection, bytes", lambda r: r["rss_per_conn_bytes"], 0,
+                             1.0),
+                            ("kernel buffers per connection, bytes",
+                             lambda r: r["kernel_tcp_mem_per_conn_bytes"], 0, 1.0),
+                            ("setup s (connect, handshake, login)", lambda r: r["setup_s"], 1,
+                             1.0)])
+            t = self.med("tls_idle", "tertulia-tls", lambda r: r["rss_per_conn_bytes"])
+            pl = self.med("tls_idle_plain", "tertulia", lambda r: r["rss_per_conn_bytes"])
+            if t is not None and pl is not None:
+                L.append(f"TLS adds {t - pl:,.0f} bytes of server RSS per idle connection "
+                         f"({t:,.0f} against {pl:,.0f}).")
+                L.append("")
+        if self.all_of("tls_connect", "tertulia-tls"):
+            L.append("### TLS handshakes per second")
+            L.append("")
+            L.append("The connect scenario over TLS: TCP connect, a full TLS handshake (no "
+                     "resumption: the generator keeps no session), the WebSocket handshake and "
+                     "a confirmed login per connection, up to 128 at once; per second of wall "
+                     "time and per second of server CPU.")
+            L.append("")
+            self.pair_rows([("TLS", "tls_connect", "tertulia-tls"),
+                            ("plain", "tls_connect_plain", "tertulia")], L,
+                           [("setups per second", lambda r: r["connects_per_s"], 0, 1.0),
+                            ("setups per server CPU-second",
+                             lambda r: r.get("connects_per_server_cpu_s"), 0, 1.0),
+                            ("server core share", lambda r: r["server_core_share"], 2, 1.0),
+                            ("generator core share", lambda r: r["gen_core_share"], 2, 1.0),
+                            ("resumed handshakes", lambda r: r.get("tls_resumed"), 0, 1.0),
+                            ("p99 ms", lambda r: r["latency_us"]["p99"], 2, 1e-3)])
+        if verdicts:
+            L.append("### Targets")
+            L.append("")
+            L.extend(verdicts)
+            L.append("")
+        cmds = []
+        for sc, partner, server, _ in TLS_PMD:
+            for name, sv in ((sc, server), (partner, "tertulia")):
+                r = next((r for r in self.runs if r["scenario"] == name and r["server"] == sv
+                          and r.get("cmd")), None)
+                if r:
+                    c = " ".join(x.replace(ROOT + "/", "") for x in r["cmd"])
+                    c = re.sub(r"--port \d+", "--port PORT", c)
+                    c = re.sub(r"--server-pid \d+", "--server-pid PID", c)
+                    c = re.sub(r"--tls-ca \S+", "--tls-ca CERT", c)
+                    cmds.append(c)
+        r = next((r for r in self.runs if r["server"] == "tertulia-tls" and r.get("server_cmd")),
+                 None)
+        if cmds:
+            L.append("The commands (the server as in the method above; over TLS it is started "
+                     "as below):")
+            L.append("")
+            L.append("```")
+            if r:
+                c = " ".join(x.replace(ROOT + "/", "") for x in r["server_cmd"])
+                c = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", c)
+                c = re.sub(r"--tls-cert \S+", "--tls-cert CERT", c)
+                c = re.sub(r"--tls-key \S+", "--tls-key KEY", c)
+                c = re.sub(r"--db \S+", "--db FRESH_DIR/tertulia.db", c)
+                L.append(c)
+            L.extend(cmds)
+            L.append("```")
+            L.append("")
+
     def scenario_caption(self, scenario):
         r = next((r["result"] for r in self.runs if r["scenario"] == scenario and r.get("result")),
                  None)
@@ -1137,7 +1409,8 @@ def main():
     ap.add_argument("--servers", default=",".join(SERVERS))
     ap.add_argument("--tertulia-prev", help="the previous commit's tertulia binary: fan-out, "
                     "private and idle also run it, in the same run, for the comparison")
-    ap.add_argument("--skip", default="", help="comma list: fanout,private,bigroom,idle,connect,churn")
+    ap.add_argument("--skip", default="", help="comma list: fanout,private,bigroom,idle,connect,"
+                    "churn,deflate (= deflate_fanout),tls (= tls_fanout,tls_idle,tls_connect)")
     ap.add_argument("--results", help="directory for runs.jsonl and logs")
     ap.add_argument("--doc", help="the Markdown report to write")
     ap.add_argument("--svg", help="the chart to write")
@@ -1160,7 +1433,7 @@ def main():
     if not args.results:
         args.results = os.path.join(ROOT, "bench", "results", f"{stamp}-{args.mode}")
     if args.budget_min is None:
-        args.budget_min = 25 if args.mode == "full" else 4
+        args.budget_min = 32 if args.mode == "full" else 6
     if args.quiet_wait is None:
         args.quiet_wait = 15 if args.mode == "full" else 3
     if not args.doc:
