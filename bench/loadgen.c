@@ -60,6 +60,10 @@
 #define SYNC_EVERY_MS 100
 #define CLOSE_WAIT_NS (2ull * 1000000000ull)
 #define NS 1000000000.0
+/* --deflate: inflated messages remembered per worker, keyed by their compressed bytes */
+#define ZCACHE_SLOTS 1024
+#define ZCACHE_CMAX 2048
+#define ZCACHE_PMAX 8192
 
 /* Exit codes: what the run says about the server. */
 enum {
@@ -77,7 +81,7 @@ static const char *const SC_NAMES[] = {"fanout", "bigroom", "private", "idle", "
 typedef struct opts_s {
     scenario_t sc;
     const char *host, *path, *label, *nick_prefix, *tls_ca;
-    bool tls, deflate, words;
+    bool tls, deflate, words, no_inflate_cache;
     int port;
     uint32_t clients, rooms, pairs, window, size, procs, src_ips, connect_window, cycles;
     double rate, duration, drain, setup_timeout, settle;
@@ -98,6 +102,7 @@ typedef struct lg_result_s {
     /* bytes and messages received while the run phase lasted (sending and drain) */
     uint64_t rx_wire_run, rx_payload_run, rx_msgs_run, rx_compressed_run;
     uint64_t tls_handshakes, tls_resumed;
+    uint64_t inflates, inflate_cache_hits;
     char tls_version[16], tls_cipher[48];
     uint32_t first_close_code;
     char close_reason[64];
@@ -190,6 +195,14 @@ struct lg_worker_s {
     SSL_CTX *tls;  /* --tls */
     z_stream z;    /* --deflate: one raw inflate stream, reset per message */
     uint8_t *zbuf; /* --deflate: what a message inflates to (RECV_MAX) */
+    /* --deflate: the server compresses a room message once for all its members, so the same
+     * compressed bytes arrive up to a room's size times; a message whose compressed bytes equal
+     * a remembered one's (memcmp) takes the remembered inflation, which inflate, a pure
+     * function of its input here (no context takeover), would make again. */
+    struct {
+        uint32_t clen, plen;
+        uint8_t *c, *p;
+    } zc[ZCACHE_SLOTS];
     uint8_t rbuf[READ_BUF];
     uint8_t pbuf[READ_BUF]; /* --tls: the plaintext of one read */
 };
@@ -738,11 +751,35 @@ static bool deliver(lg_conn_t *c, const uint8_t *p, size_t n, bool compressed,
     }
     size_t out = 0;
     const char *err = NULL;
+    unsigned slot = ZCACHE_SLOTS;
+    if (!w->o->no_inflate_cache && n >= 16 && n <= ZCACHE_CMAX) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+        uint64_t h = (a ^ (b * 0x9E3779B97F4A7C15ULL) ^ n) * 0xff51afd7ed558ccdULL;
+        slot = (unsigned)(h >> 54); /* 1024 slots */
+        if (w->zc[slot].clen == n && memcmp(w->zc[slot].c, p, n) == 0) {
+            w->r.inflate_cache_hits++;
+            on_message(c, w->zc[slot].p, w->zc[slot].plen, true, tm);
+            return true;
+        }
+    }
+    w->r.inflates++;
     if (lg_pmd_inflate(&w->z, p, n, w->zbuf, RECV_MAX, &out, &err) < 0) {
         w->r.corrupt++;
         note_error(w, "%s: %s", c->nick, err);
         conn_lost(c, err);
         return false;
+    }
+    if (slot < ZCACHE_SLOTS && out <= ZCACHE_PMAX) {
+        if (!w->zc[slot].c) {
+            w->zc[slot].c = xmalloc(ZCACHE_CMAX);
+            w->zc[slot].p = xmalloc(ZCACHE_PMAX);
+        }
+        memcpy(w->zc[slot].c, p, n);
+        memcpy(w->zc[slot].p, w->zbuf, out);
+        w->zc[slot].clen = (uint32_t)n;
+        w->zc[slot].plen = (uint32_t)out;
     }
     on_message(c, w->zbuf, out, true, tm);
     return true;
@@ -1827,25 +1864,42 @@ static void usage(void) {
         "                      verification)\n"
         "  --deflate           offer permessage-deflate (no context takeover either way); the\n"
         "                      server must accept it\n"
+        "  --no-inflate-cache  inflate every compressed delivery, even one whose compressed\n"
+        "                      bytes equal those of one inflated before\n"
         "exit: 0 ok, 1 integrity failure, 2 explained shortfall, 3 setup failure\n");
     exit(EXIT_USAGE);
 }
 
 static void parse_args(int argc, char **argv, opts_t *o) {
-    static const struct option lo[] = {{"host", 1, 0, 'h'},     {"port", 1, 0, 'p'},
-                                       {"path", 1, 0, 'P'},     {"scenario", 1, 0, 's'},
-                                       {"clients", 1, 0, 'c'},  {"rooms", 1, 0, 'r'},
-                                       {"pairs", 1, 0, 'a'},    {"window", 1, 0, 'w'},
-                                       {"rate", 1, 0, 'R'},     {"size", 1, 0, 'z'},
-                                       {"duration", 1, 0, 'd'}, {"max-messages", 1, 0, 'm'},
-                                       {"drain", 1, 0, 'D'},    {"setup-timeout", 1, 0, 'T'},
-                                       {"settle", 1, 0, 'S'},   {"procs", 1, 0, 'n'},
-                                       {"src-ips", 1, 0, 'i'},  {"connect-window", 1, 0, 'C'},
-                                       {"cycles", 1, 0, 'y'},   {"server-pid", 1, 0, 'k'},
-                                       {"label", 1, 0, 'l'},    {"nick-prefix", 1, 0, 'x'},
-                                       {"help", 0, 0, '?'},     {"tls", 0, 0, 'L'},
-                                       {"tls-ca", 1, 0, 'A'},   {"deflate", 0, 0, 'Z'},
-                                       {"text", 1, 0, 't'},     {0, 0, 0, 0}};
+    static const struct option lo[] = {{"host", 1, 0, 'h'},
+                                       {"port", 1, 0, 'p'},
+                                       {"path", 1, 0, 'P'},
+                                       {"scenario", 1, 0, 's'},
+                                       {"clients", 1, 0, 'c'},
+                                       {"rooms", 1, 0, 'r'},
+                                       {"pairs", 1, 0, 'a'},
+                                       {"window", 1, 0, 'w'},
+                                       {"rate", 1, 0, 'R'},
+                                       {"size", 1, 0, 'z'},
+                                       {"duration", 1, 0, 'd'},
+                                       {"max-messages", 1, 0, 'm'},
+                                       {"drain", 1, 0, 'D'},
+                                       {"setup-timeout", 1, 0, 'T'},
+                                       {"settle", 1, 0, 'S'},
+                                       {"procs", 1, 0, 'n'},
+                                       {"src-ips", 1, 0, 'i'},
+                                       {"connect-window", 1, 0, 'C'},
+                                       {"cycles", 1, 0, 'y'},
+                                       {"server-pid", 1, 0, 'k'},
+                                       {"label", 1, 0, 'l'},
+                                       {"nick-prefix", 1, 0, 'x'},
+                                       {"help", 0, 0, '?'},
+                                       {"tls", 0, 0, 'L'},
+                                       {"tls-ca", 1, 0, 'A'},
+                                       {"deflate", 0, 0, 'Z'},
+                                       {"text", 1, 0, 't'},
+                                       {"no-inflate-cache", 0, 0, 'N'},
+                                       {0, 0, 0, 0}};
     *o = (opts_t){.host = "127.0.0.1",
                   .path = "/talking",
                   .label = "server",
@@ -1945,6 +1999,9 @@ static void parse_args(int argc, char **argv, opts_t *o) {
             break;
         case 'Z':
             o->deflate = true;
+            break;
+        case 'N':
+            o->no_inflate_cache = true;
             break;
         case 't':
             if (strcmp(optarg, "words") == 0)
@@ -2094,6 +2151,8 @@ int main(int argc, char **argv) {
         SUM(rx_compressed_run);
         SUM(tls_handshakes);
         SUM(tls_resumed);
+        SUM(inflates);
+        SUM(inflate_cache_hits);
         SUM(cpu_s);
 #undef SUM
         lg_hist_merge(&tot.lat, &r->lat);
@@ -2192,6 +2251,9 @@ int main(int argc, char **argv) {
     fprintf(f, ",\"wire_bytes_per_delivery\":%.1f,\"payload_bytes_per_delivery\":%.1f",
             tot.delivered ? (double)tot.rx_wire_run / (double)tot.delivered : -1,
             tot.delivered ? (double)tot.rx_payload_run / (double)tot.delivered : -1);
+    if (o.deflate)
+        fprintf(f, ",\"inflates\":%" PRIu64 ",\"inflate_cache_hits\":%" PRIu64, tot.inflates,
+                tot.inflate_cache_hits);
     fprintf(f, ",\"gen_cpu_ns_per_delivery\":%.0f",
             tot.delivered ? tot.cpu_s * 1e9 / (double)tot.delivered : -1);
     const lg_hist_t *hs[2] = {&tot.lat, &tot.lat_read};
