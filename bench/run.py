@@ -100,6 +100,8 @@ PLANS = {
                      "2", "--settle", "1"],
         "tls_connect": ["--scenario", "connect", "--clients", "5000", "--duration", "10",
                         "--drain", "10"],
+        # A mass disconnect (bench/massclose.mjs): v1 members of one room dropped at once.
+        "massclose": ["--sizes", "1000,2000,4000", "--reps", "3"],
     },
     "quick": {
         "reps": 1,
@@ -128,6 +130,7 @@ PLANS = {
                      "--settle", "0.5"],
         "tls_connect": ["--scenario", "connect", "--clients", "1000", "--duration", "3",
                         "--drain", "5"],
+        "massclose": ["--sizes", "500,1000", "--reps", "1"],
     },
 }
 
@@ -446,6 +449,8 @@ class Bench:
             self.one("tertulia", "churn", plan["churn"], 0)
             if self.args.tertulia_prev:
                 self.one("tertulia-prev", "churn", plan["churn"], 0)
+        if "massclose" not in self.args.skip and "tertulia" in servers:
+            self.massclose()
         if "tertulia" in servers:
             try:
                 self.tls_pmd()
@@ -457,6 +462,34 @@ class Bench:
             if self.bigroom_profile_args:
                 self.one("tertulia", "profile", self.bigroom_profile_args, 0, profile="bigroom")
         log(f"all runs done in {time.monotonic() - t0:.0f} s")
+
+    def massclose(self):
+        """A mass disconnect: bench/massclose.mjs with tertulia (and the previous commit beside
+        it, interleaved), recorded as one run whose result holds every measurement."""
+        if not os.path.isdir(os.path.join(ROOT, "node_modules", "ws")):
+            log("massclose: no npm ws; left out")
+            return
+        if self.out_of_time():
+            log("massclose: skipped, the time budget is spent")
+            return
+        out_json = os.path.join(self.out, "massclose.jsonl")
+        cmd = ["node", os.path.join(ROOT, "bench/massclose.mjs"), "--bin", f"tertulia={self.tertulia}"]
+        if self.args.tertulia_prev:
+            cmd += ["--bin", f"tertulia-prev={self.args.tertulia_prev}"]
+        cmd += [*self.plan["massclose"], "--json", out_json, "--server-cpu", self.args.server_cpu]
+        log("massclose: " + " ".join(cmd))
+        try:
+            p = subprocess.run(["taskset", "-c", self.args.gen_cpu, *cmd], capture_output=True,
+                               text=True, timeout=1200, preexec_fn=raise_nofile, cwd=ROOT)
+            rc, err = p.returncode, p.stderr[-2000:]
+        except subprocess.TimeoutExpired:
+            rc, err = -1, "timed out after 1200 s"
+        rows = []
+        if rc == 0 and os.path.exists(out_json):
+            with open(out_json) as f:
+                rows = [json.loads(l) for l in f if l.strip()]
+        self.record(server="tertulia", scenario="massclose", rep=0, exit=rc, cmd=cmd,
+                    result={"rows": rows} if rows else None, stderr=None if rows else err)
 
     def tls_pmd(self):
         """Issue 10's figures, each beside its plain partner in the same run, the two
@@ -1002,6 +1035,7 @@ class Report:
             L.append(f"Result: {res['verdict']}.")
             L.append("")
 
+        self.massclose_section(L)
         self.tls_pmd_section(L)
 
         # ratios and targets
@@ -1152,6 +1186,52 @@ class Report:
         x = self.med(a[0], a[1], fn)
         y = self.med(b[0], b[1], fn)
         return (x / y) if x and y and x > 0 and y > 0 else None
+
+    def massclose_section(self, L):
+        runs = [r for r in self.runs if r["scenario"] == "massclose"]
+        if not runs:
+            return
+        L.append("## Mass disconnect (tertulia)")
+        L.append("")
+        L.append("N `tertulia.v1` clients logged in to one room, so every departure is a "
+                 "`member_left` for everyone still there, then all dropped at once (TCP reset); "
+                 "the server's CPU (every thread) from the drop until a probe sees the room "
+                 "empty, per connection closed, median of the runs (`bench/massclose.mjs`). A "
+                 "cost per close that grows with N is a close path that is superlinear.")
+        L.append("")
+        res = runs[-1].get("result")
+        if not res:
+            L.append(f"The run failed (exit {runs[-1].get('exit')}): "
+                     f"`{(runs[-1].get('stderr') or '').strip()[-300:]}`")
+            L.append("")
+            return
+        rows = res["rows"]
+        names = list(dict.fromkeys(r["server"] for r in rows))
+        sizes = sorted({r["n"] for r in rows})
+
+        def med(name, n):
+            v = sorted(r["us_per_close"] for r in rows if r["server"] == name and r["n"] == n)
+            return v[len(v) // 2] if v else None
+
+        head = " | ".join(f"{SERVER_TITLES.get(n, n)}: server µs per close" for n in names)
+        ratio_head = " | tertulia ÷ previous" if "tertulia-prev" in names else ""
+        L.append(f"| members dropped at once | {head}{ratio_head} |")
+        L.append("|---" * (1 + len(names) + (1 if ratio_head else 0)) + "|")
+        for n in sizes:
+            cells = [med(x, n) for x in names]
+            line = f"| {n:,} | " + " | ".join(fmt(c, 1) for c in cells)
+            if ratio_head and med("tertulia", n) and med("tertulia-prev", n):
+                line += f" | {med('tertulia', n) / med('tertulia-prev', n):.2f}×"
+            L.append(line + " |")
+        L.append("")
+        lo, hi = sizes[0], sizes[-1]
+        for x in names:
+            a, b = med(x, lo), med(x, hi)
+            if a and b and hi > lo:
+                L.append(f"- {SERVER_TITLES.get(x, x)}: the cost per close grows {b / a:.2f}× "
+                         f"from {lo:,} to {hi:,} members (1× is linear in N; "
+                         f"{hi / lo:.0f}× would be quadratic).")
+        L.append("")
 
     def tls_pmd_section(self, L):
         present = [p for p in TLS_PMD if self.all_of(p[0], p[2]) or self.all_of(p[1], "tertulia")]
@@ -1417,7 +1497,7 @@ def main():
     ap.add_argument("--tertulia-prev", help="the previous commit's tertulia binary: fan-out, "
                     "private and idle also run it, in the same run, for the comparison")
     ap.add_argument("--skip", default="", help="comma list: fanout,private,bigroom,idle,connect,"
-                    "churn,deflate (= deflate_fanout),tls (= tls_fanout,tls_idle,tls_connect)")
+                    "churn,massclose,deflate (= deflate_fanout),tls (= tls_fanout,tls_idle,tls_connect)")
     ap.add_argument("--results", help="directory for runs.jsonl and logs")
     ap.add_argument("--doc", help="the Markdown report to write")
     ap.add_argument("--svg", help="the chart to write")
