@@ -182,3 +182,13 @@ test('the startup log ends with the address to open', async () => {
         await server.stopClean();
     }
 });
+
+test("the README's example config file is valid", () => {
+    const readme = fs.readFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'README.md'), 'utf8');
+    const m = /```ini\n([\s\S]*?)```/.exec(readme);
+    assert.ok(m, 'README has an ini example');
+    const r = run(['--config', confFile(m[1]), '--print-config']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /\nlisten = 0\.0\.0\.0:9090\nlisten = \[::\]:9090\n/);
+    assert.match(r.stdout, /\nmax-message = 1M\n/);
+});
