@@ -1,5 +1,7 @@
 # tertulia: the two commands that matter are `make run` and `make test`.
-# Both install what is missing (scripts/deps.sh) and build first.
+# Both install what is missing and build first: `make run` only what building
+# and running the server need (scripts/deps.sh --run), `make test` the test
+# tools too (scripts/deps.sh --test, from scripts/test.sh).
 BUILD ?= build
 
 .PHONY: all deps build run test fuzz bench bench-quick valgrind conformance clean format
@@ -7,13 +9,15 @@ BUILD ?= build
 all: build
 
 deps:
-	bash scripts/deps.sh
+	bash scripts/deps.sh --run
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build $(BUILD) -j$$(nproc)
 
-# Runs the server on its embedded defaults (http://127.0.0.1:9090/).
+# Runs the server on its defaults (http://127.0.0.1:9090/; its log ends with
+# the address to open). Options: make run ARGS="--listen 0.0.0.0:9090", or
+# ARGS="--config tertulia.conf", or TERTULIA_<OPTION> variables.
 run: build
 	./$(BUILD)/tertulia $(ARGS)
 

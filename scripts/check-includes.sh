@@ -25,6 +25,7 @@ declare -A owners=(
     ["http_parser.h"]="http server"
     ["openssl/ssl.h"]="transport"
     ["zlib.h"]="ws"
+    ["ini.h"]="server"
 )
 
 bad=0

@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Installs what tertulia needs to build and test on Debian 12, by package name.
-# Idempotent: packages already present are skipped, so a second run is quick.
-#   scripts/deps.sh            build + test dependencies
-#   scripts/deps.sh --bench    also the benchmark peers and tools
+# Installs what tertulia needs on Debian 12, by package name. Idempotent:
+# packages already present are skipped, so a second run is quick.
+#   scripts/deps.sh [--run]    building and running the server (make run)
+#   scripts/deps.sh --test     also the test tools: cmocka, clang for the
+#                              fuzzers, Chromium, Node.js and the npm packages
+#                              (make test)
+#   scripts/deps.sh --bench    the test tools and the benchmark peers and tools
 set -euo pipefail
+
+mode=${1:---run}
+case "$mode" in
+--run | --test | --bench) ;;
+*)
+    echo "usage: scripts/deps.sh [--run|--test|--bench]" >&2
+    exit 2
+    ;;
+esac
 
 pkgs=(build-essential cmake pkg-config
       libuv1-dev libhttp-parser-dev libjansson-dev libssl-dev zlib1g-dev
-      libsqlite3-dev sqlite3 libcmocka-dev
-      clang libclang-rt-14-dev
-      chromium fonts-dejavu-core)
-# Node.js and npm: the machine's own if present (npm ships inside some nodejs
-# builds, which conflict with Debian's separate npm package).
-command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
-command -v npm >/dev/null 2>&1 || pkgs+=(npm)
-if [ "${1:-}" = "--bench" ]; then
+      libsqlite3-dev libinih-dev)
+if [ "$mode" != "--run" ]; then
+    pkgs+=(sqlite3 libcmocka-dev clang libclang-rt-14-dev chromium fonts-dejavu-core)
+    # Node.js and npm: the machine's own if present (npm ships inside some
+    # nodejs builds, which conflict with Debian's separate npm package).
+    command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+    command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+fi
+if [ "$mode" = "--bench" ]; then
     pkgs+=(python3-tornado libwebsockets-dev gnuplot-nox linux-perf valgrind)
 fi
 
@@ -33,6 +46,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # JavaScript test tooling (ws, playwright-core) from the committed lockfile.
+[ "$mode" = "--run" ] && exit 0
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ -f "$root/package-lock.json" ]; then
     if [ ! -d "$root/node_modules" ] || [ "$root/package-lock.json" -nt "$root/node_modules/.package-lock.json" ]; then

@@ -13,7 +13,7 @@ logdir="$root/build-logs"
 rm -rf "$logdir"
 mkdir -p "$logdir"
 
-bash scripts/deps.sh || { echo "deps: installation failed"; exit 1; }
+bash scripts/deps.sh --test || { echo "deps: installation failed"; exit 1; }
 
 total_pass=0
 total_fail=0
@@ -67,7 +67,7 @@ run_node() { # name, test dir, extra env...
 }
 
 step "build (release with debug info)"
-build "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+build "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTT_TESTS=ON
 record "build" $? 0 0
 
 step "include graph (docs/ARCHITECTURE.md: Dependencies)"
@@ -89,7 +89,7 @@ if [ -d tests/e2e ] && ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
 fi
 
 step "build with AddressSanitizer + UndefinedBehaviorSanitizer"
-build "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DTT_SANITIZE=address,undefined -DTT_BENCH=OFF
+build "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DTT_SANITIZE=address,undefined -DTT_BENCH=OFF -DTT_TESTS=ON
 record "build-asan" $? 0 0
 
 # Sanitizer reports go to files: a test may pass while the server logged a

@@ -6,7 +6,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-bash scripts/deps.sh >/dev/null
+bash scripts/deps.sh --test >/dev/null
 command -v valgrind >/dev/null || apt-get install -y -qq valgrind
 bdir="$root/build-valgrind"
 cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Debug -DTT_BENCH=OFF >/dev/null &&

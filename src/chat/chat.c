@@ -20,13 +20,13 @@
 void chat_config_defaults(chat_config_t *cfg) {
     cfg->server_name = "tertulia";
     cfg->server_version = TT_VERSION;
-    cfg->max_text = 4096;
-    cfg->max_message = 65536;
-    cfg->max_rooms = 100;
+    cfg->max_text = CHAT_MAX_TEXT_DEFAULT;
+    cfg->max_message = CHAT_MAX_MESSAGE_DEFAULT;
+    cfg->max_rooms = CHAT_MAX_ROOMS_DEFAULT;
     cfg->reply_budget = CHAT_REPLY_BUDGET_DEFAULT;
     cfg->history_on_join = CHAT_HISTORY_DEFAULT;
-    cfg->rate_burst = 20;
-    cfg->rate_limit = 10;
+    cfg->rate_burst = CHAT_RATE_BURST_DEFAULT;
+    cfg->rate_limit = CHAT_RATE_LIMIT_DEFAULT;
     cfg->nlimits_extra = 0;
 }
 

@@ -46,6 +46,14 @@ typedef struct chat_session_s chat_session_t;
 #define CHAT_ROOMS_MAX 500              /* rooms.limit is clamped to this */
 #define CHAT_MEMBERS_MAX 1000           /* who.limit (default and clamp) and joined.members */
 #define CHAT_REPLY_BUDGET_DEFAULT (256 * 1024)
+/* Defaults of the chat's settings (chat_config_defaults), which the
+ * server's option table (src/server/options.c) also gives as its
+ * defaults: plain numbers, so the table can spell them. */
+#define CHAT_MAX_TEXT_DEFAULT 4096
+#define CHAT_MAX_MESSAGE_DEFAULT 65536
+#define CHAT_MAX_ROOMS_DEFAULT 100
+#define CHAT_RATE_BURST_DEFAULT 20
+#define CHAT_RATE_LIMIT_DEFAULT 10
 
 /* Bounded replies. A reply carrying many messages (joined.history, history)
  * is cut to fit reply_budget bytes: the oldest messages are dropped first and

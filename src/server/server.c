@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "http/http_req.h"
 #include "http/http_resp.h"
 #include "http/static.h"
+#include "server/options.h"
 #include "store/store.h"
 #include "store/store_async.h"
 #include "store/store_chat.h"
@@ -24,19 +26,12 @@
 #define SWEEP_MS 1000
 
 void server_config_defaults(server_config_t *cfg) {
-    memset(cfg, 0, sizeof(*cfg));
-    snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
-    cfg->port = 9090;
-    cfg->max_message = 64 * 1024;
-    cfg->deflate = true;
-    cfg->deflate_min = 256;
-    cfg->max_queue = 1024 * 1024;
-    cfg->shutdown_ms = 3000;
-    cfg->max_per_ip = 1000;
-    cfg->head_timeout_ms = 10000;
-    cfg->ping_ms = 30000;
-    cfg->db_path = STORE_DEFAULT_PATH;
-    chat_config_defaults(&cfg->chat);
+    /* Nothing set: every value is the table's default (a string literal
+     * where it is a string), so the options may go at once. */
+    options_t *o = options_new();
+    if (options_resolve(o, cfg) < 0)
+        abort(); /* the defaults contradict each other: a bug in the table */
+    options_free(o);
 }
 
 /* Flood control's clock: the loop time, read once per iteration by libuv,
@@ -259,6 +254,11 @@ int server_tls_load(server_config_t *cfg, char *err, size_t errlen) {
     return tt_tls_ctx_load(cfg->tls_cert, cfg->tls_key, &cfg->tls, err, errlen);
 }
 
+void server_tls_free(server_config_t *cfg) {
+    tt_tls_ctx_unref(cfg->tls);
+    cfg->tls = NULL;
+}
+
 /* SIGHUP: a new certificate and key, read and parsed on a thread; new
  * handshakes use it, connections keep the pair they started with. */
 static void on_tls_loaded(void *ctx, tt_tls_ctx_t *tls, const char *err) {
@@ -280,10 +280,62 @@ static void on_tls_loaded(void *ctx, tt_tls_ctx_t *tls, const char *err) {
     tt_log_always("TLS certificate reloaded: %s", tt_tls_ctx_describe(tls));
 }
 
+/* SIGHUP with --config: the file and the environment are read and
+ * resolved again on a thread (under the same command line); the loop then
+ * applies what may change live and names what needs a restart. */
+typedef struct reload_job_s {
+    server_t *srv;
+    options_t *opts;
+    server_config_t cfg;
+    int r;
+} reload_job_t;
+
+static void reload_work(void *ctx) {
+    reload_job_t *j = ctx;
+    j->opts = options_new();
+    options_copy_cli(j->opts, j->srv->cfg.options);
+    j->r = options_read_file(j->opts, j->srv->cfg.config_path);
+    if (j->r == 0)
+        j->r = options_read_env(j->opts, environ, NULL);
+    if (j->r == 0)
+        j->r = options_resolve(j->opts, &j->cfg);
+}
+
+static void reload_done(void *ctx) {
+    reload_job_t *j = ctx;
+    server_t *srv = j->srv;
+    const char *path = srv->cfg.config_path;
+    srv->config_reloading = false;
+    if (j->r < 0) {
+        tt_log_error("SIGHUP: %s not applied, keeping the running configuration: %s", path,
+                     options_error(j->opts));
+    } else if (!srv->stopping) {
+        char changed[2048], restart[2048];
+        options_apply_live(&srv->running, &j->cfg, changed, sizeof(changed), restart,
+                           sizeof(restart));
+        tt_log_set_level((tt_log_level_t)srv->running.log_level);
+        tt_log_always("SIGHUP: %s: applied: %s", path, changed[0] ? changed : "no change");
+        if (restart[0])
+            tt_log_always("SIGHUP: %s: changed but needs a restart: %s", path, restart);
+    }
+    options_free(j->opts);
+    free(j);
+}
+
 static void on_sighup(void *ctx) {
     server_t *srv = ctx;
-    if (srv->tls == NULL || srv->stopping) {
-        tt_log_info("SIGHUP: no TLS certificate to reload");
+    if (srv->stopping)
+        return;
+    if (srv->cfg.config_path != NULL && !srv->config_reloading) {
+        srv->config_reloading = true;
+        tt_log_info("SIGHUP: reading %s", srv->cfg.config_path);
+        reload_job_t *j = xcalloc(1, sizeof(*j));
+        j->srv = srv;
+        tt_loop_work(srv->loop, reload_work, reload_done, j);
+    }
+    if (srv->tls == NULL) {
+        if (srv->cfg.config_path == NULL)
+            tt_log_info("SIGHUP: no TLS certificate to reload");
         return;
     }
     if (srv->tls_reloading)
@@ -331,8 +383,6 @@ static int listen_on(server_t *srv) {
     if (srv->tls != NULL)
         tt_log_info("TLS certificate: %s", tt_tls_ctx_describe(srv->tls));
     tt_loop_set_refusal_log(srv->loop, on_transport_refusal, srv);
-    if (cfg->nlisten == 0)
-        return listen_one(srv, cfg->host, cfg->port, false);
     for (size_t i = 0; i < cfg->nlisten; i++) {
         int r = listen_one(srv, cfg->listen[i].host, cfg->listen[i].port, cfg->listen[i].tls);
         if (r < 0) {
@@ -340,6 +390,19 @@ static int listen_on(server_t *srv) {
             return r;
         }
     }
+    /* The address a person opens: the first listener's, with a wildcard
+     * host spelled as this machine's loopback. */
+    char addr[80];
+    tt_listener_address(srv->listeners[0], addr, sizeof(addr));
+    const char *port = strrchr(addr, ':');
+    const char *host = addr;
+    int hlen = (int)(port - addr);
+    if (strncmp(addr, "0.0.0.0:", 8) == 0)
+        host = "127.0.0.1", hlen = 9;
+    else if (strncmp(addr, "[::]:", 5) == 0)
+        host = "[::1]", hlen = 5;
+    tt_log_always("open %s://%.*s%s/", tt_listener_is_tls(srv->listeners[0]) ? "https" : "http",
+                  hlen, host, port);
     return 0;
 }
 
@@ -380,6 +443,8 @@ static int open_history(const server_config_t *cfg, store_t **out) {
 int server_run(const server_config_t *cfg) {
     server_t *srv = xcalloc(1, sizeof(*srv));
     srv->cfg = *cfg;
+    srv->running = *cfg; /* what SIGHUP compares a re-read file with */
+    tt_log_set_level((tt_log_level_t)cfg->log_level);
     srv->tls = cfg->tls; /* ours now */
     srv->cfg.tls = NULL;
     srv->cfg.chat.max_message = cfg->max_message;

@@ -21,8 +21,6 @@ typedef struct server_listen_s {
 struct tt_tls_ctx_s;
 
 typedef struct server_config_s {
-    char host[256];       /* address to listen on without --listen (default 127.0.0.1) */
-    int port;             /* default 9090; 0 picks a free port (logged) */
     bool echo;            /* mount /echo, the conformance endpoint */
     size_t max_message;   /* largest WebSocket message (default 64 KiB), inflated bytes when
                              compressed */
@@ -45,20 +43,28 @@ typedef struct server_config_s {
                                  with `unavailable`, as on a full disk (0: none) */
     uint64_t retain_messages; /* keep this many messages per room (0: all) */
     unsigned retain_days;     /* delete messages older than this (0: keep forever) */
-    /* --listen and --listen-tls, in order (none: host:port, plain). */
+    /* --listen addresses, then --listen-tls ones (at least one). */
     server_listen_t listen[SERVER_MAX_LISTEN];
     size_t nlisten;
     const char *tls_cert;     /* PEM certificate chain, for the TLS listeners */
     const char *tls_key;      /* PEM private key */
     struct tt_tls_ctx_s *tls; /* loaded by server_tls_load; server_run takes it */
+    int log_level;            /* tt_log_level_t; server_run sets it */
+    /* With --config: the file SIGHUP reads again, and the options (their
+     * command-line layer) it was resolved from; both outlive server_run. */
+    const char *config_path;
+    const struct options_s *options;
     chat_config_t chat;
 } server_config_t;
 
+/* The defaults of the option table (server/options.h). */
 void server_config_defaults(server_config_t *cfg);
 
 /* Loads tls_cert and tls_key into cfg->tls (blocking: at start-up, before
  * server_run). Returns 0, or -1 with err filled. */
 int server_tls_load(server_config_t *cfg, char *err, size_t errlen);
+/* Drops cfg->tls (a --check-config that loaded it). */
+void server_tls_free(server_config_t *cfg);
 
 /* Runs the server until SIGINT or SIGTERM; SIGHUP reloads the TLS
  * certificate and key (off the loop). Returns 0 after a clean

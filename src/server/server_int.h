@@ -84,8 +84,10 @@ struct server_s {
     server_config_t cfg;
     tt_listener_t *listeners[SERVER_MAX_LISTEN];
     size_t nlisteners;
-    tt_tls_ctx_t *tls;  /* the pair new TLS handshakes use */
-    bool tls_reloading; /* a SIGHUP's load is running */
+    tt_tls_ctx_t *tls;       /* the pair new TLS handshakes use */
+    bool tls_reloading;      /* a SIGHUP's load is running */
+    bool config_reloading;   /* a SIGHUP's read of --config is running */
+    server_config_t running; /* the options as resolved, live changes applied */
     tt_signal_t *sigint, *sigterm, *sighup;
     tt_timer_t *sweep;      /* one coarse timer for every connection's deadlines */
     tt_timer_t *stop_timer; /* shutdown: waits for close handshakes */

@@ -184,3 +184,33 @@ void tt_async_free(tt_async_t *a) {
     if (a != NULL)
         uv_close((uv_handle_t *)&a->h, on_free_close);
 }
+
+typedef struct work_job_s {
+    uv_work_t req;
+    tt_work_cb work, done;
+    void *ctx;
+} work_job_t;
+
+static void work_run(uv_work_t *req) {
+    work_job_t *j = req->data;
+    j->work(j->ctx);
+}
+
+static void work_done(uv_work_t *req, int status) {
+    (void)status; /* never cancelled: uv_cancel is not called */
+    work_job_t *j = req->data;
+    j->done(j->ctx);
+    free(j);
+}
+
+void tt_loop_work(tt_loop_t *loop, tt_work_cb work, tt_work_cb done, void *ctx) {
+    work_job_t *j = xcalloc(1, sizeof(*j));
+    j->req.data = j;
+    j->work = work;
+    j->done = done;
+    j->ctx = ctx;
+    if (uv_queue_work(&loop->uv, &j->req, work_run, work_done) < 0) {
+        work(ctx);
+        work_done(&j->req, 0);
+    }
+}

@@ -101,6 +101,12 @@ tt_async_t *tt_async_new(tt_loop_t *loop, tt_loop_cb cb, void *ctx);
 void tt_async_send(tt_async_t *a);
 void tt_async_free(tt_async_t *a);
 
+/* Runs work(ctx) on libuv's thread pool, then done(ctx) on the loop thread
+ * (also when the job could not be queued: then work runs on the loop,
+ * first). The loop keeps running until done has been called. */
+typedef void (*tt_work_cb)(void *ctx);
+void tt_loop_work(tt_loop_t *loop, tt_work_cb work, tt_work_cb done, void *ctx);
+
 /* ---- streams ----------------------------------------------------------- */
 
 /* An endpoint: what a stream's bytes mean. Every callback is optional but
