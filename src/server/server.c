@@ -371,9 +371,6 @@ static int listen_one(server_t *srv, const char *host, int port, bool tls) {
         return r;
     }
     srv->listeners[srv->nlisteners++] = l;
-    char addr[80];
-    tt_listener_address(l, addr, sizeof(addr));
-    tt_log_always("listening on %s (%s)", addr, tls ? "TLS" : "plain");
     return 0;
 }
 
@@ -390,9 +387,22 @@ static int listen_on(server_t *srv) {
             return r;
         }
     }
+    return 0;
+}
+
+/* Says where the server listens, once everything is ready, signals
+ * included: whoever waits for these lines (a person, a test, a service
+ * manager) may stop the server at once, and SIGTERM then shuts it down
+ * cleanly instead of killing it. */
+static void announce(server_t *srv) {
+    char addr[80];
+    for (size_t i = 0; i < srv->nlisteners; i++) {
+        tt_listener_address(srv->listeners[i], addr, sizeof(addr));
+        tt_log_always("listening on %s (%s)", addr,
+                      tt_listener_is_tls(srv->listeners[i]) ? "TLS" : "plain");
+    }
     /* The address a person opens: the first listener's, with a wildcard
      * host spelled as this machine's loopback. */
-    char addr[80];
     tt_listener_address(srv->listeners[0], addr, sizeof(addr));
     const char *port = strrchr(addr, ':');
     const char *host = addr;
@@ -403,7 +413,6 @@ static int listen_on(server_t *srv) {
         host = "[::1]", hlen = 5;
     tt_log_always("open %s://%.*s%s/", tt_listener_is_tls(srv->listeners[0]) ? "https" : "http",
                   hlen, host, port);
-    return 0;
 }
 
 /* Opens the history database and starts its maintenance thread (retention,
@@ -526,6 +535,7 @@ int server_run(const server_config_t *cfg) {
     srv->sigint = tt_signal_new(srv->loop, SIGINT, on_signal, srv);
     srv->sigterm = tt_signal_new(srv->loop, SIGTERM, on_signal, srv);
     srv->sighup = tt_signal_new(srv->loop, SIGHUP, on_sighup, srv);
+    announce(srv);
 
     tt_loop_run(srv->loop);
     tt_log_info("stopped");
