@@ -74,11 +74,14 @@ function member(port, nickname, room) {
         const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, ['tertulia.v1']);
         ws.on('error', rej);
         ws.on('open', () => ws.send(JSON.stringify({ type: 'login', nickname, room })));
-        ws.on('message', (d) => {
+        const onMessage = (d) => {
             const m = JSON.parse(d);
+            if (m.type === 'joined' || m.type === 'error') ws.off('message', onMessage);
             if (m.type === 'joined') res(ws);
             else if (m.type === 'error') rej(new Error(`login of ${nickname}: ${d}`));
-        });
+        };
+        // Only until joined: the member_joined events that follow (N² of them) are not parsed.
+        ws.on('message', onMessage);
     });
 }
 

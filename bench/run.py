@@ -15,6 +15,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -476,6 +477,8 @@ class Bench:
         cmd = ["node", os.path.join(ROOT, "bench/massclose.mjs"), "--bin", f"tertulia={self.tertulia}"]
         if self.args.tertulia_prev:
             cmd += ["--bin", f"tertulia-prev={self.args.tertulia_prev}"]
+        for b in self.args.massclose_bin:
+            cmd += ["--bin", b]
         cmd += [*self.plan["massclose"], "--json", out_json, "--server-cpu", self.args.server_cpu]
         log("massclose: " + " ".join(cmd))
         try:
@@ -1206,6 +1209,14 @@ class Report:
             L.append("")
             return
         rows = res["rows"]
+        for rr in self.meta.get("reruns", []):
+            if rr["scenario"] == "massclose":
+                L.append(f"These runs were made again on {rr['at']} with `{rr['cmdline']}`, on "
+                         "the same machine and builds.")
+                L.append("")
+        L.append("`" + " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c
+                                for c in runs[-1]["cmd"]) + "`")
+        L.append("")
         names = list(dict.fromkeys(r["server"] for r in rows))
         sizes = sorted({r["n"] for r in rows})
 
@@ -1513,6 +1524,12 @@ def main():
     ap.add_argument("--profile", action="store_true", help="perf-profile tertulia in one fan-out run")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from --results")
     ap.add_argument("--cmdline", default="bench/run.sh")
+    ap.add_argument("--massclose-bin", action="append", default=[], metavar="NAME=PATH",
+                    help="another tertulia binary for the mass-disconnect runs (e.g. an older "
+                         "commit's), measured beside this one and the previous commit")
+    ap.add_argument("--rerun", metavar="SCENARIO",
+                    help="with --results of an earlier run: run only this scenario again "
+                         "(massclose), replacing its records, and rewrite the report")
     args = ap.parse_args()
     args.servers = [s for s in args.servers.split(",") if s]
     args.skip = set(s for s in args.skip.split(",") if s)
@@ -1538,6 +1555,24 @@ def main():
                 f.write(str(args.autogroup_nice))
         except OSError as e:
             log(f"cannot set the autogroup nice: {e}")
+    if args.rerun:
+        if args.rerun != "massclose" or not os.path.exists(runs_path):
+            log("--rerun takes massclose and the --results of an earlier run")
+            return 2
+        with open(meta_path) as f:
+            meta = json.load(f)
+        kept = [r for r in load_runs(runs_path) if r["scenario"] != args.rerun]
+        with open(runs_path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in kept)
+        args.mode = meta.get("mode", args.mode)
+        b = Bench(args)
+        b.massclose()
+        meta.setdefault("reruns", []).append(
+            {"scenario": args.rerun, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+             "cmdline": shlex.join(["bench/run.py", *sys.argv[1:]])})
+        with open(meta_path, "w") as f:
+            json.dump(meta, f, indent=1)
+        args.report_only = True
     if not args.report_only:
         meta = machine_info(args)
         meta["autogroup"] = open("/proc/self/autogroup").read().strip() \
