@@ -28,13 +28,7 @@
 #include "ws/ws_deflate.h"
 #include "ws/ws_frame.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_inflate: %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static const size_t maxes[] = {0, 1, 16, 125, 1000, 4096, 65536, 1 << 20};
 

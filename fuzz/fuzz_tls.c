@@ -29,13 +29,7 @@
 
 #include "transport/tls_glue.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_tls: %s:%d: %s\n", __FILE__, __LINE__, #cond);                   \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 #define OUT_MAX (1 << 20)
 #define PLAIN_MAX (64 * 1024)
