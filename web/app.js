@@ -4,7 +4,7 @@
 // and no network text is ever inserted as HTML (dom.js).
 
 import { Session, socketUrl } from './session.js';
-import { nicknameProblem, roomProblem, nickKey, utf8Length, DEFAULT_LIMITS } from './rules.js';
+import { nicknameProblem, roomProblem, nickKey, roomKey, utf8Length, DEFAULT_LIMITS } from './rules.js';
 import { h, $, avatar } from './dom.js';
 import { Pane } from './pane.js';
 
@@ -48,7 +48,7 @@ const state = {
     retryAt: 0,
 };
 
-const roomId = (room) => `r:${room}`;
+const roomId = (room) => `r:${roomKey(room)}`;
 const privateId = (nick) => `p:${nickKey(nick)}`;
 
 function store(key, value) {
@@ -118,7 +118,7 @@ function initLogin() {
         ui.loginError.textContent = '';
         setLoginBusy(true);
         session.login(ui.nickname.value, ui.room.value);
-        state.switchTo.add(ui.room.value);
+        state.switchTo.add(roomKey(ui.room.value));
     });
     (ui.nickname.value ? ui.loginSubmit : ui.nickname).focus();
 }
@@ -331,7 +331,12 @@ session.addEventListener('joined', ({ detail }) => {
         // More was said while we were away than a rejoin brings back.
         conv.pane.addSystem('Some messages sent while you were away are not shown here.');
     }
-    if (state.switchTo.delete(room) || !activeConv()) activate(conv);
+    if (state.switchTo.delete(roomKey(room))) {
+        activate(conv);
+        focusComposer(); // after Join, typing goes to the message box
+    } else if (!activeConv()) {
+        activate(conv);
+    }
     afterMembersChange(room);
 });
 
@@ -436,7 +441,7 @@ session.addEventListener('request-error', ({ detail }) => {
         }
     }
     if (type === 'join') {
-        state.switchTo.delete(request.room);
+        state.switchTo.delete(roomKey(request.room));
         ui.joinError.textContent = message || `Could not join ${request.room}.`;
         return;
     }
@@ -640,7 +645,7 @@ function joinRoom(room) {
         ui.joinError.textContent = 'You are offline; try again once reconnected.';
         return false;
     }
-    state.switchTo.add(room);
+    state.switchTo.add(roomKey(room));
     return true;
 }
 

@@ -35,6 +35,11 @@ function describeBadChars(s) {
     return bad.join(', ');
 }
 
+/** Rooms are one whatever the case and the leading '#' ("#Dev", "dev"): the key to compare them. */
+export function roomKey(room) {
+    return room.replace(/^#/, '').toLowerCase();
+}
+
 /** Nicknames are unique case-insensitively, so this is the key to compare them. */
 export function nickKey(nick) {
     return nick.toLowerCase();

@@ -71,7 +71,7 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
     chat->io = *io;
     chat->io_ctx = io_ctx;
     tt_map_init(&chat->nicks, TT_MAP_NOCASE);
-    tt_map_init(&chat->rooms, 0);
+    tt_map_init(&chat->rooms, TT_MAP_NOCASE);
     tt_map_init(&chat->by_sid, 0);
     return chat;
 }
@@ -364,7 +364,14 @@ void chat_session_on_text(chat_t *chat, chat_session_t *s, const char *data, siz
 
 /* ---- rooms and membership ---- */
 
+/* Rooms are one whatever the case and the leading '#' (PROTOCOL.md,
+ * "Identity"): the map's key is the name without its '#', compared ignoring
+ * case, and the room keeps the spelling it was created under. */
 chat_room_t *chat__room_find(chat_t *chat, const char *name, size_t len) {
+    if (len > 0 && name[0] == '#') {
+        name++;
+        len--;
+    }
     return tt_map_get(&chat->rooms, name, len);
 }
 
@@ -433,7 +440,20 @@ static json_t *presence_json(const char *type, const chat_room_t *room, const ch
 /* msgs[0..n) (oldest first) as a JSON array, cut to the newest messages
  * whose JSON fits budget bytes (never fewer than one); *cut tells whether
  * any were left out. Only large pages are measured; the common one is not. */
-static json_t *history_array(const chat_message_t *msgs, size_t n, size_t budget, bool *cut) {
+static json_t *history_message_json(const chat_message_t *m, const char *room, size_t room_len) {
+    if (room == NULL || m->kind != CHAT_MSG_ROOM)
+        return chat__message_json(m);
+    /* Stored under any spelling of the room (or its folded key): named as
+     * the room is named now, so clients match it exactly. */
+    chat_message_t c = *m;
+    c.to = room;
+    c.to_len = room_len;
+    return chat__message_json(&c);
+}
+
+/* room (NULL: as stored) names the room in every message. */
+static json_t *history_array(const chat_message_t *msgs, size_t n, size_t budget, const char *room,
+                             size_t room_len, bool *cut) {
     size_t bound = 0; /* an upper bound of the array's JSON: every byte escaped in six */
     for (size_t i = 0; i < n; i++)
         bound += CHAT_MESSAGE_JSON_OVERHEAD +
@@ -443,7 +463,7 @@ static json_t *history_array(const chat_message_t *msgs, size_t n, size_t budget
     if (bound > budget) {
         size_t total = 0, k = n;
         while (k > 0) {
-            json_t *m = chat__message_json(&msgs[k - 1]);
+            json_t *m = history_message_json(&msgs[k - 1], room, room_len);
             size_t sz = chat__message_json_size(m);
             json_decref(m);
             if (total + sz > budget && k < n)
@@ -456,7 +476,7 @@ static json_t *history_array(const chat_message_t *msgs, size_t n, size_t budget
     }
     json_t *a = json_array();
     for (size_t i = first; i < n; i++)
-        json_array_append_new(a, chat__message_json(&msgs[i]));
+        json_array_append_new(a, history_message_json(&msgs[i], room, room_len));
     return a;
 }
 
@@ -505,10 +525,13 @@ static void on_read_done(void *arg, int rc, const chat_message_t *msgs, size_t n
                          "The history cannot be read now; try again later.");
         } else {
             bool cut;
-            json_t *a = history_array(msgs, n, chat__list_budget(chat, 0), &cut);
+            /* The room's spelling now (r->room is the one it had when asked). */
+            const char *name = room != NULL ? room->name : r->room;
+            size_t name_len = room != NULL ? room->name_len : r->room_len;
+            json_t *a = history_array(msgs, n, chat__list_budget(chat, 0), name, name_len, &cut);
             json_t *o = json_object();
             json_object_set_new(o, "type", json_string_nocheck("history"));
-            json_object_set_new(o, "room", json_stringn_nocheck(r->room, r->room_len));
+            json_object_set_new(o, "room", json_stringn_nocheck(name, name_len));
             json_object_set_new(o, "messages", a);
             json_object_set_new(o, "more", json_boolean(more || cut));
             chat__reply(chat, s, &req, o);
@@ -632,7 +655,8 @@ static void joined_reply(chat_t *chat, chat_session_t *s, const chat_req_t *req,
         size_t names;
         json_t *members = joined_members_json(room, s, &names);
         bool cut;
-        json_t *hist = history_array(msgs, n, chat__list_budget(chat, names), &cut);
+        json_t *hist = history_array(msgs, n, chat__list_budget(chat, names), room->name,
+                                     room->name_len, &cut);
         json_t *o = json_object();
         json_object_set_new(o, "type", json_string_nocheck("joined"));
         json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
@@ -664,7 +688,8 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
             room = xcalloc(1, sizeof(*room));
             memcpy(room->name, name, len);
             room->name_len = len;
-            tt_map_put(&chat->rooms, room->name, room->name_len, room);
+            room->skip = name[0] == '#';
+            tt_map_put(&chat->rooms, room->name + room->skip, room->name_len - room->skip, room);
         }
         chat_member_t *m = xmalloc(sizeof(*m));
         m->room = room;
@@ -709,7 +734,7 @@ void chat__leave(chat_t *chat, chat_member_t *m, const char *reason) {
         room->v1_count--;
     free(m);
     if (room->count == 0) {
-        tt_map_remove(&chat->rooms, room->name, room->name_len);
+        tt_map_remove(&chat->rooms, room->name + room->skip, room->name_len - room->skip);
         free(room->members);
         free(room);
         return;

@@ -23,8 +23,11 @@ struct chat_member_s {
 };
 
 struct chat_room_s {
-    char name[CHAT_ROOM_MAX + 1]; /* the rooms map's key */
+    /* The spelling it was created under, which every frame uses; the rooms
+     * map's key is name + skip (without the '#'), compared ignoring case. */
+    char name[CHAT_ROOM_MAX + 1];
     size_t name_len;
+    uint8_t skip; /* 1 when name starts with '#' */
     chat_member_t **members;
     uint32_t count, cap;
     uint32_t v1_count; /* members that get presence events */
@@ -122,7 +125,7 @@ struct chat_s {
     void *clock_ctx;
 
     tt_map_t nicks; /* folded nickname → session (TT_MAP_NOCASE) */
-    tt_map_t rooms; /* name → chat_room_t */
+    tt_map_t rooms; /* name without its '#', folded → chat_room_t (TT_MAP_NOCASE) */
     chat_session_t *sessions;
     uint64_t nsessions;
     uint64_t next_sid;

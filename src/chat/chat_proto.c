@@ -387,10 +387,11 @@ static void on_leave(chat_t *chat, const chat_req_t *req) {
         chat__refuse(chat, req, "not_in_room", "You are not in the room %.*s.", (int)len, name);
         return;
     }
-    chat__leave(chat, m, "leave");
+    /* Named as the room is, whatever spelling the request used; the room
+     * may be gone once left. */
     json_t *o = typed("left");
-    /* The room may be gone now; name points into the request. */
-    json_object_set_new(o, "room", json_stringn_nocheck(name, len));
+    json_object_set_new(o, "room", json_stringn_nocheck(m->room->name, m->room->name_len));
+    chat__leave(chat, m, "leave");
     chat__reply(chat, req->s, req, o);
 }
 
@@ -439,11 +440,12 @@ static void on_history(chat_t *chat, const chat_req_t *req) {
     if (opt_limit(chat, req, CHAT_HISTORY_DEFAULT, CHAT_HISTORY_MAX, &limit) < 0 ||
         !room_ok(chat, req, name, len))
         return;
-    if (chat__member_find(req->s, chat__room_find(chat, name, len)) == NULL) {
+    const chat_room_t *room = chat__room_find(chat, name, len);
+    if (chat__member_find(req->s, room) == NULL) {
         chat__refuse(chat, req, "not_in_room", "You are not in the room %.*s.", (int)len, name);
         return;
     }
-    chat__history_reply(chat, req, name, len, before, limit);
+    chat__history_reply(chat, req, room->name, room->name_len, before, limit);
 }
 
 /* ---- pages of names ----
@@ -594,7 +596,9 @@ static void on_who(chat_t *chat, const chat_req_t *req) {
         json_array_append_new(members, json_stringn_nocheck(page.heap[i].name, page.heap[i].len));
     free(page.heap);
     json_t *o = typed("members");
-    json_object_set_new(o, "room", json_stringn_nocheck(name, len));
+    /* The room's own spelling when it exists; otherwise the one asked for. */
+    json_object_set_new(o, "room", room != NULL ? json_stringn_nocheck(room->name, room->name_len)
+                                                : json_stringn_nocheck(name, len));
     json_object_set_new(o, "members", members);
     json_object_set_new(o, "count", json_integer(count));
     json_object_set_new(o, "more", json_boolean(more));

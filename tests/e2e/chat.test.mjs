@@ -391,6 +391,14 @@ test('rooms can be joined by name or from the list of rooms, and left', async ()
     await marta.getByRole('button', { name: 'Join', exact: true }).click();
     await marta.getByRole('heading', { name: 'sala-9c' }).waitFor();
     assert.deepEqual(await marta.locator('#room-list .conv-name').allTextContents(), ['sala-9', 'sala-9c']);
+    // After Join, typing goes to the message box.
+    await until(async () => marta.evaluate(() => document.activeElement?.getAttribute('aria-label') === 'Message' || document.activeElement?.id === 'message'),
+        { what: 'the message box focused after Join' });
+    // Another spelling of a room one is in opens it (one room, named as created).
+    await marta.getByLabel('Room to join').fill('#SALA-9C');
+    await marta.getByRole('button', { name: 'Join', exact: true }).click();
+    await marta.getByRole('heading', { name: 'sala-9c' }).waitFor();
+    assert.deepEqual(await marta.locator('#room-list .conv-name').allTextContents(), ['sala-9', 'sala-9c']);
 
     // From the list of rooms, with member counts.
     await nico.getByRole('button', { name: 'Browse all rooms' }).click();

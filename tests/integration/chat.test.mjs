@@ -142,18 +142,26 @@ describe('rooms', () => {
         await closeAll(a, b, c);
     });
 
-    test("room names are case-sensitive: 'Dev' and 'dev' are different rooms", async () => {
-        const base = uniq('dev');
-        const upper = base.toUpperCase();
+    test("room names ignore case and the leading '#': one room, named as it was created", async () => {
+        const base = uniq('Dev');
         const a = await login(server, uniq('low'), { room: base });
-        const b = await login(server, uniq('up'), { room: upper });
-        assert.deepEqual(b.joined.members, [b.nickname], 'the upper-case room is a new room');
-        a.send({ type: 'room', to: base, message: { text: 'lower' } });
-        b.send({ type: 'room', to: upper, message: { text: 'upper' } });
-        assert.equal((await a.next('room')).message.text, 'lower');
-        assert.equal((await b.next('room')).message.text, 'upper');
-        await a.expectNothing(200, 'room');
-        await b.expectNothing(0, 'room');
+        const b = await login(server, uniq('up'), { room: `#${base.toUpperCase()}` });
+        assert.equal(b.joined.room, base, 'the room is named as its creator spelled it');
+        assert.deepEqual([...b.joined.members].sort(), [a.nickname, b.nickname].sort());
+        assert.equal((await a.next('member_joined')).room, base);
+        b.send({ type: 'room', to: base.toLowerCase(), message: { text: 'lower' } });
+        for (const x of [a, b]) {
+            const m = await x.next('room');
+            assert.equal(m.to, base);
+            assert.equal(m.message.text, 'lower');
+        }
+        const h = await a.request({ type: 'history', room: `#${base.toLowerCase()}` }, 'history');
+        assert.equal(h.room, base);
+        assert.deepEqual(h.messages.map((m) => [m.to, m.message.text]), [[base, 'lower']]);
+        const left = await b.request({ type: 'leave', room: base.toUpperCase() }, 'left');
+        assert.equal(left.type, 'left');
+        assert.equal(left.room, base);
+        assert.equal((await a.next('member_left')).room, base);
         await closeAll(a, b);
     });
 

@@ -201,6 +201,12 @@ export async function startServer(args = [], { timeoutMs = 15000, env = {}, ulim
 
 let uniqCounter = 0;
 /** A fresh nickname/room name (valid characters, ≤ 32 chars). */
+/** True when a and b name one room: rooms ignore case and a leading '#'. */
+export function sameRoom(a, b) {
+    const fold = (r) => String(r).replace(/^#/, '').toLowerCase();
+    return fold(a) === fold(b);
+}
+
 export function uniq(prefix = 'u') {
     uniqCounter += 1;
     const rnd = crypto.randomBytes(3).toString('hex');
@@ -477,7 +483,7 @@ export async function login(server, nickname, { room, path = '/ws' } = {}) {
     assert.equal(c.welcome.type, 'welcome', `login of ${nickname} answered ${JSON.stringify(c.welcome)}`);
     c.nickname = nickname;
     if (room !== undefined) {
-        c.joined = await c.next((m) => (m.type === 'joined' && m.room === room) || m.type === 'error');
+        c.joined = await c.next((m) => (m.type === 'joined' && sameRoom(m.room, room)) || m.type === 'error');
         assert.equal(c.joined.type, 'joined', `login of ${nickname} into ${room} answered ${JSON.stringify(c.joined)}`);
     }
     return c;

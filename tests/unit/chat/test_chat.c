@@ -383,6 +383,9 @@ static void test_chat_room_name_validity(void **state) {
         if (cases[i].valid) {
             json_t *j = take(fx, 1, "joined");
             assert_string_equal(jstr(j, "room"), cases[i].name);
+            /* "a" and "#a" are one room: leave it before the next. */
+            say(fx, 1, "{\"type\":\"leave\",\"room\":\"%s\"}", cases[i].name);
+            take(fx, 1, "left");
         } else {
             take_error(fx, 1, "room_invalid");
         }
@@ -520,24 +523,47 @@ static void test_chat_rejoin_is_idempotent(void **state) {
     assert_int_equal(st.rooms, 1);
 }
 
-static void test_chat_rooms_are_case_sensitive_and_hash_is_part_of_name(void **state) {
+static void test_chat_rooms_ignore_case_and_the_hash(void **state) {
     fx_t *fx = *state;
-    login_v1(fx, 1, "alice", "Room");
-    login_v1(fx, 2, "bob", "room");
-    login_v1(fx, 3, "carol", "#room");
-    send_room(fx, 1, "Room", "one");
+    /* Three spellings, one room, named as it was created. */
+    login_v1(fx, 1, "alice", "Python-Dev");
+    login_v1(fx, 2, "bob", "#python-dev");
+    json_t *j = take(fx, 1, "member_joined");
+    assert_string_equal(jstr(j, "room"), "Python-Dev");
+    login_v1(fx, 3, "carol", "#PYTHON-DEV");
+    take(fx, 1, "member_joined");
+    take(fx, 2, "member_joined");
+    send_room(fx, 3, "python-dev", "one");
     chat_flush(fx->chat);
-    assert_message(take(fx, 1, "room"), "room", "alice", "Room", "one");
-    none(fx, 2);
-    none(fx, 3);
+    for (int c = 1; c <= 3; c++)
+        assert_message(take(fx, c, "room"), "room", "carol", "Python-Dev", "one");
     say(fx, 1, "{\"type\":\"rooms\"}");
     json_t *r = json_object_get(take(fx, 1, "rooms"), "rooms");
-    assert_int_equal(json_array_size(r), 3);
-    /* Sorted by name (byte order). */
-    assert_string_equal(jstr(json_array_get(r, 0), "name"), "#room");
-    assert_string_equal(jstr(json_array_get(r, 1), "name"), "Room");
-    assert_string_equal(jstr(json_array_get(r, 2), "name"), "room");
-    assert_int_equal(jint(json_array_get(r, 0), "members"), 1);
+    assert_int_equal(json_array_size(r), 1);
+    assert_string_equal(jstr(json_array_get(r, 0), "name"), "Python-Dev");
+    assert_int_equal(jint(json_array_get(r, 0), "members"), 3);
+    say(fx, 1, "{\"type\":\"who\",\"room\":\"#python-DEV\"}");
+    j = take(fx, 1, "members");
+    assert_string_equal(jstr(j, "room"), "Python-Dev");
+    assert_int_equal(json_array_size(json_object_get(j, "members")), 3);
+    say(fx, 2, "{\"type\":\"history\",\"room\":\"PYTHON-dev\"}");
+    assert_string_equal(jstr(take(fx, 2, "history"), "room"), "Python-Dev");
+    /* Joining again under another spelling is the same membership. */
+    say(fx, 2, "{\"type\":\"join\",\"room\":\"python-dev\"}");
+    assert_string_equal(jstr(take(fx, 2, "joined"), "room"), "Python-Dev");
+    none(fx, 1);
+    say(fx, 2, "{\"type\":\"leave\",\"room\":\"#Python-dev\"}");
+    assert_string_equal(jstr(take(fx, 2, "left"), "room"), "Python-Dev");
+    assert_string_equal(jstr(take(fx, 1, "member_left"), "room"), "Python-Dev");
+    take(fx, 3, "member_left");
+    /* Once empty it is gone, and the next creator names it. */
+    say(fx, 1, "{\"type\":\"leave\",\"room\":\"python-dev\"}");
+    take(fx, 1, "left");
+    take(fx, 3, "member_left");
+    say(fx, 3, "{\"type\":\"leave\",\"room\":\"python-dev\"}");
+    take(fx, 3, "left");
+    say(fx, 2, "{\"type\":\"join\",\"room\":\"#python-dev\"}");
+    assert_string_equal(jstr(take(fx, 2, "joined"), "room"), "#python-dev");
 }
 
 static void test_chat_rooms_lists_counts(void **state) {
@@ -1665,7 +1691,7 @@ static void test_chat_rooms_are_paged_in_folded_order(void **state) {
     fx_t *fx = fx_new(&cfg);
     /* 630 rooms, created in a scrambled order, names in several cases. */
     enum { N = 630 };
-    static const char *shapes[] = {"room%03d", "Room%03d", "#room%03d", "_r%03d", "ROOM%03d-x"};
+    static const char *shapes[] = {"room%03d", "Room%03d-b", "#room%03d-c", "_r%03d", "ROOM%03d-x"};
     char names[N][32];
     chat_session_t *s = NULL;
     for (int k = 0; k < N; k++) {
@@ -1727,8 +1753,8 @@ static void test_chat_rooms_are_paged_in_folded_order(void **state) {
     j = take(fx, 1, "rooms");
     json_t *list = json_object_get(j, "rooms");
     assert_int_equal(json_array_size(list), 3);
-    assert_string_equal(jstr(json_array_get(list, 0), "name"), "Room100");
-    assert_string_equal(jstr(json_array_get(list, 1), "name"), "room100");
+    assert_string_equal(jstr(json_array_get(list, 0), "name"), "room100");
+    assert_string_equal(jstr(json_array_get(list, 1), "name"), "Room100-b");
     assert_string_equal(jstr(json_array_get(list, 2), "name"), "ROOM100-x");
     say(fx, 1, "{\"type\":\"rooms\",\"after\":\"~\"}");
     j = take(fx, 1, "rooms");
@@ -1924,7 +1950,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_chat_not_logged_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_join_leave_presence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_rejoin_is_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chat_rooms_are_case_sensitive_and_hash_is_part_of_name,
+        cmocka_unit_test_setup_teardown(test_chat_rooms_ignore_case_and_the_hash,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_rooms_lists_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_who_any_room, setup, teardown),
