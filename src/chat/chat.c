@@ -44,6 +44,30 @@ bool chat_config_add_limit(chat_config_t *cfg, const char *name, int64_t value) 
     return true;
 }
 
+/* The settings derived from cfg, at chat_new and at every reconfigure. */
+static void apply_config(chat_t *chat) {
+    if (chat->cfg.history_on_join > CHAT_HISTORY_MAX)
+        chat->cfg.history_on_join = CHAT_HISTORY_MAX;
+    /* One message of the largest size must fit a reply, or a room holding
+     * one could never be read back. */
+    chat->reply_budget =
+        chat->cfg.reply_budget ? chat->cfg.reply_budget : CHAT_REPLY_BUDGET_DEFAULT;
+    if (chat->reply_budget < chat_reply_budget_min(chat->cfg.max_text))
+        chat->reply_budget = chat_reply_budget_min(chat->cfg.max_text);
+}
+
+void chat_reconfigure(chat_t *chat, const chat_config_t *cfg) {
+    chat->cfg.max_text = cfg->max_text;
+    chat->cfg.max_rooms = cfg->max_rooms;
+    chat->cfg.history_on_join = cfg->history_on_join;
+    chat->cfg.rate_burst = cfg->rate_burst;
+    chat->cfg.rate_limit = cfg->rate_limit;
+    chat->cfg.reply_budget = cfg->reply_budget;
+    for (size_t i = 0; i < chat->cfg.nlimits_extra && i < cfg->nlimits_extra; i++)
+        chat->cfg.limits_extra[i].value = cfg->limits_extra[i].value;
+    apply_config(chat);
+}
+
 chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
     chat_t *chat = xcalloc(1, sizeof(*chat));
     if (cfg != NULL)
@@ -55,14 +79,7 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
         xstrdup(chat->cfg.server_version ? chat->cfg.server_version : TT_VERSION);
     chat->cfg.server_name = chat->server_name;
     chat->cfg.server_version = chat->server_version;
-    if (chat->cfg.history_on_join > CHAT_HISTORY_MAX)
-        chat->cfg.history_on_join = CHAT_HISTORY_MAX;
-    /* One message of the largest size must fit a reply, or a room holding
-     * one could never be read back. */
-    chat->reply_budget =
-        chat->cfg.reply_budget ? chat->cfg.reply_budget : CHAT_REPLY_BUDGET_DEFAULT;
-    if (chat->reply_budget < chat_reply_budget_min(chat->cfg.max_text))
-        chat->reply_budget = chat_reply_budget_min(chat->cfg.max_text);
+    apply_config(chat);
     /* A message costs request tokens by its size: the largest costs
      * 1 + CHAT_RATE_FRAME_PARTS, whatever the transport's limit. */
     chat->frame_unit = chat->cfg.max_message / CHAT_RATE_FRAME_PARTS;

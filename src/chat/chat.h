@@ -173,6 +173,15 @@ typedef struct chat_io_s {
  * cfg is copied (its strings too); NULL means chat_config_defaults. */
 chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx);
 
+/* Applies new settings to a running chat (a configuration reload): max_text,
+ * max_rooms, history_on_join, rate_burst, rate_limit, reply_budget and the
+ * values of limits_extra (the same names, in the same order, as chat_new
+ * had). Every request from now on is held to them; sessions keep their
+ * rooms and their buckets (holding at most the new burst), and the next
+ * welcome reports them. The server name and version and max_message are
+ * fixed at chat_new and not changed. */
+void chat_reconfigure(chat_t *chat, const chat_config_t *cfg);
+
 /* A clock for flood control: now_ms(ctx) returns the current time in
  * milliseconds on a monotonic clock. The transport's loop time suits (cheap,
  * one value for a whole iteration); tests inject their own. Without one (or

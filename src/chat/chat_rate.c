@@ -53,6 +53,8 @@ static void bucket_fill(chat_bucket_t *b, const rate_t *r, uint64_t now) {
  * will. */
 static bool bucket_take(chat_bucket_t *b, const rate_t *r, uint64_t now, uint64_t units,
                         uint64_t *retry_ms) {
+    if (b->units > r->cap)
+        b->units = r->cap; /* the burst was lowered by a reload */
     if (now > b->last_ms) {
         uint64_t elapsed = now - b->last_ms;
         uint64_t room = b->units < r->cap ? r->cap - b->units : 0;

@@ -76,7 +76,8 @@ const opt_desc_t options_table[] = {
      .max = (size_t)1 << 30,
      .arg = "BYTES",
      AT(deflate_min),
-     .help = "shorter messages are sent uncompressed"},
+     .help = "shorter messages are sent uncompressed",
+     .flags = OPT_LIVE},
     {.name = "max-text",
      .type = OPT_SIZE,
      .def = TT_STR(CHAT_MAX_TEXT_DEFAULT),
@@ -85,7 +86,8 @@ const opt_desc_t options_table[] = {
      .arg = "BYTES",
      AT(chat.max_text),
      .help = "largest chat message text (lowered to fit a smaller --max-message; 512 bytes "
-             "are left for the JSON around it)"},
+             "are left for the JSON around it)",
+     .flags = OPT_LIVE},
     {.name = "max-queue",
      .type = OPT_SIZE,
      .def = "1M",
@@ -94,7 +96,8 @@ const opt_desc_t options_table[] = {
      .arg = "BYTES",
      AT(max_queue),
      .help = "unsent bytes per connection before it is closed with 1008 (never less than one "
-             "--max-message)"},
+             "--max-message)",
+     .flags = OPT_LIVE},
     {.name = "max-rooms",
      .type = OPT_INT,
      .def = TT_STR(CHAT_MAX_ROOMS_DEFAULT),
@@ -102,7 +105,8 @@ const opt_desc_t options_table[] = {
      .max = 100000,
      .arg = "N",
      AT(chat.max_rooms),
-     .help = "rooms one connection may be in"},
+     .help = "rooms one connection may be in",
+     .flags = OPT_LIVE},
     {.name = "max-connections",
      .type = OPT_INT,
      .none = "the open-file limit less 64",
@@ -110,14 +114,16 @@ const opt_desc_t options_table[] = {
      .max = 10000000,
      .arg = "N",
      AT(max_connections),
-     .help = "WebSockets at once; past it upgrades get 503"},
+     .help = "WebSockets at once; past it upgrades get 503",
+     .flags = OPT_LIVE},
     {.name = "max-per-ip",
      .type = OPT_INT,
      .def = "1000",
      .max = 10000000,
      .arg = "N",
      AT(max_per_ip),
-     .help = "WebSockets from one client address (0: no cap)"},
+     .help = "WebSockets from one client address (0: no cap)",
+     .flags = OPT_LIVE},
     {.name = "head-timeout",
      .type = OPT_SECONDS,
      .def = "10",
@@ -134,7 +140,8 @@ const opt_desc_t options_table[] = {
      .arg = "SECONDS",
      AT(ping_ms),
      .help = "idle WebSockets are pinged after this, and closed when no answer comes within "
-             "as long again (0: off)"},
+             "as long again (0: off)",
+     .flags = OPT_LIVE},
     {.name = "rate-burst",
      .type = OPT_INT,
      .def = TT_STR(CHAT_RATE_BURST_DEFAULT),
@@ -143,7 +150,8 @@ const opt_desc_t options_table[] = {
      .arg = "N",
      AT(chat.rate_burst),
      .help = "chat messages (room, private) a client may send at once; every request counts "
-             "against a budget " TT_STR(CHAT_RATE_REQUEST_FACTOR) " times this size"},
+             "against a budget " TT_STR(CHAT_RATE_REQUEST_FACTOR) " times this size",
+     .flags = OPT_LIVE},
     {.name = "rate-limit",
      .type = OPT_DECIMAL,
      .def = TT_STR(CHAT_RATE_LIMIT_DEFAULT),
@@ -156,7 +164,8 @@ const opt_desc_t options_table[] = {
          "requests: " TT_STR(CHAT_RATE_REQUEST_FACTOR) " times as many). Over it: error "
                                                        "rate_limited; a client that keeps flooding "
                                                        "is closed with 1008. 0 turns flood "
-                                                       "control off"},
+                                                       "control off",
+     .flags = OPT_LIVE},
     {.name = "allowed-origin",
      .type = OPT_STRINGS,
      .none = "this server's own origin",
@@ -182,7 +191,8 @@ const opt_desc_t options_table[] = {
      .max = CHAT_HISTORY_MAX,
      .arg = "N",
      AT(chat.history_on_join),
-     .help = "messages a joiner gets in joined.history"},
+     .help = "messages a joiner gets in joined.history",
+     .flags = OPT_LIVE},
     {.name = "retain-messages",
      .type = OPT_INT,
      .def = "0",
@@ -834,6 +844,14 @@ void options_apply_live(server_config_t *running, const server_config_t *next, c
             nr += (size_t)snprintf(restart + nr, rlen - nr, "%s%s %s (running %s)", nr ? "; " : "",
                                    d->name, now[0] ? now : "none", was[0] ? was : "none");
         }
+    }
+}
+
+void options_copy_live(server_config_t *to, const server_config_t *from) {
+    for (size_t i = 0; i < NOPT; i++) {
+        const opt_desc_t *d = &options_table[i];
+        if (d->flags & OPT_LIVE)
+            memcpy((char *)to + d->off, (const char *)from + d->off, d->size);
     }
 }
 

@@ -118,6 +118,12 @@ void options_format(int i, const server_config_t *cfg, char *buf, size_t len);
 void options_apply_live(server_config_t *running, const server_config_t *next, char *changed,
                         size_t clen, char *restart, size_t rlen);
 
+/* Copies the value of every OPT_LIVE option from `from` into `to` (the
+ * server's working configuration, after options_apply_live updated the
+ * running one). Live options hold plain values, never pointers into the
+ * options_t that resolved them, so the copy outlives it. */
+void options_copy_live(server_config_t *to, const server_config_t *from);
+
 /* --help, generated from the table. */
 void options_usage(FILE *out);
 

@@ -301,6 +301,24 @@ static void reload_work(void *ctx) {
         j->r = options_resolve(j->opts, &j->cfg);
 }
 
+static void derive_limits(server_t *srv);
+
+/* The running configuration's live values, into everything that uses them:
+ * the log level, the connection limits (checked at each accept), the chat
+ * (its next request), and every open WebSocket's queue bound (a queue now
+ * over it closes that slow consumer, as any overflow does). */
+static void apply_live(server_t *srv) {
+    options_copy_live(&srv->cfg, &srv->running);
+    derive_limits(srv);
+    tt_log_set_level((tt_log_level_t)srv->cfg.log_level);
+    chat_reconfigure(srv->chat, &srv->cfg.chat);
+    for (tt_stream_t *s = tt_loop_first_stream(srv->loop); s != NULL; s = tt_loop_next_stream(s)) {
+        conn_ext_t *e = tt_stream_ext(s);
+        if (e->base.kind == EP_WS && !tt_stream_is_closing(s))
+            tt_stream_set_max_queue(s, srv->cfg.max_queue);
+    }
+}
+
 static void reload_done(void *ctx) {
     reload_job_t *j = ctx;
     server_t *srv = j->srv;
@@ -313,7 +331,7 @@ static void reload_done(void *ctx) {
         char changed[2048], restart[2048];
         options_apply_live(&srv->running, &j->cfg, changed, sizeof(changed), restart,
                            sizeof(restart));
-        tt_log_set_level((tt_log_level_t)srv->running.log_level);
+        apply_live(srv);
         tt_log_always("SIGHUP: %s: applied: %s", path, changed[0] ? changed : "no change");
         if (restart[0])
             tt_log_always("SIGHUP: %s: changed but needs a restart: %s", path, restart);
@@ -449,6 +467,36 @@ static int open_history(const server_config_t *cfg, store_t **out) {
     return 0;
 }
 
+/* The limits that follow from the configured ones, at start and after a
+ * reload applied new values (SIGHUP). */
+static void derive_limits(server_t *srv) {
+    size_t lim = srv->fd_limit;
+    if (srv->cfg.max_connections == 0)
+        srv->cfg.max_connections = lim > 128 ? lim - 64 : lim / 2;
+    /* A queue must hold at least one message of the largest size. */
+    size_t one = srv->cfg.max_message + WS_MAX_HEADER + 4096;
+    if (srv->cfg.max_queue < one)
+        srv->cfg.max_queue = one;
+    /* A reply carrying many messages stays well under what a queue holds. */
+    srv->cfg.chat.reply_budget = srv->cfg.max_queue / 4;
+    /* welcome.limits reports the transport's limits next to the chat's. */
+    chat_config_t *cc = &srv->cfg.chat;
+    cc->nlimits_extra = 0;
+    chat_config_add_limit(cc, "max_queue", (int64_t)srv->cfg.max_queue);
+    chat_config_add_limit(cc, "max_connections", (int64_t)srv->cfg.max_connections);
+    chat_config_add_limit(cc, "max_per_ip", (int64_t)srv->cfg.max_per_ip);
+    chat_config_add_limit(cc, "max_head", HTTP_MAX_HEAD);
+    chat_config_add_limit(cc, "head_timeout_ms", srv->cfg.head_timeout_ms);
+    chat_config_add_limit(cc, "ping_interval_ms", srv->cfg.ping_ms);
+    /* An HTTP connection holds one response at a time: the largest asset
+     * (queued by reference, never copied) and its head. */
+    srv->http_max_queue = srv->cfg.max_queue;
+    for (const http_asset_t *a = http_assets; a->path != NULL; a++)
+        if (a->len + 8192 > srv->http_max_queue)
+            srv->http_max_queue = a->len + 8192;
+    srv->deflate.min = srv->cfg.deflate_min;
+}
+
 int server_run(const server_config_t *cfg) {
     server_t *srv = xcalloc(1, sizeof(*srv));
     srv->cfg = *cfg;
@@ -465,29 +513,9 @@ int server_run(const server_config_t *cfg) {
     size_t lim = 1024;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
         lim = (size_t)rl.rlim_cur;
+    srv->fd_limit = lim;
     srv->max_sockets = lim > 64 ? lim - 32 : lim / 2;
-    if (srv->cfg.max_connections == 0)
-        srv->cfg.max_connections = lim > 128 ? lim - 64 : lim / 2;
-    /* A queue must hold at least one message of the largest size. */
-    size_t one = cfg->max_message + WS_MAX_HEADER + 4096;
-    if (srv->cfg.max_queue < one)
-        srv->cfg.max_queue = one;
-    /* A reply carrying many messages stays well under what a queue holds. */
-    srv->cfg.chat.reply_budget = srv->cfg.max_queue / 4;
-    /* welcome.limits reports the transport's limits next to the chat's. */
-    chat_config_t *cc = &srv->cfg.chat;
-    chat_config_add_limit(cc, "max_queue", (int64_t)srv->cfg.max_queue);
-    chat_config_add_limit(cc, "max_connections", (int64_t)srv->cfg.max_connections);
-    chat_config_add_limit(cc, "max_per_ip", (int64_t)srv->cfg.max_per_ip);
-    chat_config_add_limit(cc, "max_head", HTTP_MAX_HEAD);
-    chat_config_add_limit(cc, "head_timeout_ms", srv->cfg.head_timeout_ms);
-    chat_config_add_limit(cc, "ping_interval_ms", srv->cfg.ping_ms);
-    /* An HTTP connection holds one response at a time: the largest asset
-     * (queued by reference, never copied) and its head. */
-    srv->http_max_queue = srv->cfg.max_queue;
-    for (const http_asset_t *a = http_assets; a->path != NULL; a++)
-        if (a->len + 8192 > srv->http_max_queue)
-            srv->http_max_queue = a->len + 8192;
+    derive_limits(srv);
     tt_map_init(&srv->per_ip, 0);
     tt_list_init(&srv->reap);
     srv->log_budget = LOG_BUDGET;
@@ -496,7 +524,6 @@ int server_run(const server_config_t *cfg) {
     if (srv->cfg.deflate) {
         /* One compressor and one inflater for the loop (ws_deflate.h). */
         srv->deflate.deflater = ws_deflater_new(TT_DEFLATE_LEVEL);
-        srv->deflate.min = srv->cfg.deflate_min;
         srv->inflater = ws_inflater_new();
     }
 

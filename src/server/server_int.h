@@ -92,6 +92,7 @@ struct server_s {
     tt_timer_t *sweep;      /* one coarse timer for every connection's deadlines */
     tt_timer_t *stop_timer; /* shutdown: waits for close handshakes */
     chat_t *chat;
+    size_t fd_limit; /* RLIMIT_NOFILE at start */
     struct store_async_s *async; /* the store's worker (SQLite off the loop) */
     tt_async_t *wake;            /* its completions wake the loop */
     tt_link_t reap;              /* ws_conn_t whose chat session must be closed */

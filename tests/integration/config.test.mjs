@@ -1,8 +1,8 @@
 // Options from a config file (--config, INI), TERTULIA_<OPTION> environment
 // variables and the command line, in that order of precedence; errors that
 // name the file, line and key (exit 2); --check-config; --print-config read
-// back; SIGHUP re-reading the file: the log level changes live, an option
-// that needs a restart is logged as such.
+// back; SIGHUP re-reading the file: the log level and the limits change
+// live, an option that needs a restart is logged as such.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -170,6 +170,45 @@ test('SIGHUP re-reads the file: the log level changes live, max-message is logge
         assert.equal(c.welcome.limits.max_message, 65536, 'max-message needs a restart');
         await c.close();
     } finally {
+        await server.stopClean();
+    }
+});
+
+test('SIGHUP applies new limits live: max-text, max-rooms, rate limits and max-connections hold from the next request, welcome reports them', async () => {
+    const file = confFile('max-text = 100\nmax-rooms = 2\n');
+    const server = await startServer(['--db', ':memory:', '--config', file], { env: cleanEnv() });
+    const clients = [];
+    try {
+        const room = uniq('#live');
+        const a = await login(server, uniq('live'), { room });
+        clients.push(a);
+        assert.equal(a.welcome.limits.max_text, 100);
+        const text = 'x'.repeat(150);
+        assert.equal((await a.expectError({ type: 'room', to: room, message: { text } }, 'message_too_long')).code, 'message_too_long');
+        await a.request({ type: 'join', room: uniq('#two') }, 'joined');
+        await a.expectError({ type: 'join', room: uniq('#three') }, 'too_many_rooms');
+
+        fs.writeFileSync(file, 'max-text = 200\nmax-rooms = 3\nmax-connections = 3\n');
+        server.proc.kill('SIGHUP');
+        await waitLog(server, /SIGHUP: .*: applied: .*max-text 200 \(was 100\)/);
+        assert.match(server.stderr, /applied: .*max-rooms 3 \(was 2\)/);
+        assert.match(server.stderr, /applied: .*max-connections 3 \(was /);
+        // The session that was open before the reload is held to the new limits.
+        const m = await a.request({ type: 'room', to: room, message: { text } }, 'room');
+        assert.equal(m.message.text, text);
+        await a.request({ type: 'join', room: uniq('#three') }, 'joined');
+        // A new session's welcome reports them.
+        const b = await login(server, uniq('live'));
+        clients.push(b);
+        assert.equal(b.welcome.limits.max_text, 200);
+        assert.equal(b.welcome.limits.max_rooms, 3);
+        assert.equal(b.welcome.limits.max_connections, 3);
+        // max-connections 3: the third is served, the fourth refused.
+        const c = await login(server, uniq('live'));
+        clients.push(c);
+        await assert.rejects(login(server, uniq('over')), 'a fourth WebSocket is refused');
+    } finally {
+        for (const c of clients) await c.close();
         await server.stopClean();
     }
 });

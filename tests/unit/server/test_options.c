@@ -400,7 +400,39 @@ static void test_apply_live(void **state) {
     options_apply_live(&running, &next, changed, sizeof(changed), restart, sizeof(restart));
     assert_string_equal(changed, "");
     assert_string_equal(restart, "max-message 1M (running 64K)");
+    /* Limits apply live, and copy into the working configuration. */
+    options_t *o2 = options_new();
+    assert_int_equal(set_cli(o2, "max-text", "2K"), 0);
+    assert_int_equal(set_cli(o2, "rate-limit", "3.5"), 0);
+    assert_int_equal(set_cli(o2, "max-message", "1M"), 0);
+    resolve_ok(o2, &next);
+    options_apply_live(&running, &next, changed, sizeof(changed), restart, sizeof(restart));
+    assert_non_null(strstr(changed, "max-text 2K (was 4K)"));
+    assert_non_null(strstr(changed, "rate-limit 3.5 (was 10)"));
+    assert_non_null(strstr(changed, "log-level info (was debug)"));
+    server_config_t work;
+    server_config_defaults(&work);
+    options_copy_live(&work, &running);
+    assert_int_equal(work.chat.max_text, 2048);
+    assert_true(work.chat.rate_limit == 3.5);
+    assert_int_equal(work.max_message, 65536);
+    options_free(o2);
     options_free(o);
+}
+
+/* Live options hold plain values (copied past the options_t that resolved
+ * them): never a string or a list. */
+static void test_live_options_are_values(void **state) {
+    (void)state;
+    size_t live = 0;
+    for (size_t i = 0; i < options_count; i++) {
+        const opt_desc_t *d = &options_table[i];
+        if (!(d->flags & OPT_LIVE))
+            continue;
+        live++;
+        assert_true(d->type != OPT_STRING && d->type != OPT_ADDRS && d->type != OPT_STRINGS);
+    }
+    assert_true(live >= 10);
 }
 
 /* Every option has a name, help, and a default or what none means; the
@@ -438,6 +470,7 @@ int main(void) {
         cmocka_unit_test(test_print_round_trip),
         cmocka_unit_test(test_apply_live),
         cmocka_unit_test(test_table),
+        cmocka_unit_test(test_live_options_are_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
