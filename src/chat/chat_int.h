@@ -7,10 +7,14 @@
 #include <jansson.h>
 
 #include "chat/chat.h"
+#include "core/list.h"
 #include "core/map.h"
 
 typedef struct chat_room_s chat_room_t;
 typedef struct chat_member_s chat_member_t;
+typedef struct chat_user_s chat_user_t;
+typedef struct chat_presence_s chat_presence_t;
+typedef struct chat_held_s chat_held_t;
 
 /* One session in one room. Both sides index it (session → rooms for cleanup
  * and the max_rooms limit, room → members for fan-out) and it remembers its
@@ -18,19 +22,77 @@ typedef struct chat_member_s chat_member_t;
 struct chat_member_s {
     chat_room_t *room;
     chat_session_t *session;
-    uint32_t room_idx; /* in room->members */
-    uint32_t sess_idx; /* in session->rooms */
+    chat_presence_t *pres; /* its user's presence in the room */
+    uint32_t room_idx;     /* in room->members */
+    uint32_t sess_idx;     /* in session->rooms */
+};
+
+/* One user (a nickname: a guest or an account) in one room, however many
+ * of its connections are in it (nsess). Presence is about users: the
+ * others hear member_joined when the first connection of a user joins and
+ * member_left when the last one leaves; `who` and the member counts list
+ * users. A presence whose connections all dropped without saying goodbye
+ * stays, with nsess 0, "parked", for the grace time: a reload or a
+ * reconnect joins again without any noise. Indexed both ways, swap-removed
+ * like memberships. */
+struct chat_presence_s {
+    chat_room_t *room;
+    chat_user_t *user;
+    uint32_t nsess;    /* the user's connections in the room */
+    uint32_t room_idx; /* in room->people */
+    uint32_t user_idx; /* in user->rooms */
 };
 
 struct chat_room_s {
-    /* The spelling it was created under, which every frame uses; the rooms
-     * map's key is name + skip (without the '#'), compared ignoring case. */
+    /* The canonical spelling (the one it was created under); the rooms map's
+     * key is name + skip (without the '#'), compared ignoring case. */
     char name[CHAT_ROOM_MAX + 1];
     size_t name_len;
     uint8_t skip; /* 1 when name starts with '#' */
     chat_member_t **members;
     uint32_t count, cap;
     uint32_t v1_count; /* members that get presence events */
+    chat_presence_t **people;
+    uint32_t npeople, people_cap;
+};
+
+typedef enum {
+    CHAT_USER_GUEST = 1,   /* a nickname held while connected, and for the grace time */
+    CHAT_USER_ACCOUNT = 2, /* an account (a password, or an operator's JWT) */
+} chat_user_kind_t;
+
+/* A private message waiting for a guest whose connections all dropped:
+ * delivered when it resumes, or the sender is told `undelivered` when its
+ * grace time ends. */
+struct chat_held_s {
+    chat_held_t *next;
+    tt_msg_t *out; /* the private frame (one reference) */
+    uint64_t id;
+    char from[CHAT_NICK_MAX + 1];
+    uint8_t from_len;
+    uint64_t from_uid;
+};
+
+/* An identity: the nicks map's value. Its sessions are the connections
+ * logged in as it (an account's tabs and devices, or a guest's resumed
+ * ones); it lives while any does, and a guest for the grace time after. */
+struct chat_user_s {
+    char nick[CHAT_NICK_MAX + 1]; /* the nicks map's key */
+    size_t nick_len;
+    uint64_t uid; /* unique while the process lives: stale references find another */
+    chat_user_kind_t kind;
+    int64_t account_id;        /* CHAT_USER_ACCOUNT: the store's id */
+    uint8_t resume_hash[32];   /* CHAT_USER_GUEST: SHA-256 of its resume token */
+    chat_session_t **sess;     /* logged in as this user */
+    uint32_t nsess, sess_cap;
+    chat_presence_t **rooms;   /* its presences (parked ones too) */
+    uint32_t nrooms, rooms_cap;
+    uint32_t parked;           /* presences with nsess 0 */
+    tt_link_t park;            /* chat->parked while parked > 0 or nsess == 0 */
+    uint64_t park_until;       /* monotonic ms: the grace time ends */
+    const char *park_reason;   /* member_left's reason then (static) */
+    chat_held_t *held, *held_tail;
+    uint32_t nheld;
 };
 
 /* A token bucket (chat_rate.c). Tokens are counted in millionths so that
@@ -47,7 +109,9 @@ struct chat_session_s {
     char *peer;
     bool v1;
     bool logged_in;
-    char nick[CHAT_NICK_MAX + 1]; /* the nicks map's key once logged in */
+    chat_user_t *user;            /* once logged in */
+    uint32_t user_idx;            /* in user->sess */
+    char nick[CHAT_NICK_MAX + 1]; /* the user's nickname, copied (read per message) */
     size_t nick_len;
     chat_member_t **rooms;
     uint32_t nrooms, rooms_cap;
@@ -80,7 +144,8 @@ typedef struct chat_logwin_s {
 typedef struct chat_pending_s {
     chat_message_t msg; /* from/to are set when its batch is formed */
     uint64_t sender_sid;
-    uint64_t target_sid; /* CHAT_MSG_PRIVATE */
+    uint64_t sender_uid; /* CHAT_MSG_PRIVATE: echoed to all the sender's connections */
+    uint64_t target_uid; /* CHAT_MSG_PRIVATE: the recipient (named by `to`) */
     char from[CHAT_NICK_MAX + 1];
     char to[CHAT_ROOM_MAX + 1]; /* room name, or the target's nickname */
     uint8_t from_len, to_len;
@@ -124,8 +189,11 @@ struct chat_s {
     chat_clock_cb clock; /* flood control's clock, or NULL */
     void *clock_ctx;
 
-    tt_map_t nicks; /* folded nickname → session (TT_MAP_NOCASE) */
-    tt_map_t rooms; /* name without its '#', folded → chat_room_t (TT_MAP_NOCASE) */
+    tt_map_t nicks; /* folded nickname → chat_user_t (TT_MAP_NOCASE) */
+    tt_map_t rooms; /* name without '#', folded → chat_room_t (TT_MAP_NOCASE) */
+    uint64_t next_uid;
+    tt_link_t parked; /* users with parked presences or no session, by park_until */
+    uint64_t held_total; /* held private messages, every user */
     chat_session_t *sessions;
     uint64_t nsessions;
     uint64_t next_sid;
