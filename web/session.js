@@ -44,6 +44,7 @@ export class Session extends EventTarget {
     #loggedIn = false;
     #everLoggedIn = false;
     #loginRef = '';
+    #resume = ''; // this guest's token (welcome.resume): a reconnect comes back as the same guest
     #nextId = 1;
     #pending = new Map(); // ref -> request object (with its `type`)
     #rooms = new Map(); // room name -> {lastId}
@@ -73,6 +74,7 @@ export class Session extends EventTarget {
         this.#nickname = nickname;
         this.#initialRoom = room || '';
         this.#everLoggedIn = false;
+        this.#resume = '';
         this.#emit('status', { state: 'connecting' });
         this.#conn.start();
     }
@@ -82,6 +84,7 @@ export class Session extends EventTarget {
         this.#conn.stop(1000, 'logout');
         this.#loggedIn = false;
         this.#everLoggedIn = false;
+        this.#resume = '';
         this.#rooms.clear();
         this.#pending.clear();
         this.#emit('status', { state: 'idle' });
@@ -120,6 +123,9 @@ export class Session extends EventTarget {
         // After a reconnect every room is joined with `join`, which can ask
         // for the missed messages; only the very first login names a room.
         if (!this.#everLoggedIn && this.#initialRoom) login.room = this.#initialRoom;
+        // Back as the same guest, even while the server still holds the
+        // connection that just died (it would keep the nickname taken).
+        if (this.#everLoggedIn && this.#resume) login.resume = this.#resume;
         this.#conn.send(login);
     }
 
@@ -193,6 +199,7 @@ export class Session extends EventTarget {
         this.#everLoggedIn = true;
         this.#waitNote = '';
         if (typeof msg.nickname === 'string' && msg.nickname) this.#nickname = msg.nickname;
+        if (typeof msg.resume === 'string' && msg.resume) this.#resume = msg.resume;
         this.#limits = msg.limits || {};
         this.#server = msg.server || {};
         this.#conn.resetBackoff();
@@ -256,9 +263,12 @@ export class Session extends EventTarget {
             // A reconnect whose login is refused: usually our own previous
             // connection, not yet noticed as dead, still holds the nickname.
             // Keep trying with backoff; the server frees it on timeout.
+            // auth_failed: the guest ended (the grace time passed, or the
+            // server restarted); try the nickname anew.
+            if (msg.code === 'auth_failed') this.#resume = '';
             this.#waitNote = msg.code === 'nickname_taken'
                 ? 'Waiting for the server to release your nickname…'
-                : msg.message || msg.code;
+                : msg.code === 'auth_failed' ? '' : msg.message || msg.code;
             this.#conn.restart(msg.code);
             return;
         }

@@ -27,6 +27,7 @@ void chat_config_defaults(chat_config_t *cfg) {
     cfg->history_on_join = CHAT_HISTORY_DEFAULT;
     cfg->rate_burst = CHAT_RATE_BURST_DEFAULT;
     cfg->rate_limit = CHAT_RATE_LIMIT_DEFAULT;
+    cfg->resume_ms = CHAT_RESUME_MS_DEFAULT;
     cfg->nlimits_extra = 0;
 }
 
@@ -62,6 +63,7 @@ void chat_reconfigure(chat_t *chat, const chat_config_t *cfg) {
     chat->cfg.history_on_join = cfg->history_on_join;
     chat->cfg.rate_burst = cfg->rate_burst;
     chat->cfg.rate_limit = cfg->rate_limit;
+    chat->cfg.resume_ms = cfg->resume_ms;
     chat->cfg.reply_budget = cfg->reply_budget;
     for (size_t i = 0; i < chat->cfg.nlimits_extra && i < cfg->nlimits_extra; i++)
         chat->cfg.limits_extra[i].value = cfg->limits_extra[i].value;
@@ -90,6 +92,7 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
     tt_map_init(&chat->nicks, TT_MAP_NOCASE);
     tt_map_init(&chat->rooms, TT_MAP_NOCASE);
     tt_map_init(&chat->by_sid, 0);
+    tt_list_init(&chat->parked);
     return chat;
 }
 
@@ -131,8 +134,10 @@ void chat_free(chat_t *chat) {
             j = next;
         }
     }
-    /* Every membership record is in exactly one session's array: free it
-     * there; the rooms' arrays only point at them. */
+    /* Every presence is in exactly one user's array, and every membership
+     * record in exactly one session's: freed there; the rooms' arrays only
+     * point at them. */
+    chat__user_free_all(chat);
     chat_session_t *s = chat->sessions;
     while (s != NULL) {
         chat_session_t *next = s->next;
@@ -148,6 +153,7 @@ void chat_free(chat_t *chat) {
     while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
         chat_room_t *room = v;
         free(room->members);
+        free(room->people);
         free(room);
     }
     tt_map_dispose(&chat->rooms);
@@ -247,10 +253,15 @@ const char *chat_session_nickname(const chat_session_t *s) {
 static bool close_now(chat_t *chat, chat_session_t *s, const char *reason) {
     if (!chat__settled(chat))
         return false;
+    /* A v1 connection that drops without a goodbye leaves its user's
+     * presence parked and the user alive for the grace time: a reload or
+     * a reconnect comes back without any noise. A legacy client cannot
+     * resume (it has no token): it goes at once, as does a goodbye. */
+    bool park = s->logged_in && s->v1 && chat->cfg.resume_ms > 0 && strcmp(reason, "quit") != 0;
     while (s->nrooms > 0)
-        chat__leave(chat, s->rooms[s->nrooms - 1], reason);
+        chat__leave(chat, s->rooms[s->nrooms - 1], reason, park);
     if (s->logged_in)
-        tt_map_remove(&chat->nicks, s->nick, s->nick_len);
+        chat__user_detach(chat, s, reason, park);
     tt_map_remove(&chat->by_sid, &s->sid, sizeof(s->sid));
     if (s->prev != NULL)
         s->prev->next = s->next;
@@ -406,19 +417,20 @@ chat_member_t *chat__member_find(const chat_session_t *s, const chat_room_t *roo
  * `who` pages through them all). *size is what the names take in JSON. */
 static json_t *joined_members_json(const chat_room_t *room, const chat_session_t *self,
                                    size_t *size) {
+    /* Users, once each, however many of their connections are here. */
     json_t *a = json_array();
     *size = 0;
-    bool cut = room->count > CHAT_MEMBERS_MAX;
+    bool cut = room->npeople > CHAT_MEMBERS_MAX;
     if (cut) {
         json_array_append_new(a, json_stringn_nocheck(self->nick, self->nick_len));
         *size += self->nick_len + 3;
     }
-    for (uint32_t i = 0; i < room->count && json_array_size(a) < CHAT_MEMBERS_MAX; i++) {
-        const chat_session_t *m = room->members[i]->session;
-        if (cut && m == self)
+    for (uint32_t i = 0; i < room->npeople && json_array_size(a) < CHAT_MEMBERS_MAX; i++) {
+        const chat_user_t *u = room->people[i]->user;
+        if (cut && u == self->user)
             continue;
-        json_array_append_new(a, json_stringn_nocheck(m->nick, m->nick_len));
-        *size += m->nick_len + 3;
+        json_array_append_new(a, json_stringn_nocheck(u->nick, u->nick_len));
+        *size += u->nick_len + 3;
     }
     return a;
 }
@@ -440,12 +452,12 @@ static void room_presence(chat_t *chat, const chat_room_t *room, const chat_sess
     json_decref(obj);
 }
 
-static json_t *presence_json(const char *type, const chat_room_t *room, const chat_session_t *s,
+static json_t *presence_json(const char *type, const chat_room_t *room, const chat_user_t *u,
                              const char *reason) {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string_nocheck(type));
     json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
-    json_object_set_new(o, "nickname", json_stringn_nocheck(s->nick, s->nick_len));
+    json_object_set_new(o, "nickname", json_stringn_nocheck(u->nick, u->nick_len));
     json_object_set_new(o, "ts", json_integer((json_int_t)chat__now_ms()));
     if (reason != NULL)
         json_object_set_new(o, "reason", json_string(reason));
@@ -678,19 +690,21 @@ static void joined_reply(chat_t *chat, chat_session_t *s, const chat_req_t *req,
         json_object_set_new(o, "type", json_string_nocheck("joined"));
         json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
         json_object_set_new(o, "members", members);
-        json_object_set_new(o, "member_count", json_integer(room->count));
+        json_object_set_new(o, "member_count", json_integer(room->npeople));
         json_object_set_new(o, "history", hist);
         json_object_set_new(o, "more", json_boolean(more || cut));
         chat__reply(chat, s, req, o);
     }
     if (fresh)
-        room_presence(chat, room, s, presence_json("member_joined", room, s, NULL));
+        room_presence(chat, room, s, presence_json("member_joined", room, s->user, NULL));
 }
 
 void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t len, uint64_t since) {
     chat_session_t *s = req->s;
+    chat_user_t *u = s->user;
     chat_room_t *room = chat__room_find(chat, name, len);
     bool fresh = chat__member_find(s, room) == NULL;
+    bool newcomer = false; /* the user was not in the room: the others hear of it */
     if (fresh) {
         if (s->nrooms >= chat->cfg.max_rooms) {
             chat__refuse(chat, req, "too_many_rooms",
@@ -708,9 +722,21 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
             room->skip = name[0] == '#';
             tt_map_put(&chat->rooms, room->name + room->skip, room->name_len - room->skip, room);
         }
+        chat_presence_t *p = chat__presence_find(u, room);
+        if (p == NULL) {
+            p = chat__presence_add(u, room);
+            newcomer = true;
+        } else if (p->nsess == 0) {
+            /* Parked (a connection of this user dropped): back, quietly. */
+            u->parked--;
+            if (u->parked == 0 && u->nsess > 0)
+                tt_link_unlink(&u->park);
+        }
+        p->nsess++;
         chat_member_t *m = xmalloc(sizeof(*m));
         m->room = room;
         m->session = s;
+        m->pres = p;
         if (room->count == room->cap) {
             room->cap = next_cap(room->cap);
             room->members = xrealloc(room->members, room->cap * sizeof(*room->members));
@@ -728,18 +754,39 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
     }
     if (!s->v1) {
         /* A legacy client gets no joined: nothing to read. */
-        if (fresh)
-            room_presence(chat, room, s, presence_json("member_joined", room, s, NULL));
+        if (newcomer)
+            room_presence(chat, room, s, presence_json("member_joined", room, u, NULL));
         return;
     }
     /* The reply (and the member_joined after it) waits for the history. */
     read_start(chat, req, READ_JOINED, room->name, room->name_len, since, 0,
-               chat->cfg.history_on_join, fresh);
+               chat->cfg.history_on_join, newcomer);
 }
 
-void chat__leave(chat_t *chat, chat_member_t *m, const char *reason) {
+static void room_free_if_empty(chat_t *chat, chat_room_t *room) {
+    if (room->count > 0 || room->npeople > 0)
+        return;
+    tt_map_remove(&chat->rooms, room->name + room->skip, room->name_len - room->skip);
+    free(room->members);
+    free(room->people);
+    free(room);
+}
+
+void chat__presence_gone(chat_t *chat, chat_presence_t *p, const char *reason) {
+    chat_room_t *room = p->room;
+    chat_user_t *u = p->user;
+    chat__presence_remove(p);
+    if (room->count == 0 && room->npeople == 0) {
+        room_free_if_empty(chat, room);
+        return;
+    }
+    room_presence(chat, room, NULL, presence_json("member_left", room, u, reason));
+}
+
+void chat__leave(chat_t *chat, chat_member_t *m, const char *reason, bool park) {
     chat_room_t *room = m->room;
     chat_session_t *s = m->session;
+    chat_presence_t *p = m->pres;
     /* Swap-remove from both arrays, fixing the index of the record moved. */
     chat_member_t *last = room->members[--room->count];
     room->members[m->room_idx] = last;
@@ -750,13 +797,14 @@ void chat__leave(chat_t *chat, chat_member_t *m, const char *reason) {
     if (s->v1)
         room->v1_count--;
     free(m);
-    if (room->count == 0) {
-        tt_map_remove(&chat->rooms, room->name + room->skip, room->name_len - room->skip);
-        free(room->members);
-        free(room);
+    if (--p->nsess > 0)
+        return; /* another connection of the user is still here */
+    if (park) {
+        p->user->parked++;
+        chat__user_park(chat, p->user, reason);
         return;
     }
-    room_presence(chat, room, NULL, presence_json("member_left", room, s, reason));
+    chat__presence_gone(chat, p, reason);
 }
 
 chat_pending_t *chat__pending_add(chat_t *chat) {
@@ -794,11 +842,23 @@ static void deliver(chat_t *chat, const chat_pending_t *p) {
             for (uint32_t i = 0; i < room->count; i++)
                 chat__send(chat, room->members[i]->session, p->out);
     } else {
-        chat_session_t *target = chat__session_find(chat, p->target_sid);
-        if (target != NULL)
-            chat__send(chat, target, p->out);
-        if (sender != NULL && sender != target)
-            chat__send(chat, sender, p->out);
+        /* Every connection of the recipient, and of the sender (its echo). */
+        chat_user_t *target = chat__user_check(chat, p->to, p->to_len, p->target_uid);
+        chat_user_t *from = chat__user_check(chat, p->from, p->from_len, p->sender_uid);
+        if (target == NULL) {
+            chat__undelivered(chat, p); /* gone since it was accepted */
+        } else if (target->nsess == 0) {
+            /* Within its grace time: held for its return, or the sender is
+             * told now when too much is held already. */
+            if (!chat__user_hold(chat, target, p))
+                chat__undelivered(chat, p);
+        } else {
+            for (uint32_t i = 0; i < target->nsess; i++)
+                chat__send(chat, target->sess[i], p->out);
+        }
+        if (from != NULL && from != target)
+            for (uint32_t i = 0; i < from->nsess; i++)
+                chat__send(chat, from->sess[i], p->out);
     }
 }
 

@@ -54,6 +54,8 @@ typedef struct chat_session_s chat_session_t;
 #define CHAT_MAX_ROOMS_DEFAULT 100
 #define CHAT_RATE_BURST_DEFAULT 20
 #define CHAT_RATE_LIMIT_DEFAULT 10
+#define CHAT_RESUME_SECONDS_DEFAULT 120
+#define CHAT_RESUME_MS_DEFAULT (CHAT_RESUME_SECONDS_DEFAULT * 1000)
 
 /* Bounded replies. A reply carrying many messages (joined.history, history)
  * is cut to fit reply_budget bytes: the oldest messages are dropped first and
@@ -127,6 +129,12 @@ typedef struct chat_config_s {
      * transport's per-connection output cap (e.g. a quarter of it). */
     size_t reply_budget;
     unsigned history_on_join; /* messages sent in joined.history (default 50, at most 200) */
+    /* The grace time (PROTOCOL.md, "Accounts and sessions"): a v1 user
+     * whose connections dropped without a goodbye lives this long, its
+     * presence in rooms kept and privates to it held; a guest's nickname
+     * stays its own (`login` with its `resume` token comes back). Default
+     * CHAT_RESUME_MS_DEFAULT; 0: none (gone with its last connection). */
+    uint64_t resume_ms;
     unsigned rate_burst;      /* chat messages a session may send at once (default 20, ≥ 1) */
     double rate_limit;        /* chat messages a second, sustained (default 10); 0 turns
                                  flood control off (both buckets) */
@@ -234,6 +242,10 @@ const char *chat_session_nickname(const chat_session_t *s);
 /* Returns true if a batch went to the store to be written (its delivery
  * then waits for the store's completion). */
 bool chat_flush(chat_t *chat);
+
+/* Ends what has waited out its grace time (users and presences whose
+ * connections dropped): the transport calls it about once a second. */
+void chat_tick(chat_t *chat);
 
 /* Counters for logs and benchmarks. */
 typedef struct chat_stats_s {

@@ -286,9 +286,48 @@ chat_member_t *chat__member_find(const chat_session_t *s, const chat_room_t *roo
  * member_joined to the others. A session already in the room gets joined
  * again and nobody else hears of it. */
 void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t len, uint64_t since);
-/* Removes s from m's room, tells the remaining v1 members (member_left with
- * reason) and frees the room when it empties. Does not reply to s. */
-void chat__leave(chat_t *chat, chat_member_t *m, const char *reason);
+/* Removes s from m's room. When it was the user's last connection there,
+ * the user's presence is parked (park: the connection dropped, the user
+ * may come back within the grace time) or gone: the remaining v1 members
+ * get member_left with reason, and the room is freed when it empties.
+ * Does not reply to s. */
+void chat__leave(chat_t *chat, chat_member_t *m, const char *reason, bool park);
+/* The presence ends: removed, the room told (member_left with reason) or
+ * freed when nobody is left. */
+void chat__presence_gone(chat_t *chat, chat_presence_t *p, const char *reason);
+
+/* ---- chat_user.c: identities, presence, grace, held privates ------------ */
+
+#define CHAT_HELD_MAX 100           /* privates held for one guest in its grace time */
+#define CHAT_HELD_TOTAL_MAX 100000  /* and for every guest together */
+
+chat_user_t *chat__user_find(chat_t *chat, const char *nick, size_t len);
+/* The user named nick if it is still the one with this uid, or NULL. */
+chat_user_t *chat__user_check(chat_t *chat, const char *nick, size_t len, uint64_t uid);
+/* A new user under nick (not taken: the caller checked), in the nicks map. */
+chat_user_t *chat__user_new(chat_t *chat, const char *nick, size_t len, chat_user_kind_t kind);
+/* s logs in as u: it becomes one of u's connections. */
+void chat__user_attach(chat_t *chat, chat_user_t *u, chat_session_t *s);
+/* s (which left its rooms) is no longer one of its user's connections. The
+ * last one going parks the user for the grace time (park) or ends it. */
+void chat__user_detach(chat_t *chat, chat_session_t *s, const char *reason, bool park);
+/* The user waits for the grace time from now: then its parked presences
+ * end with member_left (reason) and, with no connection back, the user. */
+void chat__user_park(chat_t *chat, chat_user_t *u, const char *reason);
+/* The user ends now: its parked presences (member_left with reason), its
+ * held messages (`undelivered` to their senders), its nickname. */
+void chat__user_end(chat_t *chat, chat_user_t *u, const char *reason);
+void chat__user_free_all(chat_t *chat);
+chat_presence_t *chat__presence_find(const chat_user_t *u, const chat_room_t *room);
+chat_presence_t *chat__presence_add(chat_user_t *u, chat_room_t *room);
+void chat__presence_remove(chat_presence_t *p);
+/* Holds a private for u (no connection now); false when u holds
+ * CHAT_HELD_MAX or every guest CHAT_HELD_TOTAL_MAX already. */
+bool chat__user_hold(chat_t *chat, chat_user_t *u, const chat_pending_t *p);
+/* Sends u's held messages to s, in order, and forgets them. */
+void chat__user_release_held(chat_t *chat, chat_user_t *u, chat_session_t *s);
+/* Tells p's sender (every v1 connection of it) that p did not arrive. */
+void chat__undelivered(chat_t *chat, const chat_pending_t *p);
 /* Appends a pending entry and returns it (not zeroed: the caller sets every field). */
 chat_pending_t *chat__pending_add(chat_t *chat);
 /* Answers a `history` request for room name[0..len) (before, limit) when

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
+#include "auth/auth_token.h"
 #include "core/log.h"
 #include "core/utf8.h"
 #include "core/xmalloc.h"
@@ -244,7 +247,7 @@ static uint64_t chat__next_id(chat_t *chat) {
 /* Gives the message its id and ts, frames it once and queues it for
  * chat_flush. */
 static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t kind,
-                           chat_room_t *room, chat_session_t *target, const char *text,
+                           chat_room_t *room, chat_user_t *target, const char *text,
                            size_t len) {
     chat_session_t *s = req->s;
     chat_pending_t *p = chat__pending_add(chat);
@@ -267,7 +270,8 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     p->msg.text = text;
     p->msg.text_len = len;
     p->sender_sid = s->sid;
-    p->target_sid = target != NULL ? target->sid : 0;
+    p->sender_uid = s->user->uid;
+    p->target_uid = target != NULL ? target->uid : 0;
     /* text and ref point into the parsed request: keep it until delivery. */
     p->req = json_incref(req->root);
     p->ref = req->ref;
@@ -316,19 +320,45 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
     }
     if (has_room && !room_ok(chat, req, room, room_len))
         return;
-    if (tt_map_get(&chat->nicks, nick, nick_len) != NULL) {
-        chat__refuse(chat, req, "nickname_taken", "The nickname %.*s is taken.", (int)nick_len,
-                     nick);
+    const char *resume = NULL;
+    size_t resume_len = 0;
+    int has_resume = get_str(req->root, "resume", &resume, &resume_len);
+    if (has_resume < 0) {
+        chat__refuse(chat, req, "bad_request", "The field 'resume' must be a string.");
         return;
     }
-    memcpy(s->nick, nick, nick_len);
-    s->nick[nick_len] = '\0';
-    s->nick_len = nick_len;
-    s->logged_in = true;
-    tt_map_put(&chat->nicks, s->nick, s->nick_len, s);
+    chat_user_t *u = chat__user_find(chat, nick, nick_len);
+    char token[AUTH_TOKEN_LEN + 1] = "";
+    if (has_resume > 0 && s->v1) {
+        /* The same guest, from a reload or another tab: its token, held
+         * only as a hash, must match. Anything else is one answer. */
+        uint8_t hash[AUTH_TOKEN_HASH_BYTES];
+        auth_token_hash(resume, resume_len, hash);
+        if (u == NULL || u->kind != CHAT_USER_GUEST || !auth_token_wellformed(resume, resume_len) ||
+            CRYPTO_memcmp(hash, u->resume_hash, sizeof(hash)) != 0) {
+            chat__refuse(chat, req, "auth_failed",
+                         "That guest session is over (or the token is not its): log in anew.");
+            return;
+        }
+    } else {
+        if (u != NULL) {
+            chat__refuse(chat, req, "nickname_taken", "The nickname %.*s is taken.", (int)nick_len,
+                         nick);
+            return;
+        }
+        u = chat__user_new(chat, nick, nick_len, CHAT_USER_GUEST);
+        if (s->v1 && auth_token_new(token, sizeof(token)) == 0)
+            auth_token_hash(token, strlen(token), u->resume_hash);
+    }
+    chat__user_attach(chat, u, s);
 
     json_t *o = typed("welcome");
     json_object_set_new(o, "nickname", json_stringn_nocheck(s->nick, s->nick_len));
+    json_object_set_new(o, "account", json_false());
+    /* A new guest's token: `login` with it and the nickname joins this
+     * guest again (a reload, another tab) within the grace time. */
+    if (token[0] != '\0')
+        json_object_set_new(o, "resume", json_string_nocheck(token));
     json_t *server = json_object();
     json_object_set_new(server, "name", json_string(chat->cfg.server_name));
     json_object_set_new(server, "version", json_string(chat->cfg.server_version));
@@ -362,6 +392,8 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
                             json_integer((json_int_t)chat->cfg.limits_extra[i].value));
     json_object_set_new(o, "limits", limits);
     chat__reply(chat, s, req, o);
+    /* What was sent to the guest while none of its connections was there. */
+    chat__user_release_held(chat, u, s);
 
     if (has_room)
         chat__join(chat, req, room, room_len, 0);
@@ -391,7 +423,7 @@ static void on_leave(chat_t *chat, const chat_req_t *req) {
      * may be gone once left. */
     json_t *o = typed("left");
     json_object_set_new(o, "room", json_stringn_nocheck(m->room->name, m->room->name_len));
-    chat__leave(chat, m, "leave");
+    chat__leave(chat, m, "leave", false);
     chat__reply(chat, req->s, req, o);
 }
 
@@ -416,7 +448,7 @@ static void on_private(chat_t *chat, const chat_req_t *req) {
     if (!need_str(chat, req, "to", &to, &to_len) || !need_text(chat, req, &text, &text_len) ||
         !text_ok(chat, req, text_len))
         return;
-    chat_session_t *target = tt_map_get(&chat->nicks, to, to_len);
+    chat_user_t *target = chat__user_find(chat, to, to_len);
     if (target == NULL) {
         /* Quote the name only when it is a valid one: anything else could be
          * long or hold characters that do not belong in a sentence. */
@@ -578,7 +610,7 @@ static void on_who(chat_t *chat, const chat_req_t *req) {
     /* Rooms are public: anyone logged in may look, and a room nobody is in
      * simply has no members (it is not an error to ask). */
     const chat_room_t *room = chat__room_find(chat, name, len);
-    uint32_t count = room != NULL ? room->count : 0;
+    uint32_t count = room != NULL ? room->npeople : 0;
     /* The scan costs in proportion to the room. */
     if (!chat__rate_take_scan(chat, req, count))
         return;
@@ -587,8 +619,8 @@ static void on_who(chat_t *chat, const chat_req_t *req) {
     page_t page;
     page_init(&page, limit, count, after, after_len);
     for (uint32_t i = 0; i < count; i++) {
-        const chat_session_t *m = room->members[i]->session;
-        page_offer(&page, m->nick, m->nick_len, 0);
+        const chat_user_t *u = room->people[i]->user;
+        page_offer(&page, u->nick, u->nick_len, 0);
     }
     bool more = page_finish(&page);
     json_t *members = json_array();
@@ -622,7 +654,7 @@ static void on_rooms(chat_t *chat, const chat_req_t *req) {
     void *v;
     while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
         const chat_room_t *room = v;
-        page_offer(&page, room->name, room->name_len, room->count);
+        page_offer(&page, room->name, room->name_len, room->npeople);
     }
     bool more = page_finish(&page);
     json_t *rooms = json_array();

@@ -193,6 +193,16 @@ const opt_desc_t options_table[] = {
      AT(chat.history_on_join),
      .help = "messages a joiner gets in joined.history",
      .flags = OPT_LIVE},
+    {.name = "resume-seconds",
+     .type = OPT_SECONDS,
+     .def = TT_STR(CHAT_RESUME_SECONDS_DEFAULT),
+     .max = 86400,
+     .arg = "SECONDS",
+     AT(chat.resume_ms),
+     .help = "the grace time: a tertulia.v1 user whose connections dropped without a goodbye "
+             "keeps its nickname and its place in rooms this long, and privates to it wait; a "
+             "reload or another tab comes back with the guest's resume token (0: none)",
+     .flags = OPT_LIVE},
     {.name = "retain-messages",
      .type = OPT_INT,
      .def = "0",

@@ -153,6 +153,8 @@ static void on_sweep(void *ctx) {
             ws_conn_sweep(&e->ws, now);
     }
     server_reap_all(srv);
+    /* Grace times that ran out: their member_left, undelivered. */
+    chat_tick(srv->chat);
     tt_loop_flush(srv->loop);
 }
 

@@ -211,6 +211,10 @@ static size_t on_read(tt_stream_t *s, uint8_t *data, size_t len) {
     case WS_EV_CLOSE:
         /* Echo the peer's code (none if it sent none), then close TCP. Not
          * a refusal of ours, whatever the code (4000 included): no log. */
+        /* 1000 is a goodbye on purpose: the user ends now (PROTOCOL.md,
+         * "Accounts and sessions"), without the grace time of a drop. */
+        if (ev.close_code == WS_CLOSE_NORMAL)
+            c->presence_reason = "quit";
         if (ev.close_code == WS_CLOSE_NO_STATUS) {
             uint8_t frame[WS_MAX_SERVER_HEADER];
             size_t h = ws_frame_header_write(frame, true, WS_OP_CLOSE, 0);

@@ -472,16 +472,19 @@ export function connect(server, { path = '/ws', protocol = 'v1', raw = false, la
 /**
  * Connects a tertulia.v1 client, logs in as nickname (joining room if given)
  * and waits for welcome (and joined). client.nickname, client.welcome and
- * client.joined are set.
+ * client.joined are set. resume: a guest's token from an earlier welcome
+ * (client.resume keeps the one a welcome gave).
  */
-export async function login(server, nickname, { room, path = '/ws' } = {}) {
+export async function login(server, nickname, { room, path = '/ws', resume } = {}) {
     const c = await connect(server, { path, protocol: 'v1', label: nickname });
     const req = { type: 'login', nickname };
     if (room !== undefined) req.room = room;
+    if (resume !== undefined) req.resume = resume;
     c.send(req);
     c.welcome = await c.next((m) => m.type === 'welcome' || m.type === 'error');
     assert.equal(c.welcome.type, 'welcome', `login of ${nickname} answered ${JSON.stringify(c.welcome)}`);
     c.nickname = nickname;
+    c.resume = c.welcome.resume ?? resume;
     if (room !== undefined) {
         c.joined = await c.next((m) => (m.type === 'joined' && sameRoom(m.room, room)) || m.type === 'error');
         assert.equal(c.joined.type, 'joined', `login of ${nickname} into ${room} answered ${JSON.stringify(c.joined)}`);

@@ -26,7 +26,7 @@ const RATE = 5;
 
 let server;
 before(async () => {
-    server = await startServer(['--rate-burst', String(BURST), '--rate-limit', String(RATE)]);
+    server = await startServer(['--rate-burst', String(BURST), '--rate-limit', String(RATE), '--resume-seconds', '0']); // member_left at the close, no grace time
 });
 after(async () => {
     await server?.stopClean();

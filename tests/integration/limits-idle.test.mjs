@@ -18,7 +18,7 @@ async function waitLog(server, re, ms = 3000) {
 }
 
 test('a client that never answers pings is closed and the room sees member_left with reason timeout; one that answers stays', { timeout: 30000 }, async (t) => {
-    const server = await startServer(['--ping-interval', '1']);
+    const server = await startServer(['--ping-interval', '1', '--resume-seconds', '0']); // member_left at the close, no grace time
     try {
         const room = uniq('idle');
         const watcher = await login(server, uniq('watcher'), { room }); // `ws` answers pings by itself

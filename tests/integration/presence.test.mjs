@@ -8,7 +8,7 @@ import { connect, join, login, startServer, uniq, waitMembers } from './helpers.
 
 let server;
 before(async () => {
-    server = await startServer();
+    server = await startServer(['--resume-seconds', '0']); // member_left at the close; the grace time: identity.test.mjs
 });
 after(async () => {
     await server?.stopClean();

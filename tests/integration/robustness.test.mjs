@@ -12,7 +12,7 @@ import { RawHttp, RawWs, connect, frame, login, sleep, startServer, uniq, upgrad
 
 let server;
 before(async () => {
-    server = await startServer(['--echo']);
+    server = await startServer(['--echo', '--resume-seconds', '0']); // member_left at the close, no grace time
 });
 after(async () => {
     await server?.stopClean();

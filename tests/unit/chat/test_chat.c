@@ -87,7 +87,12 @@ static fx_t *fx_new(const chat_config_t *cfg) {
 
 static int setup(void **state) {
     tt_log_set_level(TT_LOG_OFF); /* refusals and the failing store log; keep output clean */
-    *state = fx_new(NULL);
+    /* No grace time: a session that closes is gone at once, which most
+     * tests check; the grace tests (fx_grace) set one. */
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.resume_ms = 0;
+    *state = fx_new(&cfg);
     return 0;
 }
 
@@ -1939,9 +1944,210 @@ static void test_chat_store_failures_are_logged_once_per_window(void **state) {
     chat_set_store(fx->chat, NULL, NULL);
 }
 
+
+/* ---- identities: guests resumed, the grace time, held privates ---- */
+
+static uint64_t grace_now(void *ctx) {
+    return ((fx_t *)ctx)->now;
+}
+
+static fx_t *fx_grace(void) {
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.resume_ms = 120000;
+    fx_t *fx = fx_new(&cfg);
+    fx->now = 1000000;
+    chat_set_clock(fx->chat, grace_now, fx);
+    return fx;
+}
+
+/* Logs conn c in as nick, returning its resume token (static storage). */
+static const char *login_guest(fx_t *fx, int c, const char *nick, const char *room) {
+    static char token[128];
+    open_conn(fx, c, true);
+    say(fx, c, "{\"type\":\"login\",\"nickname\":\"%s\"}", nick);
+    json_t *w = take(fx, c, "welcome");
+    assert_true(json_is_false(json_object_get(w, "account")));
+    assert_non_null(jstr(w, "resume"));
+    snprintf(token, sizeof(token), "%s", jstr(w, "resume"));
+    if (room != NULL)
+        join(fx, c, room);
+    return token;
+}
+
+static void resume(fx_t *fx, int c, const char *nick, const char *token) {
+    open_conn(fx, c, true);
+    say(fx, c, "{\"type\":\"login\",\"nickname\":\"%s\",\"resume\":\"%s\"}", nick, token);
+    json_t *w = take(fx, c, "welcome");
+    assert_string_equal(jstr(w, "nickname"), nick);
+    assert_null(json_object_get(w, "resume")); /* the client has it */
+}
+
+static void test_chat_guest_resume_is_one_user(void **state) {
+    (void)state;
+    fx_t *fx = fx_grace();
+    char token[128];
+    snprintf(token, sizeof(token), "%s", login_guest(fx, 1, "alice", "r"));
+    assert_int_equal(strlen(token), 47);
+    login_v1(fx, 2, "bob", "r");
+    take(fx, 1, "member_joined");
+    /* A second tab: the same guest at once, while the first is connected. */
+    resume(fx, 3, "alice", token);
+    say(fx, 3, "{\"type\":\"join\",\"room\":\"r\"}");
+    json_t *j = take(fx, 3, "joined");
+    assert_int_equal(json_array_size(json_object_get(j, "members")), 2); /* alice once */
+    assert_int_equal(jint(j, "member_count"), 2);
+    say(fx, 2, "{\"type\":\"who\",\"room\":\"r\"}");
+    assert_int_equal(jint(take(fx, 2, "members"), "count"), 2);
+    none(fx, 2); /* no member_joined: alice was there */
+    /* Room messages reach both tabs; privates reach both and echo to both. */
+    send_room(fx, 2, "r", "hi");
+    chat_flush(fx->chat);
+    for (int c = 1; c <= 3; c++)
+        assert_message(take(fx, c, "room"), "room", "bob", "r", "hi");
+    say(fx, 2, "{\"type\":\"private\",\"to\":\"ALICE\",\"message\":{\"text\":\"psst\"}}");
+    chat_flush(fx->chat);
+    assert_message(take(fx, 1, "private"), "private", "bob", "alice", "psst");
+    assert_message(take(fx, 3, "private"), "private", "bob", "alice", "psst");
+    take(fx, 2, "private");
+    say(fx, 3, "{\"type\":\"private\",\"to\":\"bob\",\"message\":{\"text\":\"back\"}}");
+    chat_flush(fx->chat);
+    assert_message(take(fx, 2, "private"), "private", "alice", "bob", "back");
+    take(fx, 1, "private"); /* the echo reaches the other tab too */
+    take(fx, 3, "private");
+    /* The first tab dies: alice is still here through the second. */
+    close_conn(fx, 1, "timeout");
+    say(fx, 2, "{\"type\":\"ping\"}");
+    take(fx, 2, "pong");
+    /* A goodbye from the last one: gone at once, the nickname free. */
+    close_conn(fx, 3, "quit");
+    j = take(fx, 2, "member_left");
+    assert_string_equal(jstr(j, "nickname"), "alice");
+    assert_string_equal(jstr(j, "reason"), "quit");
+    login_v1(fx, 4, "alice", NULL);
+    fx_free(fx);
+}
+
+static void test_chat_resume_refused(void **state) {
+    (void)state;
+    fx_t *fx = fx_grace();
+    char token[128];
+    snprintf(token, sizeof(token), "%s", login_guest(fx, 1, "alice", NULL));
+    login_guest(fx, 2, "bob", NULL);
+    open_conn(fx, 3, true);
+    /* Another guest's token, a made-up one, an unknown nickname: one answer. */
+    say(fx, 3, "{\"type\":\"login\",\"nickname\":\"bob\",\"resume\":\"%s\"}", token);
+    take_error(fx, 3, "auth_failed");
+    say(fx, 3, "{\"type\":\"login\",\"nickname\":\"alice\",\"resume\":\"tt1.nope\"}");
+    take_error(fx, 3, "auth_failed");
+    say(fx, 3, "{\"type\":\"login\",\"nickname\":\"carol\",\"resume\":\"%s\"}", token);
+    take_error(fx, 3, "auth_failed");
+    say(fx, 3, "{\"type\":\"login\",\"nickname\":\"alice\",\"resume\":5}");
+    take_error(fx, 3, "bad_request");
+    /* Without a token the nickname is taken, as before. */
+    say(fx, 3, "{\"type\":\"login\",\"nickname\":\"Alice\"}");
+    take_error(fx, 3, "nickname_taken");
+    fx_free(fx);
+}
+
+static void test_chat_grace_time(void **state) {
+    (void)state;
+    fx_t *fx = fx_grace();
+    char token[128];
+    snprintf(token, sizeof(token), "%s", login_guest(fx, 1, "alice", "r"));
+    login_v1(fx, 2, "bob", "r");
+    take(fx, 1, "member_joined");
+    /* A drop without goodbye: alice stays, in the room too. */
+    close_conn(fx, 1, "disconnect");
+    say(fx, 2, "{\"type\":\"who\",\"room\":\"r\"}");
+    assert_int_equal(jint(take(fx, 2, "members"), "count"), 2);
+    open_conn(fx, 3, true);
+    say(fx, 3, "{\"type\":\"login\",\"nickname\":\"alice\"}");
+    take_error(fx, 3, "nickname_taken");
+    /* A private meanwhile is held, then delivered on resume. */
+    say(fx, 2, "{\"type\":\"private\",\"to\":\"alice\",\"message\":{\"text\":\"held\"}}");
+    chat_flush(fx->chat);
+    take(fx, 2, "private"); /* the echo */
+    fx->now += 60000;
+    chat_tick(fx->chat);
+    none(fx, 2);
+    resume(fx, 4, "alice", token);
+    assert_message(take(fx, 4, "private"), "private", "bob", "alice", "held");
+    join(fx, 4, "r");
+    none(fx, 2); /* back without noise */
+    /* The grace time counts from the drop; a rejoin clears it. */
+    fx->now += 200000;
+    chat_tick(fx->chat);
+    none(fx, 2);
+    /* Dropped again; a private held; the grace time runs out. */
+    close_conn(fx, 4, "timeout");
+    say(fx, 2, "{\"type\":\"private\",\"to\":\"alice\",\"id\":\"p1\",\"message\":{\"text\":\"lost\"}}");
+    chat_flush(fx->chat);
+    uint64_t id = (uint64_t)jint(take(fx, 2, "ack"), "message_id");
+    take(fx, 2, "private");
+    fx->now += 119999;
+    chat_tick(fx->chat);
+    none(fx, 2);
+    fx->now += 1;
+    chat_tick(fx->chat);
+    json_t *j = take(fx, 2, "member_left");
+    assert_string_equal(jstr(j, "nickname"), "alice");
+    assert_string_equal(jstr(j, "reason"), "timeout");
+    j = take(fx, 2, "undelivered");
+    assert_int_equal(jint(j, "message_id"), (long long)id);
+    assert_string_equal(jstr(j, "to"), "alice");
+    /* Now the nickname is free and the old token dead. */
+    open_conn(fx, 5, true);
+    say(fx, 5, "{\"type\":\"login\",\"nickname\":\"alice\",\"resume\":\"%s\"}", token);
+    take_error(fx, 5, "auth_failed");
+    say(fx, 5, "{\"type\":\"login\",\"nickname\":\"alice\"}");
+    take(fx, 5, "welcome");
+    fx_free(fx);
+}
+
+static void test_chat_grace_held_bound(void **state) {
+    (void)state;
+    chat_config_t cfg;
+    chat_config_defaults(&cfg);
+    cfg.rate_limit = 0;
+    cfg.resume_ms = 120000;
+    fx_t *fx = fx_new(&cfg);
+    login_guest(fx, 1, "alice", NULL);
+    login_v1(fx, 2, "bob", NULL);
+    close_conn(fx, 1, "disconnect");
+    for (int i = 0; i < 101; i++)
+        say(fx, 2, "{\"type\":\"private\",\"to\":\"alice\",\"message\":{\"text\":\"m%d\"}}", i);
+    chat_flush(fx->chat);
+    /* 100 held; the 101st is undelivered at once (told before its echo). */
+    for (int i = 0; i < 100; i++)
+        take(fx, 2, "private");
+    take(fx, 2, "undelivered");
+    take(fx, 2, "private");
+    none(fx, 2);
+    fx_free(fx);
+}
+
+static void test_chat_legacy_has_no_grace(void **state) {
+    (void)state;
+    fx_t *fx = fx_grace();
+    login_v1(fx, 1, "watcher", "r");
+    login_legacy(fx, 2, "old", "r");
+    take(fx, 1, "member_joined");
+    close_conn(fx, 2, "disconnect");
+    assert_string_equal(jstr(take(fx, 1, "member_left"), "nickname"), "old");
+    login_legacy(fx, 3, "old", "r"); /* the original client's reload works at once */
+    take(fx, 1, "member_joined");
+    fx_free(fx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chat_login_welcome, setup, teardown),
+        cmocka_unit_test(test_chat_guest_resume_is_one_user),
+        cmocka_unit_test(test_chat_resume_refused),
+        cmocka_unit_test(test_chat_grace_time),
+        cmocka_unit_test(test_chat_grace_held_bound),
+        cmocka_unit_test(test_chat_legacy_has_no_grace),
         cmocka_unit_test_setup_teardown(test_chat_login_with_room_joins, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_nickname_validity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_room_name_validity, setup, teardown),

@@ -75,6 +75,7 @@ static fx_t *fx_new(unsigned burst, double rate) {
     fx_t *fx = calloc(1, sizeof(*fx));
     chat_config_t cfg;
     chat_config_defaults(&cfg);
+    cfg.resume_ms = 0; /* a closed session is gone at once */
     cfg.rate_burst = burst;
     cfg.rate_limit = rate;
     fx->now = 1000000; /* an arbitrary start: the clock's epoch means nothing */
@@ -607,6 +608,7 @@ static void test_chat_rate_frames_cost_by_size_before_parsing(void **state) {
      * 2 tokens. */
     chat_config_t cfg;
     chat_config_defaults(&cfg);
+    cfg.resume_ms = 0; /* a closed session is gone at once */
     cfg.rate_burst = 1; /* requests: 5 */
     cfg.rate_limit = 1;
     cfg.max_message = 1024 * 1024;
@@ -699,6 +701,7 @@ static void test_chat_rate_scans_cost_in_proportion(void **state) {
     (void)state;
     chat_config_t cfg;
     chat_config_defaults(&cfg);
+    cfg.resume_ms = 0; /* a closed session is gone at once */
     cfg.rate_burst = 4;
     cfg.rate_limit = 1;
     cfg.max_rooms = 3000;
@@ -765,6 +768,7 @@ static void test_chat_rate_a_scan_never_costs_more_than_a_full_bucket(void **sta
     (void)state;
     chat_config_t cfg;
     chat_config_defaults(&cfg);
+    cfg.resume_ms = 0; /* a closed session is gone at once */
     cfg.rate_burst = 1; /* requests: 5 at once, 5 a second */
     cfg.rate_limit = 1;
     cfg.max_rooms = 6000;
@@ -801,6 +805,7 @@ static void test_chat_rate_welcome_limits(void **state) {
     (void)state;
     chat_config_t cfg;
     chat_config_defaults(&cfg);
+    cfg.resume_ms = 0; /* a closed session is gone at once */
     assert_int_equal(cfg.rate_burst, 20);
     assert_true(cfg.rate_limit == 10);
     cfg.rate_limit = 2.5;
@@ -835,6 +840,7 @@ static void test_chat_rate_welcome_limits(void **state) {
 
     /* The extra list is bounded. */
     chat_config_defaults(&cfg);
+    cfg.resume_ms = 0; /* a closed session is gone at once */
     for (int i = 0; i < CHAT_LIMITS_EXTRA_MAX; i++)
         assert_true(chat_config_add_limit(&cfg, "x", i));
     assert_false(chat_config_add_limit(&cfg, "y", 1));
@@ -847,6 +853,7 @@ static void test_chat_rate_default_clock(void **state) {
     (void)state;
     chat_config_t cfg;
     chat_config_defaults(&cfg);
+    cfg.resume_ms = 0; /* a closed session is gone at once */
     cfg.rate_burst = 3;
     cfg.rate_limit = 0.001; /* one token every 1000 s: no refill during the test */
     fx_t *fx = calloc(1, sizeof(*fx));
