@@ -348,7 +348,7 @@ session.addEventListener('left', ({ detail }) => {
     if (activeConv()) updateHeader();
 });
 
-const LEFT_REASONS = { leave: 'left', disconnect: 'disconnected', timeout: 'timed out', kicked: 'was removed' };
+const LEFT_REASONS = { leave: 'left', quit: 'left', disconnect: 'disconnected', timeout: 'timed out', kicked: 'was removed' };
 
 session.addEventListener('member', ({ detail }) => {
     const { room, nickname, joined, reason, ts } = detail;
