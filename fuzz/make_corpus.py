@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora of the WebSocket and UTF-8 fuzzers and part of the
-chat fuzzer's: fuzz/corpus/fuzz_ws_frame/, fuzz/corpus/fuzz_utf8/,
-fuzz/corpus/fuzz_ws_handshake/, fuzz/corpus/fuzz_inflate/, fuzz/corpus/fuzz_chat/*.bin (the chat seeds
-without an extension were written by hand).
+"""Writes the seed corpora of the WebSocket, UTF-8, TLS and JWT fuzzers and
+part of the chat fuzzer's: fuzz/corpus/fuzz_ws_frame/, fuzz/corpus/fuzz_utf8/,
+fuzz/corpus/fuzz_ws_handshake/, fuzz/corpus/fuzz_inflate/, fuzz/corpus/fuzz_tls/,
+fuzz/corpus/fuzz_jwt/, fuzz/corpus/fuzz_chat/*.bin (the chat seeds without an
+extension were written by hand).
 
 Each seed is a small meaningful input in the fuzzer's own format (see the
 comment at the top of each fuzz_*.c): valid traffic of every kind, and one
 example of every refusal, so mutation starts next to every branch. Run it from
 anywhere; it rewrites the files it owns (named <name>.bin) and leaves others.
 """
+import base64
 import hashlib
+import hmac
+import json
 import os
 import struct
 import zlib
@@ -340,6 +344,66 @@ def tls_seeds():
     }
 
 
+# fuzz_jwt: the first byte gives the subject buffer's size (1 + low 6 bits),
+# the rest is the token, checked at NOW with fuzz_jwt.c's HS256 secret (and an
+# EC key made at start, which no seed can sign for).
+JWT_NOW = 1700000000
+JWT_SECRET = b"tertulia fuzz_jwt HS256 secret, 32+ bytes"
+SUB33 = 32
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def jwt(header, payload, sign=True, sig=None, cap=SUB33):
+    """A token from two JSON values (dicts are dumped, bytes taken as they
+    are), HS256-signed with the harness's secret unless sign is False or sig
+    gives the signature bytes."""
+    enc = [b64url(p if isinstance(p, bytes) else json.dumps(p).encode()) for p in (header, payload)]
+    signing = b".".join(enc)
+    if sig is None:
+        sig = hmac.new(JWT_SECRET, signing, hashlib.sha256).digest() if sign else b""
+    return bytes([cap]) + signing + b"." + b64url(sig)
+
+
+def jwt_seeds():
+    hs = {"alg": "HS256", "typ": "JWT"}
+    ok = {"sub": "ana", "exp": JWT_NOW + 600, "iat": JWT_NOW}
+    s = {
+        "hs256": jwt(hs, ok),
+        "hs256-both-times": jwt(hs, dict(ok, nbf=JWT_NOW - 10)),
+        "hs256-fraction": jwt({"alg": "HS256"}, {"sub": "jos\u00e9", "exp": JWT_NOW + 0.5}),
+        "hs256-extra-claims": jwt(hs, dict(ok, iss="ops", aud=["chat"], roles={"a": [1, 2.5]})),
+        "hs256-small-subcap": jwt(hs, ok, cap=2),
+        "hs256-sub-fits-exactly": jwt(hs, dict(ok, sub="s" * 32)),
+        "hs256-sub-too-long": jwt(hs, dict(ok, sub="s" * 33)),
+        "hs256-skew-29": jwt(hs, {"sub": "ana", "exp": JWT_NOW - 29}),
+        "hs256-skew-31": jwt(hs, {"sub": "ana", "exp": JWT_NOW - 31}),
+        "hs256-nbf-future": jwt(hs, dict(ok, nbf=JWT_NOW + 31)),
+        "hs256-iat-future": jwt(hs, dict(ok, iat=JWT_NOW + 31)),
+        "hs256-exp-missing": jwt(hs, {"sub": "ana"}),
+        "hs256-exp-string": jwt(hs, {"sub": "ana", "exp": "soon"}),
+        "hs256-exp-huge": jwt(hs, {"sub": "ana", "exp": 1e300}),
+        "hs256-sub-missing": jwt(hs, {"exp": JWT_NOW + 60}),
+        "hs256-sub-number": jwt(hs, {"sub": 7, "exp": JWT_NOW + 60}),
+        "hs256-payload-array": jwt(hs, [1, 2]),
+        "hs256-payload-dup": jwt(hs, b'{"sub":"a","sub":"b","exp":1700000600}'),
+        "typ-wrong": jwt({"alg": "HS256", "typ": "JWS"}, ok),
+        "crit": jwt({"alg": "HS256", "crit": ["exp"]}, ok),
+        "alg-none": jwt({"alg": "none"}, ok, sign=False),
+        "alg-missing": jwt({"typ": "JWT"}, ok),
+        "rs256": jwt({"alg": "RS256"}, ok, sig=bytes(256)),
+        "es256": jwt({"alg": "ES256"}, ok, sig=bytes(range(64))),
+        "es256-der-length": jwt({"alg": "ES256"}, ok, sig=bytes(71)),
+        "bad-signature": jwt(hs, ok, sig=bytes(32)),
+        "bad-base64": bytes([SUB33]) + b"eyJhbGciOiJIUzI1NiJ9+.e30.AAAA",
+        "two-parts": bytes([SUB33]) + b"eyJhbGciOiJIUzI1NiJ9.e30",
+        "header-not-json": bytes([SUB33]) + b64url(b"{alg:HS256}") + b".e30.",
+    }
+    return s
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -360,6 +424,7 @@ def main():
     write("fuzz_inflate", inflate_seeds())
     write("fuzz_chat", chat_seeds())
     write("fuzz_tls", tls_seeds())
+    write("fuzz_jwt", jwt_seeds())
 
 
 if __name__ == "__main__":

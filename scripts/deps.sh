@@ -19,7 +19,7 @@ esac
 
 pkgs=(build-essential cmake pkg-config
       libuv1-dev libhttp-parser-dev libjansson-dev libssl-dev zlib1g-dev
-      libsqlite3-dev libinih-dev)
+      libsqlite3-dev libinih-dev libargon2-dev)
 if [ "$mode" != "--run" ]; then
     pkgs+=(sqlite3 libcmocka-dev clang libclang-rt-14-dev chromium fonts-dejavu-core)
     # Node.js and npm: the machine's own if present (npm ships inside some
