@@ -10,6 +10,9 @@ import { Pane } from './pane.js';
 
 const STORE_NICK = 'tertulia.nickname';
 const STORE_ROOM = 'tertulia.room';
+// The guest this browser is ({nickname, resume, rooms, active}): a reload,
+// a second tab or a restarted browser comes back as it (docs/SECURITY.md).
+const STORE_SESSION = 'tertulia.session';
 const DEFAULT_ROOM = 'general';
 const COUNTER_FROM = 0.8; // show the length counter from 80% of the limit
 
@@ -57,6 +60,29 @@ function store(key, value) {
 
 function recall(key) {
     try { return localStorage.getItem(key) || ''; } catch { return ''; }
+}
+
+function saveSession() {
+    if (!session.loggedIn || !session.resume) return;
+    const active = activeConv();
+    store(STORE_SESSION, JSON.stringify({
+        nickname: session.nickname, resume: session.resume, rooms: session.rooms,
+        active: active && active.kind === 'room' ? active.name : '',
+    }));
+}
+
+function forgetSession() {
+    try { localStorage.removeItem(STORE_SESSION); } catch { /* storage disabled */ }
+}
+
+function savedSession() {
+    try {
+        const s = JSON.parse(recall(STORE_SESSION) || 'null');
+        if (s && typeof s.nickname === 'string' && !nicknameProblem(s.nickname) && typeof s.resume === 'string' && s.resume) {
+            return { nickname: s.nickname, resume: s.resume, rooms: Array.isArray(s.rooms) ? s.rooms : [], active: typeof s.active === 'string' ? s.active : '' };
+        }
+    } catch { /* not ours, or damaged: start afresh */ }
+    return null;
 }
 
 /* ---------------------------------------------------------------- login */
@@ -121,13 +147,27 @@ function initLogin() {
         state.switchTo.add(roomKey(ui.room.value));
     });
     (ui.nickname.value ? ui.loginSubmit : ui.nickname).focus();
+    const saved = savedSession();
+    if (saved) {
+        // This browser is already in the chat (a reload, another tab): back
+        // in at once as the same guest, in the same rooms.
+        ui.nickname.value = saved.nickname;
+        setLoginBusy(true);
+        if (saved.active) state.switchTo.add(roomKey(saved.active));
+        session.restore(saved.nickname, saved.resume, saved.rooms);
+    }
 }
 
 session.addEventListener('login-failed', ({ detail }) => {
     setLoginBusy(false);
     state.switchTo.clear();
     const { code, message } = detail;
-    if (code === 'nickname_taken') {
+    if (code === 'auth_failed') {
+        // The guest of the earlier page has ended (its grace time passed).
+        forgetSession();
+        ui.loginError.textContent = 'Your earlier session has ended. Join again.';
+        ui.loginSubmit.focus();
+    } else if (code === 'nickname_taken') {
         showFieldProblem(ui.nickname, ui.nicknameError, `“${ui.nickname.value}” is already taken. Choose another nickname.`, true);
         ui.nickname.focus();
         ui.nickname.select();
@@ -160,7 +200,11 @@ session.addEventListener('welcome', ({ detail }) => {
     ui.conversation.hidden = false;
     updateEmptyState();
     updateComposer();
+    saveSession();
 });
+
+// A reload or a closed tab: remember where we were (rooms, the one on screen).
+window.addEventListener('pagehide', saveSession);
 
 function makeConv(id, kind, name) {
     const conv = {
@@ -338,6 +382,7 @@ session.addEventListener('joined', ({ detail }) => {
         activate(conv);
     }
     afterMembersChange(room);
+    saveSession();
 });
 
 session.addEventListener('left', ({ detail }) => {
@@ -346,6 +391,7 @@ session.addEventListener('left', ({ detail }) => {
     if (conv) removeConv(conv);
     updateAllPresence();
     if (activeConv()) updateHeader();
+    saveSession();
 });
 
 const LEFT_REASONS = { leave: 'left', quit: 'left', disconnect: 'disconnected', timeout: 'timed out', kicked: 'was removed' };
@@ -687,6 +733,7 @@ ui.share.addEventListener('click', async () => {
 });
 
 ui.logout.addEventListener('click', () => {
+    forgetSession();
     session.logout();
     for (const conv of [...state.convs.values()]) {
         conv.pane.root.remove();

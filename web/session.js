@@ -45,6 +45,7 @@ export class Session extends EventTarget {
     #everLoggedIn = false;
     #loginRef = '';
     #resume = ''; // this guest's token (welcome.resume): a reconnect comes back as the same guest
+    #restoreRooms = []; // restore(): the rooms to join once logged in
     #nextId = 1;
     #pending = new Map(); // ref -> request object (with its `type`)
     #rooms = new Map(); // room name -> {lastId}
@@ -67,6 +68,8 @@ export class Session extends EventTarget {
     get limits() { return this.#limits; }
     get server() { return this.#server; }
     get rooms() { return [...this.#rooms.keys()]; }
+    /** This guest's resume token ('' when none): what a reload needs to come back as the same guest. */
+    get resume() { return this.#resume; }
     isMe(nick) { return nickKey(nick) === nickKey(this.#nickname); }
 
     /** Connects and logs in as `nickname`, joining `room` if given. */
@@ -75,6 +78,21 @@ export class Session extends EventTarget {
         this.#initialRoom = room || '';
         this.#everLoggedIn = false;
         this.#resume = '';
+        this.#emit('status', { state: 'connecting' });
+        this.#conn.start();
+    }
+
+    /**
+     * Comes back as a guest of an earlier page (a reload, another tab, the
+     * browser restarted): logs in with its resume token, then joins its rooms.
+     * A guest that has ended is a `login-failed` with code `auth_failed`.
+     */
+    restore(nickname, resume, rooms = []) {
+        this.#nickname = nickname;
+        this.#initialRoom = '';
+        this.#everLoggedIn = false;
+        this.#resume = resume;
+        this.#restoreRooms = rooms.filter((r) => typeof r === 'string' && r !== '');
         this.#emit('status', { state: 'connecting' });
         this.#conn.start();
     }
@@ -125,7 +143,7 @@ export class Session extends EventTarget {
         if (!this.#everLoggedIn && this.#initialRoom) login.room = this.#initialRoom;
         // Back as the same guest, even while the server still holds the
         // connection that just died (it would keep the nickname taken).
-        if (this.#everLoggedIn && this.#resume) login.resume = this.#resume;
+        if (this.#resume) login.resume = this.#resume;
         this.#conn.send(login);
     }
 
@@ -205,7 +223,14 @@ export class Session extends EventTarget {
         this.#conn.resetBackoff();
         this.#emit('welcome', { nickname: this.#nickname, limits: this.#limits, server: this.#server, first });
         this.#emit('status', { state: 'online' });
-        if (first) return;
+        if (first) {
+            // A restored page joins the rooms it had (their last messages
+            // come with each `joined`, what was missed among them).
+            const rooms = this.#restoreRooms;
+            this.#restoreRooms = [];
+            for (const room of rooms) this.join(room);
+            return;
+        }
         for (const [room, { lastId }] of this.#rooms) {
             const req = { type: 'join', room };
             if (lastId > 0) req.since = lastId;
