@@ -28,7 +28,7 @@ typedef struct store_s store_t;
 
 /* The schema version this code writes (PRAGMA user_version). Older databases
  * are migrated on open; a newer one is refused with STORE_E_VERSION. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Errors: negative values, far from libuv's (-errno, above -4096), so both
  * can travel through one int. store_strerror() names them. */
@@ -185,6 +185,17 @@ int store_reserve_ids(store_t *st, int64_t upto);
  * STORE_E_INVALID if buf is too small (cap >= strlen(a) + strlen(b) + 3 is
  * enough) or a name is empty. */
 int store_dm_key(const char *a, const char *b, char *buf, size_t cap);
+
+/* The key a room's rows are stored under: its name without one leading '#',
+ * ASCII letters in lower case ("#Python-Dev" -> "python-dev"), so every
+ * spelling of a room is one room (PROTOCOL.md, "Identity"). A conversation
+ * key (starting with '@', store_dm_key) is its own key. Every function that
+ * takes a room (store_append_batch for room messages, the reads) folds it
+ * so; records read back carry the key as their room. Writes the key and a
+ * NUL into buf; returns its length, or STORE_E_INVALID (empty, "#" alone,
+ * or cap too small: cap > len is always enough). */
+#define STORE_ROOM_KEY_MAX 256
+int store_room_key(const char *name, size_t len, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------------ */
 /* Reading */

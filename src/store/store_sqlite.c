@@ -138,10 +138,22 @@ static int migrate_v0_v1(sqlite3 *db) {
                         NULL, NULL, NULL);
 }
 
+/* Version 2: rooms are one whatever the case and the leading '#'
+ * (PROTOCOL.md, "Identity"), so a room's rows are keyed by its folded name
+ * (store_room_key): rooms that differed only so merge, every id kept (no
+ * row is renumbered, so their order is the order they were written in).
+ * Conversation keys (kind 1, "@a@b") are lower case already. */
+static int migrate_v1_v2(sqlite3 *db) {
+    return sqlite3_exec(db,
+                        "UPDATE messages SET room = lower(CASE WHEN substr(room, 1, 1) = '#'"
+                        " THEN substr(room, 2) ELSE room END) WHERE kind = 0;",
+                        NULL, NULL, NULL);
+}
+
 /* migrations[v] takes a database from schema version v to v + 1. A new
  * schema version is one more function here (and STORE_SCHEMA_VERSION + 1). */
 typedef int (*migration_fn)(sqlite3 *db);
-static const migration_fn migrations[] = {migrate_v0_v1};
+static const migration_fn migrations[] = {migrate_v0_v1, migrate_v1_v2};
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
@@ -536,12 +548,47 @@ static int step_done(sqlite3_stmt *s) {
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+int store_room_key(const char *name, size_t len, char *buf, size_t cap) {
+    if (name == NULL || len == 0 || buf == NULL)
+        return STORE_E_INVALID;
+    /* A conversation key stays as it is; a room loses its '#' and its case. */
+    size_t skip = name[0] == '#' ? 1 : 0;
+    bool room = name[0] != '@';
+    if (!room)
+        skip = 0;
+    size_t n = len - skip;
+    if (n == 0 || n >= cap || n > INT_MAX)
+        return STORE_E_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[skip + i];
+        buf[i] = room && c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+    }
+    buf[n] = '\0';
+    return (int)n;
+}
+
+/* The key of room[0..len) in buf (STORE_ROOM_KEY_MAX bytes) or, for a
+ * longer name, in a new allocation (*heap, which the caller frees). */
+static int room_key_of(const char *room, size_t len, char *buf, char **heap) {
+    *heap = NULL;
+    if (len < STORE_ROOM_KEY_MAX)
+        return store_room_key(room, len, buf, STORE_ROOM_KEY_MAX);
+    *heap = malloc(len + 1);
+    if (*heap == NULL)
+        return STORE_E_INTERNAL;
+    return store_room_key(room, len, *heap, len + 1);
+}
+
 static int insert_one(store_t *st, const store_msg_t *m) {
     sqlite3_stmt *s = st->st_insert;
+    char buf[STORE_ROOM_KEY_MAX], *heap;
+    int klen = room_key_of(m->room, m->room_len, buf, &heap);
+    if (klen < 0)
+        return SQLITE_MISUSE; /* store__msg_is_valid let through no such room */
     /* SQLITE_STATIC: the strings outlive the step, and every parameter is
      * bound again on the next call. */
     sqlite3_bind_int64(s, 1, m->id);
-    sqlite3_bind_text(s, 2, m->room, (int)m->room_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, heap ? heap : buf, klen, SQLITE_STATIC);
     sqlite3_bind_int(s, 3, (int)m->kind);
     sqlite3_bind_text(s, 4, m->from, (int)m->from_len, SQLITE_STATIC);
     if (m->to != NULL)
@@ -550,7 +597,9 @@ static int insert_one(store_t *st, const store_msg_t *m) {
         sqlite3_bind_null(s, 5);
     sqlite3_bind_text(s, 6, m->text != NULL ? m->text : "", (int)m->text_len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, m->ts);
-    return step_done(s);
+    int rc = step_done(s);
+    free(heap);
+    return rc;
 }
 
 /* A failed append is logged as an error at most once per
@@ -729,6 +778,13 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
     assert(store__is_owner(st) && "the store belongs to its asynchronous front");
     if (room == NULL || cb == NULL || room_len > INT_MAX || after_id < 0 || before_id < 0)
         return STORE_E_INVALID;
+    /* Any spelling of a room reads its rows (its folded key). */
+    char keybuf[STORE_ROOM_KEY_MAX], *heap;
+    int klen = room_key_of(room, room_len, keybuf, &heap);
+    if (klen < 0)
+        return klen;
+    room = heap ? heap : keybuf;
+    room_len = (size_t)klen;
     int64_t lo = after_id, hi = before_id == 0 ? INT64_MAX : before_id;
     if (st->shared)
         pthread_mutex_lock(&st->write_mu);
@@ -792,8 +848,10 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
                          st->path, (int)room_len, room, why, st->log_read_fail.unlogged - 1);
             store__log_done(&st->log_read_fail, now);
         }
+        free(heap);
         return store__map_rc(rc);
     }
+    free(heap);
     if (more != NULL)
         *more = has_more;
     return count;

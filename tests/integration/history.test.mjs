@@ -178,6 +178,25 @@ test('messages survive a restart, with their ids, senders, times and texts, and 
     await s.stopClean();
 });
 
+test('one room whatever the spelling: its history survives the room and a restart, named as the room is named now', T, async () => {
+    const db = path.join(dbDir(), 'fold.db');
+    let s = await start(['--db', db]);
+    const base = uniq('Cased');
+    const ana = await login(s, uniq('ana'), { room: `#${base}` });
+    const first = await say(ana, `#${base}`, 'under #Cased');
+    await ana.close();
+    await s.stop();
+    s = await start(['--db', db]);
+    const ben = await login(s, uniq('ben'), { room: base.toLowerCase() });
+    assert.equal(ben.joined.room, base.toLowerCase(), 'named by its new creator');
+    assert.deepEqual(ids(ben.joined.history), [first]);
+    assert.equal(ben.joined.history[0].to, base.toLowerCase());
+    const later = await say(ben, base.toUpperCase(), 'under CASED');
+    const h = await ben.request({ type: 'history', room: `#${base.toUpperCase()}` }, 'history');
+    assert.deepEqual(ids(h.messages), [first, later]);
+    await ben.close();
+});
+
 test('joined.history holds the room\'s last --history-on-join messages, oldest first, with more', T, async () => {
     const s = await start(['--db', path.join(dbDir(), 'h.db'), '--history-on-join', '5']);
     try {

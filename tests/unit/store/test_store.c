@@ -375,7 +375,7 @@ static void test_store_history_pages_every_message_once_in_order(void **state) {
             /* The page is the newest `want` before `before`, oldest first. */
             for (int k = 0; k < n; k++) {
                 assert_int_equal(g->ids[k], ids[expect_end - want + k]);
-                assert_string_equal(g->room[k], "#main");
+                assert_string_equal(g->room[k], "main"); /* the room's key */
                 char text[32];
                 snprintf(text, sizeof(text), "m%d", expect_end - want + k);
                 assert_string_equal(g->text[k], text);
@@ -1007,6 +1007,75 @@ static void test_store_io_error_refuses_and_keeps_working(void **state) {
     store_close(st);
 }
 
+/* Every spelling of a room is one room: written under any, read under any,
+ * the rows keyed by the folded name. */
+static void test_store_rooms_fold_case_and_hash(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(tmp_path("fold.db"));
+    int64_t a = put(st, "#Python-Dev", "ana", "one", 1);
+    int64_t b = put(st, "python-dev", "ben", "two", 2);
+    int64_t c = put(st, "#PYTHON-DEV", "cai", "three", 3);
+    put(st, "python-dev2", "ana", "elsewhere", 4);
+    const char *spellings[] = {"#python-dev", "Python-Dev", "PYTHON-DEV"};
+    for (size_t i = 0; i < 3; i++) {
+        got_t *g = got_new();
+        assert_int_equal(store_last(st, spellings[i], 10, collect, g), 3);
+        assert_int_equal(g->ids[0], a);
+        assert_int_equal(g->ids[1], b);
+        assert_int_equal(g->ids[2], c);
+        assert_string_equal(g->room[2], "python-dev");
+        free(g);
+    }
+    char key[STORE_ROOM_KEY_MAX];
+    assert_int_equal(store_room_key("#Ab.C", 5, key, sizeof(key)), 4);
+    assert_string_equal(key, "ab.c");
+    assert_int_equal(store_room_key("@ana@Ben", 8, key, sizeof(key)), 8); /* a conversation key */
+    assert_string_equal(key, "@ana@Ben");
+    assert_int_equal(store_room_key("#", 1, key, sizeof(key)), STORE_E_INVALID);
+    assert_int_equal(store_room_key("abc", 3, key, 3), STORE_E_INVALID);
+    store_close(st);
+}
+
+/* A database written by the previous release (schema v1, rooms as spelled)
+ * is migrated on open: the spellings of one room merge, ids kept, in order. */
+static void test_store_migrates_a_v1_database(void **state) {
+    (void)state;
+    char fixture[1024];
+    snprintf(fixture, sizeof(fixture), "%s", __FILE__);
+    char *slash = strrchr(fixture, '/');
+    assert_non_null(slash);
+    snprintf(slash + 1, sizeof(fixture) - (size_t)(slash + 1 - fixture), "fixtures/v1.sql");
+    FILE *f = fopen(fixture, "r");
+    assert_non_null(f);
+    static char sql[16384];
+    size_t n = fread(sql, 1, sizeof(sql) - 1, f);
+    fclose(f);
+    sql[n] = '\0';
+    const char *path = tmp_path("v1.db");
+    assert_int_equal(raw_exec(path, sql), SQLITE_OK);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 1);
+    store_t *st = open_or_fail(path);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#python-dev", 50, collect, g), 6);
+    const int64_t want[] = {1, 2, 3, 5, 6, 7};
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(g->ids[i], want[i]);
+    assert_string_equal(g->text[0], "#Python-Dev 0");
+    assert_string_equal(g->text[5], "#python-dev 1");
+    free(g);
+    g = got_new();
+    assert_int_equal(store_last(st, "other", 50, collect, g), 2);
+    free(g);
+    /* Ids go on after the reserved ones, as before the migration. */
+    assert_true(store_last_id(st) >= 10000);
+    store_close(st);
+    /* Opening it again changes nothing. */
+    st = open_or_fail(path);
+    assert_int_equal(room_count(st, "python-dev"), 6);
+    store_close(st);
+}
+
 /* Another process wrote to the file behind the store's back (ids the store
  * meant to use are taken): the batch fails, the transaction is rolled
  * back, and the next batch goes on after the intruder's ids. */
@@ -1016,7 +1085,7 @@ static void test_store_recovers_from_foreign_writer(void **state) {
     store_t *st = open_or_fail(path);
     int64_t first = put(st, "#r", "ana", "mine", 1);
     assert_int_equal(raw_exec(path, "INSERT INTO messages (room, sender, text, ts)"
-                                    " VALUES ('#r', 'cli', 'theirs', 2)"),
+                                    " VALUES ('r', 'cli', 'theirs', 2)"),
                      SQLITE_OK);
     tt_log_set_level(TT_LOG_OFF);
     store_msg_t m[2] = {room_msg("#r", "ana", "a", 1, 3), room_msg("#r", "ana", "b", 1, 3)};
@@ -1240,6 +1309,8 @@ int main(void) {
         cmocka_unit_test(test_store_append_failures_do_not_flood_the_log),
         cmocka_unit_test(test_store_io_error_refuses_and_keeps_working),
         cmocka_unit_test(test_store_recovers_from_foreign_writer),
+        cmocka_unit_test(test_store_rooms_fold_case_and_hash),
+        cmocka_unit_test(test_store_migrates_a_v1_database),
         cmocka_unit_test(test_store_survives_kill9),
         cmocka_unit_test(test_store_maint_thread_applies_retention),
         cmocka_unit_test(test_store_maint_thread_checkpoints_the_wal),
