@@ -347,6 +347,8 @@ static const chat_store_hooks_t store = {.append_batch = store_append, .history 
 
 /* A deterministic clock for flood control: each reading is 7 ms later, so
  * runs do not depend on the wall clock and refills happen as calls go by. */
+#define GRACE_MS 5000 /* the grace time of the harness's chat */
+
 static uint64_t fz_now(void *ctx) {
     fz_t *fz = ctx;
     return fz->clock_ms += 7;
@@ -366,7 +368,7 @@ static void close_slot(fz_t *fz, int i, const char *reason) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static const char *reasons[] = {"disconnect", "timeout", "leave", NULL};
+    static const char *reasons[] = {"disconnect", "timeout", "leave", NULL, "quit"};
     tt_log_set_level(TT_LOG_OFF);
     fz_t *fz = calloc(1, sizeof(*fz));
     chat_config_t cfg;
@@ -375,6 +377,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.max_rooms = 3;
     cfg.history_on_join = 5;
     cfg.reply_budget = 1; /* raised to chat_reply_budget_min(TEXT_MAX): pages get cut */
+    cfg.resume_ms = GRACE_MS; /* dropped v1 users are parked; op 6 lets time pass */
     chat_io_t io = {on_send, on_close};
     fz->chat = chat_new(&cfg, &io, fz);
     chat_set_clock(fz->chat, fz_now, fz);
@@ -396,11 +399,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int slot = b % SLOTS;
         switch (b % 16) {
         case 6:
-            chat_flush(fz->chat);
+            if (b / 16 % 2) {
+                /* Half a grace time passes: parked users and presences
+                 * expire (member_left, undelivered) in their turn. */
+                fz->clock_ms += GRACE_MS / 2;
+                chat_tick(fz->chat);
+            } else {
+                chat_flush(fz->chat);
+            }
             break;
         case 7:
             slot = len > 1 ? chunk[1] % SLOTS : 0;
-            close_slot(fz, slot, reasons[b / 16 % 4]);
+            close_slot(fz, slot, reasons[b / 16 % 5]);
             open_slot(fz, slot);
             break;
         case 8:
@@ -443,7 +453,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         chat_flush(fz->chat);
     } while (fz->nsteps > 0);
     chat_stats(fz->chat, &st);
-    CHECK(st.sessions == 0 && st.rooms == 0);
+    CHECK(st.sessions == 0);
+    /* Once the grace time has passed nothing is left: no user, no room. */
+    fz->clock_ms += GRACE_MS + 1;
+    chat_tick(fz->chat);
+    chat_stats(fz->chat, &st);
+    CHECK(st.rooms == 0 && st.users == 0);
     chat_free(fz->chat);
     free(fz);
     return 0;

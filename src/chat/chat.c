@@ -188,6 +188,7 @@ int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ct
 void chat_stats(const chat_t *chat, chat_stats_t *out) {
     out->sessions = chat->nsessions;
     out->rooms = tt_map_count(&chat->rooms);
+    out->users = tt_map_count(&chat->nicks);
     out->messages = chat->messages;
 }
 

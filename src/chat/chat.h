@@ -251,6 +251,7 @@ void chat_tick(chat_t *chat);
 typedef struct chat_stats_s {
     uint64_t sessions; /* open sessions */
     uint64_t rooms;    /* rooms that exist now */
+    uint64_t users;    /* nicknames held (guests within their grace time too) */
     uint64_t messages; /* chat messages accepted since start */
 } chat_stats_t;
 void chat_stats(const chat_t *chat, chat_stats_t *out);
