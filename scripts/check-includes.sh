@@ -16,7 +16,7 @@ declare -A allowed=(
     [store]="core chat"
     [transport]="core"
     [server]="core ws http chat store transport"
-    [.]="core chat server"   # src/main.c
+    [.]="core chat store server"   # src/main.c
 )
 # system header -> the folders that may include it.
 declare -A owners=(
@@ -26,6 +26,7 @@ declare -A owners=(
     ["openssl/ssl.h"]="transport"
     ["zlib.h"]="ws"
     ["ini.h"]="server"
+    ["systemd/sd-daemon.h"]="server"
 )
 
 bad=0
