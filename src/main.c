@@ -27,17 +27,27 @@ static int run(options_t *o, int argc, char **argv) {
         options_usage(stdout);
         return 0;
     }
+    if (cli.help_man) {
+        options_man(stdout);
+        return 0;
+    }
     if (cli.version) {
         printf("tertulia %s\n", TT_VERSION);
         return 0;
     }
-    if (cli.config != NULL && options_read_file(o, cli.config) < 0)
+    /* --genconfig writes the defaults and this command line only: the file
+     * it makes does not depend on the environment it was made in. */
+    if (!cli.genconfig && cli.config != NULL && options_read_file(o, cli.config) < 0)
         return usage_error(o);
-    if (options_read_env(o, environ, stderr) < 0)
+    if (!cli.genconfig && options_read_env(o, environ, stderr) < 0)
         return usage_error(o);
     server_config_t cfg;
     if (options_resolve(o, &cfg) < 0)
         return usage_error(o);
+    if (cli.genconfig) {
+        options_genconfig(stdout, o, &cfg);
+        return 0;
+    }
     cfg.config_path = cli.config;
     cfg.options = o;
     if (cli.print) {
