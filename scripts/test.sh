@@ -92,6 +92,9 @@ run_checks() { # name, command...
 step "make install, the unit file, the default config, the manual page"
 run_checks install env BUILD="$root/build" bash scripts/check-install.sh
 
+step "Debian package (dpkg-buildpackage, lintian, its contents)"
+run_checks package bash scripts/package.sh --check
+
 if [ -d tests/integration ] && ls tests/integration/*.test.mjs >/dev/null 2>&1; then
     step "integration tests"
     run_node integration tests/integration TERTULIA_BIN="$root/build/tertulia"
