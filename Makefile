@@ -3,8 +3,9 @@
 # and running the server need (scripts/deps.sh --run), `make test` the test
 # tools too (scripts/deps.sh --test, from scripts/test.sh).
 BUILD ?= build
+PREFIX ?= /usr/local
 
-.PHONY: all deps build run test fuzz bench bench-quick valgrind conformance clean format
+.PHONY: all deps build run test install package fuzz bench bench-quick valgrind conformance clean format
 
 all: build
 
@@ -24,6 +25,22 @@ run: build
 # Every test: unit, integration, browser, the same under ASan+UBSan, fuzzers.
 test:
 	bash scripts/test.sh
+
+# Installs under PREFIX (default /usr/local), into DESTDIR if given: the
+# binary, tertulia(8), and with PREFIX=/usr the systemd unit and
+# /etc/tertulia/tertulia.conf (elsewhere both as examples in
+# share/doc/tertulia/examples). make install PREFIX=/usr DESTDIR=/tmp/root
+install: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j$$(nproc)
+	DESTDIR='$(DESTDIR)' cmake --install $(BUILD)
+
+# The Debian package (debian/, dpkg-buildpackage), built from a copy of the
+# tree in build/package/ and checked with lintian; the .deb lands there.
+# Needs the packaging tools (debhelper, lintian: scripts/deps.sh --test).
+package:
+	bash scripts/deps.sh --test
+	bash scripts/package.sh
 
 fuzz:
 	bash scripts/fuzz.sh $(or $(SECONDS),60)

@@ -17,7 +17,7 @@ declare -A allowed=(
     [transport]="core"
     [auth]="core"
     [server]="core ws http chat store transport auth"
-    [.]="core chat server"   # src/main.c
+    [.]="core chat store server"   # src/main.c
 )
 # system header -> the folders that may include it.
 declare -A owners=(
@@ -28,6 +28,7 @@ declare -A owners=(
     ["zlib.h"]="ws"
     ["ini.h"]="server"
     ["argon2.h"]="auth"
+    ["systemd/sd-daemon.h"]="server"
 )
 
 bad=0

@@ -19,9 +19,13 @@ esac
 
 pkgs=(build-essential cmake pkg-config
       libuv1-dev libhttp-parser-dev libjansson-dev libssl-dev zlib1g-dev
-      libsqlite3-dev libinih-dev libargon2-dev)
+      libsqlite3-dev libinih-dev libargon2-dev libsystemd-dev)
 if [ "$mode" != "--run" ]; then
     pkgs+=(sqlite3 libcmocka-dev clang libclang-rt-14-dev chromium fonts-dejavu-core)
+    # The notification test's datagram socket (python3); the man page, unit
+    # file and Debian package checks (man-db, systemd's systemd-analyze,
+    # debhelper, devscripts, lintian).
+    pkgs+=(python3 man-db systemd debhelper devscripts lintian)
     # Node.js and npm: the machine's own if present (npm ships inside some
     # nodejs builds, which conflict with Debian's separate npm package).
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

@@ -78,6 +78,23 @@ record "include-graph" "$st" $((st == 0 ? 1 : 0)) 0
 step "unit tests"
 run_ctest unit "$root/build"
 
+# Checks that print "ok: ..." or "FAILED: ..." lines, counted as tests.
+run_checks() { # name, command...
+    local name=$1
+    shift
+    local out="$logdir/$name.log" t0=$SECONDS
+    "$@" 2>&1 | tee "$out" | tail -n 40
+    local st=${PIPESTATUS[0]}
+    echo "($name: $((SECONDS - t0)) s)"
+    record "$name" "$st" "$(grep -c '^ok: ' "$out")" "$(grep -c '^FAILED: ' "$out")"
+}
+
+step "make install, the unit file, the default config, the manual page"
+run_checks install env BUILD="$root/build" bash scripts/check-install.sh
+
+step "Debian package (dpkg-buildpackage, lintian, its contents)"
+run_checks package bash scripts/package.sh --check
+
 if [ -d tests/integration ] && ls tests/integration/*.test.mjs >/dev/null 2>&1; then
     step "integration tests"
     run_node integration tests/integration TERTULIA_BIN="$root/build/tertulia"

@@ -573,25 +573,54 @@ int options_read_env(options_t *o, char *const *envp, FILE *warn) {
 
 /* ---- the command line ---- */
 
-enum { CLI_BASE = 256, CLI_CONFIG = 1000, CLI_CHECK, CLI_PRINT, CLI_HELP, CLI_VERSION };
+enum {
+    CLI_BASE = 256,
+    CLI_CONFIG = 1000,
+    CLI_CHECK,
+    CLI_PRINT,
+    CLI_GENCONFIG,
+    CLI_HELP,
+    CLI_HELP_MAN,
+    CLI_VERSION
+};
+
+/* The command line's own options, besides the table's: for getopt, --help
+ * and the manual page. */
+static const struct {
+    struct option opt;
+    const char *arg, *help;
+} cli_extra[] = {
+    {{"config", required_argument, 0, CLI_CONFIG},
+     "FILE",
+     "read options from FILE (INI: key = value, # comments); SIGHUP reads it again"},
+    {{"check-config", no_argument, 0, CLI_CHECK},
+     NULL,
+     "check the options (and load the TLS files), then exit"},
+    {{"print-config", no_argument, 0, CLI_PRINT},
+     NULL,
+     "print the effective options as a config file, then exit"},
+    {{"genconfig", no_argument, 0, CLI_GENCONFIG},
+     NULL,
+     "print a config file of every option with its default commented out (options given "
+     "on this command line are set in it), then exit"},
+    {{"help", no_argument, 0, CLI_HELP}, NULL, "this text"},
+    {{"help-man", no_argument, 0, CLI_HELP_MAN}, NULL, "this text as a manual page (roff)"},
+    {{"version", no_argument, 0, CLI_VERSION}, NULL, "the version"},
+};
+#define NEXTRA (sizeof(cli_extra) / sizeof(cli_extra[0]))
 
 int options_parse_cli(options_t *o, int argc, char **argv, options_cli_t *out) {
     memset(out, 0, sizeof(*out));
     o->err[0] = '\0';
-    static const struct option extra[] = {
-        {"config", required_argument, 0, CLI_CONFIG}, {"check-config", no_argument, 0, CLI_CHECK},
-        {"print-config", no_argument, 0, CLI_PRINT},  {"help", no_argument, 0, CLI_HELP},
-        {"version", no_argument, 0, CLI_VERSION},
-    };
-    struct option opts[NOPT + sizeof(extra) / sizeof(extra[0]) + 1];
+    struct option opts[NOPT + NEXTRA + 1];
     size_t n = 0;
     for (size_t i = 0; i < NOPT; i++)
         opts[n++] =
             (struct option){options_table[i].name,
                             options_table[i].type == OPT_FLAG ? no_argument : required_argument, 0,
                             CLI_BASE + (int)i};
-    for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
-        opts[n++] = extra[i];
+    for (size_t i = 0; i < NEXTRA; i++)
+        opts[n++] = cli_extra[i].opt;
     opts[n] = (struct option){0, 0, 0, 0};
     optind = 0; /* glibc: start afresh (options_parse_cli may run again) */
     int c;
@@ -606,8 +635,14 @@ int options_parse_cli(options_t *o, int argc, char **argv, options_cli_t *out) {
         case CLI_PRINT:
             out->print = true;
             break;
+        case CLI_GENCONFIG:
+            out->genconfig = true;
+            break;
         case CLI_HELP:
             out->help = true;
+            return 0;
+        case CLI_HELP_MAN:
+            out->help_man = true;
             return 0;
         case CLI_VERSION:
             out->version = true;
@@ -904,8 +939,32 @@ static void wrap(FILE *out, const char *text, const char *indent, size_t col, si
     }
 }
 
+/* One option of --help: its head, then its text wrapped at the indent. */
+static void usage_item(FILE *out, const char *name, const char *arg, const char *text) {
+    static const char indent[] = "                         ";
+    char head[64];
+    int n = snprintf(head, sizeof(head), "  --%s%s%s", name, arg ? " " : "", arg ? arg : "");
+    fputs(head, out);
+    size_t col = (size_t)n;
+    if (col + 1 >= strlen(indent)) {
+        fputc('\n', out);
+        col = 0;
+    }
+    fprintf(out, "%*s", (int)(strlen(indent) - col), "");
+    wrap(out, text, indent, strlen(indent), 80);
+}
+
+/* The help of d with its default, as --help and the manual page give it. */
+static void help_text(const opt_desc_t *d, char *buf, size_t len) {
+    char def[96];
+    format_default(d, def, sizeof(def));
+    snprintf(buf, len, "%s (default %s)%s", d->help, def,
+             d->flags & OPT_LIVE ? "; SIGHUP applies a new value" : "");
+}
+
 void options_usage(FILE *out) {
     fputs("Usage: tertulia [options]\n"
+          "       tertulia backup --db FILE [--force] OUT\n"
           "A real-time chat server: a web client at /, WebSocket chat at /talking and /ws.\n"
           "Options come from the command line, then TERTULIA_<OPTION> environment variables\n"
           "(TERTULIA_MAX_MESSAGE=1M), then the --config file (max-message = 1M), then the\n"
@@ -913,30 +972,165 @@ void options_usage(FILE *out) {
           "\n"
           "Options:\n",
           out);
-    const char *indent = "                         ";
     for (size_t i = 0; i < NOPT; i++) {
         const opt_desc_t *d = &options_table[i];
-        char head[64], def[96], text[1024];
-        int n = snprintf(head, sizeof(head), "  --%s%s%s", d->name, d->arg ? " " : "",
-                         d->arg ? d->arg : "");
-        fputs(head, out);
-        size_t col = (size_t)n;
-        if (col + 1 >= strlen(indent)) {
-            fputc('\n', out);
-            col = 0;
-        }
-        fprintf(out, "%*s", (int)(strlen(indent) - col), "");
-        format_default(d, def, sizeof(def));
-        snprintf(text, sizeof(text), "%s (default %s)%s", d->help, def,
-                 d->flags & OPT_LIVE ? "; SIGHUP applies a new value" : "");
-        wrap(out, text, indent, strlen(indent), 80);
+        char text[1024];
+        help_text(d, text, sizeof(text));
+        usage_item(out, d->name, d->arg, text);
     }
-    fputs("  --config FILE          read options from FILE (INI: key = value, # comments)\n"
-          "  --check-config         check the options (and load the TLS files), then exit\n"
-          "  --print-config         print the effective options as a config file, then exit\n"
-          "  --help                 this text\n"
-          "  --version              the version\n",
+    for (size_t i = 0; i < NEXTRA; i++)
+        usage_item(out, cli_extra[i].opt.name, cli_extra[i].arg, cli_extra[i].help);
+}
+
+/* ---- the manual page ---- */
+
+/* Text for roff: a backslash spelled \e, a dash that starts an option
+ * (after a space, a dash or an opening bracket; every dash with minus) a
+ * real minus \-, and \& before a line's leading '.' or '\'' so it is
+ * never a request. */
+static void roff_text(FILE *out, const char *s, bool minus) {
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", out);
+    for (const char *p = s; *p; p++) {
+        if (*p == '\\')
+            fputs("\\e", out);
+        else if (*p == '-' && (minus || p == s || strchr(" -([", p[-1]) != NULL))
+            fputs("\\-", out);
+        else
+            fputc(*p, out);
+    }
+}
+
+static void man_item(FILE *out, const char *name, const char *arg, const char *text) {
+    fputs(".TP\n\\fB", out);
+    roff_text(out, "--", true);
+    roff_text(out, name, true);
+    fputs("\\fR", out);
+    if (arg != NULL) {
+        fputs(" \\fI", out);
+        roff_text(out, arg, false);
+        fputs("\\fR", out);
+    }
+    fputc('\n', out);
+    roff_text(out, text, false);
+    fputs(".\n", out);
+}
+
+void options_man(FILE *out) {
+    fprintf(out,
+            ".\\\" Generated by tertulia --help-man from the option table (src/server/options.c).\n"
+            ".TH TERTULIA 8 \"\" \"tertulia %s\" \"System Administration\"\n"
+            ".SH NAME\n"
+            "tertulia \\- a real\\-time chat server with a web client\n"
+            ".SH SYNOPSIS\n"
+            ".B tertulia\n"
+            "[\\fIoptions\\fR]\n"
+            ".br\n"
+            ".B tertulia backup\n"
+            "\\fB\\-\\-db\\fR \\fIFILE\\fR [\\fB\\-\\-force\\fR] \\fIOUT\\fR\n"
+            ".SH DESCRIPTION\n"
+            "\\fBtertulia\\fR serves a chat web client at \\fI/\\fR and WebSocket chat at\n"
+            "\\fI/talking\\fR and \\fI/ws\\fR, over plain HTTP and TLS, and keeps the message\n"
+            "history in an SQLite database.\n"
+            "It runs in the foreground and logs to standard error; under systemd\n"
+            "(\\fBType=notify\\fR) it reports readiness, reloads and shutdown, and pings\n"
+            "the watchdog when \\fBWatchdogSec=\\fR is set.\n"
+            ".PP\n"
+            "Options come from the command line, then the \\fBTERTULIA_\\fR\\fIOPTION\\fR\n"
+            "environment variables (the option's name in capitals, dashes as\n"
+            "underscores: \\fBTERTULIA_MAX_MESSAGE=1M\\fR), then the \\fB\\-\\-config\\fR file\n"
+            "(INI lines \\fIkey\\fR = \\fIvalue\\fR, \\fB#\\fR and \\fB;\\fR start comments:\n"
+            "\\fBmax\\-message = 1M\\fR), then the defaults.\n"
+            "A repeatable option given in a higher layer replaces the lower layer's list.\n"
+            "Sizes take K and M suffixes (KiB, MiB).\n"
+            ".PP\n"
+            "\\fBtertulia backup\\fR copies the history database \\fIFILE\\fR into \\fIOUT\\fR\n"
+            "with SQLite's online backup, consistently, while a server may be running and\n"
+            "writing to it; it refuses to overwrite \\fIOUT\\fR without \\fB\\-\\-force\\fR, and\n"
+            "prints how many messages it copied.\n"
+            "To restore, stop the server, replace its database file with the copy\n"
+            "(and remove the old file's \\fI\\-wal\\fR and \\fI\\-shm\\fR files), and start it.\n"
+            ".SH OPTIONS\n",
+            TT_VERSION);
+    for (size_t i = 0; i < NOPT; i++) {
+        char text[1024];
+        help_text(&options_table[i], text, sizeof(text));
+        man_item(out, options_table[i].name, options_table[i].arg, text);
+    }
+    for (size_t i = 0; i < NEXTRA; i++)
+        man_item(out, cli_extra[i].opt.name, cli_extra[i].arg, cli_extra[i].help);
+    fputs(".SH SIGNALS\n"
+          ".TP\n"
+          ".B SIGHUP\n"
+          "Reloads: reads the \\fB\\-\\-config\\fR file and the environment again and applies\n"
+          "the options marked so above (the log says which changed values need a\n"
+          "restart), and loads the TLS certificate and key again for new connections.\n"
+          "A file with an error is logged and the running configuration kept.\n"
+          ".TP\n"
+          ".BR SIGTERM \", \" SIGINT\n"
+          "Shuts down: stops listening, closes every WebSocket with 1001 (going away),\n"
+          "waits up to 3 seconds for the close handshakes, and exits 0.\n"
+          ".SH FILES\n"
+          ".TP\n"
+          ".I /etc/tertulia/tertulia.conf\n"
+          "The configuration file of the packaged service, every option in it with its\n"
+          "default (generated by \\fBtertulia \\-\\-genconfig\\fR).\n"
+          ".TP\n"
+          ".I /var/lib/tertulia/tertulia.db\n"
+          "The packaged service's message history (systemd's \\fBStateDirectory=\\fR).\n"
+          "Without \\fB\\-\\-db\\fR the server uses \\fI./data/tertulia.db\\fR.\n"
+          ".TP\n"
+          ".I /lib/systemd/system/tertulia.service\n"
+          "The systemd unit.\n"
+          ".SH EXIT STATUS\n"
+          ".TP\n"
+          ".B 0\n"
+          "A clean shutdown, or a subcommand or check that succeeded.\n"
+          ".TP\n"
+          ".B 1\n"
+          "The server could not start (an address in use, a database that cannot be\n"
+          "opened), or a backup failed.\n"
+          ".TP\n"
+          ".B 2\n"
+          "A usage error: a bad option or value, on the command line, in the\n"
+          "environment or in the \\fB\\-\\-config\\fR file (named with its line), or a\n"
+          "TLS file that does not load.\n"
+          ".SH SEE ALSO\n"
+          ".BR systemd.service (5),\n"
+          ".BR systemd.exec (5),\n"
+          ".BR sqlite3 (1)\n",
           out);
+}
+
+/* An option's help and default as comments, before its lines. */
+static void print_comment(FILE *out, const opt_desc_t *d) {
+    char def[96];
+    format_default(d, def, sizeof(def));
+    fputs("\n# ", out);
+    wrap(out, d->help, "# ", 2, 78);
+    fprintf(out, "# default: %s%s%s\n", def, is_list(d) ? "; repeatable" : "",
+            d->flags & OPT_LIVE ? "; SIGHUP applies a new value" : "");
+}
+
+/* Option i's value in cfg as `key = value` lines (one per item of a list),
+ * each after prefix; a commented `# key =` when it has none. */
+static void print_value(FILE *out, int i, const server_config_t *cfg, const char *prefix) {
+    const opt_desc_t *d = &options_table[i];
+    char val[4096];
+    format_items(i, cfg, "\n", val, sizeof(val));
+    if (val[0] == '\0') {
+        fprintf(out, "# %s =\n", d->name);
+        return;
+    }
+    if (d->flags & OPT_SECRET) {
+        fprintf(out, "# %s = (set; not shown)\n", d->name);
+        return;
+    }
+    for (char *line = val, *nl; line != NULL; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        fprintf(out, "%s%s = %.*s\n", prefix, d->name, nl ? (int)(nl - line) : (int)strlen(line),
+                line);
+    }
 }
 
 void options_print(FILE *out, const server_config_t *cfg) {
@@ -945,25 +1139,26 @@ void options_print(FILE *out, const server_config_t *cfg) {
             "# Usable as a --config file; '#' starts a comment.\n",
             TT_VERSION);
     for (size_t i = 0; i < NOPT; i++) {
-        const opt_desc_t *d = &options_table[i];
-        char def[96], val[4096];
-        format_default(d, def, sizeof(def));
-        fputs("\n# ", out);
-        wrap(out, d->help, "# ", 2, 78);
-        fprintf(out, "# default: %s%s%s\n", def, is_list(d) ? "; repeatable" : "",
-                d->flags & OPT_LIVE ? "; SIGHUP applies a new value" : "");
-        format_items((int)i, cfg, "\n", val, sizeof(val));
-        if (val[0] == '\0') {
-            fprintf(out, "# %s =\n", d->name);
-            continue;
-        }
-        if (d->flags & OPT_SECRET) {
-            fprintf(out, "# %s = (set; not shown)\n", d->name);
-            continue;
-        }
-        for (char *line = val, *nl; line != NULL; line = nl ? nl + 1 : NULL) {
-            nl = strchr(line, '\n');
-            fprintf(out, "%s = %.*s\n", d->name, nl ? (int)(nl - line) : (int)strlen(line), line);
-        }
+        print_comment(out, &options_table[i]);
+        print_value(out, (int)i, cfg, "");
+    }
+}
+
+void options_genconfig(FILE *out, const options_t *o, const server_config_t *cfg) {
+    fprintf(out,
+            "# tertulia %s: every option, with its help and default (tertulia --genconfig).\n"
+            "# A line 'key = value' sets an option; remove the '#' in front of one to\n"
+            "# change it. '#' and ';' start comments. Sizes take K and M suffixes.\n"
+            "# TERTULIA_<OPTION> variables and the command line override this file;\n"
+            "# SIGHUP reads it again (what needs a restart is logged).\n",
+            TT_VERSION);
+    server_config_t defaults;
+    server_config_defaults(&defaults);
+    for (size_t i = 0; i < NOPT; i++) {
+        print_comment(out, &options_table[i]);
+        if (o->slot[i].layer == OPT_LAYER_CLI)
+            print_value(out, (int)i, cfg, "");
+        else
+            print_value(out, (int)i, &defaults, "#");
     }
 }

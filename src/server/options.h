@@ -85,12 +85,12 @@ int options_read_file(options_t *o, const char *path);
 int options_read_env(options_t *o, char *const *envp, FILE *warn);
 
 /* Parses the command line into the CLI layer. Besides the table's options
- * it knows --config FILE, --check-config, --print-config, --help and
- * --version. Returns 0, or -1 on a bad option (the error already printed
- * by getopt, or in options_error). */
+ * it knows --config FILE, --check-config, --print-config, --genconfig,
+ * --help, --help-man and --version. Returns 0, or -1 on a bad option (the
+ * error already printed by getopt, or in options_error). */
 typedef struct options_cli_s {
     const char *config; /* --config FILE, or NULL */
-    bool check, print, help, version;
+    bool check, print, genconfig, help, help_man, version;
 } options_cli_t;
 int options_parse_cli(options_t *o, int argc, char **argv, options_cli_t *out);
 
@@ -126,6 +126,16 @@ void options_copy_live(server_config_t *to, const server_config_t *from);
 
 /* --help, generated from the table. */
 void options_usage(FILE *out);
+
+/* --help-man: the manual page tertulia(8), in roff, its OPTIONS section
+ * generated from the table (the build writes it to tertulia.8). */
+void options_man(FILE *out);
+
+/* --genconfig: a config file that names every option, its help and its
+ * default as comments, with the `key = default` line commented out; the
+ * options that o's command line sets are written as real `key = value`
+ * lines (the packaged /etc/tertulia/tertulia.conf sets db so). */
+void options_genconfig(FILE *out, const options_t *o, const server_config_t *cfg);
 
 /* --print-config: every option with its help and default as comments, then
  * `key = value` (one line per item of a list; a commented line when it has

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -181,9 +183,46 @@ static void on_accept_error(void *ctx, int err, const char *what) {
     server_log_refusal(srv, "cannot accept: %s", what);
 }
 
+/* ---- systemd (sd_notify): every call is a no-op without NOTIFY_SOCKET ---- */
+
+/* WATCHDOG=1 from a timer on the loop: a loop that is stuck stops pinging,
+ * and systemd (WatchdogSec=) kills and restarts the server. */
+static void on_watchdog(void *ctx) {
+    (void)ctx;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+/* Pings at half of the interval systemd asks for (WATCHDOG_USEC), when it
+ * asks: sd_watchdog_enabled is 0 without the variable, or when
+ * WATCHDOG_PID names another process. */
+static void watchdog_start(server_t *srv) {
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
+        return;
+    uint64_t ms = usec / 2000;
+    if (ms == 0)
+        ms = 1;
+    srv->watchdog = tt_timer_new(srv->loop, on_watchdog, srv);
+    tt_timer_start(srv->watchdog, ms, ms);
+    sd_notify(0, "WATCHDOG=1");
+    tt_log_info("systemd watchdog: pinging every %llu ms", (unsigned long long)ms);
+}
+
+static void notify_ready(server_t *srv) {
+    sd_notifyf(0, "READY=1\nSTATUS=%s", srv->status);
+}
+
+/* A SIGHUP's reloads are all done (or there was none to do). */
+static void reload_finished(server_t *srv) {
+    if (!srv->config_reloading && !srv->tls_reloading && !srv->stopping)
+        notify_ready(srv);
+}
+
 static void close_handles(server_t *srv) {
     tt_async_free(srv->wake);
     srv->wake = NULL;
+    tt_timer_free(srv->watchdog);
+    srv->watchdog = NULL;
     tt_timer_free(srv->sweep);
     tt_signal_free(srv->sigint);
     tt_signal_free(srv->sigterm);
@@ -210,6 +249,7 @@ static void on_signal(void *ctx) {
     if (srv->stopping)
         return;
     srv->stopping = true;
+    sd_notify(0, "STOPPING=1");
     tt_log_info("shutting down (%zu connections)", tt_loop_stream_count(srv->loop));
     close_listeners(srv);
     for (tt_stream_t *s = tt_loop_first_stream(srv->loop); s; s = tt_loop_next_stream(s)) {
@@ -268,6 +308,7 @@ static void on_tls_loaded(void *ctx, tt_tls_ctx_t *tls, const char *err) {
     srv->tls_reloading = false;
     if (tls == NULL) {
         tt_log_error("TLS reload failed, keeping the previous certificate: %s", err);
+        reload_finished(srv);
         return;
     }
     if (srv->stopping) {
@@ -280,6 +321,7 @@ static void on_tls_loaded(void *ctx, tt_tls_ctx_t *tls, const char *err) {
     tt_tls_ctx_unref(srv->tls);
     srv->tls = tls;
     tt_log_always("TLS certificate reloaded: %s", tt_tls_ctx_describe(tls));
+    reload_finished(srv);
 }
 
 /* SIGHUP with --config: the file and the environment are read and
@@ -340,12 +382,19 @@ static void reload_done(void *ctx) {
     }
     options_free(j->opts);
     free(j);
+    reload_finished(srv);
 }
 
 static void on_sighup(void *ctx) {
     server_t *srv = ctx;
     if (srv->stopping)
         return;
+    /* systemd: reloading since now (CLOCK_MONOTONIC), READY=1 again when
+     * every reload below has finished, failed ones included. */
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
     if (srv->cfg.config_path != NULL && !srv->config_reloading) {
         srv->config_reloading = true;
         tt_log_info("SIGHUP: reading %s", srv->cfg.config_path);
@@ -356,6 +405,7 @@ static void on_sighup(void *ctx) {
     if (srv->tls == NULL) {
         if (srv->cfg.config_path == NULL)
             tt_log_info("SIGHUP: no TLS certificate to reload");
+        reload_finished(srv);
         return;
     }
     if (srv->tls_reloading)
@@ -416,10 +466,14 @@ static int listen_on(server_t *srv) {
  * cleanly instead of killing it. */
 static void announce(server_t *srv) {
     char addr[80];
+    size_t n = (size_t)snprintf(srv->status, sizeof(srv->status), "listening on ");
     for (size_t i = 0; i < srv->nlisteners; i++) {
         tt_listener_address(srv->listeners[i], addr, sizeof(addr));
-        tt_log_always("listening on %s (%s)", addr,
-                      tt_listener_is_tls(srv->listeners[i]) ? "TLS" : "plain");
+        const char *kind = tt_listener_is_tls(srv->listeners[i]) ? "TLS" : "plain";
+        tt_log_always("listening on %s (%s)", addr, kind);
+        if (n < sizeof(srv->status))
+            n += (size_t)snprintf(srv->status + n, sizeof(srv->status) - n, "%s%s (%s)",
+                                  i ? ", " : "", addr, kind);
     }
     /* The address a person opens: the first listener's, with a wildcard
      * host spelled as this machine's loopback. */
@@ -433,6 +487,8 @@ static void announce(server_t *srv) {
         host = "[::1]", hlen = 5;
     tt_log_always("open %s://%.*s%s/", tt_listener_is_tls(srv->listeners[0]) ? "https" : "http",
                   hlen, host, port);
+    /* systemd (Type=notify): started once these lines are out. */
+    notify_ready(srv);
 }
 
 /* Opens the history database and starts its maintenance thread (retention,
@@ -564,6 +620,7 @@ int server_run(const server_config_t *cfg) {
     srv->sigint = tt_signal_new(srv->loop, SIGINT, on_signal, srv);
     srv->sigterm = tt_signal_new(srv->loop, SIGTERM, on_signal, srv);
     srv->sighup = tt_signal_new(srv->loop, SIGHUP, on_sighup, srv);
+    watchdog_start(srv);
     announce(srv);
 
     tt_loop_run(srv->loop);

@@ -91,6 +91,8 @@ struct server_s {
     tt_signal_t *sigint, *sigterm, *sighup;
     tt_timer_t *sweep;      /* one coarse timer for every connection's deadlines */
     tt_timer_t *stop_timer; /* shutdown: waits for close handshakes */
+    tt_timer_t *watchdog;   /* pings systemd's watchdog from the loop (NULL: not asked) */
+    char status[256];       /* systemd's STATUS=: where the server listens */
     chat_t *chat;
     size_t fd_limit; /* RLIMIT_NOFILE at start */
     struct store_async_s *async; /* the store's worker (SQLite off the loop) */

@@ -113,6 +113,28 @@ void store_close(store_t *st);
 const char *store_path(const store_t *st);
 
 /* ------------------------------------------------------------------------ */
+/* Backup (store_backup.c) */
+
+/* Pages copied per step of the online backup, and the pause between steps. */
+#define STORE_BACKUP_STEP_PAGES 256
+#define STORE_BACKUP_PAUSE_MS 5
+
+/* Copies the database file at path into out with SQLite's online backup
+ * (tertulia backup): consistent as of one moment, while a server may be
+ * running on path and writing. It reads on a connection of its own inside
+ * one read transaction (in WAL mode writers go on meanwhile; the WAL is not
+ * checkpointed past that moment until the copy ends), in steps of
+ * STORE_BACKUP_STEP_PAGES pages with STORE_BACKUP_PAUSE_MS between them.
+ * The copy is written next to out, checked (quick_check, its message
+ * count), put in rollback-journal mode so it is one self-contained file,
+ * synced, and only then renamed to out: out is never half written. An
+ * existing out is an error unless overwrite. On success returns 0 and
+ * *messages is the count of messages copied; on failure a negative STORE_E_*
+ * with err naming the file and the reason. */
+int store_backup(const char *path, const char *out, bool overwrite, int64_t *messages, char *err,
+                 size_t errlen);
+
+/* ------------------------------------------------------------------------ */
 /* Writing */
 
 typedef enum {

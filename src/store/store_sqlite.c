@@ -103,7 +103,7 @@ int store__map_rc(int rc) {
 /* SQLite's reason for the last failure on db, with the OS's when the failure
  * came from a system call (e.g. "unable to open database file: Permission
  * denied"). */
-static void sqlite_reason(sqlite3 *db, int rc, char *buf, size_t cap) {
+void store__sqlite_reason(sqlite3 *db, int rc, char *buf, size_t cap) {
     const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     int sys = db ? sqlite3_system_errno(db) : 0;
     int prim = rc & 0xff;
@@ -178,7 +178,7 @@ static int schema_migrate(store_t *st, char *err, size_t errlen) {
     int version = 0;
     int rc = pragma_int(st->db, "PRAGMA user_version", &version);
     if (rc != SQLITE_OK) {
-        sqlite_reason(st->db, rc, why, sizeof(why));
+        store__sqlite_reason(st->db, rc, why, sizeof(why));
         store__err(st, err, errlen, "%s", why);
         return (rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT ? STORE_E_CORRUPT
                                                                              : STORE_E_CANTOPEN;
@@ -210,7 +210,7 @@ static int schema_migrate(store_t *st, char *err, size_t errlen) {
                         STORE_SCHEMA_VERSION);
         return 0;
     }
-    sqlite_reason(st->db, rc, why, sizeof(why));
+    store__sqlite_reason(st->db, rc, why, sizeof(why));
     if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     store__err(st, err, errlen, "migrating the schema from v%d to v%d failed: %s",
@@ -298,7 +298,7 @@ static int check_integrity(store_t *st, char *err, size_t errlen) {
             return STORE_E_CORRUPT;
         }
     }
-    sqlite_reason(st->db, rc, why, sizeof(why));
+    store__sqlite_reason(st->db, rc, why, sizeof(why));
     sqlite3_finalize(s);
     store__err(st, err, errlen, "integrity check failed: %s", why);
     int mapped = store__map_rc(rc);
@@ -358,7 +358,7 @@ static int load_last_id(store_t *st) {
 
 static int open_fail(store_t *st, int rc, const char *what, char *err, size_t errlen) {
     char why[512];
-    sqlite_reason(st->db, rc, why, sizeof(why));
+    store__sqlite_reason(st->db, rc, why, sizeof(why));
     if (what != NULL)
         store__err(st, err, errlen, "%s: %s", what, why);
     else
@@ -672,7 +672,7 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
     /* Keep SQLite's reason before ROLLBACK replaces it. SQLite may already
      * have rolled back by itself (e.g. after SQLITE_FULL in COMMIT). */
     char why[512];
-    sqlite_reason(st->db, rc, why, sizeof(why));
+    store__sqlite_reason(st->db, rc, why, sizeof(why));
     if (!sqlite3_get_autocommit(st->db))
         step_done(st->st_rollback);
     /* An id already taken means another process wrote to the file: catch
@@ -827,13 +827,13 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
      * is the maintenance thread's as soon as it is released. */
     char why[512] = "";
     if (rc != SQLITE_OK)
-        sqlite_reason(st->db, rc, why, sizeof(why));
+        store__sqlite_reason(st->db, rc, why, sizeof(why));
     if (!sqlite3_get_autocommit(st->db)) {
         int rc2 = step_done(rc == SQLITE_OK ? st->st_commit : st->st_rollback);
         if (rc == SQLITE_OK) {
             rc = rc2;
             if (rc != SQLITE_OK)
-                sqlite_reason(st->db, rc, why, sizeof(why));
+                store__sqlite_reason(st->db, rc, why, sizeof(why));
         }
     }
     if (st->shared)

@@ -43,6 +43,18 @@ static void write_file(char *path, const char *text) {
     fclose(f);
 }
 
+/* text written to a file and read back as --config: its options, resolved
+ * into cfg (the caller frees them). */
+static options_t *read_back(const char *text, server_config_t *cfg) {
+    char path[64];
+    write_file(path, text);
+    options_t *back = options_new();
+    assert_int_equal(options_read_file(back, path), 0);
+    unlink(path);
+    resolve_ok(back, cfg);
+    return back;
+}
+
 static void test_defaults(void **state) {
     (void)state;
     server_config_t cfg;
@@ -365,19 +377,48 @@ static void test_print_round_trip(void **state) {
     assert_non_null(strstr(first, "\nmax-message = 100000\n"));
     assert_non_null(strstr(first, "\n# default: 64K\n"));
 
-    char path[64];
-    write_file(path, first);
-    options_t *back = options_new();
     server_config_t cfg2;
-    assert_int_equal(options_read_file(back, path), 0);
-    resolve_ok(back, &cfg2);
+    options_t *back = read_back(first, &cfg2);
     f = open_memstream(&second, &n2);
     options_print(f, &cfg2);
     fclose(f);
     assert_string_equal(first, second);
-    unlink(path);
     free(first);
     free(second);
+    options_free(back);
+    options_free(o);
+}
+
+/* --genconfig: every option commented out with its default, those of the
+ * command line set; read back as a file it resolves to exactly that. */
+static void test_genconfig(void **state) {
+    (void)state;
+    options_t *o = options_new();
+    server_config_t cfg;
+    assert_int_equal(set_cli(o, "db", "/var/lib/tertulia/tertulia.db"), 0);
+    resolve_ok(o, &cfg);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    options_genconfig(f, o, &cfg);
+    fclose(f);
+    assert_non_null(strstr(text, "\ndb = /var/lib/tertulia/tertulia.db\n"));
+    assert_non_null(strstr(text, "\n#max-message = 64K\n"));
+    assert_non_null(strstr(text, "\n#listen = 127.0.0.1:9090\n"));
+    for (size_t i = 0; i < options_count; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "%s =", options_table[i].name);
+        assert_non_null(strstr(text, key));
+    }
+    server_config_t cfg2;
+    options_t *back = read_back(text, &cfg2);
+    for (size_t i = 0; i < options_count; i++) {
+        char a[1024], b[1024];
+        options_format((int)i, &cfg, a, sizeof(a));
+        options_format((int)i, &cfg2, b, sizeof(b));
+        assert_string_equal(a, b);
+    }
+    free(text);
     options_free(back);
     options_free(o);
 }
@@ -456,6 +497,24 @@ static void test_table(void **state) {
         assert_non_null(strstr(text, head));
     }
     free(text);
+    /* The manual page: an item per option, its dashes as minus signs. */
+    text = NULL;
+    f = open_memstream(&text, &len);
+    options_man(f);
+    fclose(f);
+    for (size_t i = 0; i < options_count; i++) {
+        char head[96] = ".TP\n\\fB\\-\\-";
+        size_t n = strlen(head);
+        for (const char *p = options_table[i].name; *p && n + 3 < sizeof(head); p++) {
+            if (*p == '-')
+                head[n++] = '\\';
+            head[n++] = *p;
+        }
+        head[n] = '\0';
+        assert_non_null(strstr(text, head));
+    }
+    assert_non_null(strstr(text, ".SH SIGNALS\n"));
+    free(text);
 }
 
 int main(void) {
@@ -468,6 +527,7 @@ int main(void) {
         cmocka_unit_test(test_env),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_print_round_trip),
+        cmocka_unit_test(test_genconfig),
         cmocka_unit_test(test_apply_live),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_live_options_are_values),
