@@ -9,13 +9,15 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
 import { RawWs, connect, legacyLogin, login, startServer, uniq } from './helpers.mjs';
+import { waitLog } from './tls-helpers.mjs';
 
 let server; // a grace time long enough never to end during a test
 let quick; // a grace time of one second, for what happens when it ends
 const clients = [];
 before(async () => {
-    server = await startServer(['--db', ':memory:', '--ping-interval', '1']);
-    quick = await startServer(['--db', ':memory:', '--resume-seconds', '1']);
+    // debug: the close of each session is logged, which dropped() waits for.
+    server = await startServer(['--db', ':memory:', '--ping-interval', '1', '--log-level', 'debug']);
+    quick = await startServer(['--db', ':memory:', '--resume-seconds', '1', '--log-level', 'debug']);
 });
 after(async () => {
     for (const c of clients) await c.close().catch(() => {});
@@ -27,6 +29,17 @@ async function guest(srv, nick, opts) {
     clients.push(c);
     return c;
 }
+/**
+ * Drops c's TCP connection and waits until the server has closed its
+ * session: a message sent after this finds the user without a connection
+ * (sent before, it could still be written to the dying socket).
+ */
+async function dropped(srv, c) {
+    const port = c.ws._socket.localPort;
+    await c.terminate();
+    await waitLog(srv, new RegExp(`chat: [^ ]*:${port}: session \\d+ closed`));
+}
+
 /** A round trip on c: everything the server sent c before is in c's inbox. */
 async function settle(c) {
     await c.request({ type: 'ping' }, 'pong');
@@ -92,7 +105,7 @@ test('a guest whose connections dropped keeps its nickname and rooms; privates w
     const first = await guest(server, nick, { room });
     const bob = await guest(server, uniq('bob'), { room });
     await first.next('member_joined');
-    await first.terminate(); // a reload: the old page is gone without a goodbye
+    await dropped(server, first); // a reload: the old page is gone without a goodbye
     await settle(bob);
     const who = await bob.request({ type: 'who', room }, 'members');
     assert.ok(who.members.includes(nick), 'still in the room during the grace time');
@@ -116,7 +129,7 @@ test('when the grace time ends: member_left, undelivered for what was held, the 
     const g = await guest(quick, nick, { room });
     const bob = await guest(quick, uniq('bob'), { room });
     await g.next('member_joined');
-    await g.terminate();
+    await dropped(quick, g);
     const ack = await bob.request({ type: 'private', to: nick, id: 'lost', message: { text: 'too late' } }, 'ack');
     const left = await bob.next((m) => m.type === 'member_left' && m.nickname === nick, 10000);
     assert.equal(left.reason, 'disconnect');
