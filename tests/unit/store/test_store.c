@@ -1,6 +1,7 @@
 /* Unit tests of src/store/: appends and ids, paging backwards, since
  * recovery, retention by count and by age, ids across reopen and retention,
- * schema migration, and the failures a server meets at start-up (damaged,
+ * room keys (case and '#' folded in appends and reads), schema migration
+ * (from nothing and from the previous release's v1 fixture), and the failures a server meets at start-up (damaged,
  * foreign or unreachable files) and while running (full disk, I/O errors). */
 #include <errno.h>
 #include <fcntl.h>
@@ -645,6 +646,76 @@ static void test_store_reopen_keeps_history(void **state) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Room keys */
+
+static void test_store_room_key_folds_case_and_hash(void **state) {
+    (void)state;
+    char buf[STORE_ROOM_MAX + 1];
+    assert_int_equal(store_room_key("#Python-Dev", 11, buf, sizeof(buf)), 10);
+    assert_string_equal(buf, "python-dev");
+    assert_int_equal(store_room_key("python-dev", 10, buf, sizeof(buf)), 10);
+    assert_string_equal(buf, "python-dev");
+    /* One '#' only; other bytes as they are. */
+    assert_int_equal(store_room_key("##A\xc3\x89", 5, buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "#a\xc3\x89");
+    assert_int_equal(store_room_key("", 0, buf, sizeof(buf)), STORE_E_INVALID);
+    assert_int_equal(store_room_key("#", 1, buf, sizeof(buf)), STORE_E_INVALID);
+    assert_int_equal(store_room_key("@ana@bob", 8, buf, sizeof(buf)), STORE_E_INVALID);
+    assert_int_equal(store_room_key("#@x", 3, buf, sizeof(buf)), STORE_E_INVALID);
+    assert_int_equal(store_room_key(NULL, 0, buf, sizeof(buf)), STORE_E_INVALID);
+    assert_int_equal(store_room_key("#abc", 4, buf, 3), STORE_E_INVALID); /* no room for NUL */
+    assert_int_equal(store_room_key("#abc", 4, buf, 4), 3);
+    char longest[STORE_ROOM_MAX + 2];
+    memset(longest, 'R', sizeof(longest));
+    assert_int_equal(store_room_key(longest, STORE_ROOM_MAX, buf, sizeof(buf)), STORE_ROOM_MAX);
+    assert_int_equal(store_room_key(longest, STORE_ROOM_MAX + 1, buf, sizeof(buf)),
+                     STORE_E_INVALID);
+}
+
+/* Every spelling writes to and reads from one room; records carry the key;
+ * a conversation key is not folded into a room. */
+static void test_store_rooms_fold_in_append_and_reads(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    int64_t a = put(st, "#Python-Dev", "ana", "uno", 1);
+    int64_t b = put(st, "python-dev", "bob", "dos", 2);
+    int64_t c = put(st, "#python-dev", "cy", "tres", 3);
+    put(st, "#python-devs", "cy", "other room", 4);
+    const char *spellings[] = {"#Python-Dev", "python-dev", "#PYTHON-DEV", "Python-Dev"};
+    for (size_t k = 0; k < 4; k++) {
+        got_t *g = got_new();
+        assert_int_equal(store_last(st, spellings[k], 10, collect, g), 3);
+        assert_int_equal(g->ids[0], a);
+        assert_int_equal(g->ids[1], b);
+        assert_int_equal(g->ids[2], c);
+        for (int i = 0; i < 3; i++)
+            assert_string_equal(g->room[i], "python-dev");
+        free(g);
+    }
+    got_t *g = got_new();
+    bool more = true;
+    assert_int_equal(store_since(st, "#PYTHON-dev", a, 10, collect, g, &more), 2);
+    assert_false(more);
+    assert_int_equal(store_history(st, "python-DEV", c, 1, collect, g, &more), 1);
+    assert_true(more);
+    assert_int_equal(g->ids[2], b);
+    assert_int_equal(store_range(st, "#Python-Dev", 11, a, c, 10, collect, g, NULL), 1);
+    free(g);
+    /* Names that have no key are refused, by writes and reads alike. */
+    store_msg_t bad = room_msg("#", "ana", "x", 1, 1);
+    assert_int_equal(store_append_batch(st, &bad, 1), STORE_E_INVALID);
+    bad = room_msg("@ana@bob", "ana", "x", 1, 1);
+    assert_int_equal(store_append_batch(st, &bad, 1), STORE_E_INVALID);
+    assert_int_equal(store_last(st, "#", 10, collect, got_new()), STORE_E_INVALID);
+    /* A conversation key reads its own rows, as given. */
+    store_msg_t dm = dm_msg("@ana@bob", "Ana", "bob", "hola", 5);
+    assert_int_equal(store_append_batch(st, &dm, 1), 0);
+    assert_int_equal(room_count(st, "@ana@bob"), 1);
+    assert_int_equal(room_count(st, "#python-dev"), 3);
+    store_close(st);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Schema */
 
 static void test_store_migrates_v0_database(void **state) {
@@ -663,6 +734,114 @@ static void test_store_migrates_v0_database(void **state) {
     assert_int_equal(raw_int(path, "SELECT count(*) FROM messages"), 1);
     assert_int_equal(
         raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_room_id'"), 1);
+}
+
+/* The fixture tests/unit/store/fixtures/v1.sql (made by make-v1.sh there)
+ * into a new database file at path. */
+static void load_v1_fixture(const char *path) {
+    const char *src = getenv("TT_SOURCE_DIR");
+    if (src == NULL)
+        fail_msg("TT_SOURCE_DIR is not set (ctest sets it)");
+    char fixture[512];
+    snprintf(fixture, sizeof(fixture), "%s/tests/unit/store/fixtures/v1.sql", src);
+    FILE *f = fopen(fixture, "r");
+    if (f == NULL)
+        fail_msg("%s: %s", fixture, strerror(errno));
+    static char sql[16384];
+    size_t n = fread(sql, 1, sizeof(sql) - 1, f);
+    assert_true(feof(f)); /* all of it */
+    fclose(f);
+    sql[n] = '\0';
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fail_msg("loading %s: %s", fixture, msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+static void expect_v1_rooms_merged(store_t *st) {
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#Python-Dev", 10, collect, g), 4);
+    const int64_t ids[] = {1, 2, 4, 6};
+    const char *texts[] = {"uno", "dos", "tres", "cuatro"};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(g->ids[k], ids[k]);
+        assert_string_equal(g->text[k], texts[k]);
+        assert_string_equal(g->room[k], "python-dev");
+    }
+    free(g);
+    g = got_new();
+    assert_int_equal(store_last(st, "other", 10, collect, g), 1);
+    assert_int_equal(g->ids[0], 3);
+    free(g);
+    g = got_new();
+    assert_int_equal(store_last(st, "@ana@bob", 10, collect, g), 1);
+    assert_int_equal(g->ids[0], 5);
+    assert_string_equal(g->text[0], "secreto");
+    free(g);
+}
+
+static void on_conv_count(void *ctx, const store_conv_t *c) {
+    assert_string_equal(c->key, "@ana@bob");
+    assert_int_equal(c->last_id, 5);
+    (*(int *)ctx)++;
+}
+
+/* A database written by the previous release (schema v1): the three
+ * spellings of one room merge with their ids, the private row stays, the
+ * new tables work, ids go on after the reserved ones, and opening again
+ * changes nothing. */
+static void test_store_migrates_v1_database(void **state) {
+    (void)state;
+    const char *path = tmp_path("v1.db");
+    load_v1_fixture(path);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(DISTINCT room) FROM messages"), 5);
+
+    store_t *st = open_or_fail(path);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(store_last_id(st), 10);
+    expect_v1_rooms_merged(st);
+    /* The private row to the letter: its key, sender and recipient. */
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM messages WHERE id = 5 AND kind = 1"
+                                   " AND room = '@ana@bob' AND sender = 'Ana' AND recipient = 'Bob'"),
+                     1);
+    /* Its conversation is listed on both sides, from the stored row. */
+    int n = 0;
+    assert_int_equal(store_conversations(st, 1, "ana", 3, 10, on_conv_count, &n), 1);
+    assert_int_equal(store_conversations(st, 2, "BOB", 3, 10, on_conv_count, &n), 1);
+    assert_int_equal(n, 2);
+    /* The new tables are there and usable. */
+    store_account_t acc;
+    assert_int_equal(store_account_create(st, "Ana", 3, "$argon2id$x", 7, &acc), 0);
+    uint8_t tok[32] = {1};
+    assert_int_equal(store_token_add(st, acc.id, tok, 7), 0);
+    assert_int_equal(store_read_set(st, acc.id, "#Python-Dev", 11, 4), 0);
+    assert_int_equal(put(st, "#PYTHON-DEV", "ana", "cinco", 8), 11);
+    store_close(st);
+
+    /* A second open is a no-op: the schema is not touched again (its
+     * cookie moves with every DDL statement), nor are the rooms. */
+    int cookie = raw_int(path, "PRAGMA schema_version");
+    st = open_or_fail(path);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(path, "PRAGMA schema_version"), cookie);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM messages WHERE room = 'python-dev'"), 5);
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "python-dev", 10, collect, g), 5);
+    assert_int_equal(g->ids[4], 11);
+    free(g);
+    assert_int_equal(store_account_get(st, "ANA", 3, &acc), 0);
+    assert_string_equal(acc.hash, "$argon2id$x");
+    int64_t up_to = 0;
+    assert_int_equal(store_read_get(st, acc.id, "python-dev", 10, &up_to), 0);
+    assert_int_equal(up_to, 4);
+    store_close(st);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                   " ('accounts', 'tokens', 'read_markers', 'conversations')"),
+                     4);
 }
 
 static void test_store_failed_migration_leaves_database_untouched(void **state) {
@@ -684,10 +863,11 @@ static void test_store_failed_migration_leaves_database_untouched(void **state) 
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"), 0);
 }
 
-static void test_store_refuses_newer_schema(void **state) {
-    (void)state;
-    const char *path = tmp_path("v99.db");
-    assert_int_equal(raw_exec(path, "PRAGMA user_version = 99;"), SQLITE_OK);
+static void expect_refused_version(const char *name, int version) {
+    const char *path = tmp_path(name);
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d;", version);
+    assert_int_equal(raw_exec(path, sql), SQLITE_OK);
     store_config_t cfg;
     store_config_defaults(&cfg);
     cfg.path = path;
@@ -696,7 +876,17 @@ static void test_store_refuses_newer_schema(void **state) {
     assert_int_equal(store_open(&cfg, &st, err, sizeof(err)), STORE_E_VERSION);
     assert_null(st);
     assert_non_null(strstr(err, path));
-    assert_non_null(strstr(err, "99"));
+    snprintf(sql, sizeof(sql), "schema version %d", version);
+    assert_non_null(strstr(err, sql));
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), version);
+}
+
+static void test_store_refuses_newer_schema(void **state) {
+    (void)state;
+    /* The next version (a newer server's v3) and a far one. */
+    assert_int_equal(STORE_SCHEMA_VERSION, 2);
+    expect_refused_version("v3.db", 3);
+    expect_refused_version("v99.db", 99);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1228,7 +1418,10 @@ int main(void) {
         cmocka_unit_test(test_store_retention_by_age_uses_injected_now),
         cmocka_unit_test(test_store_ids_increase_across_retention_and_reopen),
         cmocka_unit_test(test_store_reopen_keeps_history),
+        cmocka_unit_test(test_store_room_key_folds_case_and_hash),
+        cmocka_unit_test(test_store_rooms_fold_in_append_and_reads),
         cmocka_unit_test(test_store_migrates_v0_database),
+        cmocka_unit_test(test_store_migrates_v1_database),
         cmocka_unit_test(test_store_failed_migration_leaves_database_untouched),
         cmocka_unit_test(test_store_refuses_newer_schema),
         cmocka_unit_test(test_store_open_garbage_file),
