@@ -239,8 +239,8 @@ typedef void (*store_rec_cb)(void *ctx, const store_rec_t *rec);
 
 /* The general read, which the three below are made of: the messages of
  * room[0..room_len) (a room name in any spelling, folded by store_room_key,
- * or a conversation key, which starts with '@' and is used as given) with after_id < id < before_id (after_id 0 and
- * before_id 0 mean unbounded), at most limit of them: the NEWEST such ones,
+ * or a conversation key, which starts with '@' and is used as given) with after_id < id < before_id
+ * (after_id 0 and before_id 0 mean unbounded), at most limit of them: the NEWEST such ones,
  * delivered oldest first. *more (if more != NULL) is true when older
  * messages of the range were left out. Read in one snapshot. Returns how
  * many were delivered, or a negative STORE_E_* (then cb may have been
@@ -349,8 +349,7 @@ int store_tokens_expire(store_t *st, int64_t now_ms, int64_t max_idle_ms, uint64
 int store_read_set(store_t *st, int64_t account, const char *key, size_t key_len, int64_t up_to);
 
 /* The account's marker for key in *up_to; 0 when there is none. */
-int store_read_get(store_t *st, int64_t account, const char *key, size_t key_len,
-                   int64_t *up_to);
+int store_read_get(store_t *st, int64_t account, const char *key, size_t key_len, int64_t *up_to);
 
 /* One private conversation of an account, as handed to store_conv_cb: the
  * strings are NUL-terminated and borrowed until the callback returns. */

@@ -22,7 +22,8 @@ static const struct {
      "INSERT INTO accounts (nick, nick_key, hash, created, updated) VALUES (?1, ?2, ?3, ?4, ?4)"},
     {offsetof(store_t, st_acc_get),
      "SELECT id, nick, hash, created, updated FROM accounts WHERE nick_key = ?1"},
-    {offsetof(store_t, st_acc_set_hash), "UPDATE accounts SET hash = ?2, updated = ?3 WHERE id = ?1"},
+    {offsetof(store_t, st_acc_set_hash),
+     "UPDATE accounts SET hash = ?2, updated = ?3 WHERE id = ?1"},
     {offsetof(store_t, st_tok_insert),
      "INSERT INTO tokens (hash, account, created, last_used) VALUES (?1, ?2, ?3, ?3)"},
     {offsetof(store_t, st_tok_get),
@@ -444,8 +445,7 @@ static int read_get_body(store_t *st, void *arg, int *res) {
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-int store_read_get(store_t *st, int64_t account, const char *key, size_t key_len,
-                   int64_t *up_to) {
+int store_read_get(store_t *st, int64_t account, const char *key, size_t key_len, int64_t *up_to) {
     char buf[STORE_ROOM_MAX + 1];
     mark_args_t a = {.account = account};
     if (up_to == NULL || store__key(key, key_len, buf, &a.key, &a.key_len) != 0)

@@ -629,8 +629,8 @@ int store_async_reserve_ids(store_async_t *a, int64_t upto, store_reserve_done_c
     return submit(a, j);
 }
 
-int store_async_call(store_async_t *a, size_t bytes, store_call_run_fn run,
-                     store_call_done_cb done, void *arg) {
+int store_async_call(store_async_t *a, size_t bytes, store_call_run_fn run, store_call_done_cb done,
+                     void *arg) {
     if (run == NULL || done == NULL)
         return STORE_E_INVALID;
     /* submit refuses what is over max_bytes (SIZE_MAX included). */

@@ -154,8 +154,8 @@ typedef void (*store_call_done_cb)(void *arg, int rc);
  * against max_bytes, with the job itself, from submission until done has
  * run, so a flood of large calls is bounded like one of large appends.
  * run or done NULL: STORE_E_INVALID. */
-int store_async_call(store_async_t *a, size_t bytes, store_call_run_fn run,
-                     store_call_done_cb done, void *arg);
+int store_async_call(store_async_t *a, size_t bytes, store_call_run_fn run, store_call_done_cb done,
+                     void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* Completions */

@@ -37,8 +37,8 @@ struct store_s {
     sqlite3_stmt *st_commit;
     sqlite3_stmt *st_rollback;
     sqlite3_stmt *st_insert;
-    sqlite3_stmt *st_bound; /* the (limit+1)-th newest id of a range */
-    sqlite3_stmt *st_rows;  /* a range, oldest first */
+    sqlite3_stmt *st_bound;       /* the (limit+1)-th newest id of a range */
+    sqlite3_stmt *st_rows;        /* a range, oldest first */
     sqlite3_stmt *st_conv_upsert; /* a private message's conversation row */
     /* store_accounts.c's statements (accounts, tokens, markers, lists). */
     sqlite3_stmt *st_acc_insert;
@@ -54,7 +54,7 @@ struct store_s {
     sqlite3_stmt *st_read_get;
     sqlite3_stmt *st_conv_list;
     sqlite3_stmt *st_conv_unread;
-    int64_t last_id;        /* the largest id ever committed (sqlite_sequence) */
+    int64_t last_id; /* the largest id ever committed (sqlite_sequence) */
 
     /* Failure lines, at most one of each kind per STORE_LOG_EVERY_MS (a
      * failing store must not flood the log): append failures, the first
@@ -63,7 +63,7 @@ struct store_s {
     store_log_limit_t log_append_ok;
     store_log_limit_t log_read_fail;
     store_log_limit_t log_account_fail; /* store_accounts.c's calls */
-    uint64_t failed_since_ok; /* failed appends since the last "writing again" line */
+    uint64_t failed_since_ok;           /* failed appends since the last "writing again" line */
 
     /* The asynchronous front (store_async.c). async is set by
      * store_async_start before it creates the worker and cleared by

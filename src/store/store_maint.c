@@ -149,8 +149,8 @@ static int maint_open(store_t *st, char *err, size_t errlen) {
 }
 
 void store__maint_close(store_t *st) {
-    sqlite3_stmt **all[] = {&st->ms_del_age, &st->ms_next_room, &st->ms_room_span,
-                            &st->ms_room_bound, &st->ms_del_room, &st->ms_tok_expire};
+    sqlite3_stmt **all[] = {&st->ms_del_age,    &st->ms_next_room, &st->ms_room_span,
+                            &st->ms_room_bound, &st->ms_del_room,  &st->ms_tok_expire};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -403,8 +403,7 @@ static bool is_before(const struct timespec *a, const struct timespec *b) {
 static void *maint_main(void *arg) {
     store_t *st = arg;
     const store_maint_config_t *cfg = &st->mcfg;
-    bool retain =
-        cfg->retain_days > 0 || cfg->retain_messages > 0 || cfg->token_max_idle_ms > 0;
+    bool retain = cfg->retain_days > 0 || cfg->retain_messages > 0 || cfg->token_max_idle_ms > 0;
     struct timespec next_pass;
     deadline_after(&next_pass, 0); /* the first pass runs at once */
 

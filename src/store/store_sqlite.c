@@ -401,16 +401,18 @@ static const struct {
     {offsetof(store_t, st_begin_read), "BEGIN"},
     {offsetof(store_t, st_commit), "COMMIT"},
     {offsetof(store_t, st_rollback), "ROLLBACK"},
-    {offsetof(store_t, st_insert), "INSERT INTO messages (id, room, kind, sender, recipient, text, ts)"
-                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+    {offsetof(store_t, st_insert),
+     "INSERT INTO messages (id, room, kind, sender, recipient, text, ts)"
+     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
     /* A page is the ids in (lo, hi) of one room, newest limit of them. The
      * bound is the (limit+1)-th newest id of the range: when it exists there
      * is more, and the page is (bound, hi). Both are walks of the
      * (room, id) index, with no sort. */
     {offsetof(store_t, st_bound), "SELECT id FROM messages WHERE room = ?1 AND id > ?2 AND id < ?3"
                                   " ORDER BY id DESC LIMIT 1 OFFSET ?4"},
-    {offsetof(store_t, st_rows), "SELECT id, ts, kind, room, sender, recipient, text FROM messages"
-                                 " WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id ASC LIMIT ?4"},
+    {offsetof(store_t, st_rows),
+     "SELECT id, ts, kind, room, sender, recipient, text FROM messages"
+     " WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id ASC LIMIT ?4"},
     /* Ids only grow within a batch and across batches, but a conversation
      * row may have been written by the migration or another process: never
      * move last_id back. */
