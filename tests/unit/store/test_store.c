@@ -1,8 +1,8 @@
 /* Unit tests of src/store/: appends and ids, paging backwards, since
  * recovery, retention by count and by age, ids across reopen and retention,
  * room keys (case and '#' folded in appends and reads), schema migration
- * (from nothing and from the previous release's v1 fixture), and the failures a server meets at start-up (damaged,
- * foreign or unreachable files) and while running (full disk, I/O errors). */
+ * (from nothing and from the previous release's v1 fixture), and the failures a server meets at
+ * start-up (damaged, foreign or unreachable files) and while running (full disk, I/O errors). */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -25,54 +25,13 @@
 
 #include "core/log.h"
 #include "store/store.h"
+#include "store_test.h"
 
 #define DAY_MS INT64_C(86400000)
 #define NOW_MS INT64_C(1790000000000) /* a fixed "now" for retention by age */
 
 /* ------------------------------------------------------------------------ */
 /* Helpers */
-
-static char tmpdir[64];
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int setup_tmpdir(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tt-store-test-XXXXXX");
-    return mkdtemp(tmpdir) == NULL ? -1 : 0;
-}
-
-static int teardown_tmpdir(void **state) {
-    (void)state;
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static store_t *open_or_fail(const char *path) {
-    store_config_t cfg;
-    store_config_defaults(&cfg);
-    cfg.path = path;
-    store_t *st = NULL;
-    char err[512];
-    int rc = store_open(&cfg, &st, err, sizeof(err));
-    if (rc != 0)
-        fail_msg("store_open(%s): %d %s", path, rc, err);
-    assert_non_null(st);
-    return st;
-}
 
 static store_msg_t room_msg(const char *room, const char *from, const char *text, size_t text_len,
                             int64_t ts) {
@@ -145,15 +104,6 @@ static size_t room_count(store_t *st, const char *room) {
     assert_int_equal(n, (int)count);
     assert_false(more);
     return count;
-}
-
-static int raw_exec(const char *path, const char *sql) {
-    sqlite3 *db;
-    int rc = sqlite3_open(path, &db);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    sqlite3_close(db);
-    return rc;
 }
 
 static int raw_int(const char *path, const char *sql) {
@@ -805,8 +755,9 @@ static void test_store_migrates_v1_database(void **state) {
     assert_int_equal(store_last_id(st), 10);
     expect_v1_rooms_merged(st);
     /* The private row to the letter: its key, sender and recipient. */
-    assert_int_equal(raw_int(path, "SELECT count(*) FROM messages WHERE id = 5 AND kind = 1"
-                                   " AND room = '@ana@bob' AND sender = 'Ana' AND recipient = 'Bob'"),
+    assert_int_equal(raw_int(path,
+                             "SELECT count(*) FROM messages WHERE id = 5 AND kind = 1"
+                             " AND room = '@ana@bob' AND sender = 'Ana' AND recipient = 'Bob'"),
                      1);
     /* Its conversation is listed on both sides, from the stored row. */
     int n = 0;
