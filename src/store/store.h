@@ -1,8 +1,14 @@
-/* Message history: every accepted chat message is appended here before anyone
- * receives it, and read back for joined.history, join since and history.
- * Backed by SQLite (store_sqlite.c) with a background maintenance thread for
- * retention and WAL checkpoints (store_maint.c). Not responsible for what is
- * allowed to be stored or for whom it is readable: that is chat's job.
+/* Message history and accounts: every accepted chat message is appended
+ * here before anyone receives it, and read back for joined.history, join
+ * since and history; accounts, their login tokens, read markers and each
+ * account's list of private conversations live beside it (schema v2).
+ * Backed by SQLite (store_sqlite.c; accounts and the rest in
+ * store_accounts.c) with a background maintenance thread for retention,
+ * token expiry and WAL checkpoints (store_maint.c). Rooms are keyed by a
+ * folded name (store_room_key): every room-taking function folds what it is
+ * given. Not responsible for what is allowed to be stored, for whom it is
+ * readable, or for checking passwords and tokens (it keeps hashes made by
+ * the caller): that is chat's job.
  *
  * Threads: a store_t is used by one thread at a time, except the
  * maintenance thread it starts itself (store_maint_start), which has its own
@@ -40,7 +46,9 @@ typedef struct store_s store_t;
     XX(UNAVAILABLE, -7005, "storage unavailable (disk full, I/O error or locked)")                 \
     XX(INTERNAL, -7006, "internal storage error")                                                  \
     XX(INUSE, -7007, "the database is in use by another process")                                  \
-    XX(BUSY, -7008, "the store's queue is full")
+    XX(BUSY, -7008, "the store's queue is full")                                                   \
+    XX(EXISTS, -7009, "already exists")                                                            \
+    XX(NOTFOUND, -7010, "not found")
 
 enum {
 #define STORE_XX(name, value, text) STORE_E_##name = (value),
@@ -149,14 +157,16 @@ typedef enum {
  * store_append_batch call only; strings need not be NUL-terminated. */
 typedef struct store_msg_s {
     store_kind_t kind;
-    /* Room messages: the room name. Private messages: the conversation key
-     * from store_dm_key(), which can never be a room name, so both kinds
-     * share one index and one paging code. Not empty. */
+    /* Room messages: the room name in any spelling (stored under
+     * store_room_key of it, at most STORE_ROOM_MAX bytes). Private
+     * messages: the conversation key from store_dm_key(), which can never
+     * be a room key (it starts with '@'), so both kinds share one index and
+     * one paging code; stored as given. Not empty. */
     const char *room;
     size_t room_len;
-    const char *from; /* the sender's nickname, not empty */
+    const char *from; /* the sender's nickname, not empty (private: at most STORE_NICK_MAX) */
     size_t from_len;
-    const char *to; /* private: the recipient, not empty; room: NULL */
+    const char *to; /* private: the recipient, not empty, at most STORE_NICK_MAX; room: NULL */
     size_t to_len;
     const char *text; /* UTF-8 (may hold NUL bytes) */
     size_t text_len;
@@ -170,7 +180,10 @@ typedef struct store_msg_s {
 
 /* Appends n messages in ONE transaction (group commit) and sets each
  * msgs[i].id. Ids are strictly increasing, in array order, and never reused,
- * even after retention deleted the newest rows or across restarts.
+ * even after retention deleted the newest rows or across restarts. Each
+ * private message also updates, in the same transaction, the conversation
+ * lists (store_conversations) of its sender and of its recipient: last_id
+ * becomes its id and with_nick the other side's spelling.
  * When this returns 0 every message is durable in the sense of
  * store_config_t.sync_full; the caller may fan them out.
  * On error nothing of the batch is stored (each id is set to 0), the store
@@ -201,6 +214,19 @@ int64_t store_last_id(const store_t *st);
  * negative STORE_E_* code. */
 int store_reserve_ids(store_t *st, int64_t upto);
 
+/* The longest room name the store takes, in bytes as given (a leading '#'
+ * included); the chat's are shorter (CHAT_ROOM_MAX). */
+#define STORE_ROOM_MAX 255
+
+/* Writes the key a room is stored under into buf, NUL-terminated: name
+ * without one leading '#', ASCII letters in lower case, so "#Python-Dev",
+ * "python-dev" and "#python-dev" are one room (other bytes are kept as
+ * they are). Returns the key's length, or STORE_E_INVALID when name is
+ * NULL, longer than STORE_ROOM_MAX, has an empty key ("" or "#"), has a key
+ * starting with '@' (which only conversation keys do), or buf is too small
+ * (cap > len is enough). */
+int store_room_key(const char *name, size_t len, char *buf, size_t cap);
+
 /* Writes the conversation key of a private conversation between nicknames
  * a and b into buf: "@" + both names lower-cased, sorted, joined by "@"
  * (e.g. "@alice@bob"). Symmetric in a and b. Returns the length, or
@@ -224,7 +250,9 @@ int store_room_key(const char *name, size_t len, char *buf, size_t cap);
 
 /* One stored message, as handed to a read callback. Every pointer is
  * borrowed until the callback returns; strings are NUL-terminated and their
- * lengths are given too (text may hold NUL bytes). */
+ * lengths are given too (text may hold NUL bytes). room is the stored key:
+ * store_room_key of the room (not the spelling a writer used), or the
+ * conversation key. */
 typedef struct store_rec_s {
     int64_t id;
     int64_t ts;
@@ -243,8 +271,9 @@ typedef struct store_rec_s {
 typedef void (*store_rec_cb)(void *ctx, const store_rec_t *rec);
 
 /* The general read, which the three below are made of: the messages of
- * room[0..room_len) with after_id < id < before_id (after_id 0 and
- * before_id 0 mean unbounded), at most limit of them: the NEWEST such ones,
+ * room[0..room_len) (a room name in any spelling, folded by store_room_key,
+ * or a conversation key, which starts with '@' and is used as given) with after_id < id < before_id
+ * (after_id 0 and before_id 0 mean unbounded), at most limit of them: the NEWEST such ones,
  * delivered oldest first. *more (if more != NULL) is true when older
  * messages of the range were left out. Read in one snapshot. Returns how
  * many were delivered, or a negative STORE_E_* (then cb may have been
@@ -275,6 +304,115 @@ int store_since(store_t *st, const char *room, int64_t after_id, unsigned limit,
 int store_last(store_t *st, const char *room, unsigned n, store_rec_cb cb, void *ctx);
 
 /* ------------------------------------------------------------------------ */
+/* Accounts, login tokens, read markers, conversations
+ *
+ * Synchronous, like the rest of this file: they run on the thread that owns
+ * the store, which in the server is the asynchronous front's worker
+ * (store_async_call). Each is one statement or one transaction. Results:
+ * 0 (or what is said), STORE_E_INVALID for malformed arguments (nothing
+ * was attempted), STORE_E_EXISTS / STORE_E_NOTFOUND where said, and for a
+ * failing database the same as store_append_batch: STORE_E_UNAVAILABLE
+ * (disk full, I/O error, locked), STORE_E_CORRUPT or STORE_E_INTERNAL,
+ * logged at most once every 10 s with the count of those left out. Nicks
+ * are compared without ASCII case; a nick is 1..STORE_NICK_MAX bytes. */
+
+#define STORE_NICK_MAX 32
+#define STORE_HASH_MAX 256 /* bytes of an encoded password hash, NUL included */
+
+typedef struct store_account_s {
+    int64_t id;
+    char nick[STORE_NICK_MAX + 1]; /* as registered */
+    char hash[STORE_HASH_MAX];     /* "" when the account has no password */
+    int64_t created, updated;
+} store_account_t;
+
+/* Creates the account nick[0..len) with the encoded password hash (a
+ * NUL-terminated string shorter than STORE_HASH_MAX, e.g. Argon2id's; NULL:
+ * none, as for an account that comes from an operator's token; "" is
+ * STORE_E_INVALID), created = updated = now_ms. STORE_E_EXISTS when an
+ * account of the same nick in any case exists. *out (if not NULL) is the
+ * new account. */
+int store_account_create(store_t *st, const char *nick, size_t len, const char *hash,
+                         int64_t now_ms, store_account_t *out);
+
+/* The account nick[0..len) (any case) in *out, or STORE_E_NOTFOUND. */
+int store_account_get(store_t *st, const char *nick, size_t len, store_account_t *out);
+
+/* Sets the account's hash (NULL: none) and updated = now_ms. With
+ * revoke_tokens every token of the account is deleted in the same
+ * transaction (a password change logs out every device: nobody sees the
+ * new hash with the old tokens). STORE_E_NOTFOUND for an unknown account
+ * (nothing changed). */
+int store_account_set_hash(store_t *st, int64_t account, const char *hash, int64_t now_ms,
+                           bool revoke_tokens);
+
+/* Stores a login token of the account by its SHA-256 (the token itself is
+ * never stored), created = last_used = now_ms. STORE_E_NOTFOUND for an
+ * unknown account, STORE_E_EXISTS for a hash already stored. */
+int store_token_add(store_t *st, int64_t account, const uint8_t hash[32], int64_t now_ms);
+
+/* The account of a token used within max_idle_ms (now_ms - last_used <=
+ * max_idle_ms; max_idle_ms > 0) in *out, and its last_used set to now_ms,
+ * in one transaction. An expired one is deleted and STORE_E_NOTFOUND
+ * returned, as for an unknown one. */
+int store_token_use(store_t *st, const uint8_t hash[32], int64_t now_ms, int64_t max_idle_ms,
+                    store_account_t *out);
+
+/* Deletes one token (logout). 0 even if absent. */
+int store_token_revoke(store_t *st, const uint8_t hash[32]);
+
+/* Deletes every token of the account; *revoked (if not NULL) is how many. */
+int store_tokens_revoke_all(store_t *st, int64_t account, uint64_t *revoked);
+
+/* How many tokens one store_tokens_expire call deletes at most. */
+#define STORE_TOKENS_EXPIRE_CHUNK 500
+
+/* Housekeeping: deletes tokens unused for more than max_idle_ms (> 0), at
+ * most STORE_TOKENS_EXPIRE_CHUNK of them in one transaction, so a call
+ * holds the write lock briefly; *deleted (if not NULL) is how many: call
+ * again while it equals the chunk. The maintenance thread does the same in
+ * its passes (store_maint_config_t.token_max_idle_ms). */
+int store_tokens_expire(store_t *st, int64_t now_ms, int64_t max_idle_ms, uint64_t *deleted);
+
+/* A read marker: the account has read key[0..key_len) up to message id
+ * up_to (>= 0). key is a room name in any spelling (folded as
+ * store_room_key) or a conversation key (store_dm_key). The marker only
+ * moves forward: a lower up_to than the stored one is ignored (returns 0).
+ * The account is not checked. */
+int store_read_set(store_t *st, int64_t account, const char *key, size_t key_len, int64_t up_to);
+
+/* The account's marker for key in *up_to; 0 when there is none. */
+int store_read_get(store_t *st, int64_t account, const char *key, size_t key_len, int64_t *up_to);
+
+/* One private conversation of an account, as handed to store_conv_cb: the
+ * strings are NUL-terminated and borrowed until the callback returns. */
+typedef struct store_conv_s {
+    const char *with; /* the other side, as last spelled in the conversation */
+    size_t with_len;
+    const char *key; /* the conversation key (store_dm_key) */
+    size_t key_len;
+    int64_t last_id; /* the newest message's id */
+    uint32_t unread; /* 0..STORE_UNREAD_MAX */
+} store_conv_t;
+
+#define STORE_UNREAD_MAX 999 /* unread counts stop here (a bounded count per conversation) */
+#define STORE_CONV_MAX 200   /* the largest limit of store_conversations */
+
+/* Called once per conversation. Must not call back into the store. */
+typedef void (*store_conv_cb)(void *ctx, const store_conv_t *c);
+
+/* The conversations of nick[0..nick_len) (the account's nick, any case),
+ * newest (last_id) first, at most limit (1..STORE_CONV_MAX, else
+ * STORE_E_INVALID); unread = the messages in it with an id above the
+ * account's read marker for its key and not sent by nick, counted up to
+ * STORE_UNREAD_MAX. Read in one snapshot. Returns how many were delivered
+ * (cb may have been called for some before a failure: discard them). A
+ * conversation's last_id stays when retention deletes its messages: the
+ * order is the order of activity, and unread counts only what is left. */
+int store_conversations(store_t *st, int64_t account, const char *nick, size_t nick_len,
+                        unsigned limit, store_conv_cb cb, void *ctx);
+
+/* ------------------------------------------------------------------------ */
 /* Maintenance: retention and WAL checkpoints, in the background */
 
 typedef struct store_maint_config_s {
@@ -291,9 +429,12 @@ typedef struct store_maint_config_s {
     /* The WAL size in pages (4 KiB) at which the thread checkpoints it into
      * the main file; default 1000, SQLite's own default. */
     unsigned checkpoint_pages;
+    /* Each pass also deletes the login tokens unused for longer than this
+     * (store_tokens_expire, chunk_rows per transaction); 0 = none. */
+    int64_t token_max_idle_ms;
 } store_maint_config_t;
 
-/* Fills cfg with the defaults above (no retention). */
+/* Fills cfg with the defaults above (no retention, no token expiry). */
 void store_maint_config_defaults(store_maint_config_t *cfg);
 
 /* Starts the maintenance thread with its own SQLite connection (":memory:"
@@ -319,6 +460,7 @@ typedef struct store_retention_stats_s {
     uint64_t deleted_by_age;   /* rows deleted by retain_days */
     uint64_t transactions;     /* delete transactions run */
     uint64_t max_tx_us;        /* the longest one held the write lock this long */
+    uint64_t tokens_expired;   /* login tokens deleted by token_max_idle_ms */
 } store_retention_stats_t;
 
 /* Runs one retention pass now, synchronously, as if the clock read now_ms:

@@ -49,6 +49,10 @@ struct job_s {
             store_reserve_done_cb cb;
             int64_t upto;
         } reserve;
+        struct {
+            store_call_run_fn run;
+            store_call_done_cb done;
+        } call;
     } u;
 };
 
@@ -270,6 +274,9 @@ static void run_job(store_async_t *a, job_t *j) {
     case STORE_ASYNC_RESERVE:
         j->rc = store_reserve_ids(a->st, j->u.reserve.upto);
         break;
+    case STORE_ASYNC_CALL:
+        j->rc = j->u.call.run(a->st, j->arg);
+        break;
     default:
         assert(!"unknown job kind");
         j->rc = STORE_E_INTERNAL;
@@ -409,6 +416,9 @@ static void complete(job_t *j) {
         break;
     case STORE_ASYNC_RESERVE:
         j->u.reserve.cb(j->arg, j->rc);
+        break;
+    case STORE_ASYNC_CALL:
+        j->u.call.done(j->arg, j->rc);
         break;
     default:
         break;
@@ -583,8 +593,12 @@ int store_async_append(store_async_t *a, const store_msg_t *msgs, size_t n, stor
 
 int store_async_range(store_async_t *a, const char *room, size_t room_len, int64_t after_id,
                       int64_t before_id, unsigned limit, store_range_done_cb cb, void *arg) {
-    if (cb == NULL || room == NULL || room_len > INT_MAX || after_id < 0 || before_id < 0 ||
-        limit > STORE_ASYNC_RANGE_MAX)
+    /* What store_range would refuse, refused now (the key is folded there). */
+    char key[STORE_ROOM_MAX + 1];
+    const char *k;
+    size_t klen;
+    if (cb == NULL || after_id < 0 || before_id < 0 || limit > STORE_ASYNC_RANGE_MAX ||
+        store__key(room, room_len, key, &k, &klen) != 0)
         return STORE_E_INVALID;
     size_t size = sizeof(job_t) + room_len + 1;
     job_t *j = xmalloc(size);
@@ -612,6 +626,20 @@ int store_async_reserve_ids(store_async_t *a, int64_t upto, store_reserve_done_c
     j->arg = arg;
     j->u.reserve.cb = cb;
     j->u.reserve.upto = upto;
+    return submit(a, j);
+}
+
+int store_async_call(store_async_t *a, size_t bytes, store_call_run_fn run, store_call_done_cb done,
+                     void *arg) {
+    if (run == NULL || done == NULL)
+        return STORE_E_INVALID;
+    /* submit refuses what is over max_bytes (SIZE_MAX included). */
+    job_t *j = xcalloc(1, sizeof(*j));
+    j->kind = STORE_ASYNC_CALL;
+    j->bytes = add_sat(sizeof(*j), bytes);
+    j->arg = arg;
+    j->u.call.run = run;
+    j->u.call.done = done;
     return submit(a, j);
 }
 

@@ -1,5 +1,6 @@
 /* The store off the event loop: a worker thread that takes over a store_t's
- * loop connection and runs its appends, reads and id reservations as jobs
+ * loop connection and runs its appends, reads, id reservations and the
+ * caller's own calls (accounts, tokens, markers: store_async_call) as jobs
  * from a bounded FIFO, and a completion queue whose callbacks the loop runs
  * when it drains it. Nothing here waits for SQLite's locks or the disk on
  * the calling thread: a lock held by another process (the sqlite3 shell, a
@@ -119,8 +120,10 @@ typedef void (*store_range_done_cb)(void *arg, int rc, const store_rec_t *recs, 
                                     bool more);
 
 /* store_range(room[0..room_len), after_id, before_id, limit) on the worker.
- * room is copied. limit above STORE_ASYNC_RANGE_MAX, room NULL or a negative
- * id: STORE_E_INVALID. The results count against max_bytes from the moment
+ * room (any spelling of a room, or a conversation key) is copied and
+ * folded on the worker. limit above STORE_ASYNC_RANGE_MAX, a room that
+ * store_range refuses (NULL, too long, no key) or a negative id:
+ * STORE_E_INVALID. The results count against max_bytes from the moment
  * the read completes until its callback has run. */
 int store_async_range(store_async_t *a, const char *room, size_t room_len, int64_t after_id,
                       int64_t before_id, unsigned limit, store_range_done_cb cb, void *arg);
@@ -131,6 +134,28 @@ typedef void (*store_reserve_done_cb)(void *arg, int rc);
 /* store_reserve_ids(upto) on the worker. upto outside 1..STORE_ID_MAX:
  * STORE_E_INVALID. */
 int store_async_reserve_ids(store_async_t *a, int64_t upto, store_reserve_done_cb cb, void *arg);
+
+/* What store_async_call runs on the worker: any of store.h's synchronous
+ * functions on st (the store_t the front was started on), and what it
+ * returns is handed to done. It must not touch the front (store_async_*)
+ * nor anything of the loop's that the loop may change meanwhile: arg is
+ * the only thing the two share, the worker until run returns and then the
+ * loop. */
+typedef int (*store_call_run_fn)(store_t *st, void *arg);
+
+/* rc is what run returned. On the loop, like every callback here. */
+typedef void (*store_call_done_cb)(void *arg, int rc);
+
+/* A job of the caller's own: run(st, arg) on the worker, then done(arg, rc)
+ * on the loop from store_async_drain (or store_async_stop), in submission
+ * order with every other job, so a call submitted after an append sees it
+ * and a read submitted after a call sees what it wrote. bytes is what arg
+ * holds (its copies of the request and room for the results): it counts
+ * against max_bytes, with the job itself, from submission until done has
+ * run, so a flood of large calls is bounded like one of large appends.
+ * run or done NULL: STORE_E_INVALID. */
+int store_async_call(store_async_t *a, size_t bytes, store_call_run_fn run, store_call_done_cb done,
+                     void *arg);
 
 /* ------------------------------------------------------------------------ */
 /* Completions */
@@ -156,7 +181,8 @@ typedef enum {
     STORE_ASYNC_APPEND = 0,
     STORE_ASYNC_RANGE = 1,
     STORE_ASYNC_RESERVE = 2,
-    STORE_ASYNC_KINDS = 3,
+    STORE_ASYNC_CALL = 3,
+    STORE_ASYNC_KINDS = 4,
 } store_async_kind_t;
 
 /* Latencies d (µs) are counted in power-of-two buckets as in

@@ -69,6 +69,11 @@ typedef struct job_s {
     void *arg;
     uint64_t t0;
     size_t n;
+    /* A read: the room as the chat named it. The store keys rooms by
+     * store_room_key, and its records carry that key; the chat's messages
+     * carry the chat's own name of the room, as the live ones do. */
+    char room[CHAT_ROOM_MAX + 1];
+    size_t room_len;
 } job_t;
 
 static job_t *job_new(store_chat_t *sc, void *arg) {
@@ -162,8 +167,8 @@ static void on_range_done(void *arg, int rc, const store_rec_t *recs, size_t n, 
             .kind = CHAT_MSG_ROOM,
             .from = recs[i].from,
             .from_len = recs[i].from_len,
-            .to = recs[i].room,
-            .to_len = recs[i].room_len,
+            .to = j->room,
+            .to_len = j->room_len,
             .text = recs[i].text,
             .text_len = recs[i].text_len,
         };
@@ -208,8 +213,12 @@ static void collect_rec(void *ctx, const store_rec_t *rec) {
 static int hook_history(void *ctx, const char *room, size_t room_len, uint64_t after,
                         uint64_t before, unsigned limit, chat_history_done_cb done, void *arg) {
     store_chat_t *sc = ctx;
+    if (room_len > CHAT_ROOM_MAX)
+        return STORE_E_INVALID;
     job_t *j = job_new(sc, arg);
     j->history_done = done;
+    memcpy(j->room, room, room_len);
+    j->room_len = room_len;
     /* The chat only asks for ids below 2^53, which fit an int64_t. */
     if (sc->async != NULL) {
         int rc = store_async_range(sc->async, room, room_len, (int64_t)after, (int64_t)before,

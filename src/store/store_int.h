@@ -37,9 +37,24 @@ struct store_s {
     sqlite3_stmt *st_commit;
     sqlite3_stmt *st_rollback;
     sqlite3_stmt *st_insert;
-    sqlite3_stmt *st_bound; /* the (limit+1)-th newest id of a range */
-    sqlite3_stmt *st_rows;  /* a range, oldest first */
-    int64_t last_id;        /* the largest id ever committed (sqlite_sequence) */
+    sqlite3_stmt *st_bound;       /* the (limit+1)-th newest id of a range */
+    sqlite3_stmt *st_rows;        /* a range, oldest first */
+    sqlite3_stmt *st_conv_upsert; /* a private message's conversation row */
+    /* store_accounts.c's statements (accounts, tokens, markers, lists). */
+    sqlite3_stmt *st_acc_insert;
+    sqlite3_stmt *st_acc_get;
+    sqlite3_stmt *st_acc_set_hash;
+    sqlite3_stmt *st_tok_insert;
+    sqlite3_stmt *st_tok_get;
+    sqlite3_stmt *st_tok_touch;
+    sqlite3_stmt *st_tok_del;
+    sqlite3_stmt *st_tok_del_account;
+    sqlite3_stmt *st_tok_expire;
+    sqlite3_stmt *st_read_set;
+    sqlite3_stmt *st_read_get;
+    sqlite3_stmt *st_conv_list;
+    sqlite3_stmt *st_conv_unread;
+    int64_t last_id; /* the largest id ever committed (sqlite_sequence) */
 
     /* Failure lines, at most one of each kind per STORE_LOG_EVERY_MS (a
      * failing store must not flood the log): append failures, the first
@@ -47,7 +62,8 @@ struct store_s {
     store_log_limit_t log_append_fail;
     store_log_limit_t log_append_ok;
     store_log_limit_t log_read_fail;
-    uint64_t failed_since_ok; /* failed appends since the last "writing again" line */
+    store_log_limit_t log_account_fail; /* store_accounts.c's calls */
+    uint64_t failed_since_ok;           /* failed appends since the last "writing again" line */
 
     /* The asynchronous front (store_async.c). async is set by
      * store_async_start before it creates the worker and cleared by
@@ -72,6 +88,7 @@ struct store_s {
     sqlite3_stmt *ms_room_span;
     sqlite3_stmt *ms_room_bound;
     sqlite3_stmt *ms_del_room;
+    sqlite3_stmt *ms_tok_expire;
 
     /* The thread and what the loop tells it, under ctl_mu. */
     pthread_mutex_t ctl_mu;
@@ -84,6 +101,13 @@ struct store_s {
     store_stats_t stats;
 };
 
+/* Deletes at most ?2 tokens last used before ?1: store_tokens_expire on the
+ * loop's connection and the maintenance pass on its own. The ORDER BY walks
+ * the last_used index, so a chunk costs its own rows, not the table. */
+#define STORE__SQL_TOKENS_EXPIRE                                                                   \
+    "DELETE FROM tokens WHERE rowid IN"                                                            \
+    " (SELECT rowid FROM tokens WHERE last_used < ?1 ORDER BY last_used LIMIT ?2)"
+
 /* Writes "database \"PATH\": " + the formatted text into err. */
 void store__err(const store_t *st, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -94,6 +118,30 @@ void store__sqlite_reason(sqlite3 *db, int rc, char *buf, size_t cap);
 
 /* The STORE_E_* for a failed SQLite call on a connection that was working. */
 int store__map_rc(int rc);
+
+/* SQLite's reason for the last failure on db, with the OS's when the
+ * failure came from a system call. */
+void store__reason(sqlite3 *db, int rc, char *buf, size_t cap);
+
+/* Steps a statement that returns no row, and resets it for the next use. */
+static inline int store__step_done(sqlite3_stmt *s) {
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Writes the ASCII lower case of src[0..len) to dst (may be src). */
+void store__ascii_lower(char *dst, const char *src, size_t len);
+
+/* The stored key of key[0..len) in *out and *out_len: a conversation key
+ * (starting with '@') as given, anything else store_room_key of it, in buf
+ * (STORE_ROOM_MAX + 1 bytes). Returns 0 or STORE_E_INVALID. */
+int store__key(const char *key, size_t len, char *buf, const char **out, size_t *out_len);
+
+/* Prepares and finalises store_accounts.c's statements on the loop's
+ * connection (SQLite codes). */
+int store__accounts_prepare(store_t *st);
+void store__accounts_finalize(store_t *st);
 
 /* Finalises the maintenance statements and closes its connection if it is
  * its own. Only with the thread stopped. */

@@ -1,8 +1,17 @@
-/* The maintenance thread: retention passes (by count per room and by age)
- * and WAL checkpoints, on a connection of its own, so the loop's commits
- * only ever append to the WAL. Deletes run in small transactions; between
- * them the loop can commit. Not responsible for deciding retention policy
- * (the caller's config) nor for the loop's reads and writes. */
+/* The maintenance thread: retention passes (by count per room and by age),
+ * the expiry of idle login tokens, and WAL checkpoints, on a connection of
+ * its own, so the loop's commits only ever append to the WAL. Deletes run
+ * in small transactions; between them the loop can commit. Not responsible
+ * for deciding retention policy (the caller's config) nor for the loop's
+ * reads and writes.
+ *
+ * Retention deletes messages only. A conversation row (schema v2) keeps
+ * its last_id when that message goes: the list stays in the order of the
+ * conversations' activity, its unread counts read the messages and so
+ * count only what is left, and correcting last_id would mean a lookup per
+ * conversation for every chunk deleted, under the write lock. Rooms are
+ * the folded keys (store_room_key), so retain_messages counts a room's
+ * messages whatever spelling they were sent under. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +137,8 @@ static int maint_open(store_t *st, char *err, size_t errlen) {
                       "DELETE FROM messages WHERE id IN (SELECT id FROM messages"
                       " WHERE room = ?1 AND id <= ?2 ORDER BY id LIMIT ?3)",
                       &st->ms_del_room);
+    if (rc == SQLITE_OK)
+        rc = mprepare(st, STORE__SQL_TOKENS_EXPIRE, &st->ms_tok_expire);
     if (rc != SQLITE_OK) {
         store__err(st, err, errlen, "maintenance connection: %s",
                    st->mdb ? sqlite3_errmsg(st->mdb) : sqlite3_errstr(rc));
@@ -138,8 +149,8 @@ static int maint_open(store_t *st, char *err, size_t errlen) {
 }
 
 void store__maint_close(store_t *st) {
-    sqlite3_stmt **all[] = {&st->ms_del_age, &st->ms_next_room, &st->ms_room_span,
-                            &st->ms_room_bound, &st->ms_del_room};
+    sqlite3_stmt **all[] = {&st->ms_del_age,    &st->ms_next_room, &st->ms_room_span,
+                            &st->ms_room_bound, &st->ms_del_room,  &st->ms_tok_expire};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -186,20 +197,36 @@ static int64_t delete_chunk(store_t *st, sqlite3_stmt *s, store_retention_stats_
     return n;
 }
 
-static int retain_by_age(store_t *st, const store_maint_config_t *cfg, int64_t now_ms,
+/* Runs the DELETE s (?1 the cutoff, ?2 the chunk) a chunk per transaction
+ * until a chunk comes back short or the thread is told to stop, adding the
+ * rows to *deleted. */
+static int delete_chunks(store_t *st, sqlite3_stmt *s, int64_t cutoff,
+                         const store_maint_config_t *cfg, uint64_t *deleted,
                          store_retention_stats_t *acc) {
-    int64_t cutoff = now_ms - (int64_t)cfg->retain_days * MS_PER_DAY;
-    sqlite3_stmt *s = st->ms_del_age;
     sqlite3_bind_int64(s, 1, cutoff);
     sqlite3_bind_int64(s, 2, cfg->chunk_rows);
     for (;;) {
         int64_t n = delete_chunk(st, s, acc);
         if (n < 0)
             return (int)-n;
-        acc->deleted_by_age += (uint64_t)n;
+        *deleted += (uint64_t)n;
         if (n < (int64_t)cfg->chunk_rows || atomic_load(&st->stop))
             return SQLITE_OK;
     }
+}
+
+static int retain_by_age(store_t *st, const store_maint_config_t *cfg, int64_t now_ms,
+                         store_retention_stats_t *acc) {
+    int64_t cutoff = now_ms - (int64_t)cfg->retain_days * MS_PER_DAY;
+    return delete_chunks(st, st->ms_del_age, cutoff, cfg, &acc->deleted_by_age, acc);
+}
+
+/* Deletes the tokens idle for more than token_max_idle_ms, a chunk per
+ * transaction, as store_tokens_expire does on the loop's connection. */
+static int expire_tokens(store_t *st, const store_maint_config_t *cfg, int64_t now_ms,
+                         store_retention_stats_t *acc) {
+    return delete_chunks(st, st->ms_tok_expire, now_ms - cfg->token_max_idle_ms, cfg,
+                         &acc->tokens_expired, acc);
 }
 
 /* Finds the newest id of room that must go to keep retain_messages: 0 when
@@ -286,6 +313,7 @@ static void stats_add(store_t *st, const store_retention_stats_t *pass) {
     t->deleted_by_count += pass->deleted_by_count;
     t->deleted_by_age += pass->deleted_by_age;
     t->transactions += pass->transactions;
+    t->tokens_expired += pass->tokens_expired;
     if (pass->max_tx_us > t->max_tx_us)
         t->max_tx_us = pass->max_tx_us;
     st->stats.passes++;
@@ -301,7 +329,12 @@ static int retention_pass(store_t *st, const store_maint_config_t *cfg, int64_t 
         rc = retain_by_age(st, cfg, now_ms, pass);
     if (rc == SQLITE_OK && cfg->retain_messages > 0)
         rc = retain_by_count(st, cfg, pass);
+    if (rc == SQLITE_OK && cfg->token_max_idle_ms > 0)
+        rc = expire_tokens(st, cfg, now_ms, pass);
     stats_add(st, pass);
+    if (pass->tokens_expired > 0)
+        tt_log_info("store: expired %llu idle login token(s)",
+                    (unsigned long long)pass->tokens_expired);
     if (pass->deleted_by_age + pass->deleted_by_count > 0)
         tt_log_info("store: retention deleted %llu message(s) (%llu by age, %llu by count)"
                     " in %llu transaction(s), longest %llu us",
@@ -337,6 +370,7 @@ int store_retention_run(store_t *st, const store_maint_config_t *cfg_in, int64_t
         stats->deleted_by_count += pass.deleted_by_count;
         stats->deleted_by_age += pass.deleted_by_age;
         stats->transactions += pass.transactions;
+        stats->tokens_expired += pass.tokens_expired;
         if (pass.max_tx_us > stats->max_tx_us)
             stats->max_tx_us = pass.max_tx_us;
     }
@@ -369,7 +403,7 @@ static bool is_before(const struct timespec *a, const struct timespec *b) {
 static void *maint_main(void *arg) {
     store_t *st = arg;
     const store_maint_config_t *cfg = &st->mcfg;
-    bool retain = cfg->retain_days > 0 || cfg->retain_messages > 0;
+    bool retain = cfg->retain_days > 0 || cfg->retain_messages > 0 || cfg->token_max_idle_ms > 0;
     struct timespec next_pass;
     deadline_after(&next_pass, 0); /* the first pass runs at once */
 

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,10 +101,8 @@ int store__map_rc(int rc) {
     }
 }
 
-/* SQLite's reason for the last failure on db, with the OS's when the failure
- * came from a system call (e.g. "unable to open database file: Permission
- * denied"). */
-void store__sqlite_reason(sqlite3 *db, int rc, char *buf, size_t cap) {
+/* e.g. "unable to open database file: Permission denied". */
+void store__reason(sqlite3 *db, int rc, char *buf, size_t cap) {
     const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     int sys = db ? sqlite3_system_errno(db) : 0;
     int prim = rc & 0xff;
@@ -138,16 +137,98 @@ static int migrate_v0_v1(sqlite3 *db) {
                         NULL, NULL, NULL);
 }
 
-/* Version 2: rooms are one whatever the case and the leading '#'
- * (PROTOCOL.md, "Identity"), so a room's rows are keyed by its folded name
- * (store_room_key): rooms that differed only so merge, every id kept (no
- * row is renumbered, so their order is the order they were written in).
- * Conversation keys (kind 1, "@a@b") are lower case already. */
+/* tt_room_key(x): store_room_key of a text, for the migration below; a
+ * value that has no room key (empty, '#', '@...', too long) comes back as
+ * it is. */
+static void sql_room_key(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    const char *name = (const char *)sqlite3_value_text(argv[0]);
+    int len = sqlite3_value_bytes(argv[0]);
+    char key[STORE_ROOM_MAX + 1];
+    int n = name ? store_room_key(name, (size_t)len, key, sizeof(key)) : STORE_E_INVALID;
+    if (n < 0)
+        sqlite3_result_value(ctx, argv[0]);
+    else
+        sqlite3_result_text(ctx, key, n, SQLITE_TRANSIENT);
+}
+
+/* tt_lower(x): ASCII lower case, as the C code folds nicks (SQLite's
+ * lower() folds more when built with ICU). */
+static void sql_lower(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    (void)argc;
+    const char *s = (const char *)sqlite3_value_text(argv[0]);
+    int len = sqlite3_value_bytes(argv[0]);
+    if (s == NULL) {
+        sqlite3_result_value(ctx, argv[0]);
+        return;
+    }
+    char *out = sqlite3_malloc(len + 1);
+    if (out == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    store__ascii_lower(out, s, (size_t)len);
+    sqlite3_result_text(ctx, out, len, sqlite3_free);
+}
+
+/* v1 -> v2: accounts. Rooms become case-insensitive with the '#' optional:
+ * room rows (kind 0) are rewritten to their store_room_key, so rooms that
+ * differed only in case or '#' merge, each row keeping its id (the (room,
+ * id) index orders the merged room by id, as ever). Private rows keep
+ * their conversation key, and their conversations are listed for both
+ * sides from what is stored. tokens has an index on last_used for the
+ * chunked expiry besides the one on account; conversations is WITHOUT
+ * ROWID, clustered on (owner, key). The helpers are registered on this
+ * connection for the migration only. */
 static int migrate_v1_v2(sqlite3 *db) {
-    return sqlite3_exec(db,
-                        "UPDATE messages SET room = lower(CASE WHEN substr(room, 1, 1) = '#'"
-                        " THEN substr(room, 2) ELSE room END) WHERE kind = 0;",
-                        NULL, NULL, NULL);
+    int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
+    int rc = sqlite3_create_function(db, "tt_room_key", 1, flags, NULL, sql_room_key, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(db, "tt_lower", 1, flags, NULL, sql_lower, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(
+            db,
+            "CREATE TABLE accounts ("
+            "  id INTEGER PRIMARY KEY,"
+            "  nick TEXT NOT NULL,"
+            "  nick_key TEXT NOT NULL UNIQUE,"
+            "  hash TEXT,"
+            "  created INTEGER NOT NULL,"
+            "  updated INTEGER NOT NULL);"
+            "CREATE TABLE tokens ("
+            "  hash BLOB PRIMARY KEY,"
+            "  account INTEGER NOT NULL REFERENCES accounts(id),"
+            "  created INTEGER NOT NULL,"
+            "  last_used INTEGER NOT NULL);"
+            "CREATE INDEX tokens_account ON tokens (account);"
+            "CREATE INDEX tokens_last_used ON tokens (last_used);"
+            "CREATE TABLE read_markers ("
+            "  account INTEGER NOT NULL,"
+            "  key TEXT NOT NULL,"
+            "  up_to INTEGER NOT NULL,"
+            "  PRIMARY KEY (account, key)) WITHOUT ROWID;"
+            "CREATE TABLE conversations ("
+            "  owner TEXT NOT NULL,"
+            "  key TEXT NOT NULL,"
+            "  with_nick TEXT NOT NULL,"
+            "  last_id INTEGER NOT NULL,"
+            "  PRIMARY KEY (owner, key)) WITHOUT ROWID;"
+            "CREATE INDEX conversations_owner_last ON conversations (owner, last_id);"
+            "UPDATE messages SET room = tt_room_key(room)"
+            "  WHERE kind = 0 AND room != tt_room_key(room);"
+            /* The bare column beside max(id) comes from the newest row. */
+            "INSERT INTO conversations (owner, key, with_nick, last_id)"
+            "  SELECT tt_lower(sender), room, recipient, max(id) FROM messages"
+            "  WHERE kind = 1 GROUP BY tt_lower(sender), room;"
+            "INSERT INTO conversations (owner, key, with_nick, last_id)"
+            "  SELECT tt_lower(recipient), room, sender, max(id) FROM messages"
+            "  WHERE kind = 1 GROUP BY tt_lower(recipient), room"
+            "  ON CONFLICT (owner, key) DO UPDATE SET with_nick = excluded.with_nick,"
+            "  last_id = excluded.last_id WHERE excluded.last_id > conversations.last_id;",
+            NULL, NULL, NULL);
+    sqlite3_create_function(db, "tt_room_key", 1, flags, NULL, NULL, NULL, NULL);
+    sqlite3_create_function(db, "tt_lower", 1, flags, NULL, NULL, NULL, NULL);
+    return rc;
 }
 
 /* migrations[v] takes a database from schema version v to v + 1. A new
@@ -178,7 +259,7 @@ static int schema_migrate(store_t *st, char *err, size_t errlen) {
     int version = 0;
     int rc = pragma_int(st->db, "PRAGMA user_version", &version);
     if (rc != SQLITE_OK) {
-        store__sqlite_reason(st->db, rc, why, sizeof(why));
+        store__reason(st->db, rc, why, sizeof(why));
         store__err(st, err, errlen, "%s", why);
         return (rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT ? STORE_E_CORRUPT
                                                                              : STORE_E_CANTOPEN;
@@ -210,7 +291,7 @@ static int schema_migrate(store_t *st, char *err, size_t errlen) {
                         STORE_SCHEMA_VERSION);
         return 0;
     }
-    store__sqlite_reason(st->db, rc, why, sizeof(why));
+    store__reason(st->db, rc, why, sizeof(why));
     if (!sqlite3_get_autocommit(st->db))
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
     store__err(st, err, errlen, "migrating the schema from v%d to v%d failed: %s",
@@ -298,7 +379,7 @@ static int check_integrity(store_t *st, char *err, size_t errlen) {
             return STORE_E_CORRUPT;
         }
     }
-    store__sqlite_reason(st->db, rc, why, sizeof(why));
+    store__reason(st->db, rc, why, sizeof(why));
     sqlite3_finalize(s);
     store__err(st, err, errlen, "integrity check failed: %s", why);
     int mapped = store__map_rc(rc);
@@ -310,33 +391,47 @@ static int prepare(store_t *st, const char *sql, sqlite3_stmt **out) {
     return sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
 }
 
-static int prepare_all(store_t *st) {
-    int rc = prepare(st, "BEGIN IMMEDIATE", &st->st_begin_write);
-    if (rc == SQLITE_OK)
-        rc = prepare(st, "BEGIN", &st->st_begin_read);
-    if (rc == SQLITE_OK)
-        rc = prepare(st, "COMMIT", &st->st_commit);
-    if (rc == SQLITE_OK)
-        rc = prepare(st, "ROLLBACK", &st->st_rollback);
-    if (rc == SQLITE_OK)
-        rc = prepare(st,
-                     "INSERT INTO messages (id, room, kind, sender, recipient, text, ts)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                     &st->st_insert);
+/* The loop connection's own statements (store_accounts.c prepares its
+ * own), in one table so that opening and closing cannot miss one. */
+static const struct {
+    size_t offset; /* of the sqlite3_stmt * in store_t */
+    const char *sql;
+} loop_stmts[] = {
+    {offsetof(store_t, st_begin_write), "BEGIN IMMEDIATE"},
+    {offsetof(store_t, st_begin_read), "BEGIN"},
+    {offsetof(store_t, st_commit), "COMMIT"},
+    {offsetof(store_t, st_rollback), "ROLLBACK"},
+    {offsetof(store_t, st_insert),
+     "INSERT INTO messages (id, room, kind, sender, recipient, text, ts)"
+     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
     /* A page is the ids in (lo, hi) of one room, newest limit of them. The
      * bound is the (limit+1)-th newest id of the range: when it exists there
      * is more, and the page is (bound, hi). Both are walks of the
      * (room, id) index, with no sort. */
+    {offsetof(store_t, st_bound), "SELECT id FROM messages WHERE room = ?1 AND id > ?2 AND id < ?3"
+                                  " ORDER BY id DESC LIMIT 1 OFFSET ?4"},
+    {offsetof(store_t, st_rows),
+     "SELECT id, ts, kind, room, sender, recipient, text FROM messages"
+     " WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id ASC LIMIT ?4"},
+    /* Ids only grow within a batch and across batches, but a conversation
+     * row may have been written by the migration or another process: never
+     * move last_id back. */
+    {offsetof(store_t, st_conv_upsert),
+     "INSERT INTO conversations (owner, key, with_nick, last_id) VALUES (?1, ?2, ?3, ?4)"
+     " ON CONFLICT (owner, key) DO UPDATE SET with_nick = excluded.with_nick,"
+     " last_id = excluded.last_id WHERE excluded.last_id > conversations.last_id"},
+};
+
+static sqlite3_stmt **loop_stmt(store_t *st, size_t i) {
+    return (sqlite3_stmt **)((char *)st + loop_stmts[i].offset);
+}
+
+static int prepare_all(store_t *st) {
+    int rc = SQLITE_OK;
+    for (size_t i = 0; rc == SQLITE_OK && i < sizeof(loop_stmts) / sizeof(loop_stmts[0]); i++)
+        rc = prepare(st, loop_stmts[i].sql, loop_stmt(st, i));
     if (rc == SQLITE_OK)
-        rc = prepare(st,
-                     "SELECT id FROM messages WHERE room = ?1 AND id > ?2 AND id < ?3"
-                     " ORDER BY id DESC LIMIT 1 OFFSET ?4",
-                     &st->st_bound);
-    if (rc == SQLITE_OK)
-        rc = prepare(st,
-                     "SELECT id, ts, kind, room, sender, recipient, text FROM messages"
-                     " WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id ASC LIMIT ?4",
-                     &st->st_rows);
+        rc = store__accounts_prepare(st);
     return rc;
 }
 
@@ -358,7 +453,7 @@ static int load_last_id(store_t *st) {
 
 static int open_fail(store_t *st, int rc, const char *what, char *err, size_t errlen) {
     char why[512];
-    store__sqlite_reason(st->db, rc, why, sizeof(why));
+    store__reason(st->db, rc, why, sizeof(why));
     if (what != NULL)
         store__err(st, err, errlen, "%s: %s", what, why);
     else
@@ -429,6 +524,12 @@ static int open_db(store_t *st, const store_config_t *cfg, char *err, size_t err
     if (rc != SQLITE_OK)
         return open_fail(st, rc, NULL, err, errlen);
 
+    /* tokens.account must name an account (store_token_add relies on it).
+     * Per connection, and outside any transaction. */
+    rc = sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return open_fail(st, rc, NULL, err, errlen);
+
     if (!cfg->skip_check && !st->shared) {
         int ret = check_integrity(st, err, errlen);
         if (ret != 0)
@@ -458,13 +559,11 @@ static int open_db(store_t *st, const store_config_t *cfg, char *err, size_t err
 }
 
 static void finalize_loop_stmts(store_t *st) {
-    sqlite3_stmt **all[] = {&st->st_begin_write, &st->st_begin_read, &st->st_commit,
-                            &st->st_rollback,    &st->st_insert,     &st->st_bound,
-                            &st->st_rows};
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
-        sqlite3_finalize(*all[i]);
-        *all[i] = NULL;
+    for (size_t i = 0; i < sizeof(loop_stmts) / sizeof(loop_stmts[0]); i++) {
+        sqlite3_finalize(*loop_stmt(st, i));
+        *loop_stmt(st, i) = NULL;
     }
+    store__accounts_finalize(st);
 }
 
 static void store_free(store_t *st) {
@@ -536,59 +635,46 @@ bool store__msg_is_valid(const store_msg_t *m) {
     if (m->room_len > INT_MAX || m->from_len > INT_MAX || m->to_len > INT_MAX ||
         m->text_len > INT_MAX)
         return false;
-    if (m->kind == STORE_KIND_ROOM)
-        return m->to == NULL;
-    return m->kind == STORE_KIND_PRIVATE && m->to != NULL && m->to_len > 0;
-}
-
-/* Steps a statement that returns no row, and resets it for the next use. */
-static int step_done(sqlite3_stmt *s) {
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-int store_room_key(const char *name, size_t len, char *buf, size_t cap) {
-    if (name == NULL || len == 0 || buf == NULL)
-        return STORE_E_INVALID;
-    /* A conversation key stays as it is; a room loses its '#' and its case. */
-    size_t skip = name[0] == '#' ? 1 : 0;
-    bool room = name[0] != '@';
-    if (!room)
-        skip = 0;
-    size_t n = len - skip;
-    if (n == 0 || n >= cap || n > INT_MAX)
-        return STORE_E_INVALID;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[skip + i];
-        buf[i] = room && c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+    if (m->kind == STORE_KIND_ROOM) {
+        char key[STORE_ROOM_MAX + 1];
+        return m->to == NULL && store_room_key(m->room, m->room_len, key, sizeof(key)) > 0;
     }
-    buf[n] = '\0';
-    return (int)n;
+    /* Nicks are bounded: the conversation rows are keyed by them. */
+    return m->kind == STORE_KIND_PRIVATE && m->to != NULL && m->to_len > 0 &&
+           m->to_len <= STORE_NICK_MAX && m->from_len <= STORE_NICK_MAX;
 }
 
-/* The key of room[0..len) in buf (STORE_ROOM_KEY_MAX bytes) or, for a
- * longer name, in a new allocation (*heap, which the caller frees). */
-static int room_key_of(const char *room, size_t len, char *buf, char **heap) {
-    *heap = NULL;
-    if (len < STORE_ROOM_KEY_MAX)
-        return store_room_key(room, len, buf, STORE_ROOM_KEY_MAX);
-    *heap = malloc(len + 1);
-    if (*heap == NULL)
-        return STORE_E_INTERNAL;
-    return store_room_key(room, len, *heap, len + 1);
+/* One side's row of a private message's conversation: owner's list gets
+ * key, with the other side as spelled. */
+static int conv_upsert(store_t *st, const char *owner, size_t owner_len, const store_msg_t *m,
+                       const char *with, size_t with_len) {
+    char key[STORE_NICK_MAX];
+    store__ascii_lower(key, owner, owner_len);
+    sqlite3_stmt *s = st->st_conv_upsert;
+    sqlite3_bind_text(s, 1, key, (int)owner_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, m->room, (int)m->room_len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, with, (int)with_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, m->id);
+    return store__step_done(s);
 }
 
 static int insert_one(store_t *st, const store_msg_t *m) {
     sqlite3_stmt *s = st->st_insert;
-    char buf[STORE_ROOM_KEY_MAX], *heap;
-    int klen = room_key_of(m->room, m->room_len, buf, &heap);
-    if (klen < 0)
-        return SQLITE_MISUSE; /* store__msg_is_valid let through no such room */
+    /* A room row is stored under its key; checked by store__msg_is_valid. */
+    char key[STORE_ROOM_MAX + 1];
+    const char *room = m->room;
+    size_t room_len = m->room_len;
+    if (m->kind == STORE_KIND_ROOM) {
+        int n = store_room_key(m->room, m->room_len, key, sizeof(key));
+        if (n < 0)
+            return SQLITE_MISUSE;
+        room = key;
+        room_len = (size_t)n;
+    }
     /* SQLITE_STATIC: the strings outlive the step, and every parameter is
      * bound again on the next call. */
     sqlite3_bind_int64(s, 1, m->id);
-    sqlite3_bind_text(s, 2, heap ? heap : buf, klen, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, room, (int)room_len, SQLITE_STATIC);
     sqlite3_bind_int(s, 3, (int)m->kind);
     sqlite3_bind_text(s, 4, m->from, (int)m->from_len, SQLITE_STATIC);
     if (m->to != NULL)
@@ -597,8 +683,12 @@ static int insert_one(store_t *st, const store_msg_t *m) {
         sqlite3_bind_null(s, 5);
     sqlite3_bind_text(s, 6, m->text != NULL ? m->text : "", (int)m->text_len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 7, m->ts);
-    int rc = step_done(s);
-    free(heap);
+    int rc = store__step_done(s);
+    /* The conversation lists change with the message, in its transaction. */
+    if (rc == SQLITE_OK && m->kind == STORE_KIND_PRIVATE)
+        rc = conv_upsert(st, m->from, m->from_len, m, m->to, m->to_len);
+    if (rc == SQLITE_OK && m->kind == STORE_KIND_PRIVATE)
+        rc = conv_upsert(st, m->to, m->to_len, m, m->from, m->from_len);
     return rc;
 }
 
@@ -656,11 +746,11 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
         return 0;
 
     pthread_mutex_lock(&st->write_mu);
-    int rc = step_done(st->st_begin_write);
+    int rc = store__step_done(st->st_begin_write);
     for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
         rc = insert_one(st, &msgs[i]);
     if (rc == SQLITE_OK)
-        rc = step_done(st->st_commit);
+        rc = store__step_done(st->st_commit);
     if (rc == SQLITE_OK) {
         pthread_mutex_unlock(&st->write_mu);
         st->last_id = prev;
@@ -672,9 +762,9 @@ int store_append_batch(store_t *st, store_msg_t *msgs, size_t n) {
     /* Keep SQLite's reason before ROLLBACK replaces it. SQLite may already
      * have rolled back by itself (e.g. after SQLITE_FULL in COMMIT). */
     char why[512];
-    store__sqlite_reason(st->db, rc, why, sizeof(why));
+    store__reason(st->db, rc, why, sizeof(why));
     if (!sqlite3_get_autocommit(st->db))
-        step_done(st->st_rollback);
+        store__step_done(st->st_rollback);
     /* An id already taken means another process wrote to the file: catch
      * up with it, so that the next batch can succeed. */
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
@@ -714,6 +804,44 @@ int store_reserve_ids(store_t *st, int64_t upto) {
         sqlite3_free(msg);
         return store__map_rc(rc);
     }
+    return 0;
+}
+
+void store__ascii_lower(char *dst, const char *src, size_t len) {
+    /* Not tolower(): the folding must not depend on the locale. */
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        dst[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+}
+
+int store_room_key(const char *name, size_t len, char *buf, size_t cap) {
+    if (name == NULL || len > STORE_ROOM_MAX)
+        return STORE_E_INVALID;
+    if (len > 0 && name[0] == '#') {
+        name++;
+        len--;
+    }
+    if (len == 0 || name[0] == '@' || cap <= len)
+        return STORE_E_INVALID;
+    store__ascii_lower(buf, name, len);
+    buf[len] = '\0';
+    return (int)len;
+}
+
+int store__key(const char *key, size_t len, char *buf, const char **out, size_t *out_len) {
+    if (key != NULL && len > 0 && key[0] == '@') {
+        if (len > INT_MAX)
+            return STORE_E_INVALID;
+        *out = key;
+        *out_len = len;
+        return 0;
+    }
+    int n = store_room_key(key, len, buf, STORE_ROOM_MAX + 1);
+    if (n < 0)
+        return n;
+    *out = buf;
+    *out_len = (size_t)n;
     return 0;
 }
 
@@ -776,22 +904,17 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
     if (more != NULL)
         *more = false;
     assert(store__is_owner(st) && "the store belongs to its asynchronous front");
-    if (room == NULL || cb == NULL || room_len > INT_MAX || after_id < 0 || before_id < 0)
+    char key[STORE_ROOM_MAX + 1];
+    if (cb == NULL || after_id < 0 || before_id < 0 ||
+        store__key(room, room_len, key, &room, &room_len) != 0)
         return STORE_E_INVALID;
-    /* Any spelling of a room reads its rows (its folded key). */
-    char keybuf[STORE_ROOM_KEY_MAX], *heap;
-    int klen = room_key_of(room, room_len, keybuf, &heap);
-    if (klen < 0)
-        return klen;
-    room = heap ? heap : keybuf;
-    room_len = (size_t)klen;
     int64_t lo = after_id, hi = before_id == 0 ? INT64_MAX : before_id;
     if (st->shared)
         pthread_mutex_lock(&st->write_mu);
 
     int count = 0;
     bool has_more = false;
-    int rc = step_done(st->st_begin_read);
+    int rc = store__step_done(st->st_begin_read);
     if (rc == SQLITE_OK) {
         sqlite3_stmt *b = st->st_bound;
         sqlite3_bind_text(b, 1, room, (int)room_len, SQLITE_STATIC);
@@ -827,13 +950,13 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
      * is the maintenance thread's as soon as it is released. */
     char why[512] = "";
     if (rc != SQLITE_OK)
-        store__sqlite_reason(st->db, rc, why, sizeof(why));
+        store__reason(st->db, rc, why, sizeof(why));
     if (!sqlite3_get_autocommit(st->db)) {
-        int rc2 = step_done(rc == SQLITE_OK ? st->st_commit : st->st_rollback);
+        int rc2 = store__step_done(rc == SQLITE_OK ? st->st_commit : st->st_rollback);
         if (rc == SQLITE_OK) {
             rc = rc2;
             if (rc != SQLITE_OK)
-                store__sqlite_reason(st->db, rc, why, sizeof(why));
+                store__reason(st->db, rc, why, sizeof(why));
         }
     }
     if (st->shared)
@@ -848,10 +971,8 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
                          st->path, (int)room_len, room, why, st->log_read_fail.unlogged - 1);
             store__log_done(&st->log_read_fail, now);
         }
-        free(heap);
         return store__map_rc(rc);
     }
-    free(heap);
     if (more != NULL)
         *more = has_more;
     return count;

@@ -1,7 +1,8 @@
 /* Unit tests of src/store/: appends and ids, paging backwards, since
  * recovery, retention by count and by age, ids across reopen and retention,
- * schema migration, and the failures a server meets at start-up (damaged,
- * foreign or unreachable files) and while running (full disk, I/O errors). */
+ * room keys (case and '#' folded in appends and reads), schema migration
+ * (from nothing and from the previous release's v1 fixture), and the failures a server meets at
+ * start-up (damaged, foreign or unreachable files) and while running (full disk, I/O errors). */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -24,54 +25,13 @@
 
 #include "core/log.h"
 #include "store/store.h"
+#include "store_test.h"
 
 #define DAY_MS INT64_C(86400000)
 #define NOW_MS INT64_C(1790000000000) /* a fixed "now" for retention by age */
 
 /* ------------------------------------------------------------------------ */
 /* Helpers */
-
-static char tmpdir[64];
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int setup_tmpdir(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tt-store-test-XXXXXX");
-    return mkdtemp(tmpdir) == NULL ? -1 : 0;
-}
-
-static int teardown_tmpdir(void **state) {
-    (void)state;
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static store_t *open_or_fail(const char *path) {
-    store_config_t cfg;
-    store_config_defaults(&cfg);
-    cfg.path = path;
-    store_t *st = NULL;
-    char err[512];
-    int rc = store_open(&cfg, &st, err, sizeof(err));
-    if (rc != 0)
-        fail_msg("store_open(%s): %d %s", path, rc, err);
-    assert_non_null(st);
-    return st;
-}
 
 static store_msg_t room_msg(const char *room, const char *from, const char *text, size_t text_len,
                             int64_t ts) {
@@ -144,15 +104,6 @@ static size_t room_count(store_t *st, const char *room) {
     assert_int_equal(n, (int)count);
     assert_false(more);
     return count;
-}
-
-static int raw_exec(const char *path, const char *sql) {
-    sqlite3 *db;
-    int rc = sqlite3_open(path, &db);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    sqlite3_close(db);
-    return rc;
 }
 
 static int raw_int(const char *path, const char *sql) {
@@ -375,7 +326,7 @@ static void test_store_history_pages_every_message_once_in_order(void **state) {
             /* The page is the newest `want` before `before`, oldest first. */
             for (int k = 0; k < n; k++) {
                 assert_int_equal(g->ids[k], ids[expect_end - want + k]);
-                assert_string_equal(g->room[k], "main"); /* the room's key */
+                assert_string_equal(g->room[k], "main"); /* the stored key */
                 char text[32];
                 snprintf(text, sizeof(text), "m%d", expect_end - want + k);
                 assert_string_equal(g->text[k], text);
@@ -645,6 +596,76 @@ static void test_store_reopen_keeps_history(void **state) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Room keys */
+
+static void test_store_room_key_folds_case_and_hash(void **state) {
+    (void)state;
+    char buf[STORE_ROOM_MAX + 1];
+    assert_int_equal(store_room_key("#Python-Dev", 11, buf, sizeof(buf)), 10);
+    assert_string_equal(buf, "python-dev");
+    assert_int_equal(store_room_key("python-dev", 10, buf, sizeof(buf)), 10);
+    assert_string_equal(buf, "python-dev");
+    /* One '#' only; other bytes as they are. */
+    assert_int_equal(store_room_key("##A\xc3\x89", 5, buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "#a\xc3\x89");
+    assert_int_equal(store_room_key("", 0, buf, sizeof(buf)), STORE_E_INVALID);
+    assert_int_equal(store_room_key("#", 1, buf, sizeof(buf)), STORE_E_INVALID);
+    assert_int_equal(store_room_key("@ana@bob", 8, buf, sizeof(buf)), STORE_E_INVALID);
+    assert_int_equal(store_room_key("#@x", 3, buf, sizeof(buf)), STORE_E_INVALID);
+    assert_int_equal(store_room_key(NULL, 0, buf, sizeof(buf)), STORE_E_INVALID);
+    assert_int_equal(store_room_key("#abc", 4, buf, 3), STORE_E_INVALID); /* no room for NUL */
+    assert_int_equal(store_room_key("#abc", 4, buf, 4), 3);
+    char longest[STORE_ROOM_MAX + 2];
+    memset(longest, 'R', sizeof(longest));
+    assert_int_equal(store_room_key(longest, STORE_ROOM_MAX, buf, sizeof(buf)), STORE_ROOM_MAX);
+    assert_int_equal(store_room_key(longest, STORE_ROOM_MAX + 1, buf, sizeof(buf)),
+                     STORE_E_INVALID);
+}
+
+/* Every spelling writes to and reads from one room; records carry the key;
+ * a conversation key is not folded into a room. */
+static void test_store_rooms_fold_in_append_and_reads(void **state) {
+    (void)state;
+    store_t *st = open_or_fail(":memory:");
+    int64_t a = put(st, "#Python-Dev", "ana", "uno", 1);
+    int64_t b = put(st, "python-dev", "bob", "dos", 2);
+    int64_t c = put(st, "#python-dev", "cy", "tres", 3);
+    put(st, "#python-devs", "cy", "other room", 4);
+    const char *spellings[] = {"#Python-Dev", "python-dev", "#PYTHON-DEV", "Python-Dev"};
+    for (size_t k = 0; k < 4; k++) {
+        got_t *g = got_new();
+        assert_int_equal(store_last(st, spellings[k], 10, collect, g), 3);
+        assert_int_equal(g->ids[0], a);
+        assert_int_equal(g->ids[1], b);
+        assert_int_equal(g->ids[2], c);
+        for (int i = 0; i < 3; i++)
+            assert_string_equal(g->room[i], "python-dev");
+        free(g);
+    }
+    got_t *g = got_new();
+    bool more = true;
+    assert_int_equal(store_since(st, "#PYTHON-dev", a, 10, collect, g, &more), 2);
+    assert_false(more);
+    assert_int_equal(store_history(st, "python-DEV", c, 1, collect, g, &more), 1);
+    assert_true(more);
+    assert_int_equal(g->ids[2], b);
+    assert_int_equal(store_range(st, "#Python-Dev", 11, a, c, 10, collect, g, NULL), 1);
+    free(g);
+    /* Names that have no key are refused, by writes and reads alike. */
+    store_msg_t bad = room_msg("#", "ana", "x", 1, 1);
+    assert_int_equal(store_append_batch(st, &bad, 1), STORE_E_INVALID);
+    bad = room_msg("@ana@bob", "ana", "x", 1, 1);
+    assert_int_equal(store_append_batch(st, &bad, 1), STORE_E_INVALID);
+    assert_int_equal(store_last(st, "#", 10, collect, got_new()), STORE_E_INVALID);
+    /* A conversation key reads its own rows, as given. */
+    store_msg_t dm = dm_msg("@ana@bob", "Ana", "bob", "hola", 5);
+    assert_int_equal(store_append_batch(st, &dm, 1), 0);
+    assert_int_equal(room_count(st, "@ana@bob"), 1);
+    assert_int_equal(room_count(st, "#python-dev"), 3);
+    store_close(st);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Schema */
 
 static void test_store_migrates_v0_database(void **state) {
@@ -663,6 +684,142 @@ static void test_store_migrates_v0_database(void **state) {
     assert_int_equal(raw_int(path, "SELECT count(*) FROM messages"), 1);
     assert_int_equal(
         raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_room_id'"), 1);
+}
+
+/* The fixture tests/unit/store/fixtures/NAME into a new database file at
+ * path: v1.sql (made by make-v1.sh there), or v1-c0e3830.sql (a database
+ * the release before schema v2 wrote, dumped). */
+static void load_fixture(const char *path, const char *name) {
+    const char *src = getenv("TT_SOURCE_DIR");
+    if (src == NULL)
+        fail_msg("TT_SOURCE_DIR is not set (ctest sets it)");
+    char fixture[512];
+    snprintf(fixture, sizeof(fixture), "%s/tests/unit/store/fixtures/%s", src, name);
+    FILE *f = fopen(fixture, "r");
+    if (f == NULL)
+        fail_msg("%s: %s", fixture, strerror(errno));
+    static char sql[16384];
+    size_t n = fread(sql, 1, sizeof(sql) - 1, f);
+    assert_true(feof(f)); /* all of it */
+    fclose(f);
+    sql[n] = '\0';
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK)
+        fail_msg("loading %s: %s", fixture, msg ? msg : "?");
+    sqlite3_close(db);
+}
+
+static void expect_v1_rooms_merged(store_t *st) {
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#Python-Dev", 10, collect, g), 4);
+    const int64_t ids[] = {1, 2, 4, 6};
+    const char *texts[] = {"uno", "dos", "tres", "cuatro"};
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(g->ids[k], ids[k]);
+        assert_string_equal(g->text[k], texts[k]);
+        assert_string_equal(g->room[k], "python-dev");
+    }
+    free(g);
+    g = got_new();
+    assert_int_equal(store_last(st, "other", 10, collect, g), 1);
+    assert_int_equal(g->ids[0], 3);
+    free(g);
+    g = got_new();
+    assert_int_equal(store_last(st, "@ana@bob", 10, collect, g), 1);
+    assert_int_equal(g->ids[0], 5);
+    assert_string_equal(g->text[0], "secreto");
+    free(g);
+}
+
+static void on_conv_count(void *ctx, const store_conv_t *c) {
+    assert_string_equal(c->key, "@ana@bob");
+    assert_int_equal(c->last_id, 5);
+    (*(int *)ctx)++;
+}
+
+/* A database written by the previous release (schema v1): the three
+ * spellings of one room merge with their ids, the private row stays, the
+ * new tables work, ids go on after the reserved ones, and opening again
+ * changes nothing. */
+/* A database the previous release itself wrote (its server, its rooms
+ * #Python-Dev, python-dev, #python-dev and Other): the spellings merge,
+ * ids kept, in order, and ids go on after the ones it reserved. */
+static void test_store_migrates_the_previous_release(void **state) {
+    (void)state;
+    const char *path = tmp_path("c0e3830.db");
+    load_fixture(path, "v1-c0e3830.sql");
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 1);
+    store_t *st = open_or_fail(path);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "#python-dev", 50, collect, g), 6);
+    const int64_t want[] = {1, 2, 3, 5, 6, 7};
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(g->ids[i], want[i]);
+    assert_string_equal(g->text[0], "#Python-Dev 0");
+    assert_string_equal(g->text[5], "#python-dev 1");
+    free(g);
+    assert_int_equal(room_count(st, "other"), 2);
+    assert_true(store_last_id(st) >= 10000);
+    store_close(st);
+    st = open_or_fail(path); /* again: nothing changes */
+    assert_int_equal(room_count(st, "Python-Dev"), 6);
+    store_close(st);
+}
+
+static void test_store_migrates_v1_database(void **state) {
+    (void)state;
+    const char *path = tmp_path("v1.db");
+    load_fixture(path, "v1.sql");
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 1);
+    assert_int_equal(raw_int(path, "SELECT count(DISTINCT room) FROM messages"), 5);
+
+    store_t *st = open_or_fail(path);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(store_last_id(st), 10);
+    expect_v1_rooms_merged(st);
+    /* The private row to the letter: its key, sender and recipient. */
+    assert_int_equal(raw_int(path,
+                             "SELECT count(*) FROM messages WHERE id = 5 AND kind = 1"
+                             " AND room = '@ana@bob' AND sender = 'Ana' AND recipient = 'Bob'"),
+                     1);
+    /* Its conversation is listed on both sides, from the stored row. */
+    int n = 0;
+    assert_int_equal(store_conversations(st, 1, "ana", 3, 10, on_conv_count, &n), 1);
+    assert_int_equal(store_conversations(st, 2, "BOB", 3, 10, on_conv_count, &n), 1);
+    assert_int_equal(n, 2);
+    /* The new tables are there and usable. */
+    store_account_t acc;
+    assert_int_equal(store_account_create(st, "Ana", 3, "$argon2id$x", 7, &acc), 0);
+    uint8_t tok[32] = {1};
+    assert_int_equal(store_token_add(st, acc.id, tok, 7), 0);
+    assert_int_equal(store_read_set(st, acc.id, "#Python-Dev", 11, 4), 0);
+    assert_int_equal(put(st, "#PYTHON-DEV", "ana", "cinco", 8), 11);
+    store_close(st);
+
+    /* A second open is a no-op: the schema is not touched again (its
+     * cookie moves with every DDL statement), nor are the rooms. */
+    int cookie = raw_int(path, "PRAGMA schema_version");
+    st = open_or_fail(path);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(path, "PRAGMA schema_version"), cookie);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM messages WHERE room = 'python-dev'"), 5);
+    got_t *g = got_new();
+    assert_int_equal(store_last(st, "python-dev", 10, collect, g), 5);
+    assert_int_equal(g->ids[4], 11);
+    free(g);
+    assert_int_equal(store_account_get(st, "ANA", 3, &acc), 0);
+    assert_string_equal(acc.hash, "$argon2id$x");
+    int64_t up_to = 0;
+    assert_int_equal(store_read_get(st, acc.id, "python-dev", 10, &up_to), 0);
+    assert_int_equal(up_to, 4);
+    store_close(st);
+    assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                   " ('accounts', 'tokens', 'read_markers', 'conversations')"),
+                     4);
 }
 
 static void test_store_failed_migration_leaves_database_untouched(void **state) {
@@ -684,10 +841,11 @@ static void test_store_failed_migration_leaves_database_untouched(void **state) 
     assert_int_equal(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"), 0);
 }
 
-static void test_store_refuses_newer_schema(void **state) {
-    (void)state;
-    const char *path = tmp_path("v99.db");
-    assert_int_equal(raw_exec(path, "PRAGMA user_version = 99;"), SQLITE_OK);
+static void expect_refused_version(const char *name, int version) {
+    const char *path = tmp_path(name);
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d;", version);
+    assert_int_equal(raw_exec(path, sql), SQLITE_OK);
     store_config_t cfg;
     store_config_defaults(&cfg);
     cfg.path = path;
@@ -696,7 +854,17 @@ static void test_store_refuses_newer_schema(void **state) {
     assert_int_equal(store_open(&cfg, &st, err, sizeof(err)), STORE_E_VERSION);
     assert_null(st);
     assert_non_null(strstr(err, path));
-    assert_non_null(strstr(err, "99"));
+    snprintf(sql, sizeof(sql), "schema version %d", version);
+    assert_non_null(strstr(err, sql));
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), version);
+}
+
+static void test_store_refuses_newer_schema(void **state) {
+    (void)state;
+    /* The next version (a newer server's v3) and a far one. */
+    assert_int_equal(STORE_SCHEMA_VERSION, 2);
+    expect_refused_version("v3.db", 3);
+    expect_refused_version("v99.db", 99);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1007,75 +1175,6 @@ static void test_store_io_error_refuses_and_keeps_working(void **state) {
     store_close(st);
 }
 
-/* Every spelling of a room is one room: written under any, read under any,
- * the rows keyed by the folded name. */
-static void test_store_rooms_fold_case_and_hash(void **state) {
-    (void)state;
-    store_t *st = open_or_fail(tmp_path("fold.db"));
-    int64_t a = put(st, "#Python-Dev", "ana", "one", 1);
-    int64_t b = put(st, "python-dev", "ben", "two", 2);
-    int64_t c = put(st, "#PYTHON-DEV", "cai", "three", 3);
-    put(st, "python-dev2", "ana", "elsewhere", 4);
-    const char *spellings[] = {"#python-dev", "Python-Dev", "PYTHON-DEV"};
-    for (size_t i = 0; i < 3; i++) {
-        got_t *g = got_new();
-        assert_int_equal(store_last(st, spellings[i], 10, collect, g), 3);
-        assert_int_equal(g->ids[0], a);
-        assert_int_equal(g->ids[1], b);
-        assert_int_equal(g->ids[2], c);
-        assert_string_equal(g->room[2], "python-dev");
-        free(g);
-    }
-    char key[STORE_ROOM_KEY_MAX];
-    assert_int_equal(store_room_key("#Ab.C", 5, key, sizeof(key)), 4);
-    assert_string_equal(key, "ab.c");
-    assert_int_equal(store_room_key("@ana@Ben", 8, key, sizeof(key)), 8); /* a conversation key */
-    assert_string_equal(key, "@ana@Ben");
-    assert_int_equal(store_room_key("#", 1, key, sizeof(key)), STORE_E_INVALID);
-    assert_int_equal(store_room_key("abc", 3, key, 3), STORE_E_INVALID);
-    store_close(st);
-}
-
-/* A database written by the previous release (schema v1, rooms as spelled)
- * is migrated on open: the spellings of one room merge, ids kept, in order. */
-static void test_store_migrates_a_v1_database(void **state) {
-    (void)state;
-    char fixture[1024];
-    snprintf(fixture, sizeof(fixture), "%s", __FILE__);
-    char *slash = strrchr(fixture, '/');
-    assert_non_null(slash);
-    snprintf(slash + 1, sizeof(fixture) - (size_t)(slash + 1 - fixture), "fixtures/v1.sql");
-    FILE *f = fopen(fixture, "r");
-    assert_non_null(f);
-    static char sql[16384];
-    size_t n = fread(sql, 1, sizeof(sql) - 1, f);
-    fclose(f);
-    sql[n] = '\0';
-    const char *path = tmp_path("v1.db");
-    assert_int_equal(raw_exec(path, sql), SQLITE_OK);
-    assert_int_equal(raw_int(path, "PRAGMA user_version"), 1);
-    store_t *st = open_or_fail(path);
-    assert_int_equal(raw_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
-    got_t *g = got_new();
-    assert_int_equal(store_last(st, "#python-dev", 50, collect, g), 6);
-    const int64_t want[] = {1, 2, 3, 5, 6, 7};
-    for (int i = 0; i < 6; i++)
-        assert_int_equal(g->ids[i], want[i]);
-    assert_string_equal(g->text[0], "#Python-Dev 0");
-    assert_string_equal(g->text[5], "#python-dev 1");
-    free(g);
-    g = got_new();
-    assert_int_equal(store_last(st, "other", 50, collect, g), 2);
-    free(g);
-    /* Ids go on after the reserved ones, as before the migration. */
-    assert_true(store_last_id(st) >= 10000);
-    store_close(st);
-    /* Opening it again changes nothing. */
-    st = open_or_fail(path);
-    assert_int_equal(room_count(st, "python-dev"), 6);
-    store_close(st);
-}
-
 /* Another process wrote to the file behind the store's back (ids the store
  * meant to use are taken): the batch fails, the transaction is rolled
  * back, and the next batch goes on after the intruder's ids. */
@@ -1084,6 +1183,7 @@ static void test_store_recovers_from_foreign_writer(void **state) {
     const char *path = tmp_path("foreign-writer.db");
     store_t *st = open_or_fail(path);
     int64_t first = put(st, "#r", "ana", "mine", 1);
+    /* Under the room's key, as the store writes it (store_room_key). */
     assert_int_equal(raw_exec(path, "INSERT INTO messages (room, sender, text, ts)"
                                     " VALUES ('r', 'cli', 'theirs', 2)"),
                      SQLITE_OK);
@@ -1296,7 +1396,11 @@ int main(void) {
         cmocka_unit_test(test_store_retention_by_age_uses_injected_now),
         cmocka_unit_test(test_store_ids_increase_across_retention_and_reopen),
         cmocka_unit_test(test_store_reopen_keeps_history),
+        cmocka_unit_test(test_store_room_key_folds_case_and_hash),
+        cmocka_unit_test(test_store_rooms_fold_in_append_and_reads),
         cmocka_unit_test(test_store_migrates_v0_database),
+        cmocka_unit_test(test_store_migrates_v1_database),
+        cmocka_unit_test(test_store_migrates_the_previous_release),
         cmocka_unit_test(test_store_failed_migration_leaves_database_untouched),
         cmocka_unit_test(test_store_refuses_newer_schema),
         cmocka_unit_test(test_store_open_garbage_file),
@@ -1309,8 +1413,6 @@ int main(void) {
         cmocka_unit_test(test_store_append_failures_do_not_flood_the_log),
         cmocka_unit_test(test_store_io_error_refuses_and_keeps_working),
         cmocka_unit_test(test_store_recovers_from_foreign_writer),
-        cmocka_unit_test(test_store_rooms_fold_case_and_hash),
-        cmocka_unit_test(test_store_migrates_a_v1_database),
         cmocka_unit_test(test_store_survives_kill9),
         cmocka_unit_test(test_store_maint_thread_applies_retention),
         cmocka_unit_test(test_store_maint_thread_checkpoints_the_wal),

@@ -3,7 +3,8 @@
  * results while held), a lock held by another connection delays the worker
  * and never the caller, stop runs every queued job, callbacks that submit,
  * ":memory:" and file stores beside the maintenance thread, a full store,
- * and ten thousand jobs through a small queue. No sleeps: the tests wait for
+ * ten thousand jobs through a small queue, and the caller's own calls
+ * (store_async_call: in order with the rest, bounded, run by stop). No sleeps: the tests wait for
  * the notify callback on a condition variable. */
 #include <errno.h>
 #include <ftw.h>
@@ -24,40 +25,12 @@
 #include "core/log.h"
 #include "store/store.h"
 #include "store/store_async.h"
+#include "store_test.h"
 
 #define NOW_MS INT64_C(1790000000000)
 
 /* ------------------------------------------------------------------------ */
 /* Helpers */
-
-static char tmpdir[64];
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int setup_tmpdir(void **state) {
-    (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tt-store-async-XXXXXX");
-    return mkdtemp(tmpdir) == NULL ? -1 : 0;
-}
-
-static int teardown_tmpdir(void **state) {
-    (void)state;
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return 0;
-}
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][256];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
 
 static store_t *open_store(const char *path, unsigned busy_ms, uint64_t max_bytes) {
     store_config_t cfg;
@@ -66,12 +39,7 @@ static store_t *open_store(const char *path, unsigned busy_ms, uint64_t max_byte
     if (busy_ms > 0)
         cfg.busy_timeout_ms = busy_ms;
     cfg.max_bytes = max_bytes;
-    store_t *st = NULL;
-    char err[512];
-    int rc = store_open(&cfg, &st, err, sizeof(err));
-    if (rc != 0)
-        fail_msg("store_open(%s): %d %s", path, rc, err);
-    return st;
+    return open_cfg_or_fail(&cfg);
 }
 
 static store_msg_t room_msg(const char *room, const char *text, size_t text_len) {
@@ -459,6 +427,10 @@ static void test_store_async_refuses_malformed_jobs(void **state) {
     assert_int_equal(store_async_append(a, two, 2, on_append, &s[0]), STORE_E_INVALID);
     assert_int_equal(store_async_range(a, NULL, 0, 0, 0, 1, on_range, &s[0]), STORE_E_INVALID);
     assert_int_equal(store_async_range(a, "#v", 2, -1, 0, 1, on_range, &s[0]), STORE_E_INVALID);
+    /* A name with no room key: refused at once, as store_range would. */
+    assert_int_equal(store_async_range(a, "#", 1, 0, 0, 1, on_range, &s[0]), STORE_E_INVALID);
+    m = room_msg("#", "x", 1);
+    assert_int_equal(store_async_append(a, &m, 1, on_append, &s[0]), STORE_E_INVALID);
     assert_int_equal(
         store_async_range(a, "#v", 2, 0, 0, STORE_ASYNC_RANGE_MAX + 1, on_range, &s[0]),
         STORE_E_INVALID);
@@ -885,6 +857,157 @@ static void test_store_async_ten_thousand_jobs_through_a_small_queue(void **stat
     store_close(st);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Calls of the caller's own */
+
+/* What a call did on the worker, and what it is to do. */
+typedef struct call_s {
+    slot_t *slot;
+    const char *room; /* counts this room's messages */
+    bool append;      /* then appends one to it */
+    int ret;          /* returned when not counting (room NULL) */
+    pthread_t thread;
+    int seen;
+    store_async_t *a; /* done: submits another call (refused during stop) */
+    int submit_rc;
+} call_t;
+
+static void count_one(void *ctx, const store_rec_t *r) {
+    (void)r;
+    (*(int *)ctx)++;
+}
+
+static int call_run(store_t *st, void *arg) {
+    call_t *c = arg;
+    c->thread = pthread_self();
+    if (c->room == NULL)
+        return c->ret;
+    int n = 0;
+    c->seen = store_last(st, c->room, 1000, count_one, &n);
+    assert_int_equal(c->seen, n);
+    if (c->append) {
+        store_msg_t m = room_msg(c->room, "by a call", 9);
+        int rc = store_append_batch(st, &m, 1);
+        if (rc < 0)
+            return rc;
+    }
+    return c->seen;
+}
+
+static void call_done(void *arg, int rc) {
+    call_t *c = arg;
+    slot_ran(c->slot, rc);
+    if (c->a != NULL)
+        c->submit_rc = store_async_call(c->a, 0, call_run, call_done, c + 1);
+}
+
+/* Calls take their turn among appends and reads, both ways: a call sees
+ * the appends before it, a read sees what a call wrote. */
+static void test_store_async_call_runs_in_order_with_appends_and_reads(void **state) {
+    (void)state;
+    store_t *st = open_store(":memory:", 0, 0);
+    store_async_t *a = start(st, 0, 0);
+    slot_t *s = slots_new(7);
+    call_t c[3] = {{.slot = &s[1], .room = "#C"},
+                   {.slot = &s[3], .room = "c", .append = true},
+                   {.slot = &s[6], .ret = STORE_E_NOTFOUND}};
+    assert_int_equal(append_text(a, "#c", "one", &s[0]), 0);
+    assert_int_equal(store_async_call(a, sizeof(c[0]), call_run, call_done, &c[0]), 0);
+    assert_int_equal(append_text(a, "#c", "two", &s[2]), 0);
+    assert_int_equal(store_async_call(a, sizeof(c[1]), call_run, call_done, &c[1]), 0);
+    assert_int_equal(store_async_range(a, "#c", 2, 0, 0, 10, on_range, &s[4]), 0);
+    assert_int_equal(append_text(a, "#c", "three", &s[5]), 0);
+    assert_int_equal(store_async_call(a, 0, call_run, call_done, &c[2]), 0);
+    drain_until(a, 7);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(s[i].order, i);
+    assert_int_equal(s[1].rc, 1); /* saw "one" */
+    assert_int_equal(s[3].rc, 2); /* saw "one", "two", then wrote */
+    assert_int_equal(s[4].rc, 3); /* the read sees the call's message */
+    assert_string_equal(s[4].last_text, "by a call");
+    assert_int_equal(s[5].rc, 0);
+    assert_int_equal(s[6].rc, STORE_E_NOTFOUND); /* run's result, as it was */
+    for (int i = 0; i < 3; i++)
+        assert_false(pthread_equal(c[i].thread, pthread_self())); /* on the worker */
+    store_async_stats_t stats;
+    store_async_stats(a, &stats);
+    assert_int_equal(stats.kind[STORE_ASYNC_CALL].jobs, 3);
+    assert_int_equal(stats.kind[STORE_ASYNC_CALL].failures, 1);
+    assert_int_equal(stats.queued_bytes, 0);
+    store_async_stop(a);
+    free(s);
+    store_close(st);
+}
+
+static void test_store_async_call_busy_when_full(void **state) {
+    (void)state;
+    enum { MAX = 64 * 1024 };
+    store_t *st = open_store(":memory:", 0, 0);
+    store_async_t *a = start(st, 4, MAX);
+    slot_t *s = slots_new(8);
+    call_t c[8] = {0};
+    for (int i = 0; i < 8; i++)
+        c[i].slot = &s[i];
+    assert_int_equal(store_async_call(a, 0, NULL, call_done, &c[0]), STORE_E_INVALID);
+    assert_int_equal(store_async_call(a, 0, call_run, NULL, &c[0]), STORE_E_INVALID);
+    /* bytes count: one call over max_bytes alone, then two halves that
+     * cannot both be held, and SIZE_MAX. */
+    assert_int_equal(store_async_call(a, MAX + 1, call_run, call_done, &c[0]), STORE_E_BUSY);
+    assert_int_equal(store_async_call(a, SIZE_MAX, call_run, call_done, &c[0]), STORE_E_BUSY);
+    assert_int_equal(store_async_call(a, MAX / 2, call_run, call_done, &c[0]), 0);
+    assert_int_equal(store_async_call(a, MAX / 2, call_run, call_done, &c[1]), STORE_E_BUSY);
+    store_async_stats_t stats;
+    store_async_stats(a, &stats);
+    assert_true(stats.queued_bytes > MAX / 2);
+    /* max_jobs: three more small ones fit, the fifth job does not. */
+    for (int i = 1; i < 4; i++)
+        assert_int_equal(store_async_call(a, 16, call_run, call_done, &c[i]), 0);
+    assert_int_equal(store_async_call(a, 16, call_run, call_done, &c[4]), STORE_E_BUSY);
+    store_async_stats(a, &stats);
+    assert_int_equal(stats.busy, 4);
+    assert_int_equal(stats.queued, 4);
+    drain_until(a, 4);
+    assert_false(s[4].ran);
+    assert_int_equal(store_async_call(a, MAX / 2, call_run, call_done, &c[5]), 0);
+    drain_until(a, 5);
+    store_async_stop(a);
+    free(s);
+    store_close(st);
+}
+
+/* Stop runs every call to completion and its done, in order; a done that
+ * submits meanwhile is refused. */
+static void test_store_async_stop_runs_pending_calls(void **state) {
+    (void)state;
+    store_t *st = open_store(tmp_path("stop-calls.db"), 0, 0);
+    store_async_t *a = start(st, 0, 0);
+    enum { N = 50 };
+    slot_t *s = slots_new(N + 1);
+    call_t *c = calloc(N + 1, sizeof(*c));
+    assert_non_null(c);
+    for (int i = 0; i < N; i++) {
+        c[i].slot = &s[i];
+        c[i].room = "#stop";
+        c[i].append = true;
+        assert_int_equal(store_async_call(a, 0, call_run, call_done, &c[i]), 0);
+    }
+    c[N - 1].a = a; /* its done tries to submit c[N] */
+    c[N].slot = &s[N];
+    store_async_stop(a); /* nothing drained before */
+    assert_int_equal(ran, N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(s[i].order, i);
+        assert_int_equal(s[i].rc, i); /* each saw the ones before */
+    }
+    assert_int_equal(c[N - 1].submit_rc, STORE_E_BUSY);
+    assert_false(s[N].ran);
+    /* The loop has the store back, with every call's message. */
+    assert_int_equal(store_last_id(st), N);
+    free(c);
+    free(s);
+    store_close(st);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_async_completes_in_submission_order),
@@ -900,6 +1023,9 @@ int main(void) {
         cmocka_unit_test(test_store_async_file_database_beside_maintenance),
         cmocka_unit_test(test_store_async_full_store_fails_and_keeps_working),
         cmocka_unit_test(test_store_async_ten_thousand_jobs_through_a_small_queue),
+        cmocka_unit_test(test_store_async_call_runs_in_order_with_appends_and_reads),
+        cmocka_unit_test(test_store_async_call_busy_when_full),
+        cmocka_unit_test(test_store_async_stop_runs_pending_calls),
     };
     return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);
 }
