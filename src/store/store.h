@@ -234,16 +234,6 @@ int store_room_key(const char *name, size_t len, char *buf, size_t cap);
  * enough) or a name is empty. */
 int store_dm_key(const char *a, const char *b, char *buf, size_t cap);
 
-/* The key a room's rows are stored under: its name without one leading '#',
- * ASCII letters in lower case ("#Python-Dev" -> "python-dev"), so every
- * spelling of a room is one room (PROTOCOL.md, "Identity"). A conversation
- * key (starting with '@', store_dm_key) is its own key. Every function that
- * takes a room (store_append_batch for room messages, the reads) folds it
- * so; records read back carry the key as their room. Writes the key and a
- * NUL into buf; returns its length, or STORE_E_INVALID (empty, "#" alone,
- * or cap too small: cap > len is always enough). */
-#define STORE_ROOM_KEY_MAX 256
-int store_room_key(const char *name, size_t len, char *buf, size_t cap);
 
 /* ------------------------------------------------------------------------ */
 /* Reading */
