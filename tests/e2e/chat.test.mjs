@@ -105,9 +105,13 @@ test("the original's selective test: four pages in two rooms, each message reach
     const py1 = await person('guido', 'python-dev');
     const py2 = await person('raymond', 'python-dev');
 
+    // Each second line is sent once the first has arrived: two people
+    // typing at once have no order, and the test checks one.
     await say(py1, 'python: one');
+    await waitForMessage(py2, 'python: one');
     await say(py2, 'python: two');
     await say(swift1, 'swift: one');
+    await waitForMessage(swift2, 'swift: one');
     await say(swift2, 'swift: two');
     for (const page of [swift1, swift2]) await waitForMessage(page, 'swift: two');
     for (const page of [py1, py2]) await waitForMessage(page, 'python: two');
