@@ -36,7 +36,7 @@ static int backup_fail(backup_t *b, int ret, const char *fmt, ...) {
 /* A failed SQLite call on db, about file. */
 static int sqlite_fail(backup_t *b, sqlite3 *db, int rc, const char *file, const char *what) {
     char why[512];
-    store__sqlite_reason(db, rc, why, sizeof(why));
+    store__reason(db, rc, why, sizeof(why));
     int prim = rc & 0xff;
     int ret = prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT ? STORE_E_CORRUPT
               : prim == SQLITE_CANTOPEN                       ? STORE_E_CANTOPEN

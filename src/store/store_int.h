@@ -112,10 +112,6 @@ struct store_s {
 void store__err(const store_t *st, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* SQLite's message for rc on db (NULL: rc's generic text), with the OS
- * error where SQLite failed in a system call. */
-void store__sqlite_reason(sqlite3 *db, int rc, char *buf, size_t cap);
-
 /* The STORE_E_* for a failed SQLite call on a connection that was working. */
 int store__map_rc(int rc);
 
