@@ -656,7 +656,9 @@ static void test_store_rooms_fold_in_append_and_reads(void **state) {
     assert_int_equal(store_append_batch(st, &bad, 1), STORE_E_INVALID);
     bad = room_msg("@ana@bob", "ana", "x", 1, 1);
     assert_int_equal(store_append_batch(st, &bad, 1), STORE_E_INVALID);
-    assert_int_equal(store_last(st, "#", 10, collect, got_new()), STORE_E_INVALID);
+    g = got_new();
+    assert_int_equal(store_last(st, "#", 10, collect, g), STORE_E_INVALID);
+    free(g);
     /* A conversation key reads its own rows, as given. */
     store_msg_t dm = dm_msg("@ana@bob", "Ana", "bob", "hola", 5);
     assert_int_equal(store_append_batch(st, &dm, 1), 0);
