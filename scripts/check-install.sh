@@ -13,12 +13,7 @@ cd "$root"
 build=${BUILD:-build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-failed=0
-ok() { echo "ok: $*"; }
-bad() {
-    echo "FAILED: $*"
-    failed=1
-}
+. "$root/scripts/checks.sh"
 
 # make install PREFIX=$1 into $2; its file list (sorted, DESTDIR-relative).
 install_into() {
@@ -74,11 +69,9 @@ missing=$("$bin" --help | sed -nE 's/^  --([a-z-]+).*/\1/p' | while read -r name
     case "$name" in config | check-config | print-config | genconfig | help | help-man | version) continue ;; esac
     grep -qE "^#? ?$name =" "$conf" || echo "$name"
 done)
-if [ -z "$missing" ] && grep -qx 'db = /var/lib/tertulia/tertulia.db' "$conf"; then
-    ok "the default config names every option and sets db = /var/lib/tertulia/tertulia.db"
-else
-    bad "the default config misses: ${missing:-the db line}"
-fi
+grep -qx 'db = /var/lib/tertulia/tertulia.db' "$conf" || missing="$missing db = /var/lib/tertulia/tertulia.db"
+verdict "the default config names every option and sets db = /var/lib/tertulia/tertulia.db" \
+    "the default config misses:" "$missing"
 
 man8="$d/usr/share/man/man8/tertulia.8"
 warn=$(MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l "$man8" 2>&1 >/dev/null)
@@ -97,11 +90,7 @@ done
 for name in $("$bin" --help | sed -nE 's/^  --([a-z-]+).*/\1/p'); do
     grep -qE "^ +--$name( |$)" <<<"$text" || miss="$miss --$name"
 done
-if [ -z "$miss" ]; then
-    ok "tertulia(8) has $sections and every option of --help"
-else
-    bad "tertulia(8) lacks:$miss"
-fi
+verdict "tertulia(8) has $sections and every option of --help" "tertulia(8) lacks:" "$miss"
 
 # systemd-analyze verify needs ExecStart's binary to exist: a copy of the
 # installed unit that runs the installed binary. Any complaint fails, not

@@ -14,12 +14,7 @@ cd "$root"
 check=false
 [ "${1:-}" = "--check" ] && check=true
 out=${PACKAGE_DIR:-$root/build/package}
-failed=0
-ok() { echo "ok: $*"; }
-bad() {
-    echo "FAILED: $*"
-    failed=1
-}
+. "$root/scripts/checks.sh"
 
 version=$(dpkg-parsechangelog -l debian/changelog -S Version)
 cmake_version=$(sed -nE 's/^project\(tertulia VERSION ([0-9.]+).*/\1/p' CMakeLists.txt)
@@ -74,11 +69,7 @@ miss=""
 for lib in libuv1 libjansson4 libssl3 libsqlite3-0 libinih1 libsystemd0 zlib1g libhttp-parser2.9 libc6; do
     grep -qE "(^|, )$lib( |,|$)" <<<"$depends" || miss="$miss $lib"
 done
-if [ -z "$miss" ]; then
-    ok "Depends (from \${shlibs:Depends}): $depends"
-else
-    bad "Depends lacks$miss: $depends"
-fi
+verdict "Depends (from \${shlibs:Depends}): $depends" "Depends: $depends; lacks" "$miss"
 if dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles 2>/dev/null | grep -qx /etc/tertulia/tertulia.conf; then
     ok "/etc/tertulia/tertulia.conf is a conffile"
 else
