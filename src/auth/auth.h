@@ -38,7 +38,9 @@
     XX(JWT_NOT_YET, -7131, "token not valid yet (nbf)")                                            \
     XX(JWT_IAT, -7132, "token issued in the future (iat)")                                         \
     XX(JWT_NO_SUB, -7133, "token has no sub")                                                      \
-    XX(JWT_SUB, -7134, "token sub is not a usable string")
+    XX(JWT_SUB, -7134, "token sub is not a usable string")                                         \
+    XX(BUSY, -7140, "too many jobs waiting for a worker")                                          \
+    XX(CANCELLED, -7141, "the worker pool stopped before the job ran")
 
 enum {
 #define AUTH_XX(name, value, text) AUTH_E_##name = (value),

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/sigmask.h"
 #include "core/xmalloc.h"
 #include "store/store_int.h"
 
@@ -377,16 +378,10 @@ int store_async_start(store_t *st, const store_async_config_t *cfg, store_async_
     pthread_cond_init(&a->work_cv, NULL);
     pthread_cond_init(&a->done_cv, NULL);
 
-    /* The worker blocks every signal it can, so that process signals
-     * (SIGINT, SIGTERM, libuv's handlers) are taken by the loop and never
-     * interrupt SQLite's system calls; faults still reach it. */
-    sigset_t all, old;
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* The worker takes no process signals (core/sigmask.h): they never
+     * interrupt SQLite's system calls. */
+    sigset_t old;
+    tt_sigmask_block_for_workers(&old);
     /* The handover: the store's fields are the worker's from here on. The
      * flag is set before the thread exists, so the worker sees it. */
     st->async = true;
