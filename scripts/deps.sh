@@ -26,6 +26,8 @@ if [ "$mode" != "--run" ]; then
     # file and Debian package checks (man-db, systemd's systemd-analyze,
     # debhelper, devscripts, lintian).
     pkgs+=(python3 man-db systemd debhelper devscripts lintian)
+    # promtool (in Debian's prometheus package) checks the /metrics text.
+    pkgs+=(prometheus)
     # Node.js and npm: the machine's own if present (npm ships inside some
     # nodejs builds, which conflict with Debian's separate npm package).
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

@@ -6,6 +6,7 @@
 #include "chat/chat_int.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,8 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
     tt_map_init(&chat->rooms, TT_MAP_NOCASE);
     tt_map_init(&chat->by_sid, 0);
     tt_list_init(&chat->parked);
+    tt_hist_init(&chat->counters.commit_us, tt_hist_latency_us, tt_hist_latency_us_n);
+    tt_hist_init(&chat->counters.delivery_us, tt_hist_latency_us, tt_hist_latency_us_n);
     return chat;
 }
 
@@ -183,6 +186,13 @@ int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ct
     chat->store = *hooks;
     chat->store_ctx = store_ctx;
     return 0;
+}
+
+#define CHAT_REFUSAL_NAME_(code) #code,
+const char *const chat_refusal_names[CHAT_REFUSAL_COUNT] = {CHAT_REFUSAL_CODES(CHAT_REFUSAL_NAME_)};
+
+const chat_counters_t *chat_counters(const chat_t *chat) {
+    return &chat->counters;
 }
 
 void chat_stats(const chat_t *chat, chat_stats_t *out) {
@@ -660,6 +670,7 @@ static void logwin_summaries(chat_t *chat) {
 }
 
 static void log_history_failure(chat_t *chat, const chat_session_t *s, const char *room, int rc) {
+    chat->counters.store_errors++;
     uint64_t held, held_items;
     if (!logwin_count(chat, &chat->log_history, 0, rc, &held, &held_items))
         return;
@@ -839,9 +850,11 @@ static void deliver(chat_t *chat, const chat_pending_t *p) {
     if (p->msg.kind == CHAT_MSG_ROOM) {
         /* The same message serves v1 and legacy members: the shape is shared. */
         chat_room_t *room = chat__room_find(chat, p->to, p->to_len);
-        if (room != NULL)
+        if (room != NULL) {
             for (uint32_t i = 0; i < room->count; i++)
                 chat__send(chat, room->members[i]->session, p->out);
+            chat->counters.delivered[0] += room->count;
+        }
     } else {
         /* Every connection of the recipient, and of the sender (its echo). */
         chat_user_t *target = chat__user_check(chat, p->to, p->to_len, p->target_uid);
@@ -856,6 +869,7 @@ static void deliver(chat_t *chat, const chat_pending_t *p) {
         } else {
             for (uint32_t i = 0; i < target->nsess; i++)
                 chat__send(chat, target->sess[i], p->out);
+            chat->counters.delivered[1] += target->nsess;
         }
         if (from != NULL && from != target)
             for (uint32_t i = 0; i < from->nsess; i++)
@@ -890,6 +904,8 @@ static void deliver_batches(chat_t *chat) {
         chat->batches = b->next;
         if (chat->batches == NULL)
             chat->batches_tail = NULL;
+        if (b->n > 0)
+            tt_hist_observe(&chat->counters.delivery_us, tt_clock_us() - b->formed_us);
         for (size_t i = 0; i < b->n; i++) {
             chat_pending_t *p = &b->items[i];
             if (b->rc < 0 && p->msg.kind == CHAT_MSG_ROOM) {
@@ -915,6 +931,16 @@ static void deliver_batches(chat_t *chat) {
     chat__pump(chat);
 }
 
+/* A batch write's outcome, for /metrics and /readyz. */
+static void note_store_result(chat_t *chat, int rc) {
+    chat_counters_t *k = &chat->counters;
+    k->store_failing = rc < 0;
+    if (rc < 0) {
+        k->store_errors++;
+        snprintf(k->store_error, sizeof(k->store_error), "writing the history failed (%d)", rc);
+    }
+}
+
 /* The batch callback needs the chat: a small context per submission. */
 typedef struct batch_ctx_s {
     chat_t *chat;
@@ -928,6 +954,8 @@ static void on_append_done(void *arg, int rc, uint64_t store_last_id) {
     free(c);
     b->done = true;
     b->rc = rc;
+    tt_hist_observe(&chat->counters.commit_us, tt_clock_us() - b->formed_us);
+    note_store_result(chat, rc);
     if (rc < 0) {
         size_t stored = 0;
         uint64_t first = 0;
@@ -982,6 +1010,9 @@ bool chat_flush(chat_t *chat) {
     if (chat->npending == 0)
         return false;
     chat_batch_t *b = batch_take(chat);
+    b->formed_us = tt_clock_us();
+    for (size_t i = 0; i < b->n; i++)
+        chat->counters.accepted[b->items[i].msg.kind == CHAT_MSG_ROOM ? 0 : 1]++;
     if (chat->batches_tail != NULL)
         chat->batches_tail->next = b;
     else
@@ -1018,6 +1049,7 @@ bool chat_flush(chat_t *chat) {
         free(c);
         b->done = true;
         b->rc = rc;
+        note_store_result(chat, rc);
         log_append_failure(chat, stored, rc);
         deliver_batches(chat);
         return false;

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/hist.h"
 #include "core/msg.h"
 
 typedef struct chat_s chat_t;
@@ -135,9 +136,9 @@ typedef struct chat_config_s {
      * stays its own (`login` with its `resume` token comes back). Default
      * CHAT_RESUME_MS_DEFAULT; 0: none (gone with its last connection). */
     uint64_t resume_ms;
-    unsigned rate_burst;      /* chat messages a session may send at once (default 20, ≥ 1) */
-    double rate_limit;        /* chat messages a second, sustained (default 10); 0 turns
-                                 flood control off (both buckets) */
+    unsigned rate_burst; /* chat messages a session may send at once (default 20, ≥ 1) */
+    double rate_limit;   /* chat messages a second, sustained (default 10); 0 turns
+                            flood control off (both buckets) */
     /* Reported in welcome.limits after the chat's own; names must differ from
      * them. Fill with chat_config_add_limit. */
     chat_limit_t limits_extra[CHAT_LIMITS_EXTRA_MAX];
@@ -255,6 +256,36 @@ typedef struct chat_stats_s {
     uint64_t messages; /* chat messages accepted since start */
 } chat_stats_t;
 void chat_stats(const chat_t *chat, chat_stats_t *out);
+
+/* The error codes the chat sends (error.code), the index of each in
+ * chat_counters_t.refusals; the last, "other", counts a code not listed. */
+#define CHAT_REFUSAL_CODES(X)                                                                      \
+    X(bad_request)                                                                                 \
+    X(bad_json) X(unknown_type) X(not_logged_in) X(rate_limited) X(unavailable) X(too_many_rooms)  \
+        X(room_invalid) X(message_too_long) X(already_logged_in) X(nickname_invalid)               \
+            X(auth_failed) X(nickname_taken) X(not_in_room) X(no_such_user) X(other)
+#define CHAT_REFUSAL_ENUM_(code) CHAT_REFUSAL_##code,
+enum { CHAT_REFUSAL_CODES(CHAT_REFUSAL_ENUM_) CHAT_REFUSAL_COUNT };
+extern const char *const chat_refusal_names[CHAT_REFUSAL_COUNT];
+
+/* What the chat counts for /metrics: plain integers, updated on the loop
+ * thread that owns the chat (no atomics). Index 0 of the per-kind arrays
+ * is CHAT_MSG_ROOM, 1 CHAT_MSG_PRIVATE. */
+typedef struct chat_counters_s {
+    uint64_t logins;                       /* successful logins (guests, resumes, accounts) */
+    uint64_t accepted[2];                  /* chat messages accepted */
+    uint64_t delivered[2];                 /* copies handed to recipients' connections */
+    uint64_t refusals[CHAT_REFUSAL_COUNT]; /* error replies sent (or dropped, legacy) */
+    uint64_t store_errors;                 /* failed batch writes and history reads */
+    bool store_failing;                    /* the latest batch write failed */
+    char store_error[128];                 /* its reason, while store_failing */
+    tt_hist_t commit_us;   /* a batch: handed to the store until its write completed */
+    tt_hist_t delivery_us; /* a batch: formed (end of the iteration that accepted its
+                              messages) until handed to the recipients' queues */
+} chat_counters_t;
+
+/* The chat's counters (borrowed: live as long as the chat). */
+const chat_counters_t *chat_counters(const chat_t *chat);
 
 /* True if name[0..len) is a valid nickname: 1–32 of [A-Za-z0-9_.-]. */
 bool chat_nickname_is_valid(const char *name, size_t len);

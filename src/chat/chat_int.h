@@ -163,6 +163,7 @@ typedef struct chat_batch_s {
     size_t n, cap;
     chat_message_t *msgs; /* the room messages, as handed to append_batch */
     size_t msgs_cap;
+    uint64_t formed_us; /* tt_clock_us() when chat_flush formed it */
     bool done;
     int rc;
 } chat_batch_t;
@@ -225,6 +226,7 @@ struct chat_s {
     size_t frame_unit;         /* bytes of a text message per request token (chat.h) */
     chat_logwin_t log_append;  /* failed append_batch calls */
     chat_logwin_t log_history; /* failed history reads of joins */
+    chat_counters_t counters;  /* for /metrics (chat.h) */
 };
 
 /* A request being handled: who sent it and the "id" to echo as "ref". */

@@ -89,6 +89,10 @@ static void refuse(chat_t *chat, const chat_req_t *req, json_t *extra, const cha
                    const char *fmt, va_list ap) {
     char msg[256];
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t k = 0;
+    while (k < CHAT_REFUSAL_other && strcmp(chat_refusal_names[k], code) != 0)
+        k++;
+    chat->counters.refusals[k]++;
     chat_session_t *s = req->s;
     if (!s->v1) {
         /* The original client shows message.text of every frame it gets, so

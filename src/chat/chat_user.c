@@ -45,6 +45,7 @@ void chat__user_attach(chat_t *chat, chat_user_t *u, chat_session_t *s) {
     memcpy(s->nick, u->nick, u->nick_len + 1);
     s->nick_len = u->nick_len;
     s->logged_in = true;
+    chat->counters.logins++;
     /* Back within the grace time: nothing is waiting to expire but the
      * presences still parked (they expire at the same deadline). */
     if (u->parked == 0)
