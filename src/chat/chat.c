@@ -871,9 +871,11 @@ static void deliver(chat_t *chat, const chat_pending_t *p) {
                 chat__send(chat, target->sess[i], p->out);
             chat->counters.delivered[1] += target->nsess;
         }
-        if (from != NULL && from != target)
+        if (from != NULL && from != target) {
             for (uint32_t i = 0; i < from->nsess; i++)
                 chat__send(chat, from->sess[i], p->out);
+            chat->counters.delivered[1] += from->nsess;
+        }
     }
 }
 

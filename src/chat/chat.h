@@ -259,11 +259,25 @@ void chat_stats(const chat_t *chat, chat_stats_t *out);
 
 /* The error codes the chat sends (error.code), the index of each in
  * chat_counters_t.refusals; the last, "other", counts a code not listed. */
-#define CHAT_REFUSAL_CODES(X)                                                                      \
-    X(bad_request)                                                                                 \
-    X(bad_json) X(unknown_type) X(not_logged_in) X(rate_limited) X(unavailable) X(too_many_rooms)  \
-        X(room_invalid) X(message_too_long) X(already_logged_in) X(nickname_invalid)               \
-            X(auth_failed) X(nickname_taken) X(not_in_room) X(no_such_user) X(other)
+/* clang-format off */
+#define CHAT_REFUSAL_CODES(X) \
+    X(bad_request) \
+    X(bad_json) \
+    X(unknown_type) \
+    X(not_logged_in) \
+    X(rate_limited) \
+    X(unavailable) \
+    X(too_many_rooms) \
+    X(room_invalid) \
+    X(message_too_long) \
+    X(already_logged_in) \
+    X(nickname_invalid) \
+    X(auth_failed) \
+    X(nickname_taken) \
+    X(not_in_room) \
+    X(no_such_user) \
+    X(other)
+/* clang-format on */
 #define CHAT_REFUSAL_ENUM_(code) CHAT_REFUSAL_##code,
 enum { CHAT_REFUSAL_CODES(CHAT_REFUSAL_ENUM_) CHAT_REFUSAL_COUNT };
 extern const char *const chat_refusal_names[CHAT_REFUSAL_COUNT];
@@ -272,9 +286,9 @@ extern const char *const chat_refusal_names[CHAT_REFUSAL_COUNT];
  * thread that owns the chat (no atomics). Index 0 of the per-kind arrays
  * is CHAT_MSG_ROOM, 1 CHAT_MSG_PRIVATE. */
 typedef struct chat_counters_s {
-    uint64_t logins;                       /* successful logins (guests, resumes, accounts) */
-    uint64_t accepted[2];                  /* chat messages accepted */
-    uint64_t delivered[2];                 /* copies handed to recipients' connections */
+    uint64_t logins;       /* successful logins (guests, resumes, accounts) */
+    uint64_t accepted[2];  /* chat messages accepted */
+    uint64_t delivered[2]; /* copies handed to connections (a private's echoes too) */
     uint64_t refusals[CHAT_REFUSAL_COUNT]; /* error replies sent (or dropped, legacy) */
     uint64_t store_errors;                 /* failed batch writes and history reads */
     bool store_failing;                    /* the latest batch write failed */

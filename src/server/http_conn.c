@@ -10,6 +10,8 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "core/prom.h"
+#include "core/prom.h"
 #include "http/http_req.h"
 #include "http/http_resp.h"
 #include "http/static.h"
@@ -29,17 +31,22 @@
 
 /* A response with a short text body. Refusals close the connection (the
  * request may have left unread bytes behind it). */
-static void respond_text(http_conn_t *c, int status, bool keep_alive, const char *extra,
-                         const char *body, bool head_only) {
+static void respond_body(http_conn_t *c, int status, bool keep_alive, const char *extra,
+                         const char *ctype, const char *body, size_t blen, bool head_only) {
     char head[1024];
     char hdrs[512];
     snprintf(hdrs, sizeof(hdrs), COMMON_HEADERS "%s", extra ? extra : "");
-    size_t blen = strlen(body);
-    size_t n = http_resp_head(head, sizeof(head), status, c->base.srv->date,
-                              "text/plain; charset=utf-8", (long long)blen, keep_alive, hdrs);
+    size_t n = http_resp_head(head, sizeof(head), status, c->base.srv->date, ctype, (long long)blen,
+                              keep_alive, hdrs);
     tt_stream_send_copy(c->base.s, head, n);
     if (!head_only)
         tt_stream_send_copy(c->base.s, body, blen);
+}
+
+static void respond_text(http_conn_t *c, int status, bool keep_alive, const char *extra,
+                         const char *body, bool head_only) {
+    respond_body(c, status, keep_alive, extra, "text/plain; charset=utf-8", body, strlen(body),
+                 head_only);
 }
 
 static void refuse(http_conn_t *c, int status, const char *extra, const char *why) {
@@ -105,6 +112,45 @@ static void serve_static(http_conn_t *c, const http_req_t *req) {
     }
     if (!req->keep_alive)
         tt_stream_close_after_flush(c->base.s, "http done");
+}
+
+/* /metrics, /healthz and /readyz (metrics.c): GET or HEAD, never cached. */
+static bool serve_ops(http_conn_t *c, const http_req_t *req) {
+    bool metrics = http_slice_eq(req->path, "/metrics");
+    bool health = http_slice_eq(req->path, "/healthz");
+    bool ready = http_slice_eq(req->path, "/readyz");
+    if (!metrics && !health && !ready)
+        return false;
+    if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
+        refuse(c, 405, "Allow: GET, HEAD\r\n", "method not allowed: use GET or HEAD");
+        return true;
+    }
+    server_t *srv = c->base.srv;
+    bool head_only = req->method == HTTP_HEAD;
+    const char *nocache = "Cache-Control: no-store\r\n";
+    if (metrics) {
+        tt_prom_t p;
+        if (server_metrics_text(srv, &p) == 0)
+            respond_body(c, 200, req->keep_alive, nocache, TT_PROM_CONTENT_TYPE, p.buf, p.len,
+                         head_only);
+        else
+            respond_text(c, 500, req->keep_alive, nocache, "metrics too large\n", head_only);
+        tt_prom_dispose(&p);
+    } else if (health) {
+        /* Answered by the loop: it is alive. */
+        respond_text(c, 200, req->keep_alive, nocache, "ok\n", head_only);
+    } else {
+        char why[200], body[224];
+        if (server_ready(srv, why, sizeof(why))) {
+            respond_text(c, 200, req->keep_alive, nocache, "ready\n", head_only);
+        } else {
+            snprintf(body, sizeof(body), "not ready: %s\n", why);
+            respond_text(c, 503, req->keep_alive, nocache, body, head_only);
+        }
+    }
+    if (!req->keep_alive)
+        tt_stream_close_after_flush(c->base.s, "http done");
+    return true;
 }
 
 static bool is_ws_path(const http_conn_t *c, http_slice_t path, bool *echo) {
@@ -263,7 +309,8 @@ static size_t on_read(tt_stream_t *s, uint8_t *data, size_t len) {
         upgrade(c, &req, echo);
         return head_len;
     }
-    serve_static(c, &req);
+    if (!serve_ops(c, &req))
+        serve_static(c, &req);
     if (!tt_stream_is_closing(s)) {
         /* One request at a time: read the next only once this response is
          * written (on_drain). */

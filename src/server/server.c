@@ -594,6 +594,7 @@ int server_run(const server_config_t *cfg) {
     if (r < 0)
         goto out_loop;
     srv->chat = chat_new(&srv->cfg.chat, &ws_conn_chat_io, srv);
+    server_metrics_init(srv);
     chat_set_clock(srv->chat, loop_now_ms, srv);
     /* SQLite runs on the store's worker, never on the loop: its completions
      * wake the loop (tt_async) and are drained there, in order. */

@@ -94,7 +94,7 @@ struct server_s {
     tt_timer_t *watchdog;   /* pings systemd's watchdog from the loop (NULL: not asked) */
     char status[256];       /* systemd's STATUS=: where the server listens */
     chat_t *chat;
-    size_t fd_limit; /* RLIMIT_NOFILE at start */
+    size_t fd_limit;             /* RLIMIT_NOFILE at start */
     struct store_async_s *async; /* the store's worker (SQLite off the loop) */
     tt_async_t *wake;            /* its completions wake the loop */
     tt_link_t reap;              /* ws_conn_t whose chat session must be closed */
@@ -112,6 +112,7 @@ struct server_s {
     /* Refusal logging is rate-limited so a flood cannot fill the disk. */
     unsigned log_budget;
     unsigned log_suppressed;
+    double start_time_s; /* CLOCK_REALTIME at start (metrics.c) */
 };
 
 /* server.c */
@@ -124,6 +125,16 @@ int server_ws_admit(server_t *srv, tt_stream_t *s, ip_count_t **ip, const char *
 void server_ws_release(server_t *srv, ip_count_t *ip);
 /* Closes the chat sessions of every connection on the reap list. */
 void server_reap_all(server_t *srv);
+
+/* metrics.c: /metrics, /healthz, /readyz. */
+struct tt_prom_s;
+void server_metrics_init(server_t *srv);
+/* Writes the Prometheus text into p (initialised here; the caller disposes
+ * of it). Returns 0, or -1 when it went over its bound. */
+int server_metrics_text(server_t *srv, struct tt_prom_s *p);
+/* True when the server can serve: the store open and writing, not shutting
+ * down. Otherwise the reason goes into why (may be NULL). */
+bool server_ready(server_t *srv, char *why, size_t cap);
 
 /* http_conn.c: the HTTP/1.1 endpoint, every stream's first. */
 extern const tt_stream_handler_t http_conn_handler;
