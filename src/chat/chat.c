@@ -763,6 +763,7 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
         s->rooms[s->nrooms++] = m;
         if (s->v1)
             room->v1_count++;
+        chat__log_event(chat, CHAT_EV_JOIN, s, room, newcomer ? "joined" : "joined (again)");
     }
     if (!s->v1) {
         /* A legacy client gets no joined: nothing to read. */
@@ -799,6 +800,7 @@ void chat__leave(chat_t *chat, chat_member_t *m, const char *reason, bool park) 
     chat_room_t *room = m->room;
     chat_session_t *s = m->session;
     chat_presence_t *p = m->pres;
+    chat__log_event(chat, CHAT_EV_LEAVE, s, room, reason);
     /* Swap-remove from both arrays, fixing the index of the record moved. */
     chat_member_t *last = room->members[--room->count];
     room->members[m->room_idx] = last;

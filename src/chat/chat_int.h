@@ -81,16 +81,16 @@ struct chat_user_s {
     size_t nick_len;
     uint64_t uid; /* unique while the process lives: stale references find another */
     chat_user_kind_t kind;
-    int64_t account_id;        /* CHAT_USER_ACCOUNT: the store's id */
-    uint8_t resume_hash[32];   /* CHAT_USER_GUEST: SHA-256 of its resume token */
-    chat_session_t **sess;     /* logged in as this user */
+    int64_t account_id;      /* CHAT_USER_ACCOUNT: the store's id */
+    uint8_t resume_hash[32]; /* CHAT_USER_GUEST: SHA-256 of its resume token */
+    chat_session_t **sess;   /* logged in as this user */
     uint32_t nsess, sess_cap;
-    chat_presence_t **rooms;   /* its presences (parked ones too) */
+    chat_presence_t **rooms; /* its presences (parked ones too) */
     uint32_t nrooms, rooms_cap;
-    uint32_t parked;           /* presences with nsess 0 */
-    tt_link_t park;            /* chat->parked while parked > 0 or nsess == 0 */
-    uint64_t park_until;       /* monotonic ms: the grace time ends */
-    const char *park_reason;   /* member_left's reason then (static) */
+    uint32_t parked;         /* presences with nsess 0 */
+    tt_link_t park;          /* chat->parked while parked > 0 or nsess == 0 */
+    uint64_t park_until;     /* monotonic ms: the grace time ends */
+    const char *park_reason; /* member_left's reason then (static) */
     chat_held_t *held, *held_tail;
     uint32_t nheld;
 };
@@ -136,6 +136,19 @@ typedef struct chat_logwin_s {
     uint64_t items;   /* messages those failures concerned */
     int rc;           /* the latest failure's code */
 } chat_logwin_t;
+
+/* Logins, joins and leaves are logged at info, at most CHAT_EVENT_LOG_PER_S
+ * lines a second; past that they are counted and one summary line says how
+ * many were not logged (chat_user.c). */
+#define CHAT_EVENT_LOG_PER_S 20
+typedef enum { CHAT_EV_LOGIN, CHAT_EV_JOIN, CHAT_EV_LEAVE, CHAT_EV_COUNT } chat_ev_t;
+typedef struct chat_evlog_s {
+    uint64_t window_ms;           /* the current one-second window began then */
+    bool started;                 /* window_ms is set */
+    unsigned lines;               /* lines written in the window */
+    uint64_t held[CHAT_EV_COUNT]; /* events not written since the last summary */
+    uint64_t held_since_ms;       /* the first of them */
+} chat_evlog_t;
 
 /* A chat message accepted but not yet delivered. It names its sender and
  * target by session id and its room by name (copied here), looked up again
@@ -193,7 +206,7 @@ struct chat_s {
     tt_map_t nicks; /* folded nickname → chat_user_t (TT_MAP_NOCASE) */
     tt_map_t rooms; /* name without '#', folded → chat_room_t (TT_MAP_NOCASE) */
     uint64_t next_uid;
-    tt_link_t parked; /* users with parked presences or no session, by park_until */
+    tt_link_t parked;    /* users with parked presences or no session, by park_until */
     uint64_t held_total; /* held private messages, every user */
     chat_session_t *sessions;
     uint64_t nsessions;
@@ -226,6 +239,7 @@ struct chat_s {
     size_t frame_unit;         /* bytes of a text message per request token (chat.h) */
     chat_logwin_t log_append;  /* failed append_batch calls */
     chat_logwin_t log_history; /* failed history reads of joins */
+    chat_evlog_t evlog;        /* logins, joins, leaves */
     chat_counters_t counters;  /* for /metrics (chat.h) */
 };
 
@@ -300,8 +314,8 @@ void chat__presence_gone(chat_t *chat, chat_presence_t *p, const char *reason);
 
 /* ---- chat_user.c: identities, presence, grace, held privates ------------ */
 
-#define CHAT_HELD_MAX 100           /* privates held for one guest in its grace time */
-#define CHAT_HELD_TOTAL_MAX 100000  /* and for every guest together */
+#define CHAT_HELD_MAX 100          /* privates held for one guest in its grace time */
+#define CHAT_HELD_TOTAL_MAX 100000 /* and for every guest together */
 
 chat_user_t *chat__user_find(chat_t *chat, const char *nick, size_t len);
 /* The user named nick if it is still the one with this uid, or NULL. */
@@ -320,6 +334,10 @@ void chat__user_park(chat_t *chat, chat_user_t *u, const char *reason);
  * held messages (`undelivered` to their senders), its nickname. */
 void chat__user_end(chat_t *chat, chat_user_t *u, const char *reason);
 void chat__user_free_all(chat_t *chat);
+/* Logs a login, join or leave of s (room: NULL for a login) at info, or
+ * counts it for the next summary past CHAT_EVENT_LOG_PER_S a second. */
+void chat__log_event(chat_t *chat, chat_ev_t ev, const chat_session_t *s, const chat_room_t *room,
+                     const char *what);
 chat_presence_t *chat__presence_find(const chat_user_t *u, const chat_room_t *room);
 chat_presence_t *chat__presence_add(chat_user_t *u, chat_room_t *room);
 void chat__presence_remove(chat_presence_t *p);

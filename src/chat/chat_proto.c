@@ -247,8 +247,7 @@ static uint64_t chat__next_id(chat_t *chat) {
 /* Gives the message its id and ts, frames it once and queues it for
  * chat_flush. */
 static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t kind,
-                           chat_room_t *room, chat_user_t *target, const char *text,
-                           size_t len) {
+                           chat_room_t *room, chat_user_t *target, const char *text, size_t len) {
     chat_session_t *s = req->s;
     chat_pending_t *p = chat__pending_add(chat);
     p->msg.id = chat__next_id(chat);
@@ -351,6 +350,10 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
             auth_token_hash(token, strlen(token), u->resume_hash);
     }
     chat__user_attach(chat, u, s);
+    chat__log_event(chat, CHAT_EV_LOGIN, s, NULL,
+                    !s->v1           ? "logged in (legacy client)"
+                    : has_resume > 0 ? "resumed a guest session"
+                                     : "logged in as a guest");
 
     json_t *o = typed("welcome");
     json_object_set_new(o, "nickname", json_stringn_nocheck(s->nick, s->nick_len));
@@ -629,8 +632,9 @@ static void on_who(chat_t *chat, const chat_req_t *req) {
     free(page.heap);
     json_t *o = typed("members");
     /* The room's own spelling when it exists; otherwise the one asked for. */
-    json_object_set_new(o, "room", room != NULL ? json_stringn_nocheck(room->name, room->name_len)
-                                                : json_stringn_nocheck(name, len));
+    json_object_set_new(o, "room",
+                        room != NULL ? json_stringn_nocheck(room->name, room->name_len)
+                                     : json_stringn_nocheck(name, len));
     json_object_set_new(o, "members", members);
     json_object_set_new(o, "count", json_integer(count));
     json_object_set_new(o, "more", json_boolean(more));

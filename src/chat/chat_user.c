@@ -205,8 +205,54 @@ void chat__user_free_all(chat_t *chat) {
     }
 }
 
+/* ---- logins, joins and leaves in the log ---- */
+
+static void evlog_summary(chat_t *chat, uint64_t now) {
+    chat_evlog_t *e = &chat->evlog;
+    uint64_t *h = e->held;
+    if (h[CHAT_EV_LOGIN] + h[CHAT_EV_JOIN] + h[CHAT_EV_LEAVE] == 0)
+        return;
+    unsigned long long secs = (now - e->held_since_ms + 999) / 1000;
+    tt_log_event(TT_LOG_INFO, "summary", NULL,
+                 "not logged one by one (over %d lines a second): %llu logins, %llu joins, %llu "
+                 "leaves in the last %llu s",
+                 CHAT_EVENT_LOG_PER_S, (unsigned long long)h[CHAT_EV_LOGIN],
+                 (unsigned long long)h[CHAT_EV_JOIN], (unsigned long long)h[CHAT_EV_LEAVE],
+                 secs ? secs : 1);
+    memset(h, 0, sizeof(e->held));
+}
+
+void chat__log_event(chat_t *chat, chat_ev_t ev, const chat_session_t *s, const chat_room_t *room,
+                     const char *what) {
+    if (tt_log_get_level() > TT_LOG_INFO)
+        return;
+    static const char *const names[CHAT_EV_COUNT] = {"login", "join", "leave"};
+    chat_evlog_t *e = &chat->evlog;
+    uint64_t now = chat__clock_ms(chat);
+    if (!e->started || now - e->window_ms >= 1000) {
+        e->started = true;
+        e->window_ms = now;
+        e->lines = 0;
+    }
+    if (e->lines >= CHAT_EVENT_LOG_PER_S) {
+        if (e->held[0] + e->held[1] + e->held[2] == 0)
+            e->held_since_ms = now;
+        e->held[ev]++;
+        return;
+    }
+    e->lines++;
+    tt_log_ctx_t ctx = {.peer = s->peer,
+                        .conn = s->sid,
+                        .nick = s->logged_in ? s->nick : NULL,
+                        .room = room != NULL ? room->name : NULL};
+    tt_log_event(TT_LOG_INFO, names[ev], &ctx, "%s", what);
+}
+
 void chat_tick(chat_t *chat) {
     uint64_t now = chat__clock_ms(chat);
+    /* What was held back is summarized once its window has passed. */
+    if (chat->evlog.started && now - chat->evlog.window_ms >= 1000)
+        evlog_summary(chat, now);
     tt_link_t *l;
     while ((l = tt_list_first(&chat->parked)) != NULL) {
         chat_user_t *u = tt_container_of(l, chat_user_t, park);

@@ -22,6 +22,7 @@
     .off = offsetof(server_config_t, member), .size = sizeof(((server_config_t *)0)->member)
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", "off", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 
 /* Every option. To add one: a row here (and the member it lands in), the
  * README's options table, and OPT_LIVE if SIGHUP may apply it. Defaults a
@@ -235,6 +236,15 @@ const opt_desc_t options_table[] = {
      .choices = log_levels,
      .flags = OPT_LIVE,
      .help = "debug, info, warn, error or off (logs go to stderr)"},
+    {.name = "log-format",
+     .type = OPT_ENUM,
+     .def = "text",
+     .arg = "FORMAT",
+     AT(log_format),
+     .choices = log_formats,
+     .flags = OPT_LIVE,
+     .help = "text (a time, a level and a sentence a line) or json (one JSON object a line: "
+             "time, level, event, and where known peer, conn, nick and room, then msg)"},
 };
 const size_t options_count = sizeof(options_table) / sizeof(options_table[0]);
 

@@ -355,6 +355,7 @@ static void apply_live(server_t *srv) {
     options_copy_live(&srv->cfg, &srv->running);
     derive_limits(srv);
     tt_log_set_level((tt_log_level_t)srv->cfg.log_level);
+    tt_log_set_format((tt_log_format_t)srv->cfg.log_format);
     chat_reconfigure(srv->chat, &srv->cfg.chat);
     for (tt_stream_t *s = tt_loop_first_stream(srv->loop); s != NULL; s = tt_loop_next_stream(s)) {
         conn_ext_t *e = tt_stream_ext(s);
@@ -560,6 +561,7 @@ int server_run(const server_config_t *cfg) {
     srv->cfg = *cfg;
     srv->running = *cfg; /* what SIGHUP compares a re-read file with */
     tt_log_set_level((tt_log_level_t)cfg->log_level);
+    tt_log_set_format((tt_log_format_t)cfg->log_format);
     srv->tls = cfg->tls; /* ours now */
     srv->cfg.tls = NULL;
     srv->cfg.chat.max_message = cfg->max_message;

@@ -50,6 +50,7 @@ typedef struct server_config_s {
     const char *tls_key;      /* PEM private key */
     struct tt_tls_ctx_s *tls; /* loaded by server_tls_load; server_run takes it */
     int log_level;            /* tt_log_level_t; server_run sets it */
+    int log_format;           /* tt_log_format_t: text or json; server_run sets it */
     /* With --config: the file SIGHUP reads again, and the options (their
      * command-line layer) it was resolved from; both outlive server_run. */
     const char *config_path;
