@@ -207,10 +207,14 @@ void chat__user_free_all(chat_t *chat) {
 
 /* ---- logins, joins and leaves in the log ---- */
 
+static uint64_t evlog_held(const chat_evlog_t *e) {
+    return e->held[CHAT_EV_LOGIN] + e->held[CHAT_EV_JOIN] + e->held[CHAT_EV_LEAVE];
+}
+
 static void evlog_summary(chat_t *chat, uint64_t now) {
     chat_evlog_t *e = &chat->evlog;
     uint64_t *h = e->held;
-    if (h[CHAT_EV_LOGIN] + h[CHAT_EV_JOIN] + h[CHAT_EV_LEAVE] == 0)
+    if (evlog_held(e) == 0)
         return;
     unsigned long long secs = (now - e->held_since_ms + 999) / 1000;
     tt_log_event(TT_LOG_INFO, "summary", NULL,
@@ -235,7 +239,7 @@ void chat__log_event(chat_t *chat, chat_ev_t ev, const chat_session_t *s, const 
         e->lines = 0;
     }
     if (e->lines >= CHAT_EVENT_LOG_PER_S) {
-        if (e->held[0] + e->held[1] + e->held[2] == 0)
+        if (evlog_held(e) == 0)
             e->held_since_ms = now;
         e->held[ev]++;
         return;
