@@ -183,8 +183,10 @@ class Chart {
         let d = '';
         let area = '';
         let run = [];
+        const dots = []; // a sample alone between gaps: a dot, as a line of one point draws nothing
         const flush = () => {
             if (run.length === 0) return;
+            if (run.length === 1) dots.push(run[0]);
             d += `M${run.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join('L')}`;
             const base = (top + ph).toFixed(1);
             area += `M${run[0][0].toFixed(1)},${base}L${run.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join('L')}L${run[run.length - 1][0].toFixed(1)},${base}Z`;
@@ -197,6 +199,8 @@ class Chart {
         flush();
         if (area) el('path', { d: area, class: 'area' });
         if (d) el('path', { d, class: 'line' });
+        for (const [x, y] of dots) el('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: 2.5, class: 'dot' });
+        this.figure.dataset.samples = String(this.samples.length);
     }
 }
 
