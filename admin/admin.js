@@ -435,6 +435,7 @@ let generation = 0;
 function poll(gen, every, fn) {
     const run = async () => {
         if (gen !== generation) return;
+        const started = performance.now();
         try {
             await fn();
             if (gen === generation) noteSuccess();
@@ -443,7 +444,9 @@ function poll(gen, every, fn) {
             if (err instanceof AuthError) return signOut(err.message);
             noteFailure(err);
         }
-        if (gen === generation) setTimeout(run, every);
+        // Every `every` ms from start to start (the rates are per interval
+        // anyway), but never two at once.
+        if (gen === generation) setTimeout(run, Math.max(100, every - (performance.now() - started)));
     };
     return run();
 }
@@ -494,6 +497,11 @@ $('signin-form').addEventListener('submit', async (e) => {
     const value = $('token').value.trim();
     if (!value) {
         $('signin-error').textContent = 'Enter the admin token.';
+        return;
+    }
+    // An HTTP header carries printable ASCII only (fetch would throw).
+    if (!/^[\x20-\x7e]+$/.test(value)) {
+        $('signin-error').textContent = 'An admin token holds printable ASCII characters only.';
         return;
     }
     const button = $('sign-in');
