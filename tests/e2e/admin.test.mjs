@@ -404,7 +404,7 @@ test('the layout at desktop and phone width, light and dark, with no CSP violati
     for (const page of [desktop, phone, dark]) assertNoProblems(page);
 });
 
-test('with --admin-listen the page and the API are on their own port', async () => {
+test('with --admin-listen the page and the API are on their own port, and a server gone shows in the status line', async () => {
     const other = await startServer({ args: ['--admin-listen', '127.0.0.1:0', '--admin-token-file', tokenFile] });
     try {
         // Both lines say "listening on …": tell the admin one from the chat one.
@@ -426,6 +426,14 @@ test('with --admin-listen the page and the API are on their own port', async () 
         await page.locator('#dashboard').waitFor({ state: 'visible' });
         await until(async () => (await chartValue(page, 'connections')) === 0, { what: 'stats on the admin port' });
         assertNoProblems(page);
+
+        // The server gone: the status line says so (no alert), and the page stays signed in.
+        await other.stop();
+        await until(async () => /Cannot reach the server/.test(await page.locator('#status').textContent()),
+            { what: 'the network error in the status line' });
+        assert.equal(await page.locator('#status').getAttribute('data-kind'), 'error');
+        assert.equal(await page.locator('#dashboard').isVisible(), true);
+        assertNoProblems(page, [/Failed to load resource: net::ERR_CONNECTION_REFUSED/]);
     } finally {
         await other.dispose();
     }
