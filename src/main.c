@@ -106,6 +106,11 @@ static int run(options_t *o, int argc, char **argv) {
         fprintf(stderr, "tertulia: %s\n", err);
         return 2;
     }
+    if (server_admin_load(&cfg, err, sizeof(err)) < 0) {
+        server_tls_free(&cfg);
+        fprintf(stderr, "tertulia: %s\n", err);
+        return 2;
+    }
     if (cli.check) {
         server_tls_free(&cfg);
         printf("tertulia: configuration OK (%s)\n",

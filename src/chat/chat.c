@@ -202,6 +202,20 @@ void chat_stats(const chat_t *chat, chat_stats_t *out) {
     out->messages = chat->messages;
 }
 
+void chat_rooms_each(const chat_t *chat, chat_room_cb cb, void *ctx) {
+    size_t pos = 0;
+    void *v;
+    while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
+        const chat_room_t *r = v;
+        chat_room_info_t info = {.name = r->name,
+                                 .name_len = r->name_len,
+                                 .members = r->npeople,
+                                 .connections = r->count};
+        if (!cb(ctx, &info))
+            return;
+    }
+}
+
 /* ---- names ---- */
 
 static bool is_name_char(unsigned char c) {

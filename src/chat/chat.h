@@ -236,6 +236,18 @@ void chat_session_end_of_input(chat_t *chat, chat_session_t *s);
  * until chat_session_close. */
 const char *chat_session_nickname(const chat_session_t *s);
 
+/* A room as the admin page lists it. */
+typedef struct chat_room_info_s {
+    const char *name; /* its canonical spelling (borrowed for the call) */
+    size_t name_len;
+    uint32_t members;     /* people (an account or guest counts once, grace time included) */
+    uint32_t connections; /* sessions in it */
+} chat_room_info_t;
+/* Calls cb for every room, in no order, until it returns false. The chat
+ * must not change during the walk. */
+typedef bool (*chat_room_cb)(void *ctx, const chat_room_info_t *room);
+void chat_rooms_each(const chat_t *chat, chat_room_cb cb, void *ctx);
+
 /* Called once per loop iteration, before the transport writes its queues:
  * hands the messages accepted during the iteration to the store as one
  * batch (or, with no store, delivers them at once); they are delivered

@@ -104,6 +104,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
         dst = &r->origin;
     else if (field_is(ctx, "If-None-Match"))
         dst = &r->if_none_match;
+    else if (field_is(ctx, "Authorization"))
+        dst = &r->authorization;
     else if (field_is(ctx, "Sec-WebSocket-Key"))
         dst = &r->ws_key;
     else if (field_is(ctx, "Sec-WebSocket-Version"))

@@ -27,7 +27,7 @@ typedef struct http_req_s {
     int http_major, http_minor;
     http_slice_t path; /* the URL's path, without query or fragment */
     http_slice_t query;
-    http_slice_t host, upgrade, connection, origin, if_none_match;
+    http_slice_t host, upgrade, connection, origin, if_none_match, authorization;
     http_slice_t ws_key, ws_version, ws_protocol, ws_extensions;
     bool keep_alive; /* http_should_keep_alive(): 1.1 default, Connection: close, 1.0 keep-alive */
     bool has_body;   /* Content-Length > 0 or chunked: we serve no request bodies */

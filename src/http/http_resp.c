@@ -8,8 +8,11 @@ const char *http_status_text(int status) {
     switch (status) {
     case 101: return "Switching Protocols";
     case 200: return "OK";
+    case 204: return "No Content";
     case 304: return "Not Modified";
+    case 308: return "Permanent Redirect";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";

@@ -11,7 +11,6 @@
 
 #include "core/log.h"
 #include "core/prom.h"
-#include "core/prom.h"
 #include "http/http_req.h"
 #include "http/http_resp.h"
 #include "http/static.h"
@@ -29,15 +28,28 @@
 
 #define COMMON_HEADERS "X-Content-Type-Options: nosniff\r\n"
 
-/* A response with a short text body. Refusals close the connection (the
+#define SERVER_STATUS_CASE_(n)                                                                     \
+    case n:                                                                                        \
+        return HTTP_STATUS_##n;
+static int status_index(int status) {
+    switch (status) { SERVER_HTTP_STATUSES(SERVER_STATUS_CASE_) }
+    return HTTP_STATUS_OTHER;
+}
+
+void server_count_status(server_t *srv, int status) {
+    srv->counters.http_responses[status_index(status)]++;
+}
+
+/* A response with a short body. Refusals close the connection (the
  * request may have left unread bytes behind it). */
-static void respond_body(http_conn_t *c, int status, bool keep_alive, const char *extra,
-                         const char *ctype, const char *body, size_t blen, bool head_only) {
+void http_conn_respond(http_conn_t *c, int status, bool keep_alive, const char *extra,
+                       const char *ctype, const char *body, size_t blen, bool head_only) {
     char head[1024];
     char hdrs[512];
     snprintf(hdrs, sizeof(hdrs), COMMON_HEADERS "%s", extra ? extra : "");
     size_t n = http_resp_head(head, sizeof(head), status, c->base.srv->date, ctype, (long long)blen,
                               keep_alive, hdrs);
+    server_count_status(c->base.srv, status);
     tt_stream_send_copy(c->base.s, head, n);
     if (!head_only)
         tt_stream_send_copy(c->base.s, body, blen);
@@ -45,8 +57,8 @@ static void respond_body(http_conn_t *c, int status, bool keep_alive, const char
 
 static void respond_text(http_conn_t *c, int status, bool keep_alive, const char *extra,
                          const char *body, bool head_only) {
-    respond_body(c, status, keep_alive, extra, "text/plain; charset=utf-8", body, strlen(body),
-                 head_only);
+    http_conn_respond(c, status, keep_alive, extra, "text/plain; charset=utf-8", body, strlen(body),
+                      head_only);
 }
 
 static void refuse(http_conn_t *c, int status, const char *extra, const char *why) {
@@ -79,18 +91,21 @@ static bool etag_matches(http_slice_t inm, const char *etag) {
     return false;
 }
 
-static void serve_static(http_conn_t *c, const http_req_t *req) {
+void http_conn_not_found(http_conn_t *c, const http_req_t *req) {
+    tt_log_debug("%s: 404 %.*s", tt_stream_peer(c->base.s), (int)req->path.len, req->path.ptr);
+    respond_text(c, 404, req->keep_alive, NULL, "not found\n", req->method == HTTP_HEAD);
+    if (!req->keep_alive)
+        tt_stream_close_after_flush(c->base.s, "http done");
+}
+
+void http_conn_serve_asset(http_conn_t *c, const http_req_t *req, const http_asset_t *a) {
     bool head_only = req->method == HTTP_HEAD;
     if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
         refuse(c, 405, "Allow: GET, HEAD\r\n", "method not allowed: use GET or HEAD");
         return;
     }
-    const http_asset_t *a = http_asset_find(req->path.ptr, req->path.len);
     if (a == NULL) {
-        tt_log_debug("%s: 404 %.*s", tt_stream_peer(c->base.s), (int)req->path.len, req->path.ptr);
-        respond_text(c, 404, req->keep_alive, NULL, "not found\n", head_only);
-        if (!req->keep_alive)
-            tt_stream_close_after_flush(c->base.s, "http done");
+        http_conn_not_found(c, req);
         return;
     }
     bool html = strncmp(a->content_type, "text/html", 9) == 0;
@@ -102,10 +117,12 @@ static void serve_static(http_conn_t *c, const http_req_t *req) {
     if (etag_matches(req->if_none_match, a->etag)) {
         n = http_resp_head(head, sizeof(head), 304, c->base.srv->date, NULL, -1, req->keep_alive,
                            extra);
+        server_count_status(c->base.srv, 304);
         tt_stream_send_copy(c->base.s, head, n);
     } else {
         n = http_resp_head(head, sizeof(head), 200, c->base.srv->date, a->content_type,
                            (long long)a->len, req->keep_alive, extra);
+        server_count_status(c->base.srv, 200);
         tt_stream_send_copy(c->base.s, head, n);
         if (!head_only)
             tt_stream_send_static(c->base.s, a->data, a->len);
@@ -114,16 +131,22 @@ static void serve_static(http_conn_t *c, const http_req_t *req) {
         tt_stream_close_after_flush(c->base.s, "http done");
 }
 
+static bool is_ops_path(http_slice_t path) {
+    return http_slice_eq(path, "/metrics") || http_slice_eq(path, "/healthz") ||
+           http_slice_eq(path, "/readyz");
+}
+
+static bool is_admin_path(http_slice_t path) {
+    return http_slice_eq(path, "/admin") || (path.len >= 7 && memcmp(path.ptr, "/admin/", 7) == 0);
+}
+
 /* /metrics, /healthz and /readyz (metrics.c): GET or HEAD, never cached. */
-static bool serve_ops(http_conn_t *c, const http_req_t *req) {
+static void serve_ops(http_conn_t *c, const http_req_t *req) {
     bool metrics = http_slice_eq(req->path, "/metrics");
     bool health = http_slice_eq(req->path, "/healthz");
-    bool ready = http_slice_eq(req->path, "/readyz");
-    if (!metrics && !health && !ready)
-        return false;
     if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
         refuse(c, 405, "Allow: GET, HEAD\r\n", "method not allowed: use GET or HEAD");
-        return true;
+        return;
     }
     server_t *srv = c->base.srv;
     bool head_only = req->method == HTTP_HEAD;
@@ -131,8 +154,8 @@ static bool serve_ops(http_conn_t *c, const http_req_t *req) {
     if (metrics) {
         tt_prom_t p;
         if (server_metrics_text(srv, &p) == 0)
-            respond_body(c, 200, req->keep_alive, nocache, TT_PROM_CONTENT_TYPE, p.buf, p.len,
-                         head_only);
+            http_conn_respond(c, 200, req->keep_alive, nocache, TT_PROM_CONTENT_TYPE, p.buf, p.len,
+                              head_only);
         else
             respond_text(c, 500, req->keep_alive, nocache, "metrics too large\n", head_only);
         tt_prom_dispose(&p);
@@ -150,7 +173,6 @@ static bool serve_ops(http_conn_t *c, const http_req_t *req) {
     }
     if (!req->keep_alive)
         tt_stream_close_after_flush(c->base.s, "http done");
-    return true;
 }
 
 static bool is_ws_path(const http_conn_t *c, http_slice_t path, bool *echo) {
@@ -296,21 +318,33 @@ static size_t on_read(tt_stream_t *s, uint8_t *data, size_t len) {
     }
     bool echo;
     bool ws = is_ws_path(c, req.path, &echo);
+    bool ops = is_ops_path(req.path), admin = is_admin_path(req.path);
     if (req.has_body) {
         /* No resource here takes a request body; refuse rather than
          * parse and discard one. */
-        if (ws || req.method == HTTP_GET || req.method == HTTP_HEAD)
+        if (ws || admin || req.method == HTTP_GET || req.method == HTTP_HEAD)
             refuse(c, 400, NULL, "request bodies are not accepted");
         else
             refuse(c, 405, "Allow: GET, HEAD\r\n", "method not allowed: use GET or HEAD");
         return len;
     }
-    if (ws) {
+    /* With --admin-listen, metrics, health and admin live there and
+     * nowhere else; an admin address serves nothing more. */
+    if (c->base.admin ? !(ops || admin) : srv->admin_listener && (ops || admin)) {
+        if (ws)
+            refuse(c, 404, NULL, "not found");
+        else
+            http_conn_not_found(c, &req);
+    } else if (ws) {
         upgrade(c, &req, echo);
         return head_len;
+    } else if (ops) {
+        serve_ops(c, &req);
+    } else if (admin) {
+        admin_serve(c, &req);
+    } else {
+        http_conn_serve_asset(c, &req, http_asset_find(req.path.ptr, req.path.len));
     }
-    if (!serve_ops(c, &req))
-        serve_static(c, &req);
     if (!tt_stream_is_closing(s)) {
         /* One request at a time: read the next only once this response is
          * written (on_drain). */
@@ -368,6 +402,7 @@ void http_conn_sweep(http_conn_t *c, uint64_t now) {
         break;
     case HTTP_PHASE_HEAD:
         if (now - c->since >= limit) {
+            srv->counters.http_head_timeouts++;
             server_log_refusal(srv, "%s: request head timeout (%u ms)", tt_stream_peer(s), limit);
             tt_stream_abort(s, "request head timeout");
         }
@@ -377,6 +412,7 @@ void http_conn_sweep(http_conn_t *c, uint64_t now) {
             c->written = tt_stream_bytes_written(s);
             c->since = now;
         } else if (now - c->since >= limit) {
+            srv->counters.http_response_timeouts++;
             server_log_refusal(srv, "%s: response not read for %u ms: closing", tt_stream_peer(s),
                                limit);
             tt_stream_abort(s, "response not read");

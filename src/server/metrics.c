@@ -20,6 +20,25 @@ void server_metrics_init(server_t *srv) {
 
 static const char *const kind_labels[2] = {"kind=\"room\"", "kind=\"private\""};
 
+#define SERVER_CODE_VALUE_(n) n,
+
+void server_conn_census(server_t *srv, server_conn_census_t *out) {
+    memset(out, 0, sizeof(*out));
+    for (tt_stream_t *s = tt_loop_first_stream(srv->loop); s != NULL; s = tt_loop_next_stream(s)) {
+        const conn_ext_t *e = tt_stream_ext(s);
+        int kind = SERVER_CONN_HTTP;
+        if (tt_stream_is_closing(s))
+            kind = SERVER_CONN_CLOSING;
+        else if (e->base.kind == EP_WS)
+            kind = (e->ws.flags & WSC_ECHO) ? SERVER_CONN_ECHO
+                   : (e->ws.flags & WSC_V1) ? SERVER_CONN_V1
+                                            : SERVER_CONN_LEGACY;
+        out->kind[kind]++;
+        out->tls += tt_stream_is_tls(s);
+        out->queued += tt_stream_queued(s);
+    }
+}
+
 int server_metrics_text(server_t *srv, tt_prom_t *p) {
     tt_prom_init(p, METRICS_MAX);
     const chat_counters_t *k = chat_counters(srv->chat);
@@ -29,8 +48,82 @@ int server_metrics_text(server_t *srv, tt_prom_t *p) {
     tt_prom_family(p, "tertulia_start_time_seconds", "gauge",
                    "When the server started, in seconds since the Unix epoch.");
     tt_prom_double(p, "tertulia_start_time_seconds", NULL, srv->start_time_s);
+    server_conn_census_t cc;
+    server_conn_census(srv, &cc);
     tt_prom_family(p, "tertulia_websocket_connections", "gauge", "Open WebSocket connections.");
     tt_prom_uint(p, "tertulia_websocket_connections", NULL, srv->nws);
+    tt_prom_family(p, "tertulia_connections", "gauge",
+                   "Open connections by kind: http (not upgraded), v1 (tertulia.v1 WebSocket), "
+                   "legacy (WebSocket without a subprotocol), echo; and closing ones.");
+    static const char *const census_labels[SERVER_CONN_KINDS] = {
+        "kind=\"http\"", "kind=\"v1\"", "kind=\"legacy\"", "kind=\"echo\"", "kind=\"closing\""};
+    for (int i = 0; i < SERVER_CONN_KINDS; i++)
+        tt_prom_uint(p, "tertulia_connections", census_labels[i], cc.kind[i]);
+    tt_prom_family(p, "tertulia_tls_connections", "gauge", "Open connections that are TLS.");
+    tt_prom_uint(p, "tertulia_tls_connections", NULL, cc.tls);
+    tt_prom_family(p, "tertulia_queued_bytes", "gauge",
+                   "Bytes queued for connections and not yet written to the kernel.");
+    tt_prom_uint(p, "tertulia_queued_bytes", NULL, cc.queued);
+
+    const tt_loop_stats_t *ls = tt_loop_stats(srv->loop);
+    const server_counters_t *sc = &srv->counters;
+    tt_prom_family(p, "tertulia_connections_accepted_total", "counter",
+                   "Connections accepted, plain and TLS.");
+    tt_prom_uint(p, "tertulia_connections_accepted_total", "tls=\"false\"", ls->accepted[0]);
+    tt_prom_uint(p, "tertulia_connections_accepted_total", "tls=\"true\"", ls->accepted[1]);
+    tt_prom_family(p, "tertulia_websockets_opened_total", "counter",
+                   "WebSocket upgrades, by protocol.");
+    static const char *const opened_labels[3] = {"protocol=\"v1\"", "protocol=\"legacy\"",
+                                                 "protocol=\"echo\""};
+    for (int i = 0; i < 3; i++)
+        tt_prom_uint(p, "tertulia_websockets_opened_total", opened_labels[i], sc->ws_opened[i]);
+    tt_prom_family(p, "tertulia_websocket_closes_total", "counter",
+                   "WebSocket connections ended, by the first close code and who sent it (1006: "
+                   "no close frame, the connection dropped).");
+    static const unsigned close_codes[] = {SERVER_WS_CLOSE_CODES(SERVER_CODE_VALUE_) 0};
+    for (int by = 0; by < 2; by++)
+        for (int i = 0; i < WS_CODE_COUNT; i++) {
+            char labels[64];
+            if (close_codes[i] != 0)
+                snprintf(labels, sizeof(labels), "code=\"%u\",by=\"%s\"", close_codes[i],
+                         by ? "client" : "server");
+            else
+                snprintf(labels, sizeof(labels), "code=\"other\",by=\"%s\"",
+                         by ? "client" : "server");
+            tt_prom_uint(p, "tertulia_websocket_closes_total", labels, sc->ws_closes[by][i]);
+        }
+    tt_prom_family(p, "tertulia_http_responses_total", "counter",
+                   "HTTP responses by status (refusals included; upgrades are not counted).");
+    static const unsigned statuses[] = {SERVER_HTTP_STATUSES(SERVER_CODE_VALUE_) 0};
+    for (int i = 0; i < HTTP_STATUS_COUNT; i++) {
+        char labels[32];
+        if (statuses[i] != 0)
+            snprintf(labels, sizeof(labels), "status=\"%u\"", statuses[i]);
+        else
+            snprintf(labels, sizeof(labels), "status=\"other\"");
+        tt_prom_uint(p, "tertulia_http_responses_total", labels, sc->http_responses[i]);
+    }
+    tt_prom_family(p, "tertulia_http_timeouts_total", "counter",
+                   "HTTP connections closed for a request head not complete in time, or a "
+                   "response the client did not read.");
+    tt_prom_uint(p, "tertulia_http_timeouts_total", "phase=\"head\"", sc->http_head_timeouts);
+    tt_prom_uint(p, "tertulia_http_timeouts_total", "phase=\"response\"",
+                 sc->http_response_timeouts);
+    tt_prom_family(p, "tertulia_transport_refusals_total", "counter",
+                   "Connections refused before HTTP: failed or stalled TLS handshakes, plain HTTP "
+                   "on a TLS port; and accepts refused at the open-file limit.");
+    tt_prom_uint(p, "tertulia_transport_refusals_total", "reason=\"tls\"", sc->transport_refusals);
+    tt_prom_uint(p, "tertulia_transport_refusals_total", "reason=\"accept\"", sc->accept_refusals);
+    tt_prom_family(p, "tertulia_received_bytes_total", "counter",
+                   "Bytes read from sockets (on TLS, the encrypted bytes).");
+    tt_prom_uint(p, "tertulia_received_bytes_total", NULL, ls->bytes_in);
+    tt_prom_family(p, "tertulia_sent_bytes_total", "counter",
+                   "Bytes written to sockets (on TLS, the encrypted bytes).");
+    tt_prom_uint(p, "tertulia_sent_bytes_total", NULL, ls->bytes_out);
+    tt_prom_family(p, "tertulia_loop_iteration_seconds", "histogram",
+                   "The work of one event-loop iteration: from the return of the poll to the end "
+                   "of the writes before the next poll (waiting is not counted).");
+    tt_prom_hist(p, "tertulia_loop_iteration_seconds", NULL, &ls->iteration_us, 1e-6);
     tt_prom_family(p, "tertulia_sessions", "gauge", "Open chat sessions.");
     tt_prom_uint(p, "tertulia_sessions", NULL, st.sessions);
     tt_prom_family(p, "tertulia_users", "gauge",

@@ -44,6 +44,23 @@ const opt_desc_t options_table[] = {
      .help = "serve TLS (https://, wss://) on this address (repeatable; needs --tls-cert and "
              "--tls-key)",
      .off = offsetof(server_config_t, listen)},
+    {.name = "admin-listen",
+     .type = OPT_ADDRS,
+     .none = "none",
+     .arg = "HOST:PORT",
+     .admin = true,
+     .help = "serve /metrics, /healthz, /readyz and the admin page on this address only "
+             "(repeatable; plain HTTP: keep it on loopback, e.g. 127.0.0.1:9091, or behind a "
+             "proxy). Without it they are served on every --listen address",
+     .off = offsetof(server_config_t, listen)},
+    {.name = "admin-token-file",
+     .type = OPT_STRING,
+     .none = "none",
+     .arg = "FILE",
+     AT(admin_token_file),
+     .help = "file holding the admin token (its first line, 16 to 256 printable characters): "
+             "the credential of the admin page and API (Authorization: Bearer TOKEN). Without "
+             "it there is no admin page. SIGHUP reads the file again"},
     {.name = "tls-cert",
      .type = OPT_STRING,
      .none = "none",
@@ -420,6 +437,7 @@ static int parse_value(const opt_desc_t *d, const char *s, opt_value_t *v, char 
         return 0;
     case OPT_ADDRS:
         v->addr.tls = d->tls;
+        v->addr.admin = d->admin;
         return parse_addr(s, &v->addr, why, wlen);
     case OPT_ENUM:
         for (int i = 0; d->choices[i] != NULL; i++)
@@ -792,8 +810,18 @@ int options_resolve(options_t *o, server_config_t *cfg) {
     free(o->origins);
     o->origins = NULL;
     bool any_addr = false;
-    for (size_t i = 0; i < NOPT; i++)
-        any_addr |= options_table[i].type == OPT_ADDRS && o->slot[i].n > 0;
+    size_t naddrs = 0;
+    for (size_t i = 0; i < NOPT; i++) {
+        if (options_table[i].type != OPT_ADDRS)
+            continue;
+        any_addr |= !options_table[i].admin && o->slot[i].n > 0;
+        naddrs += o->slot[i].n;
+    }
+    /* Every kind of address shares one array of listeners (the default
+     * address too, when no address to chat on is given). */
+    if (naddrs + !any_addr > SERVER_MAX_LISTEN)
+        return fail(o, "at most %d addresses in all (--listen, --listen-tls, --admin-listen)",
+                    SERVER_MAX_LISTEN);
     for (size_t i = 0; i < NOPT; i++) {
         const opt_desc_t *d = &options_table[i];
         const opt_slot_t *s = &o->slot[i];
@@ -801,7 +829,7 @@ int options_resolve(options_t *o, server_config_t *cfg) {
             for (size_t k = 0; k < s->n; k++)
                 store_value(o, d, cfg, s->v[k]);
         } else if (d->def != NULL && !(d->type == OPT_ADDRS && any_addr)) {
-            /* The default address only when no address is given at all. */
+            /* The default address only when no address to chat on is given. */
             store_value(o, d, cfg, d->def);
         }
     }
@@ -857,7 +885,7 @@ static void format_items(int i, const server_config_t *cfg, const char *sep, cha
     case OPT_ADDRS:
         for (size_t k = 0; k < cfg->nlisten && n < len; k++) {
             const server_listen_t *l = &cfg->listen[k];
-            if (l->tls != d->tls)
+            if (l->tls != d->tls || l->admin != d->admin)
                 continue;
             bool v6 = strchr(l->host, ':') != NULL;
             n += (size_t)snprintf(buf + n, len - n, "%s%s%s%s:%d", n ? sep : "", v6 ? "[" : "",

@@ -51,6 +51,7 @@ struct opt_desc_s {
     int flags;                  /* OPT_LIVE, OPT_SECRET */
     const char *const *choices; /* OPT_ENUM: the names, NULL-terminated */
     bool tls;                   /* OPT_ADDRS: the addresses serve TLS */
+    bool admin;                 /* OPT_ADDRS: the addresses serve only ops and admin */
 };
 
 extern const opt_desc_t options_table[];

@@ -160,10 +160,11 @@ static void on_sweep(void *ctx) {
     tt_loop_flush(srv->loop);
 }
 
-static void on_accept(void *ctx, tt_stream_t *s) {
-    server_t *srv = ctx;
+static void accept_stream(server_t *srv, tt_stream_t *s, bool admin) {
     conn_ext_t *e = tt_stream_ext(s);
     http_conn_init(&e->http, srv, s);
+    e->base.admin = admin;
+    e->base.id = ++srv->next_conn_id;
     tt_stream_set_max_queue(s, srv->http_max_queue);
     if (srv->stopping) {
         tt_stream_abort(s, "shutdown");
@@ -171,15 +172,26 @@ static void on_accept(void *ctx, tt_stream_t *s) {
     }
     /* This stream, not another: the count includes it. */
     if (tt_loop_stream_count(srv->loop) > srv->max_sockets) {
+        srv->counters.accept_refusals++;
         server_log_refusal(srv, "%s: refused: at the open-file limit (%zu connections)",
                            tt_stream_peer(s), tt_loop_stream_count(srv->loop) - 1);
         tt_stream_abort(s, "open-file limit");
     }
 }
 
+static void on_accept(void *ctx, tt_stream_t *s) {
+    accept_stream(ctx, s, false);
+}
+
+/* An --admin-listen address: metrics, health and the admin page only. */
+static void on_accept_admin(void *ctx, tt_stream_t *s) {
+    accept_stream(ctx, s, true);
+}
+
 static void on_accept_error(void *ctx, int err, const char *what) {
     (void)err;
     server_t *srv = ctx;
+    srv->counters.accept_refusals++;
     server_log_refusal(srv, "cannot accept: %s", what);
 }
 
@@ -214,7 +226,7 @@ static void notify_ready(server_t *srv) {
 
 /* A SIGHUP's reloads are all done (or there was none to do). */
 static void reload_finished(server_t *srv) {
-    if (!srv->config_reloading && !srv->tls_reloading && !srv->stopping)
+    if (!srv->config_reloading && !srv->tls_reloading && !srv->admin_reloading && !srv->stopping)
         notify_ready(srv);
 }
 
@@ -289,7 +301,9 @@ static void close_listeners(server_t *srv) {
 /* Refusals decided in the transport (TLS handshakes), in the same
  * rate-limited log as the endpoints'. */
 static void on_transport_refusal(void *ctx, tt_stream_t *s, const char *why) {
-    server_log_refusal(ctx, "%s: refused: %s", tt_stream_peer(s), why);
+    server_t *srv = ctx;
+    srv->counters.transport_refusals++;
+    server_log_refusal(srv, "%s: refused: %s", tt_stream_peer(s), why);
 }
 
 int server_tls_load(server_config_t *cfg, char *err, size_t errlen) {
@@ -386,6 +400,41 @@ static void reload_done(void *ctx) {
     reload_finished(srv);
 }
 
+/* SIGHUP with --admin-token-file: the file is read again on a thread; a
+ * bad file keeps the token in use. */
+typedef struct token_job_s {
+    server_t *srv;
+    char token[SERVER_ADMIN_TOKEN_MAX + 1];
+    size_t len;
+    char err[600];
+    int r;
+} token_job_t;
+
+static void token_work(void *ctx) {
+    token_job_t *j = ctx;
+    j->r =
+        admin_token_read(j->srv->cfg.admin_token_file, j->token, &j->len, j->err, sizeof(j->err));
+}
+
+static void token_done(void *ctx) {
+    token_job_t *j = ctx;
+    server_t *srv = j->srv;
+    srv->admin_reloading = false;
+    if (j->r < 0) {
+        tt_log_error("SIGHUP: keeping the admin token in use: %s", j->err);
+    } else if (j->len != srv->cfg.admin_token_len ||
+               memcmp(j->token, srv->cfg.admin_token, j->len) != 0) {
+        memcpy(srv->cfg.admin_token, j->token, j->len + 1);
+        srv->cfg.admin_token_len = j->len;
+        tt_log_always("SIGHUP: admin token read again from %s: changed", srv->cfg.admin_token_file);
+    } else {
+        tt_log_info("SIGHUP: admin token in %s unchanged", srv->cfg.admin_token_file);
+    }
+    explicit_bzero(j->token, sizeof(j->token));
+    free(j);
+    reload_finished(srv);
+}
+
 static void on_sighup(void *ctx) {
     server_t *srv = ctx;
     if (srv->stopping)
@@ -403,6 +452,12 @@ static void on_sighup(void *ctx) {
         j->srv = srv;
         tt_loop_work(srv->loop, reload_work, reload_done, j);
     }
+    if (srv->cfg.admin_token_file != NULL && !srv->admin_reloading) {
+        srv->admin_reloading = true;
+        token_job_t *j = xcalloc(1, sizeof(*j));
+        j->srv = srv;
+        tt_loop_work(srv->loop, token_work, token_done, j);
+    }
     if (srv->tls == NULL) {
         if (srv->cfg.config_path == NULL)
             tt_log_info("SIGHUP: no TLS certificate to reload");
@@ -416,16 +471,17 @@ static void on_sighup(void *ctx) {
     tt_tls_ctx_load_async(srv->loop, srv->cfg.tls_cert, srv->cfg.tls_key, on_tls_loaded, srv);
 }
 
-static int listen_one(server_t *srv, const char *host, int port, bool tls) {
+static int listen_one(server_t *srv, const server_listen_t *a) {
     const server_config_t *cfg = &srv->cfg;
+    bool tls = a->tls;
     tt_listener_config_t lc = {
-        .host = host,
-        .port = port,
+        .host = a->host,
+        .port = a->port,
         .ext_size = sizeof(conn_ext_t),
         .max_queue = srv->http_max_queue,
         .max_input = HTTP_MAX_HEAD * 2 + 4096,
         .handler = &http_conn_handler,
-        .on_accept = on_accept,
+        .on_accept = a->admin ? on_accept_admin : on_accept,
         .on_accept_error = on_accept_error,
         .ctx = srv,
         .tls = tls ? srv->tls : NULL,
@@ -441,7 +497,9 @@ static int listen_one(server_t *srv, const char *host, int port, bool tls) {
         tt_log_error("%s", err);
         return r;
     }
+    srv->listener_admin[srv->nlisteners] = a->admin;
     srv->listeners[srv->nlisteners++] = l;
+    srv->admin_listener |= a->admin;
     return 0;
 }
 
@@ -452,13 +510,29 @@ static int listen_on(server_t *srv) {
         tt_log_info("TLS certificate: %s", tt_tls_ctx_describe(srv->tls));
     tt_loop_set_refusal_log(srv->loop, on_transport_refusal, srv);
     for (size_t i = 0; i < cfg->nlisten; i++) {
-        int r = listen_one(srv, cfg->listen[i].host, cfg->listen[i].port, cfg->listen[i].tls);
+        int r = listen_one(srv, &cfg->listen[i]);
         if (r < 0) {
             close_listeners(srv);
             return r;
         }
     }
     return 0;
+}
+
+/* "open http://127.0.0.1:9090/": listener i's address, with a wildcard
+ * host spelled as this machine's loopback. */
+static void log_url(server_t *srv, size_t i, const char *what, const char *path) {
+    char addr[80];
+    tt_listener_address(srv->listeners[i], addr, sizeof(addr));
+    const char *port = strrchr(addr, ':');
+    const char *host = addr;
+    int hlen = (int)(port - addr);
+    if (strncmp(addr, "0.0.0.0:", 8) == 0)
+        host = "127.0.0.1", hlen = 9;
+    else if (strncmp(addr, "[::]:", 5) == 0)
+        host = "[::1]", hlen = 5;
+    tt_log_always("%s %s://%.*s%s%s", what,
+                  tt_listener_is_tls(srv->listeners[i]) ? "https" : "http", hlen, host, port, path);
 }
 
 /* Says where the server listens, once everything is ready, signals
@@ -468,26 +542,34 @@ static int listen_on(server_t *srv) {
 static void announce(server_t *srv) {
     char addr[80];
     size_t n = (size_t)snprintf(srv->status, sizeof(srv->status), "listening on ");
+    size_t first_chat = SIZE_MAX, first_admin = SIZE_MAX;
     for (size_t i = 0; i < srv->nlisteners; i++) {
         tt_listener_address(srv->listeners[i], addr, sizeof(addr));
-        const char *kind = tt_listener_is_tls(srv->listeners[i]) ? "TLS" : "plain";
-        tt_log_always("listening on %s (%s)", addr, kind);
+        const char *kind = srv->listener_admin[i]                  ? "admin"
+                           : tt_listener_is_tls(srv->listeners[i]) ? "TLS"
+                                                                   : "plain";
+        if (srv->listener_admin[i]) {
+            /* Its own words, so a reader waiting for the chat's address
+             * ("listening on") never takes this one. */
+            tt_log_always("admin listening on %s", addr);
+            if (first_admin == SIZE_MAX)
+                first_admin = i;
+        } else {
+            tt_log_always("listening on %s (%s)", addr, kind);
+            if (first_chat == SIZE_MAX)
+                first_chat = i;
+        }
         if (n < sizeof(srv->status))
             n += (size_t)snprintf(srv->status + n, sizeof(srv->status) - n, "%s%s (%s)",
                                   i ? ", " : "", addr, kind);
     }
-    /* The address a person opens: the first listener's, with a wildcard
-     * host spelled as this machine's loopback. */
-    tt_listener_address(srv->listeners[0], addr, sizeof(addr));
-    const char *port = strrchr(addr, ':');
-    const char *host = addr;
-    int hlen = (int)(port - addr);
-    if (strncmp(addr, "0.0.0.0:", 8) == 0)
-        host = "127.0.0.1", hlen = 9;
-    else if (strncmp(addr, "[::]:", 5) == 0)
-        host = "[::1]", hlen = 5;
-    tt_log_always("open %s://%.*s%s/", tt_listener_is_tls(srv->listeners[0]) ? "https" : "http",
-                  hlen, host, port);
+    /* The addresses a person opens: the first chat listener's, and the
+     * admin page's when there is one. */
+    log_url(srv, first_chat, "open", "/");
+    if (srv->cfg.admin_token_len > 0)
+        log_url(srv, first_admin != SIZE_MAX ? first_admin : first_chat, "admin page:", "/admin/");
+    else
+        tt_log_info("no admin page: no --admin-token-file");
     /* systemd (Type=notify): started once these lines are out. */
     notify_ready(srv);
 }
@@ -553,6 +635,12 @@ static void derive_limits(server_t *srv) {
     for (const http_asset_t *a = http_assets; a->path != NULL; a++)
         if (a->len + 8192 > srv->http_max_queue)
             srv->http_max_queue = a->len + 8192;
+    for (const http_asset_t *a = admin_assets; a->path != NULL; a++)
+        if (a->len + 8192 > srv->http_max_queue)
+            srv->http_max_queue = a->len + 8192;
+    /* The admin API's longest answer: a list of 1,000 connections. */
+    if (srv->cfg.admin_token_len > 0 && srv->http_max_queue < 512 * 1024)
+        srv->http_max_queue = 512 * 1024;
     srv->deflate.min = srv->cfg.deflate_min;
 }
 

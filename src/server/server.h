@@ -16,7 +16,10 @@ typedef struct server_listen_s {
     char host[256]; /* IPv4 or IPv6 literal */
     int port;       /* 0 picks a free port (logged) */
     bool tls;       /* serve TLS (https://, wss://) with tls_cert and tls_key */
+    bool admin;     /* --admin-listen: /metrics, health and the admin page, nothing else */
 } server_listen_t;
+
+#define SERVER_ADMIN_TOKEN_MAX 256
 
 struct tt_tls_ctx_s;
 
@@ -49,8 +52,13 @@ typedef struct server_config_s {
     const char *tls_cert;     /* PEM certificate chain, for the TLS listeners */
     const char *tls_key;      /* PEM private key */
     struct tt_tls_ctx_s *tls; /* loaded by server_tls_load; server_run takes it */
-    int log_level;            /* tt_log_level_t; server_run sets it */
-    int log_format;           /* tt_log_format_t: text or json; server_run sets it */
+    /* The admin API's credential: the content of admin_token_file, read by
+     * server_admin_load (again on SIGHUP); empty: no admin page or API. */
+    const char *admin_token_file;
+    char admin_token[SERVER_ADMIN_TOKEN_MAX + 1];
+    size_t admin_token_len;
+    int log_level;  /* tt_log_level_t; server_run sets it */
+    int log_format; /* tt_log_format_t: text or json; server_run sets it */
     /* With --config: the file SIGHUP reads again, and the options (their
      * command-line layer) it was resolved from; both outlive server_run. */
     const char *config_path;
@@ -66,6 +74,11 @@ void server_config_defaults(server_config_t *cfg);
 int server_tls_load(server_config_t *cfg, char *err, size_t errlen);
 /* Drops cfg->tls (a --check-config that loaded it). */
 void server_tls_free(server_config_t *cfg);
+/* Reads admin_token_file into cfg->admin_token (blocking: at start-up).
+ * The token is the file's first line without surrounding white space: 16
+ * to SERVER_ADMIN_TOKEN_MAX printable ASCII characters. Returns 0 (also
+ * without a file: the token stays empty), or -1 with err filled. */
+int server_admin_load(server_config_t *cfg, char *err, size_t errlen);
 
 /* Runs the server until SIGINT or SIGTERM; SIGHUP reloads the TLS
  * certificate and key (off the loop). Returns 0 after a clean

@@ -24,6 +24,8 @@ typedef struct ep_base_s {
     tt_stream_t *s;
     server_t *srv;
     uint8_t kind;
+    bool admin;  /* accepted on an --admin-listen address */
+    uint64_t id; /* the connection's number, from 1 (the admin page names it) */
 } ep_base_t;
 
 /* HTTP/1.1 serves one request at a time: while a response is unsent the
@@ -55,7 +57,11 @@ typedef struct ip_count_s {
 enum {
     WSC_ECHO = 1 << 0,       /* the /echo endpoint */
     WSC_CLOSE_SENT = 1 << 1, /* our close frame is queued */
+    WSC_V1 = 1 << 2,         /* negotiated tertulia.v1 */
 };
+
+/* Who ended a WebSocket, for tertulia_websocket_closes_total. */
+enum { WS_BY_NONE = 0, WS_BY_SERVER, WS_BY_CLIENT };
 
 typedef struct ws_conn_s {
     ep_base_t base;
@@ -70,6 +76,10 @@ typedef struct ws_conn_s {
     uint64_t ping_sent;          /* loop time of our unanswered keepalive ping, or 0 */
     ip_count_t *ip;              /* this WebSocket's entry in the per-address count */
     const char *presence_reason; /* member_left's reason; NULL is "disconnect" */
+    uint64_t opened;             /* loop time of the upgrade */
+    uint64_t messages_in;        /* messages received (the admin page's rate) */
+    uint16_t close_code;         /* the first close code sent or received; 0: none yet */
+    uint8_t close_by;            /* WS_BY_*: who sent close_code */
 } ws_conn_t;
 
 /* The ext area of every stream. */
@@ -79,10 +89,36 @@ typedef union conn_ext_u {
     ws_conn_t ws;
 } conn_ext_t;
 
+/* HTTP statuses counted by tertulia_http_responses_total; the last counts
+ * any other. */
+#define SERVER_HTTP_STATUSES(X)                                                                    \
+    X(200) X(304) X(308) X(400) X(401) X(403) X(404) X(405) X(426) X(431) X(500) X(503) X(505)
+#define SERVER_STATUS_ENUM_(n) HTTP_STATUS_##n,
+enum { SERVER_HTTP_STATUSES(SERVER_STATUS_ENUM_) HTTP_STATUS_OTHER, HTTP_STATUS_COUNT };
+/* WebSocket close codes counted by tertulia_websocket_closes_total; 1006
+ * is a connection that ended without a close frame; the last, any other. */
+#define SERVER_WS_CLOSE_CODES(X)                                                                   \
+    X(1000) X(1001) X(1002) X(1003) X(1005) X(1006) X(1007) X(1008) X(1009) X(1010) X(1011)
+#define SERVER_CLOSE_ENUM_(n) WS_CODE_##n,
+enum { SERVER_WS_CLOSE_CODES(SERVER_CLOSE_ENUM_) WS_CODE_OTHER, WS_CODE_COUNT };
+
+/* What the server counts for /metrics, beside the chat's and the loop's
+ * counters: plain integers on the loop thread. */
+typedef struct server_counters_s {
+    uint64_t http_responses[HTTP_STATUS_COUNT];
+    uint64_t http_head_timeouts;          /* a request head not complete in time */
+    uint64_t http_response_timeouts;      /* a response the peer did not read */
+    uint64_t ws_opened[3];                /* [0] tertulia.v1, [1] legacy, [2] echo */
+    uint64_t ws_closes[2][WS_CODE_COUNT]; /* [0] by the server, [1] by the client */
+    uint64_t transport_refusals;          /* failed or stalled TLS handshakes, plain on TLS */
+    uint64_t accept_refusals;             /* at the open-file limit, accept errors */
+} server_counters_t;
+
 struct server_s {
     tt_loop_t *loop;
     server_config_t cfg;
     tt_listener_t *listeners[SERVER_MAX_LISTEN];
+    bool listener_admin[SERVER_MAX_LISTEN]; /* listeners[i] is an --admin-listen address */
     size_t nlisteners;
     tt_tls_ctx_t *tls;       /* the pair new TLS handshakes use */
     bool tls_reloading;      /* a SIGHUP's load is running */
@@ -113,6 +149,10 @@ struct server_s {
     unsigned log_budget;
     unsigned log_suppressed;
     double start_time_s; /* CLOCK_REALTIME at start (metrics.c) */
+    uint64_t next_conn_id;
+    server_counters_t counters;
+    bool admin_reloading; /* a SIGHUP's read of --admin-token-file is running */
+    bool admin_listener;  /* an --admin-listen address is open: ops paths live only there */
 };
 
 /* server.c */
@@ -129,6 +169,23 @@ void server_reap_all(server_t *srv);
 /* metrics.c: /metrics, /healthz, /readyz. */
 struct tt_prom_s;
 void server_metrics_init(server_t *srv);
+/* Open connections by kind, TLS ones, and their queued bytes: one walk
+ * over every stream (when metrics or the admin page are read, not on the
+ * hot path). */
+enum {
+    SERVER_CONN_HTTP,
+    SERVER_CONN_V1,
+    SERVER_CONN_LEGACY,
+    SERVER_CONN_ECHO,
+    SERVER_CONN_CLOSING,
+    SERVER_CONN_KINDS
+};
+typedef struct server_conn_census_s {
+    uint64_t kind[SERVER_CONN_KINDS];
+    uint64_t tls;
+    uint64_t queued;
+} server_conn_census_t;
+void server_conn_census(server_t *srv, server_conn_census_t *out);
 /* Writes the Prometheus text into p (initialised here; the caller disposes
  * of it). Returns 0, or -1 when it went over its bound. */
 int server_metrics_text(server_t *srv, struct tt_prom_s *p);
@@ -138,8 +195,27 @@ bool server_ready(server_t *srv, char *why, size_t cap);
 
 /* http_conn.c: the HTTP/1.1 endpoint, every stream's first. */
 extern const tt_stream_handler_t http_conn_handler;
+/* A response with a body of blen bytes (copied), counted by status. extra
+ * holds more header lines (each ending "\r\n") or is NULL. */
+void http_conn_respond(http_conn_t *c, int status, bool keep_alive, const char *extra,
+                       const char *ctype, const char *body, size_t blen, bool head_only);
+/* Counts a response by status. */
+void server_count_status(server_t *srv, int status);
+struct http_asset_s;
+struct http_req_s;
+/* 404 "not found", keeping the connection. */
+void http_conn_not_found(http_conn_t *c, const struct http_req_s *req);
+/* Serves an embedded asset (GET or HEAD; ETag, no-cache; NULL: 404). */
+void http_conn_serve_asset(http_conn_t *c, const struct http_req_s *req,
+                           const struct http_asset_s *a);
 void http_conn_init(http_conn_t *c, server_t *srv, tt_stream_t *s);
 void http_conn_sweep(http_conn_t *c, uint64_t now);
+
+/* admin.c: the admin page and its API (under /admin/). */
+void admin_serve(http_conn_t *c, const struct http_req_s *req);
+/* Reads the token from path (blocking) into out (SERVER_ADMIN_TOKEN_MAX + 1
+ * bytes). Returns 0, or -1 with err filled. */
+int admin_token_read(const char *path, char *out, size_t *len, char *err, size_t errlen);
 
 /* ws_conn.c: the WebSocket endpoint, adopted on upgrade. */
 extern const tt_stream_handler_t ws_conn_handler;

@@ -36,9 +36,26 @@ static void mark_reap(ws_conn_t *c) {
     tt_list_insert_tail(&c->base.srv->reap, &c->reap);
 }
 
+/* The first close code of the connection, and who sent it. */
+static void note_close(ws_conn_t *c, uint16_t code, uint8_t by) {
+    if (c->close_by == WS_BY_NONE) {
+        c->close_code = code;
+        c->close_by = by;
+    }
+}
+
+#define SERVER_CLOSE_CASE_(n)                                                                      \
+    case n:                                                                                        \
+        return WS_CODE_##n;
+static int close_index(uint16_t code) {
+    switch (code) { SERVER_WS_CLOSE_CODES(SERVER_CLOSE_CASE_) }
+    return WS_CODE_OTHER;
+}
+
 static void close_frame(ws_conn_t *c, uint16_t code, const char *reason) {
     if (c->flags & WSC_CLOSE_SENT)
         return;
+    note_close(c, code, WS_BY_SERVER);
     c->flags |= WSC_CLOSE_SENT;
     uint8_t frame[WS_MAX_SERVER_HEADER + WS_MAX_CONTROL];
     size_t n = ws_frame_close_write(frame, code, reason);
@@ -59,12 +76,14 @@ void ws_conn_close(ws_conn_t *c, uint16_t code, const char *reason) {
 void ws_conn_adopt(server_t *srv, tt_stream_t *s, bool v1, bool echo, ip_count_t *ip,
                    const ws_deflate_params_t *deflate) {
     ws_conn_t *c = ws_of(s);
+    uint64_t id = c->base.id; /* the HTTP endpoint's: the connection's number */
     memset(c, 0, sizeof(*c));
+    c->base.id = id;
     c->base.s = s;
     c->base.srv = srv;
     c->base.kind = EP_WS;
     c->ip = ip;
-    c->last_active = tt_loop_now(srv->loop);
+    c->last_active = c->opened = tt_loop_now(srv->loop);
     ws_parser_init(&c->wsp, srv->cfg.max_message);
     size_t in = srv->cfg.max_message + WS_MAX_HEADER;
     if (deflate->on && srv->inflater != NULL) {
@@ -75,6 +94,9 @@ void ws_conn_adopt(server_t *srv, tt_stream_t *s, bool v1, bool echo, ip_count_t
     tt_stream_set_handler(s, &ws_conn_handler);
     tt_stream_set_max_queue(s, srv->cfg.max_queue);
     tt_stream_set_max_input(s, (in > 16384 ? in : 16384) + 65536);
+    if (v1)
+        c->flags |= WSC_V1;
+    srv->counters.ws_opened[echo ? 2 : v1 ? 0 : 1]++;
     if (echo)
         c->flags |= WSC_ECHO;
     else
@@ -104,6 +126,7 @@ static void echo(ws_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len) 
 }
 
 static void deliver(ws_conn_t *c, uint8_t opcode, const uint8_t *data, size_t len) {
+    c->messages_in++;
     if (c->flags & WSC_ECHO) {
         echo(c, opcode, data, len);
         return;
@@ -215,6 +238,7 @@ static size_t on_read(tt_stream_t *s, uint8_t *data, size_t len) {
          * "Accounts and sessions"), without the grace time of a drop. */
         if (ev.close_code == WS_CLOSE_NORMAL)
             c->presence_reason = "quit";
+        note_close(c, ev.close_code, WS_BY_CLIENT);
         if (ev.close_code == WS_CLOSE_NO_STATUS) {
             uint8_t frame[WS_MAX_SERVER_HEADER];
             size_t h = ws_frame_header_write(frame, true, WS_OP_CLOSE, 0);
@@ -266,6 +290,9 @@ static void on_overflow(tt_stream_t *s, size_t want) {
 static void on_close(tt_stream_t *s) {
     ws_conn_t *c = ws_of(s);
     server_t *srv = c->base.srv;
+    /* No close frame either way: 1006, the connection dropped. */
+    note_close(c, 1006, WS_BY_CLIENT);
+    srv->counters.ws_closes[c->close_by == WS_BY_SERVER ? 0 : 1][close_index(c->close_code)]++;
     tt_link_unlink(&c->reap);
     /* Outside any chat callback here, so the session can be closed now. */
     if (c->session != NULL) {

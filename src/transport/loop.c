@@ -17,7 +17,21 @@ static void on_prepare(uv_prepare_t *h) {
     if (loop->before_flush != NULL)
         loop->before_flush(loop->before_flush_ctx);
     tt_loop_flush(loop);
+    /* The iteration's work is done: the poll waits next. */
+    if (loop->iter_start != 0)
+        tt_hist_observe(&loop->stats.iteration_us, (uv_hrtime() - loop->iter_start) / 1000);
 }
+
+/* The poll returned: the iteration's work starts. */
+static void on_check(uv_check_t *h) {
+    tt_loop_t *loop = h->data;
+    loop->iter_start = uv_hrtime();
+}
+
+/* Iterations are mostly tens of microseconds; a stuck one is seconds. */
+static const uint64_t iteration_le_us[] = {10,     25,     50,     100,    250,   500,
+                                           1000,   2500,   5000,   10000,  25000, 50000,
+                                           100000, 250000, 500000, 1000000};
 
 static void on_idle(uv_idle_t *h) {
     tt_loop_t *loop = h->data;
@@ -49,6 +63,12 @@ tt_loop_t *tt_loop_new(void) {
     uv_prepare_start(&loop->prepare, on_prepare);
     /* The prepare handle must not keep the loop alive by itself. */
     uv_unref((uv_handle_t *)&loop->prepare);
+    uv_check_init(&loop->uv, &loop->check);
+    loop->check.data = loop;
+    uv_check_start(&loop->check, on_check);
+    uv_unref((uv_handle_t *)&loop->check);
+    tt_hist_init(&loop->stats.iteration_us, iteration_le_us,
+                 sizeof(iteration_le_us) / sizeof(iteration_le_us[0]));
     uv_idle_init(&loop->uv, &loop->idle);
     loop->idle.data = loop;
     return loop;
@@ -71,6 +91,7 @@ void tt_loop_free(tt_loop_t *loop) {
     if (loop == NULL)
         return;
     uv_close((uv_handle_t *)&loop->prepare, on_noop_close);
+    uv_close((uv_handle_t *)&loop->check, on_noop_close);
     uv_close((uv_handle_t *)&loop->idle, on_noop_close);
     uv_run(&loop->uv, UV_RUN_DEFAULT); /* let close callbacks run */
     uv_loop_close(&loop->uv);
@@ -87,6 +108,10 @@ uint64_t tt_loop_now(const tt_loop_t *loop) {
 void tt_loop_set_before_flush(tt_loop_t *loop, tt_loop_cb cb, void *ctx) {
     loop->before_flush = cb;
     loop->before_flush_ctx = ctx;
+}
+
+const tt_loop_stats_t *tt_loop_stats(const tt_loop_t *loop) {
+    return &loop->stats;
 }
 
 size_t tt_loop_stream_count(const tt_loop_t *loop) {

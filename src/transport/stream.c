@@ -226,6 +226,7 @@ void tt__wq_consume(tt_loop_t *loop, tt_wq_t *q, size_t n) {
 /* n bytes of the wire queue reached the kernel. */
 static void wire_consume(tt_stream_t *s, size_t n) {
     s->written += n;
+    s->loop->stats.bytes_out += n;
     tt__wq_consume(s->loop, wire_of(s), n);
 }
 
@@ -606,6 +607,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         }
         return;
     }
+    loop->stats.bytes_in += (uint64_t)nread;
     if (s->tls != NULL) {
         tt__tls_on_read(s, (uint8_t *)buf->base, (size_t)nread);
         return;
@@ -733,6 +735,7 @@ static void on_connection(uv_stream_t *server, int status) {
     if (l->cfg.tls != NULL)
         tt__tls_accept(s, l->cfg.tls, l->cfg.tls_handshake_ms, l->cfg.tls_plain_reply);
     tt_log_debug("%s: open%s", s->peer, s->tls ? " (TLS)" : "");
+    loop->stats.accepted[s->tls != NULL]++;
     l->cfg.on_accept(l->cfg.ctx, s);
     if (s->flags & TT_S_DEAD)
         return;

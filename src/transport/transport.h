@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/hist.h"
 
 typedef struct tt_loop_s tt_loop_t;
 typedef struct tt_stream_s tt_stream_t;
@@ -81,6 +82,20 @@ size_t tt_loop_stream_count(const tt_loop_t *loop);
  * be closed (not freed) during the walk. */
 tt_stream_t *tt_loop_first_stream(tt_loop_t *loop);
 tt_stream_t *tt_loop_next_stream(tt_stream_t *s);
+
+/* What the loop counts for /metrics: plain integers, updated on the loop
+ * thread where the event happens, read by the server when it builds a
+ * metrics text (so the hot path pays an addition, never a lock). */
+typedef struct tt_loop_stats_s {
+    uint64_t bytes_in;    /* read from sockets (ciphertext on TLS streams) */
+    uint64_t bytes_out;   /* handed to the kernel (ciphertext on TLS streams) */
+    uint64_t accepted[2]; /* streams accepted: [0] plain, [1] TLS */
+    /* The work of one iteration, in microseconds: from the return of the
+     * poll to the end of the flush before the next poll (timers, input,
+     * chat work, writes). Time spent waiting in the poll is not counted. */
+    tt_hist_t iteration_us;
+} tt_loop_stats_t;
+const tt_loop_stats_t *tt_loop_stats(const tt_loop_t *loop);
 
 /* Closes streams whose close has lingered past its deadline (a peer that
  * never answers our FIN); the server calls it from its sweep timer. */

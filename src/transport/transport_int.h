@@ -79,7 +79,10 @@ struct tt_stream_s {
 struct tt_loop_s {
     uv_loop_t uv;
     uv_prepare_t prepare; /* before each poll: before_flush, then the flush pass */
-    uv_idle_t idle;       /* keeps the poll from blocking while input waits to resume */
+    uv_check_t check;     /* after each poll: the iteration's clock starts */
+    uint64_t iter_start;  /* uv_hrtime() when the poll returned; 0 before the first */
+    tt_loop_stats_t stats;
+    uv_idle_t idle; /* keeps the poll from blocking while input waits to resume */
     bool idle_on;
     tt_loop_cb before_flush;
     void *before_flush_ctx;

@@ -12,7 +12,7 @@
 //   - SIGTERM/SIGINT close every WebSocket with 1001 and exit 0 quickly.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -972,4 +972,25 @@ export class RawWs extends RawConn {
         assert.ok(Buffer.byteLength(info.reason) <= 123, 'close reason fits a control frame');
         return info;
     }
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus text
+
+/**
+ * Checks a /metrics text with promtool (Debian's prometheus package) and
+ * returns its samples as a Map from `name{labels}` to the number.
+ */
+export function parseMetrics(text) {
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    assert.equal(check.error, undefined, `promtool must be installed (scripts/deps.sh --test): ${check.error}`);
+    assert.equal(check.status, 0, `promtool check metrics:\n${check.stdout}${check.stderr}`);
+    const values = new Map();
+    for (const line of text.split('\n')) {
+        if (line === '' || line.startsWith('#')) continue;
+        const m = /^(\S+) (\S+)$/.exec(line);
+        assert.ok(m, `a sample line: ${line}`);
+        values.set(m[1], Number(m[2]));
+    }
+    return values;
 }

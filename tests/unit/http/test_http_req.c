@@ -24,6 +24,7 @@ static const char upgrade_head[] = "GET /ws?x=1 HTTP/1.1\r\n"
                                    "Sec-WebSocket-Protocol: chat\r\n"
                                    "sec-websocket-protocol: tertulia.v1\r\n"
                                    "Origin: http://127.0.0.1:9090\r\n"
+                                   "authorization: Bearer abc\r\n"
                                    "\r\n";
 
 static void test_http_head_end_whole(void **state) {
@@ -58,6 +59,7 @@ static void test_http_req_parse_upgrade(void **state) {
     assert_true(http_slice_eq(req.path, "/ws"));
     assert_true(http_slice_eq(req.query, "x=1"));
     assert_true(http_slice_eq(req.host, "127.0.0.1:9090"));
+    assert_true(http_slice_eq(req.authorization, "Bearer abc"));
     assert_true(http_slice_eq(req.ws_key, "dGhlIHNhbXBsZSBub25jZQ=="));
     assert_true(http_slice_eq(req.ws_version, "13"));
     /* Two Sec-WebSocket-Protocol headers are one list. */
@@ -429,6 +431,51 @@ static void test_http_asset_find(void **state) {
     assert_int_equal(a->etag[0], '"');
     assert_null(http_asset_find("/no-such-file", 13));
     assert_null(http_asset_find("/index.htm", 10));
+    /* Only "/" is a directory of the chat client. */
+    assert_null(http_asset_find("/admin/", 7));
+}
+
+/* A table like the admin page's: a path ending in '/' is its index.html,
+ * other paths match exactly, prefixes and near misses do not. */
+static void test_http_asset_find_in(void **state) {
+    (void)state;
+    static const unsigned char x[] = "x";
+    const http_asset_t table[] = {
+        {"/admin/admin.js", "text/javascript", "\"1\"", x, 1},
+        {"/admin/index.html", "text/html", "\"2\"", x, 1},
+        {"/admin/sub/index.html", "text/html", "\"3\"", x, 1},
+        {NULL, NULL, NULL, NULL, 0},
+    };
+    const struct {
+        const char *path;
+        const char *want; /* NULL: not found */
+    } cases[] = {
+        {"/admin/", "/admin/index.html"},
+        {"/admin/index.html", "/admin/index.html"},
+        {"/admin/admin.js", "/admin/admin.js"},
+        {"/admin/sub/", "/admin/sub/index.html"},
+        {"/admin", NULL},
+        {"/admin/admin.j", NULL},
+        {"/admin/admin.jsx", NULL},
+        {"/admin/sub", NULL},
+        {"/admin//", NULL},
+        {"/", NULL},
+        {"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const http_asset_t *a = http_asset_find_in(table, cases[i].path, strlen(cases[i].path));
+        if (cases[i].want == NULL) {
+            assert_null(a);
+        } else {
+            assert_non_null(a);
+            assert_string_equal(a->path, cases[i].want);
+        }
+    }
+    /* The embedded admin table is terminated like the chat client's. */
+    size_t n = 0;
+    for (const http_asset_t *a = admin_assets; a->path != NULL; a++, n++)
+        assert_int_equal(strncmp(a->path, "/admin/", 7), 0);
+    assert_true(n < 100);
 }
 
 int main(void) {
@@ -445,6 +492,7 @@ int main(void) {
         cmocka_unit_test(test_http_req_parse_after_empty_lines),
         cmocka_unit_test(test_http_resp_head),
         cmocka_unit_test(test_http_asset_find),
+        cmocka_unit_test(test_http_asset_find_in),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

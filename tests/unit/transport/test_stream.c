@@ -188,6 +188,16 @@ static void test_stream_echoes_and_counts_written_bytes(void **state) {
     assert_int_equal(tt_stream_bytes_written(e->s), 5);
     assert_int_equal(tt_stream_queued(e->s), 0);
     assert_true(e->drains >= 1);
+    /* The loop's counters for /metrics: what this one stream moved. */
+    const tt_loop_stats_t *st = tt_loop_stats(f->loop);
+    assert_int_equal(st->bytes_in, 5);
+    assert_int_equal(st->bytes_out, 5);
+    assert_int_equal(st->accepted[0], 1);
+    assert_int_equal(st->accepted[1], 0);
+    /* Every iteration after the first poll is timed, each in one bucket. */
+    assert_true(st->iteration_us.count >= 1);
+    assert_int_equal(tt_hist_cumulative(&st->iteration_us, st->iteration_us.n),
+                     st->iteration_us.count);
     close(fd);
     STEP_UNTIL(f, fd, closed_count == 1);
 }
