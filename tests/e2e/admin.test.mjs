@@ -215,8 +215,8 @@ test('signed in: the charts fill, and the rooms and connections tables show the 
     const row = page.locator(`#rooms tbody tr[data-room="${ana.room}"]`);
     await row.waitFor({ timeout: 10000 });
     assert.equal(ana.room, bruno.room);
-    assert.deepEqual(await row.locator('td').allTextContents(), [ana.room, '2', '2']);
-    assert.equal(await page.locator('#rooms tbody tr').count(), 1);
+    await until(async () => (await row.locator('td').allTextContents()).join() === [ana.room, '2', '2'].join(),
+        { what: 'two members, two connections' });
 
     // Both connections, with their nicknames; the API's ids.
     await until(async () => (await connectionRows(page)).length === 2, { what: 'two connection rows' });
@@ -374,7 +374,10 @@ test('the layout at desktop and phone width, light and dark, with no CSP violati
     try {
         for (const page of [desktop, phone, dark]) {
             await until(async () => (await chartValue(page, 'connections')) === 3, { what: 'three connections' });
-            await until(async () => (await page.locator('#rooms tbody tr').count()) === 2, { what: 'two rooms' });
+            // (Rooms of earlier tests may still be listed: a guest's session
+            // outlives its connection, for a while, so it can resume.)
+            await until(async () => (await page.locator('#rooms tbody tr[data-room="python-dev-madrid"], #rooms tbody tr[data-room="swift-dev"]').count()) === 2,
+                { what: 'both rooms' });
             await until(async () => (await connectionRows(page)).length === 3, { what: 'three rows' });
             await until(async () => (await chartValue(page, 'rate')) > 0, { what: 'some traffic' });
         }
@@ -388,8 +391,8 @@ test('the layout at desktop and phone width, light and dark, with no CSP violati
         clearInterval(talk);
     }
     // The rooms table lists the busier room first.
-    assert.deepEqual(await desktop.locator('#rooms tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.room)),
-        ['python-dev-madrid', 'swift-dev']);
+    const order = await desktop.locator('#rooms tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.room));
+    assert.ok(order.indexOf('python-dev-madrid') < order.indexOf('swift-dev'), `the room with 2 members first (${order})`);
 
     // Desktop: the five charts side by side, at least three to a row.
     const tops = await desktop.locator('.chart').evaluateAll((els) => els.map((e) => Math.round(e.getBoundingClientRect().top)));
