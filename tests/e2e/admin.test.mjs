@@ -158,6 +158,15 @@ test('without the token: the sign-in form, no data, 401 from the API, and a wron
     assert.equal(plain.body.error, 'unauthorized');
     assert.match(plain.auth, /^Bearer realm="tertulia admin"/);
     assert.match(plain.cache, /no-store/);
+    // The page is served under the strict policy (so a style attribute or an
+    // inline script would show in page.problems).
+    const html = await fetch(adminUrl());
+    assert.equal(html.status, 200);
+    assert.match(html.headers.get('content-security-policy') || '', /default-src 'self'.*style-src 'self'/);
+    // "/admin" leads to "/admin/", where the page's relative URLs work.
+    const bare = await fetch(`${server.url}admin`, { redirect: 'manual' });
+    assert.equal(bare.status, 308);
+    assert.equal(bare.headers.get('location'), '/admin/');
 
     const wrong = await api('stats', { token: 'not-the-token' });
     assert.equal(wrong.status, 403);
@@ -417,6 +426,11 @@ test('with --admin-listen the page and the API are on their own port, and a serv
             return found.admin && found.chat && found;
         }, { what: 'the admin listener in the log' });
         assert.notEqual(ports.admin, ports.chat);
+        // The chat's port has no admin page then.
+        for (const p of ['admin/', 'admin/api/stats']) {
+            const res = await fetch(`http://127.0.0.1:${ports.chat}/${p}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+            assert.equal(res.status, 404, `${p} on the chat port`);
+        }
         const base = `http://127.0.0.1:${ports.admin}/admin/`;
         const stats = await api('stats', { base });
         assert.equal(stats.status, 200);
