@@ -114,9 +114,10 @@ async function api(path, { method = 'GET' } = {}) {
  * with the latest value as text (and as data-value, unformatted).
  */
 class Chart {
-    constructor(figure, format, { minMax = 1 } = {}) {
+    constructor(figure, format, { minMax = 1, axis = short } = {}) {
         this.figure = figure;
         this.format = format;
+        this.axis = axis;
         this.minMax = minMax;
         this.samples = [];
         this.valueEl = figure.querySelector('.value');
@@ -153,7 +154,7 @@ class Chart {
         const h = Math.max(60, Math.round(svg.clientHeight || 120));
         svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
         svg.replaceChildren();
-        const left = 40;
+        const left = 46;
         const right = 6;
         const top = 8;
         const bottom = 18;
@@ -171,7 +172,7 @@ class Chart {
         for (const f of [0, 0.5, 1]) {
             const y = top + ph - f * ph;
             el('line', { x1: left, x2: left + pw, y1: y, y2: y, class: f === 0 ? 'axis' : 'grid' });
-            el('text', { x: left - 5, y: y + 4, class: 'label', 'text-anchor': 'end' }, short(max * f));
+            el('text', { x: left - 5, y: y + 4, class: 'label', 'text-anchor': 'end' }, this.axis(max * f));
         }
         for (const [f, label] of [[0, `−${SAMPLES} s`], [0.5, `−${SAMPLES / 2} s`], [1, 'now']]) {
             el('text', { x: left + f * pw, y: h - 4, class: 'label', 'text-anchor': f === 0 ? 'start' : f === 1 ? 'end' : 'middle' }, label);
@@ -212,12 +213,15 @@ function niceCeil(v) {
     return 10 * p;
 }
 
+// Axis labels carry the unit (short: the left margin is narrow).
 const charts = {
     connections: new Chart($('chart-connections'), int),
-    rate: new Chart($('chart-rate'), (v) => `${rate(v)}/s`),
-    latency: new Chart($('chart-latency'), (v) => `${v.toFixed(v < 10 ? 2 : 1)} ms`, { minMax: 0.1 }),
-    queue: new Chart($('chart-queue'), bytes, { minMax: 1024 }),
-    loop: new Chart($('chart-loop'), micros, { minMax: 10 }),
+    rate: new Chart($('chart-rate'), (v) => `${rate(v)}/s`, { axis: (v) => `${short(v)}/s` }),
+    latency: new Chart($('chart-latency'), (v) => `${v.toFixed(v < 10 ? 2 : 1)} ms`,
+        { minMax: 0.1, axis: (v) => `${short(v)} ms` }),
+    queue: new Chart($('chart-queue'), bytes, { minMax: 1000, axis: (v) => `${short(v)}B` }),
+    loop: new Chart($('chart-loop'), micros,
+        { minMax: 10, axis: (v) => (v < 1000 ? `${short(v)} µs` : `${short(v / 1000)} ms`) }),
 };
 
 // -------------------------------------------------------------------- stats
