@@ -503,9 +503,10 @@ $('signin-form').addEventListener('submit', async (e) => {
         $('signin-error').textContent = 'Enter the admin token.';
         return;
     }
-    // An HTTP header carries printable ASCII only (fetch would throw).
-    if (!/^[\x20-\x7e]+$/.test(value)) {
-        $('signin-error').textContent = 'An admin token holds printable ASCII characters only.';
+    // The server's tokens are printable ASCII without spaces (and a header
+    // could not carry other characters: fetch would throw).
+    if (!/^[\x21-\x7e]+$/.test(value)) {
+        $('signin-error').textContent = 'An admin token is printable ASCII characters, without spaces.';
         return;
     }
     const button = $('sign-in');
