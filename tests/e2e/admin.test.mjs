@@ -455,3 +455,34 @@ test('with --admin-listen the page and the API are on their own port, and a serv
         await other.dispose();
     }
 });
+
+test('a new token read on SIGHUP sends a signed-in page back to the form, and the new one signs in', async () => {
+    const file = path.join(tokenDir, 'rotating-token');
+    fs.writeFileSync(file, `${TOKEN}\n`, { mode: 0o600 });
+    const other = await startServer({ args: ['--admin-token-file', file] });
+    try {
+        const page = await openPage(browser, `${other.url}admin/`);
+        pages.push(page);
+        await signIn(page);
+        await page.locator('#dashboard').waitFor({ state: 'visible' });
+
+        const next = crypto.randomBytes(18).toString('base64url');
+        fs.writeFileSync(file, `${next}\n`);
+        other.proc.kill('SIGHUP');
+        // The signal is handled by the server's loop: wait until the old token stops working.
+        const refused = await until(async () => {
+            const r = await api('stats', { base: `${other.url}admin/` });
+            return r.status === 403 && r;
+        }, { what: 'the old token refused' });
+        await page.locator('#signin-view').waitFor({ state: 'visible', timeout: 10000 });
+        assert.equal(await page.locator('#signin-error').textContent(), refused.body.message);
+        assert.equal(await page.evaluate((k) => sessionStorage.getItem(k), TOKEN_KEY), null);
+
+        await signIn(page, next);
+        await page.locator('#dashboard').waitFor({ state: 'visible' });
+        await until(async () => (await chartValue(page, 'connections')) === 0, { what: 'stats with the new token' });
+        assertNoProblems(page, REFUSED);
+    } finally {
+        await other.dispose();
+    }
+});
