@@ -70,7 +70,8 @@ missing=$("$bin" --help | sed -nE 's/^  --([a-z-]+).*/\1/p' | while read -r name
     grep -qE "^#? ?$name =" "$conf" || echo "$name"
 done)
 grep -qx 'db = /var/lib/tertulia/tertulia.db' "$conf" || missing="$missing db = /var/lib/tertulia/tertulia.db"
-verdict "the default config names every option and sets db = /var/lib/tertulia/tertulia.db" \
+grep -qx 'admin-listen = 127.0.0.1:9091' "$conf" || missing="$missing admin-listen = 127.0.0.1:9091"
+verdict "the default config names every option and sets db = /var/lib/tertulia/tertulia.db and admin-listen = 127.0.0.1:9091" \
     "the default config misses:" "$missing"
 
 man8="$d/usr/share/man/man8/tertulia.8"
