@@ -551,7 +551,7 @@ static void announce(server_t *srv) {
         if (srv->listener_admin[i]) {
             /* Its own words, so a reader waiting for the chat's address
              * ("listening on") never takes this one. */
-            tt_log_always("admin listening on %s", addr);
+            tt_log_always("admin address %s (metrics, health, admin page)", addr);
             if (first_admin == SIZE_MAX)
                 first_admin = i;
         } else {

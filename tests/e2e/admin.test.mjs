@@ -419,11 +419,10 @@ test('the layout at desktop and phone width, light and dark, with no CSP violati
 test('with --admin-listen the page and the API are on their own port, and a server gone shows in the status line', async () => {
     const other = await startServer({ args: ['--admin-listen', '127.0.0.1:0', '--admin-token-file', tokenFile] });
     try {
-        // Both lines say "listening on …": tell the admin one from the chat one.
+        // The chat's address is the "listening on" line, the admin one has its own words.
         const ports = await until(() => {
-            const found = {};
-            for (const m of other.log().matchAll(/(admin )?listening on 127\.0\.0\.1:(\d+)/g)) found[m[1] ? 'admin' : 'chat'] = Number(m[2]);
-            return found.admin && found.chat && found;
+            const admin = /admin address 127\.0\.0\.1:(\d+) /.exec(other.log());
+            return admin && { admin: Number(admin[1]), chat: other.port };
         }, { what: 'the admin listener in the log' });
         assert.notEqual(ports.admin, ports.chat);
         // The chat's port has no admin page then.

@@ -260,7 +260,7 @@ test('--admin-listen: metrics, health and admin only there; the chat address ser
     const { file, token } = tokenFile();
     const s = await startServer(['--db', ':memory:', '--admin-listen', `${HOST}:0`, '--admin-token-file', file]);
     try {
-        const m = await waitLog(s, /admin listening on 127\.0\.0\.1:(\d+)/);
+        const m = await waitLog(s, /admin address 127\.0\.0\.1:(\d+) \(metrics, health, admin page\)/);
         const admin = `http://${HOST}:${m[1]}`;
         await waitLog(s, new RegExp(`admin page: ${admin}/admin/`));
         // The chat address: the client and the chat, nothing of ops.
