@@ -29,6 +29,7 @@ void chat_config_defaults(chat_config_t *cfg) {
     cfg->rate_burst = CHAT_RATE_BURST_DEFAULT;
     cfg->rate_limit = CHAT_RATE_LIMIT_DEFAULT;
     cfg->resume_ms = CHAT_RESUME_MS_DEFAULT;
+    cfg->guests_off = false;
     cfg->nlimits_extra = 0;
 }
 
@@ -93,6 +94,7 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
     tt_map_init(&chat->nicks, TT_MAP_NOCASE);
     tt_map_init(&chat->rooms, TT_MAP_NOCASE);
     tt_map_init(&chat->by_sid, 0);
+    tt_map_init(&chat->registering, TT_MAP_NOCASE);
     tt_list_init(&chat->parked);
     tt_hist_init(&chat->counters.commit_us, tt_hist_latency_us, tt_hist_latency_us_n);
     tt_hist_init(&chat->counters.delivery_us, tt_hist_latency_us, tt_hist_latency_us_n);
@@ -133,6 +135,7 @@ void chat_free(chat_t *chat) {
         while (j != NULL) {
             chat_job_t *next = j->next;
             json_decref(j->root);
+            free(j->auth);
             free(j);
             j = next;
         }
@@ -144,6 +147,7 @@ void chat_free(chat_t *chat) {
     chat_session_t *s = chat->sessions;
     while (s != NULL) {
         chat_session_t *next = s->next;
+        chat__auth_drop_held(chat, s);
         for (uint32_t i = 0; i < s->nrooms; i++)
             free(s->rooms[i]);
         free(s->rooms);
@@ -162,6 +166,7 @@ void chat_free(chat_t *chat) {
     tt_map_dispose(&chat->rooms);
     tt_map_dispose(&chat->nicks);
     tt_map_dispose(&chat->by_sid);
+    tt_map_dispose(&chat->registering);
     free(chat->pending);
     free(chat->server_name);
     free(chat->server_version);
@@ -282,7 +287,11 @@ static bool close_now(chat_t *chat, chat_session_t *s, const char *reason) {
      * presence parked and the user alive for the grace time: a reload or
      * a reconnect comes back without any noise. A legacy client cannot
      * resume (it has no token): it goes at once, as does a goodbye. */
+    /* `logout` is a goodbye whatever closed the connection after it. */
+    if (s->logged_out)
+        reason = "quit";
     bool park = s->logged_in && s->v1 && chat->cfg.resume_ms > 0 && strcmp(reason, "quit") != 0;
+    chat__auth_drop_held(chat, s);
     while (s->nrooms > 0)
         chat__leave(chat, s->rooms[s->nrooms - 1], reason, park);
     if (s->logged_in)
@@ -302,7 +311,7 @@ static bool close_now(chat_t *chat, chat_session_t *s, const char *reason) {
     return true;
 }
 
-static chat_job_t *job_new(chat_t *chat, chat_job_kind_t kind, uint64_t sid) {
+chat_job_t *chat__job_new(chat_t *chat, chat_job_kind_t kind, uint64_t sid) {
     chat_job_t *j = chat->free_jobs;
     if (j != NULL)
         chat->free_jobs = j->next;
@@ -314,13 +323,13 @@ static chat_job_t *job_new(chat_t *chat, chat_job_kind_t kind, uint64_t sid) {
     return j;
 }
 
-static void job_put(chat_t *chat, chat_job_t *j) {
+void chat__job_put(chat_t *chat, chat_job_t *j) {
     j->root = NULL; /* handed to chat__execute, which released it */
     j->next = chat->free_jobs;
     chat->free_jobs = j;
 }
 
-static void job_push(chat_t *chat, chat_job_t *j, bool front) {
+void chat__job_push(chat_t *chat, chat_job_t *j, bool front) {
     if (front) {
         j->next = chat->jobs;
         chat->jobs = j;
@@ -349,10 +358,10 @@ static chat_job_t *job_pop(chat_t *chat) {
 }
 
 void chat__enqueue(chat_t *chat, chat_session_t *s, json_t *root, int parse_error) {
-    chat_job_t *j = job_new(chat, CHAT_JOB_REQUEST, s->sid);
+    chat_job_t *j = chat__job_new(chat, CHAT_JOB_REQUEST, s->sid);
     j->root = root;
     j->parse_error = parse_error;
-    job_push(chat, j, false);
+    chat__job_push(chat, j, false);
 }
 
 void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason) {
@@ -362,9 +371,9 @@ void chat_session_close(chat_t *chat, chat_session_t *s, const char *reason) {
     s->conn = NULL;
     s->closing = true; /* (close_queued, set below, is what chat__send checks) */
     s->close_queued = true;
-    chat_job_t *j = job_new(chat, CHAT_JOB_CLOSE, s->sid);
+    chat_job_t *j = chat__job_new(chat, CHAT_JOB_CLOSE, s->sid);
     j->reason = reason != NULL ? reason : "disconnect";
-    job_push(chat, j, false);
+    chat__job_push(chat, j, false);
     chat__pump(chat);
 }
 
@@ -372,7 +381,7 @@ void chat_session_end_of_input(chat_t *chat, chat_session_t *s) {
     if (s == NULL || s->close_queued)
         return;
     s->closing = true; /* nothing more comes; what came still runs */
-    job_push(chat, job_new(chat, CHAT_JOB_EOF, s->sid), false);
+    chat__job_push(chat, chat__job_new(chat, CHAT_JOB_EOF, s->sid), false);
     chat__pump(chat);
 }
 
@@ -384,7 +393,19 @@ void chat__pump(chat_t *chat) {
         chat_job_t *j = job_pop(chat);
         chat_session_t *s = chat__session_find(chat, j->sid);
         bool done = true;
-        if (j->kind == CHAT_JOB_CLOSE) {
+        if (j->kind == CHAT_JOB_AUTH) {
+            /* An answer changes who is logged in (and may join a room):
+             * like a login, it waits until what is pending is delivered. */
+            done = chat__settled(chat);
+            if (done) {
+                chat__auth_apply(chat, j->auth);
+                j->auth = NULL;
+            }
+        } else if (s != NULL && s->authing && j->kind != CHAT_JOB_CLOSE) {
+            /* The session waits for its check: its jobs run after it. */
+            chat__auth_hold(chat, s, j);
+            continue;
+        } else if (j->kind == CHAT_JOB_CLOSE) {
             done = s == NULL || close_now(chat, s, j->reason);
         } else if (j->kind == CHAT_JOB_EOF) {
             /* Every request the client sent has run: now the close. */
@@ -399,10 +420,10 @@ void chat__pump(chat_t *chat) {
         }
         if (!done) {
             /* It waits for what it just handed to the store: first again. */
-            job_push(chat, j, true);
+            chat__job_push(chat, j, true);
             break;
         }
-        job_put(chat, j);
+        chat__job_put(chat, j);
     }
     chat->pumping = false;
 }

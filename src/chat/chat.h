@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/auth_token.h"
 #include "core/buf.h"
 #include "core/hist.h"
 #include "core/msg.h"
@@ -139,6 +140,9 @@ typedef struct chat_config_s {
     unsigned rate_burst; /* chat messages a session may send at once (default 20, ≥ 1) */
     double rate_limit;   /* chat messages a second, sustained (default 10); 0 turns
                             flood control off (both buckets) */
+    /* Guests (a `login` with a nickname only): on by default; off, such a
+     * login is refused with `guests_closed` (accounts only). */
+    bool guests_off;
     /* Reported in welcome.limits after the chat's own; names must differ from
      * them. Fill with chat_config_add_limit. */
     chat_limit_t limits_extra[CHAT_LIMITS_EXTRA_MAX];
@@ -288,6 +292,10 @@ void chat_stats(const chat_t *chat, chat_stats_t *out);
     X(nickname_taken) \
     X(not_in_room) \
     X(no_such_user) \
+    X(nickname_registered) \
+    X(password_invalid) \
+    X(registration_closed) \
+    X(guests_closed) \
     X(other)
 /* clang-format on */
 #define CHAT_REFUSAL_ENUM_(code) CHAT_REFUSAL_##code,
@@ -400,5 +408,81 @@ typedef struct chat_store_hooks_s {
  * next chat_set_store). hooks = NULL detaches. Call before the first session
  * opens. Returns 0, or the negative code of last_id (then nothing changed). */
 int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ctx);
+
+/* ---- The accounts interface ----------------------------------------------
+ *
+ * Accounts are not the chat's business either: the chat parses `register`,
+ * `login` with a password or a token, `logout` and `password`, and hands
+ * the check to the auth hook (the server's, which hashes passwords on
+ * worker threads and keeps accounts in the store); it applies the answer
+ * in its turn. While a session's check runs, that session's later
+ * requests wait (at most CHAT_AUTH_WAIT_MAX; more are refused with
+ * `rate_limited`), and every other session goes on. Without a hook only
+ * guests exist (and nicknames are not checked against accounts). */
+
+#define CHAT_AUTH_WAIT_MAX 32
+#define CHAT_PASSWORD_MIN 8    /* bytes; `password_invalid` outside */
+#define CHAT_PASSWORD_MAX 1024 /* bytes */
+#define CHAT_TOKEN_MAX 512     /* bytes of a `token` (an account's, a JWT) */
+
+typedef enum {
+    CHAT_AUTH_REGISTER = 1, /* nick, secret = password: a new account and a token */
+    CHAT_AUTH_PASSWORD,     /* nick, secret = password: a token */
+    CHAT_AUTH_TOKEN,        /* secret = token: the account it belongs to */
+    CHAT_AUTH_GUEST,        /* nick: is it free of accounts? */
+    CHAT_AUTH_LOGOUT,       /* token_hash (or none); everywhere: every token of account */
+    CHAT_AUTH_CHANGE,       /* account, secret = old password, new_secret: a new token */
+} chat_auth_op_t;
+
+typedef struct chat_auth_req_s {
+    chat_auth_op_t op;
+    const char *nick; /* REGISTER, PASSWORD, GUEST; CHANGE: the account's */
+    size_t nick_len;
+    const char *secret; /* the password or the token */
+    size_t secret_len;
+    const char *new_secret; /* CHANGE: the new password */
+    size_t new_secret_len;
+    int64_t account_id;        /* LOGOUT, CHANGE: the session's account */
+    const uint8_t *token_hash; /* LOGOUT, CHANGE: the token the session holds (NULL: none) */
+    bool everywhere;           /* LOGOUT: revoke every token of the account */
+    const char *peer;          /* the client's address ("1.2.3.4:5678"), for rate limits */
+} chat_auth_req_t;
+
+typedef enum {
+    CHAT_AUTH_OK = 0,
+    CHAT_AUTH_FAILED,      /* `auth_failed`: wrong nickname, password or token */
+    CHAT_AUTH_LIMITED,     /* `rate_limited` (retry_ms): too many failures, or too many
+                              checks waiting for a worker */
+    CHAT_AUTH_TAKEN,       /* REGISTER: the nickname is an account already */
+    CHAT_AUTH_REGISTERED,  /* GUEST: the nickname is an account's */
+    CHAT_AUTH_CLOSED,      /* REGISTER: the server takes no new accounts */
+    CHAT_AUTH_UNAVAILABLE, /* `unavailable`: the store failed */
+} chat_auth_status_t;
+
+typedef struct chat_auth_result_s {
+    chat_auth_status_t status;
+    int64_t account_id;           /* OK (not GUEST, LOGOUT) */
+    char nick[CHAT_NICK_MAX + 1]; /* OK: the account's spelling of its nickname */
+    size_t nick_len;
+    char token[AUTH_TOKEN_LEN + 1];            /* OK of REGISTER, PASSWORD, CHANGE: a new token */
+    uint8_t token_hash[AUTH_TOKEN_HASH_BYTES]; /* OK: the hash of the token now held */
+    uint64_t retry_ms;                         /* LIMITED */
+} chat_auth_result_t;
+
+/* Called exactly once per accepted check, on the loop thread, never from
+ * inside authenticate; r is borrowed for the call. */
+typedef void (*chat_auth_done_cb)(void *arg, const chat_auth_result_t *r);
+
+typedef struct chat_auth_hooks_s {
+    /* Starts a check. Every pointer in req is borrowed for the call only.
+     * Returns 0 (done will be called), or a negative code (done will not
+     * be; the client gets `unavailable`). */
+    int (*authenticate)(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb done, void *arg);
+} chat_auth_hooks_t;
+
+/* Attaches the accounts (hooks copied, ctx borrowed until chat_free);
+ * NULL detaches. Call before the first session opens. Every check started
+ * must have completed before chat_free. */
+void chat_set_auth(chat_t *chat, const chat_auth_hooks_t *hooks, void *ctx);
 
 #endif

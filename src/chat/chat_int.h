@@ -125,6 +125,13 @@ struct chat_session_s {
     bool rate_logged;         /* logged_ms is set */
     bool closing;             /* io->close was asked for: further input is ignored */
     bool close_queued;        /* detached (chat_session_close): closed in its turn, sent nothing */
+    /* Accounts (chat_auth.c) */
+    bool authing;    /* a check of the auth hook runs: its later jobs wait in `held` */
+    bool logged_out; /* `logout`: its close is a goodbye (no grace time) */
+    bool has_token;  /* logged in to an account with a token: token_hash is its hash */
+    uint8_t token_hash[AUTH_TOKEN_HASH_BYTES];
+    struct chat_job_s *held, *held_tail; /* jobs that came while authing, in order */
+    uint32_t nheld;
 };
 
 /* Error lines held back (chat.c): at most one line per CHAT_LOG_WINDOW_MS,
@@ -183,15 +190,42 @@ typedef struct chat_batch_s {
 
 /* A request waiting for its turn (a store step is in flight), or a session
  * to close in its turn. */
-typedef enum { CHAT_JOB_REQUEST = 1, CHAT_JOB_CLOSE = 2, CHAT_JOB_EOF = 3 } chat_job_kind_t;
+typedef enum {
+    CHAT_JOB_REQUEST = 1,
+    CHAT_JOB_CLOSE = 2,
+    CHAT_JOB_EOF = 3,
+    CHAT_JOB_AUTH = 4, /* an auth hook's answer, applied in its turn */
+} chat_job_kind_t;
+typedef struct chat_auth_wait_s chat_auth_wait_t;
 typedef struct chat_job_s {
     struct chat_job_s *next;
     chat_job_kind_t kind;
     uint64_t sid;
-    json_t *root;       /* REQUEST: the parsed request (one reference), or NULL */
-    int parse_error;    /* REQUEST: CHAT_PARSE_* when root is NULL */
-    const char *reason; /* CLOSE: member_left's reason (static) */
+    json_t *root;           /* REQUEST: the parsed request (one reference), or NULL */
+    int parse_error;        /* REQUEST: CHAT_PARSE_* when root is NULL */
+    const char *reason;     /* CLOSE: member_left's reason (static) */
+    chat_auth_wait_t *auth; /* AUTH: the check and its answer (owned) */
 } chat_job_t;
+
+/* A check of the auth hook in flight (chat_auth.c): what the request asked
+ * for, kept until its answer is applied. */
+struct chat_auth_wait_s {
+    chat_t *chat;
+    uint64_t sid;
+    chat_auth_op_t op;
+    const char *type; /* the request's type (static), for logs */
+    char ref[CHAT_REF_MAX + 1];
+    size_t ref_len;
+    bool has_ref;
+    char nick[CHAT_NICK_MAX + 1]; /* REGISTER, PASSWORD, GUEST: as asked */
+    size_t nick_len;
+    char room[CHAT_ROOM_MAX + 1]; /* login's room */
+    size_t room_len;
+    bool has_room;
+    bool registering; /* nick is in chat->registering until the answer */
+    bool everywhere;  /* LOGOUT */
+    chat_auth_result_t result;
+};
 
 enum { CHAT_PARSE_OK = 0, CHAT_PARSE_BAD_JSON, CHAT_PARSE_BIG_NUMBER };
 
@@ -235,6 +269,12 @@ struct chat_s {
 
     chat_store_hooks_t store;
     void *store_ctx;
+    chat_auth_hooks_t auth;
+    void *auth_ctx;
+    unsigned auth_inflight; /* checks started whose answer has not been applied */
+    /* Nicknames being registered (folded → chat_auth_wait_t): a guest cannot
+     * take one meanwhile (`nickname_registered`). */
+    tt_map_t registering;
     size_t reply_budget;       /* cfg.reply_budget, raised to chat_reply_budget_min */
     size_t frame_unit;         /* bytes of a text message per request token (chat.h) */
     chat_logwin_t log_append;  /* failed append_batch calls */
@@ -394,6 +434,17 @@ uint64_t chat__clock_ms(const chat_t *chat);
 
 /* ---- chat_proto.c ------------------------------------------------------ */
 
+/* Request fields. chat__get_str: 1 and the string of key, 0 if absent or
+ * null, -1 if another type. chat__need_str: a required string (refused
+ * with bad_request otherwise); chat__opt_str: an optional one (-1:
+ * refused). chat__room_ok: refuses with room_invalid unless valid. */
+int chat__get_str(const json_t *o, const char *key, const char **str, size_t *len);
+bool chat__need_str(chat_t *chat, const chat_req_t *req, const char *key, const char **str,
+                    size_t *len);
+int chat__opt_str(chat_t *chat, const chat_req_t *req, const char *key, const char **str,
+                  size_t *len);
+bool chat__room_ok(chat_t *chat, const chat_req_t *req, const char *name, size_t len);
+
 /* A text message from s's client: charges flood control by its size and
  * parses it at once, then runs it (chat__execute) now or, while the chat
  * waits for the store, in its turn. */
@@ -401,6 +452,39 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
 /* Runs one parsed request (root: one reference, taken over; NULL with
  * parse_error CHAT_PARSE_* for a frame that is not JSON). */
 void chat__execute(chat_t *chat, chat_session_t *s, json_t *root, int parse_error);
+/* ---- chat_auth.c -------------------------------------------------------- */
+
+/* `register`, `logout`, `password`, and `login` with a password or a token
+ * (chat_auth.c); `login` as a guest stays in chat_proto.c and calls
+ * chat__auth_guest when a hook is attached. */
+void chat__on_register(chat_t *chat, const chat_req_t *req);
+void chat__on_logout(chat_t *chat, const chat_req_t *req);
+void chat__on_password(chat_t *chat, const chat_req_t *req);
+/* login with `password` or `token` (true: it was one of those, handled). */
+bool chat__login_credentials(chat_t *chat, const chat_req_t *req);
+/* A guest login for nick: asks the hook whether an account holds it. */
+void chat__auth_guest(chat_t *chat, const chat_req_t *req, const char *nick, size_t nick_len,
+                      const char *room, size_t room_len, bool has_room);
+/* Logs s in as a new guest nick (free, checked) and welcomes it. */
+void chat__guest_login(chat_t *chat, const chat_req_t *req, const char *nick, size_t nick_len,
+                       const char *room, size_t room_len, bool has_room);
+/* The welcome frame of s (logged in now), with its extra fields (stolen;
+ * NULL: none), then what was held for its user, then the join of room. */
+void chat__welcome(chat_t *chat, const chat_req_t *req, json_t *extra);
+/* Applies an AUTH job's answer (frees it). */
+void chat__auth_apply(chat_t *chat, chat_auth_wait_t *w);
+/* A job for s while s->authing: kept in s->held until the answer is applied.
+ * Returns false when CHAT_AUTH_WAIT_MAX are held already (not kept). */
+bool chat__auth_hold(chat_t *chat, chat_session_t *s, chat_job_t *j);
+/* Frees what s holds (it is closing). */
+void chat__auth_drop_held(chat_t *chat, chat_session_t *s);
+
+/* chat.c: job plumbing, for chat_auth.c. */
+chat_job_t *chat__job_new(chat_t *chat, chat_job_kind_t kind, uint64_t sid);
+void chat__job_put(chat_t *chat, chat_job_t *j);
+/* Queues j at the tail, or at the head (front). */
+void chat__job_push(chat_t *chat, chat_job_t *j, bool front);
+
 /* chat.c: runs queued jobs while nothing is in flight. */
 void chat__pump(chat_t *chat);
 /* chat.c: queues a request of s for its turn. */

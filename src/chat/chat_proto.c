@@ -19,7 +19,7 @@
 /* Reads the string field key of o. Returns 1 and fills str/len if present,
  * 0 if absent or null (null counts as absent: clients often serialize an
  * unset optional field that way), -1 if present with another type. */
-static int get_str(const json_t *o, const char *key, const char **str, size_t *len) {
+int chat__get_str(const json_t *o, const char *key, const char **str, size_t *len) {
     json_t *v = json_object_get(o, key);
     if (v == NULL || json_is_null(v))
         return 0;
@@ -32,9 +32,9 @@ static int get_str(const json_t *o, const char *key, const char **str, size_t *l
 
 /* A required string field; refuses the request with bad_request if it is
  * absent or not a string. */
-static bool need_str(chat_t *chat, const chat_req_t *req, const char *key, const char **str,
-                     size_t *len) {
-    int rc = get_str(req->root, key, str, len);
+bool chat__need_str(chat_t *chat, const chat_req_t *req, const char *key, const char **str,
+                    size_t *len) {
+    int rc = chat__get_str(req->root, key, str, len);
     if (rc == 1)
         return true;
     chat__refuse(chat, req, "bad_request",
@@ -83,16 +83,16 @@ static int opt_limit(chat_t *chat, const chat_req_t *req, unsigned def, unsigned
 
 /* An optional string field (a paging cursor): 1 (set), 0 (absent or null)
  * or -1 (not a string; refused with bad_request). */
-static int opt_str(chat_t *chat, const chat_req_t *req, const char *key, const char **str,
-                   size_t *len) {
-    int rc = get_str(req->root, key, str, len);
+int chat__opt_str(chat_t *chat, const chat_req_t *req, const char *key, const char **str,
+                  size_t *len) {
+    int rc = chat__get_str(req->root, key, str, len);
     if (rc < 0)
         chat__refuse(chat, req, "bad_request", "The field '%s' must be a string.", key);
     return rc;
 }
 
 /* Refuses with room_invalid unless name[0..len) is a valid room name. */
-static bool room_ok(chat_t *chat, const chat_req_t *req, const char *name, size_t len) {
+bool chat__room_ok(chat_t *chat, const chat_req_t *req, const char *name, size_t len) {
     if (chat_room_name_is_valid(name, len))
         return true;
     chat__refuse(chat, req, "room_invalid",
@@ -297,71 +297,15 @@ static json_t *typed(const char *type) {
 
 /* ---- handlers ---- */
 
-static void on_login(chat_t *chat, const chat_req_t *req) {
+void chat__welcome(chat_t *chat, const chat_req_t *req, json_t *extra) {
     chat_session_t *s = req->s;
-    if (s->logged_in) {
-        chat__refuse(chat, req, "already_logged_in", "You are already logged in as %s.", s->nick);
-        return;
-    }
-    const char *nick, *room = NULL;
-    size_t nick_len, room_len = 0;
-    if (!need_str(chat, req, "nickname", &nick, &nick_len))
-        return;
-    int has_room = get_str(req->root, "room", &room, &room_len);
-    if (has_room < 0) {
-        chat__refuse(chat, req, "bad_request", "The field 'room' must be a string.");
-        return;
-    }
-    if (!chat_nickname_is_valid(nick, nick_len)) {
-        chat__refuse(chat, req, "nickname_invalid",
-                     "A nickname has 1 to 32 letters, digits, '_', '-' or '.'.");
-        return;
-    }
-    if (has_room && !room_ok(chat, req, room, room_len))
-        return;
-    const char *resume = NULL;
-    size_t resume_len = 0;
-    int has_resume = get_str(req->root, "resume", &resume, &resume_len);
-    if (has_resume < 0) {
-        chat__refuse(chat, req, "bad_request", "The field 'resume' must be a string.");
-        return;
-    }
-    chat_user_t *u = chat__user_find(chat, nick, nick_len);
-    char token[AUTH_TOKEN_LEN + 1] = "";
-    if (has_resume > 0 && s->v1) {
-        /* The same guest, from a reload or another tab: its token, held
-         * only as a hash, must match. Anything else is one answer. */
-        uint8_t hash[AUTH_TOKEN_HASH_BYTES];
-        auth_token_hash(resume, resume_len, hash);
-        if (u == NULL || u->kind != CHAT_USER_GUEST || !auth_token_wellformed(resume, resume_len) ||
-            CRYPTO_memcmp(hash, u->resume_hash, sizeof(hash)) != 0) {
-            chat__refuse(chat, req, "auth_failed",
-                         "That guest session is over (or the token is not its): log in anew.");
-            return;
-        }
-    } else {
-        if (u != NULL) {
-            chat__refuse(chat, req, "nickname_taken", "The nickname %.*s is taken.", (int)nick_len,
-                         nick);
-            return;
-        }
-        u = chat__user_new(chat, nick, nick_len, CHAT_USER_GUEST);
-        if (s->v1 && auth_token_new(token, sizeof(token)) == 0)
-            auth_token_hash(token, strlen(token), u->resume_hash);
-    }
-    chat__user_attach(chat, u, s);
-    chat__log_event(chat, CHAT_EV_LOGIN, s, NULL,
-                    !s->v1           ? "logged in (legacy client)"
-                    : has_resume > 0 ? "resumed a guest session"
-                                     : "logged in as a guest");
-
     json_t *o = typed("welcome");
     json_object_set_new(o, "nickname", json_stringn_nocheck(s->nick, s->nick_len));
-    json_object_set_new(o, "account", json_false());
-    /* A new guest's token: `login` with it and the nickname joins this
-     * guest again (a reload, another tab) within the grace time. */
-    if (token[0] != '\0')
-        json_object_set_new(o, "resume", json_string_nocheck(token));
+    json_object_set_new(o, "account", json_boolean(s->user->kind == CHAT_USER_ACCOUNT));
+    if (extra != NULL) {
+        json_object_update(o, extra);
+        json_decref(extra);
+    }
     json_t *server = json_object();
     json_object_set_new(server, "name", json_string(chat->cfg.server_name));
     json_object_set_new(server, "version", json_string(chat->cfg.server_version));
@@ -395,19 +339,116 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
                             json_integer((json_int_t)chat->cfg.limits_extra[i].value));
     json_object_set_new(o, "limits", limits);
     chat__reply(chat, s, req, o);
-    /* What was sent to the guest while none of its connections was there. */
-    chat__user_release_held(chat, u, s);
+    /* What was sent to the user while none of its connections was there. */
+    chat__user_release_held(chat, s->user, s);
+}
 
+void chat__guest_login(chat_t *chat, const chat_req_t *req, const char *nick, size_t nick_len,
+                       const char *room, size_t room_len, bool has_room) {
+    chat_session_t *s = req->s;
+    if (chat__user_find(chat, nick, nick_len) != NULL) {
+        chat__refuse(chat, req, "nickname_taken", "The nickname %.*s is taken.", (int)nick_len,
+                     nick);
+        return;
+    }
+    if (tt_map_get(&chat->registering, nick, nick_len) != NULL) {
+        chat__refuse(chat, req, "nickname_registered",
+                     "The nickname %.*s belongs to an account: log in with its password.",
+                     (int)nick_len, nick);
+        return;
+    }
+    chat_user_t *u = chat__user_new(chat, nick, nick_len, CHAT_USER_GUEST);
+    char token[AUTH_TOKEN_LEN + 1] = "";
+    if (s->v1 && auth_token_new(token, sizeof(token)) == 0)
+        auth_token_hash(token, strlen(token), u->resume_hash);
+    chat__user_attach(chat, u, s);
+    chat__log_event(chat, CHAT_EV_LOGIN, s, NULL,
+                    s->v1 ? "logged in as a guest" : "logged in (legacy client)");
+    /* A new guest's token: `login` with it and the nickname joins this
+     * guest again (a reload, another tab) within the grace time. */
+    json_t *extra = NULL;
+    if (token[0] != '\0')
+        extra = json_pack("{s:s}", "resume", token);
+    chat__welcome(chat, req, extra);
     if (has_room)
         chat__join(chat, req, room, room_len, 0);
+}
+
+static void on_login(chat_t *chat, const chat_req_t *req) {
+    chat_session_t *s = req->s;
+    if (s->logged_in) {
+        chat__refuse(chat, req, "already_logged_in", "You are already logged in as %s.", s->nick);
+        return;
+    }
+    /* An account's password or token (chat_auth.c). */
+    if (chat__login_credentials(chat, req))
+        return;
+    const char *nick, *room = NULL;
+    size_t nick_len, room_len = 0;
+    if (!chat__need_str(chat, req, "nickname", &nick, &nick_len))
+        return;
+    int has_room = chat__get_str(req->root, "room", &room, &room_len);
+    if (has_room < 0) {
+        chat__refuse(chat, req, "bad_request", "The field 'room' must be a string.");
+        return;
+    }
+    if (!chat_nickname_is_valid(nick, nick_len)) {
+        chat__refuse(chat, req, "nickname_invalid",
+                     "A nickname has 1 to 32 letters, digits, '_', '-' or '.'.");
+        return;
+    }
+    if (has_room && !chat__room_ok(chat, req, room, room_len))
+        return;
+    const char *resume = NULL;
+    size_t resume_len = 0;
+    int has_resume = chat__get_str(req->root, "resume", &resume, &resume_len);
+    if (has_resume < 0) {
+        chat__refuse(chat, req, "bad_request", "The field 'resume' must be a string.");
+        return;
+    }
+    if (has_resume > 0 && s->v1) {
+        /* The same guest, from a reload or another tab: its token, held
+         * only as a hash, must match. Anything else is one answer. */
+        chat_user_t *u = chat__user_find(chat, nick, nick_len);
+        uint8_t hash[AUTH_TOKEN_HASH_BYTES];
+        auth_token_hash(resume, resume_len, hash);
+        if (u == NULL || u->kind != CHAT_USER_GUEST || !auth_token_wellformed(resume, resume_len) ||
+            CRYPTO_memcmp(hash, u->resume_hash, sizeof(hash)) != 0) {
+            chat__refuse(chat, req, "auth_failed",
+                         "That guest session is over (or the token is not its): log in anew.");
+            return;
+        }
+        chat__user_attach(chat, u, s);
+        chat__log_event(chat, CHAT_EV_LOGIN, s, NULL, "resumed a guest session");
+        chat__welcome(chat, req, NULL);
+        if (has_room)
+            chat__join(chat, req, room, room_len, 0);
+        return;
+    }
+    if (chat->cfg.guests_off) {
+        chat__refuse(chat, req, "guests_closed",
+                     "This server takes accounts only: register, or log in with a password.");
+        return;
+    }
+    if (chat__user_find(chat, nick, nick_len) != NULL) {
+        chat__refuse(chat, req, "nickname_taken", "The nickname %.*s is taken.", (int)nick_len,
+                     nick);
+        return;
+    }
+    /* With accounts, a guest may not take an account's nickname: the hook
+     * says (the store is read off the loop), and the login ends there. */
+    if (chat->auth.authenticate != NULL)
+        chat__auth_guest(chat, req, nick, nick_len, room, room_len, has_room > 0);
+    else
+        chat__guest_login(chat, req, nick, nick_len, room, room_len, has_room > 0);
 }
 
 static void on_join(chat_t *chat, const chat_req_t *req) {
     const char *name;
     size_t len;
     uint64_t since = 0;
-    if (!need_str(chat, req, "room", &name, &len) || opt_id(chat, req, "since", &since) < 0 ||
-        !room_ok(chat, req, name, len))
+    if (!chat__need_str(chat, req, "room", &name, &len) || opt_id(chat, req, "since", &since) < 0 ||
+        !chat__room_ok(chat, req, name, len))
         return;
     chat__join(chat, req, name, len, since);
 }
@@ -415,7 +456,7 @@ static void on_join(chat_t *chat, const chat_req_t *req) {
 static void on_leave(chat_t *chat, const chat_req_t *req) {
     const char *name;
     size_t len;
-    if (!need_str(chat, req, "room", &name, &len) || !room_ok(chat, req, name, len))
+    if (!chat__need_str(chat, req, "room", &name, &len) || !chat__room_ok(chat, req, name, len))
         return;
     chat_member_t *m = chat__member_find(req->s, chat__room_find(chat, name, len));
     if (m == NULL) {
@@ -433,8 +474,8 @@ static void on_leave(chat_t *chat, const chat_req_t *req) {
 static void on_room(chat_t *chat, const chat_req_t *req) {
     const char *name, *text;
     size_t len, text_len;
-    if (!need_str(chat, req, "to", &name, &len) || !need_text(chat, req, &text, &text_len) ||
-        !room_ok(chat, req, name, len) || !text_ok(chat, req, text_len))
+    if (!chat__need_str(chat, req, "to", &name, &len) || !need_text(chat, req, &text, &text_len) ||
+        !chat__room_ok(chat, req, name, len) || !text_ok(chat, req, text_len))
         return;
     chat_room_t *room = chat__room_find(chat, name, len);
     if (chat__member_find(req->s, room) == NULL) {
@@ -448,7 +489,7 @@ static void on_room(chat_t *chat, const chat_req_t *req) {
 static void on_private(chat_t *chat, const chat_req_t *req) {
     const char *to, *text;
     size_t to_len, text_len;
-    if (!need_str(chat, req, "to", &to, &to_len) || !need_text(chat, req, &text, &text_len) ||
+    if (!chat__need_str(chat, req, "to", &to, &to_len) || !need_text(chat, req, &text, &text_len) ||
         !text_ok(chat, req, text_len))
         return;
     chat_user_t *target = chat__user_find(chat, to, to_len);
@@ -469,11 +510,11 @@ static void on_history(chat_t *chat, const chat_req_t *req) {
     const char *name;
     size_t len;
     uint64_t before = 0; /* no bound */
-    if (!need_str(chat, req, "room", &name, &len) || opt_id(chat, req, "before", &before) < 0)
+    if (!chat__need_str(chat, req, "room", &name, &len) || opt_id(chat, req, "before", &before) < 0)
         return;
     unsigned limit;
     if (opt_limit(chat, req, CHAT_HISTORY_DEFAULT, CHAT_HISTORY_MAX, &limit) < 0 ||
-        !room_ok(chat, req, name, len))
+        !chat__room_ok(chat, req, name, len))
         return;
     const chat_room_t *room = chat__room_find(chat, name, len);
     if (chat__member_find(req->s, room) == NULL) {
@@ -592,7 +633,7 @@ static bool page_fields(chat_t *chat, const chat_req_t *req, unsigned def, unsig
         return false;
     const char *a;
     size_t alen;
-    int rc = opt_str(chat, req, "after", &a, &alen);
+    int rc = chat__opt_str(chat, req, "after", &a, &alen);
     if (rc < 0)
         return false;
     if (rc > 0) {
@@ -606,9 +647,9 @@ static void on_who(chat_t *chat, const chat_req_t *req) {
     const char *name, *after;
     size_t len, after_len;
     unsigned limit;
-    if (!need_str(chat, req, "room", &name, &len) ||
+    if (!chat__need_str(chat, req, "room", &name, &len) ||
         !page_fields(chat, req, CHAT_MEMBERS_MAX, CHAT_MEMBERS_MAX, &limit, &after, &after_len) ||
-        !room_ok(chat, req, name, len))
+        !chat__room_ok(chat, req, name, len))
         return;
     /* Rooms are public: anyone logged in may look, and a room nobody is in
      * simply has no members (it is not an error to ask). */
@@ -689,11 +730,18 @@ typedef struct handler_s {
 } handler_t;
 
 static const handler_t handlers[] = {
-    {"login", false, on_login, false, true},    {"join", true, on_join, false, true},
-    {"leave", true, on_leave, false, true},     {"room", true, on_room, true, false},
-    {"private", true, on_private, true, false}, {"history", true, on_history, false, false},
-    {"who", true, on_who, false, false},        {"rooms", true, on_rooms, false, false},
+    {"login", false, on_login, false, true},
+    {"join", true, on_join, false, true},
+    {"leave", true, on_leave, false, true},
+    {"room", true, on_room, true, false},
+    {"private", true, on_private, true, false},
+    {"history", true, on_history, false, false},
+    {"who", true, on_who, false, false},
+    {"rooms", true, on_rooms, false, false},
     {"ping", false, on_ping, false, false},
+    {"register", false, chat__on_register, false, true},
+    {"logout", true, chat__on_logout, false, true},
+    {"password", true, chat__on_password, false, false},
 };
 
 static const handler_t *find_handler(const char *type, size_t len) {
@@ -824,7 +872,7 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
     }
     /* The request runs now, or in its turn after what the chat is waiting
      * for: either way after every request that came before it. */
-    if (chat->jobs == NULL && chat->inflight == 0 && !chat->pumping) {
+    if (chat->jobs == NULL && chat->inflight == 0 && !chat->pumping && !s->authing) {
         chat__execute(chat, s, root, parse_error);
         if (!chat->defer)
             return;

@@ -15,11 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "http/http_req.h"
 #include "http/http_resp.h"
 #include "http/static.h"
+#include "server/accounts.h"
 #include "server/options.h"
 #include "store/store.h"
 #include "store/store_async.h"
@@ -231,6 +233,8 @@ static void reload_finished(server_t *srv) {
 }
 
 static void close_handles(server_t *srv) {
+    /* The password workers first: none may wake a freed handle. */
+    accounts_stop(srv->accounts);
     tt_async_free(srv->wake);
     srv->wake = NULL;
     tt_timer_free(srv->watchdog);
@@ -592,6 +596,7 @@ static int open_history(const server_config_t *cfg, store_t **out) {
     store_maint_config_defaults(&mc);
     mc.retain_messages = cfg->retain_messages;
     mc.retain_days = cfg->retain_days;
+    mc.token_max_idle_ms = (int64_t)cfg->token_days * 86400 * 1000;
     r = store_maint_start(*out, &mc, err, sizeof(err));
     if (r < 0) {
         tt_log_error("cannot start the history maintenance thread: %s", err);
@@ -683,6 +688,7 @@ int server_run(const server_config_t *cfg) {
     r = listen_on(srv);
     if (r < 0)
         goto out_loop;
+    srv->cfg.chat.guests_off = !srv->cfg.guests;
     srv->chat = chat_new(&srv->cfg.chat, &ws_conn_chat_io, srv);
     server_metrics_init(srv);
     chat_set_clock(srv->chat, loop_now_ms, srv);
@@ -694,8 +700,26 @@ int server_run(const server_config_t *cfg) {
         /* The chat's ids continue after the last stored one. */
         r = store_chat_attach_async(srv->chat, store, srv->async, &history);
     }
+    if (r == 0) {
+        /* Accounts: passwords on their own threads, the rest on the store's. */
+        accounts_config_t ac;
+        accounts_config_defaults(&ac);
+        ac.registration = srv->cfg.registration;
+        ac.token_idle_ms = (int64_t)srv->cfg.token_days * 86400 * 1000;
+        ac.workers = srv->cfg.password_workers;
+        ac.queue = srv->cfg.password_queue;
+        int ar = accounts_start(srv->loop, srv->async, &ac, &srv->accounts);
+        if (ar != 0) {
+            tt_log_error("cannot start the password workers: %s", auth_strerror(ar));
+            r = ar;
+        } else {
+            chat_set_auth(srv->chat, &accounts_hooks, srv->accounts);
+        }
+    }
     if (r < 0) {
         tt_log_error("cannot use the message history: %s", store_strerror(r));
+        accounts_free(srv->accounts);
+        srv->accounts = NULL;
         store_async_stop(srv->async);
         srv->async = NULL;
         chat_free(srv->chat);
@@ -734,6 +758,10 @@ int server_run(const server_config_t *cfg) {
     }
     store_async_stop(srv->async);
     srv->async = NULL;
+    /* Every check has been answered by now (the pool stopped with the
+     * loop's handles, the store just now). */
+    accounts_free(srv->accounts);
+    srv->accounts = NULL;
     chat_free(srv->chat);
     store_chat_stats_t hs;
     store_chat_stats(history, &hs);

@@ -57,8 +57,14 @@ typedef struct server_config_s {
     const char *admin_token_file;
     char admin_token[SERVER_ADMIN_TOKEN_MAX + 1];
     size_t admin_token_len;
-    int log_level;  /* tt_log_level_t; server_run sets it */
-    int log_format; /* tt_log_format_t: text or json; server_run sets it */
+    /* Accounts (server/accounts.c) */
+    bool guests;               /* guests may log in (chat.guests_off is its opposite) */
+    bool registration;         /* `register` makes accounts */
+    unsigned token_days;       /* a token unused this long is dead */
+    unsigned password_workers; /* password-hashing threads */
+    unsigned password_queue;   /* checks that may wait for one */
+    int log_level;             /* tt_log_level_t; server_run sets it */
+    int log_format;            /* tt_log_format_t: text or json; server_run sets it */
     /* With --config: the file SIGHUP reads again, and the options (their
      * command-line layer) it was resolved from; both outlive server_run. */
     const char *config_path;
