@@ -423,7 +423,8 @@ int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ct
 #define CHAT_AUTH_WAIT_MAX 32
 #define CHAT_PASSWORD_MIN 8    /* bytes; `password_invalid` outside */
 #define CHAT_PASSWORD_MAX 1024 /* bytes */
-#define CHAT_TOKEN_MAX 512     /* bytes of a `token` (an account's, a JWT) */
+#define CHAT_TOKEN_MAX 512     /* bytes of a `token` (an account's) */
+#define CHAT_JWT_MAX 8192      /* bytes of a `jwt` (an operator's signed token) */
 
 typedef enum {
     CHAT_AUTH_REGISTER = 1, /* nick, secret = password: a new account and a token */
@@ -432,6 +433,7 @@ typedef enum {
     CHAT_AUTH_GUEST,        /* nick: is it free of accounts? */
     CHAT_AUTH_LOGOUT,       /* token_hash (or none); everywhere: every token of account */
     CHAT_AUTH_CHANGE,       /* account, secret = old password, new_secret: a new token */
+    CHAT_AUTH_JWT,          /* secret = an operator's JWT: the account its sub names */
 } chat_auth_op_t;
 
 typedef struct chat_auth_req_s {

@@ -164,13 +164,17 @@ void chat__auth_guest(chat_t *chat, const chat_req_t *req, const char *nick, siz
 bool chat__login_credentials(chat_t *chat, const chat_req_t *req) {
     const char *pw = NULL, *tok = NULL, *room = NULL, *nick = NULL;
     size_t pw_len = 0, tok_len = 0, room_len = 0, nick_len = 0;
+    const char *jwt = NULL;
+    size_t jwt_len = 0;
     int has_pw = chat__get_str(req->root, "password", &pw, &pw_len);
     int has_tok = chat__get_str(req->root, "token", &tok, &tok_len);
-    if (has_pw < 0 || has_tok < 0) {
-        chat__refuse(chat, req, "bad_request", "The fields 'password' and 'token' are strings.");
+    int has_jwt = chat__get_str(req->root, "jwt", &jwt, &jwt_len);
+    if (has_pw < 0 || has_tok < 0 || has_jwt < 0) {
+        chat__refuse(chat, req, "bad_request",
+                     "The fields 'password', 'token' and 'jwt' are strings.");
         return true;
     }
-    if (has_pw == 0 && has_tok == 0)
+    if (has_pw == 0 && has_tok == 0 && has_jwt == 0)
         return false;
     if (!accounts_ok(chat, req, "auth_failed"))
         return true;
@@ -179,7 +183,13 @@ bool chat__login_credentials(chat_t *chat, const chat_req_t *req) {
         return true;
     chat_auth_wait_t *w;
     chat_auth_req_t ar = {0};
-    if (has_tok > 0) {
+    if (has_jwt > 0) {
+        /* An operator's signed token: its sub is the nickname. */
+        w = wait_new(chat, req, CHAT_AUTH_JWT);
+        ar.op = CHAT_AUTH_JWT;
+        ar.secret = jwt;
+        ar.secret_len = jwt_len > CHAT_JWT_MAX ? CHAT_JWT_MAX + 1 : jwt_len;
+    } else if (has_tok > 0) {
         /* A token from an earlier welcome: a reload, a tab, a device. One
          * that cannot be one gets the answer a wrong one gets (the hook's,
          * so it takes as long). */
@@ -359,7 +369,8 @@ static void refuse_status(chat_t *chat, const chat_req_t *req, const chat_auth_w
                          w->op == CHAT_AUTH_TOKEN
                              ? "That token is not valid (expired, revoked or wrong): log in with "
                                "the password."
-                             : "Wrong nickname or password.");
+                         : w->op == CHAT_AUTH_JWT ? "That JWT is not accepted here."
+                                                  : "Wrong nickname or password.");
         break;
     case CHAT_AUTH_OK:
     case CHAT_AUTH_UNAVAILABLE:
@@ -389,11 +400,13 @@ static void account_login(chat_t *chat, chat_session_t *s, const chat_req_t *req
         u->account_id = r->account_id;
     }
     chat__user_attach(chat, u, s);
-    s->has_token = true;
+    /* An operator's JWT is its own credential: no token of ours to revoke. */
+    s->has_token = w->op != CHAT_AUTH_JWT;
     memcpy(s->token_hash, r->token_hash, sizeof(s->token_hash));
     chat__log_event(chat, CHAT_EV_LOGIN, s, NULL,
                     w->op == CHAT_AUTH_REGISTER ? "registered an account"
                     : w->op == CHAT_AUTH_TOKEN  ? "logged in to an account with a token"
+                    : w->op == CHAT_AUTH_JWT    ? "logged in with an operator's JWT"
                                                 : "logged in to an account with its password");
     json_t *extra = r->token[0] != '\0' ? json_pack("{s:s}", "token", r->token) : NULL;
     chat__welcome(chat, req, extra);
@@ -430,6 +443,7 @@ void chat__auth_apply(chat_t *chat, chat_auth_wait_t *w) {
         case CHAT_AUTH_REGISTER:
         case CHAT_AUTH_PASSWORD:
         case CHAT_AUTH_TOKEN:
+        case CHAT_AUTH_JWT:
             account_login(chat, s, &req, w);
             break;
         case CHAT_AUTH_LOGOUT:

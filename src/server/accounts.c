@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/auth_jwt.h"
 #include "auth/auth_pool.h"
 #include "auth/auth_pw.h"
 #include "auth/auth_token.h"
@@ -81,6 +82,8 @@ typedef struct acct_job_s {
     size_t secret_len;
     char new_secret[CHAT_PASSWORD_MAX + 1];
     size_t new_secret_len;
+    char *jwt; /* JWT: the token (owned), checked on the pool */
+    size_t jwt_len;
     int64_t account_id;
     uint8_t token_hash[AUTH_TOKEN_HASH_BYTES]; /* LOGOUT: the one to revoke; OK: the new one */
     bool has_token_hash;
@@ -141,6 +144,8 @@ static uint64_t key_of(accounts_t *a, const char *s, size_t len) {
 
 static void finish(acct_job_t *j, chat_auth_status_t status) {
     accounts_t *a = j->a;
+    free(j->jwt);
+    j->jwt = NULL;
     j->result.status = status;
     if (status == CHAT_AUTH_FAILED) {
         uint64_t now = tt_loop_now(a->loop);
@@ -339,6 +344,57 @@ static void done_limited(void *arg, int rc) {
     finish_limited(j, j->result.retry_ms);
 }
 
+/* -- JWT: verify (pool) → the account its sub names, made if new (store) -- */
+
+static int run_jwt_account(store_t *st, void *arg) {
+    acct_job_t *j = arg;
+    int rc = store_account_get(st, j->nick, j->nick_len, &j->acct);
+    /* An operator's user is an account: its nickname is reserved from its
+     * first login on, without a password of ours. */
+    if (rc == STORE_E_NOTFOUND)
+        rc = store_account_create(st, j->nick, j->nick_len, NULL, j->now_ms, &j->acct);
+    if (rc == STORE_E_EXISTS) /* made meanwhile by another login */
+        rc = store_account_get(st, j->nick, j->nick_len, &j->acct);
+    return rc;
+}
+
+static void done_jwt_account(void *arg, int rc) {
+    acct_job_t *j = arg;
+    if (rc != 0) {
+        finish(j, CHAT_AUTH_UNAVAILABLE);
+        return;
+    }
+    result_account(j);
+    finish(j, CHAT_AUTH_OK);
+}
+
+static void work_jwt(void *arg) {
+    acct_job_t *j = arg;
+    char sub[CHAT_NICK_MAX + 2];
+    j->rc = auth_jwt_verify(j->a->cfg.jwt, j->jwt, j->jwt_len, j->now_ms / 1000, sub, sizeof(sub),
+                            NULL);
+    if (j->rc == 0 && !chat_nickname_is_valid(sub, strlen(sub)))
+        j->rc = AUTH_E_JWT_SUB;
+    if (j->rc == 0) {
+        j->nick_len = strlen(sub);
+        memcpy(j->nick, sub, j->nick_len + 1);
+    }
+}
+
+static void done_work_jwt(void *arg, int rc) {
+    acct_job_t *j = arg;
+    if (rc != 0) {
+        finish(j, CHAT_AUTH_UNAVAILABLE);
+        return;
+    }
+    if (j->rc != 0) {
+        tt_log_debug("accounts: a JWT refused: %s", auth_strerror(j->rc));
+        finish(j, CHAT_AUTH_FAILED);
+        return;
+    }
+    store_step(j, run_jwt_account, done_jwt_account);
+}
+
 /* -- guest check -- */
 
 static void done_guest(void *arg, int rc) {
@@ -442,8 +498,15 @@ static int authenticate(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb
      * for: it goes the same way (a store read, a verify that refuses it
      * unhashed) without being copied. */
     bool too_long = req->secret_len > CHAT_PASSWORD_MAX;
-    if (req->secret != NULL && !too_long)
+    if (req->op == CHAT_AUTH_JWT) {
+        too_long = req->secret_len > AUTH_JWT_MAX;
+        if (!too_long) {
+            j->jwt = xstrndup(req->secret, req->secret_len);
+            j->jwt_len = req->secret_len;
+        }
+    } else if (req->secret != NULL && !too_long) {
         memcpy(j->secret, req->secret, req->secret_len);
+    }
     j->secret_len = too_long ? CHAT_PASSWORD_MAX + 1 : req->secret_len;
     if (req->new_secret != NULL) {
         memcpy(j->new_secret, req->new_secret, req->new_secret_len);
@@ -466,7 +529,8 @@ static int authenticate(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb
     store_call_done_cb cb = NULL;
     uint64_t now = tt_loop_now(a->loop);
     uint64_t wait = 0;
-    if (j->op == CHAT_AUTH_PASSWORD || j->op == CHAT_AUTH_TOKEN || j->op == CHAT_AUTH_CHANGE) {
+    if (j->op == CHAT_AUTH_PASSWORD || j->op == CHAT_AUTH_TOKEN || j->op == CHAT_AUTH_CHANGE ||
+        j->op == CHAT_AUTH_JWT) {
         wait = limited_for(&a->by_addr, j->addr_key, now);
         if (j->nick_key != 0) {
             uint64_t w2 = limited_for(&a->by_nick, j->nick_key, now);
@@ -500,6 +564,27 @@ static int authenticate(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb
         case CHAT_AUTH_LOGOUT:
             run = run_logout, cb = done_logout;
             break;
+        case CHAT_AUTH_JWT: {
+            if (a->cfg.jwt == NULL || j->jwt == NULL) {
+                run = run_nothing, cb = done_failed;
+                break;
+            }
+            j->now_ms = wall_ms();
+            int rc = auth_pool_submit(a->pool, work_jwt, done_work_jwt, j);
+            if (rc == 0) {
+                a->inflight++;
+                return 0;
+            }
+            if (rc != AUTH_E_BUSY) {
+                free(j->jwt);
+                explicit_bzero(j, sizeof(*j));
+                free(j);
+                return -1;
+            }
+            j->result.retry_ms = BUSY_RETRY_MS;
+            run = run_nothing, cb = done_limited;
+            break;
+        }
         case CHAT_AUTH_REGISTER:
             if (!a->cfg.registration) {
                 run = run_nothing, cb = done_closed;
@@ -521,7 +606,8 @@ static int authenticate(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb
             break;
         }
     }
-    if (store_async_call(a->async, sizeof(*j), run, cb, j) < 0) {
+    if (store_async_call(a->async, sizeof(*j) + j->jwt_len, run, cb, j) < 0) {
+        free(j->jwt);
         explicit_bzero(j, sizeof(*j));
         free(j);
         return -1;

@@ -10,12 +10,16 @@
 #include "transport/transport.h"
 
 struct store_async_s;
+struct auth_jwt_keys_s;
 
 typedef struct accounts_config_s {
     bool registration;     /* `register` makes accounts (off: registration_closed) */
     int64_t token_idle_ms; /* a token unused this long is dead (--token-days) */
     unsigned workers;      /* password-hashing threads (--password-workers) */
     unsigned queue;        /* checks waiting for one, at most (--password-queue) */
+    /* JWT logins (--jwt-key, --jwt-secret-file): the keys, borrowed for the
+     * life of the accounts; NULL: `login` with `jwt` is auth_failed. */
+    const struct auth_jwt_keys_s *jwt;
 } accounts_config_t;
 
 void accounts_config_defaults(accounts_config_t *cfg);

@@ -235,6 +235,20 @@ const opt_desc_t options_table[] = {
      AT(registration),
      .help = "let people make accounts with register (off: registration_closed; existing "
              "accounts still log in)"},
+    {.name = "jwt-key",
+     .type = OPT_STRING,
+     .none = "none",
+     .arg = "FILE",
+     AT(jwt_key),
+     .help = "PEM public key (RSA of 2048 bits or more, or EC P-256) that checks the RS256 or "
+             "ES256 JWTs of an operator's own user system: login with jwt logs in the account "
+             "its sub names"},
+    {.name = "jwt-secret-file",
+     .type = OPT_STRING,
+     .none = "none",
+     .arg = "FILE",
+     AT(jwt_secret_file),
+     .help = "file holding the HS256 secret (32 bytes or more) of such JWTs"},
     {.name = "token-days",
      .type = OPT_INT,
      .def = "30",

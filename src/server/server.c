@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "auth/auth_jwt.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "http/http_req.h"
@@ -308,6 +309,19 @@ static void on_transport_refusal(void *ctx, tt_stream_t *s, const char *why) {
     server_t *srv = ctx;
     srv->counters.transport_refusals++;
     server_log_refusal(srv, "%s: refused: %s", tt_stream_peer(s), why);
+}
+
+int server_jwt_load(server_config_t *cfg, char *err, size_t errlen) {
+    cfg->jwt = NULL;
+    if (cfg->jwt_key == NULL && cfg->jwt_secret_file == NULL)
+        return 0;
+    return auth_jwt_keys_load(cfg->jwt_key, cfg->jwt_secret_file, &cfg->jwt, err, errlen) == 0 ? 0
+                                                                                               : -1;
+}
+
+void server_jwt_free(server_config_t *cfg) {
+    auth_jwt_keys_free(cfg->jwt);
+    cfg->jwt = NULL;
 }
 
 int server_tls_load(server_config_t *cfg, char *err, size_t errlen) {
@@ -708,6 +722,7 @@ int server_run(const server_config_t *cfg) {
         ac.token_idle_ms = (int64_t)srv->cfg.token_days * 86400 * 1000;
         ac.workers = srv->cfg.password_workers;
         ac.queue = srv->cfg.password_queue;
+        ac.jwt = srv->cfg.jwt;
         int ar = accounts_start(srv->loop, srv->async, &ac, &srv->accounts);
         if (ar != 0) {
             tt_log_error("cannot start the password workers: %s", auth_strerror(ar));

@@ -58,13 +58,16 @@ typedef struct server_config_s {
     char admin_token[SERVER_ADMIN_TOKEN_MAX + 1];
     size_t admin_token_len;
     /* Accounts (server/accounts.c) */
-    bool guests;               /* guests may log in (chat.guests_off is its opposite) */
-    bool registration;         /* `register` makes accounts */
-    unsigned token_days;       /* a token unused this long is dead */
-    unsigned password_workers; /* password-hashing threads */
-    unsigned password_queue;   /* checks that may wait for one */
-    int log_level;             /* tt_log_level_t; server_run sets it */
-    int log_format;            /* tt_log_format_t: text or json; server_run sets it */
+    bool guests;                 /* guests may log in (chat.guests_off is its opposite) */
+    bool registration;           /* `register` makes accounts */
+    unsigned token_days;         /* a token unused this long is dead */
+    unsigned password_workers;   /* password-hashing threads */
+    unsigned password_queue;     /* checks that may wait for one */
+    const char *jwt_key;         /* PEM public key for RS256/ES256 JWT logins */
+    const char *jwt_secret_file; /* HS256 secret for them */
+    struct auth_jwt_keys_s *jwt; /* loaded by server_jwt_load; server_run borrows it */
+    int log_level;               /* tt_log_level_t; server_run sets it */
+    int log_format;              /* tt_log_format_t: text or json; server_run sets it */
     /* With --config: the file SIGHUP reads again, and the options (their
      * command-line layer) it was resolved from; both outlive server_run. */
     const char *config_path;
@@ -80,6 +83,10 @@ void server_config_defaults(server_config_t *cfg);
 int server_tls_load(server_config_t *cfg, char *err, size_t errlen);
 /* Drops cfg->tls (a --check-config that loaded it). */
 void server_tls_free(server_config_t *cfg);
+/* Loads jwt_key and jwt_secret_file into cfg->jwt (blocking: at start-up);
+ * 0 also without either. Returns 0, or -1 with err filled. */
+int server_jwt_load(server_config_t *cfg, char *err, size_t errlen);
+void server_jwt_free(server_config_t *cfg);
 /* Reads admin_token_file into cfg->admin_token (blocking: at start-up).
  * The token is the file's first line without surrounding white space: 16
  * to SERVER_ADMIN_TOKEN_MAX printable ASCII characters. Returns 0 (also
