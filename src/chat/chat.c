@@ -556,7 +556,7 @@ static json_t *history_array(const chat_message_t *msgs, size_t n, size_t budget
 }
 
 /* A history read the executor waits for, and what its reply needs. */
-typedef enum { READ_JOINED = 1, READ_HISTORY = 2 } read_kind_t;
+typedef enum { READ_JOINED = 1, READ_HISTORY = 2, READ_WITH = 3 } read_kind_t;
 typedef struct read_s {
     chat_t *chat;
     read_kind_t kind;
@@ -564,7 +564,7 @@ typedef struct read_s {
     json_t *root; /* the request (one reference): its ref points into it */
     const char *ref;
     size_t ref_len;
-    char room[CHAT_ROOM_MAX + 1];
+    char room[CHAT_ROOM_MAX + 1]; /* READ_WITH: the other side's nickname */
     size_t room_len;
     bool fresh; /* READ_JOINED: a new member, whom the others are told of */
 } read_t;
@@ -579,7 +579,7 @@ static void on_read_done(void *arg, int rc, const chat_message_t *msgs, size_t n
     chat_t *chat = r->chat;
     /* Looked up again: the read outlived the call that started it. */
     chat_session_t *s = chat__session_find(chat, r->sid);
-    chat_room_t *room = chat__room_find(chat, r->room, r->room_len);
+    chat_room_t *room = r->kind == READ_WITH ? NULL : chat__room_find(chat, r->room, r->room_len);
     chat_req_t req = {.s = s,
                       .root = r->root,
                       .ref = r->ref,
@@ -601,12 +601,14 @@ static void on_read_done(void *arg, int rc, const chat_message_t *msgs, size_t n
         } else {
             bool cut;
             /* The room's spelling now (r->room is the one it had when asked). */
-            const char *name = room != NULL ? room->name : r->room;
-            size_t name_len = room != NULL ? room->name_len : r->room_len;
-            json_t *a = history_array(msgs, n, chat__list_budget(chat, 0), name, name_len, &cut);
+            bool with = r->kind == READ_WITH;
+            const char *name = room != NULL && !with ? room->name : r->room;
+            size_t name_len = room != NULL && !with ? room->name_len : r->room_len;
+            json_t *a = history_array(msgs, n, chat__list_budget(chat, 0), with ? NULL : name,
+                                      name_len, &cut);
             json_t *o = json_object();
             json_object_set_new(o, "type", json_string_nocheck("history"));
-            json_object_set_new(o, "room", json_stringn_nocheck(name, name_len));
+            json_object_set_new(o, with ? "with" : "room", json_stringn_nocheck(name, name_len));
             json_object_set_new(o, "messages", a);
             json_object_set_new(o, "more", json_boolean(more || cut));
             chat__reply(chat, s, &req, o);
@@ -633,6 +635,14 @@ static void read_start(chat_t *chat, const chat_req_t *req, read_kind_t kind, co
     r->room_len = len;
     r->fresh = fresh;
     chat->inflight++;
+    if (kind == READ_WITH) {
+        const chat_session_t *s = req->s;
+        int rc = chat->store.history_with(chat->store_ctx, s->nick, s->nick_len, name, len, after,
+                                          before, limit, on_read_done, r);
+        if (rc < 0)
+            on_read_done(r, rc, NULL, 0, false);
+        return;
+    }
     if (chat->store.history == NULL || limit == 0) {
         on_read_done(r, 0, NULL, 0, false);
         return;
@@ -646,6 +656,61 @@ void chat__history_reply(chat_t *chat, const chat_req_t *req, const char *name, 
                          uint64_t before, unsigned limit) {
     /* With no store, read_start answers an empty page at once. */
     read_start(chat, req, READ_HISTORY, name, len, 0, before, limit, false);
+}
+
+void chat__history_with_reply(chat_t *chat, const chat_req_t *req, const char *nick, size_t len,
+                              uint64_t before, unsigned limit) {
+    read_start(chat, req, READ_WITH, nick, len, 0, before, limit, false);
+}
+
+/* `conversations`: the executor waits for the store's answer, as for a read. */
+typedef struct convs_s {
+    chat_t *chat;
+    uint64_t sid;
+    json_t *root;
+    const char *ref;
+    size_t ref_len;
+} convs_t;
+
+static void on_convs_done(void *arg, int rc, const chat_conv_t *convs, size_t n) {
+    convs_t *c = arg;
+    chat_t *chat = c->chat;
+    chat_session_t *s = chat__session_find(chat, c->sid);
+    chat_req_t req = {
+        .s = s, .root = c->root, .ref = c->ref, .ref_len = c->ref_len, .type = "conversations"};
+    if (s != NULL && rc < 0) {
+        chat__refuse(chat, &req, "unavailable", "The conversations cannot be read now.");
+    } else if (s != NULL) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(a, json_pack("{s:s%, s:I, s:i}", "with", convs[i].with,
+                                               convs[i].with_len, "last_id",
+                                               (json_int_t)convs[i].last_id, "unread",
+                                               (int)convs[i].unread));
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string_nocheck("conversations"));
+        json_object_set_new(o, "conversations", a);
+        chat__reply(chat, s, &req, o);
+    }
+    json_decref(c->root);
+    free(c);
+    chat->inflight--;
+    chat__pump(chat);
+}
+
+void chat__conversations_reply(chat_t *chat, const chat_req_t *req, unsigned limit) {
+    convs_t *c = xcalloc(1, sizeof(*c));
+    c->chat = chat;
+    c->sid = req->s->sid;
+    c->root = json_incref(req->root);
+    c->ref = req->ref;
+    c->ref_len = req->ref_len;
+    chat->inflight++;
+    const chat_user_t *u = req->s->user;
+    int rc = chat->store.conversations(chat->store_ctx, u->account_id, u->nick, u->nick_len, limit,
+                                       on_convs_done, c);
+    if (rc < 0)
+        on_convs_done(c, rc, NULL, 0);
 }
 
 size_t chat__list_budget(const chat_t *chat, size_t used) {
@@ -897,11 +962,15 @@ static void deliver(chat_t *chat, const chat_pending_t *p) {
         chat_user_t *target = chat__user_check(chat, p->to, p->to_len, p->target_uid);
         chat_user_t *from = chat__user_check(chat, p->from, p->from_len, p->sender_uid);
         if (target == NULL) {
-            chat__undelivered(chat, p); /* gone since it was accepted */
+            /* Gone since it was accepted; a stored one waits in the
+             * account's conversation for its next login. */
+            if (!p->stored)
+                chat__undelivered(chat, p);
         } else if (target->nsess == 0) {
             /* Within its grace time: held for its return, or the sender is
-             * told now when too much is held already. */
-            if (!chat__user_hold(chat, target, p))
+             * told now when too much is held already (a stored one is in
+             * the conversation anyway). */
+            if (!chat__user_hold(chat, target, p) && !p->stored)
                 chat__undelivered(chat, p);
         } else {
             for (uint32_t i = 0; i < target->nsess; i++)
@@ -1064,13 +1133,14 @@ bool chat_flush(chat_t *chat) {
             b->msgs_cap = b->cap > b->n ? b->cap : b->n;
             b->msgs = xrealloc(b->msgs, b->msgs_cap * sizeof(*b->msgs));
         }
-        /* Private messages are delivered live and never stored. The names
-         * are the entries' own copies, which stay put from now on. */
+        /* Private messages between accounts are stored; others are
+         * delivered live only. The names are the entries' own copies,
+         * which stay put from now on. */
         for (size_t i = 0; i < b->n; i++) {
             chat_pending_t *p = &b->items[i];
             p->msg.from = p->from;
             p->msg.to = p->to;
-            if (p->msg.kind == CHAT_MSG_ROOM)
+            if (p->msg.kind == CHAT_MSG_ROOM || p->stored)
                 b->msgs[stored++] = p->msg;
         }
     }

@@ -368,6 +368,15 @@ typedef void (*chat_store_done_cb)(void *arg, int rc, uint64_t store_last_id);
 typedef void (*chat_history_done_cb)(void *arg, int rc, const chat_message_t *msgs, size_t n,
                                      bool more);
 
+/* One private conversation of an account (the `conversations` reply). */
+typedef struct chat_conv_s {
+    const char *with; /* the other side's nickname, as last spelled */
+    size_t with_len;
+    uint64_t last_id; /* its newest message */
+    uint32_t unread;  /* messages from the other side after the read marker (capped) */
+} chat_conv_t;
+typedef void (*chat_convs_done_cb)(void *arg, int rc, const chat_conv_t *convs, size_t n);
+
 /* The hooks may complete synchronously (the callback runs before the hook
  * returns) or later, from the loop (a store on a worker thread). A hook
  * that returns a negative code (e.g. a full queue) never calls its
@@ -402,6 +411,28 @@ typedef struct chat_store_hooks_s {
      * use. May be NULL. Failures are logged; ids stay unique while the
      * process lives. */
     int (*reserve_ids)(void *store_ctx, uint64_t upto, chat_store_done_cb done, void *arg);
+
+    /* Private conversations between accounts (all three may be NULL: then
+     * privates are not stored, as without a store). With history_with set,
+     * append_batch also receives CHAT_MSG_PRIVATE messages, both of whose
+     * sides are accounts, to store in their conversation. */
+
+    /* The conversation of nicknames a and b (either order), as history. */
+    int (*history_with)(void *store_ctx, const char *a, size_t a_len, const char *b, size_t b_len,
+                        uint64_t after, uint64_t before, unsigned limit, chat_history_done_cb done,
+                        void *arg);
+
+    /* The account's conversations, newest first, at most limit: convs[0..n)
+     * borrowed until the callback returns. */
+    int (*conversations)(void *store_ctx, int64_t account, const char *nick, size_t nick_len,
+                         unsigned limit, chat_convs_done_cb done, void *arg);
+
+    /* Moves the account's read marker of a room (with false: name is the
+     * room) or of its conversation with the nickname name (with true) up
+     * to up_to; a lower value than the stored one changes nothing. */
+    int (*read_set)(void *store_ctx, int64_t account, const char *nick, size_t nick_len,
+                    const char *name, size_t name_len, bool with, uint64_t up_to,
+                    chat_store_done_cb done, void *arg);
 } chat_store_hooks_t;
 
 /* Attaches a store (hooks copied; store_ctx borrowed until chat_free or the
@@ -421,10 +452,12 @@ int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ct
  * guests exist (and nicknames are not checked against accounts). */
 
 #define CHAT_AUTH_WAIT_MAX 32
-#define CHAT_PASSWORD_MIN 8    /* bytes; `password_invalid` outside */
-#define CHAT_PASSWORD_MAX 1024 /* bytes */
-#define CHAT_TOKEN_MAX 512     /* bytes of a `token` (an account's) */
-#define CHAT_JWT_MAX 8192      /* bytes of a `jwt` (an operator's signed token) */
+#define CHAT_PASSWORD_MIN 8           /* bytes; `password_invalid` outside */
+#define CHAT_PASSWORD_MAX 1024        /* bytes */
+#define CHAT_TOKEN_MAX 512            /* bytes of a `token` (an account's) */
+#define CHAT_JWT_MAX 8192             /* bytes of a `jwt` (an operator's signed token) */
+#define CHAT_CONVERSATIONS_DEFAULT 50 /* conversations in one reply */
+#define CHAT_CONVERSATIONS_MAX 200
 
 typedef enum {
     CHAT_AUTH_REGISTER = 1, /* nick, secret = password: a new account and a token */
@@ -434,6 +467,7 @@ typedef enum {
     CHAT_AUTH_LOGOUT,       /* token_hash (or none); everywhere: every token of account */
     CHAT_AUTH_CHANGE,       /* account, secret = old password, new_secret: a new token */
     CHAT_AUTH_JWT,          /* secret = an operator's JWT: the account its sub names */
+    CHAT_AUTH_LOOKUP,       /* nick: the account of that name (a private to it) */
 } chat_auth_op_t;
 
 typedef struct chat_auth_req_s {
@@ -459,6 +493,7 @@ typedef enum {
     CHAT_AUTH_REGISTERED,  /* GUEST: the nickname is an account's */
     CHAT_AUTH_CLOSED,      /* REGISTER: the server takes no new accounts */
     CHAT_AUTH_UNAVAILABLE, /* `unavailable`: the store failed */
+    CHAT_AUTH_NOTFOUND,    /* LOOKUP: no account of that name */
 } chat_auth_status_t;
 
 typedef struct chat_auth_result_s {

@@ -98,6 +98,7 @@ static chat_auth_wait_t *wait_new(chat_t *chat, const chat_req_t *req, chat_auth
 }
 
 static void wait_free(chat_t *chat, chat_auth_wait_t *w) {
+    json_decref(w->root);
     if (w->registering && tt_map_get(&chat->registering, w->nick, w->nick_len) == w)
         tt_map_remove(&chat->registering, w->nick, w->nick_len);
     explicit_bzero(&w->result, sizeof(w->result));
@@ -158,6 +159,14 @@ void chat__auth_guest(chat_t *chat, const chat_req_t *req, const char *nick, siz
     copy_nick(w, nick, nick_len);
     copy_room(w, room, room_len, has_room);
     chat_auth_req_t ar = {.op = CHAT_AUTH_GUEST, .nick = w->nick, .nick_len = nick_len};
+    auth_start(chat, req, w, &ar);
+}
+
+void chat__auth_lookup(chat_t *chat, const chat_req_t *req, const char *nick, size_t nick_len) {
+    chat_auth_wait_t *w = wait_new(chat, req, CHAT_AUTH_LOOKUP);
+    copy_nick(w, nick, nick_len);
+    w->root = json_incref(req->root);
+    chat_auth_req_t ar = {.op = CHAT_AUTH_LOOKUP, .nick = w->nick, .nick_len = nick_len};
     auth_start(chat, req, w, &ar);
 }
 
@@ -430,10 +439,23 @@ void chat__auth_apply(chat_t *chat, chat_auth_wait_t *w) {
         return;
     }
     s->authing = false;
-    chat_req_t req = {
-        .s = s, .type = w->type, .ref = w->has_ref ? w->ref : NULL, .ref_len = w->ref_len};
+    /* What the replies point into must outlive them (a join's history
+     * read keeps the request, and its ref, until it completes): a JSON
+     * object holding the id, or the request itself. */
+    json_t *root = w->root != NULL ? json_incref(w->root) : json_object();
+    if (w->root == NULL && w->has_ref)
+        json_object_set_new(root, "id", json_stringn_nocheck(w->ref, w->ref_len));
+    json_t *id = w->has_ref ? json_object_get(root, "id") : NULL;
+    chat_req_t req = {.s = s,
+                      .root = root,
+                      .type = w->type,
+                      .ref = json_is_string(id) ? json_string_value(id) : NULL,
+                      .ref_len = json_is_string(id) ? json_string_length(id) : 0};
     const chat_auth_result_t *r = &w->result;
-    if (r->status != CHAT_AUTH_OK) {
+    if (w->op == CHAT_AUTH_LOOKUP && r->status == CHAT_AUTH_NOTFOUND) {
+        chat__refuse(chat, &req, "no_such_user", "There is no user named %.*s.", (int)w->nick_len,
+                     w->nick);
+    } else if (r->status != CHAT_AUTH_OK) {
         refuse_status(chat, &req, w);
     } else {
         switch (w->op) {
@@ -445,6 +467,9 @@ void chat__auth_apply(chat_t *chat, chat_auth_wait_t *w) {
         case CHAT_AUTH_TOKEN:
         case CHAT_AUTH_JWT:
             account_login(chat, s, &req, w);
+            break;
+        case CHAT_AUTH_LOOKUP:
+            chat__private_to_account(chat, &req, r->nick, r->nick_len);
             break;
         case CHAT_AUTH_LOGOUT:
             if (s->logged_in)
@@ -465,5 +490,6 @@ void chat__auth_apply(chat_t *chat, chat_auth_wait_t *w) {
         }
     }
     release_held(chat, s);
+    json_decref(root);
     wait_free(chat, w);
 }

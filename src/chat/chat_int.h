@@ -173,6 +173,7 @@ typedef struct chat_pending_s {
     json_t *req;     /* one reference */
     const char *ref; /* the request's id, or NULL */
     size_t ref_len;
+    bool stored; /* CHAT_MSG_PRIVATE between accounts: written to their conversation first */
 } chat_pending_t;
 
 /* One chat_flush's messages, from their submission to the store until they
@@ -223,6 +224,7 @@ struct chat_auth_wait_s {
     size_t room_len;
     bool has_room;
     bool registering; /* nick is in chat->registering until the answer */
+    json_t *root;     /* LOOKUP: the `private` request (one reference), run once answered */
     bool everywhere;  /* LOGOUT */
     chat_auth_result_t result;
 };
@@ -394,6 +396,11 @@ chat_pending_t *chat__pending_add(chat_t *chat);
  * the store's read completes: the reply's messages are the newest that fit
  * the reply budget (more: true when any were left out); a failed read is
  * refused with `unavailable`. The executor waits for the read. */
+/* history with `with`: the requester's conversation with nick. */
+void chat__history_with_reply(chat_t *chat, const chat_req_t *req, const char *nick, size_t len,
+                              uint64_t before, unsigned limit);
+/* `conversations` of the requester's account, at most limit. */
+void chat__conversations_reply(chat_t *chat, const chat_req_t *req, unsigned limit);
 void chat__history_reply(chat_t *chat, const chat_req_t *req, const char *name, size_t len,
                          uint64_t before, unsigned limit);
 /* True when nothing is pending or in flight, after handing what is pending
@@ -462,6 +469,12 @@ void chat__on_logout(chat_t *chat, const chat_req_t *req);
 void chat__on_password(chat_t *chat, const chat_req_t *req);
 /* login with `password` or `token` (true: it was one of those, handled). */
 bool chat__login_credentials(chat_t *chat, const chat_req_t *req);
+/* A private from an account to nick, whom no connection holds: asks the
+ * hook whether nick is an account (then the message is stored for it). */
+void chat__auth_lookup(chat_t *chat, const chat_req_t *req, const char *nick, size_t nick_len);
+/* chat_proto.c: accepts req (a checked `private`) for the account nick,
+ * stored in their conversation (the recipient may be offline). */
+void chat__private_to_account(chat_t *chat, const chat_req_t *req, const char *nick, size_t len);
 /* A guest login for nick: asks the hook whether an account holds it. */
 void chat__auth_guest(chat_t *chat, const chat_req_t *req, const char *nick, size_t nick_len,
                       const char *room, size_t room_len, bool has_room);

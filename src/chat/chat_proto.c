@@ -247,7 +247,8 @@ static uint64_t chat__next_id(chat_t *chat) {
 /* Gives the message its id and ts, frames it once and queues it for
  * chat_flush. */
 static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t kind,
-                           chat_room_t *room, chat_user_t *target, const char *text, size_t len) {
+                           chat_room_t *room, chat_user_t *target, const char *nick,
+                           size_t nick_len, bool stored, const char *text, size_t len) {
     chat_session_t *s = req->s;
     chat_pending_t *p = chat__pending_add(chat);
     p->msg.id = chat__next_id(chat);
@@ -257,8 +258,9 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
      * which are looked up again (by id, by name) when it is delivered. */
     memcpy(p->from, s->nick, s->nick_len + 1);
     p->from_len = (uint8_t)s->nick_len;
-    const char *to = kind == CHAT_MSG_ROOM ? room->name : target->nick;
-    size_t to_len = kind == CHAT_MSG_ROOM ? room->name_len : target->nick_len;
+    const char *to = kind == CHAT_MSG_ROOM ? room->name : nick;
+    size_t to_len = kind == CHAT_MSG_ROOM ? room->name_len : nick_len;
+    p->stored = stored;
     memcpy(p->to, to, to_len);
     p->to[to_len] = '\0';
     p->to_len = (uint8_t)to_len;
@@ -483,7 +485,7 @@ static void on_room(chat_t *chat, const chat_req_t *req) {
                      (int)len, name);
         return;
     }
-    accept_message(chat, req, CHAT_MSG_ROOM, room, NULL, text, text_len);
+    accept_message(chat, req, CHAT_MSG_ROOM, room, NULL, NULL, 0, false, text, text_len);
 }
 
 static void on_private(chat_t *chat, const chat_req_t *req) {
@@ -493,6 +495,14 @@ static void on_private(chat_t *chat, const chat_req_t *req) {
         !text_ok(chat, req, text_len))
         return;
     chat_user_t *target = chat__user_find(chat, to, to_len);
+    /* Between accounts a private is stored (and may wait for an offline
+     * recipient); to or from a guest it is live only. */
+    bool can_store = chat->store.history_with != NULL && req->s->user->kind == CHAT_USER_ACCOUNT;
+    if (target == NULL && can_store && chat->auth.authenticate != NULL &&
+        chat_nickname_is_valid(to, to_len)) {
+        chat__auth_lookup(chat, req, to, to_len);
+        return;
+    }
     if (target == NULL) {
         /* Quote the name only when it is a valid one: anything else could be
          * long or hold characters that do not belong in a sentence. */
@@ -503,13 +513,61 @@ static void on_private(chat_t *chat, const chat_req_t *req) {
             chat__refuse(chat, req, "no_such_user", "There is no user with that name.");
         return;
     }
-    accept_message(chat, req, CHAT_MSG_PRIVATE, NULL, target, text, text_len);
+    accept_message(chat, req, CHAT_MSG_PRIVATE, NULL, target, target->nick, target->nick_len,
+                   can_store && target->kind == CHAT_USER_ACCOUNT, text, text_len);
+}
+
+void chat__private_to_account(chat_t *chat, const chat_req_t *req, const char *nick, size_t len) {
+    const char *text;
+    size_t text_len;
+    if (!need_text(chat, req, &text, &text_len))
+        return; /* checked when it came: cannot fail now */
+    /* Online meanwhile, perhaps: then delivered live too. */
+    chat_user_t *target = chat__user_find(chat, nick, len);
+    if (target != NULL && target->kind != CHAT_USER_ACCOUNT) {
+        chat__refuse(chat, req, "no_such_user", "There is no user named %.*s.", (int)len, nick);
+        return;
+    }
+    accept_message(chat, req, CHAT_MSG_PRIVATE, NULL, target, nick, len, true, text, text_len);
+}
+
+/* Stored conversations are an account's, between accounts. */
+static bool conversations_ok(chat_t *chat, const chat_req_t *req) {
+    if (chat->store.history_with == NULL || chat->store.conversations == NULL) {
+        chat__refuse(chat, req, "bad_request", "This server keeps no private conversations.");
+        return false;
+    }
+    if (req->s->user->kind != CHAT_USER_ACCOUNT) {
+        chat__refuse(chat, req, "bad_request",
+                     "Only accounts keep their private conversations: register to keep yours.");
+        return false;
+    }
+    return true;
 }
 
 static void on_history(chat_t *chat, const chat_req_t *req) {
     const char *name;
     size_t len;
     uint64_t before = 0; /* no bound */
+    const char *with = NULL;
+    size_t with_len = 0;
+    int has_with = chat__opt_str(chat, req, "with", &with, &with_len);
+    if (has_with < 0)
+        return;
+    if (has_with > 0) {
+        unsigned limit;
+        if (opt_id(chat, req, "before", &before) < 0 ||
+            opt_limit(chat, req, CHAT_HISTORY_DEFAULT, CHAT_HISTORY_MAX, &limit) < 0)
+            return;
+        if (!chat_nickname_is_valid(with, with_len)) {
+            chat__refuse(chat, req, "nickname_invalid",
+                         "A nickname has 1 to 32 letters, digits, '_', '-' or '.'.");
+            return;
+        }
+        if (conversations_ok(chat, req))
+            chat__history_with_reply(chat, req, with, with_len, before, limit);
+        return;
+    }
     if (!chat__need_str(chat, req, "room", &name, &len) || opt_id(chat, req, "before", &before) < 0)
         return;
     unsigned limit;
@@ -522,6 +580,67 @@ static void on_history(chat_t *chat, const chat_req_t *req) {
         return;
     }
     chat__history_reply(chat, req, room->name, room->name_len, before, limit);
+}
+
+static void on_conversations(chat_t *chat, const chat_req_t *req) {
+    unsigned limit;
+    if (opt_limit(chat, req, CHAT_CONVERSATIONS_DEFAULT, CHAT_CONVERSATIONS_MAX, &limit) < 0 ||
+        !conversations_ok(chat, req))
+        return;
+    chat__conversations_reply(chat, req, limit);
+}
+
+static void on_read_done_cb(void *arg, int rc, uint64_t last) {
+    (void)arg;
+    (void)last;
+    if (rc < 0)
+        tt_log_warn("chat: a read marker could not be stored (%d)", rc);
+}
+
+/* `read`: the account's marker moves, and its other connections hear it. */
+static void on_read(chat_t *chat, const chat_req_t *req) {
+    chat_session_t *s = req->s;
+    const char *with = NULL, *room = NULL;
+    size_t with_len = 0, room_len = 0;
+    int has_with = chat__opt_str(chat, req, "with", &with, &with_len);
+    int has_room = has_with < 0 ? -1 : chat__opt_str(chat, req, "room", &room, &room_len);
+    if (has_with < 0 || has_room < 0)
+        return;
+    uint64_t up_to = 0;
+    int has_up_to = opt_id(chat, req, "up_to", &up_to);
+    if (has_up_to < 0)
+        return;
+    if ((has_with > 0) == (has_room > 0) || has_up_to == 0) {
+        chat__refuse(chat, req, "bad_request",
+                     "A read names 'with' (a nickname) or 'room', and 'up_to' (a message id).");
+        return;
+    }
+    if (has_with > 0 && !chat_nickname_is_valid(with, with_len)) {
+        chat__refuse(chat, req, "nickname_invalid",
+                     "A nickname has 1 to 32 letters, digits, '_', '-' or '.'.");
+        return;
+    }
+    if (has_room > 0 && !chat__room_ok(chat, req, room, room_len))
+        return;
+    if (chat->store.read_set == NULL || !conversations_ok(chat, req))
+        return;
+    chat_user_t *u = s->user;
+    const char *name = has_with > 0 ? with : room;
+    size_t name_len = has_with > 0 ? with_len : room_len;
+    /* The store keeps the marker (forward only), in order with the
+     * messages; nobody waits for it. */
+    chat->store.read_set(chat->store_ctx, u->account_id, u->nick, u->nick_len, name, name_len,
+                         has_with > 0, up_to, on_read_done_cb, NULL);
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string_nocheck("read"));
+    json_object_set_new(o, has_with > 0 ? "with" : "room", json_stringn_nocheck(name, name_len));
+    json_object_set_new(o, "up_to", json_integer((json_int_t)up_to));
+    tt_msg_t *m = chat__msg_json(o, 96);
+    json_decref(o);
+    for (uint32_t i = 0; i < u->nsess; i++)
+        if (u->sess[i] != s && u->sess[i]->v1)
+            chat__send(chat, u->sess[i], m);
+    tt_msg_unref(m);
 }
 
 /* ---- pages of names ----
@@ -739,6 +858,8 @@ static const handler_t handlers[] = {
     {"who", true, on_who, false, false},
     {"rooms", true, on_rooms, false, false},
     {"ping", false, on_ping, false, false},
+    {"conversations", true, on_conversations, false, false},
+    {"read", true, on_read, false, false},
     {"register", false, chat__on_register, false, true},
     {"logout", true, chat__on_logout, false, true},
     {"password", true, chat__on_password, false, false},

@@ -395,6 +395,17 @@ static void done_work_jwt(void *arg, int rc) {
     store_step(j, run_jwt_account, done_jwt_account);
 }
 
+/* -- lookup: is nick an account? (a private to it) -- */
+
+static void done_lookup(void *arg, int rc) {
+    acct_job_t *j = arg;
+    if (rc == 0)
+        result_account(j);
+    finish(j, rc == 0                  ? CHAT_AUTH_OK
+              : rc == STORE_E_NOTFOUND ? CHAT_AUTH_NOTFOUND
+                                       : CHAT_AUTH_UNAVAILABLE);
+}
+
 /* -- guest check -- */
 
 static void done_guest(void *arg, int rc) {
@@ -550,6 +561,9 @@ static int authenticate(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb
             break;
         case CHAT_AUTH_GUEST:
             run = run_get, cb = done_guest;
+            break;
+        case CHAT_AUTH_LOOKUP:
+            run = run_get, cb = done_lookup;
             break;
         case CHAT_AUTH_TOKEN:
             if (auth_token_wellformed(j->secret, j->secret_len)) {
