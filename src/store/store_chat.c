@@ -16,6 +16,8 @@
 #include "store/store_int.h"
 
 #define SLOW_LOG_EVERY_US UINT64_C(10000000) /* at most one slow-commit line per 10 s */
+/* A conversation key: "@" + two nicknames + "@" and its NUL. */
+#define STORE_DM_KEY_MAX (2 * STORE_NICK_MAX + 3)
 
 struct store_chat_s {
     store_t *st;
@@ -25,6 +27,7 @@ struct store_chat_s {
     /* The batch translated for store_append_batch, reused across commits
      * so a commit allocates nothing once the largest batch was seen. */
     store_msg_t *msgs;
+    char (*keys)[STORE_DM_KEY_MAX]; /* the conversation key of each private in msgs */
     size_t cap;
     store_chat_stats_t stats;
     uint64_t slow_logged_at; /* monotonic µs of the last slow-commit line (0: never) */
@@ -117,11 +120,38 @@ static int hook_append_batch(void *ctx, const chat_message_t *msgs, size_t n,
     if (sc->cap < n) {
         sc->cap = n > 2 * sc->cap ? n : 2 * sc->cap;
         sc->msgs = xrealloc(sc->msgs, sc->cap * sizeof(*sc->msgs));
+        sc->keys = xrealloc(sc->keys, sc->cap * sizeof(*sc->keys));
     }
     for (size_t i = 0; i < n; i++) {
         const chat_message_t *m = &msgs[i];
-        /* The chat never passes private messages (hooks contract); storing
-         * one as a room row would make it readable by a room's members. */
+        if (m->kind == CHAT_MSG_PRIVATE) {
+            /* Between accounts: stored under the pair's conversation key,
+             * which no room name can be, so no room's reader reaches it. */
+            char a[CHAT_NICK_MAX + 1], b[CHAT_NICK_MAX + 1];
+            if (m->from_len > CHAT_NICK_MAX || m->to_len > CHAT_NICK_MAX)
+                return STORE_E_INVALID;
+            memcpy(a, m->from, m->from_len);
+            a[m->from_len] = '\0';
+            memcpy(b, m->to, m->to_len);
+            b[m->to_len] = '\0';
+            int klen = store_dm_key(a, b, sc->keys[i], sizeof(sc->keys[i]));
+            if (klen < 0)
+                return klen;
+            sc->msgs[i] = (store_msg_t){
+                .kind = STORE_KIND_PRIVATE,
+                .room = sc->keys[i],
+                .room_len = (size_t)klen,
+                .from = m->from,
+                .from_len = m->from_len,
+                .to = m->to,
+                .to_len = m->to_len,
+                .text = m->text,
+                .text_len = m->text_len,
+                .ts = m->ts,
+                .id = (int64_t)m->id,
+            };
+            continue;
+        }
         if (m->kind != CHAT_MSG_ROOM)
             return STORE_E_INVALID;
         sc->msgs[i] = (store_msg_t){
@@ -158,20 +188,23 @@ static void on_range_done(void *arg, int rc, const store_rec_t *recs, size_t n, 
         sc->out_cap = n;
         sc->out = xrealloc(sc->out, n * sizeof(*sc->out));
     }
-    /* Only room rows are read: a private conversation's key ("@a@b") is
-     * never a valid room name, so a room's range cannot reach one. */
-    for (size_t i = 0; i < n; i++)
+    /* A room's range reads room rows only: a private conversation's key
+     * ("@a@b") is never a valid room name. A conversation's range reads
+     * its private rows, each with its own sender and recipient. */
+    for (size_t i = 0; i < n; i++) {
+        bool dm = recs[i].kind == STORE_KIND_PRIVATE;
         sc->out[i] = (chat_message_t){
             .id = (uint64_t)recs[i].id,
             .ts = recs[i].ts,
-            .kind = CHAT_MSG_ROOM,
+            .kind = dm ? CHAT_MSG_PRIVATE : CHAT_MSG_ROOM,
             .from = recs[i].from,
             .from_len = recs[i].from_len,
-            .to = j->room,
-            .to_len = j->room_len,
+            .to = dm ? recs[i].to : j->room,
+            .to_len = dm ? recs[i].to_len : j->room_len,
             .text = recs[i].text,
             .text_len = recs[i].text_len,
         };
+    }
     j->history_done(j->arg, rc < 0 ? rc : 0, sc->out, rc < 0 ? 0 : n, rc < 0 ? false : more);
     free(j);
 }
@@ -210,15 +243,17 @@ static void collect_rec(void *ctx, const store_rec_t *rec) {
     c->slen += rec->text_len + 1;
 }
 
-static int hook_history(void *ctx, const char *room, size_t room_len, uint64_t after,
-                        uint64_t before, unsigned limit, chat_history_done_cb done, void *arg) {
-    store_chat_t *sc = ctx;
-    if (room_len > CHAT_ROOM_MAX)
+/* A range of key (a room's name, or a conversation key); name is what the
+ * chat calls it (a room's messages are named so). */
+static int read_range(store_chat_t *sc, const char *room, size_t room_len, const char *name,
+                      size_t name_len, uint64_t after, uint64_t before, unsigned limit,
+                      chat_history_done_cb done, void *arg) {
+    if (name_len > CHAT_ROOM_MAX)
         return STORE_E_INVALID;
     job_t *j = job_new(sc, arg);
     j->history_done = done;
-    memcpy(j->room, room, room_len);
-    j->room_len = room_len;
+    memcpy(j->room, name, name_len);
+    j->room_len = name_len;
     /* The chat only asks for ids below 2^53, which fit an int64_t. */
     if (sc->async != NULL) {
         int rc = store_async_range(sc->async, room, room_len, (int64_t)after, (int64_t)before,
@@ -239,6 +274,154 @@ static int hook_history(void *ctx, const char *room, size_t room_len, uint64_t a
     on_range_done(j, rc, c.recs, c.n, more);
     free(c.recs);
     free(c.strings);
+    return 0;
+}
+
+static int hook_history(void *ctx, const char *room, size_t room_len, uint64_t after,
+                        uint64_t before, unsigned limit, chat_history_done_cb done, void *arg) {
+    return read_range(ctx, room, room_len, room, room_len, after, before, limit, done, arg);
+}
+
+/* The conversation key of a and b (NUL-terminated copies made here). */
+static int dm_key(const char *a, size_t a_len, const char *b, size_t b_len, char *key, size_t cap) {
+    char x[CHAT_NICK_MAX + 1], y[CHAT_NICK_MAX + 1];
+    if (a_len == 0 || b_len == 0 || a_len > CHAT_NICK_MAX || b_len > CHAT_NICK_MAX)
+        return STORE_E_INVALID;
+    memcpy(x, a, a_len);
+    x[a_len] = '\0';
+    memcpy(y, b, b_len);
+    y[b_len] = '\0';
+    return store_dm_key(x, y, key, cap);
+}
+
+static int hook_history_with(void *ctx, const char *a, size_t a_len, const char *b, size_t b_len,
+                             uint64_t after, uint64_t before, unsigned limit,
+                             chat_history_done_cb done, void *arg) {
+    char key[STORE_DM_KEY_MAX];
+    int klen = dm_key(a, a_len, b, b_len, key, sizeof(key));
+    if (klen < 0)
+        return klen;
+    return read_range(ctx, key, (size_t)klen, b, b_len, after, before, limit, done, arg);
+}
+
+/* `conversations`: store_conversations on the worker, collected into the
+ * job (at most CHAT_CONVERSATIONS_MAX entries, names copied), handed to
+ * the chat on the loop. */
+typedef struct convs_job_s {
+    chat_convs_done_cb done;
+    void *arg;
+    int64_t account;
+    char nick[CHAT_NICK_MAX + 1];
+    size_t nick_len;
+    unsigned limit;
+    size_t n;
+    chat_conv_t convs[CHAT_CONVERSATIONS_MAX];
+    char names[CHAT_CONVERSATIONS_MAX][STORE_NICK_MAX + 1];
+} convs_job_t;
+
+static void collect_conv(void *ctx, const store_conv_t *c) {
+    convs_job_t *j = ctx;
+    if (j->n >= j->limit || j->n >= CHAT_CONVERSATIONS_MAX)
+        return;
+    size_t len = c->with_len <= STORE_NICK_MAX ? c->with_len : STORE_NICK_MAX;
+    memcpy(j->names[j->n], c->with, len);
+    j->names[j->n][len] = '\0';
+    j->convs[j->n] = (chat_conv_t){.with = j->names[j->n],
+                                   .with_len = len,
+                                   .last_id = (uint64_t)c->last_id,
+                                   .unread = c->unread};
+    j->n++;
+}
+
+static int run_convs(store_t *st, void *arg) {
+    convs_job_t *j = arg;
+    j->n = 0;
+    return store_conversations(st, j->account, j->nick, j->nick_len, j->limit, collect_conv, j);
+}
+
+static void done_convs(void *arg, int rc) {
+    convs_job_t *j = arg;
+    j->done(j->arg, rc < 0 ? rc : 0, j->convs, rc < 0 ? 0 : j->n);
+    free(j);
+}
+
+static int hook_conversations(void *ctx, int64_t account, const char *nick, size_t nick_len,
+                              unsigned limit, chat_convs_done_cb done, void *arg) {
+    store_chat_t *sc = ctx;
+    if (nick_len == 0 || nick_len > CHAT_NICK_MAX || limit == 0)
+        return STORE_E_INVALID;
+    convs_job_t *j = xcalloc(1, sizeof(*j));
+    j->done = done;
+    j->arg = arg;
+    j->account = account;
+    memcpy(j->nick, nick, nick_len);
+    j->nick_len = nick_len;
+    j->limit = limit > CHAT_CONVERSATIONS_MAX ? CHAT_CONVERSATIONS_MAX : limit;
+    if (sc->async != NULL) {
+        int rc = store_async_call(sc->async, sizeof(*j), run_convs, done_convs, j);
+        if (rc < 0)
+            free(j);
+        return rc;
+    }
+    done_convs(j, run_convs(sc->st, j));
+    return 0;
+}
+
+/* `read`: the marker, stored in order with the messages. */
+typedef struct read_job_s {
+    chat_store_done_cb done;
+    void *arg;
+    store_chat_t *sc;
+    int64_t account;
+    char key[STORE_DM_KEY_MAX > CHAT_ROOM_MAX + 1 ? STORE_DM_KEY_MAX : CHAT_ROOM_MAX + 1];
+    size_t key_len;
+    int64_t up_to;
+} read_job_t;
+
+static int run_read(store_t *st, void *arg) {
+    read_job_t *j = arg;
+    return store_read_set(st, j->account, j->key, j->key_len, j->up_to);
+}
+
+static void done_read(void *arg, int rc) {
+    read_job_t *j = arg;
+    if (j->done != NULL)
+        j->done(j->arg, rc, last_id_now(j->sc));
+    free(j);
+}
+
+static int hook_read_set(void *ctx, int64_t account, const char *nick, size_t nick_len,
+                         const char *name, size_t name_len, bool with, uint64_t up_to,
+                         chat_store_done_cb done, void *arg) {
+    store_chat_t *sc = ctx;
+    read_job_t *j = xcalloc(1, sizeof(*j));
+    j->done = done;
+    j->arg = arg;
+    j->sc = sc;
+    j->account = account;
+    j->up_to = (int64_t)up_to;
+    if (with) {
+        int klen = dm_key(nick, nick_len, name, name_len, j->key, sizeof(j->key));
+        if (klen < 0) {
+            free(j);
+            return klen;
+        }
+        j->key_len = (size_t)klen;
+    } else {
+        if (name_len > CHAT_ROOM_MAX) {
+            free(j);
+            return STORE_E_INVALID;
+        }
+        memcpy(j->key, name, name_len);
+        j->key_len = name_len;
+    }
+    if (sc->async != NULL) {
+        int rc = store_async_call(sc->async, sizeof(*j), run_read, done_read, j);
+        if (rc < 0)
+            free(j);
+        return rc;
+    }
+    done_read(j, run_read(sc->st, j));
     return 0;
 }
 
@@ -267,6 +450,9 @@ static const chat_store_hooks_t hooks = {
     .reserve_ids = hook_reserve_ids,
     .append_batch = hook_append_batch,
     .history = hook_history,
+    .history_with = hook_history_with,
+    .conversations = hook_conversations,
+    .read_set = hook_read_set,
 };
 
 /* ---- lifetime and stats ---- */
@@ -295,6 +481,7 @@ void store_chat_free(store_chat_t *sc) {
     if (sc == NULL)
         return;
     free(sc->msgs);
+    free(sc->keys);
     free(sc->out);
     free(sc);
 }
