@@ -17,6 +17,10 @@
  *   b % 16 == 12 end of input on session (next byte % 6): it sends nothing
  *                more (what it sends is ignored) and is asked to close
  *                once its requests have run
+ *   b % 16 == 13 answer the oldest account check that is waiting (the fake
+ *                auth hook: at most AUTH_MAX wait, more are refused;
+ *                nicknames starting "acct" are accounts, the password
+ *                "password" and a token "tok-NICK" are right)
  *   otherwise    the whole chunk is a text message from session b % 6
  * An empty chunk flushes. At the end every waiting store step completes,
  * every session is closed and the chat freed: LeakSanitizer checks that
@@ -36,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -57,6 +62,7 @@ typedef struct {
 } stored_t;
 
 #define PENDING_MAX 8
+#define AUTH_MAX 4
 
 /* A store step that completes when the input says so. */
 typedef struct {
@@ -86,6 +92,13 @@ typedef struct {
     stored_t ring[RING];
     size_t nring; /* total ever stored; the ring keeps the last RING */
     uint64_t clock_ms;
+    /* Account checks waiting for their answer (the fake auth hook). */
+    struct {
+        chat_auth_done_cb done;
+        void *arg;
+        chat_auth_result_t r;
+    } auths[AUTH_MAX];
+    size_t nauths;
 } fz_t;
 
 static int slot_of(const fz_t *fz, uintptr_t conn) {
@@ -345,6 +358,78 @@ static int store_history(void *ctx, const char *room, size_t room_len, uint64_t 
 
 static const chat_store_hooks_t store = {.append_batch = store_append, .history = store_history};
 
+/* The fake accounts: decided at once, answered when the input says. */
+static bool is_account(const char *nick, size_t len) {
+    return len >= 4 && strncasecmp(nick, "acct", 4) == 0;
+}
+
+static int auth_check(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb done, void *arg) {
+    fz_t *fz = ctx;
+    if (fz->nauths == AUTH_MAX)
+        return -1;
+    chat_auth_result_t r = {.status = CHAT_AUTH_OK};
+    const char *nick = req->nick;
+    size_t nick_len = req->nick_len;
+    switch (req->op) {
+    case CHAT_AUTH_REGISTER:
+        r.status = is_account(nick, nick_len) ? CHAT_AUTH_TAKEN : CHAT_AUTH_OK;
+        break;
+    case CHAT_AUTH_PASSWORD:
+        r.status = is_account(nick, nick_len) && req->secret_len == 8 &&
+                           memcmp(req->secret, "password", 8) == 0
+                       ? CHAT_AUTH_OK
+                       : CHAT_AUTH_FAILED;
+        break;
+    case CHAT_AUTH_TOKEN:
+        nick = req->secret + 4;
+        nick_len = req->secret_len > 4 ? req->secret_len - 4 : 0;
+        r.status = req->secret_len > 4 && memcmp(req->secret, "tok-", 4) == 0 &&
+                           chat_nickname_is_valid(nick, nick_len) && is_account(nick, nick_len)
+                       ? CHAT_AUTH_OK
+                       : CHAT_AUTH_FAILED;
+        break;
+    case CHAT_AUTH_GUEST:
+        r.status = is_account(nick, nick_len) ? CHAT_AUTH_REGISTERED : CHAT_AUTH_OK;
+        break;
+    case CHAT_AUTH_LOOKUP:
+        r.status = is_account(nick, nick_len) ? CHAT_AUTH_OK : CHAT_AUTH_NOTFOUND;
+        break;
+    case CHAT_AUTH_JWT:
+        r.status = CHAT_AUTH_LIMITED;
+        r.retry_ms = 1000;
+        break;
+    case CHAT_AUTH_LOGOUT:
+    case CHAT_AUTH_CHANGE:
+        break;
+    }
+    if (r.status == CHAT_AUTH_OK && nick != NULL && nick_len > 0 && nick_len <= CHAT_NICK_MAX) {
+        memcpy(r.nick, nick, nick_len);
+        r.nick_len = nick_len;
+        r.account_id = (int64_t)(unsigned char)nick[nick_len - 1] + 1;
+        if (req->op != CHAT_AUTH_TOKEN)
+            memcpy(r.token, "tt1.fuzz", 9);
+    }
+    fz->auths[fz->nauths].done = done;
+    fz->auths[fz->nauths].arg = arg;
+    fz->auths[fz->nauths].r = r;
+    fz->nauths++;
+    return 0;
+}
+
+static bool auth_answer_one(fz_t *fz) {
+    if (fz->nauths == 0)
+        return false;
+    chat_auth_result_t r = fz->auths[0].r;
+    chat_auth_done_cb done = fz->auths[0].done;
+    void *arg = fz->auths[0].arg;
+    memmove(&fz->auths[0], &fz->auths[1], (fz->nauths - 1) * sizeof(fz->auths[0]));
+    fz->nauths--;
+    done(arg, &r);
+    return true;
+}
+
+static const chat_auth_hooks_t auth = {.authenticate = auth_check};
+
 /* A deterministic clock for flood control: each reading is 7 ms later, so
  * runs do not depend on the wall clock and refills happen as calls go by. */
 #define GRACE_MS 5000 /* the grace time of the harness's chat */
@@ -382,6 +467,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz->chat = chat_new(&cfg, &io, fz);
     chat_set_clock(fz->chat, fz_now, fz);
     CHECK(chat_set_store(fz->chat, &store, fz) == 0);
+    chat_set_auth(fz->chat, &auth, fz);
     for (int i = 0; i < SLOTS; i++)
         open_slot(fz, i);
 
@@ -429,6 +515,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             slot = len > 1 ? chunk[1] % SLOTS : 0;
             chat_session_end_of_input(fz->chat, fz->s[slot]);
             break;
+        case 13:
+            auth_answer_one(fz);
+            break;
         default:
             if (b % 16 < SLOTS)
                 chat_session_on_text(fz->chat, fz->s[slot], (const char *)chunk + 1, len - 1);
@@ -438,20 +527,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     /* Everything waiting completes (a completion may start more). */
     do {
-        while (complete_one(fz))
+        while (complete_one(fz) || auth_answer_one(fz))
             ;
         chat_flush(fz->chat);
-    } while (fz->nsteps > 0);
+    } while (fz->nsteps > 0 || fz->nauths > 0);
     chat_stats_t st;
     chat_stats(fz->chat, &st);
     CHECK(st.sessions == SLOTS);
     for (int i = 0; i < SLOTS; i++)
         close_slot(fz, i, NULL);
     do {
-        while (complete_one(fz))
+        while (complete_one(fz) || auth_answer_one(fz))
             ;
         chat_flush(fz->chat);
-    } while (fz->nsteps > 0);
+    } while (fz->nsteps > 0 || fz->nauths > 0);
     chat_stats(fz->chat, &st);
     CHECK(st.sessions == 0);
     /* Once the grace time has passed nothing is left: no user, no room. */

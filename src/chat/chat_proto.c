@@ -629,8 +629,9 @@ static void on_read(chat_t *chat, const chat_req_t *req) {
     size_t name_len = has_with > 0 ? with_len : room_len;
     /* The store keeps the marker (forward only), in order with the
      * messages; nobody waits for it. */
-    chat->store.read_set(chat->store_ctx, u->account_id, u->nick, u->nick_len, name, name_len,
-                         has_with > 0, up_to, on_read_done_cb, NULL);
+    if (chat->store.read_set(chat->store_ctx, u->account_id, u->nick, u->nick_len, name,
+                             name_len, has_with > 0, up_to, on_read_done_cb, NULL) < 0)
+        tt_log_warn("chat: a read marker was not stored (the store's queue is full)");
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string_nocheck("read"));
     json_object_set_new(o, has_with > 0 ? "with" : "room", json_stringn_nocheck(name, name_len));

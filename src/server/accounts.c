@@ -647,7 +647,7 @@ static void on_pool_wake(void *ctx) {
 void accounts_config_defaults(accounts_config_t *cfg) {
     cfg->registration = true;
     cfg->token_idle_ms = (int64_t)30 * 24 * 3600 * 1000;
-    cfg->workers = 2;
+    cfg->workers = 1;
     cfg->queue = 64;
 }
 

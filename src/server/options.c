@@ -260,13 +260,13 @@ const opt_desc_t options_table[] = {
              "again); logout and a password change end tokens at once"},
     {.name = "password-workers",
      .type = OPT_INT,
-     .def = "2",
-     .min = 1,
+     .def = "0",
      .max = 64,
      .arg = "N",
      AT(password_workers),
      .help = "threads that hash and check passwords (Argon2id: about 100 ms and 64 MiB each), "
-             "off the event loop"},
+             "off the event loop (0: one less than the CPUs, at least 1, so a flood of logins "
+             "leaves a core to the chat)"},
     {.name = "password-queue",
      .type = OPT_INT,
      .def = "64",

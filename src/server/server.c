@@ -721,6 +721,10 @@ int server_run(const server_config_t *cfg) {
         ac.registration = srv->cfg.registration;
         ac.token_idle_ms = (int64_t)srv->cfg.token_days * 86400 * 1000;
         ac.workers = srv->cfg.password_workers;
+        if (ac.workers == 0) {
+            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+            ac.workers = cpus > 2 ? (unsigned)(cpus - 1) : 1;
+        }
         ac.queue = srv->cfg.password_queue;
         ac.jwt = srv->cfg.jwt;
         int ar = accounts_start(srv->loop, srv->async, &ac, &srv->accounts);
