@@ -205,6 +205,32 @@ test('a second tab opens as the same account; a second device needs the password
     for (const p of [tab1, phone, eva, guest]) await p.context().close();
 });
 
+test('log out in one tab: this browser is logged out (every tab), the other device stays in', async () => {
+    const srv = await server();
+    const tab1 = await openPage(browser, srv.url);
+    await enter(tab1, 'Register', 'juana', 'juana password', 'sala-g');
+    await inChat(tab1);
+    const tab2 = await newTab(tab1, srv.url);
+    await inChat(tab2);
+    const other = await openPage(browser, srv.url);
+    await enter(other, 'Log in', 'juana', 'juana password', 'sala-g');
+    await inChat(other);
+    await tab1.getByRole('button', { name: 'Log out', exact: true }).click();
+    await loginForm(tab1);
+    await tab2.getByText('You logged out in another tab.').waitFor();
+    await tab2.reload();
+    await loginForm(tab2);
+    assert.equal(await tab2.getByRole('button', { name: 'Log in', exact: true }).isVisible(), true, 'the account way in is preselected');
+    // The other device keeps its session, reloads included.
+    await other.reload();
+    await inChat(other);
+    await say(other, 'still here');
+    await waitForMessage(other, 'still here', 'juana');
+    for (const p of [tab1, tab2, other]) assert.deepEqual(p.problems, []);
+    await tab1.context().close();
+    await other.context().close();
+});
+
 test('log out everywhere: every tab and device goes back to the login form, and stays there', async () => {
     const srv = await server();
     const tab1 = await openPage(browser, srv.url);
@@ -239,6 +265,9 @@ test('change the password: the new one logs in, the old one no longer does, this
     const page = await openPage(browser, srv.url);
     await enter(page, 'Register', 'gil', 'old password', 'sala-d');
     await inChat(page);
+    const tablet = await openPage(browser, srv.url);
+    await enter(tablet, 'Log in', 'gil', 'old password', 'sala-d');
+    await inChat(tablet);
     await page.getByRole('button', { name: 'Account' }).click();
     const dialog = page.getByRole('dialog', { name: 'Your account' });
     await dialog.getByLabel('Current password').fill('old password');
@@ -256,14 +285,20 @@ test('change the password: the new one logs in, the old one no longer does, this
     await inChat(page);
     await page.getByRole('heading', { name: 'sala-d' }).waitFor();
 
+    // The other device's token died with the change: its next load asks for the password.
+    await tablet.reload();
+    await loginForm(tablet);
+    await tablet.getByText('Your session ended: log in again.').waitFor();
+    assert.equal(await box(tablet).isVisible(), false);
+
     const old = await openPage(browser, srv.url);
     await enter(old, 'Log in', 'gil', 'old password', 'sala-d');
     await until(async () => (await old.locator('#login-error').textContent()) === 'Wrong nickname or password.', { what: 'old password refused' });
     const fresh = await openPage(browser, srv.url);
     await enter(fresh, 'Log in', 'gil', 'new password', 'sala-d');
     await inChat(fresh);
-    for (const p of [page, old, fresh]) assert.deepEqual(p.problems, []);
-    for (const p of [page, old, fresh]) await p.context().close();
+    for (const p of [page, tablet, old, fresh]) assert.deepEqual(p.problems, []);
+    for (const p of [page, tablet, old, fresh]) await p.context().close();
 });
 
 test('a private to a guest who dropped and never came back shows "not delivered"', async () => {
