@@ -8,6 +8,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startServer } from './server.mjs';
+import { startProxy } from './proxy.mjs';
 import { launchBrowser, openPage, say, waitForMessage, memberNames, until, activeLog } from './browser.mjs';
 
 const browser = await launchBrowser();
@@ -299,6 +300,31 @@ test('change the password: the new one logs in, the old one no longer does, this
     await inChat(fresh);
     for (const p of [page, tablet, old, fresh]) assert.deepEqual(p.problems, []);
     for (const p of [page, tablet, old, fresh]) await p.context().close();
+});
+
+test('an account whose network drops logs back in with its token and recovers what it missed, once', async () => {
+    const srv = await server();
+    const proxy = await startProxy(srv.port);
+    cleanups.push(() => proxy.close());
+    const kai = await openPage(browser, proxy.url, { config: { timing: { backoffBaseMs: 200, backoffCapMs: 1000 } } });
+    await enter(kai, 'Register', 'kai', 'kai password', 'sala-r');
+    await inChat(kai);
+    const leo = await wsGuest(srv, 'leo', 'sala-r');
+    await leo.request({ type: 'room', to: 'sala-r', message: { text: 'before the drop' } });
+    await waitForMessage(kai, 'before the drop', 'leo');
+    proxy.refuse();
+    proxy.dropAll();
+    await until(async () => (await kai.locator('#conn-text').textContent()) === 'Reconnecting…', { what: 'reconnecting' });
+    await leo.request({ type: 'room', to: 'sala-r', message: { text: 'while kai was away' } });
+    proxy.pass();
+    await until(async () => (await kai.locator('#conn-text').textContent()) === 'Connected', { timeout: 15000, what: 'connected again' });
+    await waitForMessage(kai, 'while kai was away', 'leo');
+    const texts = await activeLog(kai).locator('li.msg .text').allTextContents();
+    assert.deepEqual(texts, ['before the drop', 'while kai was away']);
+    assert.equal(await kai.locator('#me-name').textContent(), 'kai');
+    assert.ok(!leo.frames.some((f) => f.type === 'member_joined' && f.nickname === 'kai'), 'no "kai joined" for the reconnect');
+    assert.deepEqual(kai.problems, []);
+    await kai.context().close();
 });
 
 test('a private to a guest who dropped and never came back shows "not delivered"', async () => {
