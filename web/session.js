@@ -170,6 +170,11 @@ export class Session extends EventTarget {
         } else {
             this.#finish();
         }
+        this.#forgetAll();
+    }
+
+    /** After a logout: nobody, in no room, with nothing pending. */
+    #forgetAll() {
         this.#loggedIn = false;
         this.#everLoggedIn = false;
         this.#resume = '';
@@ -370,14 +375,7 @@ export class Session extends EventTarget {
     /** `logged_out` we did not ask for here: a `logout` everywhere from another tab or device. */
     #onLoggedOut() {
         this.#conn.stop(1000, 'logged out');
-        this.#loggedIn = false;
-        this.#everLoggedIn = false;
-        this.#token = '';
-        this.#resume = '';
-        this.#account = false;
-        this.#rooms.clear();
-        this.#pending.clear();
-        this.#emit('status', { state: 'idle' });
+        this.#forgetAll();
         this.#emit('logged-out', {});
     }
 

@@ -82,6 +82,23 @@ async function wsGuest(srv, nickname, room) {
     return ws;
 }
 
+/**
+ * One account in three places: two tabs of one browser (registered in the
+ * first, the second opened after) and another device, logged in with the
+ * password. All in the chat.
+ */
+async function threePlaces(srv, nick, password, room) {
+    const tab1 = await openPage(browser, srv.url);
+    await enter(tab1, 'Register', nick, password, room);
+    await inChat(tab1);
+    const tab2 = await newTab(tab1, srv.url);
+    await inChat(tab2);
+    const other = await openPage(browser, srv.url);
+    await enter(other, 'Log in', nick, password, room);
+    await inChat(other);
+    return [tab1, tab2, other];
+}
+
 /** The first message in view of the visible pane: {id, offset}, as the client keeps it. */
 function firstInView(page) {
     return page.locator('section.pane:not([hidden]) .scroller').evaluate((scroller) => {
@@ -208,14 +225,7 @@ test('a second tab opens as the same account; a second device needs the password
 
 test('log out in one tab: this browser is logged out (every tab), the other device stays in', async () => {
     const srv = await server();
-    const tab1 = await openPage(browser, srv.url);
-    await enter(tab1, 'Register', 'juana', 'juana password', 'sala-g');
-    await inChat(tab1);
-    const tab2 = await newTab(tab1, srv.url);
-    await inChat(tab2);
-    const other = await openPage(browser, srv.url);
-    await enter(other, 'Log in', 'juana', 'juana password', 'sala-g');
-    await inChat(other);
+    const [tab1, tab2, other] = await threePlaces(srv, 'juana', 'juana password', 'sala-g');
     await tab1.getByRole('button', { name: 'Log out', exact: true }).click();
     await loginForm(tab1);
     await tab2.getByText('You logged out in another tab.').waitFor();
@@ -234,14 +244,7 @@ test('log out in one tab: this browser is logged out (every tab), the other devi
 
 test('log out everywhere: every tab and device goes back to the login form, and stays there', async () => {
     const srv = await server();
-    const tab1 = await openPage(browser, srv.url);
-    await enter(tab1, 'Register', 'flor', 'flor password', 'sala-c');
-    await inChat(tab1);
-    const tab2 = await newTab(tab1, srv.url);
-    await inChat(tab2);
-    const laptop = await openPage(browser, srv.url);
-    await enter(laptop, 'Log in', 'flor', 'flor password', 'sala-c');
-    await inChat(laptop);
+    const [tab1, tab2, laptop] = await threePlaces(srv, 'flor', 'flor password', 'sala-c');
 
     await tab1.getByRole('button', { name: 'Account' }).click();
     await tab1.getByRole('dialog', { name: 'Your account' }).getByRole('button', { name: 'Log out everywhere' }).click();
