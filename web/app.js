@@ -92,7 +92,7 @@ function saveSession() {
     }
     store(STORE_SESSION, JSON.stringify({
         nickname: session.nickname, account: session.account, resume: session.account ? '' : session.resume,
-        rooms: session.rooms, privates, active: active ? active.id : '', places,
+        rooms: session.rooms, last: session.lastIds, privates, active: active ? active.id : '', places,
     }));
 }
 
@@ -101,6 +101,15 @@ function forgetSession() {
 }
 
 const strings = (list) => (Array.isArray(list) ? list.filter((x) => typeof x === 'string' && x !== '') : []);
+
+/** {room: last message id seen} from storage, only sane entries. */
+function lastIds(last) {
+    const out = {};
+    if (last && typeof last === 'object') {
+        for (const [room, id] of Object.entries(last)) if (Number.isSafeInteger(id) && id > 0) out[room] = id;
+    }
+    return out;
+}
 
 /** Where this browser was: {nickname, account, resume, rooms, privates, active, places}, or null. */
 function savedSession() {
@@ -115,6 +124,7 @@ function savedSession() {
                 resume: typeof s.resume === 'string' ? s.resume : '',
                 rooms: strings(s.rooms), privates: strings(s.privates).filter((n) => !nicknameProblem(n)),
                 active, places: s.places && typeof s.places === 'object' ? s.places : {},
+                last: lastIds(s.last),
             };
         }
     } catch { /* not ours, or damaged: start afresh */ }
@@ -261,12 +271,12 @@ function initLogin() {
         const here = saved && saved.account && nickKey(saved.nickname) === nickKey(account.nickname) ? saved : null;
         ui.nickname.value = account.nickname;
         beginRestore('account', here);
-        session.restoreAccount(account.token, account.nickname, here ? here.rooms : []);
+        session.restoreAccount(account.token, account.nickname, here ? here.rooms : [], here ? here.last : {});
     } else if (saved && !saved.account && saved.resume) {
         // The same, as the same guest.
         ui.nickname.value = saved.nickname;
         beginRestore('guest', saved);
-        session.restore(saved.nickname, saved.resume, saved.rooms);
+        session.restore(saved.nickname, saved.resume, saved.rooms, saved.last);
     } else {
         showLoginView();
     }
@@ -557,7 +567,13 @@ session.addEventListener('joined', ({ detail }) => {
     const { room, members, rejoin, more } = detail;
     state.members.set(room, new Map(members.map((n) => [nickKey(n), n])));
     const conv = roomConv(room);
-    if (!rejoin) {
+    if (detail.restored) {
+        // A reloaded page: what was said after its last message came with
+        // `joined` (`since`); the page before, up to where the reader was
+        // and the rest of any gap, comes from `history`.
+        conv.older = session.history(room, detail.firstId || detail.since + 1) ? 'loading' : 'more';
+        conv.pane.setOlder(conv.older);
+    } else if (!rejoin) {
         conv.older = more ? 'more' : 'start';
         conv.pane.setOlder(conv.older);
     } else if (more) {
@@ -577,12 +593,16 @@ session.addEventListener('joined', ({ detail }) => {
 // A restored page puts each room's reader back where they were, once the
 // messages it came with are in.
 session.addEventListener('joined-history', ({ detail }) => {
+    // A `since` join waits for its `history` (the `older` event).
+    if (!detail.restored) restorePlace(state.convs.get(roomId(detail.room)));
+});
+
+function restorePlace(conv) {
     const places = state.restore && state.restore.places;
-    const conv = state.convs.get(roomId(detail.room));
     if (!places || !conv || !places[conv.id]) return;
     conv.pane.restorePlace(places[conv.id]);
     delete places[conv.id];
-});
+}
 
 session.addEventListener('left', ({ detail }) => {
     state.members.delete(detail.room);
@@ -720,6 +740,7 @@ session.addEventListener('older', ({ detail }) => {
     conv.pane.prependOlder(detail.messages, (from) => session.isMe(from));
     conv.older = detail.more && detail.messages.length > 0 ? 'more' : 'start';
     conv.pane.setOlder(conv.older);
+    restorePlace(conv);
 });
 
 function loadOlder(conv) {

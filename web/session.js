@@ -31,7 +31,8 @@ const SEEN_LIMIT = 20000;
  * - `logged-out` {}                           the server logged this connection out (`logout` everywhere, from any tab or device)
  * - `password-changed` {ref}                  answers changePassword(); `token` came just before
  * - `undelivered` {messageId, to}             a private of ours that the server could not deliver
- * - `joined` {room, members, rejoin, historyCount, more}       followed by `message` events for its history
+ * - `joined` {room, members, rejoin, restored, since, firstId, historyCount, more}   followed by `message` events for its history
+ * - `joined-history` {room, rejoin, restored}  after those `message` events
  * - `left` {room}
  * - `member` {room, nickname, ts, joined, reason}
  * - `message` {msg, source: 'live'|'join'|'rejoin'}   room and private messages, never twice
@@ -56,6 +57,8 @@ export class Session extends EventTarget {
     #account = false;
     #closing = false; // logout sent: wait for `logged_out` (or the close), then stop
     #restoreRooms = []; // restore(): the rooms to join once logged in
+    #restoreSince = {}; // restore(): room -> the last message id the earlier page had
+    #restoredRefs = new Set(); // the refs of those joins
     #nextId = 1;
     #pending = new Map(); // ref -> request object (with its `type`)
     #rooms = new Map(); // room name -> {lastId}
@@ -78,6 +81,12 @@ export class Session extends EventTarget {
     get limits() { return this.#limits; }
     get server() { return this.#server; }
     get rooms() { return [...this.#rooms.keys()]; }
+    /** room -> the id of the last message seen in it: what a reloaded page asks `since`. */
+    get lastIds() {
+        const out = {};
+        for (const [room, { lastId }] of this.#rooms) if (lastId > 0) out[room] = lastId;
+        return out;
+    }
     /** This guest's resume token ('' when none): what a reload needs to come back as the same guest. */
     get resume() { return this.#resume; }
     /** This account's login token ('' for a guest). */
@@ -114,11 +123,12 @@ export class Session extends EventTarget {
      * logs in with its token, then joins its rooms. A token the server no
      * longer takes is a `login-failed` with code `auth_failed`.
      */
-    restoreAccount(token, nickname, rooms = []) {
+    restoreAccount(token, nickname, rooms = [], since = {}) {
         this.#begin('token', nickname, '');
         this.#token = token;
         this.#account = true;
         this.#restoreRooms = rooms.filter((r) => typeof r === 'string' && r !== '');
+        this.#restoreSince = since;
         this.#conn.start();
     }
 
@@ -136,6 +146,8 @@ export class Session extends EventTarget {
         this.#password = '';
         this.#account = mode !== 'guest';
         this.#restoreRooms = [];
+        this.#restoreSince = {};
+        this.#restoredRefs.clear();
         this.#closing = false;
         this.#emit('status', { state: 'connecting' });
     }
@@ -145,10 +157,11 @@ export class Session extends EventTarget {
      * browser restarted): logs in with its resume token, then joins its rooms.
      * A guest that has ended is a `login-failed` with code `auth_failed`.
      */
-    restore(nickname, resume, rooms = []) {
+    restore(nickname, resume, rooms = [], since = {}) {
         this.#begin('guest', nickname, '');
         this.#resume = resume;
         this.#restoreRooms = rooms.filter((r) => typeof r === 'string' && r !== '');
+        this.#restoreSince = since;
         this.#conn.start();
     }
 
@@ -342,11 +355,17 @@ export class Session extends EventTarget {
         this.#emit('welcome', { nickname: this.#nickname, account: this.#account, limits: this.#limits, server: this.#server, first });
         this.#emit('status', { state: 'online' });
         if (first) {
-            // A restored page joins the rooms it had (their last messages
-            // come with each `joined`, what was missed among them).
+            // A restored page joins the rooms it had, asking for what came
+            // after the last message the earlier page had (`since`); the
+            // app then fetches the page before that with `history`.
             const rooms = this.#restoreRooms;
             this.#restoreRooms = [];
-            for (const room of rooms) this.join(room);
+            for (const room of rooms) {
+                const since = Object.hasOwn(this.#restoreSince, room) ? this.#restoreSince[room] : 0;
+                const ref = this.#request(Number.isSafeInteger(since) && since > 0 ? { type: 'join', room, since } : { type: 'join', room });
+                if (ref && since > 0) this.#restoredRefs.add(ref);
+            }
+            this.#restoreSince = {};
             return;
         }
         for (const [room, { lastId }] of this.#rooms) {
@@ -367,9 +386,13 @@ export class Session extends EventTarget {
         // `more` (a tertulia extension) says whether older messages exist
         // beyond `history`; without it, a full-looking history suggests so.
         const more = typeof msg.more === 'boolean' ? msg.more : history.length > 0;
-        this.#emit('joined', { room: msg.room, members: msg.members || [], rejoin, historyCount: history.length, more });
+        // restored: the join of a reloaded page, with `since`; what it missed is in `history`.
+        const restored = this.#restoredRefs.delete(msg.ref);
+        const firstId = history.length > 0 && Number.isSafeInteger(history[0].id) ? history[0].id : 0;
+        const since = request !== undefined && request.since !== undefined ? request.since : 0;
+        this.#emit('joined', { room: msg.room, members: msg.members || [], rejoin, restored, since, firstId, historyCount: history.length, more });
         for (const m of history) this.#onChat({ type: 'room', to: msg.room, ...m }, rejoin ? 'rejoin' : 'join');
-        this.#emit('joined-history', { room: msg.room, rejoin });
+        this.#emit('joined-history', { room: msg.room, rejoin, restored });
     }
 
     /** `logged_out` we did not ask for here: a `logout` everywhere from another tab or device. */

@@ -151,6 +151,12 @@ test('register, then a reload comes straight back: same rooms, privates, pane, s
     const place = await firstInView(ana);
     assert.ok(place && place.scrollTop > 0);
 
+    // Watch what the reloaded page sends.
+    await ana.addInitScript(() => {
+        const send = WebSocket.prototype.send;
+        globalThis.sentFrames = [];
+        WebSocket.prototype.send = function (data) { globalThis.sentFrames.push(JSON.parse(data)); return send.call(this, data); };
+    });
     const reloading = ana.reload();
     await carl.request({ type: 'room', to: 'sala-a', message: { text: 'said during the reload' } });
     await reloading;
@@ -167,6 +173,13 @@ test('register, then a reload comes straight back: same rooms, privates, pane, s
         return now && now.id === place.id && Math.abs(now.offset - place.offset) <= 2;
     }, { what: `scrolled where it was (${JSON.stringify(place)})` });
     assert.equal(await noSelfNoise(ana, 'ana'), 0, 'no "joined" line about oneself');
+    // What was missed came with `join` + `since`, the page before from `history`: each message once, in order.
+    const sent = await ana.evaluate(() => globalThis.sentFrames);
+    assert.equal(sent[0].token !== undefined && sent[0].type, 'login', 'logged in with the stored token');
+    const join = sent.find((f) => f.type === 'join' && f.room === 'sala-a');
+    assert.ok(join && join.since > 0, `joined with since: ${JSON.stringify(join)}`);
+    const texts = await activeLog(ana).locator('li.msg .text').allTextContents();
+    assert.deepEqual(texts, [...Array.from({ length: 40 }, (_, i) => `line ${i + 1}`), 'said during the reload']);
     // The private conversation is open again and still works.
     await ana.locator('.conv[data-conv="p:carl"]').click();
     await say(ana, 'still me');
