@@ -440,6 +440,10 @@ function roomConv(room) {
     return state.convs.get(roomId(room)) || makeConv(roomId(room), 'room', room);
 }
 
+// The server does not store private conversations yet, so one reopened
+// after a reload starts empty. Once it does (`history` with `with`,
+// `conversations`, `read` markers), this is where a private pane gets its
+// past and its unread count, as a room's gets them from `joined`.
 function privateConv(nick) {
     const conv = state.convs.get(privateId(nick)) || makeConv(privateId(nick), 'private', nick);
     updatePresence(conv);

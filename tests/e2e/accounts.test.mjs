@@ -343,6 +343,40 @@ test('an account whose network drops logs back in with its token and recovers wh
     await kai.context().close();
 });
 
+test('refusals in plain words: too many wrong passwords, registration closed, guests closed', async () => {
+    const srv = await server();
+    const mia = await openPage(browser, srv.url);
+    await enter(mia, 'Register', 'mia', 'mia password', 'sala-f');
+    await inChat(mia);
+    // Wrong guesses from a program use up the nickname's failure bucket...
+    const ws = new WebSocket(`${srv.url.replace('http', 'ws')}ws`, 'tertulia.v1');
+    cleanups.push(() => ws.terminate());
+    const replies = [];
+    ws.on('message', (data) => replies.push(JSON.parse(data)));
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    for (let i = 0; ; i++) {
+        ws.send(JSON.stringify({ type: 'login', nickname: 'mia', password: `guess ${i}`, id: `g${i}` }));
+        const reply = await until(() => replies.find((r) => r.ref === `g${i}`), { what: `reply to guess ${i}` });
+        if (reply.code === 'rate_limited') break;
+        assert.equal(reply.code, 'auth_failed');
+        assert.ok(i < 50, 'the failures are limited');
+    }
+    // ...so the form says to wait, even with the right password.
+    const late = await openPage(browser, srv.url);
+    await enter(late, 'Log in', 'mia', 'mia password', 'sala-f');
+    await until(async () => /^Too many attempts\. Try again in \d+ s\.$/.test(await late.locator('#login-error').textContent()), { what: 'rate_limited message' });
+
+    const closed = await server(['--registration', 'off', '--guests', 'off']);
+    const page = await openPage(browser, closed.url);
+    await enter(page, 'Register', 'nora', 'nora password', 'sala-f');
+    await until(async () => (await page.locator('#login-error').textContent()) === 'This server takes no new accounts. Log in, or continue as a guest.', { what: 'registration_closed' });
+    await enter(page, 'Continue as guest', 'nora', undefined, 'sala-f');
+    await until(async () => (await page.locator('#login-error').textContent()) === 'This server takes accounts only: log in, or register.', { what: 'guests_closed' });
+    assert.equal(await page.getByRole('radio', { name: 'Log in' }).isChecked(), true, 'the form turns to Log in');
+    for (const p of [mia, late, page]) assert.deepEqual(p.problems, []);
+    for (const p of [mia, late, page]) await p.context().close();
+});
+
 test('a private to a guest who dropped and never came back shows "not delivered"', async () => {
     const srv = await server(['--resume-seconds', '1']);
     const hugo = await openPage(browser, srv.url);
