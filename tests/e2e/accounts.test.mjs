@@ -41,6 +41,14 @@ async function inChat(page) {
     await box(page).waitFor({ state: 'visible', timeout: 10000 });
 }
 
+/** A new browser that registers `nickname` and is in the chat. */
+async function registered(srv, nickname, password, room) {
+    const page = await openPage(browser, srv.url);
+    await enter(page, 'Register', nickname, password, room);
+    await inChat(page);
+    return page;
+}
+
 async function loginForm(page, timeout = 10000) {
     await page.getByLabel('Password', { exact: true }).waitFor({ state: 'visible', timeout });
 }
@@ -88,9 +96,7 @@ async function wsGuest(srv, nickname, room) {
  * password. All in the chat.
  */
 async function threePlaces(srv, nick, password, room) {
-    const tab1 = await openPage(browser, srv.url);
-    await enter(tab1, 'Register', nick, password, room);
-    await inChat(tab1);
+    const tab1 = await registered(srv, nick, password, room);
     const tab2 = await newTab(tab1, srv.url);
     await inChat(tab2);
     const other = await openPage(browser, srv.url);
@@ -192,9 +198,7 @@ test('register, then a reload comes straight back: same rooms, privates, pane, s
 
 test('a second tab opens as the same account; a second device needs the password; guests cannot take the name', async () => {
     const srv = await server();
-    const tab1 = await openPage(browser, srv.url);
-    await enter(tab1, 'Register', 'bea', 'bea password 1', 'sala-b');
-    await inChat(tab1);
+    const tab1 = await registered(srv, 'bea', 'bea password 1', 'sala-b');
     const tab2 = await newTab(tab1, srv.url);
     await inChat(tab2);
     await tab2.getByRole('heading', { name: 'sala-b' }).waitFor();
@@ -221,9 +225,7 @@ test('a second tab opens as the same account; a second device needs the password
     await phone.getByRole('heading', { name: 'sala-b' }).waitFor();
 
     // A guest may not take an account's nickname (offline: no one holds it now).
-    const eva = await openPage(browser, srv.url);
-    await enter(eva, 'Register', 'eva', 'eva password 1', 'sala-b');
-    await inChat(eva);
+    const eva = await registered(srv, 'eva', 'eva password 1', 'sala-b');
     await eva.getByRole('button', { name: 'Log out', exact: true }).click();
     await loginForm(eva);
     const guest = await openPage(browser, srv.url);
@@ -279,9 +281,7 @@ test('log out everywhere: every tab and device goes back to the login form, and 
 
 test('change the password: the new one logs in, the old one no longer does, this browser stays in', async () => {
     const srv = await server();
-    const page = await openPage(browser, srv.url);
-    await enter(page, 'Register', 'gil', 'old password', 'sala-d');
-    await inChat(page);
+    const page = await registered(srv, 'gil', 'old password', 'sala-d');
     const tablet = await openPage(browser, srv.url);
     await enter(tablet, 'Log in', 'gil', 'old password', 'sala-d');
     await inChat(tablet);
@@ -345,9 +345,7 @@ test('an account whose network drops logs back in with its token and recovers wh
 
 test('refusals in plain words: too many wrong passwords, registration closed, guests closed', async () => {
     const srv = await server();
-    const mia = await openPage(browser, srv.url);
-    await enter(mia, 'Register', 'mia', 'mia password', 'sala-f');
-    await inChat(mia);
+    const mia = await registered(srv, 'mia', 'mia password', 'sala-f');
     // Wrong guesses from a program use up the nickname's failure bucket...
     const ws = new WebSocket(`${srv.url.replace('http', 'ws')}ws`, 'tertulia.v1');
     cleanups.push(() => ws.terminate());
