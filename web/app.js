@@ -4,15 +4,21 @@
 // and no network text is ever inserted as HTML (dom.js).
 
 import { Session, socketUrl } from './session.js';
-import { nicknameProblem, roomProblem, nickKey, roomKey, utf8Length, DEFAULT_LIMITS } from './rules.js';
+import { nicknameProblem, roomProblem, passwordProblem, nickKey, roomKey, utf8Length, DEFAULT_LIMITS } from './rules.js';
 import { h, $, avatar } from './dom.js';
 import { Pane } from './pane.js';
 
 const STORE_NICK = 'tertulia.nickname';
 const STORE_ROOM = 'tertulia.room';
-// The guest this browser is ({nickname, resume, rooms, active}): a reload,
-// a second tab or a restarted browser comes back as it (docs/SECURITY.md).
+const STORE_MODE = 'tertulia.mode'; // the way in used last: 'login', 'register' or 'guest'
+// Where this browser was in the chat ({nickname, account, resume, rooms,
+// privates, active, places}): a reload, a second tab or a restarted browser
+// comes back there. A guest's resume token is kept here too.
 const STORE_SESSION = 'tertulia.session';
+// An account's login token ({nickname, token}), apart from the rest so that
+// a tab saving where it was never puts back a token another tab replaced
+// (docs/SECURITY.md, "Where the web client keeps its token").
+const STORE_ACCOUNT = 'tertulia.account';
 const DEFAULT_ROOM = 'general';
 const COUNTER_FROM = 0.8; // show the length counter from 80% of the limit
 
@@ -23,13 +29,19 @@ const config = globalThis.tertuliaConfig || {};
 const session = new Session({ url: socketUrl(location.href), timing: config.timing });
 
 const ui = {
+    boot: $('boot'),
     loginView: $('login-view'), loginForm: $('login-form'), nickname: $('nickname'), room: $('room'),
     nicknameError: $('nickname-error'), roomError: $('room-error'), loginError: $('login-error'),
     loginSubmit: $('login-submit'), invite: $('invite'), inviteRoom: $('invite-room'),
+    loginNote: $('login-note'), modeHint: $('mode-hint'), modes: [...document.querySelectorAll('input[name="mode"]')],
+    passwordField: $('password-field'), password: $('password'), passwordHint: $('password-hint'), passwordError: $('password-error'),
     chatView: $('chat-view'), conversation: $('conversation'), sidebar: $('sidebar'), people: $('people'), scrim: $('scrim'),
     roomList: $('room-list'), dmList: $('dm-list'), dmEmpty: $('dm-empty'),
     joinForm: $('join-form'), joinRoom: $('join-room'), joinError: $('join-error'), joinSubmit: $('join-submit'),
     browseRooms: $('browse-rooms'), meAvatar: $('me-avatar'), meName: $('me-name'), meState: $('me-state'), logout: $('logout'),
+    account: $('account'), accountDialog: $('account-dialog'), passwordForm: $('password-form'),
+    pwOld: $('pw-old'), pwNew: $('pw-new'), pwRepeat: $('pw-repeat'), pwError: $('password-form-error'),
+    pwStatus: $('password-form-status'), pwSubmit: $('password-submit'), logoutEverywhere: $('logout-everywhere'),
     sidebarOpen: $('sidebar-open'), sidebarClose: $('sidebar-close'), navBadge: $('nav-badge'),
     peopleOpen: $('people-open'), peopleClose: $('people-close'), memberList: $('member-list'), peopleHeading: $('people-heading'),
     convTitle: $('conv-title'), convSub: $('conv-sub'), conn: $('conn-status'), connText: $('conn-text'),
@@ -47,6 +59,8 @@ const state = {
     active: '', // the id of the conversation on screen
     members: new Map(), // room -> Map(nickKey -> nickname)
     switchTo: new Set(), // rooms whose `joined` should be brought on screen
+    restoring: '', // '', 'guest' or 'account': the page is logging back in as an earlier one
+    restore: null, // what savedSession() found: privates to reopen, the pane on screen, scroll places
     status: 'idle',
     retryAt: 0,
 };
@@ -62,32 +76,87 @@ function recall(key) {
     try { return localStorage.getItem(key) || ''; } catch { return ''; }
 }
 
+function forget(key) {
+    try { localStorage.removeItem(key); } catch { /* storage disabled */ }
+}
+
 function saveSession() {
-    if (!session.loggedIn || !session.resume) return;
+    if (!session.loggedIn || (!session.account && !session.resume)) return;
     const active = activeConv();
+    const places = {};
+    const privates = [];
+    for (const conv of state.convs.values()) {
+        if (conv.kind === 'private') privates.push(conv.name);
+        const place = conv.pane.place;
+        if (place) places[conv.id] = place;
+    }
     store(STORE_SESSION, JSON.stringify({
-        nickname: session.nickname, resume: session.resume, rooms: session.rooms,
-        active: active && active.kind === 'room' ? active.name : '',
+        nickname: session.nickname, account: session.account, resume: session.account ? '' : session.resume,
+        rooms: session.rooms, last: session.lastIds, privates, active: active ? active.id : '', places,
     }));
 }
 
 function forgetSession() {
-    try { localStorage.removeItem(STORE_SESSION); } catch { /* storage disabled */ }
+    forget(STORE_SESSION);
 }
 
+const strings = (list) => (Array.isArray(list) ? list.filter((x) => typeof x === 'string' && x !== '') : []);
+
+/** {room: last message id seen} from storage, only sane entries. */
+function lastIds(last) {
+    const out = {};
+    if (last && typeof last === 'object') {
+        for (const [room, id] of Object.entries(last)) if (Number.isSafeInteger(id) && id > 0) out[room] = id;
+    }
+    return out;
+}
+
+/** Where this browser was: {nickname, account, resume, rooms, privates, active, places}, or null. */
 function savedSession() {
     try {
         const s = JSON.parse(recall(STORE_SESSION) || 'null');
-        if (s && typeof s.nickname === 'string' && !nicknameProblem(s.nickname) && typeof s.resume === 'string' && s.resume) {
-            return { nickname: s.nickname, resume: s.resume, rooms: Array.isArray(s.rooms) ? s.rooms : [], active: typeof s.active === 'string' ? s.active : '' };
+        if (s && typeof s.nickname === 'string' && !nicknameProblem(s.nickname)) {
+            let active = typeof s.active === 'string' ? s.active : '';
+            // Older pages kept the room's name only.
+            if (active && !/^[rp]:/.test(active)) active = roomId(active);
+            return {
+                nickname: s.nickname, account: s.account === true,
+                resume: typeof s.resume === 'string' ? s.resume : '',
+                rooms: strings(s.rooms), privates: strings(s.privates).filter((n) => !nicknameProblem(n)),
+                active, places: s.places && typeof s.places === 'object' ? s.places : {},
+                last: lastIds(s.last),
+            };
         }
     } catch { /* not ours, or damaged: start afresh */ }
     return null;
 }
 
+/** The account this browser is logged in as: {nickname, token}, or null. */
+function savedAccount() {
+    try {
+        const a = JSON.parse(recall(STORE_ACCOUNT) || 'null');
+        if (a && typeof a.nickname === 'string' && typeof a.token === 'string' && a.token) return { nickname: a.nickname, token: a.token };
+    } catch { /* damaged: log in again */ }
+    return null;
+}
+
+function forgetAccount() {
+    forget(STORE_ACCOUNT);
+}
+
+session.addEventListener('token', ({ detail }) => {
+    store(STORE_ACCOUNT, JSON.stringify({ nickname: session.nickname, token: detail.token }));
+});
+
 /* ---------------------------------------------------------------- login */
 
-const touched = { nickname: false, room: false };
+const touched = { nickname: false, room: false, password: false };
+const MODES = {
+    login: { submit: 'Log in', hint: 'Log in to your account with its password.' },
+    register: { submit: 'Create account', hint: 'An account keeps your nickname yours, on every device.' },
+    guest: { submit: 'Join the chat', hint: 'No account needed. Your nickname is yours while you are connected.' },
+};
+let mode = 'guest';
 
 function showFieldProblem(input, errorEl, problem, force) {
     const show = problem !== '' && (force || input.value !== '');
@@ -97,6 +166,10 @@ function showFieldProblem(input, errorEl, problem, force) {
 }
 
 function checkLoginField(which, force = false) {
+    if (which === 'password') {
+        if (mode === 'guest') return true;
+        return showFieldProblem(ui.password, ui.passwordError, passwordProblem(ui.password.value, mode === 'register'), force || touched.password);
+    }
     const input = which === 'nickname' ? ui.nickname : ui.room;
     const problem = which === 'nickname' ? nicknameProblem(input.value) : roomProblem(input.value);
     return showFieldProblem(input, which === 'nickname' ? ui.nicknameError : ui.roomError, problem, force || touched[which]);
@@ -104,8 +177,37 @@ function checkLoginField(which, force = false) {
 
 function setLoginBusy(busy) {
     ui.loginSubmit.disabled = busy;
-    ui.loginSubmit.textContent = busy ? 'Connecting…' : 'Join the chat';
+    ui.loginSubmit.textContent = busy ? (mode === 'guest' ? 'Connecting…' : 'Checking…') : MODES[mode].submit;
     ui.loginForm.setAttribute('aria-busy', String(busy));
+}
+
+/** Shows the fields of one way in: a password for an account, with its rules when registering. */
+function setMode(next) {
+    mode = MODES[next] ? next : 'guest';
+    for (const radio of ui.modes) radio.checked = radio.value === mode;
+    ui.passwordField.hidden = mode === 'guest';
+    ui.passwordHint.hidden = mode !== 'register';
+    ui.password.autocomplete = mode === 'register' ? 'new-password' : 'current-password';
+    ui.modeHint.textContent = MODES[mode].hint;
+    ui.loginError.textContent = '';
+    touched.password = false;
+    showFieldProblem(ui.password, ui.passwordError, '', false);
+    setLoginBusy(false);
+}
+
+/** The first empty field, or the button: where typing should start. */
+function focusLoginForm() {
+    if (!ui.nickname.value || !checkLoginField('nickname')) ui.nickname.focus();
+    else if (mode !== 'guest' && !ui.password.value) ui.password.focus();
+    else ui.loginSubmit.focus();
+}
+
+function showLoginView(note = '') {
+    ui.boot.textContent = '';
+    ui.loginNote.textContent = note;
+    ui.chatView.hidden = true;
+    ui.loginView.hidden = false;
+    focusLoginForm();
 }
 
 function initLogin() {
@@ -120,7 +222,15 @@ function initLogin() {
         ui.inviteRoom.textContent = invited;
         ui.invite.hidden = false;
     }
-    for (const which of ['nickname', 'room']) {
+    setMode(recall(STORE_MODE) || 'guest');
+    for (const radio of ui.modes) {
+        radio.addEventListener('change', () => {
+            if (!radio.checked) return;
+            setMode(radio.value);
+            ui.loginNote.textContent = '';
+        });
+    }
+    for (const which of ['nickname', 'password', 'room']) {
         const input = ui[which];
         input.addEventListener('input', () => {
             ui.loginError.textContent = '';
@@ -134,51 +244,118 @@ function initLogin() {
     if (ui.nickname.value && checkLoginField('nickname')) checkLoginField('room');
     ui.loginForm.addEventListener('submit', (ev) => {
         ev.preventDefault();
-        touched.nickname = touched.room = true;
+        if (ui.loginSubmit.disabled) return;
+        touched.nickname = touched.room = touched.password = true;
         const nickOk = checkLoginField('nickname', true);
+        const passwordOk = checkLoginField('password', true);
         const roomOk = checkLoginField('room', true);
-        if (!nickOk || !roomOk) {
-            (nickOk ? ui.room : ui.nickname).focus();
+        if (!nickOk || !passwordOk || !roomOk) {
+            (!nickOk ? ui.nickname : !passwordOk ? ui.password : ui.room).focus();
             return;
         }
         ui.loginError.textContent = '';
+        ui.loginNote.textContent = '';
         setLoginBusy(true);
-        session.login(ui.nickname.value, ui.room.value);
+        state.restoring = '';
+        state.restore = null;
+        if (mode === 'login') session.loginPassword(ui.nickname.value, ui.password.value, ui.room.value);
+        else if (mode === 'register') session.register(ui.nickname.value, ui.password.value, ui.room.value);
+        else session.login(ui.nickname.value, ui.room.value);
         state.switchTo.add(roomKey(ui.room.value));
     });
-    (ui.nickname.value ? ui.loginSubmit : ui.nickname).focus();
+    const account = savedAccount();
     const saved = savedSession();
-    if (saved) {
-        // This browser is already in the chat (a reload, another tab): back
-        // in at once as the same guest, in the same rooms.
+    if (account) {
+        // This browser is logged in to an account (a reload, another tab, a
+        // restarted browser): straight back in, where it was.
+        const here = saved && saved.account && nickKey(saved.nickname) === nickKey(account.nickname) ? saved : null;
+        ui.nickname.value = account.nickname;
+        beginRestore('account', here);
+        session.restoreAccount(account.token, account.nickname, here ? here.rooms : [], here ? here.last : {});
+    } else if (saved && !saved.account && saved.resume) {
+        // The same, as the same guest.
         ui.nickname.value = saved.nickname;
-        setLoginBusy(true);
-        if (saved.active) state.switchTo.add(roomKey(saved.active));
-        session.restore(saved.nickname, saved.resume, saved.rooms);
+        beginRestore('guest', saved);
+        session.restore(saved.nickname, saved.resume, saved.rooms, saved.last);
+    } else {
+        showLoginView();
+    }
+}
+
+function beginRestore(kind, saved) {
+    state.restoring = kind;
+    state.restore = saved;
+    ui.boot.textContent = 'Connecting…';
+    setLoginBusy(true);
+    if (saved && saved.active.startsWith('r:')) state.switchTo.add(saved.active.slice(2));
+}
+
+/** Plain words for a refused login, and the field to fix. */
+function explainLoginFailure({ code, message, retryAfterMs }) {
+    const nick = ui.nickname.value;
+    switch (code) {
+    case 'auth_failed':
+        return { where: 'password', text: 'Wrong nickname or password.' };
+    case 'nickname_registered':
+        return { where: 'nickname', text: 'That nickname belongs to an account: log in with its password.' };
+    case 'nickname_taken':
+        return { where: 'nickname', text: mode === 'register' ? `“${nick}” is already taken. Choose another nickname, or log in if it is yours.` : `“${nick}” is already taken. Choose another nickname.` };
+    case 'nickname_invalid':
+        return { where: 'nickname', text: message || 'This nickname is not allowed.' };
+    case 'room_invalid':
+        return { where: 'room', text: message || 'This room name is not allowed.' };
+    case 'password_invalid':
+        return { where: 'password', text: 'The password must be 8 to 1,024 bytes long (at least 8 characters).' };
+    case 'rate_limited': {
+        const secs = Math.ceil((retryAfterMs || 0) / 1000);
+        return { where: 'form', text: secs > 0 ? `Too many attempts. Try again in ${secs} s.` : 'Too many attempts. Try again in a moment.' };
+    }
+    case 'registration_closed':
+        return { where: 'form', text: 'This server takes no new accounts. Log in, or continue as a guest.' };
+    case 'guests_closed':
+        return { where: 'form', text: 'This server takes accounts only: log in, or register.' };
+    default:
+        return { where: 'form', text: message || 'Could not log in. Try again.' };
     }
 }
 
 session.addEventListener('login-failed', ({ detail }) => {
-    setLoginBusy(false);
+    const restoring = state.restoring;
+    state.restoring = '';
+    state.restore = null;
     state.switchTo.clear();
-    const { code, message } = detail;
-    if (code === 'auth_failed') {
-        // The guest of the earlier page has ended (its grace time passed).
+    if (restoring && detail.code === 'auth_failed') {
+        // The earlier page's session has ended (an account's token revoked
+        // or expired; a guest's grace time passed).
         forgetSession();
-        ui.loginError.textContent = 'Your earlier session has ended. Join again.';
-        ui.loginSubmit.focus();
-    } else if (code === 'nickname_taken') {
-        showFieldProblem(ui.nickname, ui.nicknameError, `“${ui.nickname.value}” is already taken. Choose another nickname.`, true);
+        if (restoring === 'account') {
+            forgetAccount();
+            setMode('login');
+            showLoginView('Your session ended: log in again.');
+        } else {
+            setMode('guest');
+            showLoginView();
+            ui.loginError.textContent = 'Your earlier session has ended. Join again.';
+        }
+        return;
+    }
+    if (detail.code === 'guests_closed') setMode('login');
+    setLoginBusy(false);
+    showLoginView(ui.loginNote.textContent);
+    const { where, text } = explainLoginFailure(detail);
+    if (where === 'nickname') {
+        showFieldProblem(ui.nickname, ui.nicknameError, text, true);
         ui.nickname.focus();
         ui.nickname.select();
-    } else if (code === 'nickname_invalid') {
-        showFieldProblem(ui.nickname, ui.nicknameError, message || 'This nickname is not allowed.', true);
-        ui.nickname.focus();
-    } else if (code === 'room_invalid') {
-        showFieldProblem(ui.room, ui.roomError, message || 'This room name is not allowed.', true);
+    } else if (where === 'room') {
+        showFieldProblem(ui.room, ui.roomError, text, true);
         ui.room.focus();
+    } else if (where === 'password' && mode !== 'guest') {
+        ui.loginError.textContent = text;
+        ui.password.focus();
+        ui.password.select();
     } else {
-        ui.loginError.textContent = message || 'Could not log in. Try again.';
+        ui.loginError.textContent = text;
     }
 });
 
@@ -190,17 +367,39 @@ session.addEventListener('welcome', ({ detail }) => {
     if (Number.isSafeInteger(max) && max > 0) state.limits.max_text = max;
     if (!detail.first) return;
     store(STORE_NICK, detail.nickname);
-    store(STORE_ROOM, ui.room.value);
+    if (!state.restoring) {
+        store(STORE_ROOM, ui.room.value);
+        store(STORE_MODE, detail.account ? 'login' : 'guest');
+    }
+    ui.nickname.value = detail.nickname;
+    ui.password.value = '';
+    setMode(detail.account ? 'login' : 'guest');
     setLoginBusy(false);
     ui.meName.textContent = detail.nickname;
     ui.meAvatar.replaceWith(Object.assign(avatar(detail.nickname), { id: 'me-avatar' }));
     ui.meAvatar = $('me-avatar');
+    ui.account.hidden = !detail.account;
+    ui.logout.title = detail.account ? 'Log out of this browser (your other devices stay logged in)' : 'Log out';
+    ui.boot.textContent = '';
+    ui.loginNote.textContent = '';
     ui.loginView.hidden = true;
     ui.chatView.hidden = false;
     ui.conversation.hidden = false;
+    // A restored page reopens its private conversations, and brings back
+    // the one that was on screen (a room's comes with its `joined`).
+    const saved = state.restore;
+    if (saved) {
+        for (const nick of saved.privates) if (!session.isMe(nick)) privateConv(nick);
+        const conv = saved.active.startsWith('p:') ? state.convs.get(saved.active) : null;
+        if (conv) {
+            activate(conv);
+            focusComposer();
+        }
+    }
+    state.restoring = '';
     updateEmptyState();
     updateComposer();
-    saveSession();
+    if (!saved) saveSession(); // a restored page saves once its rooms are back
 });
 
 // A reload or a closed tab: remember where we were (rooms, the one on screen).
@@ -241,6 +440,10 @@ function roomConv(room) {
     return state.convs.get(roomId(room)) || makeConv(roomId(room), 'room', room);
 }
 
+// The server does not store private conversations yet, so one reopened
+// after a reload starts empty. Once it does (`history` with `with`,
+// `conversations`, `read` markers), this is where a private pane gets its
+// past and its unread count, as a room's gets them from `joined`.
 function privateConv(nick) {
     const conv = state.convs.get(privateId(nick)) || makeConv(privateId(nick), 'private', nick);
     updatePresence(conv);
@@ -368,7 +571,13 @@ session.addEventListener('joined', ({ detail }) => {
     const { room, members, rejoin, more } = detail;
     state.members.set(room, new Map(members.map((n) => [nickKey(n), n])));
     const conv = roomConv(room);
-    if (!rejoin) {
+    if (detail.restored) {
+        // A reloaded page: what was said after its last message came with
+        // `joined` (`since`); the page before, up to where the reader was
+        // and the rest of any gap, comes from `history`.
+        conv.older = session.history(room, detail.firstId || detail.since + 1) ? 'loading' : 'more';
+        conv.pane.setOlder(conv.older);
+    } else if (!rejoin) {
         conv.older = more ? 'more' : 'start';
         conv.pane.setOlder(conv.older);
     } else if (more) {
@@ -384,6 +593,20 @@ session.addEventListener('joined', ({ detail }) => {
     afterMembersChange(room);
     saveSession();
 });
+
+// A restored page puts each room's reader back where they were, once the
+// messages it came with are in.
+session.addEventListener('joined-history', ({ detail }) => {
+    // A `since` join waits for its `history` (the `older` event).
+    if (!detail.restored) restorePlace(state.convs.get(roomId(detail.room)));
+});
+
+function restorePlace(conv) {
+    const places = state.restore && state.restore.places;
+    if (!places || !conv || !places[conv.id]) return;
+    conv.pane.restorePlace(places[conv.id]);
+    delete places[conv.id];
+}
 
 session.addEventListener('left', ({ detail }) => {
     state.members.delete(detail.room);
@@ -491,11 +714,28 @@ session.addEventListener('request-error', ({ detail }) => {
         ui.joinError.textContent = message || `Could not join ${request.room}.`;
         return;
     }
+    if (type === 'password') {
+        passwordRefused(code, message);
+        return;
+    }
     if (type === 'history') {
         const conv = state.convs.get(roomId(request.room));
         if (conv) conv.pane.setOlder(conv.older = 'more');
     }
     toast(message || code || 'The server refused that.');
+});
+
+session.addEventListener('undelivered', ({ detail }) => {
+    const { messageId, to } = detail;
+    const conv = to ? state.convs.get(privateId(to)) : null;
+    const li = conv ? conv.pane.messageById(messageId) : null;
+    if (!li) {
+        toast(`A private message to ${to || 'someone'} was not delivered: they were offline.`);
+        return;
+    }
+    const text = li.querySelector('.text').textContent;
+    conv.pane.fail(li, `${conv.name} was offline.`, () => sendText(conv, text));
+    li.querySelector('.note').classList.add('undelivered');
 });
 
 session.addEventListener('older', ({ detail }) => {
@@ -504,6 +744,7 @@ session.addEventListener('older', ({ detail }) => {
     conv.pane.prependOlder(detail.messages, (from) => session.isMe(from));
     conv.older = detail.more && detail.messages.length > 0 ? 'more' : 'start';
     conv.pane.setOlder(conv.older);
+    restorePlace(conv);
 });
 
 function loadOlder(conv) {
@@ -732,9 +973,20 @@ ui.share.addEventListener('click', async () => {
     }
 });
 
-ui.logout.addEventListener('click', () => {
+/**
+ * Back to the login form, the chat cleared. Logging out of an account
+ * forgets its token in this browser, so every tab of it is logged out (the
+ * other tabs hear of it through the `storage` event); other devices stay
+ * logged in unless it was "everywhere".
+ */
+function endChat(note = '') {
+    const wasAccount = !ui.account.hidden;
     forgetSession();
-    session.logout();
+    if (wasAccount) forgetAccount();
+    state.restore = null;
+    state.restoring = '';
+    state.me = '';
+    if (ui.accountDialog.open) ui.accountDialog.close();
     for (const conv of [...state.convs.values()]) {
         conv.pane.root.remove();
         conv.item.remove();
@@ -747,9 +999,102 @@ ui.logout.addEventListener('click', () => {
     ui.conversation.hidden = true;
     ui.loginView.hidden = false;
     ui.banner.hidden = true;
+    ui.account.hidden = true;
     document.title = 'tertulia';
-    ui.loginSubmit.focus();
+    setMode(wasAccount ? 'login' : 'guest');
+    showLoginView(note);
+    if (!note) ui.loginSubmit.focus();
+}
+
+ui.logout.addEventListener('click', () => {
+    const note = session.account ? 'You logged out of this browser. Your other devices stay logged in.' : '';
+    session.logout();
+    endChat(note);
 });
+
+ui.logoutEverywhere.addEventListener('click', () => {
+    session.logout({ everywhere: true });
+    endChat('You logged out everywhere: every tab and device.');
+});
+
+// Logged out everywhere (from another tab or device).
+session.addEventListener('logged-out', () => endChat('You were logged out.'));
+
+// A reconnect whose token the server no longer takes.
+session.addEventListener('session-ended', ({ detail }) => {
+    const stored = savedAccount();
+    if (stored && stored.token !== detail.token) {
+        // Another tab has a newer one (it changed the password): stay.
+        const rooms = [...state.convs.values()].filter((c) => c.kind === 'room').map((c) => c.name);
+        session.restoreAccount(stored.token, stored.nickname, rooms);
+        return;
+    }
+    endChat('Your session ended: log in again.');
+});
+
+// Another tab of this browser logged out, logged in, or changed the password.
+addEventListener('storage', (ev) => {
+    if (ev.key !== STORE_ACCOUNT && ev.key !== null) return;
+    if (!session.account || ui.chatView.hidden) return;
+    const stored = savedAccount();
+    if (!stored) {
+        session.logout({ local: true });
+        endChat('You logged out in another tab.');
+    } else if (nickKey(stored.nickname) === nickKey(session.nickname)) {
+        session.setToken(stored.token);
+    }
+});
+
+/* -------------------------------------------------------- account dialog */
+
+ui.account.addEventListener('click', () => {
+    ui.passwordForm.reset();
+    ui.pwError.textContent = '';
+    ui.pwStatus.textContent = '';
+    ui.pwSubmit.disabled = false;
+    ui.accountDialog.showModal();
+    ui.pwOld.focus();
+});
+
+let passwordRef = '';
+
+ui.passwordForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    ui.pwStatus.textContent = '';
+    const problem = ui.pwOld.value === '' ? 'Enter your current password.'
+        : passwordProblem(ui.pwNew.value, true) || (ui.pwNew.value !== ui.pwRepeat.value ? 'The new passwords differ.' : '');
+    ui.pwError.textContent = problem;
+    if (problem) {
+        (ui.pwOld.value === '' ? ui.pwOld : ui.pwNew.value !== ui.pwRepeat.value && !passwordProblem(ui.pwNew.value, true) ? ui.pwRepeat : ui.pwNew).focus();
+        return;
+    }
+    passwordRef = session.changePassword(ui.pwOld.value, ui.pwNew.value);
+    if (!passwordRef) {
+        ui.pwError.textContent = 'You are offline; try again once reconnected.';
+        return;
+    }
+    ui.pwSubmit.disabled = true;
+    ui.pwStatus.textContent = 'Changing…';
+});
+
+session.addEventListener('password-changed', ({ detail }) => {
+    if (detail.ref !== passwordRef) return;
+    passwordRef = '';
+    ui.passwordForm.reset();
+    ui.pwSubmit.disabled = false;
+    ui.pwError.textContent = '';
+    ui.pwStatus.textContent = 'Password changed. Your other devices will need the new one.';
+});
+
+function passwordRefused(code, message) {
+    passwordRef = '';
+    ui.pwSubmit.disabled = false;
+    ui.pwStatus.textContent = '';
+    ui.pwError.textContent = code === 'auth_failed' ? 'The current password is wrong.'
+        : code === 'password_invalid' ? 'The new password must be 8 to 1,024 bytes long.'
+            : message || 'The server refused that.';
+    (code === 'auth_failed' ? ui.pwOld : ui.pwNew).select();
+}
 
 /* -------------------------------------------------------- rooms dialog */
 

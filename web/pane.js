@@ -27,6 +27,8 @@ export class Pane {
     #lastFrom = '';
     #lastTs = 0;
     #label;
+    #place = null; // where the reader was when the pane was last hidden
+    #wanted = null; // restorePlace(): where to put the reader once shown
 
     constructor(label) {
         this.#label = label;
@@ -54,8 +56,59 @@ export class Pane {
         return first ? Number(first.dataset.id) : 0;
     }
 
+    /**
+     * Where the reader is, to come back to after a reload: {bottom: true},
+     * or the first message in view ({id, offset}: its top, in pixels below
+     * the top of the view). null when unknown.
+     */
+    get place() {
+        if (this.#wanted) return this.#wanted;
+        return this.isShown ? this.#measure() : this.#place;
+    }
+
+    /** Puts the reader back at `place` (see `place`), now or when next shown. */
+    restorePlace(place) {
+        if (!place || place.bottom || !Number.isSafeInteger(place.id) || !Number.isFinite(place.offset)) return;
+        this.#wanted = place;
+        this.#stuck = false;
+        if (this.isShown) this.#applyPlace();
+    }
+
+    #measure() {
+        if (this.#stuck) return { bottom: true };
+        const top = this.#scroller.getBoundingClientRect().top;
+        for (const li of this.#list.querySelectorAll('.msg[data-id]')) {
+            const r = li.getBoundingClientRect();
+            if (r.bottom > top) return { id: Number(li.dataset.id), offset: Math.round(r.top - top) };
+        }
+        return { bottom: true };
+    }
+
+    #applyPlace() {
+        const place = this.#wanted;
+        this.#wanted = null;
+        const li = this.#list.querySelector(`.msg[data-id="${place.id}"]`);
+        if (!li) {
+            // That message is no longer among those shown: the latest, then.
+            this.#stuck = true;
+            this.scrollToBottom();
+            return;
+        }
+        this.#scroller.scrollTop += li.getBoundingClientRect().top - this.#scroller.getBoundingClientRect().top - place.offset;
+        this.#onScroll();
+    }
+
+    /** The element of the message with this id, or null. */
+    messageById(id) {
+        return Number.isSafeInteger(id) ? this.#list.querySelector(`.msg[data-id="${id}"]`) : null;
+    }
+
     show() {
         this.root.hidden = false;
+        if (this.#wanted) {
+            this.#applyPlace();
+            return;
+        }
         if (this.unseen > 0 && this.#divider.isConnected) {
             // Start reading at the first unseen message; the resize that
             // showing causes must not then pull the view to the bottom.
@@ -70,7 +123,10 @@ export class Pane {
     }
 
     hide() {
-        if (!this.root.hidden) this.#savedTop = this.#scroller.scrollTop;
+        if (!this.root.hidden) {
+            this.#savedTop = this.#scroller.scrollTop;
+            this.#place = this.#measure();
+        }
         this.root.hidden = true;
     }
 

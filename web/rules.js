@@ -14,6 +14,19 @@ export function nicknameProblem(nick) {
     return NICK_RE.test(nick) ? '' : 'Use letters, digits, _ - and . only.';
 }
 
+/**
+ * Why `password` will not do, as a sentence, or "" when it will. A new
+ * one (`creating`) must be 8 to 1,024 bytes of UTF-8, as the server counts.
+ */
+export function passwordProblem(password, creating) {
+    if (password.length === 0) return creating ? 'Choose a password: at least 8 characters.' : 'Enter your password.';
+    if (!creating) return '';
+    const bytes = utf8Length(password);
+    if (bytes < 8) return `Too short: at least 8 characters (${bytes} so far).`;
+    if (bytes > 1024) return 'Too long: at most 1,024 bytes.';
+    return '';
+}
+
 /** Why `room` is not a valid room name, as a sentence, or "" when it is. */
 export function roomProblem(room) {
     if (room.length === 0) return 'Choose a room.';

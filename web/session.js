@@ -24,9 +24,15 @@ const SEEN_LIMIT = 20000;
 /**
  * Events (CustomEvent, fields in `detail`):
  * - `status` {state: 'connecting'|'online'|'reconnecting'|'offline'|'idle', retryAt, note}
- * - `login-failed` {code, message}            the first login was refused or unreachable
- * - `welcome` {nickname, limits, server, first}
- * - `joined` {room, members, rejoin, historyCount, more}       followed by `message` events for its history
+ * - `login-failed` {code, message, retryAfterMs}  the first login was refused or unreachable
+ * - `welcome` {nickname, account, limits, server, first}
+ * - `token` {token}                           an account's new login token (welcome, password_changed): keep it
+ * - `session-ended` {code, token}                  a reconnect's token was refused (revoked, expired): log in again
+ * - `logged-out` {}                           the server logged this connection out (`logout` everywhere, from any tab or device)
+ * - `password-changed` {ref}                  answers changePassword(); `token` came just before
+ * - `undelivered` {messageId, to}             a private of ours that the server could not deliver
+ * - `joined` {room, members, rejoin, restored, since, firstId, historyCount, more}   followed by `message` events for its history
+ * - `joined-history` {room, rejoin, restored}  after those `message` events
  * - `left` {room}
  * - `member` {room, nickname, ts, joined, reason}
  * - `message` {msg, source: 'live'|'join'|'rejoin'}   room and private messages, never twice
@@ -45,7 +51,14 @@ export class Session extends EventTarget {
     #everLoggedIn = false;
     #loginRef = '';
     #resume = ''; // this guest's token (welcome.resume): a reconnect comes back as the same guest
+    #mode = 'guest'; // how the first login goes: 'guest', 'password', 'register' or 'token'
+    #password = ''; // only until the first welcome
+    #token = ''; // an account's login token: every reconnect logs in with it
+    #account = false;
+    #closing = false; // logout sent: wait for `logged_out` (or the close), then stop
     #restoreRooms = []; // restore(): the rooms to join once logged in
+    #restoreSince = {}; // restore(): room -> the last message id the earlier page had
+    #restoredRefs = new Set(); // the refs of those joins
     #nextId = 1;
     #pending = new Map(); // ref -> request object (with its `type`)
     #rooms = new Map(); // room name -> {lastId}
@@ -68,18 +81,75 @@ export class Session extends EventTarget {
     get limits() { return this.#limits; }
     get server() { return this.#server; }
     get rooms() { return [...this.#rooms.keys()]; }
+    /** room -> the id of the last message seen in it: what a reloaded page asks `since`. */
+    get lastIds() {
+        const out = {};
+        for (const [room, { lastId }] of this.#rooms) if (lastId > 0) out[room] = lastId;
+        return out;
+    }
     /** This guest's resume token ('' when none): what a reload needs to come back as the same guest. */
     get resume() { return this.#resume; }
+    /** This account's login token ('' for a guest). */
+    get token() { return this.#token; }
+    /** True when logged in (or logging back in) as an account rather than a guest. */
+    get account() { return this.#account; }
+    /** Another tab stored a newer token of this account (a password change): use it from the next reconnect. */
+    setToken(token) { if (this.#account && typeof token === 'string' && token) this.#token = token; }
     isMe(nick) { return nickKey(nick) === nickKey(this.#nickname); }
 
     /** Connects and logs in as `nickname`, joining `room` if given. */
     login(nickname, room) {
+        this.#begin('guest', nickname, room);
+        this.#conn.start();
+    }
+
+    /** Connects and logs in to an account with its password, joining `room` if given. */
+    loginPassword(nickname, password, room) {
+        this.#begin('password', nickname, room);
+        this.#password = password;
+        this.#conn.start();
+    }
+
+    /** Connects, creates the account, and joins `room` once welcomed. */
+    register(nickname, password, room) {
+        this.#begin('register', nickname, '');
+        this.#password = password;
+        if (room) this.#restoreRooms = [room];
+        this.#conn.start();
+    }
+
+    /**
+     * Comes back as an account of an earlier page (a reload, another tab):
+     * logs in with its token, then joins its rooms. A token the server no
+     * longer takes is a `login-failed` with code `auth_failed`.
+     */
+    restoreAccount(token, nickname, rooms = [], since = {}) {
+        this.#begin('token', nickname, '');
+        this.#token = token;
+        this.#account = true;
+        this.#restoreRooms = rooms.filter((r) => typeof r === 'string' && r !== '');
+        this.#restoreSince = since;
+        this.#conn.start();
+    }
+
+    /** Asks for a new password; the reply is `token` then `password-changed`, or a `request-error`. */
+    changePassword(old, password) { return this.#request({ type: 'password', old, new: password }); }
+
+    #begin(mode, nickname, room) {
+        if (this.#closing) this.#finish(); // a new login right after a logout
+        this.#mode = mode;
         this.#nickname = nickname;
         this.#initialRoom = room || '';
         this.#everLoggedIn = false;
         this.#resume = '';
+        this.#token = '';
+        this.#password = '';
+        this.#account = mode !== 'guest';
+        this.#restoreRooms = [];
+        this.#restoreSince = {};
+        this.#restoredRefs.clear();
+        this.#closing = false;
         this.#emit('status', { state: 'connecting' });
-        this.#conn.start();
     }
 
     /**
@@ -87,25 +157,50 @@ export class Session extends EventTarget {
      * browser restarted): logs in with its resume token, then joins its rooms.
      * A guest that has ended is a `login-failed` with code `auth_failed`.
      */
-    restore(nickname, resume, rooms = []) {
-        this.#nickname = nickname;
-        this.#initialRoom = '';
-        this.#everLoggedIn = false;
+    restore(nickname, resume, rooms = [], since = {}) {
+        this.#begin('guest', nickname, '');
         this.#resume = resume;
         this.#restoreRooms = rooms.filter((r) => typeof r === 'string' && r !== '');
-        this.#emit('status', { state: 'connecting' });
+        this.#restoreSince = since;
         this.#conn.start();
     }
 
-    /** Closes for good (logging out). */
-    logout() {
-        this.#conn.stop(1000, 'logout');
+    /**
+     * Closes for good (logging out). An account first sends `logout` (with
+     * `everywhere`, for every tab and device), which revokes the token, and
+     * closes once the server confirms; a guest just says goodbye (a close
+     * with 1000 ends it at once). Nothing more is reported either way.
+     * `local`: only close (another tab of this browser already logged out).
+     */
+    logout({ everywhere = false, local = false } = {}) {
+        const req = { type: 'logout', id: `c${this.#nextId++}` };
+        if (everywhere) req.everywhere = true;
+        // `local`: another tab already logged this browser out; just close.
+        if (!local && this.#account && this.#loggedIn && this.#conn.send(req)) {
+            this.#closing = true;
+            // A server that never answers must not keep the socket open.
+            setTimeout(() => { if (this.#closing) this.#finish(); }, 5000);
+        } else {
+            this.#finish();
+        }
+        this.#forgetAll();
+    }
+
+    /** After a logout: nobody, in no room, with nothing pending. */
+    #forgetAll() {
         this.#loggedIn = false;
         this.#everLoggedIn = false;
         this.#resume = '';
+        this.#token = '';
+        this.#account = false;
         this.#rooms.clear();
         this.#pending.clear();
         this.#emit('status', { state: 'idle' });
+    }
+
+    #finish() {
+        this.#closing = false;
+        this.#conn.stop(1000, 'logout');
     }
 
     /** Reconnects at once if waiting (network came back, or the person asked). */
@@ -136,18 +231,34 @@ export class Session extends EventTarget {
     }
 
     #onOpen() {
+        if (this.#closing) return this.#finish();
         this.#loginRef = `c${this.#nextId++}`;
-        const login = { type: 'login', id: this.#loginRef, nickname: this.#nickname };
+        let login;
+        if (this.#token) {
+            // An account after its first login (a reconnect), or a restored page.
+            login = { type: 'login', id: this.#loginRef, token: this.#token };
+        } else if (this.#mode === 'register' && !this.#everLoggedIn) {
+            login = { type: 'register', id: this.#loginRef, nickname: this.#nickname, password: this.#password };
+        } else if (this.#mode === 'password' && !this.#everLoggedIn) {
+            login = { type: 'login', id: this.#loginRef, nickname: this.#nickname, password: this.#password };
+        } else {
+            login = { type: 'login', id: this.#loginRef, nickname: this.#nickname };
+            // Back as the same guest, even while the server still holds the
+            // connection that just died (it would keep the nickname taken).
+            if (this.#resume) login.resume = this.#resume;
+        }
         // After a reconnect every room is joined with `join`, which can ask
         // for the missed messages; only the very first login names a room.
-        if (!this.#everLoggedIn && this.#initialRoom) login.room = this.#initialRoom;
-        // Back as the same guest, even while the server still holds the
-        // connection that just died (it would keep the nickname taken).
-        if (this.#resume) login.resume = this.#resume;
+        if (!this.#everLoggedIn && this.#initialRoom && login.type === 'login') login.room = this.#initialRoom;
         this.#conn.send(login);
+        return undefined;
     }
 
     #onClose({ code, reason, wasOpen }) {
+        if (this.#closing) {
+            this.#finish();
+            return;
+        }
         const wasLoggedIn = this.#loggedIn;
         this.#loggedIn = false;
         for (const [ref, request] of this.#pending)
@@ -175,6 +286,10 @@ export class Session extends EventTarget {
     }
 
     #onMessage(msg) {
+        if (this.#closing) {
+            if (msg.type === 'logged_out') this.#finish();
+            return undefined;
+        }
         switch (msg.type) {
         case 'welcome': return this.#onWelcome(msg);
         case 'joined': return this.#onJoined(msg);
@@ -207,6 +322,16 @@ export class Session extends EventTarget {
             this.#pending.delete(msg.ref);
             return this.#emit('members', { room: msg.room, members: msg.members || [] });
         case 'error': return this.#onError(msg);
+        case 'logged_out': return this.#onLoggedOut();
+        case 'password_changed':
+            this.#pending.delete(msg.ref);
+            if (typeof msg.token === 'string' && msg.token) {
+                this.#token = msg.token;
+                this.#emit('token', { token: msg.token });
+            }
+            return this.#emit('password-changed', { ref: msg.ref });
+        case 'undelivered':
+            return this.#emit('undelivered', { messageId: msg.message_id, to: typeof msg.to === 'string' ? msg.to : '' });
         default: return undefined; // a newer server's extension; ignore
         }
     }
@@ -216,19 +341,31 @@ export class Session extends EventTarget {
         this.#loggedIn = true;
         this.#everLoggedIn = true;
         this.#waitNote = '';
+        this.#password = '';
+        this.#account = msg.account === true;
         if (typeof msg.nickname === 'string' && msg.nickname) this.#nickname = msg.nickname;
         if (typeof msg.resume === 'string' && msg.resume) this.#resume = msg.resume;
+        if (this.#account && typeof msg.token === 'string' && msg.token) {
+            this.#token = msg.token;
+            this.#emit('token', { token: msg.token });
+        }
         this.#limits = msg.limits || {};
         this.#server = msg.server || {};
         this.#conn.resetBackoff();
-        this.#emit('welcome', { nickname: this.#nickname, limits: this.#limits, server: this.#server, first });
+        this.#emit('welcome', { nickname: this.#nickname, account: this.#account, limits: this.#limits, server: this.#server, first });
         this.#emit('status', { state: 'online' });
         if (first) {
-            // A restored page joins the rooms it had (their last messages
-            // come with each `joined`, what was missed among them).
+            // A restored page joins the rooms it had, asking for what came
+            // after the last message the earlier page had (`since`); the
+            // app then fetches the page before that with `history`.
             const rooms = this.#restoreRooms;
             this.#restoreRooms = [];
-            for (const room of rooms) this.join(room);
+            for (const room of rooms) {
+                const since = Object.hasOwn(this.#restoreSince, room) ? this.#restoreSince[room] : 0;
+                const ref = this.#request(Number.isSafeInteger(since) && since > 0 ? { type: 'join', room, since } : { type: 'join', room });
+                if (ref && since > 0) this.#restoredRefs.add(ref);
+            }
+            this.#restoreSince = {};
             return;
         }
         for (const [room, { lastId }] of this.#rooms) {
@@ -249,8 +386,20 @@ export class Session extends EventTarget {
         // `more` (a tertulia extension) says whether older messages exist
         // beyond `history`; without it, a full-looking history suggests so.
         const more = typeof msg.more === 'boolean' ? msg.more : history.length > 0;
-        this.#emit('joined', { room: msg.room, members: msg.members || [], rejoin, historyCount: history.length, more });
+        // restored: the join of a reloaded page, with `since`; what it missed is in `history`.
+        const restored = this.#restoredRefs.delete(msg.ref);
+        const firstId = history.length > 0 && Number.isSafeInteger(history[0].id) ? history[0].id : 0;
+        const since = request !== undefined && request.since !== undefined ? request.since : 0;
+        this.#emit('joined', { room: msg.room, members: msg.members || [], rejoin, restored, since, firstId, historyCount: history.length, more });
         for (const m of history) this.#onChat({ type: 'room', to: msg.room, ...m }, rejoin ? 'rejoin' : 'join');
+        this.#emit('joined-history', { room: msg.room, rejoin, restored });
+    }
+
+    /** `logged_out` we did not ask for here: a `logout` everywhere from another tab or device. */
+    #onLoggedOut() {
+        this.#conn.stop(1000, 'logged out');
+        this.#forgetAll();
+        this.#emit('logged-out', {});
     }
 
     #onChat(msg, source) {
@@ -281,8 +430,26 @@ export class Session extends EventTarget {
         if (msg.ref !== undefined && msg.ref === this.#loginRef && !this.#loggedIn) {
             if (!this.#everLoggedIn) {
                 this.#conn.stop();
-                this.#emit('login-failed', { code: msg.code, message: msg.message });
+                this.#password = '';
+                this.#token = '';
+                this.#emit('login-failed', {
+                    code: msg.code, message: msg.message,
+                    retryAfterMs: Number.isFinite(msg.retry_after_ms) ? msg.retry_after_ms : 0,
+                });
                 this.#emit('status', { state: 'idle' });
+                return;
+            }
+            if (msg.code === 'auth_failed' && this.#token) {
+                // The account's token was revoked (a logout or a password
+                // change elsewhere) or expired: only the password helps now.
+                const token = this.#token;
+                this.#conn.stop();
+                this.#token = '';
+                this.#account = false;
+                this.#everLoggedIn = false;
+                this.#rooms.clear();
+                this.#emit('status', { state: 'idle' });
+                this.#emit('session-ended', { code: msg.code, token });
                 return;
             }
             // A reconnect whose login is refused: usually our own previous

@@ -498,6 +498,10 @@ test('screenshots at desktop and phone width', async () => {
     await phone.keyboard.press('Escape');
     const loginPage = await openPage(browser, `${server.url}?room=python-dev-madrid`, { viewport: DESKTOP });
     pages.push(loginPage);
+    // The first screen shows once the page knows no stored session logs it
+    // straight in; the picture shows the account way in, with its password.
+    await loginPage.getByRole('radio', { name: 'Log in' }).check();
+    await loginPage.getByLabel('Password', { exact: true }).waitFor();
     await screenshot(loginPage, 'login.png', { docs: true });
 
     // Phone width: no horizontal scrolling, the conversation uses the whole

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nicknameProblem, roomProblem, utf8Length, nickKey } from '../../web/rules.js';
+import { nicknameProblem, roomProblem, passwordProblem, utf8Length, nickKey } from '../../web/rules.js';
 import { backoffDelay, DEFAULT_TIMING } from '../../web/connection.js';
 import { Session, socketUrl } from '../../web/session.js';
 
@@ -76,7 +76,8 @@ class ScriptedSocket {
 
 function record(session) {
     const events = [];
-    for (const type of ['status', 'login-failed', 'welcome', 'joined', 'message', 'ack', 'unsent', 'request-error', 'left', 'member'])
+    for (const type of ['status', 'login-failed', 'welcome', 'joined', 'message', 'ack', 'unsent', 'request-error', 'left', 'member',
+        'token', 'session-ended', 'logged-out', 'password-changed', 'undelivered'])
         session.addEventListener(type, (ev) => events.push({ type, ...ev.detail }));
     return events;
 }
@@ -206,4 +207,87 @@ test('a silent line is pinged, and replaced when no answer comes', async () => {
     ws2.open();
     assert.equal(ws2.lastSent().type, 'login');
     s.logout();
+});
+
+test('passwords: 8 to 1,024 bytes for a new one, anything but empty to log in', () => {
+    assert.equal(passwordProblem('', false), 'Enter your password.');
+    assert.equal(passwordProblem('x', false), '');
+    assert.match(passwordProblem('', true), /at least 8/);
+    assert.match(passwordProblem('1234567', true), /Too short/);
+    assert.equal(passwordProblem('12345678', true), '');
+    assert.equal(passwordProblem('ñññč', true), '', 'bytes, as the server counts: 8 of them');
+    assert.match(passwordProblem('x'.repeat(1025), true), /Too long/);
+});
+
+test('an account: register, reconnect with the token, a new token after a password change, a refused token ends it', async () => {
+    ScriptedSocket.all = [];
+    const s = new Session({ url: 'ws://x/ws', WebSocketImpl: ScriptedSocket, timing: FAST });
+    const events = record(s);
+    s.register('ana', 'correct horse', 'r');
+    const ws1 = await nextSocket(1);
+    ws1.open();
+    const reg = ws1.lastSent();
+    assert.deepEqual({ ...reg, id: undefined }, { type: 'register', nickname: 'ana', password: 'correct horse', id: undefined });
+    ws1.deliver({ type: 'welcome', ref: reg.id, nickname: 'Ana', account: true, token: 'tt1.A' });
+    assert.deepEqual(events.filter((e) => e.type === 'token').map((e) => e.token), ['tt1.A']);
+    assert.equal(s.account, true);
+    assert.equal(s.nickname, 'Ana');
+    const join = ws1.lastSent();
+    assert.equal(join.type, 'join', 'register takes no room: it is joined after the welcome');
+    assert.equal(join.room, 'r');
+    ws1.deliver({ type: 'joined', ref: join.id, room: 'r', members: ['Ana'], history: [msg(5, 'five')] });
+
+    ws1.drop();
+    const ws2 = await nextSocket(2);
+    ws2.open();
+    assert.deepEqual({ ...ws2.lastSent(), id: undefined }, { type: 'login', token: 'tt1.A', id: undefined }, 'no password kept');
+    ws2.deliver({ type: 'welcome', ref: ws2.lastSent().id, nickname: 'Ana', account: true });
+    assert.equal(ws2.lastSent().since, 5);
+    const ref = s.changePassword('correct horse', 'battery staple');
+    assert.deepEqual({ ...ws2.lastSent(), id: undefined }, { type: 'password', old: 'correct horse', new: 'battery staple', id: undefined });
+    ws2.deliver({ type: 'password_changed', ref, token: 'tt1.B' });
+    assert.deepEqual(events.filter((e) => e.type === 'password-changed').map((e) => e.ref), [ref]);
+    assert.equal(s.token, 'tt1.B');
+    ws2.deliver({ type: 'undelivered', message_id: 9, to: 'bob' });
+    assert.deepEqual(events.filter((e) => e.type === 'undelivered').map((e) => [e.messageId, e.to]), [[9, 'bob']]);
+
+    ws2.drop();
+    const ws3 = await nextSocket(3);
+    ws3.open();
+    assert.equal(ws3.lastSent().token, 'tt1.B');
+    ws3.deliver({ type: 'error', ref: ws3.lastSent().id, code: 'auth_failed', message: 'no' });
+    assert.deepEqual(events.filter((e) => e.type === 'session-ended').map((e) => e.token), ['tt1.B']);
+    assert.equal(events.filter((e) => e.type === 'status').at(-1).state, 'idle');
+    await sleep(50);
+    assert.equal(ScriptedSocket.all.length, 3, 'a refused token is not retried');
+});
+
+test('logout sends logout and closes on logged_out; logged_out from elsewhere logs out', async () => {
+    ScriptedSocket.all = [];
+    const s = new Session({ url: 'ws://x/ws', WebSocketImpl: ScriptedSocket, timing: FAST });
+    const events = record(s);
+    s.restoreAccount('tt1.C', 'ana', ['r']);
+    const ws1 = await nextSocket(1);
+    ws1.open();
+    assert.equal(ws1.lastSent().token, 'tt1.C');
+    ws1.deliver({ type: 'welcome', ref: ws1.lastSent().id, nickname: 'ana', account: true });
+    assert.equal(ws1.lastSent().type, 'join', 'a restored page joins its rooms');
+    s.logout({ everywhere: true });
+    assert.deepEqual({ ...ws1.lastSent(), id: undefined }, { type: 'logout', everywhere: true, id: undefined });
+    assert.equal(ws1.readyState, 1, 'open until the server confirms');
+    ws1.deliver({ type: 'logged_out' });
+    assert.equal(ws1.readyState, 3);
+    assert.equal(events.filter((e) => e.type === 'logged-out').length, 0, 'our own logout is not news');
+
+    s.loginPassword('ana', 'pw', 'r');
+    const ws2 = await nextSocket(2);
+    ws2.open();
+    assert.deepEqual({ ...ws2.lastSent(), id: undefined }, { type: 'login', nickname: 'ana', password: 'pw', room: 'r', id: undefined });
+    ws2.deliver({ type: 'welcome', ref: ws2.lastSent().id, nickname: 'ana', account: true, token: 'tt1.D' });
+    ws2.deliver({ type: 'logged_out' }); // everywhere, from another device
+    assert.equal(events.filter((e) => e.type === 'logged-out').length, 1);
+    assert.equal(ws2.readyState, 3);
+    assert.equal(s.loggedIn, false);
+    await sleep(50);
+    assert.equal(ScriptedSocket.all.length, 2, 'no reconnect after being logged out');
 });
