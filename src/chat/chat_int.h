@@ -83,6 +83,7 @@ struct chat_user_s {
     chat_user_kind_t kind;
     int64_t account_id;      /* CHAT_USER_ACCOUNT: the store's id */
     uint8_t resume_hash[32]; /* CHAT_USER_GUEST: SHA-256 of its resume token */
+    uint64_t since_id;       /* CHAT_USER_GUEST: the last message id when it began */
     chat_session_t **sess;   /* logged in as this user */
     uint32_t nsess, sess_cap;
     chat_presence_t **rooms; /* its presences (parked ones too) */

@@ -304,6 +304,10 @@ void chat__welcome(chat_t *chat, const chat_req_t *req, json_t *extra) {
     json_t *o = typed("welcome");
     json_object_set_new(o, "nickname", json_stringn_nocheck(s->nick, s->nick_len));
     json_object_set_new(o, "account", json_boolean(s->user->kind == CHAT_USER_ACCOUNT));
+    /* A guest's nickname may have been another guest's before: only its
+     * messages after this id are its own (an account's are all its own). */
+    if (s->user->kind == CHAT_USER_GUEST)
+        json_object_set_new(o, "since_id", json_integer((json_int_t)s->user->since_id));
     if (extra != NULL) {
         json_object_update(o, extra);
         json_decref(extra);
@@ -629,8 +633,8 @@ static void on_read(chat_t *chat, const chat_req_t *req) {
     size_t name_len = has_with > 0 ? with_len : room_len;
     /* The store keeps the marker (forward only), in order with the
      * messages; nobody waits for it. */
-    if (chat->store.read_set(chat->store_ctx, u->account_id, u->nick, u->nick_len, name,
-                             name_len, has_with > 0, up_to, on_read_done_cb, NULL) < 0)
+    if (chat->store.read_set(chat->store_ctx, u->account_id, u->nick, u->nick_len, name, name_len,
+                             has_with > 0, up_to, on_read_done_cb, NULL) < 0)
         tt_log_warn("chat: a read marker was not stored (the store's queue is full)");
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string_nocheck("read"));

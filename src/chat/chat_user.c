@@ -25,6 +25,7 @@ chat_user_t *chat__user_new(chat_t *chat, const char *nick, size_t len, chat_use
     u->nick_len = len;
     u->uid = ++chat->next_uid;
     u->kind = kind;
+    u->since_id = chat->last_id;
     tt_map_put(&chat->nicks, u->nick, u->nick_len, u);
     return u;
 }

@@ -359,3 +359,23 @@ test('a connection that goes while its login is checked leaves nothing behind', 
     assert.equal(ok.welcome.type, 'welcome');
     await ok.close();
 });
+
+test("a guest's welcome says from which message on its nickname's messages are its own", T, async () => {
+    const nick = uniq('same');
+    const room = uniq('#since');
+    const first = await login(s, nick, { room });
+    const sent = await first.request({ type: 'room', to: room, message: { text: 'said by the first one' } }, 'ack');
+    assert.ok(first.welcome.since_id < sent.message_id);
+    await first.request({ type: 'logout' }, 'logged_out');
+    await first.waitClose();
+    const second = await login(s, nick, { room });
+    assert.ok(second.welcome.since_id >= sent.message_id, `since_id ${second.welcome.since_id} covers the earlier guest's ${sent.message_id}`);
+    const earlier = second.joined.history.find((m) => m.id === sent.message_id);
+    assert.ok(earlier && earlier.from === nick, 'the earlier message is in the history, under the same nickname');
+    // A resumed guest keeps its since_id; an account has none.
+    const tab = await login(s, nick, { resume: second.resume });
+    assert.equal(tab.welcome.since_id, second.welcome.since_id);
+    const a = await register(s, uniq('NoSince'));
+    assert.equal(a.welcome.since_id, undefined);
+    for (const c of [second, tab, a]) await c.close();
+});
