@@ -461,9 +461,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.max_text = TEXT_MAX;
     cfg.max_rooms = 3;
     cfg.history_on_join = 5;
-    cfg.reply_budget = 1; /* raised to chat_reply_budget_min(TEXT_MAX): pages get cut */
+    cfg.reply_budget = 1;     /* raised to chat_reply_budget_min(TEXT_MAX): pages get cut */
     cfg.resume_ms = GRACE_MS; /* dropped v1 users are parked; op 6 lets time pass */
-    chat_io_t io = {on_send, on_close};
+    chat_io_t io = {.send = on_send, .close = on_close};
     fz->chat = chat_new(&cfg, &io, fz);
     chat_set_clock(fz->chat, fz_now, fz);
     CHECK(chat_set_store(fz->chat, &store, fz) == 0);

@@ -96,6 +96,7 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
     tt_map_init(&chat->by_sid, 0);
     tt_map_init(&chat->registering, TT_MAP_NOCASE);
     tt_list_init(&chat->parked);
+    tt_list_init(&chat->typing);
     tt_hist_init(&chat->counters.commit_us, tt_hist_latency_us, tt_hist_latency_us_n);
     tt_hist_init(&chat->counters.delivery_us, tt_hist_latency_us, tt_hist_latency_us_n);
     return chat;
@@ -148,6 +149,7 @@ void chat_free(chat_t *chat) {
     while (s != NULL) {
         chat_session_t *next = s->next;
         chat__auth_drop_held(chat, s);
+        chat__typing_end_all(chat, s, false);
         for (uint32_t i = 0; i < s->nrooms; i++)
             free(s->rooms[i]);
         free(s->rooms);
@@ -292,6 +294,7 @@ static bool close_now(chat_t *chat, chat_session_t *s, const char *reason) {
         reason = "quit";
     bool park = s->logged_in && s->v1 && chat->cfg.resume_ms > 0 && strcmp(reason, "quit") != 0;
     chat__auth_drop_held(chat, s);
+    chat__typing_end_all(chat, s, true);
     while (s->nrooms > 0)
         chat__leave(chat, s->rooms[s->nrooms - 1], reason, park);
     if (s->logged_in)
@@ -900,6 +903,7 @@ void chat__leave(chat_t *chat, chat_member_t *m, const char *reason, bool park) 
     chat_room_t *room = m->room;
     chat_session_t *s = m->session;
     chat_presence_t *p = m->pres;
+    chat__typing_end(chat, s, true, room->name, room->name_len);
     chat__log_event(chat, CHAT_EV_LEAVE, s, room, reason);
     /* Swap-remove from both arrays, fixing the index of the record moved. */
     chat_member_t *last = room->members[--room->count];

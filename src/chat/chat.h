@@ -180,6 +180,10 @@ typedef struct chat_io_s {
      * short reason. The transport calls chat_session_close later, never
      * from inside this call. */
     void (*close)(void *io_ctx, void *conn, uint16_t code, const char *reason);
+    /* As send, for what may be left out when conn is behind (typing):
+     * the transport drops it for a connection whose queue is half full.
+     * NULL: such frames go through send. Never used for chat messages. */
+    void (*send_droppable)(void *io_ctx, void *conn, tt_msg_t *msg);
 } chat_io_t;
 
 /* A new chat context. io is copied; io_ctx is passed back to every call.

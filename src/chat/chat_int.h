@@ -133,6 +133,8 @@ struct chat_session_s {
     uint8_t token_hash[AUTH_TOKEN_HASH_BYTES];
     struct chat_job_s *held, *held_tail; /* jobs that came while authing, in order */
     uint32_t nheld;
+    struct chat_typing_s *typing; /* what it is typing to (chat_typing.c) */
+    uint32_t ntyping;
 };
 
 /* Error lines held back (chat.c): at most one line per CHAT_LOG_WINDOW_MS,
@@ -272,6 +274,7 @@ struct chat_s {
 
     chat_store_hooks_t store;
     void *store_ctx;
+    tt_link_t typing; /* every session's typing entries, by deadline (chat_typing.c) */
     chat_auth_hooks_t auth;
     void *auth_ctx;
     unsigned auth_inflight; /* checks started whose answer has not been applied */
@@ -492,6 +495,20 @@ void chat__auth_apply(chat_t *chat, chat_auth_wait_t *w);
 bool chat__auth_hold(chat_t *chat, chat_session_t *s, chat_job_t *j);
 /* Frees what s holds (it is closing). */
 void chat__auth_drop_held(chat_t *chat, chat_session_t *s);
+
+/* ---- chat_typing.c ------------------------------------------------------ */
+
+#define CHAT_TYPING_MS 6000         /* a start not refreshed within this ends */
+#define CHAT_TYPING_MIN_GAP_MS 2000 /* starts to one target more often are dropped */
+#define CHAT_TYPING_MAX 16          /* targets one session may be typing to at once */
+typedef struct chat_typing_s chat_typing_t;
+void chat__on_typing(chat_t *chat, const chat_req_t *req);
+/* s stops typing to that room (room) or person: the others get `stop`. */
+void chat__typing_end(chat_t *chat, chat_session_t *s, bool room, const char *name, size_t len);
+/* Ends everything s is typing to (telling the others when tell_them). */
+void chat__typing_end_all(chat_t *chat, chat_session_t *s, bool tell_them);
+/* Starts not refreshed in time end (from chat_tick). */
+void chat__typing_tick(chat_t *chat, uint64_t now);
 
 /* chat.c: job plumbing, for chat_auth.c. */
 chat_job_t *chat__job_new(chat_t *chat, chat_job_kind_t kind, uint64_t sid);

@@ -261,6 +261,9 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     const char *to = kind == CHAT_MSG_ROOM ? room->name : nick;
     size_t to_len = kind == CHAT_MSG_ROOM ? room->name_len : nick_len;
     p->stored = stored;
+    /* A message from the typist ends its typing to the same place. */
+    if (s->typing != NULL)
+        chat__typing_end(chat, s, kind == CHAT_MSG_ROOM, to, to_len);
     memcpy(p->to, to, to_len);
     p->to[to_len] = '\0';
     p->to_len = (uint8_t)to_len;
@@ -863,6 +866,7 @@ static const handler_t handlers[] = {
     {"who", true, on_who, false, false},
     {"rooms", true, on_rooms, false, false},
     {"ping", false, on_ping, false, false},
+    {"typing", true, chat__on_typing, false, false},
     {"conversations", true, on_conversations, false, false},
     {"read", true, on_read, false, false},
     {"register", false, chat__on_register, false, true},

@@ -255,6 +255,7 @@ void chat__log_event(chat_t *chat, chat_ev_t ev, const chat_session_t *s, const 
 
 void chat_tick(chat_t *chat) {
     uint64_t now = chat__clock_ms(chat);
+    chat__typing_tick(chat, now);
     /* What was held back is summarized once its window has passed. */
     if (chat->evlog.started && now - chat->evlog.window_ms >= 1000)
         evlog_summary(chat, now);

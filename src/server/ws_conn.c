@@ -352,9 +352,20 @@ static void io_send(void *io_ctx, void *conn, tt_msg_t *msg) {
     send_msg(conn, msg);
 }
 
+/* What may be left out (typing) is, for a connection whose queue is half
+ * full: it is behind, and chat messages come first. */
+static void io_send_droppable(void *io_ctx, void *conn, tt_msg_t *msg) {
+    (void)io_ctx;
+    ws_conn_t *c = conn;
+    if (tt_stream_queued(c->base.s) > c->base.srv->cfg.max_queue / 2)
+        return;
+    send_msg(conn, msg);
+}
+
 static void io_close(void *io_ctx, void *conn, uint16_t code, const char *reason) {
     (void)io_ctx;
     ws_conn_close(conn, code, reason);
 }
 
-const chat_io_t ws_conn_chat_io = {.send = io_send, .close = io_close};
+const chat_io_t ws_conn_chat_io = {
+    .send = io_send, .close = io_close, .send_droppable = io_send_droppable};

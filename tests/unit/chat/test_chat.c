@@ -73,7 +73,7 @@ static void fake_close(void *ctx, void *conn, uint16_t code, const char *reason)
     fx->closes++;
 }
 
-static const chat_io_t fake_io = {fake_send, fake_close};
+static const chat_io_t fake_io = {.send = fake_send, .close = fake_close};
 
 static fx_t *fx_new(const chat_config_t *cfg) {
     fx_t *fx = calloc(1, sizeof(*fx));
@@ -1944,7 +1944,6 @@ static void test_chat_store_failures_are_logged_once_per_window(void **state) {
     chat_set_store(fx->chat, NULL, NULL);
 }
 
-
 /* ---- identities: guests resumed, the grace time, held privates ---- */
 
 static uint64_t grace_now(void *ctx) {
@@ -2081,7 +2080,8 @@ static void test_chat_grace_time(void **state) {
     none(fx, 2);
     /* Dropped again; a private held; the grace time runs out. */
     close_conn(fx, 4, "timeout");
-    say(fx, 2, "{\"type\":\"private\",\"to\":\"alice\",\"id\":\"p1\",\"message\":{\"text\":\"lost\"}}");
+    say(fx, 2,
+        "{\"type\":\"private\",\"to\":\"alice\",\"id\":\"p1\",\"message\":{\"text\":\"lost\"}}");
     chat_flush(fx->chat);
     uint64_t id = (uint64_t)jint(take(fx, 2, "ack"), "message_id");
     take(fx, 2, "private");
@@ -2156,8 +2156,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_chat_not_logged_in, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_join_leave_presence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_rejoin_is_idempotent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_chat_rooms_ignore_case_and_the_hash,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chat_rooms_ignore_case_and_the_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_rooms_lists_counts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_who_any_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chat_max_rooms, setup, teardown),

@@ -69,7 +69,7 @@ static uint64_t fake_now(void *ctx) {
     return ((fx_t *)ctx)->now;
 }
 
-static const chat_io_t fake_io = {fake_send, fake_close};
+static const chat_io_t fake_io = {.send = fake_send, .close = fake_close};
 
 static fx_t *fx_new(unsigned burst, double rate) {
     fx_t *fx = calloc(1, sizeof(*fx));
@@ -608,7 +608,7 @@ static void test_chat_rate_frames_cost_by_size_before_parsing(void **state) {
      * 2 tokens. */
     chat_config_t cfg;
     chat_config_defaults(&cfg);
-    cfg.resume_ms = 0; /* a closed session is gone at once */
+    cfg.resume_ms = 0;  /* a closed session is gone at once */
     cfg.rate_burst = 1; /* requests: 5 */
     cfg.rate_limit = 1;
     cfg.max_message = 1024 * 1024;
@@ -768,7 +768,7 @@ static void test_chat_rate_a_scan_never_costs_more_than_a_full_bucket(void **sta
     (void)state;
     chat_config_t cfg;
     chat_config_defaults(&cfg);
-    cfg.resume_ms = 0; /* a closed session is gone at once */
+    cfg.resume_ms = 0;  /* a closed session is gone at once */
     cfg.rate_burst = 1; /* requests: 5 at once, 5 a second */
     cfg.rate_limit = 1;
     cfg.max_rooms = 6000;
