@@ -34,8 +34,9 @@ void chat_config_defaults(chat_config_t *cfg) {
 }
 
 size_t chat_reply_budget_min(size_t max_text) {
-    return 6 * max_text + CHAT_MESSAGE_JSON_OVERHEAD + CHAT_NICK_MAX + CHAT_ROOM_MAX + 6 +
-           (size_t)CHAT_MEMBERS_MAX * (CHAT_NICK_MAX + 3) + CHAT_REPLY_JSON_OVERHEAD;
+    return 6 * max_text + CHAT_MESSAGE_JSON_OVERHEAD + CHAT_MENTIONS_JSON_MAX + CHAT_NICK_MAX +
+           CHAT_ROOM_MAX + 6 + (size_t)CHAT_MEMBERS_MAX * (CHAT_NICK_MAX + 3) +
+           CHAT_REPLY_JSON_OVERHEAD;
 }
 
 bool chat_config_add_limit(chat_config_t *cfg, const char *name, int64_t value) {
@@ -104,6 +105,7 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
 
 static void pending_drop(chat_pending_t *p) {
     tt_msg_unref(p->out);
+    tt_msg_unref(p->out_plain);
     json_decref(p->req);
 }
 
@@ -518,7 +520,8 @@ static json_t *presence_json(const char *type, const chat_room_t *room, const ch
 /* msgs[0..n) (oldest first) as a JSON array, cut to the newest messages
  * whose JSON fits budget bytes (never fewer than one); *cut tells whether
  * any were left out. Only large pages are measured; the common one is not. */
-static json_t *history_message_json(const chat_message_t *m, const char *room, size_t room_len) {
+static json_t *history_message_json(chat_t *chat, const chat_message_t *m, const char *room,
+                                    size_t room_len) {
     if (room == NULL || m->kind != CHAT_MSG_ROOM)
         return chat__message_json(m);
     /* Stored under any spelling of the room (or its folded key): named as
@@ -526,22 +529,28 @@ static json_t *history_message_json(const chat_message_t *m, const char *room, s
     chat_message_t c = *m;
     c.to = room;
     c.to_len = room_len;
-    return chat__message_json(&c);
+    json_t *o = chat__message_json(&c);
+    /* Its mentions: the members it names, as the room is now. */
+    json_t *mentions =
+        chat__mentions(chat, chat__room_find(chat, room, room_len), m->text, m->text_len);
+    if (mentions != NULL)
+        json_object_set_new(o, "mentions", mentions);
+    return o;
 }
 
 /* room (NULL: as stored) names the room in every message. */
-static json_t *history_array(const chat_message_t *msgs, size_t n, size_t budget, const char *room,
-                             size_t room_len, bool *cut) {
+static json_t *history_array(chat_t *chat, const chat_message_t *msgs, size_t n, size_t budget,
+                             const char *room, size_t room_len, bool *cut) {
     size_t bound = 0; /* an upper bound of the array's JSON: every byte escaped in six */
     for (size_t i = 0; i < n; i++)
-        bound += CHAT_MESSAGE_JSON_OVERHEAD +
+        bound += CHAT_MESSAGE_JSON_OVERHEAD + CHAT_MENTIONS_JSON_MAX +
                  6 * (msgs[i].text_len + msgs[i].from_len + msgs[i].to_len + 3);
     size_t first = 0;
     *cut = false;
     if (bound > budget) {
         size_t total = 0, k = n;
         while (k > 0) {
-            json_t *m = history_message_json(&msgs[k - 1], room, room_len);
+            json_t *m = history_message_json(chat, &msgs[k - 1], room, room_len);
             size_t sz = chat__message_json_size(m);
             json_decref(m);
             if (total + sz > budget && k < n)
@@ -554,7 +563,7 @@ static json_t *history_array(const chat_message_t *msgs, size_t n, size_t budget
     }
     json_t *a = json_array();
     for (size_t i = first; i < n; i++)
-        json_array_append_new(a, history_message_json(&msgs[i], room, room_len));
+        json_array_append_new(a, history_message_json(chat, &msgs[i], room, room_len));
     return a;
 }
 
@@ -607,7 +616,7 @@ static void on_read_done(void *arg, int rc, const chat_message_t *msgs, size_t n
             bool with = r->kind == READ_WITH;
             const char *name = room != NULL && !with ? room->name : r->room;
             size_t name_len = room != NULL && !with ? room->name_len : r->room_len;
-            json_t *a = history_array(msgs, n, chat__list_budget(chat, 0), with ? NULL : name,
+            json_t *a = history_array(chat, msgs, n, chat__list_budget(chat, 0), with ? NULL : name,
                                       name_len, &cut);
             json_t *o = json_object();
             json_object_set_new(o, "type", json_string_nocheck("history"));
@@ -799,7 +808,7 @@ static void joined_reply(chat_t *chat, chat_session_t *s, const chat_req_t *req,
         size_t names;
         json_t *members = joined_members_json(room, s, &names);
         bool cut;
-        json_t *hist = history_array(msgs, n, chat__list_budget(chat, names), room->name,
+        json_t *hist = history_array(chat, msgs, n, chat__list_budget(chat, names), room->name,
                                      room->name_len, &cut);
         json_t *o = json_object();
         json_object_set_new(o, "type", json_string_nocheck("joined"));
@@ -957,8 +966,16 @@ static void deliver(chat_t *chat, const chat_pending_t *p) {
         /* The same message serves v1 and legacy members: the shape is shared. */
         chat_room_t *room = chat__room_find(chat, p->to, p->to_len);
         if (room != NULL) {
-            for (uint32_t i = 0; i < room->count; i++)
-                chat__send(chat, room->members[i]->session, p->out);
+            if (p->out_plain == NULL) {
+                for (uint32_t i = 0; i < room->count; i++)
+                    chat__send(chat, room->members[i]->session, p->out);
+            } else {
+                /* Legacy clients get none of the newer fields (mentions). */
+                for (uint32_t i = 0; i < room->count; i++) {
+                    chat_session_t *m = room->members[i]->session;
+                    chat__send(chat, m, m->v1 ? p->out : p->out_plain);
+                }
+            }
             chat->counters.delivered[0] += room->count;
         }
     } else {

@@ -67,7 +67,11 @@ typedef struct chat_session_s chat_session_t;
  * members are paged in the folded byte order of their names (ASCII letters
  * compared as lower case, ties broken by the raw bytes). */
 #define CHAT_MESSAGE_JSON_OVERHEAD 104 /* a message's JSON around its three strings */
-#define CHAT_REPLY_JSON_OVERHEAD 640   /* a reply's JSON around its lists, ref included */
+/* A room message's `mentions`: the members it names with @nickname, each
+ * once, at most CHAT_MENTIONS_MAX; its JSON is at most this many bytes. */
+#define CHAT_MENTIONS_MAX 10
+#define CHAT_MENTIONS_JSON_MAX (14 + CHAT_MENTIONS_MAX * (CHAT_NICK_MAX + 3))
+#define CHAT_REPLY_JSON_OVERHEAD 640 /* a reply's JSON around its lists, ref included */
 
 /* Flood control. Every session has two token buckets: one for chat messages
  * (room, private) holding rate_burst tokens and refilled at rate_limit tokens

@@ -172,9 +172,10 @@ typedef struct chat_pending_s {
     char from[CHAT_NICK_MAX + 1];
     char to[CHAT_ROOM_MAX + 1]; /* room name, or the target's nickname */
     uint8_t from_len, to_len;
-    tt_msg_t *out;   /* the room/private message, serialized once; one reference */
-    json_t *req;     /* one reference */
-    const char *ref; /* the request's id, or NULL */
+    tt_msg_t *out;       /* the room/private message, serialized once; one reference */
+    tt_msg_t *out_plain; /* with mentions: the same without them, for legacy members */
+    json_t *req;         /* one reference */
+    const char *ref;     /* the request's id, or NULL */
     size_t ref_len;
     bool stored; /* CHAT_MSG_PRIVATE between accounts: written to their conversation first */
 } chat_pending_t;
@@ -325,6 +326,10 @@ void chat__refuse(chat_t *chat, const chat_req_t *req, const char *code, const c
  * whose members are added; reference stolen). */
 void chat__refuse_extra(chat_t *chat, const chat_req_t *req, json_t *extra, const char *code,
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* The members of room that text names with @nickname (canonical spelling,
+ * each once, at most CHAT_MENTIONS_MAX), as a JSON array; NULL when none. */
+json_t *chat__mentions(chat_t *chat, const chat_room_t *room, const char *text, size_t len);
 
 /* The JSON object of an accepted message (room/private shape). */
 json_t *chat__message_json(const chat_message_t *m);

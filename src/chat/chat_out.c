@@ -159,7 +159,54 @@ static size_t string_size(const json_t *s) {
 }
 
 size_t chat__message_json_size(const json_t *m) {
-    return CHAT_MESSAGE_JSON_OVERHEAD + string_size(json_object_get(m, "from")) +
-           string_size(json_object_get(m, "to")) +
-           string_size(json_object_get(json_object_get(m, "message"), "text"));
+    size_t n = CHAT_MESSAGE_JSON_OVERHEAD + string_size(json_object_get(m, "from")) +
+               string_size(json_object_get(m, "to")) +
+               string_size(json_object_get(json_object_get(m, "message"), "text"));
+    const json_t *mentions = json_object_get(m, "mentions");
+    if (mentions != NULL) {
+        n += 14;
+        for (size_t i = 0; i < json_array_size(mentions); i++)
+            n += string_size(json_array_get(mentions, i)) + 1;
+    }
+    return n;
+}
+
+static bool name_char(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+}
+
+json_t *chat__mentions(chat_t *chat, const chat_room_t *room, const char *text, size_t len) {
+    if (room == NULL)
+        return NULL;
+    json_t *a = NULL;
+    const char *p = text, *end = text + len;
+    while (p < end && (p = memchr(p, '@', (size_t)(end - p))) != NULL) {
+        /* "@ana" at the start or after a character that is not a name's
+         * (so "me@ana.org" names nobody); the name runs to the first
+         * character that is not a name's, without a trailing '.'. */
+        bool starts = p == text || !name_char((unsigned char)p[-1]);
+        const char *q = ++p;
+        while (q < end && q - p <= CHAT_NICK_MAX && name_char((unsigned char)*q))
+            q++;
+        size_t n = (size_t)(q - p);
+        while (n > 0 && p[n - 1] == '.')
+            n--;
+        if (!starts || n == 0 || n > CHAT_NICK_MAX)
+            continue;
+        chat_user_t *u = chat__user_find(chat, p, n);
+        if (u == NULL || chat__presence_find(u, room) == NULL)
+            continue;
+        if (a == NULL)
+            a = json_array();
+        bool seen = false;
+        for (size_t i = 0; i < json_array_size(a) && !seen; i++)
+            seen = strcmp(json_string_value(json_array_get(a, i)), u->nick) == 0;
+        if (!seen)
+            json_array_append_new(a, json_stringn_nocheck(u->nick, u->nick_len));
+        if (json_array_size(a) == CHAT_MENTIONS_MAX)
+            break;
+        p = q;
+    }
+    return a;
 }
