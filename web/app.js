@@ -59,6 +59,7 @@ const state = {
     active: '', // the id of the conversation on screen
     members: new Map(), // room -> Map(nickKey -> nickname)
     switchTo: new Set(), // rooms whose `joined` should be brought on screen
+    conversationsRef: '', // a `conversations` request waiting for its answer
     restoring: '', // '', 'guest' or 'account': the page is logging back in as an earlier one
     restore: null, // what savedSession() found: privates to reopen, the pane on screen, scroll places
     status: 'idle',
@@ -365,7 +366,13 @@ session.addEventListener('welcome', ({ detail }) => {
     state.me = detail.nickname;
     const max = Number(detail.limits && detail.limits.max_text);
     if (Number.isSafeInteger(max) && max > 0) state.limits.max_text = max;
-    if (!detail.first) return;
+    // An account's stored conversations and their unread counts, at every
+    // login: a reconnect learns this way what came while it was away.
+    state.conversationsRef = detail.account ? session.conversations() : '';
+    if (!detail.first) {
+        noteRead(activeConv()); // a read marker the drop kept from going out
+        return;
+    }
     store(STORE_NICK, detail.nickname);
     if (!state.restoring) {
         store(STORE_ROOM, ui.room.value);
@@ -403,7 +410,10 @@ session.addEventListener('welcome', ({ detail }) => {
 });
 
 // A reload or a closed tab: remember where we were (rooms, the one on screen).
-window.addEventListener('pagehide', saveSession);
+window.addEventListener('pagehide', () => {
+    flushReads();
+    saveSession();
+});
 
 function makeConv(id, kind, name) {
     const conv = {
@@ -412,7 +422,15 @@ function makeConv(id, kind, name) {
         pending: new Map(), // request ref -> {li, text}
         acked: new Set(), // ids of our messages already confirmed by an ack
         draft: '',
-        older: 'none',
+        older: 'none', // 'none' (not loaded), 'loading', 'more' or 'start'
+        // Unread, for a private conversation: `baseUnread` messages up to
+        // `baseLastId` as the server counted them (`conversations`), and
+        // the ids of those that came live since.
+        baseUnread: 0,
+        baseLastId: 0,
+        unreadIds: new Set(),
+        readUpTo: 0, // the read marker as far as this page knows (sent, or heard from another tab)
+        catchRef: '', // a history request fetching what came while the connection was down
     };
     conv.badge = h('span', { class: 'badge', hidden: true });
     const label = h('span', { class: 'conv-name', text: name });
@@ -427,7 +445,10 @@ function makeConv(id, kind, name) {
         conv.button.insertBefore(conv.presence, label);
     }
     conv.item = h('li', {}, conv.button);
-    conv.pane.onChange = () => updateBadges();
+    conv.pane.onChange = () => {
+        noteRead(conv);
+        updateBadges();
+    };
     conv.pane.onLoadOlder = () => loadOlder(conv);
     ui.panes.append(conv.pane.root);
     (kind === 'room' ? ui.roomList : ui.dmList).append(conv.item);
@@ -440,10 +461,9 @@ function roomConv(room) {
     return state.convs.get(roomId(room)) || makeConv(roomId(room), 'room', room);
 }
 
-// The server does not store private conversations yet, so one reopened
-// after a reload starts empty. Once it does (`history` with `with`,
-// `conversations`, `read` markers), this is where a private pane gets its
-// past and its unread count, as a room's gets them from `joined`.
+// An account's private conversation gets its past from `history` with
+// `with` when first opened (loadConversation), and its unread count from
+// `conversations`; a guest's holds what came while the page was open.
 function privateConv(nick) {
     const conv = state.convs.get(privateId(nick)) || makeConv(privateId(nick), 'private', nick);
     updatePresence(conv);
@@ -454,6 +474,7 @@ function removeConv(conv) {
     conv.pane.root.remove();
     conv.item.remove();
     state.convs.delete(conv.id);
+    readQueue.delete(conv);
     ui.dmEmpty.hidden = ui.dmList.childElementCount > 0;
     if (state.active === conv.id) {
         state.active = '';
@@ -479,6 +500,7 @@ function activate(conv) {
     state.active = conv.id;
     conv.button.setAttribute('aria-current', 'page');
     conv.pane.show();
+    if (conv.kind === 'private' && conv.older === 'none') loadConversation(conv);
     ui.message.value = conv.draft;
     ui.message.placeholder = conv.kind === 'room' ? `Message ${conv.name}` : `Message ${conv.name} privately`;
     if (conv.kind === 'room') {
@@ -491,6 +513,7 @@ function activate(conv) {
     updateHeader();
     renderMembers();
     updateComposer();
+    noteRead(conv);
     updateBadges();
 }
 
@@ -667,6 +690,13 @@ session.addEventListener('message', ({ detail }) => {
         }
     }
     conv.pane.addMessage(msg, { own, quiet: source === 'join' });
+    if (conv.kind === 'private' && !own && Number.isSafeInteger(msg.id) && !onScreen(conv)) {
+        conv.unreadIds.add(msg.id);
+        // The conversation with the latest message goes first, as `conversations` lists them.
+        if (ui.dmList.firstElementChild !== conv.item && !conv.item.contains(document.activeElement)) ui.dmList.prepend(conv.item);
+    }
+    noteRead(conv);
+    updateBadges();
 });
 
 session.addEventListener('ack', ({ detail }) => {
@@ -718,9 +748,21 @@ session.addEventListener('request-error', ({ detail }) => {
         passwordRefused(code, message);
         return;
     }
+    if (type === 'conversations') {
+        state.conversationsRef = '';
+        return; // the list stays as it is; nothing to tell
+    }
     if (type === 'history') {
-        const conv = state.convs.get(roomId(request.room));
-        if (conv) conv.pane.setOlder(conv.older = 'more');
+        const conv = request.with !== undefined ? state.convs.get(privateId(request.with)) : state.convs.get(roomId(request.room));
+        if (conv && conv.catchRef === ref) {
+            conv.catchRef = '';
+            return;
+        }
+        if (conv) {
+            // An unloaded conversation tries again when next opened.
+            conv.older = conv.kind === 'private' && conv.pane.isEmpty ? 'none' : 'more';
+            conv.pane.setOlder(conv.older);
+        }
     }
     toast(message || code || 'The server refused that.');
 });
@@ -739,6 +781,12 @@ session.addEventListener('undelivered', ({ detail }) => {
 });
 
 session.addEventListener('older', ({ detail }) => {
+    if (detail.with !== undefined) {
+        const conv = state.convs.get(privateId(detail.with));
+        if (conv) privateHistory(conv, detail);
+        return;
+    }
+    if (detail.room === undefined) return;
     const conv = state.convs.get(roomId(detail.room));
     if (!conv) return;
     conv.pane.prependOlder(detail.messages, (from) => session.isMe(from));
@@ -750,11 +798,143 @@ session.addEventListener('older', ({ detail }) => {
 function loadOlder(conv) {
     if (conv.older !== 'more') return;
     const before = conv.pane.oldestId;
-    const ref = before > 0 ? session.history(conv.name, before) : session.history(conv.name);
+    const ref = conv.kind === 'private' ? session.historyWith(conv.name, before > 0 ? before : undefined)
+        : before > 0 ? session.history(conv.name, before) : session.history(conv.name);
     if (!ref) return toast('You are offline; older messages will load once reconnected.');
     conv.older = 'loading';
     conv.pane.setOlder('loading');
     return undefined;
+}
+
+/* ------------------------------------------ stored private conversations */
+
+/** Loads the past of an account's private conversation (the page before what it shows). */
+function loadConversation(conv) {
+    if (!session.account || conv.kind !== 'private') return;
+    const before = conv.pane.oldestId;
+    // Enough to show every unread message, when there are many.
+    const limit = Math.min(200, Math.max(50, unreadCount(conv) + 10));
+    if (!session.historyWith(conv.name, before > 0 ? before : undefined, limit)) return; // offline: next time it is opened
+    conv.older = 'loading';
+    conv.pane.setOlder('loading');
+}
+
+/**
+ * A page of a private conversation's history: older messages go above
+ * those shown, newer ones (what came while the line was down) below, and a
+ * message already shown is not shown again.
+ */
+function privateHistory(conv, { ref, messages, received, more }) {
+    const isOwn = (from) => session.isMe(from);
+    const catchUp = ref !== undefined && ref === conv.catchRef;
+    if (catchUp) conv.catchRef = '';
+    const paging = !catchUp && conv.older === 'loading';
+    const fresh = messages.filter((m) => Number.isSafeInteger(m.id) && !conv.pane.messageById(m.id));
+    const pane = conv.pane;
+    const olderState = more && received > 0 ? 'more' : 'start';
+    const oldest = pane.oldestId;
+    if (oldest === 0) {
+        // Nothing with an id yet (maybe our own line, still sending, below).
+        if (pane.isEmpty) for (const m of fresh) pane.addMessage(m, { own: isOwn(m.from), quiet: true });
+        else pane.prependOlder(fresh, isOwn);
+        conv.older = olderState;
+    } else {
+        const newest = pane.newestId;
+        const older = fresh.filter((m) => m.id < oldest);
+        const newer = fresh.filter((m) => m.id > newest);
+        pane.prependOlder(older, isOwn);
+        if (older.length > 0 || paging) conv.older = olderState;
+        const overlaps = received > messages.length || messages.some((m) => m.id <= newest);
+        if (catchUp && newer.length > 0 && more && !overlaps) pane.addSystem('Some messages sent while you were away are not shown here.');
+        for (const m of newer) pane.addMessage(m, { own: isOwn(m.from), quiet: true });
+    }
+    if (conv.older !== 'none') pane.setOlder(conv.older);
+    restorePlace(conv);
+    noteRead(conv);
+    updateBadges();
+}
+
+session.addEventListener('conversations', ({ detail }) => {
+    state.conversationsRef = '';
+    const order = [];
+    for (const c of detail.conversations) {
+        if (nicknameProblem(c.with) || session.isMe(c.with)) continue;
+        const conv = privateConv(c.with);
+        conv.baseLastId = c.lastId;
+        // A marker this page moved already counts even if the server's answer predates it.
+        conv.baseUnread = conv.readUpTo >= c.lastId ? 0 : c.unread;
+        for (const id of conv.unreadIds) if (id <= c.lastId) conv.unreadIds.delete(id);
+        // Messages that came while the connection was down.
+        if (c.lastId > conv.pane.newestId && !conv.pane.isEmpty && !conv.catchRef) conv.catchRef = session.historyWith(conv.name, undefined, 50);
+        order.push(conv);
+        noteRead(conv);
+    }
+    const focused = order.some((conv) => conv.item.contains(document.activeElement));
+    if (!focused) ui.dmList.prepend(...order.map((conv) => conv.item));
+    updateBadges();
+    saveSession();
+});
+
+// Another tab or device of this account read up to a message.
+session.addEventListener('read', ({ detail }) => {
+    const conv = detail.with !== undefined ? state.convs.get(privateId(detail.with))
+        : detail.room !== undefined ? state.convs.get(roomId(detail.room)) : null;
+    if (!conv) return;
+    const upTo = detail.upTo;
+    if (upTo > conv.readUpTo) conv.readUpTo = upTo;
+    if (conv.kind === 'private') {
+        for (const id of conv.unreadIds) if (id <= upTo) conv.unreadIds.delete(id);
+        if (upTo >= conv.baseLastId) conv.baseUnread = 0;
+        else if (conv.baseUnread > 0 && !state.conversationsRef) state.conversationsRef = session.conversations(); // recount
+    }
+    conv.pane.seenUpTo(upTo);
+    updateBadges();
+});
+
+/** True when the newest messages of `conv` are in front of the person. */
+function onScreen(conv) {
+    return conv.id === state.active && !ui.chatView.hidden && !document.hidden && conv.pane.isShown && conv.pane.stuck;
+}
+
+/**
+ * The conversation on screen is read: its unread count goes, and (for an
+ * account) the read marker moves to its newest message, which the other
+ * tabs and devices hear of.
+ */
+function noteRead(conv) {
+    if (!conv || !onScreen(conv)) return;
+    if (conv.kind === 'private') {
+        conv.baseUnread = 0;
+        conv.unreadIds.clear();
+    }
+    if (session.account && conv.pane.newestId > conv.readUpTo) queueRead(conv);
+}
+
+// Read markers go out together, a moment after the reading: a busy room
+// costs one `read` now and then, not one per message.
+const READ_DELAY_MS = 300;
+const readQueue = new Set();
+let readTimer = 0;
+
+function queueRead(conv) {
+    readQueue.add(conv);
+    if (!readTimer) readTimer = setTimeout(flushReads, READ_DELAY_MS);
+}
+
+function flushReads() {
+    clearTimeout(readTimer);
+    readTimer = 0;
+    for (const conv of readQueue) {
+        const upTo = conv.pane.newestId;
+        if (state.convs.get(conv.id) !== conv || upTo <= conv.readUpTo) continue;
+        if (session.markRead(conv.kind === 'room' ? { room: conv.name } : { with: conv.name }, upTo)) conv.readUpTo = upTo;
+    }
+    readQueue.clear();
+}
+
+/** How many messages of `conv` are unread: its badge. */
+function unreadCount(conv) {
+    return conv.kind === 'private' ? conv.baseUnread + conv.unreadIds.size : conv.pane.unseen;
 }
 
 /* ------------------------------------------------------------- composer */
@@ -836,7 +1016,7 @@ function updateBadges() {
     let total = 0;
     let elsewhere = 0;
     for (const conv of state.convs.values()) {
-        const n = conv.pane.unseen;
+        const n = unreadCount(conv);
         total += n;
         const showBadge = n > 0 && conv.id !== state.active;
         if (showBadge) elsewhere += n;
@@ -868,7 +1048,11 @@ ui.jump.addEventListener('click', () => {
 document.addEventListener('visibilitychange', () => {
     if (document.hidden) return;
     const conv = activeConv();
-    if (conv) conv.pane.refresh();
+    if (conv) {
+        conv.pane.refresh();
+        noteRead(conv);
+        updateBadges();
+    }
     if (state.status === 'reconnecting' || state.status === 'offline') session.retryNow();
 });
 
@@ -995,6 +1179,8 @@ function endChat(note = '') {
     state.members.clear();
     state.switchTo.clear();
     state.active = '';
+    state.conversationsRef = '';
+    readQueue.clear();
     ui.chatView.hidden = true;
     ui.conversation.hidden = true;
     ui.loginView.hidden = false;

@@ -56,6 +56,31 @@ export class Pane {
         return first ? Number(first.dataset.id) : 0;
     }
 
+    /** The id of the newest message shown (0 when none has one yet): what a read marker moves to. */
+    get newestId() {
+        const all = this.#list.querySelectorAll('.msg[data-id]');
+        return all.length > 0 ? Number(all[all.length - 1].dataset.id) : 0;
+    }
+
+    /**
+     * The messages up to `id` were read elsewhere (another tab or device):
+     * `unseen` keeps only those after it, and the divider goes when none is left.
+     */
+    seenUpTo(id) {
+        if (this.unseen === 0) return;
+        let left = 0;
+        if (this.#divider.isConnected) {
+            for (let el = this.#divider.nextElementSibling; el !== null; el = el.nextElementSibling) {
+                if (el.classList.contains('msg') && !el.classList.contains('own') && !(Number(el.dataset.id) <= id)) left += 1;
+            }
+        }
+        left = Math.min(left, this.unseen);
+        if (left === this.unseen) return;
+        this.unseen = left;
+        if (left === 0) this.#divider.remove();
+        this.onChange();
+    }
+
     /**
      * Where the reader is, to come back to after a reload: {bottom: true},
      * or the first message in view ({id, offset}: its top, in pixels below
