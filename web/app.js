@@ -430,6 +430,7 @@ function makeConv(id, kind, name) {
         baseLastId: 0,
         unreadIds: new Set(),
         readUpTo: 0, // the read marker as far as this page knows (sent, or heard from another tab)
+        firstLoad: false, // the first page of its history is on its way
         catchRef: '', // a history request fetching what came while the connection was down
     };
     conv.badge = h('span', { class: 'badge', hidden: true });
@@ -499,8 +500,8 @@ function activate(conv) {
     }
     state.active = conv.id;
     conv.button.setAttribute('aria-current', 'page');
-    conv.pane.show();
     if (conv.kind === 'private' && conv.older === 'none') loadConversation(conv);
+    conv.pane.show();
     ui.message.value = conv.draft;
     ui.message.placeholder = conv.kind === 'room' ? `Message ${conv.name}` : `Message ${conv.name} privately`;
     if (conv.kind === 'room') {
@@ -759,6 +760,7 @@ session.addEventListener('request-error', ({ detail }) => {
             return;
         }
         if (conv) {
+            conv.firstLoad = false;
             // An unloaded conversation tries again when next opened.
             conv.older = conv.kind === 'private' && conv.pane.isEmpty ? 'none' : 'more';
             conv.pane.setOlder(conv.older);
@@ -815,6 +817,7 @@ function loadConversation(conv) {
     // Enough to show every unread message, when there are many.
     const limit = Math.min(200, Math.max(50, unreadCount(conv) + 10));
     if (!session.historyWith(conv.name, before > 0 ? before : undefined, limit)) return; // offline: next time it is opened
+    conv.firstLoad = true;
     conv.older = 'loading';
     conv.pane.setOlder('loading');
 }
@@ -849,6 +852,12 @@ function privateHistory(conv, { ref, messages, received, more }) {
         for (const m of newer) pane.addMessage(m, { own: isOwn(m.from), quiet: true });
     }
     if (conv.older !== 'none') pane.setOlder(conv.older);
+    if (!catchUp && conv.firstLoad) {
+        // The unread ones (as the server counts them) start after the
+        // "New messages" divider, where the reader starts.
+        conv.firstLoad = false;
+        pane.markNew(unreadCount(conv));
+    }
     restorePlace(conv);
     noteRead(conv);
     updateBadges();
@@ -903,6 +912,8 @@ function onScreen(conv) {
  */
 function noteRead(conv) {
     if (!conv || !onScreen(conv)) return;
+    // Opened, its past still on its way: not read yet.
+    if (conv.firstLoad) return;
     if (conv.kind === 'private') {
         conv.baseUnread = 0;
         conv.unreadIds.clear();

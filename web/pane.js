@@ -82,6 +82,29 @@ export class Pane {
     }
 
     /**
+     * Marks the last `count` messages not ours as new (they came unread
+     * with the conversation's history): the divider goes above the first
+     * of them, and the reader starts reading there.
+     */
+    markNew(count) {
+        const theirs = [...this.#list.querySelectorAll('.msg:not(.own)')];
+        const n = Math.min(count, theirs.length);
+        if (n <= 0) return;
+        const li = theirs[theirs.length - n];
+        if (this.#divider.nextElementSibling !== li) {
+            li.before(this.#divider);
+            li.classList.remove('cont');
+        }
+        this.unseen = n;
+        if (this.isShown) {
+            this.#stuck = false;
+            this.#scroller.scrollTop = Math.max(0, this.#divider.offsetTop - 12);
+            this.#onScroll();
+        }
+        this.onChange();
+    }
+
+    /**
      * Where the reader is, to come back to after a reload: {bottom: true},
      * or the first message in view ({id, offset}: its top, in pixels below
      * the top of the view). null when unknown.

@@ -118,7 +118,7 @@ async function badgeIs(page, id, n) {
 const sentOf = (page, type) => page.evaluate((t) => globalThis.sentFrames.filter((f) => f.type === t), type);
 
 test('privates to an offline account wait for it: a new device with the password lists them, unread, and reads them', async () => {
-    const srv = await server();
+    const srv = await server(['--resume-seconds', '1']);
     const ben = await device(srv.url);
     await enter(ben, 'Register', 'ben', 'ben password', 'sala');
     const ana = await device(srv.url);
@@ -128,7 +128,10 @@ test('privates to an offline account wait for it: a new device with the password
     await ana.getByRole('heading', { name: 'ben' }).waitFor();
     await say(ana, 'hola 1');
     await badgeIs(ben, 'p:ana', 1);
-    await ben.context().close(); // ben has no connection at all now
+    await ben.context().close();
+    // Once the grace time (1 s here) is over, ben is gone: what comes for it
+    // now is stored only, not held for its return.
+    await until(async () => (await ana.locator('#conv-sub').textContent()) === 'Private conversation', { what: 'ben gone' });
 
     await say(ana, 'hola 2');
     await say(ana, 'hola 3');
@@ -146,6 +149,9 @@ test('privates to an offline account wait for it: a new device with the password
     await conv(phone, 'p:ana').click();
     await waitForMessage(phone, 'hola 3', 'ana');
     assert.deepEqual(await texts(phone), ['hola 1', 'hola 2', 'hola 3']);
+
+    // The unread ones start below the "New messages" divider: here all three.
+    assert.equal(await activeLog(phone).locator('.new-divider + li.msg .text').textContent(), 'hola 1');
     await phone.locator('section.pane:not([hidden]) .pane-start').waitFor({ state: 'attached' });
     await badgeIs(phone, 'p:ana', 0);
     assert.equal(await phone.title(), 'ana · tertulia');
@@ -245,7 +251,7 @@ test('two tabs of one account: a private shows unread in both, reading it in one
 });
 
 test('a reload keeps the conversations and their counts, counting nothing twice; a reconnect fetches what came meanwhile, once', async () => {
-    const srv = await server();
+    const srv = await server(['--resume-seconds', '1']);
     const proxy = await startProxy(srv.port);
     cleanups.push(() => proxy.close());
     const ben = await device(proxy.url, { config: { timing: { backoffBaseMs: 200, backoffCapMs: 1000 } } });
@@ -287,6 +293,9 @@ test('a reload keeps the conversations and their counts, counting nothing twice;
     proxy.refuse();
     proxy.dropAll();
     await until(async () => (await ben.locator('#conn-text').textContent()) === 'Reconnecting…', { what: 'reconnecting' });
+    // Once the server has let ben go (the grace time is 1 s here), what
+    // comes for it is only stored, not held for its return.
+    await until(() => ana.frames.some((f) => f.type === 'member_left' && f.nickname === 'ben'), { what: 'ben gone' });
     await ana.private('ben', 'a4 while away');
     await cy.private('ben', 'c2 while away');
     proxy.pass();
