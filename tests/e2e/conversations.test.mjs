@@ -48,6 +48,13 @@ async function device(url, opts) {
     return page;
 }
 
+/** Another device on which `nickname` logs in with its password (`<nickname> password`), in `room`. */
+async function loggedIn(url, nickname, room) {
+    const page = await device(url);
+    await enter(page, 'Log in', nickname, `${nickname} password`, room);
+    return page;
+}
+
 /** Another tab of the same browser (same context: same localStorage), watched like openPage's. */
 async function newTab(page, url) {
     const tab = await page.context().newPage();
@@ -141,8 +148,7 @@ test('privates to an offline account wait for it: a new device with the password
     }, { what: 'stored and acknowledged' });
 
     // Another device: the password brings the conversation, three unread.
-    const phone = await device(srv.url);
-    await enter(phone, 'Log in', 'ben', 'ben password', 'otra');
+    const phone = await loggedIn(srv.url, 'ben', 'otra');
     await badgeIs(phone, 'p:ana', 3);
     assert.equal(await phone.title(), '(3) otra · tertulia');
     assert.deepEqual(await texts(phone), [], 'the room shows none of it');
@@ -160,8 +166,7 @@ test('privates to an offline account wait for it: a new device with the password
     assert.equal(read.up_to, (await messages(phone)).at(-1).id, 'up to the newest shown');
     const hist = (await sentOf(phone, 'history')).filter((f) => f.with === 'ana');
     assert.equal(hist.length, 1, 'the past is asked once');
-    const laptop = await device(srv.url);
-    await enter(laptop, 'Log in', 'ben', 'ben password', 'otra');
+    const laptop = await loggedIn(srv.url, 'ben', 'otra');
     await conv(laptop, 'p:ana').waitFor();
     await badgeIs(laptop, 'p:ana', 0);
     // And ben answers from there: ana hears it live.
@@ -182,8 +187,7 @@ test('a long conversation loads its latest page, then earlier pages with "load e
     // Read on another device (a program) already: nothing unread here.
     ben.send(JSON.stringify({ type: 'read', with: 'ana', up_to: last }));
     await ben.request({ type: 'private', to: 'ana', message: { text: 'read them all' } }); // after the read, in order
-    const page = await device(srv.url);
-    await enter(page, 'Log in', 'ben', 'ben password', 'sala');
+    const page = await loggedIn(srv.url, 'ben', 'sala');
     await conv(page, 'p:ana').waitFor();
     await badgeIs(page, 'p:ana', 0);
     await conv(page, 'p:ana').click();
