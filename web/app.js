@@ -60,6 +60,7 @@ const state = {
     members: new Map(), // room -> Map(nickKey -> nickname)
     switchTo: new Set(), // rooms whose `joined` should be brought on screen
     conversationsRef: '', // a `conversations` request waiting for its answer
+    closed: new Map(), // nickKey -> last message id: stored conversations closed here, kept off the list until a newer message
     restoring: '', // '', 'guest' or 'account': the page is logging back in as an earlier one
     restore: null, // what savedSession() found: privates to reopen, the pane on screen, scroll places
     status: 'idle',
@@ -94,6 +95,7 @@ function saveSession() {
     store(STORE_SESSION, JSON.stringify({
         nickname: session.nickname, account: session.account, resume: session.account ? '' : session.resume,
         rooms: session.rooms, last: session.lastIds, privates, active: active ? active.id : '', places,
+        closed: Object.fromEntries(state.closed),
     }));
 }
 
@@ -125,7 +127,7 @@ function savedSession() {
                 resume: typeof s.resume === 'string' ? s.resume : '',
                 rooms: strings(s.rooms), privates: strings(s.privates).filter((n) => !nicknameProblem(n)),
                 active, places: s.places && typeof s.places === 'object' ? s.places : {},
-                last: lastIds(s.last),
+                last: lastIds(s.last), closed: lastIds(s.closed),
             };
         }
     } catch { /* not ours, or damaged: start afresh */ }
@@ -370,7 +372,8 @@ session.addEventListener('welcome', ({ detail }) => {
     // login: a reconnect learns this way what came while it was away.
     state.conversationsRef = detail.account ? session.conversations() : '';
     if (!detail.first) {
-        noteRead(activeConv()); // a read marker the drop kept from going out
+        flushReads(); // the read markers the drop kept from going out
+        noteRead(activeConv());
         return;
     }
     store(STORE_NICK, detail.nickname);
@@ -396,6 +399,7 @@ session.addEventListener('welcome', ({ detail }) => {
     // the one that was on screen (a room's comes with its `joined`).
     const saved = state.restore;
     if (saved) {
+        for (const [key, id] of Object.entries(saved.closed)) state.closed.set(key, id);
         for (const nick of saved.privates) if (!session.isMe(nick)) privateConv(nick);
         const conv = saved.active.startsWith('p:') ? state.convs.get(saved.active) : null;
         if (conv) {
@@ -466,6 +470,7 @@ function roomConv(room) {
 // `with` when first opened (loadConversation), and its unread count from
 // `conversations`; a guest's holds what came while the page was open.
 function privateConv(nick) {
+    state.closed.delete(nickKey(nick)); // open again (a new message, or the person chose it)
     const conv = state.convs.get(privateId(nick)) || makeConv(privateId(nick), 'private', nick);
     updatePresence(conv);
     return conv;
@@ -474,8 +479,9 @@ function privateConv(nick) {
 function removeConv(conv) {
     conv.pane.root.remove();
     conv.item.remove();
+    flushReads(); // what was read there before closing it stays read
     state.convs.delete(conv.id);
-    readQueue.delete(conv);
+    if (conv.kind === 'private' && session.account) state.closed.set(nickKey(conv.name), Math.max(conv.baseLastId, conv.pane.newestId));
     ui.dmEmpty.hidden = ui.dmList.childElementCount > 0;
     if (state.active === conv.id) {
         state.active = '';
@@ -868,6 +874,9 @@ session.addEventListener('conversations', ({ detail }) => {
     const order = [];
     for (const c of detail.conversations) {
         if (nicknameProblem(c.with) || session.isMe(c.with)) continue;
+        const closedAt = state.closed.get(nickKey(c.with));
+        if (closedAt !== undefined && c.lastId <= closedAt && !state.convs.has(privateId(c.with))) continue; // closed, nothing new since
+        state.closed.delete(nickKey(c.with));
         const conv = privateConv(c.with);
         conv.baseLastId = c.lastId;
         // A marker this page moved already counts even if the server's answer predates it.
@@ -918,29 +927,31 @@ function noteRead(conv) {
         conv.baseUnread = 0;
         conv.unreadIds.clear();
     }
-    if (session.account && conv.pane.newestId > conv.readUpTo) queueRead(conv);
+    const newest = conv.pane.newestId;
+    if (session.account && newest > conv.readUpTo) queueRead(conv, newest);
 }
 
 // Read markers go out together, a moment after the reading: a busy room
-// costs one `read` now and then, not one per message.
+// costs one `read` now and then, not one per message. Each goes up to the
+// newest message that was on screen, not to one that came after.
 const READ_DELAY_MS = 300;
-const readQueue = new Set();
+const readQueue = new Map(); // conversation -> the message id read up to
 let readTimer = 0;
 
-function queueRead(conv) {
-    readQueue.add(conv);
+function queueRead(conv, upTo) {
+    readQueue.set(conv, Math.max(upTo, readQueue.get(conv) || 0));
     if (!readTimer) readTimer = setTimeout(flushReads, READ_DELAY_MS);
 }
 
 function flushReads() {
     clearTimeout(readTimer);
     readTimer = 0;
-    for (const conv of readQueue) {
-        const upTo = conv.pane.newestId;
-        if (state.convs.get(conv.id) !== conv || upTo <= conv.readUpTo) continue;
-        if (session.markRead(conv.kind === 'room' ? { room: conv.name } : { with: conv.name }, upTo)) conv.readUpTo = upTo;
+    for (const [conv, upTo] of readQueue) {
+        // Offline: it stays queued for the next login (welcome).
+        if (upTo > conv.readUpTo && !session.markRead(conv.kind === 'room' ? { room: conv.name } : { with: conv.name }, upTo)) continue;
+        conv.readUpTo = Math.max(conv.readUpTo, upTo);
+        readQueue.delete(conv);
     }
-    readQueue.clear();
 }
 
 /** How many messages of `conv` are unread: its badge. */
@@ -1191,6 +1202,7 @@ function endChat(note = '') {
     state.switchTo.clear();
     state.active = '';
     state.conversationsRef = '';
+    state.closed.clear();
     readQueue.clear();
     ui.chatView.hidden = true;
     ui.conversation.hidden = true;

@@ -315,6 +315,18 @@ test('a reload keeps the conversations and their counts, counting nothing twice;
     await waitForMessage(ben, 'c2 while away', 'cy');
     assert.deepEqual(await texts(ben), ['c1', 'c2 while away']);
     await badgeIs(ben, 'p:cy', 0);
+
+    // Closed, a conversation stays off the list (a reload too) until something new comes.
+    await ben.getByRole('button', { name: 'Close the conversation with cy' }).click();
+    await until(async () => (await conv(ben, 'p:cy').count()) === 0, { what: 'closed' });
+    await ana.private('ben', 'a6');
+    await badgeIs(ben, 'p:ana', 1);
+    await ben.reload();
+    await box(ben).waitFor({ state: 'visible', timeout: 10000 });
+    await badgeIs(ben, 'p:ana', 1); // the conversations are in
+    assert.equal(await conv(ben, 'p:cy').count(), 0);
+    await cy.private('ben', 'c3');
+    await badgeIs(ben, 'p:cy', 1);
     assert.deepEqual(ben.problems, []);
     await ben.context().close();
 });
