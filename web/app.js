@@ -59,6 +59,8 @@ const state = {
     active: '', // the id of the conversation on screen
     members: new Map(), // room -> Map(nickKey -> nickname)
     switchTo: new Set(), // rooms whose `joined` should be brought on screen
+    conversationsRef: '', // a `conversations` request waiting for its answer
+    closed: new Map(), // nickKey -> last message id: stored conversations closed here, kept off the list until a newer message
     restoring: '', // '', 'guest' or 'account': the page is logging back in as an earlier one
     restore: null, // what savedSession() found: privates to reopen, the pane on screen, scroll places
     status: 'idle',
@@ -93,6 +95,7 @@ function saveSession() {
     store(STORE_SESSION, JSON.stringify({
         nickname: session.nickname, account: session.account, resume: session.account ? '' : session.resume,
         rooms: session.rooms, last: session.lastIds, privates, active: active ? active.id : '', places,
+        closed: Object.fromEntries(state.closed),
     }));
 }
 
@@ -124,7 +127,7 @@ function savedSession() {
                 resume: typeof s.resume === 'string' ? s.resume : '',
                 rooms: strings(s.rooms), privates: strings(s.privates).filter((n) => !nicknameProblem(n)),
                 active, places: s.places && typeof s.places === 'object' ? s.places : {},
-                last: lastIds(s.last),
+                last: lastIds(s.last), closed: lastIds(s.closed),
             };
         }
     } catch { /* not ours, or damaged: start afresh */ }
@@ -365,7 +368,14 @@ session.addEventListener('welcome', ({ detail }) => {
     state.me = detail.nickname;
     const max = Number(detail.limits && detail.limits.max_text);
     if (Number.isSafeInteger(max) && max > 0) state.limits.max_text = max;
-    if (!detail.first) return;
+    // An account's stored conversations and their unread counts, at every
+    // login: a reconnect learns this way what came while it was away.
+    state.conversationsRef = detail.account ? session.conversations() : '';
+    if (!detail.first) {
+        flushReads(); // the read markers the drop kept from going out
+        noteRead(activeConv());
+        return;
+    }
     store(STORE_NICK, detail.nickname);
     if (!state.restoring) {
         store(STORE_ROOM, ui.room.value);
@@ -389,6 +399,7 @@ session.addEventListener('welcome', ({ detail }) => {
     // the one that was on screen (a room's comes with its `joined`).
     const saved = state.restore;
     if (saved) {
+        for (const [key, id] of Object.entries(saved.closed)) state.closed.set(key, id);
         for (const nick of saved.privates) if (!session.isMe(nick)) privateConv(nick);
         const conv = saved.active.startsWith('p:') ? state.convs.get(saved.active) : null;
         if (conv) {
@@ -403,7 +414,10 @@ session.addEventListener('welcome', ({ detail }) => {
 });
 
 // A reload or a closed tab: remember where we were (rooms, the one on screen).
-window.addEventListener('pagehide', saveSession);
+window.addEventListener('pagehide', () => {
+    flushReads();
+    saveSession();
+});
 
 function makeConv(id, kind, name) {
     const conv = {
@@ -412,7 +426,16 @@ function makeConv(id, kind, name) {
         pending: new Map(), // request ref -> {li, text}
         acked: new Set(), // ids of our messages already confirmed by an ack
         draft: '',
-        older: 'none',
+        older: 'none', // 'none' (not loaded), 'loading', 'more' or 'start'
+        // Unread, for a private conversation: `baseUnread` messages up to
+        // `baseLastId` as the server counted them (`conversations`), and
+        // the ids of those that came live since.
+        baseUnread: 0,
+        baseLastId: 0,
+        unreadIds: new Set(),
+        readUpTo: 0, // the read marker as far as this page knows (sent, or heard from another tab)
+        firstLoad: false, // the first page of its history is on its way
+        catchRef: '', // a history request fetching what came while the connection was down
     };
     conv.badge = h('span', { class: 'badge', hidden: true });
     const label = h('span', { class: 'conv-name', text: name });
@@ -427,7 +450,10 @@ function makeConv(id, kind, name) {
         conv.button.insertBefore(conv.presence, label);
     }
     conv.item = h('li', {}, conv.button);
-    conv.pane.onChange = () => updateBadges();
+    conv.pane.onChange = () => {
+        noteRead(conv);
+        updateBadges();
+    };
     conv.pane.onLoadOlder = () => loadOlder(conv);
     ui.panes.append(conv.pane.root);
     (kind === 'room' ? ui.roomList : ui.dmList).append(conv.item);
@@ -440,11 +466,11 @@ function roomConv(room) {
     return state.convs.get(roomId(room)) || makeConv(roomId(room), 'room', room);
 }
 
-// The server does not store private conversations yet, so one reopened
-// after a reload starts empty. Once it does (`history` with `with`,
-// `conversations`, `read` markers), this is where a private pane gets its
-// past and its unread count, as a room's gets them from `joined`.
+// An account's private conversation gets its past from `history` with
+// `with` when first opened (loadConversation), and its unread count from
+// `conversations`; a guest's holds what came while the page was open.
 function privateConv(nick) {
+    state.closed.delete(nickKey(nick)); // open again (a new message, or the person chose it)
     const conv = state.convs.get(privateId(nick)) || makeConv(privateId(nick), 'private', nick);
     updatePresence(conv);
     return conv;
@@ -453,7 +479,9 @@ function privateConv(nick) {
 function removeConv(conv) {
     conv.pane.root.remove();
     conv.item.remove();
+    flushReads(); // what was read there before closing it stays read
     state.convs.delete(conv.id);
+    if (conv.kind === 'private' && session.account) state.closed.set(nickKey(conv.name), Math.max(conv.baseLastId, conv.pane.newestId));
     ui.dmEmpty.hidden = ui.dmList.childElementCount > 0;
     if (state.active === conv.id) {
         state.active = '';
@@ -478,6 +506,7 @@ function activate(conv) {
     }
     state.active = conv.id;
     conv.button.setAttribute('aria-current', 'page');
+    if (conv.kind === 'private' && conv.older === 'none') loadConversation(conv);
     conv.pane.show();
     ui.message.value = conv.draft;
     ui.message.placeholder = conv.kind === 'room' ? `Message ${conv.name}` : `Message ${conv.name} privately`;
@@ -491,6 +520,7 @@ function activate(conv) {
     updateHeader();
     renderMembers();
     updateComposer();
+    noteRead(conv);
     updateBadges();
 }
 
@@ -667,6 +697,13 @@ session.addEventListener('message', ({ detail }) => {
         }
     }
     conv.pane.addMessage(msg, { own, quiet: source === 'join' });
+    if (conv.kind === 'private' && !own && Number.isSafeInteger(msg.id) && !onScreen(conv)) {
+        conv.unreadIds.add(msg.id);
+        // The conversation with the latest message goes first, as `conversations` lists them.
+        if (ui.dmList.firstElementChild !== conv.item && !conv.item.contains(document.activeElement)) ui.dmList.prepend(conv.item);
+    }
+    noteRead(conv);
+    updateBadges();
 });
 
 session.addEventListener('ack', ({ detail }) => {
@@ -718,9 +755,22 @@ session.addEventListener('request-error', ({ detail }) => {
         passwordRefused(code, message);
         return;
     }
+    if (type === 'conversations') {
+        state.conversationsRef = '';
+        return; // the list stays as it is; nothing to tell
+    }
     if (type === 'history') {
-        const conv = state.convs.get(roomId(request.room));
-        if (conv) conv.pane.setOlder(conv.older = 'more');
+        const conv = request.with !== undefined ? state.convs.get(privateId(request.with)) : state.convs.get(roomId(request.room));
+        if (conv && conv.catchRef === ref) {
+            conv.catchRef = '';
+            return;
+        }
+        if (conv) {
+            conv.firstLoad = false;
+            // An unloaded conversation tries again when next opened.
+            conv.older = conv.kind === 'private' && conv.pane.isEmpty ? 'none' : 'more';
+            conv.pane.setOlder(conv.older);
+        }
     }
     toast(message || code || 'The server refused that.');
 });
@@ -739,6 +789,12 @@ session.addEventListener('undelivered', ({ detail }) => {
 });
 
 session.addEventListener('older', ({ detail }) => {
+    if (detail.with !== undefined) {
+        const conv = state.convs.get(privateId(detail.with));
+        if (conv) privateHistory(conv, detail);
+        return;
+    }
+    if (detail.room === undefined) return;
     const conv = state.convs.get(roomId(detail.room));
     if (!conv) return;
     conv.pane.prependOlder(detail.messages, (from) => session.isMe(from));
@@ -750,11 +806,157 @@ session.addEventListener('older', ({ detail }) => {
 function loadOlder(conv) {
     if (conv.older !== 'more') return;
     const before = conv.pane.oldestId;
-    const ref = before > 0 ? session.history(conv.name, before) : session.history(conv.name);
+    const ref = conv.kind === 'private' ? session.historyWith(conv.name, before > 0 ? before : undefined)
+        : before > 0 ? session.history(conv.name, before) : session.history(conv.name);
     if (!ref) return toast('You are offline; older messages will load once reconnected.');
     conv.older = 'loading';
     conv.pane.setOlder('loading');
     return undefined;
+}
+
+/* ------------------------------------------ stored private conversations */
+
+/** Loads the past of an account's private conversation (the page before what it shows). */
+function loadConversation(conv) {
+    if (!session.account || conv.kind !== 'private') return;
+    const before = conv.pane.oldestId;
+    // Enough to show every unread message, when there are many.
+    const limit = Math.min(200, Math.max(50, unreadCount(conv) + 10));
+    if (!session.historyWith(conv.name, before > 0 ? before : undefined, limit)) return; // offline: next time it is opened
+    conv.firstLoad = true;
+    conv.older = 'loading';
+    conv.pane.setOlder('loading');
+}
+
+/**
+ * A page of a private conversation's history: older messages go above
+ * those shown, newer ones (what came while the line was down) below, and a
+ * message already shown is not shown again.
+ */
+function privateHistory(conv, { ref, messages, received, more }) {
+    const isOwn = (from) => session.isMe(from);
+    const catchUp = ref !== undefined && ref === conv.catchRef;
+    if (catchUp) conv.catchRef = '';
+    const paging = !catchUp && conv.older === 'loading';
+    const fresh = messages.filter((m) => Number.isSafeInteger(m.id) && !conv.pane.messageById(m.id));
+    const pane = conv.pane;
+    const olderState = more && received > 0 ? 'more' : 'start';
+    const oldest = pane.oldestId;
+    if (oldest === 0) {
+        // Nothing with an id yet (maybe our own line, still sending, below).
+        if (pane.isEmpty) for (const m of fresh) pane.addMessage(m, { own: isOwn(m.from), quiet: true });
+        else pane.prependOlder(fresh, isOwn);
+        conv.older = olderState;
+    } else {
+        const newest = pane.newestId;
+        const older = fresh.filter((m) => m.id < oldest);
+        const newer = fresh.filter((m) => m.id > newest);
+        pane.prependOlder(older, isOwn);
+        if (older.length > 0 || paging) conv.older = olderState;
+        const overlaps = received > messages.length || messages.some((m) => m.id <= newest);
+        if (catchUp && newer.length > 0 && more && !overlaps) pane.addSystem('Some messages sent while you were away are not shown here.');
+        for (const m of newer) pane.addMessage(m, { own: isOwn(m.from), quiet: true });
+    }
+    if (conv.older !== 'none') pane.setOlder(conv.older);
+    if (!catchUp && conv.firstLoad) {
+        // The unread ones (as the server counts them) start after the
+        // "New messages" divider, where the reader starts.
+        conv.firstLoad = false;
+        pane.markNew(unreadCount(conv));
+    }
+    restorePlace(conv);
+    noteRead(conv);
+    updateBadges();
+}
+
+session.addEventListener('conversations', ({ detail }) => {
+    state.conversationsRef = '';
+    const order = [];
+    for (const c of detail.conversations) {
+        if (nicknameProblem(c.with) || session.isMe(c.with)) continue;
+        const closedAt = state.closed.get(nickKey(c.with));
+        if (closedAt !== undefined && c.lastId <= closedAt && !state.convs.has(privateId(c.with))) continue; // closed, nothing new since
+        state.closed.delete(nickKey(c.with));
+        const conv = privateConv(c.with);
+        conv.baseLastId = c.lastId;
+        // A marker this page moved already counts even if the server's answer predates it.
+        conv.baseUnread = conv.readUpTo >= c.lastId ? 0 : c.unread;
+        for (const id of conv.unreadIds) if (id <= c.lastId) conv.unreadIds.delete(id);
+        // Messages that came while the connection was down.
+        if (c.lastId > conv.pane.newestId && !conv.pane.isEmpty && !conv.catchRef) conv.catchRef = session.historyWith(conv.name, undefined, 50);
+        order.push(conv);
+        noteRead(conv);
+    }
+    const focused = order.some((conv) => conv.item.contains(document.activeElement));
+    if (!focused) ui.dmList.prepend(...order.map((conv) => conv.item));
+    updateBadges();
+    saveSession();
+});
+
+// Another tab or device of this account read up to a message.
+session.addEventListener('read', ({ detail }) => {
+    const conv = detail.with !== undefined ? state.convs.get(privateId(detail.with))
+        : detail.room !== undefined ? state.convs.get(roomId(detail.room)) : null;
+    if (!conv) return;
+    const upTo = detail.upTo;
+    if (upTo > conv.readUpTo) conv.readUpTo = upTo;
+    if (conv.kind === 'private') {
+        for (const id of conv.unreadIds) if (id <= upTo) conv.unreadIds.delete(id);
+        if (upTo >= conv.baseLastId) conv.baseUnread = 0;
+        else if (conv.baseUnread > 0 && !state.conversationsRef) state.conversationsRef = session.conversations(); // recount
+    }
+    conv.pane.seenUpTo(upTo);
+    updateBadges();
+});
+
+/** True when the newest messages of `conv` are in front of the person. */
+function onScreen(conv) {
+    return conv.id === state.active && !ui.chatView.hidden && !document.hidden && conv.pane.isShown && conv.pane.stuck;
+}
+
+/**
+ * The conversation on screen is read: its unread count goes, and (for an
+ * account) the read marker moves to its newest message, which the other
+ * tabs and devices hear of.
+ */
+function noteRead(conv) {
+    if (!conv || !onScreen(conv)) return;
+    // Opened, its past still on its way: not read yet.
+    if (conv.firstLoad) return;
+    if (conv.kind === 'private') {
+        conv.baseUnread = 0;
+        conv.unreadIds.clear();
+    }
+    const newest = conv.pane.newestId;
+    if (session.account && newest > conv.readUpTo) queueRead(conv, newest);
+}
+
+// Read markers go out together, a moment after the reading: a busy room
+// costs one `read` now and then, not one per message. Each goes up to the
+// newest message that was on screen, not to one that came after.
+const READ_DELAY_MS = 300;
+const readQueue = new Map(); // conversation -> the message id read up to
+let readTimer = 0;
+
+function queueRead(conv, upTo) {
+    readQueue.set(conv, Math.max(upTo, readQueue.get(conv) || 0));
+    if (!readTimer) readTimer = setTimeout(flushReads, READ_DELAY_MS);
+}
+
+function flushReads() {
+    clearTimeout(readTimer);
+    readTimer = 0;
+    for (const [conv, upTo] of readQueue) {
+        // Offline: it stays queued for the next login (welcome).
+        if (upTo > conv.readUpTo && !session.markRead(conv.kind === 'room' ? { room: conv.name } : { with: conv.name }, upTo)) continue;
+        conv.readUpTo = Math.max(conv.readUpTo, upTo);
+        readQueue.delete(conv);
+    }
+}
+
+/** How many messages of `conv` are unread: its badge. */
+function unreadCount(conv) {
+    return conv.kind === 'private' ? conv.baseUnread + conv.unreadIds.size : conv.pane.unseen;
 }
 
 /* ------------------------------------------------------------- composer */
@@ -836,7 +1038,7 @@ function updateBadges() {
     let total = 0;
     let elsewhere = 0;
     for (const conv of state.convs.values()) {
-        const n = conv.pane.unseen;
+        const n = unreadCount(conv);
         total += n;
         const showBadge = n > 0 && conv.id !== state.active;
         if (showBadge) elsewhere += n;
@@ -868,7 +1070,11 @@ ui.jump.addEventListener('click', () => {
 document.addEventListener('visibilitychange', () => {
     if (document.hidden) return;
     const conv = activeConv();
-    if (conv) conv.pane.refresh();
+    if (conv) {
+        conv.pane.refresh();
+        noteRead(conv);
+        updateBadges();
+    }
     if (state.status === 'reconnecting' || state.status === 'offline') session.retryNow();
 });
 
@@ -995,6 +1201,9 @@ function endChat(note = '') {
     state.members.clear();
     state.switchTo.clear();
     state.active = '';
+    state.conversationsRef = '';
+    state.closed.clear();
+    readQueue.clear();
     ui.chatView.hidden = true;
     ui.conversation.hidden = true;
     ui.loginView.hidden = false;

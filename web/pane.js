@@ -56,6 +56,54 @@ export class Pane {
         return first ? Number(first.dataset.id) : 0;
     }
 
+    /** The id of the newest message shown (0 when none has one yet): what a read marker moves to. */
+    get newestId() {
+        const all = this.#list.querySelectorAll('.msg[data-id]');
+        return all.length > 0 ? Number(all[all.length - 1].dataset.id) : 0;
+    }
+
+    /**
+     * The messages up to `id` were read elsewhere (another tab or device):
+     * `unseen` keeps only those after it, and the divider goes when none is left.
+     */
+    seenUpTo(id) {
+        if (this.unseen === 0) return;
+        let left = 0;
+        if (this.#divider.isConnected) {
+            for (let el = this.#divider.nextElementSibling; el !== null; el = el.nextElementSibling) {
+                if (el.classList.contains('msg') && !el.classList.contains('own') && !(Number(el.dataset.id) <= id)) left += 1;
+            }
+        }
+        left = Math.min(left, this.unseen);
+        if (left === this.unseen) return;
+        this.unseen = left;
+        if (left === 0) this.#divider.remove();
+        this.onChange();
+    }
+
+    /**
+     * Marks the last `count` messages not ours as new (they came unread
+     * with the conversation's history): the divider goes above the first
+     * of them, and the reader starts reading there.
+     */
+    markNew(count) {
+        const theirs = [...this.#list.querySelectorAll('.msg:not(.own)')];
+        const n = Math.min(count, theirs.length);
+        if (n <= 0) return;
+        const li = theirs[theirs.length - n];
+        if (this.#divider.nextElementSibling !== li) {
+            li.before(this.#divider);
+            li.classList.remove('cont');
+        }
+        this.unseen = n;
+        if (this.isShown) {
+            this.#stuck = false;
+            this.#scroller.scrollTop = Math.max(0, this.#divider.offsetTop - 12);
+            this.#onScroll();
+        }
+        this.onChange();
+    }
+
     /**
      * Where the reader is, to come back to after a reload: {bottom: true},
      * or the first message in view ({id, offset}: its top, in pixels below

@@ -36,7 +36,10 @@ const SEEN_LIMIT = 20000;
  * - `left` {room}
  * - `member` {room, nickname, ts, joined, reason}
  * - `message` {msg, source: 'live'|'join'|'rejoin'}   room and private messages, never twice
- * - `older` {room, messages, more}            a reply to history(); duplicates removed
+ * - `older` {room, with, ref, messages, received, more}   a reply to history() (`room`) or historyWith() (`with`);
+ *                                             duplicates removed (`received`: how many came before that)
+ * - `conversations` {conversations}           an account's private conversations [{with, lastId, unread}], newest first
+ * - `read` {with, room, upTo}                 another connection of this account read up to a message
  * - `rooms` {rooms, count, more}: a page of at most 500, by name
  * - `members` {room, members}
  * - `ack` {ref, messageId, request}
@@ -212,6 +215,24 @@ export class Session extends EventTarget {
     who(room) { return this.#request({ type: 'who', room }); }
     history(room, before, limit = 50) { return this.#request({ type: 'history', room, before, limit }); }
 
+    /** The stored conversation with `nick`, before message `before` (accounts only). */
+    historyWith(nick, before, limit = 50) { return this.#request({ type: 'history', with: nick, before, limit }); }
+
+    /** An account's private conversations with their unread counts (the `conversations` event). */
+    conversations(limit = 50) { return this.#request({ type: 'conversations', limit }); }
+
+    /**
+     * Moves this account's read marker of a conversation (`{with}`) or a
+     * room (`{room}`) up to message `upTo`; the server tells the account's
+     * other connections and answers nothing, so nothing waits for it.
+     */
+    markRead(where, upTo) {
+        if (!this.#loggedIn || !this.#account || !Number.isSafeInteger(upTo) || upTo < 1) return false;
+        const req = where.with !== undefined ? { type: 'read', with: where.with, up_to: upTo } : { type: 'read', room: where.room, up_to: upTo };
+        // Its own ref prefix: an error for it (none is expected) is dropped quietly.
+        return this.#conn.send({ ...req, id: `r${this.#nextId++}` });
+    }
+
     /** Sends to a room; returns the request ref, or '' when offline. */
     sendRoom(room, text) { return this.#request({ type: 'room', to: room, message: { text } }); }
 
@@ -312,9 +333,29 @@ export class Session extends EventTarget {
         }
         case 'history': {
             this.#pending.delete(msg.ref);
-            const messages = (msg.messages || []).filter((m) => this.#accept(m));
-            return this.#emit('older', { room: msg.room, messages, more: !!msg.more });
+            const all = Array.isArray(msg.messages) ? msg.messages : [];
+            const messages = all.filter((m) => m && m.message && typeof m.message.text === 'string' && typeof m.from === 'string' && this.#accept(m));
+            return this.#emit('older', {
+                room: typeof msg.room === 'string' ? msg.room : undefined, with: typeof msg.with === 'string' ? msg.with : undefined,
+                ref: msg.ref, messages, received: all.length, more: !!msg.more,
+            });
         }
+        case 'conversations': {
+            this.#pending.delete(msg.ref);
+            const list = (Array.isArray(msg.conversations) ? msg.conversations : [])
+                .filter((c) => c && typeof c.with === 'string' && c.with !== '')
+                .map((c) => ({
+                    with: c.with, lastId: Number.isSafeInteger(c.last_id) ? c.last_id : 0,
+                    unread: Number.isSafeInteger(c.unread) && c.unread > 0 ? c.unread : 0,
+                }));
+            return this.#emit('conversations', { conversations: list });
+        }
+        case 'read':
+            if (!Number.isSafeInteger(msg.up_to)) return undefined;
+            return this.#emit('read', {
+                with: typeof msg.with === 'string' ? msg.with : undefined,
+                room: typeof msg.room === 'string' ? msg.room : undefined, upTo: msg.up_to,
+            });
         case 'rooms':
             this.#pending.delete(msg.ref);
             return this.#emit('rooms', { rooms: msg.rooms || [], count: msg.count, more: msg.more === true });
@@ -464,6 +505,8 @@ export class Session extends EventTarget {
             this.#conn.restart(msg.code);
             return;
         }
+        // A refused `read` (markRead) changes nothing the person sees.
+        if (typeof msg.ref === 'string' && msg.ref.startsWith('r')) return;
         const request = msg.ref !== undefined ? this.#pending.get(msg.ref) : undefined;
         if (msg.ref !== undefined) this.#pending.delete(msg.ref);
         this.#emit('request-error', { code: msg.code, message: msg.message, ref: msg.ref, request });
