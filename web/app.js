@@ -686,7 +686,7 @@ session.addEventListener('message', ({ detail }) => {
     const { msg, source } = detail;
     const conv = convFor(msg);
     if (!conv) return;
-    const own = session.isMe(msg.from);
+    const own = session.isMine(msg);
     if (own) {
         if (conv.acked.has(msg.id)) return; // already shown, confirmed by its ack
         for (const [ref, entry] of conv.pending) {
@@ -797,7 +797,7 @@ session.addEventListener('older', ({ detail }) => {
     if (detail.room === undefined) return;
     const conv = state.convs.get(roomId(detail.room));
     if (!conv) return;
-    conv.pane.prependOlder(detail.messages, (from) => session.isMe(from));
+    conv.pane.prependOlder(detail.messages, (m) => session.isMine(m));
     conv.older = detail.more && detail.messages.length > 0 ? 'more' : 'start';
     conv.pane.setOlder(conv.older);
     restorePlace(conv);
@@ -834,7 +834,7 @@ function loadConversation(conv) {
  * message already shown is not shown again.
  */
 function privateHistory(conv, { ref, messages, received, more }) {
-    const isOwn = (from) => session.isMe(from);
+    const isOwn = (m) => session.isMine(m);
     const catchUp = ref !== undefined && ref === conv.catchRef;
     if (catchUp) conv.catchRef = '';
     const paging = !catchUp && conv.older === 'loading';
@@ -844,7 +844,7 @@ function privateHistory(conv, { ref, messages, received, more }) {
     const oldest = pane.oldestId;
     if (oldest === 0) {
         // Nothing with an id yet (maybe our own line, still sending, below).
-        if (pane.isEmpty) for (const m of fresh) pane.addMessage(m, { own: isOwn(m.from), quiet: true });
+        if (pane.isEmpty) for (const m of fresh) pane.addMessage(m, { own: isOwn(m), quiet: true });
         else pane.prependOlder(fresh, isOwn);
         conv.older = olderState;
     } else {
@@ -855,7 +855,7 @@ function privateHistory(conv, { ref, messages, received, more }) {
         if (older.length > 0 || paging) conv.older = olderState;
         const overlaps = received > messages.length || messages.some((m) => m.id <= newest);
         if (catchUp && newer.length > 0 && more && !overlaps) pane.addSystem('Some messages sent while you were away are not shown here.');
-        for (const m of newer) pane.addMessage(m, { own: isOwn(m.from), quiet: true });
+        for (const m of newer) pane.addMessage(m, { own: isOwn(m), quiet: true });
     }
     if (conv.older !== 'none') pane.setOlder(conv.older);
     if (!catchUp && conv.firstLoad) {

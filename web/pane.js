@@ -258,7 +258,7 @@ export class Pane {
                 day = dayKey(ts);
                 from = '';
             }
-            const li = this.#messageEl(m, ts, isOwn(m.from), false);
+            const li = this.#messageEl(m, ts, isOwn(m), false);
             const key = m.from.toLowerCase();
             if (key === from && ts - last < GROUP_MS) li.classList.add('cont');
             frag.append(li);

@@ -56,6 +56,7 @@ export class Session extends EventTarget {
     #resume = ''; // this guest's token (welcome.resume): a reconnect comes back as the same guest
     #mode = 'guest'; // how the first login goes: 'guest', 'password', 'register' or 'token'
     #password = ''; // only until the first welcome
+    #sinceId = 0; // a guest's welcome.since_id: its own messages come after it
     #token = ''; // an account's login token: every reconnect logs in with it
     #account = false;
     #closing = false; // logout sent: wait for `logged_out` (or the close), then stop
@@ -99,6 +100,17 @@ export class Session extends EventTarget {
     /** Another tab stored a newer token of this account (a password change): use it from the next reconnect. */
     setToken(token) { if (this.#account && typeof token === 'string' && token) this.#token = token; }
     isMe(nick) { return nickKey(nick) === nickKey(this.#nickname); }
+
+    /**
+     * True if msg was sent by this user: its nickname, and for a guest only
+     * after welcome.since_id (the same nickname may have been an earlier
+     * guest's, whose messages are someone else's). A message without an id
+     * (one being sent) is this user's.
+     */
+    isMine(msg) {
+        if (!msg || !this.isMe(msg.from)) return false;
+        return this.#account || !Number.isSafeInteger(msg.id) || msg.id > this.#sinceId;
+    }
 
     /** Connects and logs in as `nickname`, joining `room` if given. */
     login(nickname, room) {
@@ -386,6 +398,7 @@ export class Session extends EventTarget {
         this.#account = msg.account === true;
         if (typeof msg.nickname === 'string' && msg.nickname) this.#nickname = msg.nickname;
         if (typeof msg.resume === 'string' && msg.resume) this.#resume = msg.resume;
+        this.#sinceId = !this.#account && Number.isSafeInteger(msg.since_id) ? msg.since_id : 0;
         if (this.#account && typeof msg.token === 'string' && msg.token) {
             this.#token = msg.token;
             this.#emit('token', { token: msg.token });

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './server.mjs';
-import { launchBrowser, joinAs, say, waitForMessage, memberNames, until, activeLog } from './browser.mjs';
+import { launchBrowser, joinAs, say, waitForMessage, memberNames, until, activeLog, messages } from './browser.mjs';
 
 const browser = await launchBrowser();
 const cleanups = [];
@@ -77,4 +77,29 @@ test('a second tab of the same browser is the same person; logging out forgets t
     assert.deepEqual(tab2.problems, []);
     await tab1.context().close();
     await lolo.context().close();
+});
+
+test("a guest who takes a nickname an earlier guest had does not see the earlier one's messages as its own", async () => {
+    // No grace time: a guest is gone with its connection, its nickname free at once.
+    const server = await startServer({ args: ['--resume-seconds', '0'] });
+    cleanups.push(() => server.dispose());
+    const first = await joinAs(browser, server.url, 'sam', 'sala-since');
+    await say(first, 'said by the first sam');
+    await waitForMessage(first, 'said by the first sam');
+    assert.equal((await messages(first)).find((m) => m.text === 'said by the first sam').own, true);
+    await first.context().close();
+    const second = await until(async () => {
+        try {
+            return await joinAs(browser, server.url, 'sam', 'sala-since');
+        } catch {
+            return null; // the nickname is freed once the server has the first one's close
+        }
+    }, { what: 'the second sam logged in', timeout: 20000 });
+    await waitForMessage(second, 'said by the first sam');
+    const earlier = (await messages(second)).find((m) => m.text === 'said by the first sam');
+    assert.equal(earlier.own, false, 'shown as someone else\'s');
+    await say(second, 'said by the second sam');
+    await waitForMessage(second, 'said by the second sam');
+    assert.equal((await messages(second)).find((m) => m.text === 'said by the second sam').own, true);
+    assert.deepEqual(second.problems, []);
 });
