@@ -7,12 +7,13 @@
 //   node bench/fanout-mixed.mjs --bin NAME=PATH [--bin ...] [--members 200] [--messages 2000]
 //                               [--reps 3] [--json FILE]
 // Every wait is bounded; servers listen on 127.0.0.1 only, on a fresh database each.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+
+import { bounded as boundedMs, cpuSeconds, parseBins, startTertulia } from './lib.mjs';
 
 const { values: opt } = parseArgs({
     options: {
@@ -27,10 +28,7 @@ if (!opt.bin || opt.bin.length === 0) {
     console.error('usage: node bench/fanout-mixed.mjs --bin NAME=PATH [--bin ...] [--members N] [--messages M]');
     process.exit(64);
 }
-const bins = opt.bin.map((b) => {
-    const i = b.indexOf('=');
-    return i > 0 ? { name: b.slice(0, i), path: b.slice(i + 1) } : { name: b, path: b };
-});
+const bins = parseBins(opt.bin);
 const N = Number(opt.members);
 const M = Number(opt.messages);
 const REPS = Number(opt.reps);
@@ -38,36 +36,10 @@ const STEP_MS = 120000;
 const WINDOW = 16;
 const PW = 'correct horse battery staple';
 
-function bounded(p, what) {
-    let t;
-    return Promise.race([p, new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`${what}: no answer in ${STEP_MS} ms`)), STEP_MS); })])
-        .finally(() => clearTimeout(t));
-}
-
-function cpuSeconds(pid) {
-    let ns = 0;
-    for (const t of readdirSync(`/proc/${pid}/task`)) {
-        try {
-            ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
-        } catch {
-            // a thread that ended meanwhile
-        }
-    }
-    return ns / 1e9;
-}
+const bounded = (p, what) => boundedMs(p, what, STEP_MS);
 
 function start(bin, dir) {
-    const proc = spawn(bin, ['--listen', '127.0.0.1:0', '--db', join(dir, 'b.db'), '--log-level', 'warn', '--rate-limit', '0',
-        '--max-per-ip', '0', '--password-queue', '4096'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    return bounded(new Promise((res, rej) => {
-        proc.stderr.on('data', (d) => {
-            err += d;
-            const m = /open http:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
-            if (m) res({ proc, port: Number(m[1]) });
-        });
-        proc.on('exit', (c) => rej(new Error(`server exited ${c}: ${err}`)));
-    }), 'server start');
+    return startTertulia(bin, ['--db', join(dir, 'b.db'), '--rate-limit', '0', '--max-per-ip', '0', '--password-queue', '4096']);
 }
 
 /** A v1 connection that sends `first`, waits for a reply of type `until`, and then counts room messages. */

@@ -7,12 +7,13 @@
 // (--max-logins) and time; several binaries side by side in one run.
 //   node bench/logins.mjs --bin NAME=PATH [--bin ...] [--clients 8] [--seconds 10]
 //                         [--workers 2] [--json FILE]
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+
+import { bounded as boundedMs, parseBins, startTertulia } from './lib.mjs';
 
 const { values: opt } = parseArgs({
     options: {
@@ -28,36 +29,18 @@ if (!opt.bin || opt.bin.length === 0) {
     console.error('usage: node bench/logins.mjs --bin NAME=PATH [--bin ...] [--clients N] [--seconds S] [--workers W]');
     process.exit(64);
 }
-const bins = opt.bin.map((b) => {
-    const i = b.indexOf('=');
-    return i > 0 ? { name: b.slice(0, i), path: b.slice(i + 1) } : { name: b, path: b };
-});
+const bins = parseBins(opt.bin);
 const CLIENTS = Number(opt.clients);
 const SECONDS = Number(opt.seconds);
 const MAX_LOGINS = Number(opt['max-logins']);
 const STEP_MS = 60000;
 const PW = 'correct horse battery staple';
 
-function bounded(p, what) {
-    let t;
-    return Promise.race([
-        p,
-        new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`${what}: no answer in ${STEP_MS} ms`)), STEP_MS); }),
-    ]).finally(() => clearTimeout(t));
-}
+const bounded = (p, what) => boundedMs(p, what, STEP_MS);
 
 function start(bin, dir) {
-    const proc = spawn(bin, ['--listen', '127.0.0.1:0', '--db', join(dir, 'b.db'), '--log-level', 'warn',
-        '--rate-limit', '0', '--password-workers', opt.workers, '--password-queue', '1024'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    return bounded(new Promise((res, rej) => {
-        proc.stderr.on('data', (d) => {
-            err += d;
-            const m = /open http:\/\/127\.0\.0\.1:(\d+)\//.exec(err);
-            if (m) res({ proc, port: Number(m[1]) });
-        });
-        proc.on('exit', (c) => rej(new Error(`server exited ${c}: ${err}`)));
-    }), 'server start');
+    return startTertulia(bin, ['--db', join(dir, 'b.db'), '--rate-limit', '0', '--password-workers', opt.workers,
+        '--password-queue', '1024']);
 }
 
 function open(port) {

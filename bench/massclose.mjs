@@ -9,12 +9,14 @@
 // The servers run pinned to one CPU (taskset, --server-cpu), on 127.0.0.1, each on a fresh database in a
 // temporary directory; every wait is bounded (exit status 3 when a run does not finish).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+
+import { cpuSeconds } from './lib.mjs';
 
 const { values: opt } = parseArgs({
     options: {
@@ -52,20 +54,6 @@ function freePort() {
         s.once('error', rej);
         s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
     });
-}
-
-// CPU time of every thread of pid (the loop and the store worker), in seconds, from the
-// scheduler's nanosecond counters (utime/stime in /proc/PID/stat tick at 10 ms: too coarse).
-function cpuSeconds(pid) {
-    let ns = 0;
-    for (const t of readdirSync(`/proc/${pid}/task`)) {
-        try {
-            ns += Number(readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
-        } catch {
-            // a thread that ended between the listing and the read
-        }
-    }
-    return ns / 1e9;
 }
 
 // A logged-in v1 client that has joined room; resolves with its socket.

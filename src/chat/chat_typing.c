@@ -61,40 +61,35 @@ static void send_droppable(chat_t *chat, chat_session_t *s, tt_msg_t *m) {
  * person's v1 connections). */
 static void tell(chat_t *chat, const chat_typing_t *t, const char *state) {
     chat_session_t *s = t->s;
+    chat_room_t *room = NULL;
+    chat_user_t *u = NULL;
+    if (t->room)
+        room = chat__room_find(chat, t->target, t->target_len);
+    else
+        u = chat__user_find(chat, t->target, t->target_len);
+    if (room == NULL && (u == NULL || u == s->user))
+        return;
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string_nocheck("typing"));
-    if (t->room) {
-        chat_room_t *room = chat__room_find(chat, t->target, t->target_len);
-        if (room == NULL) {
-            json_decref(o);
-            return;
-        }
-        json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
-        json_object_set_new(o, "nickname", json_stringn_nocheck(s->nick, s->nick_len));
-        json_object_set_new(o, "state", json_string_nocheck(state));
-        tt_msg_t *m = chat__msg_json(o, 96);
+    json_object_set_new(o, room != NULL ? "room" : "from",
+                        room != NULL ? json_stringn_nocheck(room->name, room->name_len)
+                                     : json_stringn_nocheck(s->nick, s->nick_len));
+    json_object_set_new(o, "nickname", json_stringn_nocheck(s->nick, s->nick_len));
+    json_object_set_new(o, "state", json_string_nocheck(state));
+    tt_msg_t *m = chat__msg_json(o, 96);
+    json_decref(o);
+    if (room != NULL) {
         for (uint32_t i = 0; i < room->count; i++) {
             chat_session_t *r = room->members[i]->session;
             if (r->v1 && r->user != s->user)
                 send_droppable(chat, r, m);
         }
-        tt_msg_unref(m);
     } else {
-        chat_user_t *u = chat__user_find(chat, t->target, t->target_len);
-        if (u == NULL || u == s->user) {
-            json_decref(o);
-            return;
-        }
-        json_object_set_new(o, "from", json_stringn_nocheck(s->nick, s->nick_len));
-        json_object_set_new(o, "nickname", json_stringn_nocheck(s->nick, s->nick_len));
-        json_object_set_new(o, "state", json_string_nocheck(state));
-        tt_msg_t *m = chat__msg_json(o, 96);
         for (uint32_t i = 0; i < u->nsess; i++)
             if (u->sess[i]->v1)
                 send_droppable(chat, u->sess[i], m);
-        tt_msg_unref(m);
     }
-    json_decref(o);
+    tt_msg_unref(m);
 }
 
 static void drop(chat_session_t *s, chat_typing_t *t) {

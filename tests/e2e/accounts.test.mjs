@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startServer } from './server.mjs';
 import { startProxy } from './proxy.mjs';
-import { launchBrowser, openPage, say, waitForMessage, memberNames, until, activeLog } from './browser.mjs';
+import { launchBrowser, openPage, say, waitForMessage, memberNames, until, activeLog, newTab, wsClient } from './browser.mjs';
 
 const browser = await launchBrowser();
 const cleanups = [];
@@ -53,39 +53,9 @@ async function loginForm(page, timeout = 10000) {
     await page.getByLabel('Password', { exact: true }).waitFor({ state: 'visible', timeout });
 }
 
-/** Another tab of the same browser (same context: same localStorage), watched like openPage's. */
-async function newTab(page, url) {
-    const tab = await page.context().newPage();
-    tab.problems = [];
-    tab.on('pageerror', (err) => tab.problems.push(`pageerror: ${err.message}`));
-    tab.on('console', (msg) => {
-        if (msg.type() === 'error' && !/WebSocket connection to .* failed/.test(msg.text())) tab.problems.push(`console: ${msg.text()}`);
-    });
-    await tab.goto(url);
-    return tab;
-}
-
-/** A guest from node: logs in, joins `room`; `frames` collects what it hears. */
+/** A guest from node (wsClient, browser.mjs) in `room`, ended with the file. */
 async function wsGuest(srv, nickname, room) {
-    const ws = new WebSocket(`${srv.url.replace('http', 'ws')}ws`, 'tertulia.v1', { origin: srv.url.replace(/\/$/, '') });
-    ws.frames = [];
-    ws.on('message', (data) => ws.frames.push(JSON.parse(data)));
-    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-    ws.send(JSON.stringify({ type: 'login', nickname, room }));
-    await until(() => ws.frames.some((f) => f.type === 'joined'), { what: `${nickname} joined` });
-    let n = 0;
-    // Sends and waits for the ack; flood control may refuse a burst: then
-    // again after the time it says.
-    ws.request = async (obj) => {
-        for (;;) {
-            const id = `w${++n}`;
-            ws.send(JSON.stringify({ ...obj, id }));
-            const reply = await until(() => ws.frames.find((f) => f.ref === id && (f.type === 'ack' || f.type === 'error')), { what: `reply to ${id}` });
-            if (reply.type === 'ack') return reply;
-            assert.equal(reply.code, 'rate_limited', JSON.stringify(reply));
-            await new Promise((r) => setTimeout(r, reply.retry_after_ms ?? 100));
-        }
-    };
+    const ws = await wsClient(srv.url, { type: 'login', nickname }, room);
     cleanups.push(() => ws.terminate());
     return ws;
 }

@@ -4,7 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import WebSocket from 'ws';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const RESULTS_DIR = path.join(ROOT, 'test-results');
@@ -128,4 +130,48 @@ export async function screenshot(page, name, { docs = false } = {}) {
     await page.screenshot({ path: file });
     if (docs && process.env.UPDATE_DOCS_SCREENSHOTS === '1') fs.copyFileSync(file, path.join(DOCS_DIR, name));
     return file;
+}
+
+/** Another tab of the same browser (same context: same localStorage), watched like openPage's. */
+export async function newTab(page, url) {
+    const tab = await page.context().newPage();
+    tab.problems = [];
+    tab.on('pageerror', (err) => tab.problems.push(`pageerror: ${err.message}`));
+    tab.on('console', (msg) => {
+        if (msg.type() === 'error' && !/WebSocket connection to .* failed/.test(msg.text())) tab.problems.push(`console: ${msg.text()}`);
+    });
+    await tab.goto(url);
+    return tab;
+}
+
+/**
+ * A program from node beside the pages: `first` is its login (or register)
+ * frame; it joins `room` if given. `frames` collects what it hears;
+ * `request` sends and waits for the ack (again after the wait flood control
+ * asks for); `private(to, text)` sends one. The caller terminates it.
+ */
+export async function wsClient(url, first, room) {
+    const ws = new WebSocket(`${url.replace('http', 'ws')}ws`, 'tertulia.v1', { origin: url.replace(/\/$/, '') });
+    ws.frames = [];
+    ws.on('message', (data) => ws.frames.push(JSON.parse(data)));
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    ws.send(JSON.stringify(first));
+    await until(() => ws.frames.some((f) => f.type === 'welcome'), { what: `${first.nickname} welcomed`, timeout: 15000 });
+    if (room) {
+        ws.send(JSON.stringify({ type: 'join', room }));
+        await until(() => ws.frames.some((f) => f.type === 'joined'), { what: `${first.nickname} joined` });
+    }
+    let n = 0;
+    ws.request = async (obj) => {
+        for (;;) {
+            const id = `w${++n}`;
+            ws.send(JSON.stringify({ ...obj, id }));
+            const reply = await until(() => ws.frames.find((f) => f.ref === id && (f.type === 'ack' || f.type === 'error')), { what: `reply to ${id}` });
+            if (reply.type === 'ack') return reply;
+            assert.equal(reply.code, 'rate_limited', JSON.stringify(reply));
+            await new Promise((r) => setTimeout(r, reply.retry_after_ms ?? 100));
+        }
+    };
+    ws.private = (to, text) => ws.request({ type: 'private', to, message: { text } });
+    return ws;
 }

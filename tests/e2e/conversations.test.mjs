@@ -7,10 +7,9 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import WebSocket from 'ws';
 import { startServer } from './server.mjs';
 import { startProxy } from './proxy.mjs';
-import { launchBrowser, openPage, say, waitForMessage, messages, memberNames, until, activeLog } from './browser.mjs';
+import { launchBrowser, openPage, say, waitForMessage, messages, memberNames, until, activeLog, newTab, wsClient } from './browser.mjs';
 
 const browser = await launchBrowser();
 const cleanups = [];
@@ -55,15 +54,9 @@ async function loggedIn(url, nickname, room) {
     return page;
 }
 
-/** Another tab of the same browser (same context: same localStorage), watched like openPage's. */
-async function newTab(page, url) {
-    const tab = await page.context().newPage();
-    tab.problems = [];
-    tab.on('pageerror', (err) => tab.problems.push(`pageerror: ${err.message}`));
-    tab.on('console', (msg) => {
-        if (msg.type() === 'error' && !/WebSocket connection to .* failed/.test(msg.text())) tab.problems.push(`console: ${msg.text()}`);
-    });
-    await tab.goto(url);
+/** Another tab of the same browser, in the chat. */
+async function chatTab(page, url) {
+    const tab = await newTab(page, url);
     await box(tab).waitFor({ state: 'visible', timeout: 10000 });
     return tab;
 }
@@ -78,39 +71,14 @@ async function enter(page, how, nickname, password, room) {
     await box(page).waitFor({ state: 'visible', timeout: 10000 });
 }
 
-/**
- * A program from node: `first` is its login (or register) frame; it joins
- * `room` if given. `frames` collects what it hears; `request` sends and
- * waits for the ack (again after the wait flood control asks for).
- */
-async function wsClient(url, first, room) {
-    const ws = new WebSocket(`${url.replace('http', 'ws')}ws`, 'tertulia.v1', { origin: url.replace(/\/$/, '') });
-    ws.frames = [];
-    ws.on('message', (data) => ws.frames.push(JSON.parse(data)));
-    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-    ws.send(JSON.stringify(first));
-    await until(() => ws.frames.some((f) => f.type === 'welcome'), { what: `${first.nickname} welcomed`, timeout: 15000 });
-    if (room) {
-        ws.send(JSON.stringify({ type: 'join', room }));
-        await until(() => ws.frames.some((f) => f.type === 'joined'), { what: `${first.nickname} joined` });
-    }
-    let n = 0;
-    ws.request = async (obj) => {
-        for (;;) {
-            const id = `w${++n}`;
-            ws.send(JSON.stringify({ ...obj, id }));
-            const reply = await until(() => ws.frames.find((f) => f.ref === id && (f.type === 'ack' || f.type === 'error')), { what: `reply to ${id}` });
-            if (reply.type === 'ack') return reply;
-            assert.equal(reply.code, 'rate_limited', JSON.stringify(reply));
-            await new Promise((r) => setTimeout(r, reply.retry_after_ms ?? 100));
-        }
-    };
-    ws.private = (to, text) => ws.request({ type: 'private', to, message: { text } });
+/** wsClient (browser.mjs), ended with the file. */
+async function program(url, first, room) {
+    const ws = await wsClient(url, first, room);
     cleanups.push(() => ws.terminate());
     return ws;
 }
 
-const wsAccount = (srv, nickname, room) => wsClient(srv.url, { type: 'register', nickname, password: `${nickname} password` }, room);
+const wsAccount = (srv, nickname, room) => program(srv.url, { type: 'register', nickname, password: `${nickname} password` }, room);
 
 /** Waits until the badge of `id` reads `n` (hidden for 0). */
 async function badgeIs(page, id, n) {
@@ -209,7 +177,7 @@ test('two tabs of one account: a private shows unread in both, reading it in one
     const srv = await server();
     const tab1 = await device(srv.url);
     await enter(tab1, 'Register', 'ben', 'ben password', 'sala');
-    const tab2 = await newTab(tab1, srv.url);
+    const tab2 = await chatTab(tab1, srv.url);
     await tab2.getByRole('heading', { name: 'sala' }).waitFor();
     const ana = await wsAccount(srv, 'ana', 'sala');
     await until(async () => (await memberNames(tab2)).includes('ana'), { what: 'ana in tab 2' });
@@ -335,7 +303,7 @@ test('a guest asks for no conversations and sends no read markers; its privates 
     const srv = await server();
     const gus = await device(srv.url);
     await enter(gus, 'Continue as guest', 'gus', undefined, 'sala');
-    const ida = await wsClient(srv.url, { type: 'login', nickname: 'ida' }, 'sala');
+    const ida = await program(srv.url, { type: 'login', nickname: 'ida' }, 'sala');
     await until(async () => (await memberNames(gus)).includes('ida'), { what: 'ida in the room' });
     await ida.private('gus', 'hola gus');
     await badgeIs(gus, 'p:ida', 1);

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { WebSocket, connect, login, startServer, uniq } from './helpers.mjs';
+import { WebSocket, bounded, connect, login, startServer, uniq } from './helpers.mjs';
 
 const T = { timeout: 120000 };
 const PW = 'correct horse battery';
@@ -25,19 +25,6 @@ after(async () => {
     await s.stopClean();
     fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** promise, or a failure after ms; the (referenced) timer keeps the process waiting. */
-async function bounded(promise, ms, what) {
-    let timer;
-    const late = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-    });
-    try {
-        return await Promise.race([promise, late]);
-    } finally {
-        clearTimeout(timer);
-    }
-}
 
 async function account(server, nickname, { register = true } = {}) {
     const c = await connect(server, { label: nickname });

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 
-import { WebSocket, join, login, sleep, startServer, uniq } from './helpers.mjs';
+import { WebSocket, bounded, join, login, sleep, startServer, uniq } from './helpers.mjs';
 
 const ROUNDS = 3;
 const SENDERS_PER_ROOM = 4;
@@ -25,19 +25,6 @@ const ARGS = ['--rate-limit', '0'];
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tertulia-crash-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-/** Resolves after ms, or when promise settles; the timer never outlives it. */
-async function bounded(promise, ms, what) {
-    let timer;
-    const late = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
-    });
-    try {
-        return await Promise.race([promise, late]);
-    } finally {
-        clearTimeout(timer);
-    }
-}
 
 /**
  * Keeps IN_FLIGHT room messages in flight from client c to room until

@@ -994,3 +994,21 @@ export function parseMetrics(text) {
     }
     return values;
 }
+
+/**
+ * Resolves with promise, or fails once ms have passed. The timer is a
+ * referenced one: while it runs the test file's process stays alive, also
+ * when nothing else would keep it (a killed server's exit, helpers'
+ * unreferenced processes). The timer never outlives the wait.
+ */
+export async function bounded(promise, ms, what) {
+    let timer;
+    const late = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+    });
+    try {
+        return await Promise.race([promise, late]);
+    } finally {
+        clearTimeout(timer);
+    }
+}
