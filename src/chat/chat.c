@@ -34,8 +34,8 @@ void chat_config_defaults(chat_config_t *cfg) {
 }
 
 size_t chat_reply_budget_min(size_t max_text) {
-    return 6 * max_text + CHAT_MESSAGE_JSON_OVERHEAD + CHAT_MENTIONS_JSON_MAX + CHAT_NICK_MAX +
-           CHAT_ROOM_MAX + 6 + (size_t)CHAT_MEMBERS_MAX * (CHAT_NICK_MAX + 3) +
+    return 6 * max_text + CHAT_MESSAGE_JSON_OVERHEAD + CHAT_MENTIONS_JSON_MAX + CHAT_AWAY_JSON_MAX +
+           CHAT_NICK_MAX + CHAT_ROOM_MAX + 6 + (size_t)CHAT_MEMBERS_MAX * (CHAT_NICK_MAX + 3) +
            CHAT_REPLY_JSON_OVERHEAD;
 }
 
@@ -467,10 +467,11 @@ chat_member_t *chat__member_find(const chat_session_t *s, const chat_room_t *roo
  * the joiner and CHAT_MEMBERS_MAX - 1 others (which ones is unspecified:
  * `who` pages through them all). *size is what the names take in JSON. */
 static json_t *joined_members_json(const chat_room_t *room, const chat_session_t *self,
-                                   size_t *size) {
+                                   size_t *size, json_t **away) {
     /* Users, once each, however many of their connections are here. */
     json_t *a = json_array();
     *size = 0;
+    *away = NULL;
     bool cut = room->npeople > CHAT_MEMBERS_MAX;
     if (cut) {
         json_array_append_new(a, json_stringn_nocheck(self->nick, self->nick_len));
@@ -482,7 +483,10 @@ static json_t *joined_members_json(const chat_room_t *room, const chat_session_t
             continue;
         json_array_append_new(a, json_stringn_nocheck(u->nick, u->nick_len));
         *size += u->nick_len + 3;
+        chat__away_add(away, u, size);
     }
+    if (cut)
+        chat__away_add(away, self->user, size);
     return a;
 }
 
@@ -806,7 +810,8 @@ static void joined_reply(chat_t *chat, chat_session_t *s, const chat_req_t *req,
                          const chat_message_t *msgs, size_t n, bool more, bool fresh) {
     if (s->v1) {
         size_t names;
-        json_t *members = joined_members_json(room, s, &names);
+        json_t *away;
+        json_t *members = joined_members_json(room, s, &names, &away);
         bool cut;
         json_t *hist = history_array(chat, msgs, n, chat__list_budget(chat, names), room->name,
                                      room->name_len, &cut);
@@ -814,6 +819,8 @@ static void joined_reply(chat_t *chat, chat_session_t *s, const chat_req_t *req,
         json_object_set_new(o, "type", json_string_nocheck("joined"));
         json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
         json_object_set_new(o, "members", members);
+        if (away != NULL)
+            json_object_set_new(o, "away", away);
         json_object_set_new(o, "member_count", json_integer(room->npeople));
         json_object_set_new(o, "history", hist);
         json_object_set_new(o, "more", json_boolean(more || cut));

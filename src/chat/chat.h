@@ -71,6 +71,12 @@ typedef struct chat_session_s chat_session_t;
  * once, at most CHAT_MENTIONS_MAX; its JSON is at most this many bytes. */
 #define CHAT_MENTIONS_MAX 10
 #define CHAT_MENTIONS_JSON_MAX (14 + CHAT_MENTIONS_MAX * (CHAT_NICK_MAX + 3))
+/* Away status: `status` with `away` and a `text` of at most this many
+ * characters; `joined` and `members` list at most CHAT_AWAY_LIST_MAX of
+ * the members they name who are away. */
+#define CHAT_STATUS_TEXT_MAX 100
+#define CHAT_AWAY_LIST_MAX 100
+#define CHAT_AWAY_JSON_MAX (12 + CHAT_AWAY_LIST_MAX * (CHAT_NICK_MAX + 3))
 #define CHAT_REPLY_JSON_OVERHEAD 640 /* a reply's JSON around its lists, ref included */
 
 /* Flood control. Every session has two token buckets: one for chat messages

@@ -94,6 +94,12 @@ struct chat_user_s {
     const char *park_reason; /* member_left's reason then (static) */
     chat_held_t *held, *held_tail;
     uint32_t nheld;
+    /* Away status (chat_status.c) */
+    bool away;
+    char *away_text; /* NULL: none */
+    size_t away_len;
+    struct chat_partner_s *partners; /* who it exchanged privates with, NULL until one */
+    uint32_t npartners;
 };
 
 /* A token bucket (chat_rate.c). Tokens are counted in millionths so that
@@ -135,6 +141,7 @@ struct chat_session_s {
     uint32_t nheld;
     struct chat_typing_s *typing; /* what it is typing to (chat_typing.c) */
     uint32_t ntyping;
+    uint64_t stamp; /* chat_status.c: the broadcast that reached it last */
 };
 
 /* Error lines held back (chat.c): at most one line per CHAT_LOG_WINDOW_MS,
@@ -276,6 +283,7 @@ struct chat_s {
     chat_store_hooks_t store;
     void *store_ctx;
     tt_link_t typing; /* every session's typing entries, by deadline (chat_typing.c) */
+    uint64_t stamp;   /* chat_status.c: the last broadcast's number */
     chat_auth_hooks_t auth;
     void *auth_ctx;
     unsigned auth_inflight; /* checks started whose answer has not been applied */
@@ -500,6 +508,24 @@ void chat__auth_apply(chat_t *chat, chat_auth_wait_t *w);
 bool chat__auth_hold(chat_t *chat, chat_session_t *s, chat_job_t *j);
 /* Frees what s holds (it is closing). */
 void chat__auth_drop_held(chat_t *chat, chat_session_t *s);
+
+/* ---- chat_status.c ------------------------------------------------------ */
+
+#define CHAT_PARTNERS_MAX 16 /* conversation partners a user's status reaches */
+void chat__on_status(chat_t *chat, const chat_req_t *req);
+/* a and b exchanged a private: each is the other's partner from now on. */
+void chat__partners_note(chat_t *chat, chat_user_t *a, chat_user_t *b);
+/* Appends u's nickname to *away (made on first use) when u is away, at
+ * most CHAT_AWAY_LIST_MAX, adding its JSON size to *size. u may be NULL. */
+void chat__away_add(json_t **away, const chat_user_t *u, size_t *size);
+/* Frees what u's status holds (it ends). */
+void chat__status_free(chat_user_t *u);
+
+typedef enum { TEXT_OK, TEXT_CONTROL, TEXT_BLANK } text_kind_t;
+/* chat_proto.c: the kind of a text (control characters, blank), and its
+ * length in characters (UTF-8 that jansson validated). */
+text_kind_t chat__text_kind(const char *text, size_t len);
+size_t chat__utf8_chars(const char *p, size_t len);
 
 /* ---- chat_typing.c ------------------------------------------------------ */
 

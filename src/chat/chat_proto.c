@@ -101,8 +101,6 @@ bool chat__room_ok(chat_t *chat, const chat_req_t *req, const char *name, size_t
     return false;
 }
 
-typedef enum { TEXT_OK, TEXT_CONTROL, TEXT_BLANK } text_kind_t;
-
 /* One pass over message.text (UTF-8 that jansson validated):
  * TEXT_CONTROL if it holds a control character other than tab, line feed
  * and carriage return (U+0000-U+001F, U+007F, U+0080-U+009F): they mean
@@ -111,7 +109,7 @@ typedef enum { TEXT_OK, TEXT_CONTROL, TEXT_BLANK } text_kind_t;
  * return, and U+00A0, U+1680, U+180E, U+2000-U+200F, U+2028, U+2029,
  * U+202F, U+205F, U+2060, U+3000, U+FEFF (Unicode's spaces and the
  * invisible zero-width characters and marks); otherwise TEXT_OK. */
-static text_kind_t text_kind(const char *text, size_t len) {
+text_kind_t chat__text_kind(const char *text, size_t len) {
     const unsigned char *p = (const unsigned char *)text;
     bool visible = false;
     size_t i = 0;
@@ -189,7 +187,7 @@ static bool need_text(chat_t *chat, const chat_req_t *req, const char **text, si
         chat__refuse(chat, req, "bad_request", "The message text is empty.");
         return false;
     }
-    switch (text_kind(*text, *len)) {
+    switch (chat__text_kind(*text, *len)) {
     case TEXT_OK:
         return true;
     case TEXT_CONTROL:
@@ -261,6 +259,8 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     const char *to = kind == CHAT_MSG_ROOM ? room->name : nick;
     size_t to_len = kind == CHAT_MSG_ROOM ? room->name_len : nick_len;
     p->stored = stored;
+    if (kind == CHAT_MSG_PRIVATE && target != NULL)
+        chat__partners_note(chat, s->user, target);
     /* A message from the typist ends its typing to the same place. */
     if (s->typing != NULL)
         chat__typing_end(chat, s, kind == CHAT_MSG_ROOM, to, to_len);
@@ -804,10 +804,17 @@ static void on_who(chat_t *chat, const chat_req_t *req) {
     }
     bool more = page_finish(&page);
     json_t *members = json_array();
-    for (size_t i = 0; i < page.n; i++)
+    json_t *away = NULL;
+    size_t away_size = 0;
+    for (size_t i = 0; i < page.n; i++) {
         json_array_append_new(members, json_stringn_nocheck(page.heap[i].name, page.heap[i].len));
+        chat__away_add(&away, chat__user_find(chat, page.heap[i].name, page.heap[i].len),
+                       &away_size);
+    }
     free(page.heap);
     json_t *o = typed("members");
+    if (away != NULL)
+        json_object_set_new(o, "away", away);
     /* The room's own spelling when it exists; otherwise the one asked for. */
     json_object_set_new(o, "room",
                         room != NULL ? json_stringn_nocheck(room->name, room->name_len)
@@ -876,6 +883,7 @@ static const handler_t handlers[] = {
     {"rooms", true, on_rooms, false, false},
     {"ping", false, on_ping, false, false},
     {"typing", true, chat__on_typing, false, false},
+    {"status", true, chat__on_status, false, false},
     {"conversations", true, on_conversations, false, false},
     {"read", true, on_read, false, false},
     {"register", false, chat__on_register, false, true},
@@ -891,7 +899,7 @@ static const handler_t *find_handler(const char *type, size_t len) {
 }
 
 /* Characters (code points) in UTF-8 text that jansson already validated. */
-static size_t utf8_chars(const char *p, size_t len) {
+size_t chat__utf8_chars(const char *p, size_t len) {
     size_t n = 0;
     for (size_t i = 0; i < len; i++)
         n += ((unsigned char)p[i] & 0xC0) != 0x80;
@@ -946,7 +954,7 @@ static bool tail_id(const char *data, size_t len, const char **ref, size_t *ref_
     /* The transport hands over valid UTF-8 only, but nothing read without
      * a parser is trusted: the value goes into an error frame as it is. */
     if (!tt_utf8_is_valid((const uint8_t *)data + start, end - start) ||
-        utf8_chars(data + start, end - start) > CHAT_REF_MAX)
+        chat__utf8_chars(data + start, end - start) > CHAT_REF_MAX)
         return false;
     *ref = data + start;
     *ref_len = end - start;
@@ -959,7 +967,7 @@ static void req_id(const json_t *root, chat_req_t *req, bool *ok) {
     json_t *id = json_is_object(root) ? json_object_get(root, "id") : NULL;
     *ok = id == NULL || json_is_null(id) ||
           (json_is_string(id) &&
-           utf8_chars(json_string_value(id), json_string_length(id)) <= CHAT_REF_MAX);
+           chat__utf8_chars(json_string_value(id), json_string_length(id)) <= CHAT_REF_MAX);
     if (*ok && json_is_string(id)) {
         req->ref = json_string_value(id);
         req->ref_len = json_string_length(id);

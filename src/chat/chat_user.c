@@ -182,6 +182,7 @@ void chat__user_end(chat_t *chat, chat_user_t *u, const char *reason) {
     held_drop(chat, u, true);
     tt_link_unlink(&u->park);
     tt_map_remove(&chat->nicks, u->nick, u->nick_len);
+    chat__status_free(u);
     free(u->sess);
     free(u->rooms);
     free(u);
@@ -200,6 +201,7 @@ void chat__user_free_all(chat_t *chat) {
             free(h);
             h = next;
         }
+        chat__status_free(u);
         free(u->sess);
         free(u->rooms);
         free(u);
