@@ -49,6 +49,7 @@ const ui = {
     panes: $('panes'), emptyPane: $('empty-pane'), jump: $('jump'), jumpText: $('jump-text'),
     composer: $('composer'), message: $('message'), counter: $('counter'), send: $('send'),
     roomsDialog: $('rooms-dialog'), roomsDialogList: $('rooms-dialog-list'), roomsDialogStatus: $('rooms-dialog-status'),
+    awayForm: $('away-form'), awayText: $('away-text'), away: $('away'),
     toast: $('toast'),
 };
 
@@ -58,6 +59,8 @@ const state = {
     convs: new Map(), // conversation id -> conversation
     active: '', // the id of the conversation on screen
     members: new Map(), // room -> Map(nickKey -> nickname)
+    away: new Map(), // nickKey -> away text ('' when none): the people known to be away
+    meAway: null, // our own away status as we set it ({text}), or null
     switchTo: new Set(), // rooms whose `joined` should be brought on screen
     conversationsRef: '', // a `conversations` request waiting for its answer
     closed: new Map(), // nickKey -> last message id: stored conversations closed here, kept off the list until a newer message
@@ -372,6 +375,8 @@ session.addEventListener('welcome', ({ detail }) => {
     // login: a reconnect learns this way what came while it was away.
     state.conversationsRef = detail.account ? session.conversations() : '';
     if (!detail.first) {
+        // The server may have forgotten our away status while the line was down.
+        if (state.meAway) session.setAway(true, state.meAway.text);
         flushReads(); // the read markers the drop kept from going out
         noteRead(activeConv());
         return;
@@ -436,6 +441,7 @@ function makeConv(id, kind, name) {
         readUpTo: 0, // the read marker as far as this page knows (sent, or heard from another tab)
         firstLoad: false, // the first page of its history is on its way
         catchRef: '', // a history request fetching what came while the connection was down
+        typing: new Map(), // nickKey -> {nick, timer}: who is typing here
     };
     conv.badge = h('span', { class: 'badge', hidden: true });
     const label = h('span', { class: 'conv-name', text: name });
@@ -500,6 +506,7 @@ function activate(conv) {
     const prev = activeConv();
     if (prev === conv) return;
     if (prev) {
+        stopTyping();
         prev.draft = ui.message.value;
         prev.pane.hide();
         prev.button.removeAttribute('aria-current');
@@ -550,7 +557,9 @@ function updateHeader() {
         ui.leave.setAttribute('aria-label', `Leave ${conv.name}`);
         ui.leave.title = `Leave ${conv.name}`;
     } else {
-        ui.convSub.textContent = isOnline(conv.name) ? 'Private conversation · online' : 'Private conversation';
+        const away = state.away.get(nickKey(conv.name));
+        ui.convSub.textContent = away !== undefined ? `Private conversation · away${away ? `: ${away}` : ''}`
+            : isOnline(conv.name) ? 'Private conversation · online' : 'Private conversation';
         ui.leaveText.textContent = 'Close';
         ui.leave.setAttribute('aria-label', `Close the conversation with ${conv.name}`);
         ui.leave.title = `Close the conversation with ${conv.name}`;
@@ -585,13 +594,17 @@ function renderMembers() {
     people.sort((a, b) => (session.isMe(b) - session.isMe(a)) || a.localeCompare(b, undefined, { sensitivity: 'base' }));
     const items = people.map((nick) => {
         const dot = h('span', { class: `presence${conv.kind === 'room' || isOnline(nick) || session.isMe(nick) ? ' online' : ''}`, attrs: { 'aria-hidden': 'true' } });
+        const awayText = session.isMe(nick) ? (state.meAway ? state.meAway.text : undefined) : state.away.get(nickKey(nick));
+        const away = awayText !== undefined;
+        const note = away ? h('span', { class: 'away-note', text: 'away' }) : null;
+        const awayTitle = away ? `${nick} is away${awayText ? `: ${awayText}` : ''}` : '';
         if (session.isMe(nick)) {
-            return h('li', { class: 'person me' }, avatar(nick), h('span', { class: 'person-name', text: nick }), h('span', { class: 'you', text: '(you)' }), dot);
+            return h('li', { class: `person me${away ? ' away' : ''}`, title: awayTitle }, avatar(nick), h('span', { class: 'person-name', text: nick }), note, h('span', { class: 'you', text: '(you)' }), dot);
         }
         return h('li', {}, h('button', {
-            type: 'button', class: 'person', title: `Send ${nick} a private message`,
+            type: 'button', class: `person${away ? ' away' : ''}`, title: away ? `${awayTitle}. Send a private message` : `Send ${nick} a private message`,
             on: { click: () => { activate(privateConv(nick)); closeDrawers(); focusComposer(); } },
-        }, avatar(nick), h('span', { class: 'person-name', text: nick }), dot));
+        }, avatar(nick), h('span', { class: 'person-name', text: nick }), note, dot));
     });
     ui.memberList.replaceChildren(...items);
     ui.people.hidden = conv === null;
@@ -600,6 +613,7 @@ function renderMembers() {
 session.addEventListener('joined', ({ detail }) => {
     const { room, members, rejoin, more } = detail;
     state.members.set(room, new Map(members.map((n) => [nickKey(n), n])));
+    noteAway(members, detail.away);
     const conv = roomConv(room);
     if (detail.restored) {
         // A reloaded page: what was said after its last message came with
@@ -656,12 +670,14 @@ session.addEventListener('member', ({ detail }) => {
     if (joined) members.set(nickKey(nickname), nickname);
     else members.delete(nickKey(nickname));
     const conv = state.convs.get(roomId(room));
+    if (conv && !joined) setTyping(conv, nickname, false);
     if (conv) conv.pane.addSystem(joined ? `${nickname} joined` : `${nickname} ${LEFT_REASONS[reason] || 'left'}`, Number.isFinite(ts) ? ts : Date.now());
     afterMembersChange(room);
 });
 
 session.addEventListener('members', ({ detail }) => {
     state.members.set(detail.room, new Map(detail.members.map((n) => [nickKey(n), n])));
+    noteAway(detail.members, detail.away);
     afterMembersChange(detail.room);
 });
 
@@ -696,6 +712,7 @@ session.addEventListener('message', ({ detail }) => {
             return;
         }
     }
+    if (!own && source === 'live') setTyping(conv, msg.from, false);
     conv.pane.addMessage(msg, { own, quiet: source === 'join' });
     if (conv.kind === 'private' && !own && Number.isSafeInteger(msg.id) && !onScreen(conv)) {
         conv.unreadIds.add(msg.id);
@@ -959,6 +976,116 @@ function unreadCount(conv) {
     return conv.kind === 'private' ? conv.baseUnread + conv.unreadIds.size : conv.pane.unseen;
 }
 
+/* ------------------------------------------------------- typing, away */
+
+const TYPING_EVERY_MS = 3000; // a `start` again at most this often while keys keep coming
+const TYPING_IDLE_MS = 5000; // no key for this long: `stop`
+const TYPING_SHOWN_MS = 7000; // someone else's `start` shows this long unless refreshed (the server's stop may be lost)
+const SERVER_START_GAP_MS = 2000; // the server drops a `start` to the same target sooner than this after the last
+// Whom we told we are typing to, and when the last `start` went; the last
+// `start` to anyone (lastTo, lastAt: kept after a stop, for the server's gap).
+const typingOut = { to: '', at: 0, idle: 0, lastTo: '', lastAt: 0, later: 0 };
+
+function stopTyping(send = true) {
+    clearTimeout(typingOut.idle);
+    clearTimeout(typingOut.later);
+    typingOut.later = 0;
+    if (typingOut.to && send) session.typing(typingOut.to, 'stop');
+    typingOut.to = '';
+    typingOut.at = 0;
+}
+
+/** The message box changed: tell the conversation we are typing, or that we stopped. */
+function noteTyping() {
+    const conv = activeConv();
+    if (!conv || state.status !== 'online') return;
+    if (ui.message.value === '') {
+        stopTyping();
+        return;
+    }
+    if (typingOut.to && typingOut.to !== conv.name) stopTyping();
+    const now = Date.now();
+    if (typingOut.to !== conv.name || now - typingOut.at >= TYPING_EVERY_MS) {
+        const wait = typingOut.lastTo === conv.name ? typingOut.lastAt + SERVER_START_GAP_MS - now : 0;
+        if (wait > 0) {
+            // Typing again right after a stop or a message: the server would drop this start; send it once it takes it.
+            if (!typingOut.later) typingOut.later = setTimeout(() => { typingOut.later = 0; noteTyping(); }, wait + 50);
+        } else if (session.typing(conv.name, 'start')) {
+            typingOut.to = typingOut.lastTo = conv.name;
+            typingOut.at = typingOut.lastAt = now;
+        }
+    }
+    clearTimeout(typingOut.idle);
+    typingOut.idle = setTimeout(() => stopTyping(), TYPING_IDLE_MS);
+}
+
+/** `nick` is (or is no longer) typing in `conv`. */
+function setTyping(conv, nick, on) {
+    const key = nickKey(nick);
+    const entry = conv.typing.get(key);
+    if (entry) clearTimeout(entry.timer);
+    if (on) conv.typing.set(key, { nick, timer: setTimeout(() => setTyping(conv, nick, false), TYPING_SHOWN_MS) });
+    else if (!entry) return;
+    else conv.typing.delete(key);
+    conv.pane.setTyping([...conv.typing.values()].map((e) => e.nick));
+}
+
+session.addEventListener('typing', ({ detail }) => {
+    const { room, from, nickname, state: st } = detail;
+    if (session.isMe(nickname)) return;
+    const conv = room !== undefined ? state.convs.get(roomId(room)) : from !== undefined ? state.convs.get(privateId(from)) : null;
+    if (conv) setTyping(conv, nickname, st === 'start');
+});
+
+/** A member list with the away ones among `members` (`joined`, `members`). */
+function noteAway(members, away) {
+    const set = new Set(away.map(nickKey));
+    for (const n of members) {
+        const key = nickKey(n);
+        if (session.isMe(n)) continue;
+        if (!set.has(key)) state.away.delete(key);
+        else if (!state.away.has(key)) state.away.set(key, '');
+    }
+}
+
+session.addEventListener('away', ({ detail }) => {
+    const { nickname, away, text } = detail;
+    if (session.isMe(nickname)) {
+        // Another tab of ours.
+        state.meAway = away ? { text } : null;
+        showOwnAway();
+    } else if (away) {
+        state.away.set(nickKey(nickname), text);
+    } else {
+        state.away.delete(nickKey(nickname));
+    }
+    renderMembers();
+    updateHeader();
+});
+
+function showOwnAway() {
+    const away = state.meAway !== null;
+    ui.away.setAttribute('aria-pressed', String(away));
+    ui.away.textContent = away ? 'Back' : 'Away';
+    ui.away.title = away ? 'Tell the others you are back' : 'Tell the others you are away';
+    ui.awayText.value = away ? state.meAway.text : ui.awayText.value;
+    ui.awayText.disabled = away;
+}
+
+ui.awayForm.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const away = state.meAway === null;
+    const text = away ? ui.awayText.value.trim().slice(0, 100) : '';
+    if (!session.setAway(away, text)) {
+        toast('You are offline; try again once reconnected.');
+        return;
+    }
+    state.meAway = away ? { text } : null;
+    if (!away) ui.awayText.value = '';
+    showOwnAway();
+    renderMembers();
+});
+
 /* ------------------------------------------------------------- composer */
 
 function sendText(conv, text) {
@@ -1008,12 +1135,16 @@ function submitMessage() {
         return;
     }
     if (!sendText(conv, text)) return;
+    stopTyping(false); // the server ends our typing with the message
     ui.message.value = '';
     conv.draft = '';
     updateComposer();
 }
 
-ui.message.addEventListener('input', updateComposer);
+ui.message.addEventListener('input', () => {
+    updateComposer();
+    noteTyping();
+});
 ui.message.addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && !ev.shiftKey && !ev.ctrlKey && !ev.altKey && !ev.metaKey && !ev.isComposing) {
         ev.preventDefault();
@@ -1199,6 +1330,11 @@ function endChat(note = '') {
     }
     state.convs.clear();
     state.members.clear();
+    state.away.clear();
+    state.meAway = null;
+    stopTyping(false);
+    ui.awayText.value = '';
+    showOwnAway();
     state.switchTo.clear();
     state.active = '';
     state.conversationsRef = '';

@@ -27,6 +27,7 @@ export class Pane {
     #lastFrom = '';
     #lastTs = 0;
     #label;
+    #typing;
     #place = null; // where the reader was when the pane was last hidden
     #wanted = null; // restorePlace(): where to put the reader once shown
 
@@ -38,7 +39,8 @@ export class Pane {
         });
         this.#top = h('div', { class: 'pane-top' });
         this.#scroller = h('div', { class: 'scroller', tabIndex: 0, attrs: { 'aria-label': `${label} conversation` } }, this.#top, this.#list);
-        this.root = h('section', { class: 'pane', hidden: true, attrs: { 'aria-label': label } }, this.#scroller);
+        this.#typing = h('p', { class: 'typing', attrs: { 'aria-live': 'polite' } });
+        this.root = h('section', { class: 'pane', hidden: true, attrs: { 'aria-label': label } }, this.#scroller, this.#typing);
         this.#divider = h('li', { class: 'new-divider', attrs: { role: 'separator' } }, h('span', { text: 'New messages' }));
         this.#scroller.addEventListener('scroll', () => this.#onScroll(), { passive: true });
         // A phone keyboard opening, or the composer growing, shrinks the
@@ -198,6 +200,14 @@ export class Pane {
         this.#append(li, ts, msg.from.toLowerCase());
         this.#afterAppend(li, own ? 'own' : quiet ? 'quiet' : 'new');
         return li;
+    }
+
+    /** Shows who is typing here (nicknames; none clears the line). */
+    setTyping(names) {
+        this.#typing.textContent = names.length === 0 ? ''
+            : names.length === 1 ? `${names[0]} is typing…`
+                : names.length === 2 ? `${names[0]} and ${names[1]} are typing…`
+                    : 'several people are typing…';
     }
 
     /** Adds a system line ("bob joined"). */

@@ -6,6 +6,8 @@
 import { Connection } from './connection.js';
 import { nickKey } from './rules.js';
 
+const strings = (list) => (Array.isArray(list) ? list.filter((x) => typeof x === 'string' && x !== '') : []);
+
 export const SUBPROTOCOL = 'tertulia.v1';
 
 /** The WebSocket URL next to the page, so a reverse proxy under a path works too. */
@@ -41,7 +43,9 @@ const SEEN_LIMIT = 20000;
  * - `conversations` {conversations}           an account's private conversations [{with, lastId, unread}], newest first
  * - `read` {with, room, upTo}                 another connection of this account read up to a message
  * - `rooms` {rooms, count, more}: a page of at most 500, by name
- * - `members` {room, members}
+ * - `members` {room, members, away}         (`joined` carries `away` too: the away members among those listed)
+ * - `typing` {room, from, nickname, state: 'start'|'stop'}   someone started or stopped typing in a room (`room`) or to us (`from`)
+ * - `away` {nickname, away, text}             someone (or another tab of ours) set or cleared their away status
  * - `ack` {ref, messageId, request}
  * - `request-error` {code, message, ref, request}   an error for a request of ours
  * - `unsent` {ref, request}                     a send that was in flight when the line dropped
@@ -245,6 +249,22 @@ export class Session extends EventTarget {
         return this.#conn.send({ ...req, id: `r${this.#nextId++}` });
     }
 
+    /**
+     * Tells a room or a person that we started or stopped typing. No reply;
+     * an error for it (none is expected) is dropped quietly (its `r` ref).
+     */
+    typing(to, state) {
+        if (!this.#loggedIn) return false;
+        return this.#conn.send({ type: 'typing', to, state, id: `r${this.#nextId++}` });
+    }
+
+    /** Sets (`away` true, with an optional text) or clears our away status; no reply. */
+    setAway(away, text = '') {
+        if (!this.#loggedIn) return false;
+        const req = away && text ? { type: 'status', away: true, text } : { type: 'status', away: !!away };
+        return this.#conn.send({ ...req, id: `r${this.#nextId++}` });
+    }
+
     /** Sends to a room; returns the request ref, or '' when offline. */
     sendRoom(room, text) { return this.#request({ type: 'room', to: room, message: { text } }); }
 
@@ -373,7 +393,16 @@ export class Session extends EventTarget {
             return this.#emit('rooms', { rooms: msg.rooms || [], count: msg.count, more: msg.more === true });
         case 'members':
             this.#pending.delete(msg.ref);
-            return this.#emit('members', { room: msg.room, members: msg.members || [] });
+            return this.#emit('members', { room: msg.room, members: msg.members || [], away: strings(msg.away) });
+        case 'typing':
+            if (typeof msg.nickname !== 'string' || (msg.state !== 'start' && msg.state !== 'stop')) return undefined;
+            return this.#emit('typing', {
+                room: typeof msg.room === 'string' ? msg.room : undefined, from: typeof msg.from === 'string' ? msg.from : undefined,
+                nickname: msg.nickname, state: msg.state,
+            });
+        case 'status':
+            if (typeof msg.nickname !== 'string' || typeof msg.away !== 'boolean') return undefined;
+            return this.#emit('away', { nickname: msg.nickname, away: msg.away, text: typeof msg.text === 'string' ? msg.text : '' });
         case 'error': return this.#onError(msg);
         case 'logged_out': return this.#onLoggedOut();
         case 'password_changed':
@@ -444,7 +473,7 @@ export class Session extends EventTarget {
         const restored = this.#restoredRefs.delete(msg.ref);
         const firstId = history.length > 0 && Number.isSafeInteger(history[0].id) ? history[0].id : 0;
         const since = request !== undefined && request.since !== undefined ? request.since : 0;
-        this.#emit('joined', { room: msg.room, members: msg.members || [], rejoin, restored, since, firstId, historyCount: history.length, more });
+        this.#emit('joined', { room: msg.room, members: msg.members || [], away: strings(msg.away), rejoin, restored, since, firstId, historyCount: history.length, more });
         for (const m of history) this.#onChat({ type: 'room', to: msg.room, ...m }, rejoin ? 'rejoin' : 'join');
         this.#emit('joined-history', { room: msg.room, rejoin, restored });
     }
