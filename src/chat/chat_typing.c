@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/xmalloc.h"
 
@@ -28,16 +29,8 @@ struct chat_typing_s {
 };
 
 static bool same_target(const chat_typing_t *t, bool room, const char *name, size_t len) {
-    if (t->room != room || t->target_len != len)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char a = (unsigned char)t->target[i], b = (unsigned char)name[i];
-        a = a >= 'A' && a <= 'Z' ? (unsigned char)(a + 32) : a;
-        b = b >= 'A' && b <= 'Z' ? (unsigned char)(b + 32) : b;
-        if (a != b)
-            return false;
-    }
-    return true;
+    /* Names are ASCII (checked): compared as the nicks and rooms maps do. */
+    return t->room == room && t->target_len == len && strncasecmp(t->target, name, len) == 0;
 }
 
 static chat_typing_t *find(chat_session_t *s, bool room, const char *name, size_t len) {

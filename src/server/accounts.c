@@ -338,6 +338,11 @@ static void done_closed(void *arg, int rc) {
     finish(arg, CHAT_AUTH_CLOSED);
 }
 
+static void done_unavailable(void *arg, int rc) {
+    (void)rc;
+    finish(arg, CHAT_AUTH_UNAVAILABLE);
+}
+
 static void done_limited(void *arg, int rc) {
     (void)rc;
     acct_job_t *j = arg;
@@ -490,6 +495,23 @@ static void done_get_for_change(void *arg, int rc) {
 
 /* ---- the hook ---- */
 
+/* A check whose first step is on the pool: true when it was queued there.
+ * Otherwise (a full queue, or a stopped pool) its answer comes through a
+ * store step that does nothing, so it is never given inside authenticate:
+ * rate_limited, or unavailable. */
+static bool pool_first(acct_job_t *j, auth_pool_work_fn work, auth_pool_done_fn done,
+                       store_call_run_fn *run, store_call_done_cb *cb) {
+    int rc = auth_pool_submit(j->a->pool, work, done, j);
+    if (rc == 0) {
+        j->a->inflight++;
+        return true;
+    }
+    j->result.retry_ms = BUSY_RETRY_MS;
+    *run = run_nothing;
+    *cb = rc == AUTH_E_BUSY ? done_limited : done_unavailable;
+    return false;
+}
+
 static int authenticate(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb done, void *arg) {
     accounts_t *a = ctx;
     if (a->stopped)
@@ -584,19 +606,8 @@ static int authenticate(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb
                 break;
             }
             j->now_ms = wall_ms();
-            int rc = auth_pool_submit(a->pool, work_jwt, done_work_jwt, j);
-            if (rc == 0) {
-                a->inflight++;
+            if (pool_first(j, work_jwt, done_work_jwt, &run, &cb))
                 return 0;
-            }
-            if (rc != AUTH_E_BUSY) {
-                free(j->jwt);
-                explicit_bzero(j, sizeof(*j));
-                free(j);
-                return -1;
-            }
-            j->result.retry_ms = BUSY_RETRY_MS;
-            run = run_nothing, cb = done_limited;
             break;
         }
         case CHAT_AUTH_REGISTER:
@@ -605,18 +616,8 @@ static int authenticate(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb
                 break;
             }
             /* The hash first (on the pool), then the store. */
-            int rc = auth_pool_submit(a->pool, work_hash, done_hash, j);
-            if (rc == 0) {
-                a->inflight++;
+            if (pool_first(j, work_hash, done_hash, &run, &cb))
                 return 0;
-            }
-            if (rc != AUTH_E_BUSY) {
-                explicit_bzero(j, sizeof(*j));
-                free(j);
-                return -1;
-            }
-            j->result.retry_ms = BUSY_RETRY_MS;
-            run = run_nothing, cb = done_limited;
             break;
         }
     }
