@@ -7,6 +7,9 @@ import { Session, socketUrl } from './session.js';
 import { nicknameProblem, roomProblem, passwordProblem, nickKey, roomKey, utf8Length, DEFAULT_LIMITS } from './rules.js';
 import { h, $, avatar } from './dom.js';
 import { Pane } from './pane.js';
+import { initModeration, renderTopic, groupedMembers, openMemberMenu } from './moderation.js';
+import { initEdit, decorateMessage, endEdit, isEditing } from './edit.js';
+import { initSearch, takeJump } from './search.js';
 
 const STORE_NICK = 'tertulia.nickname';
 const STORE_ROOM = 'tertulia.room';
@@ -51,6 +54,7 @@ const ui = {
     roomsDialog: $('rooms-dialog'), roomsDialogList: $('rooms-dialog-list'), roomsDialogStatus: $('rooms-dialog-status'),
     awayForm: $('away-form'), awayText: $('away-text'), away: $('away'),
     toast: $('toast'),
+    searchOpen: $('search-open'),
 };
 
 const state = {
@@ -443,6 +447,7 @@ function makeConv(id, kind, name) {
         catchRef: '', // a history request fetching what came while the connection was down
         typing: new Map(), // nickKey -> {nick, timer}: who is typing here
     };
+    conv.pane.decorate = (li, msg) => decorateMessage(conv, li, msg);
     conv.badge = h('span', { class: 'badge', hidden: true });
     const label = h('span', { class: 'conv-name', text: name });
     conv.button = h('button', {
@@ -505,6 +510,7 @@ function activeConv() {
 function activate(conv) {
     const prev = activeConv();
     if (prev === conv) return;
+    endEdit(); // an edit in the box stays with its conversation's message
     if (prev) {
         stopTyping();
         prev.draft = ui.message.value;
@@ -543,6 +549,7 @@ function updateEmptyState() {
         ui.jump.hidden = true;
         renderMembers();
         updateTitle();
+        renderTopic();
     }
 }
 
@@ -565,6 +572,7 @@ function updateHeader() {
         ui.leave.title = `Close the conversation with ${conv.name}`;
     }
     ui.peopleHeading.textContent = conv.kind === 'room' ? 'People' : 'In this conversation';
+    renderTopic();
 }
 
 /* ------------------------------------------------------------- members */
@@ -601,12 +609,16 @@ function renderMembers() {
         if (session.isMe(nick)) {
             return h('li', { class: `person me${away ? ' away' : ''}`, title: awayTitle }, avatar(nick), h('span', { class: 'person-name', text: nick }), note, h('span', { class: 'you', text: '(you)' }), dot);
         }
-        return h('li', {}, h('button', {
-            type: 'button', class: `person${away ? ' away' : ''}`, title: away ? `${awayTitle}. Send a private message` : `Send ${nick} a private message`,
-            on: { click: () => { activate(privateConv(nick)); closeDrawers(); focusComposer(); } },
-        }, avatar(nick), h('span', { class: 'person-name', text: nick }), note, dot));
+        const inRoom = conv.kind === 'room';
+        const btn = h('button', {
+            type: 'button', class: `person${away ? ' away' : ''}`,
+            title: inRoom ? (away ? `${awayTitle}. Open the menu` : `${nick}: open the menu`) : away ? `${awayTitle}. Send a private message` : `Send ${nick} a private message`,
+            on: { click: () => { if (inRoom) openMemberMenu(btn, nick, conv.name); else { activate(privateConv(nick)); closeDrawers(); focusComposer(); } } },
+        }, avatar(nick), h('span', { class: 'person-name', text: nick }), note, dot);
+        return h('li', {}, btn);
     });
-    ui.memberList.replaceChildren(...items);
+    // A room's people are grouped by role: the owner, the ops, the others.
+    ui.memberList.replaceChildren(...(conv && conv.kind === 'room' ? groupedMembers(conv.name, people, (nick) => items[people.indexOf(nick)]) : items));
     ui.people.hidden = conv === null;
 }
 
@@ -661,7 +673,7 @@ session.addEventListener('left', ({ detail }) => {
     saveSession();
 });
 
-const LEFT_REASONS = { leave: 'left', quit: 'left', disconnect: 'disconnected', timeout: 'timed out', kicked: 'was removed' };
+const LEFT_REASONS = { leave: 'left', quit: 'left', disconnect: 'disconnected', timeout: 'timed out', kicked: 'was removed', kick: 'was kicked out', ban: 'was banned' };
 
 session.addEventListener('member', ({ detail }) => {
     const { room, nickname, joined, reason, ts } = detail;
@@ -806,6 +818,7 @@ session.addEventListener('undelivered', ({ detail }) => {
 });
 
 session.addEventListener('older', ({ detail }) => {
+    if (takeJump(detail)) return; // the history around a search result
     if (detail.with !== undefined) {
         const conv = state.convs.get(privateId(detail.with));
         if (conv) privateHistory(conv, detail);
@@ -814,8 +827,11 @@ session.addEventListener('older', ({ detail }) => {
     if (detail.room === undefined) return;
     const conv = state.convs.get(roomId(detail.room));
     if (!conv) return;
-    conv.pane.prependOlder(detail.messages, (m) => session.isMine(m));
-    conv.older = detail.more && detail.messages.length > 0 ? 'more' : 'start';
+    // Not already shown (after a jump to a search result the pane may show
+    // again what the session has seen before).
+    const messages = detail.shown.filter((m) => !Number.isSafeInteger(m.id) || !conv.pane.messageById(m.id));
+    conv.pane.prependOlder(messages, (m) => session.isMine(m));
+    conv.older = detail.more && messages.length > 0 ? 'more' : 'start';
     conv.pane.setOlder(conv.older);
     restorePlace(conv);
 });
@@ -998,7 +1014,7 @@ function stopTyping(send = true) {
 /** The message box changed: tell the conversation we are typing, or that we stopped. */
 function noteTyping() {
     const conv = activeConv();
-    if (!conv || state.status !== 'online') return;
+    if (!conv || state.status !== 'online' || isEditing()) return;
     if (ui.message.value === '') {
         stopTyping();
         return;
@@ -1529,5 +1545,15 @@ function toast(text, ms = 4000) {
     ui.toast.hidden = false;
     toastTimer = setTimeout(() => { ui.toast.hidden = true; }, ms);
 }
+
+/* ------------------------------ moderation, editing, search (own modules) */
+
+const shared = {
+    session, state, ui, toast, activeConv, activate, privateConv, removeConv, closeDrawers, focusComposer,
+    renderMembers, updateHeader, updateComposer, saveSession,
+};
+initModeration(shared);
+initEdit(shared);
+initSearch(shared);
 
 initLogin();

@@ -13,6 +13,8 @@ export class Pane {
     onChange = () => {};
     /** Called when the person asks for older messages. */
     onLoadOlder = () => {};
+    /** Called with (li, msg) for every message element made: marks (edited), tombstones, the message menu. */
+    decorate = () => {};
 
     /** Messages that arrived while the reader was not looking at the bottom. */
     unseen = 0;
@@ -303,7 +305,21 @@ export class Pane {
             h('p', { class: `from ${hueClass(from)}` }, own ? 'You' : from, own ? h('span', { class: 'sr-only', text: ` (${from})` }) : null),
             h('p', { class: 'line' }, text, time)));
         if (Number.isSafeInteger(msg.id)) li.dataset.id = String(msg.id);
+        this.decorate(li, msg);
         return li;
+    }
+
+    /** Removes every message and line (to show another stretch of the history instead). */
+    clear() {
+        this.#list.replaceChildren();
+        this.#lastDay = '';
+        this.#lastFrom = '';
+        this.#lastTs = 0;
+        this.#wanted = null;
+        if (this.unseen > 0) {
+            this.unseen = 0;
+            this.onChange();
+        }
     }
 
     #daySep(ts) {

@@ -10,6 +10,37 @@ const strings = (list) => (Array.isArray(list) ? list.filter((x) => typeof x ===
 
 export const SUBPROTOCOL = 'tertulia.v1';
 
+/** A room's roles from `joined.roles` or a `roles` frame: {owner (or ''), ops}. */
+export function parseRoles(r) {
+    if (!r || typeof r !== 'object') return { owner: '', ops: [] };
+    return { owner: typeof r.owner === 'string' ? r.owner : '', ops: strings(r.ops) };
+}
+
+/**
+ * A chat message as the app shows it, or null when it is not one: a deleted
+ * one (`deleted: true`, no `message`) gets an empty text so that everything
+ * can read `message.text`.
+ */
+export function chatMessage(m) {
+    if (!m || typeof m !== 'object' || typeof m.from !== 'string') return null;
+    if (m.deleted === true) return { ...m, message: { text: '' } };
+    if (!m.message || typeof m.message.text !== 'string') return null;
+    return m;
+}
+
+/** One search result, checked: {kind, id, ts, from, to, text, highlights}, or null. */
+function searchResult(r) {
+    if (!r || !Number.isSafeInteger(r.id) || typeof r.from !== 'string' || typeof r.to !== 'string' || !r.message || typeof r.message.text !== 'string') return null;
+    const len = r.message.text.length;
+    const highlights = (Array.isArray(r.highlights) ? r.highlights : [])
+        .filter((x) => Array.isArray(x) && Number.isSafeInteger(x[0]) && Number.isSafeInteger(x[1]) && x[0] >= 0 && x[0] < x[1] && x[1] <= len)
+        .map((x) => [x[0], x[1]]);
+    return {
+        kind: r.type === 'private' ? 'private' : 'room', id: r.id, ts: Number.isFinite(r.ts) ? r.ts : 0,
+        from: r.from, to: r.to, text: r.message.text, highlights,
+    };
+}
+
 /** The WebSocket URL next to the page, so a reverse proxy under a path works too. */
 export function socketUrl(pageUrl) {
     const url = new URL('ws', pageUrl);
@@ -46,8 +77,15 @@ const SEEN_LIMIT = 20000;
  * - `members` {room, members, away}         (`joined` carries `away` too: the away members among those listed)
  * - `typing` {room, from, nickname, state: 'start'|'stop'}   someone started or stopped typing in a room (`room`) or to us (`from`)
  * - `away` {nickname, away, text}             someone (or another tab of ours) set or cleared their away status
+ * - `roles` {room, owner, ops}               a room's owner (or null) and ops changed (`joined` carries `roles` and `topic` too)
+ * - `topic` {room, topic, by, ts}            a room's topic was set ('' cleared it)
+ * - `kicked` {room, by, reason, ban, until}   we were kicked or banned from a room (`until`: ms, 0 when for ever); we are out of it
+ * - `done` {ref, action, request}             a moderation request of ours succeeded
+ * - `edited` {id, room, with, from, text, editedTs}   a message was edited (`with`: the other side of a private)
+ * - `deleted` {id, room, with, by}            a message was deleted
+ * - `search` {ref, query, results, more, request}   a reply to search(); results [{kind, id, ts, from, to, text, highlights}]
  * - `ack` {ref, messageId, request}
- * - `request-error` {code, message, ref, request}   an error for a request of ours
+ * - `request-error` {code, message, ref, request, room, until}   an error for a request of ours (`room`, `until`: a `banned` one's)
  * - `unsent` {ref, request}                     a send that was in flight when the line dropped
  */
 export class Session extends EventTarget {
@@ -63,6 +101,7 @@ export class Session extends EventTarget {
     #sinceId = 0; // a guest's welcome.since_id: its own messages come after it
     #token = ''; // an account's login token: every reconnect logs in with it
     #account = false;
+    #admin = false; // welcome.admin: a server admin, who counts as the owner of every room
     #closing = false; // logout sent: wait for `logged_out` (or the close), then stop
     #restoreRooms = []; // restore(): the rooms to join once logged in
     #restoreSince = {}; // restore(): room -> the last message id the earlier page had
@@ -101,6 +140,8 @@ export class Session extends EventTarget {
     get token() { return this.#token; }
     /** True when logged in (or logging back in) as an account rather than a guest. */
     get account() { return this.#account; }
+    /** True when the server says we are one of its admins (welcome.admin). */
+    get admin() { return this.#admin; }
     /** Another tab stored a newer token of this account (a password change): use it from the next reconnect. */
     setToken(token) { if (this.#account && typeof token === 'string' && token) this.#token = token; }
     isMe(nick) { return nickKey(nick) === nickKey(this.#nickname); }
@@ -265,6 +306,42 @@ export class Session extends EventTarget {
         return this.#conn.send({ ...req, id: `r${this.#nextId++}` });
     }
 
+    /** Sets (or with '' clears) a room's topic; everyone there gets a `topic` frame. */
+    setTopic(room, topic) { return this.#request({ type: 'topic', room, topic }); }
+
+    /** Kicks `nickname` out of `room`, with an optional reason. */
+    kick(room, nickname, reason = '') { return this.#request(reason ? { type: 'kick', room, nickname, reason } : { type: 'kick', room, nickname }); }
+
+    /** Bans `nickname` from `room` for `seconds` (0: for ever), with an optional reason. */
+    ban(room, nickname, seconds = 0, reason = '') {
+        const req = { type: 'ban', room, nickname };
+        if (Number.isSafeInteger(seconds) && seconds > 0) req.seconds = seconds;
+        if (reason) req.reason = reason;
+        return this.#request(req);
+    }
+
+    /** Makes `nickname` an op of `room` (`on`), or no longer one. */
+    setOp(room, nickname, on) { return this.#request({ type: on ? 'op' : 'deop', room, nickname }); }
+
+    /** Replaces the text of our message `messageId`. */
+    editMessage(messageId, text) { return this.#request({ type: 'edit', message_id: messageId, message: { text } }); }
+
+    /** Deletes message `messageId` (ours, or any in a room we are an op of). */
+    deleteMessage(messageId) { return this.#request({ type: 'delete', message_id: messageId }); }
+
+    /**
+     * Searches the messages we may read for `query` (all its words), in
+     * `room` or the conversation `with` someone, or everywhere; `before`
+     * (a message id) pages on. The reply is a `search` event.
+     */
+    search(query, { room, with: peer, before, limit = 20 } = {}) {
+        const req = { type: 'search', query, limit };
+        if (room) req.room = room;
+        else if (peer) req.with = peer;
+        if (Number.isSafeInteger(before) && before > 0) req.before = before;
+        return this.#request(req);
+    }
+
     /** Sends to a room; returns the request ref, or '' when offline. */
     sendRoom(room, text) { return this.#request({ type: 'room', to: room, message: { text } }); }
 
@@ -366,10 +443,12 @@ export class Session extends EventTarget {
         case 'history': {
             this.#pending.delete(msg.ref);
             const all = Array.isArray(msg.messages) ? msg.messages : [];
-            const messages = all.filter((m) => m && m.message && typeof m.message.text === 'string' && typeof m.from === 'string' && this.#accept(m));
+            // `shown`: every readable one, duplicates too (a jump to a search result shows them anew).
+            const shown = all.map(chatMessage).filter((m) => m !== null);
+            const messages = shown.filter((m) => this.#accept(m));
             return this.#emit('older', {
                 room: typeof msg.room === 'string' ? msg.room : undefined, with: typeof msg.with === 'string' ? msg.with : undefined,
-                ref: msg.ref, messages, received: all.length, more: !!msg.more,
+                ref: msg.ref, messages, received: all.length, more: !!msg.more, shown,
             });
         }
         case 'conversations': {
@@ -403,6 +482,46 @@ export class Session extends EventTarget {
         case 'status':
             if (typeof msg.nickname !== 'string' || typeof msg.away !== 'boolean') return undefined;
             return this.#emit('away', { nickname: msg.nickname, away: msg.away, text: typeof msg.text === 'string' ? msg.text : '' });
+        case 'roles':
+            if (typeof msg.room !== 'string') return undefined;
+            return this.#emit('roles', { room: msg.room, ...parseRoles(msg) });
+        case 'topic':
+            if (typeof msg.room !== 'string' || typeof msg.topic !== 'string') return undefined;
+            this.#pending.delete(msg.ref);
+            return this.#emit('topic', { room: msg.room, topic: msg.topic, by: typeof msg.by === 'string' ? msg.by : '', ts: Number.isFinite(msg.ts) ? msg.ts : Date.now() });
+        case 'kicked':
+            if (typeof msg.room !== 'string') return undefined;
+            this.#rooms.delete(msg.room);
+            return this.#emit('kicked', {
+                room: msg.room, by: typeof msg.by === 'string' ? msg.by : '', reason: typeof msg.reason === 'string' ? msg.reason : '',
+                ban: msg.ban === true, until: Number.isSafeInteger(msg.until) ? msg.until : 0,
+            });
+        case 'done': {
+            const request = this.#pending.get(msg.ref);
+            this.#pending.delete(msg.ref);
+            return this.#emit('done', { ref: msg.ref, action: typeof msg.action === 'string' ? msg.action : '', request });
+        }
+        case 'edited':
+            if (!Number.isSafeInteger(msg.id) || !msg.message || typeof msg.message.text !== 'string') return undefined;
+            this.#noteEdit(msg.id, msg.message.text);
+            return this.#emit('edited', {
+                id: msg.id, room: typeof msg.room === 'string' ? msg.room : undefined, with: typeof msg.with === 'string' ? msg.with : undefined,
+                from: typeof msg.from === 'string' ? msg.from : '', text: msg.message.text,
+                editedTs: Number.isFinite(msg.edited_ts) ? msg.edited_ts : Date.now(),
+            });
+        case 'deleted':
+            if (!Number.isSafeInteger(msg.id)) return undefined;
+            this.#noteEdit(msg.id, null);
+            return this.#emit('deleted', {
+                id: msg.id, room: typeof msg.room === 'string' ? msg.room : undefined, with: typeof msg.with === 'string' ? msg.with : undefined,
+                by: typeof msg.by === 'string' ? msg.by : '',
+            });
+        case 'search': {
+            const request = this.#pending.get(msg.ref);
+            this.#pending.delete(msg.ref);
+            const results = (Array.isArray(msg.results) ? msg.results : []).map(searchResult).filter((r) => r !== null);
+            return this.#emit('search', { ref: msg.ref, query: typeof msg.query === 'string' ? msg.query : '', results, more: msg.more === true, request });
+        }
         case 'error': return this.#onError(msg);
         case 'logged_out': return this.#onLoggedOut();
         case 'password_changed':
@@ -425,6 +544,7 @@ export class Session extends EventTarget {
         this.#waitNote = '';
         this.#password = '';
         this.#account = msg.account === true;
+        this.#admin = msg.admin === true;
         if (typeof msg.nickname === 'string' && msg.nickname) this.#nickname = msg.nickname;
         if (typeof msg.resume === 'string' && msg.resume) this.#resume = msg.resume;
         this.#sinceId = !this.#account && Number.isSafeInteger(msg.since_id) ? msg.since_id : 0;
@@ -435,7 +555,7 @@ export class Session extends EventTarget {
         this.#limits = msg.limits || {};
         this.#server = msg.server || {};
         this.#conn.resetBackoff();
-        this.#emit('welcome', { nickname: this.#nickname, account: this.#account, limits: this.#limits, server: this.#server, first });
+        this.#emit('welcome', { nickname: this.#nickname, account: this.#account, admin: this.#admin, limits: this.#limits, server: this.#server, first });
         this.#emit('status', { state: 'online' });
         if (first) {
             // A restored page joins the rooms it had, asking for what came
@@ -473,7 +593,10 @@ export class Session extends EventTarget {
         const restored = this.#restoredRefs.delete(msg.ref);
         const firstId = history.length > 0 && Number.isSafeInteger(history[0].id) ? history[0].id : 0;
         const since = request !== undefined && request.since !== undefined ? request.since : 0;
-        this.#emit('joined', { room: msg.room, members: msg.members || [], away: strings(msg.away), rejoin, restored, since, firstId, historyCount: history.length, more });
+        this.#emit('joined', {
+            room: msg.room, members: msg.members || [], away: strings(msg.away), rejoin, restored, since, firstId, historyCount: history.length, more,
+            roles: parseRoles(msg.roles), topic: typeof msg.topic === 'string' ? msg.topic : '',
+        });
         for (const m of history) this.#onChat({ type: 'room', to: msg.room, ...m }, rejoin ? 'rejoin' : 'join');
         this.#emit('joined-history', { room: msg.room, rejoin, restored });
     }
@@ -485,9 +608,9 @@ export class Session extends EventTarget {
         this.#emit('logged-out', {});
     }
 
-    #onChat(msg, source) {
-        if (!msg.message || typeof msg.message.text !== 'string' || typeof msg.from !== 'string') return;
-        if (!this.#accept(msg)) return;
+    #onChat(frame, source) {
+        const msg = chatMessage(frame);
+        if (msg === null || !this.#accept(msg)) return;
         if (msg.type === 'room' && this.#rooms.has(msg.to) && Number.isSafeInteger(msg.id)) this.#rooms.get(msg.to).lastId = msg.id;
         this.#emit('message', { msg, source });
     }
@@ -500,13 +623,33 @@ export class Session extends EventTarget {
      */
     #accept(m) {
         if (!Number.isSafeInteger(m.id)) return true;
-        const sig = JSON.stringify([m.from, m.to, m.ts, m.message && m.message.text]);
+        // An edited or deleted message is the same message with another text.
+        const base = JSON.stringify([m.from, m.to, m.ts]);
+        const text = m.message && m.message.text;
+        const changed = m.deleted === true || m.edited_ts !== undefined;
         const prev = this.#seen.get(m.id);
-        if (prev === sig) return false;
+        if (prev !== undefined && prev.base === base && (prev.text === text || changed || prev.changed)) {
+            // Seen before, unchanged since or changed after (history brings
+            // it back edited or deleted): tell what changed, once.
+            if (m.deleted === true && prev.text !== null) {
+                this.#noteEdit(m.id, null);
+                this.#emit('deleted', { id: m.id, room: m.type === 'room' ? m.to : undefined, with: undefined, by: '', quiet: true });
+            } else if (m.edited_ts !== undefined && text !== prev.text && prev.text !== null) {
+                this.#noteEdit(m.id, text);
+                this.#emit('edited', { id: m.id, room: m.type === 'room' ? m.to : undefined, with: undefined, from: m.from, text, editedTs: m.edited_ts, quiet: true });
+            }
+            return false;
+        }
         if (prev !== undefined) this.#seen.clear();
-        this.#seen.set(m.id, sig);
+        this.#seen.set(m.id, { base, text: m.deleted === true ? null : text, changed });
         if (this.#seen.size > SEEN_LIMIT) this.#seen.delete(this.#seen.keys().next().value);
         return true;
+    }
+
+    /** A message we saw was edited (`text`) or deleted (null): a later copy of it is no news. */
+    #noteEdit(id, text) {
+        const prev = this.#seen.get(id);
+        if (prev !== undefined) this.#seen.set(id, { ...prev, text, changed: true });
     }
 
     #onError(msg) {
@@ -551,6 +694,9 @@ export class Session extends EventTarget {
         if (typeof msg.ref === 'string' && msg.ref.startsWith('r')) return;
         const request = msg.ref !== undefined ? this.#pending.get(msg.ref) : undefined;
         if (msg.ref !== undefined) this.#pending.delete(msg.ref);
-        this.#emit('request-error', { code: msg.code, message: msg.message, ref: msg.ref, request });
+        this.#emit('request-error', {
+            code: msg.code, message: msg.message, ref: msg.ref, request,
+            room: typeof msg.room === 'string' ? msg.room : undefined, until: Number.isSafeInteger(msg.until) ? msg.until : 0,
+        });
     }
 }

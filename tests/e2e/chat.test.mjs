@@ -134,6 +134,7 @@ test('a private conversation opens from the member list and shows an unread coun
     await until(async () => (await memberNames(carmen)).length === 3, { what: 'three members' });
 
     await carmen.getByRole('list', { name: 'Members' }).getByRole('button', { name: 'david' }).click();
+    await carmen.getByRole('menuitem', { name: 'Message privately' }).click();
     await carmen.getByRole('heading', { name: 'david' }).waitFor();
     await say(carmen, 'just between us');
     await waitForMessage(carmen, 'just between us', 'carmen');
@@ -480,6 +481,7 @@ test('screenshots at desktop and phone width', async () => {
     await lucia.getByRole('heading', { name: 'swift-dev' }).waitFor();
     await lucia.locator('.conv[data-conv="r:python-dev-madrid"]').click();
     await mateo.getByRole('list', { name: 'Members' }).getByRole('button', { name: 'lucia' }).click();
+    await mateo.getByRole('menuitem', { name: 'Message privately' }).click();
     await say(mateo, 'Can you save me a seat?');
     await lucia.locator('.conv[data-conv="p:mateo"] .badge:not([hidden])').waitFor();
 

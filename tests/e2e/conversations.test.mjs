@@ -100,6 +100,7 @@ test('privates to an offline account wait for it: a new device with the password
     await enter(ana, 'Register', 'ana', 'ana password', 'sala');
     await until(async () => (await memberNames(ana)).includes('ben'), { what: 'ben in the room' });
     await ana.getByRole('list', { name: 'Members' }).getByRole('button', { name: 'ben' }).click();
+    await ana.getByRole('menuitem', { name: 'Message privately' }).click();
     await ana.getByRole('heading', { name: 'ben' }).waitFor();
     await say(ana, 'hola 1');
     await badgeIs(ben, 'p:ana', 1);
