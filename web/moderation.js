@@ -312,6 +312,13 @@ export function initModeration(shared) {
         if (code === 'banned' && (type === 'join' || !request)) {
             const room = detail.room || (request && request.room) || '';
             const text = bannedText(room, detail.until);
+            const conv = room ? state.convs.get(`r:${roomKey(room)}`) : null;
+            if (conv) {
+                // Banned while the line was down: the rejoin was refused.
+                state.members.delete(room);
+                ctx.removeConv(conv);
+                ctx.saveSession();
+            }
             ctx.ui.joinError.textContent = text;
             ctx.toast(text, 10000);
             return;

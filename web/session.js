@@ -694,6 +694,8 @@ export class Session extends EventTarget {
         if (typeof msg.ref === 'string' && msg.ref.startsWith('r')) return;
         const request = msg.ref !== undefined ? this.#pending.get(msg.ref) : undefined;
         if (msg.ref !== undefined) this.#pending.delete(msg.ref);
+        // Banned from a room we were in (while the line was down): a reconnect must not try it again.
+        if (msg.code === 'banned' && request && request.type === 'join') this.#rooms.delete(request.room);
         this.#emit('request-error', {
             code: msg.code, message: msg.message, ref: msg.ref, request,
             room: typeof msg.room === 'string' ? msg.room : undefined, until: Number.isSafeInteger(msg.until) ? msg.until : 0,

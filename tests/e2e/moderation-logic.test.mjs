@@ -106,6 +106,12 @@ test('roles, topic and kicked frames; moderation requests and their done/banned 
     const banned = of('request-error')[1];
     assert.deepEqual([banned.code, banned.request.type, banned.room, banned.until], ['banned', 'join', '#other', 1764000000000]);
 
+    // A rejoin refused with `banned` (banned while the line was down): not tried again.
+    const rejoinRef = s.join('#r');
+    ws.deliver({ type: 'error', ref: rejoinRef, code: 'banned', room: '#r' });
+    assert.deepEqual(s.rooms, [], 'the room is forgotten');
+    ws.deliver({ type: 'joined', ref: s.join('#r'), room: '#r', members: ['ana'], history: [], more: false, roles: { owner: 'ana', ops: [] } });
+
     // Kicked out: the room is no longer ours (a reconnect will not rejoin it).
     assert.deepEqual(s.rooms, ['#r']);
     ws.deliver({ type: 'kicked', room: '#r', by: 'ben', reason: 'flood', ban: true, until: 1764000000000 });
