@@ -117,6 +117,7 @@ test('register, then a reload comes straight back: same rooms, privates, pane, s
     // A private conversation with carl.
     await ana.locator('.conv[data-conv="r:sala-a"]').click();
     await ana.getByRole('list', { name: 'Members' }).getByRole('button', { name: 'carl' }).click();
+    await ana.getByRole('menuitem', { name: 'Message privately' }).click();
     await ana.getByRole('heading', { name: 'carl' }).waitFor();
     await say(ana, 'hello carl');
     await until(() => carl.frames.some((f) => f.type === 'private' && f.message.text === 'hello carl'), { what: 'carl got it' });
@@ -353,6 +354,7 @@ test('a private to a guest who dropped and never came back shows "not delivered"
     const ida = await wsGuest(srv, 'ida', 'sala-e');
     await until(async () => (await memberNames(hugo)).includes('ida'), { what: 'ida in the room' });
     await hugo.getByRole('list', { name: 'Members' }).getByRole('button', { name: 'ida' }).click();
+    await hugo.getByRole('menuitem', { name: 'Message privately' }).click();
     await hugo.getByRole('heading', { name: 'ida' }).waitFor();
     ida.terminate(); // no goodbye: the server holds her privates for the grace time
     await say(hugo, 'are you there?');
