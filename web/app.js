@@ -1550,7 +1550,7 @@ function toast(text, ms = 4000) {
 
 const shared = {
     session, state, ui, toast, activeConv, activate, privateConv, removeConv, closeDrawers, focusComposer,
-    renderMembers, updateHeader, updateComposer, saveSession,
+    renderMembers, updateHeader, updateComposer, saveSession, endChat,
 };
 initModeration(shared);
 initEdit(shared);

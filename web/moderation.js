@@ -103,7 +103,7 @@ const REFUSED = {
 
 /* -------------------------------------------------------- the page */
 
-let ctx = null; // what app.js shares: {session, state, ui, toast, activeConv, activate, privateConv, removeConv, closeDrawers, focusComposer, renderMembers, updateHeader}
+let ctx = null; // what app.js shares: {session, state, ui, toast, activeConv, activate, privateConv, removeConv, closeDrawers, focusComposer, renderMembers, updateHeader, saveSession, endChat}
 const roles = new Map(); // room -> {owner, ops}
 const topics = new Map(); // room -> topic text
 let admin = false;
@@ -299,6 +299,9 @@ export function initModeration(shared) {
         ctx.saveSession();
         ctx.toast(kickedText(detail), 15000);
         renderTopic();
+    });
+    session.addEventListener('server-banned', ({ detail }) => {
+        ctx.endChat(`You are banned from this server${untilText(detail.until)}.`);
     });
     session.addEventListener('done', ({ detail }) => {
         const r = detail.request;

@@ -80,6 +80,7 @@ const SEEN_LIMIT = 20000;
  * - `roles` {room, owner, ops}               a room's owner (or null) and ops changed (`joined` carries `roles` and `topic` too)
  * - `topic` {room, topic, by, ts}            a room's topic was set ('' cleared it)
  * - `kicked` {room, by, reason, ban, until}   we were kicked or banned from a room (`until`: ms, 0 when for ever); we are out of it
+ * - `server-banned` {until}                   banned from the server (4003, or a re-login refused): nothing more is tried
  * - `done` {ref, action, request}             a moderation request of ours succeeded
  * - `edited` {id, room, with, from, text, editedTs}   a message was edited (`with`: the other side of a private)
  * - `deleted` {id, room, with, by}            a message was deleted
@@ -389,6 +390,11 @@ export class Session extends EventTarget {
             this.#finish();
             return;
         }
+        if (code === 4003 && this.#everLoggedIn) {
+            // Banned from the server: a reconnect would only be refused.
+            this.#serverBanned(0);
+            return;
+        }
         const wasLoggedIn = this.#loggedIn;
         this.#loggedIn = false;
         for (const [ref, request] of this.#pending)
@@ -601,6 +607,13 @@ export class Session extends EventTarget {
         this.#emit('joined-history', { room: msg.room, rejoin, restored });
     }
 
+    /** Banned from the whole server (closed with 4003, or a re-login refused with `banned`): stop for good. */
+    #serverBanned(until) {
+        this.#conn.stop(1000, 'banned');
+        this.#forgetAll();
+        this.#emit('server-banned', { until });
+    }
+
     /** `logged_out` we did not ask for here: a `logout` everywhere from another tab or device. */
     #onLoggedOut() {
         this.#conn.stop(1000, 'logged out');
@@ -663,6 +676,10 @@ export class Session extends EventTarget {
                     retryAfterMs: Number.isFinite(msg.retry_after_ms) ? msg.retry_after_ms : 0,
                 });
                 this.#emit('status', { state: 'idle' });
+                return;
+            }
+            if (msg.code === 'banned') {
+                this.#serverBanned(Number.isSafeInteger(msg.until) ? msg.until : 0);
                 return;
             }
             if (msg.code === 'auth_failed' && this.#token) {

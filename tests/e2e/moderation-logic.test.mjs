@@ -24,9 +24,10 @@ class ScriptedSocket {
     open() { this.readyState = 1; this.onopen?.({}); }
     deliver(obj) { this.onmessage?.({ data: JSON.stringify(obj) }); }
     lastSent() { return this.sent.at(-1); }
+    drop(code = 1006) { this.readyState = 3; this.onclose?.({ code, reason: '' }); }
 }
 
-const TYPES = ['welcome', 'joined', 'message', 'older', 'roles', 'topic', 'kicked', 'done', 'edited', 'deleted', 'search', 'request-error', 'left'];
+const TYPES = ['server-banned', 'status', 'welcome', 'joined', 'message', 'older', 'roles', 'topic', 'kicked', 'done', 'edited', 'deleted', 'search', 'request-error', 'left'];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const FAST = { backoffBaseMs: 4, backoffCapMs: 8, pingIdleMs: 60000, pongTimeoutMs: 60000 };
 const msg = (id, text, from = 'bob', to = '#r') => ({ type: 'room', id, ts: 1000 + id, from, to, message: { text } });
@@ -236,4 +237,24 @@ test('search highlights are UTF-16 ranges, merged and clipped; a result names it
     assert.deepEqual(resultPlace({ kind: 'room', from: 'bob', to: '#r' }, me), { kind: 'room', name: '#r' });
     assert.deepEqual(resultPlace({ kind: 'private', from: 'ana', to: 'bob' }, me), { kind: 'private', name: 'bob' });
     assert.deepEqual(resultPlace({ kind: 'private', from: 'bob', to: 'ana' }, me), { kind: 'private', name: 'bob' });
+});
+
+test('banned from the server: a close with 4003, or a re-login refused with banned, stops for good', async () => {
+    const a = await loggedIn('ana');
+    a.ws.drop(4003);
+    assert.deepEqual(a.of('server-banned').map((e) => e.until), [0]);
+    assert.equal(a.of('status').at(-1).state, 'idle');
+    await sleep(40);
+    assert.equal(ScriptedSocket.all.length, 1, 'no reconnect');
+    assert.equal(a.s.loggedIn, false);
+
+    const b = await loggedIn('ben');
+    b.ws.drop(1006);
+    while (ScriptedSocket.all.length < 2) await sleep(2);
+    const ws2 = ScriptedSocket.all[1];
+    ws2.open();
+    ws2.deliver({ type: 'error', ref: ws2.lastSent().id, code: 'banned', until: 1764000000000 });
+    assert.deepEqual(b.of('server-banned').map((e) => e.until), [1764000000000]);
+    await sleep(40);
+    assert.equal(ScriptedSocket.all.length, 2, 'no more attempts');
 });

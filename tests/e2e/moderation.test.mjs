@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './server.mjs';
-import { launchBrowser, openPage, joinAs, memberNames, until } from './browser.mjs';
+import { launchBrowser, openPage, joinAs, memberNames, until, wsClient } from './browser.mjs';
 
 const browser = await launchBrowser();
 const cleanups = [];
@@ -165,6 +165,16 @@ test('a server admin (--admin) outranks the owner: it may kick the owner, who ma
     await root.getByRole('dialog', { name: 'Kick ana out of sala-admin' }).getByRole('button', { name: 'Kick', exact: true }).click();
     await until(async () => (await toast(ana).textContent()) === 'You were kicked out of sala-admin by root.', { what: 'the owner kicked' });
     await roomButton(ana, 'sala-admin').waitFor({ state: 'detached' });
+
+    // A ban from the whole server (no room, admins only) closes ana's page's
+    // connection with 4003: it stops and says so on the login form.
+    const admin = await wsClient(server.url, { type: 'login', nickname: 'root', password: 'root password' });
+    cleanups.push(() => admin.terminate());
+    admin.send(JSON.stringify({ type: 'ban', nickname: 'ana', reason: 'enough', id: 'b1' }));
+    await until(() => admin.frames.find((f) => f.ref === 'b1'), { what: 'the server ban answered' });
+    assert.equal(admin.frames.find((f) => f.ref === 'b1').type, 'done');
+    await ana.locator('#login-view').waitFor({ state: 'visible' });
+    assert.equal(await ana.locator('#login-note').textContent(), 'You are banned from this server for good.');
 
     for (const p of [ana, root]) assert.deepEqual(p.problems, []);
     for (const p of [ana, root]) await p.context().close();
