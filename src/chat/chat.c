@@ -212,6 +212,7 @@ const chat_counters_t *chat_counters(const chat_t *chat) {
 void chat_stats(const chat_t *chat, chat_stats_t *out) {
     out->sessions = chat->nsessions;
     out->rooms = tt_map_count(&chat->rooms);
+    out->kept = chat->kept_rooms;
     out->users = tt_map_count(&chat->nicks);
     out->messages = chat->messages;
 }

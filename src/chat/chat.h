@@ -187,9 +187,12 @@ void chat_config_defaults(chat_config_t *cfg);
  * JSON in a `joined` reply with a full members list. The largest message is
  * max_text control characters of six bytes each in JSON (texts stored before
  * such text was refused): 6 × max_text + CHAT_MESSAGE_JSON_OVERHEAD + its
- * names (CHAT_NICK_MAX + CHAT_ROOM_MAX + 6); the list is CHAT_MEMBERS_MAX ×
- * (CHAT_NICK_MAX + 3); the reply's own JSON CHAT_REPLY_JSON_OVERHEAD. With
- * the default max_text (4096) that is 60,422 bytes. */
+ * names (CHAT_NICK_MAX + CHAT_ROOM_MAX + 6) and mentions
+ * (CHAT_MENTIONS_JSON_MAX); the list is CHAT_MEMBERS_MAX × (CHAT_NICK_MAX +
+ * 3), with the away list (CHAT_AWAY_JSON_MAX), the roles
+ * (CHAT_ROLES_JSON_MAX) and the topic (CHAT_TOPIC_JSON_MAX); the reply's own
+ * JSON CHAT_REPLY_JSON_OVERHEAD. With the default max_text (4096) that is
+ * 67,935 bytes. */
 size_t chat_reply_budget_min(size_t max_text);
 
 /* Adds a limit to report in welcome.limits (name borrowed, see chat_limit_t).
@@ -303,6 +306,7 @@ void chat_tick(chat_t *chat);
 typedef struct chat_stats_s {
     uint64_t sessions; /* open sessions */
     uint64_t rooms;    /* rooms that exist now */
+    uint64_t kept;     /* of them, rooms kept while empty (an owner, ops, a topic, bans) */
     uint64_t users;    /* nicknames held (guests within their grace time too) */
     uint64_t messages; /* chat messages accepted since start */
 } chat_stats_t;

@@ -978,7 +978,7 @@ void chat__on_owner(chat_t *chat, const chat_req_t *req) {
 }
 
 void chat__mod_room_created(chat_t *chat, chat_session_t *s, chat_room_t *room) {
-    if (s->user->kind != CHAT_USER_ACCOUNT || chat->store.mod_write == NULL)
+    if (s->user->kind != CHAT_USER_ACCOUNT)
         return;
     if (chat->kept_rooms >= CHAT_KEPT_ROOMS_MAX ||
         owned_count(chat, s->nick, s->nick_len) >= CHAT_OWNED_MAX) {

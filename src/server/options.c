@@ -191,6 +191,13 @@ const opt_desc_t options_table[] = {
      .off = offsetof(server_config_t, origins),
      .help = "also accept WebSocket upgrades from this Origin (repeatable; '*' accepts any). "
              "Clients sending no Origin are always accepted"},
+    {.name = "reuse-port",
+     .type = OPT_FLAG,
+     .def = "off",
+     AT(reuse_port),
+     .help = "set SO_REUSEPORT on every listening socket, so that several tertulia processes "
+             "(each started with it) listen on the same address and the kernel spreads new "
+             "connections among them; each process is its own chat unless they form a cluster"},
     {.name = "echo",
      .type = OPT_FLAG,
      .def = "off",
