@@ -179,3 +179,17 @@ test('a server admin (--admin) outranks the owner: it may kick the owner, who ma
     for (const p of [ana, root]) assert.deepEqual(p.problems, []);
     for (const p of [ana, root]) await p.context().close();
 });
+
+test('the modules and the stylesheet of moderation, editing and search are served with their types', async () => {
+    const server = await startServer();
+    cleanups.push(() => server.dispose());
+    for (const asset of ['moderation.js', 'edit.js', 'search.js', 'menu.js']) {
+        const r = await fetch(new URL(asset, server.url));
+        assert.equal(r.status, 200, asset);
+        assert.match(r.headers.get('content-type'), /javascript/, asset);
+    }
+    const css = await fetch(new URL('actions.css', server.url));
+    assert.equal(css.status, 200);
+    assert.match(css.headers.get('content-type'), /^text\/css/);
+    assert.match(await css.text(), /\.menu-item/);
+});
