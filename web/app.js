@@ -611,7 +611,7 @@ function renderMembers() {
         }
         const inRoom = conv.kind === 'room';
         const btn = h('button', {
-            type: 'button', class: `person${away ? ' away' : ''}`,
+            type: 'button', class: `person${away ? ' away' : ''}`, attrs: inRoom ? { 'aria-haspopup': 'menu', 'aria-expanded': 'false' } : undefined,
             title: inRoom ? (away ? `${awayTitle}. Open the menu` : `${nick}: open the menu`) : away ? `${awayTitle}. Send a private message` : `Send ${nick} a private message`,
             on: { click: () => { if (inRoom) openMemberMenu(btn, nick, conv.name); else { activate(privateConv(nick)); closeDrawers(); focusComposer(); } } },
         }, avatar(nick), h('span', { class: 'person-name', text: nick }), note, dot);

@@ -95,7 +95,7 @@ export function decorateMessage(conv, li, msg) {
     if (Number.isFinite(msg.edited_ts)) markEdited(li, msg.edited_ts);
     const btn = h('button', {
         type: 'button', class: 'msg-menu-btn icon-btn', title: 'Message actions',
-        attrs: { 'aria-label': `Actions for the message from ${msg.from}` },
+        attrs: { 'aria-label': `Actions for the message from ${msg.from}`, 'aria-haspopup': 'menu', 'aria-expanded': 'false' },
         on: { click: () => openMessageMenu(conv, li, btn) },
     }, h('span', { text: '⋯', attrs: { 'aria-hidden': 'true' } }));
     li.querySelector('.bubble').append(btn);

@@ -214,11 +214,10 @@ export function initSearch(shared) {
         s.ref = '';
         s.status.textContent = detail.code === 'rate_limited' ? 'Too many searches: wait a moment.' : `The search failed: ${detail.message || detail.code}`;
     });
-    // "/" or Ctrl+K anywhere but in a text field opens it, as in many apps.
+    // Ctrl+K (⌘K) opens it, as in many apps.
     document.addEventListener('keydown', (ev) => {
         if (ctx.ui.chatView.hidden || (s.dialog && s.dialog.open)) return;
-        const inField = /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement?.tagName || '');
-        if ((ev.key === 'k' && (ev.ctrlKey || ev.metaKey)) || (ev.key === '/' && !inField && !ev.ctrlKey && !ev.altKey && !ev.metaKey)) {
+        if (ev.key === 'k' && (ev.ctrlKey || ev.metaKey) && !ev.altKey && !ev.shiftKey) {
             ev.preventDefault();
             openSearch();
         }
