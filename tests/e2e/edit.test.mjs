@@ -1,12 +1,13 @@
 // Editing and deleting in the web client against the real server: ↑ in the
 // empty box edits the last own message (Escape cancels, Enter saves), the
-// message menu deletes, the other page sees both live ("(edited)", the
-// "message deleted" line), and a page joining later sees them in history.
+// message menu deletes, another person's page and the author's other tab
+// see both live ("(edited)", the "message deleted" line), and a page
+// joining later sees them in history.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './server.mjs';
-import { launchBrowser, joinAs, say, waitForMessage, messages, memberNames, until, activeLog } from './browser.mjs';
+import { launchBrowser, joinAs, say, waitForMessage, messages, memberNames, until, activeLog, newTab } from './browser.mjs';
 
 const browser = await launchBrowser();
 const cleanups = [];
@@ -28,6 +29,9 @@ test('an edit (↑ in the empty box) and a deletion (the message menu) are seen 
     await say(ana, 'helo wrold');
     await waitForMessage(ben, 'helo wrold', 'ana');
     await until(async () => (await messages(ana)).every((m) => m.id !== null), { what: 'ana’s messages confirmed' });
+    // Another tab of ana's browser: the same guest, in the same room.
+    const tab2 = await newTab(ana, server.url);
+    await waitForMessage(tab2, 'helo wrold', 'ana');
 
     // ↑ takes the last one; Escape gives the box back as it was.
     await box(ana).focus();
@@ -45,6 +49,7 @@ test('an edit (↑ in the empty box) and a deletion (the message menu) are seen 
     await item(ben, 'hello world').locator('.edited').waitFor();
     assert.match(await item(ben, 'hello world').locator('.edited').getAttribute('title'), /^Edited /);
     await item(ana, 'hello world').locator('.edited').waitFor();
+    await item(tab2, 'hello world').locator('.edited').waitFor();
     assert.deepEqual((await messages(ben)).map((m) => m.text), ['first message', 'hello world']);
 
     // ben is not an op: nothing to do to ana's message.
@@ -60,6 +65,7 @@ test('an edit (↑ in the empty box) and a deletion (the message menu) are seen 
     await until(async () => (await messages(ben)).map((m) => m.text).join('|') === 'message deleted|hello world', { what: 'the deletion seen by ben' });
     assert.equal(await activeLog(ben).locator('li.msg.deleted').count(), 1);
     await until(async () => (await activeLog(ana).locator('li.msg.deleted').count()) === 1, { what: 'and by ana' });
+    await until(async () => (await messages(tab2)).map((m) => m.text).join('|') === 'message deleted|hello world', { what: 'and by ana’s other tab' });
 
     // ↑ skips a deleted message: it is the edited one again.
     await box(ana).press('ArrowUp');
@@ -73,6 +79,6 @@ test('an edit (↑ in the empty box) and a deletion (the message menu) are seen 
     await item(cai, 'hello world').locator('.edited').waitFor();
     assert.equal(await activeLog(cai).locator('li.msg.deleted').count(), 1);
 
-    for (const p of [ana, ben, cai]) assert.deepEqual(p.problems, []);
+    for (const p of [ana, tab2, ben, cai]) assert.deepEqual(p.problems, []);
     for (const p of [ana, ben, cai]) await p.context().close();
 });
