@@ -88,3 +88,31 @@ test('search results mark the words found, page on with More, and a result jumps
     assert.deepEqual(ana.problems, []);
     await ana.context().close();
 });
+
+test('a result in a private conversation opens that conversation at the message', async () => {
+    const server = await startServer();
+    cleanups.push(() => server.dispose());
+    const first = await openPage(browser, server.url);
+    await enter(first, 'Register', 'ana', 'sala-p');
+    await first.context().close();
+    const bob = await wsClient(server.url, { type: 'register', nickname: 'bob', password: 'bob password' });
+    cleanups.push(() => bob.terminate());
+    await bob.private('ana', 'the secret plan');
+    for (let i = 1; i <= 5; i++) await bob.private('ana', `other ${i}`);
+
+    const ana = await openPage(browser, server.url);
+    await enter(ana, 'Log in', 'ana', 'sala-p');
+    await ana.locator('.conv[data-conv="p:bob"]').waitFor();
+    const dialog = await search(ana, 'plan', 'Everywhere');
+    const hit = dialog.getByRole('list', { name: 'Search results' }).locator('.search-hit');
+    await hit.first().waitFor();
+    assert.match(await hit.first().locator('.search-meta').textContent(), /bob · private with bob/);
+    await hit.first().click();
+    await ana.getByRole('heading', { name: 'bob' }).waitFor();
+    const found = activeLog(ana).locator('li.msg.found');
+    await found.waitFor();
+    assert.equal(await found.locator('.text').textContent(), 'the secret plan');
+
+    assert.deepEqual(ana.problems, []);
+    await ana.context().close();
+});
