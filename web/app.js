@@ -543,6 +543,9 @@ function updateEmptyState() {
     ui.leave.hidden = conv === null;
     ui.share.hidden = conv === null || conv.kind !== 'room';
     showMute();
+    // No conversation: no people column (nor its button), the empty state takes the room.
+    ui.peopleOpen.hidden = conv === null;
+    ui.chatView.classList.toggle('no-conv', conv === null);
     if (!conv) {
         ui.convTitle.textContent = 'tertulia';
         ui.convSub.textContent = '';

@@ -113,13 +113,13 @@ const isSpace = (c) => typeof c === 'string' && SPACE_RE.test(c);
 function canOpen(cells, i, end) {
     const next = cells[i + 1];
     if (i + 1 >= end || next === undefined || isSpace(next) || next === cells[i]) return false;
-    return i === 0 || !isWord(cells[i - 1]);
+    return i === 0 || (!isWord(cells[i - 1]) && cells[i - 1] !== cells[i]);
 }
 
 function canClose(cells, j, start, end) {
     const prev = cells[j - 1];
     if (j - 1 < start || isSpace(prev) || prev === cells[j]) return false;
-    return j + 1 >= end || !isWord(cells[j + 1]);
+    return j + 1 >= end || (!isWord(cells[j + 1]) && cells[j + 1] !== cells[j]);
 }
 
 /** Cells [start, end) as nodes, with *…* and _…_ (on one line, not empty) as bold and italic. */
