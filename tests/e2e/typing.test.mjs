@@ -78,3 +78,29 @@ test('an away status with a text shows in the others’ member list, and goes wh
     for (const p of [ana, ben, cai]) assert.deepEqual(p.problems, []);
     for (const p of [ana, ben, cai]) await p.context().close();
 });
+
+test('one, two and three people typing read as such, and the line never moves the layout', async () => {
+    const server = await startServer();
+    cleanups.push(() => server.dispose());
+    const ana = await joinAs(browser, server.url, 'ana', 'sala-typing3');
+    const others = [];
+    for (const nick of ['ben', 'cai', 'dan']) others.push(await joinAs(browser, server.url, nick, 'sala-typing3'));
+    await until(async () => (await memberNames(ana)).length === 4, { what: 'everyone in the room' });
+    const scroller = ana.locator('section.pane:not([hidden]) .scroller');
+    const height = () => scroller.evaluate((s) => s.getBoundingClientRect().height);
+    const idle = await height();
+    assert.ok((await typingLine(ana).evaluate((p) => p.getBoundingClientRect().height)) > 0, 'the line is reserved while empty');
+
+    await box(others[0]).pressSequentially('a');
+    await waitTyping(ana, 'ben is typing…', 'one typing');
+    assert.equal(await height(), idle);
+    await box(others[1]).pressSequentially('b');
+    await waitTyping(ana, 'ben and cai are typing…', 'two typing');
+    await box(others[2]).pressSequentially('c');
+    await waitTyping(ana, '3 people are typing…', 'three typing');
+    assert.equal(await height(), idle, 'the log keeps its height');
+    await box(others[1]).fill('');
+    await waitTyping(ana, 'ben and dan are typing…', 'cai stopped');
+    for (const p of [ana, ...others]) assert.deepEqual(p.problems, []);
+    for (const p of [ana, ...others]) await p.context().close();
+});
