@@ -1027,8 +1027,8 @@ function stopTyping(send = true) {
 function noteTyping() {
     const conv = activeConv();
     if (!conv || state.status !== 'online') return;
-    if (ui.message.value === '') {
-        stopTyping();
+    if (ui.message.value === '' || /^\/(?!\/)/.test(ui.message.value)) {
+        stopTyping(); // an empty box, or a command being typed: nothing the others should see
         return;
     }
     if (typingOut.to && typingOut.to !== conv.name) stopTyping();

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './server.mjs';
-import { launchBrowser, joinAs, say, waitForMessage, memberNames, until } from './browser.mjs';
+import { launchBrowser, joinAs, say, waitForMessage, memberNames, until, wsClient } from './browser.mjs';
 
 const browser = await launchBrowser();
 const cleanups = [];
@@ -103,4 +103,26 @@ test('one, two and three people typing read as such, and the line never moves th
     await waitTyping(ana, 'ben and dan are typing…', 'cai stopped');
     for (const p of [ana, ...others]) assert.deepEqual(p.problems, []);
     for (const p of [ana, ...others]) await p.context().close();
+});
+
+test('typing a command tells nobody', async () => {
+    const server = await startServer();
+    cleanups.push(() => server.dispose());
+    const ana = await joinAs(browser, server.url, 'ana', 'sala-typing-cmd');
+    const ben = await wsClient(server.url, { type: 'login', nickname: 'ben' }, 'sala-typing-cmd');
+    await until(async () => (await memberNames(ana)).includes('ben'), { what: 'ben in the room' });
+    await box(ana).pressSequentially('/me waves slowly');
+    await box(ana).press('Enter');
+    const at = await until(() => {
+        const i = ben.frames.findIndex((f) => f.type === 'room' && f.from === 'ana');
+        return i >= 0 ? i + 1 : 0;
+    }, { what: 'the /me message' });
+    assert.equal(ben.frames[at - 1].message.text, '* ana waves slowly');
+    assert.deepEqual(ben.frames.slice(0, at).filter((f) => f.type === 'typing'), [], 'no typing frame for a command');
+    // A message, though, does tell.
+    await box(ana).pressSequentially('hi');
+    await until(() => ben.frames.some((f) => f.type === 'typing' && f.nickname === 'ana' && f.state === 'start'), { what: 'typing for a message' });
+    ben.terminate();
+    assert.deepEqual(ana.problems, []);
+    await ana.context().close();
 });
