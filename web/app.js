@@ -1632,6 +1632,7 @@ function notice(text, conv = activeConv()) {
 }
 
 function commandRefused(request, code, message) {
+    for (const [ref, req] of commandRefs) if (req === request) commandRefs.delete(ref);
     const conv = request.room ? state.convs.get(roomId(request.room)) : activeConv();
     const what = `/${request.type}${request.nickname ? ` ${request.nickname}` : ''}`;
     const why = code === 'unknown_type' ? 'this server does not support it yet'
@@ -1691,9 +1692,28 @@ function commandApp(conv) {
             notice(away ? `You are marked away${t ? `: ${t}` : ''}. /back (or /away again) ends it.` : 'You are back.', conv);
             return true;
         },
-        request: (req) => session.command(req),
+        request: (req) => {
+            const ref = session.command(req);
+            if (ref) {
+                commandRefs.set(ref, req);
+                if (commandRefs.size > 100) commandRefs.delete(commandRefs.keys().next().value); // answers that never came
+            }
+            return ref;
+        },
     };
 }
+
+// The moderation requests the commands sent, until answered: a `done` says
+// so in the room (an unban or an op changes nothing else one sees there).
+const commandRefs = new Map(); // ref -> request
+
+session.addEventListener('done', ({ detail }) => {
+    const req = commandRefs.get(detail.ref);
+    if (!req) return;
+    commandRefs.delete(detail.ref);
+    const conv = req.room ? state.convs.get(roomId(req.room)) : null;
+    notice(`/${req.type}${req.nickname ? ` ${req.nickname}` : ''}: done.`, conv || activeConv());
+});
 
 /* -------------------------------------------- mentions, notifications */
 

@@ -178,3 +178,42 @@ test('a message mentions me when its `mentions` names me, in any case', () => {
     assert.equal(mentionsMe({}, 'ana'), false);
     assert.equal(mentionsMe({ mentions: 'ana' }, 'ana'), false);
 });
+
+/* A WebSocket stand-in (as in client-logic.test.mjs): records what is sent, delivers frames. */
+class Scripted {
+    static last = null;
+    constructor() { this.readyState = 0; this.sent = []; Scripted.last = this; }
+    send(text) { this.sent.push(JSON.parse(text)); }
+    close() { this.readyState = 3; }
+    open() { this.readyState = 1; this.onopen?.({}); }
+    deliver(obj) { this.onmessage?.({ data: JSON.stringify(obj) }); }
+}
+
+test('the session sends a command’s request and reports its done, and a refusal with its wait', async () => {
+    const { Session } = await import('../../web/session.js');
+    const s = new Session({ url: 'ws://x/ws', WebSocketImpl: Scripted, timing: { pingIdleMs: 60000, pongTimeoutMs: 60000 } });
+    const events = [];
+    for (const type of ['done', 'request-error']) s.addEventListener(type, (ev) => events.push({ type, ...ev.detail }));
+    assert.equal(s.command({ type: 'kick', room: '#r', nickname: 'sam' }), '', 'nothing while logged out');
+    s.login('ana', 'r');
+    const ws = Scripted.last;
+    ws.open();
+    ws.deliver({ type: 'welcome', ref: ws.sent.at(-1).id, nickname: 'ana', limits: {} });
+    const req = { type: 'kick', room: '#r', nickname: 'sam', reason: 'spam' };
+    const ref = s.command(req);
+    assert.deepEqual(ws.sent.at(-1), { ...req, id: ref });
+    ws.deliver({ type: 'done', ref, action: 'kick' });
+    assert.deepEqual(events.pop(), { type: 'done', ref, action: 'kick' });
+
+    const ref2 = s.command({ type: 'op', room: '#r', nickname: 'ben' });
+    ws.deliver({ type: 'error', code: 'unknown_type', message: 'The message type is not one this server knows.', ref: ref2 });
+    const refused = events.pop();
+    assert.equal(refused.code, 'unknown_type');
+    assert.deepEqual(refused.request, { type: 'op', room: '#r', nickname: 'ben' });
+    assert.equal(refused.retryAfterMs, 0);
+
+    const ref3 = s.sendRoom('#r', 'fast');
+    ws.deliver({ type: 'error', code: 'rate_limited', message: 'Too many messages: wait 1500 ms', retry_after_ms: 1500, ref: ref3 });
+    assert.equal(events.pop().retryAfterMs, 1500);
+    s.logout();
+});
