@@ -30,13 +30,14 @@ void chat_config_defaults(chat_config_t *cfg) {
     cfg->rate_limit = CHAT_RATE_LIMIT_DEFAULT;
     cfg->resume_ms = CHAT_RESUME_MS_DEFAULT;
     cfg->guests_off = false;
+    cfg->nadmins = 0;
     cfg->nlimits_extra = 0;
 }
 
 size_t chat_reply_budget_min(size_t max_text) {
     return 6 * max_text + CHAT_MESSAGE_JSON_OVERHEAD + CHAT_MENTIONS_JSON_MAX + CHAT_AWAY_JSON_MAX +
-           CHAT_NICK_MAX + CHAT_ROOM_MAX + 6 + (size_t)CHAT_MEMBERS_MAX * (CHAT_NICK_MAX + 3) +
-           CHAT_REPLY_JSON_OVERHEAD;
+           CHAT_ROLES_JSON_MAX + CHAT_TOPIC_JSON_MAX + CHAT_NICK_MAX + CHAT_ROOM_MAX + 6 +
+           (size_t)CHAT_MEMBERS_MAX * (CHAT_NICK_MAX + 3) + CHAT_REPLY_JSON_OVERHEAD;
 }
 
 bool chat_config_add_limit(chat_config_t *cfg, const char *name, int64_t value) {
@@ -96,6 +97,7 @@ chat_t *chat_new(const chat_config_t *cfg, const chat_io_t *io, void *io_ctx) {
     tt_map_init(&chat->rooms, TT_MAP_NOCASE);
     tt_map_init(&chat->by_sid, 0);
     tt_map_init(&chat->registering, TT_MAP_NOCASE);
+    tt_map_init(&chat->owned, TT_MAP_NOCASE);
     tt_list_init(&chat->parked);
     tt_list_init(&chat->typing);
     tt_hist_init(&chat->counters.commit_us, tt_hist_latency_us, tt_hist_latency_us_n);
@@ -163,10 +165,12 @@ void chat_free(chat_t *chat) {
     void *v;
     while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
         chat_room_t *room = v;
+        chat__mod_free(chat, room);
         free(room->members);
         free(room->people);
         free(room);
     }
+    chat__mod_free_all(chat);
     tt_map_dispose(&chat->rooms);
     tt_map_dispose(&chat->nicks);
     tt_map_dispose(&chat->by_sid);
@@ -194,7 +198,8 @@ int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ct
     }
     chat->store = *hooks;
     chat->store_ctx = store_ctx;
-    return 0;
+    /* What moderation keeps: rooms with their roles, topics and bans. */
+    return chat__mod_load(chat);
 }
 
 #define CHAT_REFUSAL_NAME_(code) #code,
@@ -207,6 +212,7 @@ const chat_counters_t *chat_counters(const chat_t *chat) {
 void chat_stats(const chat_t *chat, chat_stats_t *out) {
     out->sessions = chat->nsessions;
     out->rooms = tt_map_count(&chat->rooms);
+    out->kept = chat->kept_rooms;
     out->users = tt_map_count(&chat->nicks);
     out->messages = chat->messages;
 }
@@ -294,7 +300,11 @@ static bool close_now(chat_t *chat, chat_session_t *s, const char *reason) {
     /* `logout` is a goodbye whatever closed the connection after it. */
     if (s->logged_out)
         reason = "quit";
-    bool park = s->logged_in && s->v1 && chat->cfg.resume_ms > 0 && strcmp(reason, "quit") != 0;
+    /* Banned from the server: gone at once, whatever closed it. */
+    if (s->banned)
+        reason = "ban";
+    bool park = s->logged_in && s->v1 && chat->cfg.resume_ms > 0 && strcmp(reason, "quit") != 0 &&
+                !s->banned;
     chat__auth_drop_held(chat, s);
     chat__typing_end_all(chat, s, true);
     while (s->nrooms > 0)
@@ -822,12 +832,22 @@ static void joined_reply(chat_t *chat, chat_session_t *s, const chat_req_t *req,
         if (away != NULL)
             json_object_set_new(o, "away", away);
         json_object_set_new(o, "member_count", json_integer(room->npeople));
+        chat__mod_joined(chat, room, o);
         json_object_set_new(o, "history", hist);
         json_object_set_new(o, "more", json_boolean(more || cut));
         chat__reply(chat, s, req, o);
     }
     if (fresh)
         room_presence(chat, room, s, presence_json("member_joined", room, s->user, NULL));
+}
+
+chat_room_t *chat__room_new(chat_t *chat, const char *name, size_t len) {
+    chat_room_t *room = xcalloc(1, sizeof(*room));
+    memcpy(room->name, name, len);
+    room->name_len = len;
+    room->skip = name[0] == '#';
+    tt_map_put(&chat->rooms, room->name + room->skip, room->name_len - room->skip, room);
+    return room;
 }
 
 void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t len, uint64_t since) {
@@ -837,6 +857,8 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
     bool fresh = chat__member_find(s, room) == NULL;
     bool newcomer = false; /* the user was not in the room: the others hear of it */
     if (fresh) {
+        if (room != NULL && chat__mod_refuse_banned(chat, req, s->nick, s->nick_len, room))
+            return;
         if (s->nrooms >= chat->cfg.max_rooms) {
             chat__refuse(chat, req, "too_many_rooms",
                          "You are already in %zu rooms, the most a connection may join.",
@@ -847,11 +869,8 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
          * pending is delivered (chat__settled), so the joiner's history
          * holds it and no live copy follows. */
         if (room == NULL) {
-            room = xcalloc(1, sizeof(*room));
-            memcpy(room->name, name, len);
-            room->name_len = len;
-            room->skip = name[0] == '#';
-            tt_map_put(&chat->rooms, room->name + room->skip, room->name_len - room->skip, room);
+            room = chat__room_new(chat, name, len);
+            chat__mod_room_created(chat, s, room);
         }
         chat_presence_t *p = chat__presence_find(u, room);
         if (p == NULL) {
@@ -895,10 +914,12 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
                chat->cfg.history_on_join, newcomer);
 }
 
-static void room_free_if_empty(chat_t *chat, chat_room_t *room) {
-    if (room->count > 0 || room->npeople > 0)
+void chat__room_free_if_empty(chat_t *chat, chat_room_t *room) {
+    /* A room that keeps an owner, ops, a topic or bans stays, empty. */
+    if (room->count > 0 || room->npeople > 0 || chat__mod_keeps(room))
         return;
     tt_map_remove(&chat->rooms, room->name + room->skip, room->name_len - room->skip);
+    chat__mod_free(chat, room);
     free(room->members);
     free(room->people);
     free(room);
@@ -909,7 +930,7 @@ void chat__presence_gone(chat_t *chat, chat_presence_t *p, const char *reason) {
     chat_user_t *u = p->user;
     chat__presence_remove(p);
     if (room->count == 0 && room->npeople == 0) {
-        room_free_if_empty(chat, room);
+        chat__room_free_if_empty(chat, room);
         return;
     }
     room_presence(chat, room, NULL, presence_json("member_left", room, u, reason));

@@ -77,6 +77,23 @@ typedef struct chat_session_s chat_session_t;
 #define CHAT_STATUS_TEXT_MAX 100
 #define CHAT_AWAY_LIST_MAX 100
 #define CHAT_AWAY_JSON_MAX (12 + CHAT_AWAY_LIST_MAX * (CHAT_NICK_MAX + 3))
+/* Moderation (PROTOCOL.md, "Moderation"; chat_mod.c). */
+#define CHAT_ADMINS_MAX 32         /* --admin nicknames */
+#define CHAT_OPS_MAX 50            /* ops of one room */
+#define CHAT_TOPIC_MAX 300         /* characters of a topic */
+#define CHAT_REASON_MAX 200        /* characters of a kick's or ban's reason */
+#define CHAT_ROOM_BANS_MAX 1000    /* bans of one room */
+#define CHAT_SERVER_BANS_MAX 10000 /* server-wide bans (nicknames and addresses) */
+#define CHAT_OWNED_MAX 100         /* rooms one account owns; past it, new rooms have no owner */
+#define CHAT_KEPT_ROOMS_MAX 100000 /* rooms kept while empty (an owner, ops, a topic, bans) */
+#define CHAT_AUDIT_DEFAULT 50      /* audit.limit when absent */
+#define CHAT_AUDIT_MAX 200         /* audit.limit is clamped to this */
+#define CHAT_AUDIT_KEEP 10000      /* entries kept per room (and server-wide) */
+#define CHAT_ADDRESS_MAX 45        /* characters of a client address (IPv6 text) */
+#define CHAT_BAN_SECONDS_MAX (10LL * 365 * 86400)
+/* joined's roles and topic: at most this many bytes of JSON. */
+#define CHAT_ROLES_JSON_MAX (40 + (CHAT_OPS_MAX + 1) * (CHAT_NICK_MAX + 3))
+#define CHAT_TOPIC_JSON_MAX (12 + 6 * CHAT_TOPIC_MAX)
 #define CHAT_REPLY_JSON_OVERHEAD 640 /* a reply's JSON around its lists, ref included */
 
 /* Flood control. Every session has two token buckets: one for chat messages
@@ -153,6 +170,10 @@ typedef struct chat_config_s {
     /* Guests (a `login` with a nickname only): on by default; off, such a
      * login is refused with `guests_closed` (accounts only). */
     bool guests_off;
+    /* Server admins (`--admin`): accounts of these nicknames count as
+     * owners of every room and may ban server-wide. */
+    char admins[CHAT_ADMINS_MAX][CHAT_NICK_MAX + 1];
+    size_t nadmins;
     /* Reported in welcome.limits after the chat's own; names must differ from
      * them. Fill with chat_config_add_limit. */
     chat_limit_t limits_extra[CHAT_LIMITS_EXTRA_MAX];
@@ -166,9 +187,12 @@ void chat_config_defaults(chat_config_t *cfg);
  * JSON in a `joined` reply with a full members list. The largest message is
  * max_text control characters of six bytes each in JSON (texts stored before
  * such text was refused): 6 × max_text + CHAT_MESSAGE_JSON_OVERHEAD + its
- * names (CHAT_NICK_MAX + CHAT_ROOM_MAX + 6); the list is CHAT_MEMBERS_MAX ×
- * (CHAT_NICK_MAX + 3); the reply's own JSON CHAT_REPLY_JSON_OVERHEAD. With
- * the default max_text (4096) that is 60,422 bytes. */
+ * names (CHAT_NICK_MAX + CHAT_ROOM_MAX + 6) and mentions
+ * (CHAT_MENTIONS_JSON_MAX); the list is CHAT_MEMBERS_MAX × (CHAT_NICK_MAX +
+ * 3), with the away list (CHAT_AWAY_JSON_MAX), the roles
+ * (CHAT_ROLES_JSON_MAX) and the topic (CHAT_TOPIC_JSON_MAX); the reply's own
+ * JSON CHAT_REPLY_JSON_OVERHEAD. With the default max_text (4096) that is
+ * 67,935 bytes. */
 size_t chat_reply_budget_min(size_t max_text);
 
 /* Adds a limit to report in welcome.limits (name borrowed, see chat_limit_t).
@@ -282,6 +306,7 @@ void chat_tick(chat_t *chat);
 typedef struct chat_stats_s {
     uint64_t sessions; /* open sessions */
     uint64_t rooms;    /* rooms that exist now */
+    uint64_t kept;     /* of them, rooms kept while empty (an owner, ops, a topic, bans) */
     uint64_t users;    /* nicknames held (guests within their grace time too) */
     uint64_t messages; /* chat messages accepted since start */
 } chat_stats_t;
@@ -310,6 +335,10 @@ void chat_stats(const chat_t *chat, chat_stats_t *out);
     X(password_invalid) \
     X(registration_closed) \
     X(guests_closed) \
+    X(not_permitted) \
+    X(banned) \
+    X(no_such_room) \
+    X(limit_reached) \
     X(other)
 /* clang-format on */
 #define CHAT_REFUSAL_ENUM_(code) CHAT_REFUSAL_##code,
@@ -391,6 +420,71 @@ typedef struct chat_conv_s {
 } chat_conv_t;
 typedef void (*chat_convs_done_cb)(void *arg, int rc, const chat_conv_t *convs, size_t n);
 
+/* Moderation as the store keeps it (see chat_mod.c). Strings are not
+ * NUL-terminated; a length of 0 means none. */
+typedef struct chat_mod_room_s {
+    const char *name; /* the room's canonical spelling */
+    size_t name_len;
+    const char *owner;
+    size_t owner_len;
+    const char *ops; /* the ops' nicknames, separated by one space */
+    size_t ops_len;
+    const char *topic;
+    size_t topic_len;
+    const char *topic_by;
+    size_t topic_by_len;
+    int64_t topic_ts;
+} chat_mod_room_t;
+
+typedef struct chat_mod_ban_s {
+    const char *room; /* NULL: server-wide */
+    size_t room_len;
+    bool address; /* target is a client address, not a nickname */
+    const char *target;
+    size_t target_len;
+    int64_t until; /* ms since the epoch; 0: for ever */
+    int64_t ts;
+    const char *by;
+    size_t by_len;
+    const char *reason;
+    size_t reason_len;
+} chat_mod_ban_t;
+
+/* One moderation action, as the audit log keeps it. */
+typedef struct chat_audit_s {
+    uint64_t id; /* given by the store (read back); 0 when written */
+    int64_t ts;
+    const char *room; /* NULL: server-wide */
+    size_t room_len;
+    const char *by;
+    size_t by_len;
+    const char *action; /* "topic", "kick", "ban", "unban", "op", "deop", "owner", "create" */
+    size_t action_len;
+    const char *target; /* a nickname or an address; NULL: none */
+    size_t target_len;
+    const char *reason;
+    size_t reason_len;
+    const char *text; /* a topic's text */
+    size_t text_len;
+    int64_t until; /* a ban's end (0: for ever, or not a ban) */
+} chat_audit_t;
+
+/* What one action changes, written in one transaction: the room's row
+ * (room_drop: deleted, the room keeps nothing), a ban added or lifted, and
+ * the audit entry (NULL: none). */
+typedef struct chat_mod_write_s {
+    const chat_mod_room_t *room;
+    bool room_drop;
+    const chat_mod_ban_t *ban;
+    bool ban_drop;
+    const chat_audit_t *audit;
+} chat_mod_write_t;
+
+typedef void (*chat_mod_room_cb)(void *arg, const chat_mod_room_t *room);
+typedef void (*chat_mod_ban_cb)(void *arg, const chat_mod_ban_t *ban);
+typedef void (*chat_audit_done_cb)(void *arg, int rc, const chat_audit_t *entries, size_t n,
+                                   bool more);
+
 /* The hooks may complete synchronously (the callback runs before the hook
  * returns) or later, from the loop (a store on a worker thread). A hook
  * that returns a negative code (e.g. a full queue) never calls its
@@ -447,6 +541,19 @@ typedef struct chat_store_hooks_s {
     int (*read_set)(void *store_ctx, int64_t account, const char *nick, size_t nick_len,
                     const char *name, size_t name_len, bool with, uint64_t up_to,
                     chat_store_done_cb done, void *arg);
+
+    /* Moderation (all three may be NULL: then roles, topics and bans live
+     * only while the process does). mod_load is called once, by
+     * chat_set_store, and completes before it returns: every kept room,
+     * then every ban that has not ended (now_ms: the time). */
+    int (*mod_load)(void *store_ctx, int64_t now_ms, chat_mod_room_cb room, chat_mod_ban_cb ban,
+                    void *arg);
+    int (*mod_write)(void *store_ctx, const chat_mod_write_t *w, chat_store_done_cb done,
+                     void *arg);
+    /* The audit log of a room (room NULL: the server-wide actions), the
+     * newest `limit` entries with id < before (0: no bound), oldest first. */
+    int (*audit_read)(void *store_ctx, const char *room, size_t room_len, uint64_t before,
+                      unsigned limit, chat_audit_done_cb done, void *arg);
 } chat_store_hooks_t;
 
 /* Attaches a store (hooks copied; store_ctx borrowed until chat_free or the

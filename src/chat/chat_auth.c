@@ -404,6 +404,10 @@ static void account_login(chat_t *chat, chat_session_t *s, const chat_req_t *req
                      (int)r->nick_len, r->nick);
         return;
     }
+    /* Every login to an account (a password, a token, a JWT) meets the
+     * server's bans, by name and by address. */
+    if (chat__mod_refuse_banned(chat, req, r->nick, r->nick_len, NULL))
+        return;
     if (u == NULL) {
         u = chat__user_new(chat, r->nick, r->nick_len, CHAT_USER_ACCOUNT);
         u->account_id = r->account_id;
@@ -453,8 +457,10 @@ void chat__auth_apply(chat_t *chat, chat_auth_wait_t *w) {
                       .ref_len = json_is_string(id) ? json_string_length(id) : 0};
     const chat_auth_result_t *r = &w->result;
     if (w->op == CHAT_AUTH_LOOKUP && r->status == CHAT_AUTH_NOTFOUND) {
-        chat__refuse(chat, &req, "no_such_user", "There is no user named %.*s.", (int)w->nick_len,
-                     w->nick);
+        chat__refuse(chat, &req, "no_such_user",
+                     strcmp(w->type, "private") == 0 ? "There is no user named %.*s."
+                                                     : "There is no account named %.*s.",
+                     (int)w->nick_len, w->nick);
     } else if (r->status != CHAT_AUTH_OK) {
         refuse_status(chat, &req, w);
     } else {
@@ -469,7 +475,11 @@ void chat__auth_apply(chat_t *chat, chat_auth_wait_t *w) {
             account_login(chat, s, &req, w);
             break;
         case CHAT_AUTH_LOOKUP:
-            chat__private_to_account(chat, &req, r->nick, r->nick_len);
+            /* A private to an offline account, or a role for one. */
+            if (strcmp(w->type, "private") == 0)
+                chat__private_to_account(chat, &req, r->nick, r->nick_len);
+            else
+                chat__mod_account_found(chat, &req, r->nick, r->nick_len);
             break;
         case CHAT_AUTH_LOGOUT:
             if (s->logged_in)

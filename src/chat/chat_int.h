@@ -54,6 +54,7 @@ struct chat_room_s {
     uint32_t v1_count; /* members that get presence events */
     chat_presence_t **people;
     uint32_t npeople, people_cap;
+    struct chat_roommod_s *mod; /* roles, topic, bans (chat_mod.c); NULL: none ever set */
 };
 
 typedef enum {
@@ -135,6 +136,7 @@ struct chat_session_s {
     /* Accounts (chat_auth.c) */
     bool authing;    /* a check of the auth hook runs: its later jobs wait in `held` */
     bool logged_out; /* `logout`: its close is a goodbye (no grace time) */
+    bool banned;     /* banned from the server: closed with 4003, no grace time */
     bool has_token;  /* logged in to an account with a token: token_hash is its hash */
     uint8_t token_hash[AUTH_TOKEN_HASH_BYTES];
     struct chat_job_s *held, *held_tail; /* jobs that came while authing, in order */
@@ -282,8 +284,13 @@ struct chat_s {
 
     chat_store_hooks_t store;
     void *store_ctx;
-    tt_link_t typing; /* every session's typing entries, by deadline (chat_typing.c) */
-    uint64_t stamp;   /* chat_status.c: the last broadcast's number */
+    /* Moderation (chat_mod.c) */
+    struct chat_ban_s *bans; /* server-wide bans (nicknames and addresses) */
+    uint32_t nbans, bans_cap;
+    uint32_t kept_rooms; /* rooms whose mod keeps them while empty */
+    tt_map_t owned;      /* folded owner nickname → rooms it owns (uintptr_t) */
+    tt_link_t typing;    /* every session's typing entries, by deadline (chat_typing.c) */
+    uint64_t stamp;      /* chat_status.c: the last broadcast's number */
     chat_auth_hooks_t auth;
     void *auth_ctx;
     unsigned auth_inflight; /* checks started whose answer has not been applied */
@@ -355,6 +362,10 @@ int64_t chat__now_ms(void);
 /* ---- chat.c: rooms and membership -------------------------------------- */
 
 chat_room_t *chat__room_find(chat_t *chat, const char *name, size_t len);
+/* A new, empty room under that name (not taken: the caller checked). */
+chat_room_t *chat__room_new(chat_t *chat, const char *name, size_t len);
+/* Frees room when nobody is in it and it keeps nothing (chat__mod_keeps). */
+void chat__room_free_if_empty(chat_t *chat, chat_room_t *room);
 /* s's membership in room, or NULL. Scans s's rooms (at most max_rooms). */
 chat_member_t *chat__member_find(const chat_session_t *s, const chat_room_t *room);
 /* Joins s to the room (created if needed) and tells everyone: joined to s,
@@ -540,6 +551,39 @@ void chat__typing_end(chat_t *chat, chat_session_t *s, bool room, const char *na
 void chat__typing_end_all(chat_t *chat, chat_session_t *s, bool tell_them);
 /* Starts not refreshed in time end (from chat_tick). */
 void chat__typing_tick(chat_t *chat, uint64_t now);
+
+/* ---- chat_mod.c: roles, topics, kicks, bans, the audit log ------------- */
+
+void chat__on_topic(chat_t *chat, const chat_req_t *req);
+void chat__on_kick(chat_t *chat, const chat_req_t *req);
+void chat__on_ban(chat_t *chat, const chat_req_t *req);
+void chat__on_unban(chat_t *chat, const chat_req_t *req);
+void chat__on_op(chat_t *chat, const chat_req_t *req);
+void chat__on_owner(chat_t *chat, const chat_req_t *req);
+void chat__on_audit(chat_t *chat, const chat_req_t *req);
+void chat__on_bans(chat_t *chat, const chat_req_t *req);
+/* The answer of the auth hook's LOOKUP for an `op` or `owner` request
+ * (nick is the account's spelling). */
+void chat__mod_account_found(chat_t *chat, const chat_req_t *req, const char *nick, size_t len);
+/* True when s is logged in to an account named by --admin. */
+bool chat__is_admin(const chat_t *chat, const chat_session_t *s);
+/* The rank of s in room: 3 admin, 2 owner, 1 op, 0 none. */
+int chat__rank(const chat_t *chat, const chat_session_t *s, const chat_room_t *room);
+/* A room about to be created by s: gives it its owner when s is an account
+ * (and the bounds allow). */
+void chat__mod_room_created(chat_t *chat, chat_session_t *s, chat_room_t *room);
+/* True (refusing req with `banned`) when nick, or s's address, is banned
+ * from the server; room: also from that room (NULL: the server only). */
+bool chat__mod_refuse_banned(chat_t *chat, const chat_req_t *req, const char *nick, size_t len,
+                             const chat_room_t *room);
+/* joined's roles and topic, added to o (a v1 joined reply). */
+void chat__mod_joined(const chat_t *chat, const chat_room_t *room, json_t *o);
+/* True when the room must be kept while empty. */
+bool chat__mod_keeps(const chat_room_t *room);
+/* Loads what the store keeps (from chat_set_store). */
+int chat__mod_load(chat_t *chat);
+void chat__mod_free(chat_t *chat, chat_room_t *room);
+void chat__mod_free_all(chat_t *chat);
 
 /* chat.c: job plumbing, for chat_auth.c. */
 chat_job_t *chat__job_new(chat_t *chat, chat_job_kind_t kind, uint64_t sid);

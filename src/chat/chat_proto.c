@@ -320,6 +320,8 @@ void chat__welcome(chat_t *chat, const chat_req_t *req, json_t *extra) {
      * messages after this id are its own (an account's are all its own). */
     if (s->user->kind == CHAT_USER_GUEST)
         json_object_set_new(o, "since_id", json_integer((json_int_t)s->user->since_id));
+    if (chat__is_admin(chat, s))
+        json_object_set_new(o, "admin", json_true());
     if (extra != NULL) {
         json_object_update(o, extra);
         json_decref(extra);
@@ -375,6 +377,8 @@ void chat__guest_login(chat_t *chat, const chat_req_t *req, const char *nick, si
                      (int)nick_len, nick);
         return;
     }
+    if (chat__mod_refuse_banned(chat, req, nick, nick_len, NULL))
+        return;
     chat_user_t *u = chat__user_new(chat, nick, nick_len, CHAT_USER_GUEST);
     char token[AUTH_TOKEN_LEN + 1] = "";
     if (s->v1 && auth_token_new(token, sizeof(token)) == 0)
@@ -436,6 +440,8 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
                          "That guest session is over (or the token is not its): log in anew.");
             return;
         }
+        if (chat__mod_refuse_banned(chat, req, u->nick, u->nick_len, NULL))
+            return;
         chat__user_attach(chat, u, s);
         chat__log_event(chat, CHAT_EV_LOGIN, s, NULL, "resumed a guest session");
         chat__welcome(chat, req, NULL);
@@ -889,6 +895,16 @@ static const handler_t handlers[] = {
     {"register", false, chat__on_register, false, true},
     {"logout", true, chat__on_logout, false, true},
     {"password", true, chat__on_password, false, false},
+    /* Moderation (chat_mod.c): in order with membership changes. */
+    {"topic", true, chat__on_topic, false, true},
+    {"kick", true, chat__on_kick, false, true},
+    {"ban", true, chat__on_ban, false, true},
+    {"unban", true, chat__on_unban, false, true},
+    {"op", true, chat__on_op, false, true},
+    {"deop", true, chat__on_op, false, true},
+    {"owner", true, chat__on_owner, false, true},
+    {"audit", true, chat__on_audit, false, false},
+    {"bans", true, chat__on_bans, false, false},
 };
 
 static const handler_t *find_handler(const char *type, size_t len) {

@@ -191,6 +191,13 @@ const opt_desc_t options_table[] = {
      .off = offsetof(server_config_t, origins),
      .help = "also accept WebSocket upgrades from this Origin (repeatable; '*' accepts any). "
              "Clients sending no Origin are always accepted"},
+    {.name = "reuse-port",
+     .type = OPT_FLAG,
+     .def = "off",
+     AT(reuse_port),
+     .help = "set SO_REUSEPORT on every listening socket, so that several tertulia processes "
+             "(each started with it) listen on the same address and the kernel spreads new "
+             "connections among them; each process is its own chat unless they form a cluster"},
     {.name = "echo",
      .type = OPT_FLAG,
      .def = "off",
@@ -235,6 +242,15 @@ const opt_desc_t options_table[] = {
      AT(registration),
      .help = "let people make accounts with register (off: registration_closed; existing "
              "accounts still log in)"},
+    {.name = "admin",
+     .type = OPT_NICKS,
+     .none = "none",
+     .arg = "NICK",
+     .help = "a server admin: the account of this nickname counts as the owner of every room, "
+             "may ban from the server (by nickname or client address) and read the server-wide "
+             "audit log (repeatable, at most " TT_STR(
+                 CHAT_ADMINS_MAX) "; accounts only: a "
+                                  "guest of that name holds no role)"},
     {.name = "jwt-key",
      .type = OPT_STRING,
      .none = "none",
@@ -335,7 +351,7 @@ struct options_s {
 };
 
 static bool is_list(const opt_desc_t *d) {
-    return d->type == OPT_ADDRS || d->type == OPT_STRINGS;
+    return d->type == OPT_ADDRS || d->type == OPT_STRINGS || d->type == OPT_NICKS;
 }
 
 options_t *options_new(void) {
@@ -490,6 +506,13 @@ static int parse_value(const opt_desc_t *d, const char *s, opt_value_t *v, char 
         return 0;
     case OPT_STRINGS:
         return 0;
+    case OPT_NICKS:
+        if (!chat_nickname_is_valid(s, strlen(s))) {
+            snprintf(why, wlen, "'%s' is not a nickname (1 to %d letters, digits, '_', '-', '.')",
+                     s, CHAT_NICK_MAX);
+            return -1;
+        }
+        return 0;
     case OPT_ADDRS:
         v->addr.tls = d->tls;
         v->addr.admin = d->admin;
@@ -548,6 +571,10 @@ static int set_value(options_t *o, int i, opt_layer_t layer, const char *value, 
     size_t have = layer == s->layer ? s->n : 0;
     if (r == 0 && d->type == OPT_ADDRS && have + n > SERVER_MAX_LISTEN) {
         snprintf(why, wlen, "at most %d addresses", SERVER_MAX_LISTEN);
+        r = -1;
+    }
+    if (r == 0 && d->type == OPT_NICKS && have + n > CHAT_ADMINS_MAX) {
+        snprintf(why, wlen, "at most %d nicknames", CHAT_ADMINS_MAX);
         r = -1;
     }
     if (r < 0 || layer < s->layer) {
@@ -825,6 +852,10 @@ static void store_value(options_t *o, const opt_desc_t *d, server_config_t *cfg,
         o->origins[cfg->norigins] = NULL;
         cfg->origins = o->origins;
         break;
+    case OPT_NICKS:
+        if (cfg->chat.nadmins < CHAT_ADMINS_MAX)
+            snprintf(cfg->chat.admins[cfg->chat.nadmins++], sizeof(cfg->chat.admins[0]), "%s", s);
+        break;
     }
 }
 
@@ -950,6 +981,10 @@ static void format_items(int i, const server_config_t *cfg, const char *sep, cha
     case OPT_STRINGS:
         for (size_t k = 0; k < cfg->norigins && n < len; k++)
             n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? sep : "", cfg->origins[k]);
+        break;
+    case OPT_NICKS:
+        for (size_t k = 0; k < cfg->chat.nadmins && n < len; k++)
+            n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? sep : "", cfg->chat.admins[k]);
         break;
     }
 }

@@ -29,6 +29,7 @@ typedef enum {
     OPT_STRING,  /* a string (borrowed from the options_t) */
     OPT_ADDRS,   /* HOST:PORT, repeatable: a list */
     OPT_STRINGS, /* a string, repeatable: a NULL-terminated list */
+    OPT_NICKS,   /* a nickname, repeatable: the chat's admins */
     OPT_ENUM,    /* one of the names in choices, stored as its index (int) */
 } opt_type_t;
 

@@ -507,6 +507,7 @@ static int listen_one(server_t *srv, const server_listen_t *a) {
          * holds a socket and an SSL object no longer than a slow head. */
         .tls_handshake_ms = cfg->head_timeout_ms,
         .tls_plain_reply = plain_on_tls,
+        .reuse_port = cfg->reuse_port,
     };
     char err[320];
     tt_listener_t *l;

@@ -25,6 +25,7 @@ struct tt_tls_ctx_s;
 
 typedef struct server_config_s {
     bool echo;            /* mount /echo, the conformance endpoint */
+    bool reuse_port;      /* SO_REUSEPORT on every listener: processes share a port */
     size_t max_message;   /* largest WebSocket message (default 64 KiB), inflated bytes when
                              compressed */
     bool deflate;         /* negotiate permessage-deflate (default on) */

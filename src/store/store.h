@@ -34,7 +34,7 @@ typedef struct store_s store_t;
 
 /* The schema version this code writes (PRAGMA user_version). Older databases
  * are migrated on open; a newer one is refused with STORE_E_VERSION. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Errors: negative values, far from libuv's (-errno, above -4096), so both
  * can travel through one int. store_strerror() names them. */
@@ -233,7 +233,6 @@ int store_room_key(const char *name, size_t len, char *buf, size_t cap);
  * STORE_E_INVALID if buf is too small (cap >= strlen(a) + strlen(b) + 3 is
  * enough) or a name is empty. */
 int store_dm_key(const char *a, const char *b, char *buf, size_t cap);
-
 
 /* ------------------------------------------------------------------------ */
 /* Reading */

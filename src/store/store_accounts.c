@@ -102,13 +102,9 @@ static int failed(store_t *st, int rc, const char *what, const char *why) {
     return store__map_rc(rc);
 }
 
-/* The body of a transaction: SQLite's code (anything but SQLITE_OK rolls
- * back), and in *res the result when it commits. */
-typedef int (*tx_body)(store_t *st, void *arg, int *res);
-
 /* Runs body in BEGIN IMMEDIATE ... COMMIT under the write mutex (the
  * maintenance thread's deletes wait, and it waits for theirs). */
-static int write_tx(store_t *st, const char *what, tx_body body, void *arg) {
+int store__write_tx(store_t *st, const char *what, store_tx_body body, void *arg) {
     assert(store__is_owner(st) && "the store belongs to its asynchronous front");
     int res = 0;
     pthread_mutex_lock(&st->write_mu);
@@ -131,7 +127,7 @@ static int write_tx(store_t *st, const char *what, tx_body body, void *arg) {
 
 /* Runs body in one read snapshot (BEGIN ... COMMIT); the mutex only when
  * the connection is shared with the maintenance thread, as store_range. */
-static int read_tx(store_t *st, const char *what, tx_body body, void *arg) {
+int store__read_tx(store_t *st, const char *what, store_tx_body body, void *arg) {
     assert(store__is_owner(st) && "the store belongs to its asynchronous front");
     int res = 0;
     if (st->shared)
@@ -231,7 +227,7 @@ int store_account_create(store_t *st, const char *nick, size_t len, const char *
     if (!nick_ok(nick, len) || !hash_ok(hash))
         return STORE_E_INVALID;
     acc_args_t a = {.nick = nick, .len = len, .hash = hash, .now = now_ms, .out = out};
-    return write_tx(st, "create an account", create_body, &a);
+    return store__write_tx(st, "create an account", create_body, &a);
 }
 
 static int get_body(store_t *st, void *arg, int *res) {
@@ -256,7 +252,7 @@ int store_account_get(store_t *st, const char *nick, size_t len, store_account_t
     if (!nick_ok(nick, len) || out == NULL)
         return STORE_E_INVALID;
     acc_args_t a = {.nick = nick, .len = len, .out = out};
-    return read_tx(st, "read an account", get_body, &a);
+    return store__read_tx(st, "read an account", get_body, &a);
 }
 
 static int set_hash_body(store_t *st, void *arg, int *res) {
@@ -286,7 +282,7 @@ int store_account_set_hash(store_t *st, int64_t account, const char *hash, int64
     if (!hash_ok(hash))
         return STORE_E_INVALID;
     acc_args_t a = {.account = account, .hash = hash, .now = now_ms, .revoke = revoke_tokens};
-    return write_tx(st, "change a password", set_hash_body, &a);
+    return store__write_tx(st, "change a password", set_hash_body, &a);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -314,7 +310,7 @@ int store_token_add(store_t *st, int64_t account, const uint8_t hash[32], int64_
     if (hash == NULL)
         return STORE_E_INVALID;
     tok_args_t a = {.hash = hash, .account = account, .now = now_ms};
-    return write_tx(st, "store a token", tok_add_body, &a);
+    return store__write_tx(st, "store a token", tok_add_body, &a);
 }
 
 static int tok_use_body(store_t *st, void *arg, int *res) {
@@ -353,7 +349,7 @@ int store_token_use(store_t *st, const uint8_t hash[32], int64_t now_ms, int64_t
     if (hash == NULL || out == NULL || now_ms < 0 || max_idle_ms <= 0)
         return STORE_E_INVALID;
     tok_args_t a = {.hash = hash, .now = now_ms, .max_idle = max_idle_ms, .out = out};
-    return write_tx(st, "use a token", tok_use_body, &a);
+    return store__write_tx(st, "use a token", tok_use_body, &a);
 }
 
 /* One bound delete: the statement, its first parameter (the blob or the
@@ -382,12 +378,12 @@ int store_token_revoke(store_t *st, const uint8_t hash[32]) {
     if (hash == NULL)
         return STORE_E_INVALID;
     tok_args_t a = {.hash = hash};
-    return write_tx(st, "revoke a token", tok_del_body, &a);
+    return store__write_tx(st, "revoke a token", tok_del_body, &a);
 }
 
 int store_tokens_revoke_all(store_t *st, int64_t account, uint64_t *revoked) {
     tok_args_t a = {.account = account};
-    int rc = write_tx(st, "revoke tokens", tok_del_body, &a);
+    int rc = store__write_tx(st, "revoke tokens", tok_del_body, &a);
     if (revoked != NULL)
         *revoked = rc == 0 ? a.count : 0;
     return rc;
@@ -399,7 +395,7 @@ int store_tokens_expire(store_t *st, int64_t now_ms, int64_t max_idle_ms, uint64
     if (now_ms < 0 || max_idle_ms <= 0)
         return STORE_E_INVALID;
     tok_args_t a = {.now = now_ms, .max_idle = max_idle_ms};
-    int rc = write_tx(st, "expire tokens", tok_del_body, &a);
+    int rc = store__write_tx(st, "expire tokens", tok_del_body, &a);
     if (deleted != NULL && rc == 0)
         *deleted = a.count;
     return rc;
@@ -430,7 +426,7 @@ int store_read_set(store_t *st, int64_t account, const char *key, size_t key_len
     mark_args_t a = {.account = account, .up_to = up_to};
     if (up_to < 0 || store__key(key, key_len, buf, &a.key, &a.key_len) != 0)
         return STORE_E_INVALID;
-    return write_tx(st, "set a read marker", read_set_body, &a);
+    return store__write_tx(st, "set a read marker", read_set_body, &a);
 }
 
 static int read_get_body(store_t *st, void *arg, int *res) {
@@ -451,7 +447,7 @@ int store_read_get(store_t *st, int64_t account, const char *key, size_t key_len
     if (up_to == NULL || store__key(key, key_len, buf, &a.key, &a.key_len) != 0)
         return STORE_E_INVALID;
     *up_to = 0;
-    int rc = read_tx(st, "read a read marker", read_get_body, &a);
+    int rc = store__read_tx(st, "read a read marker", read_get_body, &a);
     if (rc == 0)
         *up_to = a.up_to;
     return rc;
@@ -526,5 +522,5 @@ int store_conversations(store_t *st, int64_t account, const char *nick, size_t n
                      .limit = limit,
                      .cb = cb,
                      .ctx = ctx};
-    return read_tx(st, "list conversations", conv_body, &a);
+    return store__read_tx(st, "list conversations", conv_body, &a);
 }

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/store_int.h"
+#include "store/store_mod.h"
 
 #define SLOW_LOG_EVERY_US UINT64_C(10000000) /* at most one slow-commit line per 10 s */
 /* A conversation key: "@" + two nicknames + "@" and its NUL. */
@@ -445,6 +446,25 @@ static int hook_reserve_ids(void *ctx, uint64_t upto, chat_store_done_cb done, v
     return 0;
 }
 
+/* Moderation (store_mod.c). */
+static int hook_mod_load(void *ctx, int64_t now_ms, chat_mod_room_cb room, chat_mod_ban_cb ban,
+                         void *arg) {
+    store_chat_t *sc = ctx;
+    return store_mod_hook_load(sc->st, sc->async, now_ms, room, ban, arg);
+}
+
+static int hook_mod_write(void *ctx, const chat_mod_write_t *w, chat_store_done_cb done,
+                          void *arg) {
+    store_chat_t *sc = ctx;
+    return store_mod_hook_write(sc->st, sc->async, w, done, arg);
+}
+
+static int hook_audit_read(void *ctx, const char *room, size_t room_len, uint64_t before,
+                           unsigned limit, chat_audit_done_cb done, void *arg) {
+    store_chat_t *sc = ctx;
+    return store_mod_hook_audit(sc->st, sc->async, room, room_len, before, limit, done, arg);
+}
+
 static const chat_store_hooks_t hooks = {
     .last_id = hook_last_id,
     .reserve_ids = hook_reserve_ids,
@@ -453,6 +473,9 @@ static const chat_store_hooks_t hooks = {
     .history_with = hook_history_with,
     .conversations = hook_conversations,
     .read_set = hook_read_set,
+    .mod_load = hook_mod_load,
+    .mod_write = hook_mod_write,
+    .audit_read = hook_audit_read,
 };
 
 /* ---- lifetime and stats ---- */

@@ -136,6 +136,15 @@ int store__key(const char *key, size_t len, char *buf, const char **out, size_t 
 
 /* Prepares and finalises store_accounts.c's statements on the loop's
  * connection (SQLite codes). */
+/* The body of a transaction: SQLite's code (anything but SQLITE_OK rolls
+ * back), and in *res the result when it commits. */
+typedef int (*store_tx_body)(store_t *st, void *arg, int *res);
+/* store_accounts.c: body in BEGIN IMMEDIATE ... COMMIT under the write
+ * mutex, or in one read snapshot; a failure is logged (`what`) and mapped
+ * to a STORE_E_*. */
+int store__write_tx(store_t *st, const char *what, store_tx_body body, void *arg);
+int store__read_tx(store_t *st, const char *what, store_tx_body body, void *arg);
+
 int store__accounts_prepare(store_t *st);
 void store__accounts_finalize(store_t *st);
 

@@ -231,10 +231,49 @@ static int migrate_v1_v2(sqlite3 *db) {
     return rc;
 }
 
+/* v2 -> v3: moderation. rooms holds what a room keeps (its canonical
+ * spelling, owner, ops separated by spaces, topic), keyed by its room key;
+ * bans are per room (scope: the room key) or server-wide (scope ''), by
+ * nickname (address 0, target_key folded) or client address; audit keeps
+ * every action, read back by scope, newest first. */
+static int migrate_v2_v3(sqlite3 *db) {
+    return sqlite3_exec(db,
+                        "CREATE TABLE rooms ("
+                        "  key TEXT PRIMARY KEY,"
+                        "  name TEXT NOT NULL,"
+                        "  owner TEXT,"
+                        "  ops TEXT NOT NULL DEFAULT '',"
+                        "  topic TEXT,"
+                        "  topic_by TEXT,"
+                        "  topic_ts INTEGER) WITHOUT ROWID;"
+                        "CREATE TABLE bans ("
+                        "  scope TEXT NOT NULL,"
+                        "  address INTEGER NOT NULL,"
+                        "  target_key TEXT NOT NULL,"
+                        "  target TEXT NOT NULL,"
+                        "  until INTEGER NOT NULL,"
+                        "  by TEXT NOT NULL,"
+                        "  reason TEXT,"
+                        "  ts INTEGER NOT NULL,"
+                        "  PRIMARY KEY (scope, address, target_key)) WITHOUT ROWID;"
+                        "CREATE TABLE audit ("
+                        "  id INTEGER PRIMARY KEY,"
+                        "  scope TEXT NOT NULL,"
+                        "  ts INTEGER NOT NULL,"
+                        "  actor TEXT NOT NULL,"
+                        "  action TEXT NOT NULL,"
+                        "  target TEXT,"
+                        "  reason TEXT,"
+                        "  until INTEGER NOT NULL DEFAULT 0,"
+                        "  text TEXT);"
+                        "CREATE INDEX audit_scope_id ON audit (scope, id);",
+                        NULL, NULL, NULL);
+}
+
 /* migrations[v] takes a database from schema version v to v + 1. A new
  * schema version is one more function here (and STORE_SCHEMA_VERSION + 1). */
 typedef int (*migration_fn)(sqlite3 *db);
-static const migration_fn migrations[] = {migrate_v0_v1, migrate_v1_v2};
+static const migration_fn migrations[] = {migrate_v0_v1, migrate_v1_v2, migrate_v2_v3};
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 

@@ -6,9 +6,11 @@
  * (stream_tls.c) differs only in two places: what is read is ciphertext,
  * decrypted before the endpoint sees it, and what is written is the wire
  * queue its plaintext was encrypted into. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -773,9 +775,28 @@ int tt_listen(tt_loop_t *loop, const tt_listener_config_t *cfg, tt_listener_t **
     l->cfg = *cfg;
     if (cfg->tls != NULL)
         tt_tls_ctx_ref(cfg->tls);
-    uv_tcp_init(&loop->uv, &l->tcp);
+    /* With reuse_port the socket is made now (libuv 1.44 has no bind flag
+     * for SO_REUSEPORT), so the option is set before uv_tcp_bind binds. */
+    if (cfg->reuse_port) {
+        r = uv_tcp_init_ex(&loop->uv, &l->tcp, addr.ss_family);
+        if (r < 0) {
+            snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->host, cfg->port,
+                     uv_strerror(r));
+            tt_tls_ctx_unref(l->cfg.tls);
+            free(l);
+            return r;
+        }
+        uv_os_fd_t fd;
+        int one = 1;
+        r = uv_fileno((uv_handle_t *)&l->tcp, &fd);
+        if (r == 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+            r = uv_translate_sys_error(errno);
+    } else {
+        r = uv_tcp_init(&loop->uv, &l->tcp);
+    }
     l->tcp.data = l;
-    r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, 0);
+    if (r == 0)
+        r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, 0);
     if (r == 0)
         r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
     if (r < 0) {

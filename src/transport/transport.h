@@ -226,6 +226,10 @@ typedef struct tt_listener_config_s {
     tt_tls_ctx_t *tls;
     unsigned tls_handshake_ms;
     const char *tls_plain_reply;
+    /* SO_REUSEPORT before bind: other sockets that set it too (other
+     * processes of the same user) may listen on the same address, and the
+     * kernel spreads connections among them. */
+    bool reuse_port;
 } tt_listener_config_t;
 
 /* Binds and listens. Returns 0 and *out, or a negative libuv error with err

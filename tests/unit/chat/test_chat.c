@@ -1646,6 +1646,8 @@ static void test_chat_reply_budget_holds_one_largest_message(void **state) {
     say(fx, 2, "{\"type\":\"login\",\"nickname\":\"bob\"}");
     json_t *limits = json_object_get(take(fx, 2, "welcome"), "limits");
     assert_int_equal(jint(limits, "reply_budget"), chat_reply_budget_min(8192));
+    /* The figure docs/protocol.md gives for the default max_text. */
+    assert_int_equal(chat_reply_budget_min(4096), 67935);
     say(fx, 2, "{\"type\":\"join\",\"room\":\"r\"}");
     tt_buf_t *b;
     json_t *j = next_frame(fx, 2, &b);
