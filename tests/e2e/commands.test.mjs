@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './server.mjs';
-import { launchBrowser, joinAs, say, waitForMessage, messages, memberNames, activeLog, until } from './browser.mjs';
+import { launchBrowser, openPage, joinAs, say, waitForMessage, messages, memberNames, activeLog, until, wsClient } from './browser.mjs';
 
 const browser = await launchBrowser();
 const server = await startServer();
@@ -267,4 +267,45 @@ test('a message that mentions me is highlighted, in my page only', async () => {
     assert.equal(await activeLog(ben).locator('li.msg.mention').count(), 0, 'not in the sender’s page');
     await ana.context().close();
     await ben.context().close();
+});
+
+test('a room’s owner moderates with commands: each done is said, and the others see the effect', async () => {
+    // An account creating a room owns it (docs/protocol.md, "Moderation").
+    const ana = await openPage(browser, server.url);
+    await ana.getByRole('radio', { name: 'Register' }).check();
+    await ana.getByLabel('Nickname', { exact: true }).fill('ana-own');
+    await ana.getByLabel('Password', { exact: true }).fill('correct horse battery');
+    await ana.getByLabel('Room', { exact: true }).fill('sala-own');
+    await ana.getByRole('button', { name: 'Create account' }).click();
+    await box(ana).waitFor({ state: 'visible', timeout: 10000 });
+    const sam = await wsClient(server.url, { type: 'login', nickname: 'sam-own' }, 'sala-own');
+    await until(async () => (await memberNames(ana)).includes('sam-own'), { what: 'sam in the room' });
+    const done = async (line) => {
+        await say(ana, line);
+        const [cmd, nick] = line.split(' ');
+        const want = `${cmd === '/topic' ? cmd : `${cmd} ${nick}`}: done.`;
+        await until(async () => (await lastNotice(ana)) === want, { what: want });
+    };
+
+    await done('/topic Friday *release*');
+    await until(() => sam.frames.some((f) => f.type === 'topic' && f.topic === 'Friday *release*' && f.by === 'ana-own'), { what: 'sam told the topic' });
+    await done('/kick sam-own too loud');
+    await until(() => sam.frames.some((f) => f.type === 'kicked' && f.room === 'sala-own' && f.reason === 'too loud'), { what: 'sam kicked' });
+    await until(async () => !(await memberNames(ana)).includes('sam-own'), { what: 'sam out of ana’s list' });
+    sam.send(JSON.stringify({ type: 'join', room: 'sala-own', id: 'j1' }));
+    await until(() => sam.frames.some((f) => f.type === 'joined' && f.ref === 'j1'), { what: 'sam back (a kick is no ban)' });
+    await done('/ban sam-own 2h flooding');
+    const kicked = await until(() => sam.frames.find((f) => f.type === 'kicked' && f.ban === true), { what: 'sam banned' });
+    assert.ok(kicked.until > Date.now() + 7100e3 && kicked.until < Date.now() + 7300e3, 'for two hours');
+    sam.send(JSON.stringify({ type: 'join', room: 'sala-own', id: 'j2' }));
+    await until(() => sam.frames.some((f) => f.type === 'error' && f.ref === 'j2' && f.code === 'banned'), { what: 'sam refused' });
+    await done('/unban sam-own');
+    sam.send(JSON.stringify({ type: 'join', room: 'sala-own', id: 'j3' }));
+    await until(() => sam.frames.some((f) => f.type === 'joined' && f.ref === 'j3'), { what: 'sam in again' });
+    // A guest cannot be an op: the refusal is shown.
+    await say(ana, '/op sam-own');
+    await until(async () => /^\/op sam-own: you are not allowed to do that here \(not_permitted\)\.$/.test(await lastNotice(ana)), { what: 'op refused' });
+    assert.deepEqual(ana.problems, []);
+    sam.terminate();
+    await ana.context().close();
 });
