@@ -5,7 +5,8 @@
 // leaves a "message deleted" line — live from `edited`/`deleted` frames, and
 // in history (`edited_ts`, `deleted`).
 
-import { h, appendLinkified } from './dom.js';
+import { h } from './dom.js';
+import { appendFormatted, isAction } from './format.js';
 import { nickKey, roomKey, utf8Length } from './rules.js';
 import { openMenu } from './menu.js';
 import { canModerate } from './moderation.js';
@@ -69,7 +70,9 @@ export function applyEdit(li, text, editedTs) {
     if (li.classList.contains('deleted')) return;
     const span = li.querySelector('.text');
     span.replaceChildren();
-    appendLinkified(span, text);
+    appendFormatted(span, text); // as Pane shows a message
+    li.classList.toggle('action', isAction(li.dataset.from, text));
+    li.messageText = text;
     rawText.set(li, text);
     markEdited(li, editedTs);
 }
@@ -81,6 +84,8 @@ export function applyDelete(li) {
     li.querySelector('.edited')?.remove();
     li.querySelector('.msg-menu-btn')?.remove();
     li.querySelector('.text').replaceChildren(DELETED_TEXT);
+    li.classList.remove('action');
+    delete li.messageText;
     rawText.delete(li);
 }
 
@@ -88,6 +93,7 @@ export function applyDelete(li) {
 export function decorateMessage(conv, li, msg) {
     if (msg.deleted === true) {
         li.classList.add('deleted');
+        li.classList.remove('action');
         li.querySelector('.text').replaceChildren(DELETED_TEXT);
         return;
     }

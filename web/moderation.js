@@ -109,6 +109,15 @@ const topics = new Map(); // room -> topic text
 let admin = false;
 const mod = { dialog: null, form: null, title: null, durations: null, reason: null, submit: null, action: '', room: '', nick: '' };
 const topicUi = {};
+const asked = new Set(); // refs of what the member menu and the topic control asked for (a slash command's answers are app.js's)
+
+/** Remembers the ref of a request made here ('' when offline: false). */
+function ask(ref) {
+    if (!ref) return false;
+    asked.add(ref);
+    if (asked.size > 100) asked.delete(asked.values().next().value); // answers that never came
+    return true;
+}
 
 /** The roles of `room` ({owner, ops}; none known: nobody). */
 export function rolesOf(room) {
@@ -135,7 +144,7 @@ export function groupedMembers(room, people, itemFor) {
 export function openMemberMenu(button, nick, room) {
     const { session, state } = ctx;
     const may = memberActions({ me: state.me, admin, roles: rolesOf(room), target: nick });
-    const act = (fn) => () => { if (!fn()) ctx.toast('You are offline; try again once reconnected.'); };
+    const act = (fn) => () => { if (!ask(fn())) ctx.toast('You are offline; try again once reconnected.'); };
     openMenu(button, `${nick}`, [
         { label: 'Message privately', run: () => { ctx.activate(ctx.privateConv(nick)); ctx.closeDrawers(); ctx.focusComposer(); } },
         may.kick && { label: 'Kick…', danger: true, run: () => openModDialog('kick', room, nick) },
@@ -167,7 +176,7 @@ function buildModDialog() {
         } else {
             ref = ctx.session.kick(mod.room, mod.nick, reason);
         }
-        if (!ref) ctx.toast('You are offline; try again once reconnected.');
+        if (!ask(ref)) ctx.toast('You are offline; try again once reconnected.');
         mod.dialog.close();
     });
     mod.dialog = h('dialog', { class: 'dialog', id: 'mod-dialog', attrs: { 'aria-labelledby': 'mod-dialog-title' } },
@@ -253,7 +262,7 @@ export function initModeration(shared) {
             ctx.toast('A topic is at most 300 characters.');
             return;
         }
-        if (!session.setTopic(room, text)) {
+        if (!ask(session.setTopic(room, text))) {
             ctx.toast('You are offline; try again once reconnected.');
             return;
         }
@@ -305,7 +314,7 @@ export function initModeration(shared) {
     });
     session.addEventListener('done', ({ detail }) => {
         const r = detail.request;
-        if (!r) return;
+        if (!r || !asked.delete(detail.ref)) return;
         const said = { kick: `${r.nickname} was kicked out of ${r.room}.`, ban: `${r.nickname} is banned from ${r.room}${untilText(r.seconds ? Date.now() + r.seconds * 1000 : 0)}.` };
         if (said[r.type]) ctx.toast(said[r.type]);
     });
@@ -326,7 +335,7 @@ export function initModeration(shared) {
             ctx.toast(text, 10000);
             return;
         }
-        if (!['kick', 'ban', 'op', 'deop', 'topic'].includes(type)) return;
+        if (!['kick', 'ban', 'op', 'deop', 'topic'].includes(type) || !asked.delete(detail.ref)) return;
         const who = request.nickname || '';
         const why = code === 'no_such_user' && who ? `${who} is not in ${request.room}.` : REFUSED[code] || message || code;
         ctx.toast(type === 'topic' ? `The topic was not changed: ${why}` : why);

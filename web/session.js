@@ -86,7 +86,7 @@ const SEEN_LIMIT = 20000;
  * - `deleted` {id, room, with, by}            a message was deleted
  * - `search` {ref, query, results, more, request}   a reply to search(); results [{kind, id, ts, from, to, text, highlights}]
  * - `ack` {ref, messageId, request}
- * - `request-error` {code, message, ref, request, room, until}   an error for a request of ours (`room`, `until`: a `banned` one's)
+ * - `request-error` {code, message, ref, request, room, until, retryAfterMs}   an error for a request of ours (`room`, `until`: a `banned` one's)
  * - `unsent` {ref, request}                     a send that was in flight when the line dropped
  */
 export class Session extends EventTarget {
@@ -306,6 +306,13 @@ export class Session extends EventTarget {
         const req = away && text ? { type: 'status', away: true, text } : { type: 'status', away: !!away };
         return this.#conn.send({ ...req, id: `r${this.#nextId++}` });
     }
+
+    /**
+     * Sends a request the session does not otherwise know (a moderation
+     * command: topic, kick, ban…); returns its ref, or '' when offline. Its
+     * `error` comes as `request-error`, its `done` as `done`.
+     */
+    command(req) { return this.#request(req); }
 
     /** Sets (or with '' clears) a room's topic; everyone there gets a `topic` frame. */
     setTopic(room, topic) { return this.#request({ type: 'topic', room, topic }); }
@@ -716,6 +723,7 @@ export class Session extends EventTarget {
         this.#emit('request-error', {
             code: msg.code, message: msg.message, ref: msg.ref, request,
             room: typeof msg.room === 'string' ? msg.room : undefined, until: Number.isSafeInteger(msg.until) ? msg.until : 0,
+            retryAfterMs: Number.isFinite(msg.retry_after_ms) ? msg.retry_after_ms : 0,
         });
     }
 }

@@ -35,8 +35,9 @@ async function register(url, nickname, room) {
 }
 
 async function rejoin(page, room) {
-    await page.getByPlaceholder('Join a room…').fill(room);
-    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    const form = page.getByRole('navigation', { name: 'Conversations' });
+    await form.getByPlaceholder('Join a room…').fill(room);
+    await form.getByRole('button', { name: 'Join', exact: true }).click();
 }
 
 test('the owner kicks and bans from the member menu; the other page is told and loses the room; a banned join says until when', async () => {
