@@ -346,6 +346,11 @@ void chat__refuse_extra(chat_t *chat, const chat_req_t *req, json_t *extra, cons
  * each once, at most CHAT_MENTIONS_MAX), as a JSON array; NULL when none. */
 json_t *chat__mentions(chat_t *chat, const chat_room_t *room, const char *text, size_t len);
 
+/* An accepted message's frame (room/private shape, with `mentions` when
+ * not NULL: a JSON array of strings), written directly: the same bytes as
+ * chat__msg_json of chat__message_json(m) with mentions added. */
+tt_msg_t *chat__msg_message(const chat_message_t *m, const json_t *mentions);
+
 /* The JSON object of an accepted message (room/private shape). */
 json_t *chat__message_json(const chat_message_t *m);
 

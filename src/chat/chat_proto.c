@@ -280,19 +280,15 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     p->req = json_incref(req->root);
     p->ref = req->ref;
     p->ref_len = req->ref_len;
-    json_t *o = chat__message_json(&p->msg);
     p->out_plain = NULL;
     json_t *mentions = kind == CHAT_MSG_ROOM ? chat__mentions(chat, room, text, len) : NULL;
-    if (mentions != NULL) {
-        if (room->v1_count < room->count) {
-            p->out_plain = chat__msg_json(o, len + len / 8 + 128);
-            p->out_plain->id = p->msg.id;
-        }
-        json_object_set_new(o, "mentions", mentions);
+    if (mentions != NULL && room->v1_count < room->count) {
+        p->out_plain = chat__msg_message(&p->msg, NULL);
+        p->out_plain->id = p->msg.id;
     }
-    p->out = chat__msg_json(o, len + len / 8 + 128);
+    p->out = chat__msg_message(&p->msg, mentions);
     p->out->id = p->msg.id;
-    json_decref(o);
+    json_decref(mentions);
     chat->messages++;
 }
 
