@@ -472,6 +472,13 @@ bool chat__rate_take_scan(chat_t *chat, const chat_req_t *req, size_t n);
 /* The flood-control clock (ms, monotonic; injected or CLOCK_MONOTONIC_COARSE). */
 uint64_t chat__clock_ms(const chat_t *chat);
 
+/* ---- chat_json.c: the fast reader --------------------------------------- */
+
+/* The tree json_loadb(data, len, JSON_ALLOW_NUL) makes of a request of
+ * strings, small integers, booleans, null and objects without \u escapes,
+ * or NULL for anything else (then parse with jansson). */
+json_t *chat__json_fast(const char *data, size_t len);
+
 /* ---- chat_proto.c ------------------------------------------------------ */
 
 /* Request fields. chat__get_str: 1 and the string of key, 0 if absent or

@@ -1016,7 +1016,9 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
      * fields that cannot hold it refuse it themselves. Duplicate keys are
      * allowed (the last wins), as in most JSON parsers. jansson bounds the
      * nesting depth (2048) and refuses numbers it cannot hold. */
-    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
+    json_t *root = chat__json_fast(data, len);
+    if (root == NULL)
+        root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
     int parse_error = CHAT_PARSE_OK;
     if (root == NULL) {
         /* An object with a number jansson cannot hold is a bad field; a
