@@ -7,6 +7,9 @@ import { Session, socketUrl } from './session.js';
 import { nicknameProblem, roomProblem, passwordProblem, nickKey, roomKey, utf8Length, DEFAULT_LIMITS } from './rules.js';
 import { h, $, avatar } from './dom.js';
 import { Pane } from './pane.js';
+import { parseInput, runCommand } from './commands.js';
+import { Completer } from './complete.js';
+import { Attention, mentionsMe } from './notify.js';
 
 const STORE_NICK = 'tertulia.nickname';
 const STORE_ROOM = 'tertulia.room';
@@ -51,6 +54,7 @@ const ui = {
     roomsDialog: $('rooms-dialog'), roomsDialogList: $('rooms-dialog-list'), roomsDialogStatus: $('rooms-dialog-status'),
     awayForm: $('away-form'), awayText: $('away-text'), away: $('away'),
     toast: $('toast'),
+    mute: $('mute'), emptyJoin: $('empty-join'), emptyJoinRoom: $('empty-join-room'), emptyJoinError: $('empty-join-error'),
 };
 
 const state = {
@@ -378,6 +382,7 @@ session.addEventListener('welcome', ({ detail }) => {
         // The server may have forgotten our away status while the line was down.
         if (state.meAway) session.setAway(true, state.meAway.text);
         flushReads(); // the read markers the drop kept from going out
+        if (!held.timer) resendHeld(); // messages flood control held, if the drop kept them
         noteRead(activeConv());
         return;
     }
@@ -537,6 +542,10 @@ function updateEmptyState() {
     ui.composer.hidden = conv === null;
     ui.leave.hidden = conv === null;
     ui.share.hidden = conv === null || conv.kind !== 'room';
+    showMute();
+    // No conversation: no people column (nor its button), the empty state takes the room.
+    ui.peopleOpen.hidden = conv === null;
+    ui.chatView.classList.toggle('no-conv', conv === null);
     if (!conv) {
         ui.convTitle.textContent = 'tertulia';
         ui.convSub.textContent = '';
@@ -713,7 +722,8 @@ session.addEventListener('message', ({ detail }) => {
         }
     }
     if (!own && source === 'live') setTyping(conv, msg.from, false);
-    conv.pane.addMessage(msg, { own, quiet: source === 'join' });
+    const li = conv.pane.addMessage(msg, { own, quiet: source === 'join' });
+    if (!own) noteAttention(conv, msg, li, source);
     if (conv.kind === 'private' && !own && Number.isSafeInteger(msg.id) && !onScreen(conv)) {
         conv.unreadIds.add(msg.id);
         // The conversation with the latest message goes first, as `conversations` lists them.
@@ -724,6 +734,10 @@ session.addEventListener('message', ({ detail }) => {
 });
 
 session.addEventListener('ack', ({ detail }) => {
+    if (detail.ref === held.inFlight) {
+        held.inFlight = '';
+        resendHeld(); // the next held message, now that this one is in
+    }
     for (const conv of state.convs.values()) {
         const entry = conv.pending.get(detail.ref);
         if (!entry) continue;
@@ -738,6 +752,7 @@ session.addEventListener('unsent', ({ detail }) => {
     for (const conv of state.convs.values()) {
         const entry = conv.pending.get(detail.ref);
         if (!entry) continue;
+        if (detail.ref === held.inFlight) held.inFlight = '';
         // Kept in `pending`: if the message did get through, the recovered
         // history brings it back and confirms it.
         conv.pane.fail(entry.li, 'the connection dropped before the server confirmed it.', () => {
@@ -758,6 +773,14 @@ session.addEventListener('request-error', ({ detail }) => {
             const entry = conv.pending.get(ref);
             if (!entry) continue;
             conv.pending.delete(ref);
+            if (code === 'rate_limited') {
+                holdMessage(conv, entry, ref, detail.retryAfterMs);
+                return;
+            }
+            if (ref === held.inFlight) {
+                held.inFlight = '';
+                resendHeld();
+            }
             const reason = code === 'no_such_user' ? `${conv.name} is not online.` : message || code;
             conv.pane.fail(entry.li, reason, RETRYABLE.has(code) || code === 'no_such_user' ? () => sendText(conv, entry.text) : null);
             return;
@@ -770,6 +793,10 @@ session.addEventListener('request-error', ({ detail }) => {
     }
     if (type === 'password') {
         passwordRefused(code, message);
+        return;
+    }
+    if (MODERATION.has(type)) {
+        commandRefused(request, code, message);
         return;
     }
     if (type === 'conversations') {
@@ -789,7 +816,8 @@ session.addEventListener('request-error', ({ detail }) => {
             conv.pane.setOlder(conv.older);
         }
     }
-    toast(message || code || 'The server refused that.');
+    if (code === 'rate_limited') toast(`Too many requests: wait ${waitSeconds(detail.retryAfterMs)} s, then try again.`);
+    else toast(message || code || 'The server refused that.');
 });
 
 session.addEventListener('undelivered', ({ detail }) => {
@@ -800,7 +828,7 @@ session.addEventListener('undelivered', ({ detail }) => {
         toast(`A private message to ${to || 'someone'} was not delivered: they were offline.`);
         return;
     }
-    const text = li.querySelector('.text').textContent;
+    const text = li.messageText ?? li.querySelector('.text').textContent;
     conv.pane.fail(li, `${conv.name} was offline.`, () => sendText(conv, text));
     li.querySelector('.note').classList.add('undelivered');
 });
@@ -999,8 +1027,8 @@ function stopTyping(send = true) {
 function noteTyping() {
     const conv = activeConv();
     if (!conv || state.status !== 'online') return;
-    if (ui.message.value === '') {
-        stopTyping();
+    if (ui.message.value === '' || /^\/(?!\/)/.test(ui.message.value)) {
+        stopTyping(); // an empty box, or a command being typed: nothing the others should see
         return;
     }
     if (typingOut.to && typingOut.to !== conv.name) stopTyping();
@@ -1089,6 +1117,13 @@ ui.awayForm.addEventListener('submit', (ev) => {
 /* ------------------------------------------------------------- composer */
 
 function sendText(conv, text) {
+    if (held.queue.length > 0 || held.inFlight) {
+        // Flood control is holding earlier messages: this one goes after them.
+        const li = conv.pane.addMessage({ from: state.me, message: { text } }, { own: true, pending: true });
+        conv.pane.hold(li, 'Waiting for the messages before it to go…');
+        held.queue.push({ conv, text, li });
+        return true;
+    }
     const ref = conv.kind === 'room' ? session.sendRoom(conv.name, text) : session.sendPrivate(conv.name, text);
     if (!ref) {
         toast('Not connected. Your message was not sent.');
@@ -1134,7 +1169,17 @@ function submitMessage() {
         updateComposer();
         return;
     }
-    if (!sendText(conv, text)) return;
+    const parsed = parseInput(text);
+    if (parsed.kind !== 'text') {
+        // A command: it never goes out as a message, whatever it is.
+        if (!runCommand(parsed, commandApp(conv))) return;
+        stopTyping();
+        ui.message.value = '';
+        conv.draft = '';
+        updateComposer();
+        return;
+    }
+    if (!sendText(conv, parsed.text)) return;
     stopTyping(false); // the server ends our typing with the message
     ui.message.value = '';
     conv.draft = '';
@@ -1170,9 +1215,11 @@ function updateBadges() {
     let elsewhere = 0;
     for (const conv of state.convs.values()) {
         const n = unreadCount(conv);
-        total += n;
+        const muted = isMutedConv(conv);
+        if (!muted) total += n;
         const showBadge = n > 0 && conv.id !== state.active;
-        if (showBadge) elsewhere += n;
+        if (showBadge && !muted) elsewhere += n;
+        conv.button.classList.toggle('muted', muted);
         conv.badge.hidden = !showBadge;
         conv.badge.replaceChildren(String(n), h('span', { class: 'sr-only', text: n === 1 ? ' unread message' : ' unread messages' }));
         conv.button.classList.toggle('has-unread', showBadge);
@@ -1340,6 +1387,10 @@ function endChat(note = '') {
     state.conversationsRef = '';
     state.closed.clear();
     readQueue.clear();
+    clearTimeout(held.timer);
+    held.timer = 0;
+    held.queue = [];
+    held.inFlight = '';
     ui.chatView.hidden = true;
     ui.conversation.hidden = true;
     ui.loginView.hidden = false;
@@ -1517,6 +1568,225 @@ document.addEventListener('keydown', (ev) => {
             focusComposer();
         }
     }
+});
+
+/* ------------------------------------------- commands, held messages */
+
+// Messages flood control refused (`rate_limited`), in the order they were
+// written: they go again by themselves, one at a time, the first once the
+// server's `retry_after_ms` has passed, each next one once the one before
+// is in. Messages written meanwhile queue behind them.
+const held = { queue: [], timer: 0, inFlight: '' }; // queue: [{conv, text, li}]
+
+/** Seconds to wait for `ms`, rounded up, at least 1. */
+function waitSeconds(ms) {
+    return Math.max(1, Math.ceil((Number(ms) || 0) / 1000));
+}
+
+function holdMessage(conv, entry, ref, retryAfterMs) {
+    const item = { conv, text: entry.text, li: entry.li };
+    if (ref === held.inFlight) {
+        held.inFlight = '';
+        held.queue.unshift(item); // refused again: still first
+    } else {
+        held.queue.push(item);
+    }
+    const secs = waitSeconds(retryAfterMs);
+    conv.pane.hold(entry.li, `Sending too fast: wait ${secs} s. It goes by itself.`);
+    toast(`Sending too fast: wait ${secs} s. Your messages go by themselves, in order.`);
+    clearTimeout(held.timer);
+    held.timer = setTimeout(() => {
+        held.timer = 0;
+        resendHeld();
+    }, Math.max(0, Number(retryAfterMs) || 0));
+}
+
+/** Sends the first held message, unless one is on its way or flood control asks to wait. */
+function resendHeld() {
+    while (!held.inFlight && !held.timer && held.queue.length > 0) {
+        const item = held.queue[0];
+        if (!state.convs.has(item.conv.id)) {
+            held.queue.shift(); // its conversation was closed
+            continue;
+        }
+        const ref = item.conv.kind === 'room' ? session.sendRoom(item.conv.name, item.text) : session.sendPrivate(item.conv.name, item.text);
+        if (!ref) return; // offline: the next welcome goes on
+        held.queue.shift();
+        item.conv.pending.set(ref, { li: item.li, text: item.text });
+        item.conv.pane.hold(item.li, '');
+        held.inFlight = ref;
+    }
+}
+
+const MODERATION = new Set(['topic', 'kick', 'ban', 'unban', 'op', 'deop']);
+
+/** A line in the conversation on screen that only this page shows (command feedback), or a toast. */
+function notice(text, conv = activeConv()) {
+    if (!conv) {
+        toast(text, 6000);
+        return;
+    }
+    const li = conv.pane.addSystem(text);
+    li.classList.add('notice');
+    conv.pane.scrollToBottom();
+}
+
+function commandRefused(request, code, message) {
+    for (const [ref, req] of commandRefs) if (req === request) commandRefs.delete(ref);
+    const conv = request.room ? state.convs.get(roomId(request.room)) : activeConv();
+    const what = `/${request.type}${request.nickname ? ` ${request.nickname}` : ''}`;
+    const why = code === 'unknown_type' ? 'this server does not support it yet'
+        : code === 'not_permitted' ? 'you are not allowed to do that here'
+            : code === 'no_such_user' ? `nobody is called ${request.nickname}` : message || 'the server refused it';
+    notice(`${what}: ${why} (${code}).`, conv || activeConv());
+}
+
+/** What runCommand may do, for the conversation `conv`. */
+function commandApp(conv) {
+    return {
+        conv,
+        me: state.me,
+        notice: (text) => notice(text, conv),
+        sendText,
+        joinRoom: (room) => {
+            if (joinRoom(room)) return true;
+            notice('You are offline; try again once reconnected.', conv);
+            return false;
+        },
+        leave: (room) => {
+            const target = room ? state.convs.get(roomId(room)) : conv;
+            if (!target) {
+                notice(`You are not in ${room}.`, conv);
+                return false;
+            }
+            if (target.kind === 'private') {
+                removeConv(target);
+                return true;
+            }
+            if (session.leave(target.name)) return true;
+            notice('You are offline; try again once reconnected.', conv);
+            return false;
+        },
+        openPrivate: (nick, text) => {
+            if (session.isMe(nick)) {
+                notice('That is you: choose someone else.', conv);
+                return false;
+            }
+            const other = privateConv(nick);
+            // The draft of the conversation left is the line just used: not kept.
+            ui.message.value = '';
+            activate(other);
+            return text ? sendText(other, text) : true;
+        },
+        isAway: () => state.meAway !== null,
+        setAway: (away, text) => {
+            const t = text.slice(0, 100);
+            if (!session.setAway(away, t)) {
+                notice('You are offline; try again once reconnected.', conv);
+                return false;
+            }
+            state.meAway = away ? { text: t } : null;
+            ui.awayText.value = away ? t : '';
+            showOwnAway();
+            renderMembers();
+            notice(away ? `You are marked away${t ? `: ${t}` : ''}. /back (or /away again) ends it.` : 'You are back.', conv);
+            return true;
+        },
+        request: (req) => {
+            const ref = session.command(req);
+            if (ref) {
+                commandRefs.set(ref, req);
+                if (commandRefs.size > 100) commandRefs.delete(commandRefs.keys().next().value); // answers that never came
+            }
+            return ref;
+        },
+    };
+}
+
+// The moderation requests the commands sent, until answered: a `done` says
+// so in the room (an unban or an op changes nothing else one sees there).
+const commandRefs = new Map(); // ref -> request
+
+session.addEventListener('done', ({ detail }) => {
+    const req = commandRefs.get(detail.ref);
+    if (!req) return;
+    commandRefs.delete(detail.ref);
+    const conv = req.room ? state.convs.get(roomId(req.room)) : null;
+    notice(`/${req.type}${req.nickname ? ` ${req.nickname}` : ''}: done.`, conv || activeConv());
+});
+
+/* -------------------------------------------- mentions, notifications */
+
+const attention = new Attention();
+
+function isMutedConv(conv) {
+    return conv.kind === 'room' && attention.isMuted(roomKey(conv.name));
+}
+
+/** A message from someone else: highlighted if it mentions us; a notification while the tab is hidden. */
+function noteAttention(conv, msg, li, source) {
+    const mention = conv.kind === 'room' && mentionsMe(msg, state.me);
+    if (mention) {
+        li.classList.add('mention');
+        li.querySelector('.from')?.append(h('span', { class: 'sr-only', text: ' (mentions you)' }));
+    }
+    if (source !== 'live' || isMutedConv(conv) || (!mention && conv.kind !== 'private')) return;
+    const title = conv.kind === 'room' ? `${msg.from} in ${conv.name}` : `${msg.from} (private)`;
+    attention.notify(title, msg.message.text, conv.id, () => {
+        if (state.convs.get(conv.id) === conv) activate(conv);
+    });
+}
+
+function showMute() {
+    const conv = activeConv();
+    ui.mute.hidden = !conv || conv.kind !== 'room';
+    if (ui.mute.hidden) return;
+    const muted = isMutedConv(conv);
+    ui.mute.setAttribute('aria-pressed', String(muted));
+    ui.mute.title = muted ? `${conv.name} is muted: no notifications or badges. Unmute` : `Mute ${conv.name}: no notifications or badges`;
+    ui.mute.classList.toggle('on', muted);
+}
+
+ui.mute.addEventListener('click', () => {
+    const conv = activeConv();
+    if (!conv || conv.kind !== 'room') return;
+    const muted = !isMutedConv(conv);
+    attention.setMuted(roomKey(conv.name), muted);
+    showMute();
+    updateBadges();
+    toast(muted ? `${conv.name} muted: no notifications or badges from it.` : `${conv.name} unmuted.`);
+});
+
+attention.onMutedChange = () => {
+    showMute();
+    updateBadges();
+};
+
+// Permission to notify is asked on the first click or key press in the chat.
+for (const ev of ['pointerdown', 'keydown']) ui.chatView.addEventListener(ev, () => attention.askOnce(), { passive: true });
+
+const completer = new Completer(ui.message, () => {
+    const conv = activeConv();
+    if (!conv) return [];
+    if (conv.kind === 'private') return [conv.name];
+    return [...(state.members.get(conv.name) || new Map()).values()].filter((n) => !session.isMe(n));
+});
+
+// Switching conversation closes the suggestions of the one left.
+ui.panes.addEventListener('focusin', () => completer.close());
+
+ui.emptyJoin.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const room = ui.emptyJoinRoom.value;
+    const problem = roomProblem(room);
+    ui.emptyJoinError.textContent = problem;
+    ui.emptyJoinRoom.setAttribute('aria-invalid', String(problem !== ''));
+    if (problem) {
+        ui.emptyJoinRoom.focus();
+        return;
+    }
+    if (joinRoom(room)) ui.emptyJoinRoom.value = '';
+    else ui.emptyJoinError.textContent = 'You are offline; try again once reconnected.';
 });
 
 /* ---------------------------------------------------------------- toast */

@@ -3,7 +3,8 @@
 // messages only while the reader is at the bottom — someone who scrolled up
 // to read is never yanked down; they get a count and a button instead.
 
-import { h, avatar, appendLinkified, timeEl, dayKey, dayLabel, hueClass } from './dom.js';
+import { h, avatar, timeEl, dayKey, dayLabel, hueClass } from './dom.js';
+import { appendFormatted, isAction } from './format.js';
 
 const GROUP_MS = 5 * 60 * 1000; // consecutive messages within this share one header
 const BOTTOM_SLACK_PX = 48; // "at the bottom" tolerates this much
@@ -207,7 +208,7 @@ export class Pane {
         this.#typing.textContent = names.length === 0 ? ''
             : names.length === 1 ? `${names[0]} is typing…`
                 : names.length === 2 ? `${names[0]} and ${names[1]} are typing…`
-                    : 'several people are typing…';
+                    : `${names.length} people are typing…`;
     }
 
     /** Adds a system line ("bob joined"). */
@@ -233,10 +234,22 @@ export class Pane {
         li.classList.remove('pending');
         li.classList.add('failed');
         li.querySelector('.note')?.remove();
+        const time = li.querySelector('time');
+        if (time && !time.dateTime) time.textContent = 'not sent'; // it said "sending…"
         const note = h('p', { class: 'note' }, h('span', { text: `Not delivered: ${reason}` }));
         if (retry) note.append(' ', h('button', { type: 'button', class: 'link-btn', text: 'Try again', on: { click: () => { li.remove(); retry(); } } }));
         li.querySelector('.bubble').append(note);
         if (stickBefore && this.isShown) this.scrollToBottom();
+    }
+
+    /** A note under a message still waiting to go (held back by flood control); '' removes it. */
+    hold(li, text) {
+        li.classList.remove('failed');
+        li.classList.add('pending');
+        li.querySelector('.note')?.remove();
+        if (text) li.querySelector('.bubble').append(h('p', { class: 'note held' }, h('span', { text })));
+        const time = li.querySelector('time');
+        if (time && !time.dateTime) time.textContent = text ? 'waiting…' : 'sending…';
     }
 
     /** Shows "load earlier messages", or that this is the start. */
@@ -293,9 +306,9 @@ export class Pane {
         const from = msg.from;
         const time = pending ? h('time', { text: 'sending…' }) : timeEl(ts);
         const text = h('span', { class: 'text' });
-        appendLinkified(text, msg.message.text);
+        appendFormatted(text, msg.message.text);
         const li = h('li', {
-            class: `msg${own ? ' own' : ''}${pending ? ' pending' : ''}`,
+            class: `msg${own ? ' own' : ''}${pending ? ' pending' : ''}${isAction(from, msg.message.text) ? ' action' : ''}`,
             dataset: { from: from.toLowerCase(), ts: String(ts) },
         },
         own ? null : avatar(from),
@@ -303,6 +316,7 @@ export class Pane {
             h('p', { class: `from ${hueClass(from)}` }, own ? 'You' : from, own ? h('span', { class: 'sr-only', text: ` (${from})` }) : null),
             h('p', { class: 'line' }, text, time)));
         if (Number.isSafeInteger(msg.id)) li.dataset.id = String(msg.id);
+        li.messageText = msg.message.text; // the text as sent (the shown one lost its formatting marks)
         return li;
     }
 

@@ -265,6 +265,13 @@ export class Session extends EventTarget {
         return this.#conn.send({ ...req, id: `r${this.#nextId++}` });
     }
 
+    /**
+     * Sends a request the session does not otherwise know (a moderation
+     * command: topic, kick, ban…); returns its ref, or '' when offline. Its
+     * `error` comes as `request-error`, its `done` as `done`.
+     */
+    command(req) { return this.#request(req); }
+
     /** Sends to a room; returns the request ref, or '' when offline. */
     sendRoom(room, text) { return this.#request({ type: 'room', to: room, message: { text } }); }
 
@@ -403,6 +410,9 @@ export class Session extends EventTarget {
         case 'status':
             if (typeof msg.nickname !== 'string' || typeof msg.away !== 'boolean') return undefined;
             return this.#emit('away', { nickname: msg.nickname, away: msg.away, text: typeof msg.text === 'string' ? msg.text : '' });
+        case 'done':
+            this.#pending.delete(msg.ref);
+            return this.#emit('done', { ref: msg.ref, action: typeof msg.action === 'string' ? msg.action : '' });
         case 'error': return this.#onError(msg);
         case 'logged_out': return this.#onLoggedOut();
         case 'password_changed':
@@ -551,6 +561,9 @@ export class Session extends EventTarget {
         if (typeof msg.ref === 'string' && msg.ref.startsWith('r')) return;
         const request = msg.ref !== undefined ? this.#pending.get(msg.ref) : undefined;
         if (msg.ref !== undefined) this.#pending.delete(msg.ref);
-        this.#emit('request-error', { code: msg.code, message: msg.message, ref: msg.ref, request });
+        this.#emit('request-error', {
+            code: msg.code, message: msg.message, ref: msg.ref, request,
+            retryAfterMs: Number.isFinite(msg.retry_after_ms) ? msg.retry_after_ms : 0,
+        });
     }
 }

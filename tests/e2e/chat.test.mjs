@@ -466,7 +466,7 @@ test('screenshots at desktop and phone width', async () => {
     const phone = await person('sofia', 'python-dev-madrid', { viewport: PHONE });
     const dark = await person('tomas', 'python-dev-madrid', { colorScheme: 'dark' });
     const talk = [[lucia, 'Morning! Who is coming to the meetup on Thursday?'],
-        [mateo, 'Me! I will bring the slides about asyncio TaskGroups.'],
+        [mateo, '@lucia Me! I will bring the slides about *asyncio* `TaskGroup`s.'],
         [lucia, 'Great. Here is the venue: https://example.org/venue'],
         [mateo, 'A very long word wraps instead of overflowing: supercalifragilisticexpialidocious-supercalifragilisticexpialidocious'],
         [phone, 'Count me in!'],

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './server.mjs';
-import { launchBrowser, joinAs, say, waitForMessage, memberNames, until } from './browser.mjs';
+import { launchBrowser, joinAs, say, waitForMessage, memberNames, until, wsClient } from './browser.mjs';
 
 const browser = await launchBrowser();
 const cleanups = [];
@@ -77,4 +77,52 @@ test('an away status with a text shows in the others’ member list, and goes wh
 
     for (const p of [ana, ben, cai]) assert.deepEqual(p.problems, []);
     for (const p of [ana, ben, cai]) await p.context().close();
+});
+
+test('one, two and three people typing read as such, and the line never moves the layout', async () => {
+    const server = await startServer();
+    cleanups.push(() => server.dispose());
+    const ana = await joinAs(browser, server.url, 'ana', 'sala-typing3');
+    const others = [];
+    for (const nick of ['ben', 'cai', 'dan']) others.push(await joinAs(browser, server.url, nick, 'sala-typing3'));
+    await until(async () => (await memberNames(ana)).length === 4, { what: 'everyone in the room' });
+    const scroller = ana.locator('section.pane:not([hidden]) .scroller');
+    const height = () => scroller.evaluate((s) => s.getBoundingClientRect().height);
+    const idle = await height();
+    assert.ok((await typingLine(ana).evaluate((p) => p.getBoundingClientRect().height)) > 0, 'the line is reserved while empty');
+
+    await box(others[0]).pressSequentially('a');
+    await waitTyping(ana, 'ben is typing…', 'one typing');
+    assert.equal(await height(), idle);
+    await box(others[1]).pressSequentially('b');
+    await waitTyping(ana, 'ben and cai are typing…', 'two typing');
+    await box(others[2]).pressSequentially('c');
+    await waitTyping(ana, '3 people are typing…', 'three typing');
+    assert.equal(await height(), idle, 'the log keeps its height');
+    await box(others[1]).fill('');
+    await waitTyping(ana, 'ben and dan are typing…', 'cai stopped');
+    for (const p of [ana, ...others]) assert.deepEqual(p.problems, []);
+    for (const p of [ana, ...others]) await p.context().close();
+});
+
+test('typing a command tells nobody', async () => {
+    const server = await startServer();
+    cleanups.push(() => server.dispose());
+    const ana = await joinAs(browser, server.url, 'ana', 'sala-typing-cmd');
+    const ben = await wsClient(server.url, { type: 'login', nickname: 'ben' }, 'sala-typing-cmd');
+    await until(async () => (await memberNames(ana)).includes('ben'), { what: 'ben in the room' });
+    await box(ana).pressSequentially('/me waves slowly');
+    await box(ana).press('Enter');
+    const at = await until(() => {
+        const i = ben.frames.findIndex((f) => f.type === 'room' && f.from === 'ana');
+        return i >= 0 ? i + 1 : 0;
+    }, { what: 'the /me message' });
+    assert.equal(ben.frames[at - 1].message.text, '* ana waves slowly');
+    assert.deepEqual(ben.frames.slice(0, at).filter((f) => f.type === 'typing'), [], 'no typing frame for a command');
+    // A message, though, does tell.
+    await box(ana).pressSequentially('hi');
+    await until(() => ben.frames.some((f) => f.type === 'typing' && f.nickname === 'ana' && f.state === 'start'), { what: 'typing for a message' });
+    ben.terminate();
+    assert.deepEqual(ana.problems, []);
+    await ana.context().close();
 });
