@@ -889,6 +889,9 @@ static const handler_t handlers[] = {
     {"register", false, chat__on_register, false, true},
     {"logout", true, chat__on_logout, false, true},
     {"password", true, chat__on_password, false, false},
+    {"edit", true, chat__on_edit, true, false},
+    {"delete", true, chat__on_delete, true, false},
+    {"search", true, chat__on_search, true, false},
 };
 
 static const handler_t *find_handler(const char *type, size_t len) {
@@ -1043,7 +1046,7 @@ void chat__execute(chat_t *chat, chat_session_t *s, json_t *root, int parse_erro
         chat__refuse(chat, &req, "bad_json", "The message must be a JSON object.");
         goto out;
     }
-    if (!id_ok) {
+    if (!id_ok && !chat__edit_numeric_id(req.root)) {
         chat__refuse(chat, &req, "bad_request",
                      "The field 'id' must be a string of at most 64 characters.");
         goto out;
@@ -1076,4 +1079,17 @@ void chat__execute(chat_t *chat, chat_session_t *s, json_t *root, int parse_erro
 out:
     if (!chat->defer)
         json_decref(req.root);
+}
+
+bool chat__message_text(chat_t *chat, const chat_req_t *req, const char **text, size_t *len) {
+    return need_text(chat, req, text, len) && text_ok(chat, req, *len);
+}
+
+int chat__opt_id(chat_t *chat, const chat_req_t *req, const char *key, uint64_t *out) {
+    return opt_id(chat, req, key, out);
+}
+
+int chat__opt_limit(chat_t *chat, const chat_req_t *req, unsigned def, unsigned max,
+                    unsigned *out) {
+    return opt_limit(chat, req, def, max, out);
 }

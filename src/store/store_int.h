@@ -139,6 +139,10 @@ int store__key(const char *key, size_t len, char *buf, const char **out, size_t 
 int store__accounts_prepare(store_t *st);
 void store__accounts_finalize(store_t *st);
 
+/* store_search.c: on a new connection, PRAGMA secure_delete = ON and the
+ * search index's tokenizer "tt". An SQLite code. */
+int store__search_setup(sqlite3 *db);
+
 /* Finalises the maintenance statements and closes its connection if it is
  * its own. Only with the thread stopped. */
 void store__maint_close(store_t *st);

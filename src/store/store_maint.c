@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/store_int.h"
+#include "store/store_search.h"
 
 #define MS_PER_DAY INT64_C(86400000)
 
@@ -111,6 +112,9 @@ static int maint_open(store_t *st, char *err, size_t errlen) {
              * it after releasing the mutex. */
             if (rc == SQLITE_OK)
                 sqlite3_wal_hook(st->mdb, on_wal_commit, st);
+            /* Its deletes reindex (the search index's triggers) and zero. */
+            if (rc == SQLITE_OK)
+                rc = store__search_setup(st->mdb);
         }
     }
     if (rc == SQLITE_OK)

@@ -780,7 +780,7 @@ static void test_store_migrates_v1_database(void **state) {
     assert_int_equal(raw_int(path, "SELECT count(DISTINCT room) FROM messages"), 5);
 
     store_t *st = open_or_fail(path);
-    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(store_last_id(st), 10);
     expect_v1_rooms_merged(st);
     /* The private row to the letter: its key, sender and recipient. */
@@ -806,7 +806,7 @@ static void test_store_migrates_v1_database(void **state) {
      * cookie moves with every DDL statement), nor are the rooms. */
     int cookie = raw_int(path, "PRAGMA schema_version");
     st = open_or_fail(path);
-    assert_int_equal(raw_int(path, "PRAGMA user_version"), 2);
+    assert_int_equal(raw_int(path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(raw_int(path, "PRAGMA schema_version"), cookie);
     assert_int_equal(raw_int(path, "SELECT count(*) FROM messages WHERE room = 'python-dev'"), 5);
     got_t *g = got_new();
@@ -863,9 +863,9 @@ static void expect_refused_version(const char *name, int version) {
 
 static void test_store_refuses_newer_schema(void **state) {
     (void)state;
-    /* The next version (a newer server's v3) and a far one. */
-    assert_int_equal(STORE_SCHEMA_VERSION, 2);
-    expect_refused_version("v3.db", 3);
+    /* The next version (a newer server's v4) and a far one. */
+    assert_int_equal(STORE_SCHEMA_VERSION, 3);
+    expect_refused_version("v4.db", 4);
     expect_refused_version("v99.db", 99);
 }
 
