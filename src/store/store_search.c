@@ -90,8 +90,7 @@ static uint32_t utf8_next(const unsigned char *p, int n, int *len) {
  * scripts, split into them and the runs between them. The token is folded
  * (lower case, no diacritics), the offsets are the original text's: the
  * two are walked side by side (those scripts fold to themselves). */
-static int tt_token(void *pctx, int tflags, const char *tok, int ntok, int start, int end) {
-    tt_cb_t *c = pctx;
+static int tt_split(tt_cb_t *c, int tflags, const char *tok, int ntok, int start, int end) {
     bool any = false;
     for (int i = 0; i < ntok && !any; i++)
         any = (unsigned char)tok[i] >= 0xE1;
@@ -129,6 +128,57 @@ static int tt_token(void *pctx, int tflags, const char *tok, int ntok, int start
     if (rc == SQLITE_OK && ntok > fseg)
         rc = c->token(c->ctx, tflags, tok + fseg, ntok - fseg, oseg, end);
     return rc;
+}
+
+/* Greek, after unicode61's lower case: the tonos and dialytika go (it
+ * removes the diacritics of Latin letters only) and a final sigma is a
+ * sigma. Each such letter is two bytes, as its plain one. */
+static bool greek_plain(unsigned char a, unsigned char b, unsigned char *x, unsigned char *y) {
+    static const struct {
+        unsigned char a, b, x, y;
+    } map[] = {
+        {0xCE, 0xAC, 0xCE, 0xB1}, /* ά α */
+        {0xCE, 0xAD, 0xCE, 0xB5}, /* έ ε */
+        {0xCE, 0xAE, 0xCE, 0xB7}, /* ή η */
+        {0xCE, 0xAF, 0xCE, 0xB9}, /* ί ι */
+        {0xCE, 0x90, 0xCE, 0xB9}, /* ΐ ι */
+        {0xCE, 0xB0, 0xCF, 0x85}, /* ΰ υ */
+        {0xCF, 0x8A, 0xCE, 0xB9}, /* ϊ ι */
+        {0xCF, 0x8B, 0xCF, 0x85}, /* ϋ υ */
+        {0xCF, 0x8C, 0xCE, 0xBF}, /* ό ο */
+        {0xCF, 0x8D, 0xCF, 0x85}, /* ύ υ */
+        {0xCF, 0x8E, 0xCF, 0x89}, /* ώ ω */
+        {0xCF, 0x82, 0xCF, 0x83}, /* ς σ */
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (map[i].a == a && map[i].b == b) {
+            *x = map[i].x;
+            *y = map[i].y;
+            return true;
+        }
+    return false;
+}
+
+#define TT_TOKEN_MAX 256 /* longer tokens are passed on as they are */
+
+static int tt_token(void *pctx, int tflags, const char *tok, int ntok, int start, int end) {
+    tt_cb_t *c = pctx;
+    bool greek = false;
+    for (int i = 0; i + 1 < ntok && !greek; i++)
+        greek = (unsigned char)tok[i] == 0xCE || (unsigned char)tok[i] == 0xCF;
+    if (!greek || ntok > TT_TOKEN_MAX)
+        return tt_split(c, tflags, tok, ntok, start, end);
+    char buf[TT_TOKEN_MAX];
+    memcpy(buf, tok, (size_t)ntok);
+    for (int i = 0; i + 1 < ntok; i++) {
+        unsigned char x, y;
+        if (greek_plain((unsigned char)buf[i], (unsigned char)buf[i + 1], &x, &y)) {
+            buf[i] = (char)x;
+            buf[i + 1] = (char)y;
+            i++;
+        }
+    }
+    return tt_split(c, tflags, buf, ntok, start, end);
 }
 
 static int tt_tokenize(Fts5Tokenizer *p, void *ctx, int flags, const char *text, int ntext,
