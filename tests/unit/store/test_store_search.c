@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -307,6 +308,98 @@ static void test_migration_indexes_what_is_stored(void **state) {
     store_close(st);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The costs (docs/BENCHMARKS.md, "Edit, delete, search"): with
+ * TT_SEARCH_BENCH_MESSAGES=100000 a file database of that many messages
+ * (8 words each from 5000) is filled in 100-message commits, with and
+ * without the index's insert trigger, then deletes, edits and searches
+ * are timed. By default a small run checks only that it works. */
+
+static uint64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t fill(store_t *st, int total) {
+    static char texts[100][128];
+    store_msg_t m[100];
+    uint64_t spent = 0;
+    unsigned seed = 7;
+    for (int done = 0; done < total; done += 100) {
+        for (int i = 0; i < 100; i++) {
+            char *p = texts[i];
+            p[0] = '\0';
+            for (int w = 0; w < 8; w++) {
+                seed = seed * 1103515245u + 12345u;
+                size_t len = strlen(p);
+                snprintf(p + len, 128 - len, "%sw%u", w ? " " : "", (seed >> 8) % 5000);
+            }
+            m[i] = (store_msg_t){.kind = STORE_KIND_ROOM,
+                                 .room = "#bench",
+                                 .room_len = 6,
+                                 .from = "ana",
+                                 .from_len = 3,
+                                 .text = p,
+                                 .text_len = strlen(p),
+                                 .ts = NOW};
+        }
+        uint64_t t0 = now_us();
+        assert_int_equal(store_append_batch(st, m, 100), 0);
+        spent += now_us() - t0;
+    }
+    return spent;
+}
+
+static void test_costs(void **state) {
+    (void)state;
+    const char *env = getenv("TT_SEARCH_BENCH_MESSAGES");
+    int total = env != NULL && atoi(env) >= 1000 ? atoi(env) / 100 * 100 : 2000;
+    const char *plain = tmp_path("bench-plain.db");
+    store_t *st = open_or_fail(plain);
+    store_close(st);
+    assert_int_equal(raw_exec(plain, "DROP TRIGGER messages_fts_ai"), SQLITE_OK);
+    st = open_or_fail(plain);
+    uint64_t without = fill(st, total);
+    store_close(st);
+    st = open_or_fail(tmp_path("bench.db"));
+    uint64_t with = fill(st, total);
+    printf("  %d messages in 100-message commits: %.0f us a commit with the index, %.0f us "
+           "without\n",
+           total, (double)with / (total / 100), (double)without / (total / 100));
+    uint64_t del = 0, edit = 0;
+    for (int i = 1; i <= 10; i++) {
+        uint64_t t0 = now_us();
+        assert_int_equal(store_message_delete(st, i * (total / 20)), 0);
+        del += now_us() - t0;
+        t0 = now_us();
+        assert_int_equal(store_message_edit(st, i * (total / 20) + 1, "edited text", 11, NOW), 0);
+        edit += now_us() - t0;
+    }
+    printf("  delete %.1f ms, edit %.1f ms (each: the update, the index rewritten, a TRUNCATE "
+           "checkpoint)\n",
+           (double)del / 10000, (double)edit / 10000);
+    const char *rooms[] = {"#bench", NULL};
+    hits_t g;
+    bool more;
+    int64_t next;
+    const char *queries[] = {"w17", "w17 w42", "nothingatall"};
+    for (size_t q = 0; q < 3; q++) {
+        uint64_t t0 = now_us();
+        for (int i = 0; i < 10; i++)
+            assert_true(find(st, queries[q], rooms, 0, NULL, NULL, 20, 0, &g, &more, &next) >= 0);
+        printf("  search \"%s\", limit 20: %.2f ms (%d results)\n", queries[q],
+               (double)(now_us() - t0) / 10000, g.n);
+    }
+    /* A room nobody may read: the scan stops at its bound. */
+    const char *none[] = {"#other", NULL};
+    uint64_t t0 = now_us();
+    assert_int_equal(find(st, "w17", none, 0, NULL, NULL, 20, 0, &g, &more, &next), 0);
+    printf("  search \"w17\" over a room without matches: %.2f ms (more: %d)\n",
+           (double)(now_us() - t0) / 1000, more);
+    store_close(st);
+}
+
 int main(void) {
     tt_log_set_level(TT_LOG_WARN);
     const struct CMUnitTest tests[] = {
@@ -316,6 +409,7 @@ int main(void) {
         cmocka_unit_test(test_tokenizer_scripts),
         cmocka_unit_test(test_joins_record_is_bounded),
         cmocka_unit_test(test_migration_indexes_what_is_stored),
+        cmocka_unit_test(test_costs),
     };
     return cmocka_run_group_tests(tests, setup_tmpdir, teardown_tmpdir);
 }
