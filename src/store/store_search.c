@@ -255,6 +255,71 @@ static int exec1(store_t *st, const char *sql, sqlite3_stmt **out) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Indexing, off the commit: the rows above search_state.indexed_to are
+ * not in the index yet (the triggers leave them alone); a step indexes
+ * the next ones and moves the watermark, in one write transaction. */
+
+static int index_body(sqlite3 *db, unsigned max_rows, bool *more) {
+    sqlite3_stmt *s;
+    *more = false;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT (SELECT indexed_to FROM search_state), max(id), count(*)"
+                                " FROM (SELECT id FROM messages WHERE id >"
+                                " (SELECT indexed_to FROM search_state) ORDER BY id LIMIT ?1)",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int(s, 1, (int)max_rows);
+    rc = sqlite3_step(s);
+    int64_t lo = sqlite3_column_int64(s, 0), hi = sqlite3_column_int64(s, 1);
+    int64_t n = sqlite3_column_int64(s, 2);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW)
+        return rc;
+    if (n == 0)
+        return SQLITE_OK;
+    *more = n == (int64_t)max_rows;
+    rc = sqlite3_prepare_v2(db,
+                            "INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages"
+                            " WHERE id > ?1 AND id <= ?2 AND deleted = 0",
+                            -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(s, 1, lo);
+    sqlite3_bind_int64(s, 2, hi);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return rc;
+    rc = sqlite3_prepare_v2(db, "UPDATE search_state SET indexed_to = ?1", -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_int64(s, 1, hi);
+    rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+bool store__search_index_step(store_t *st, sqlite3 *db, unsigned max_rows, int *rc_out) {
+    bool more = false;
+    pthread_mutex_lock(&st->write_mu);
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = index_body(db, max_rows, &more);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        more = false;
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&st->write_mu);
+    if (rc_out != NULL)
+        *rc_out = rc;
+    return more;
+}
+
+/* ------------------------------------------------------------------------ */
 /* One message */
 
 typedef struct get_args_s {
@@ -646,6 +711,15 @@ int store_search(store_t *st, const store_search_req_t *q, store_hit_cb cb, void
     for (size_t i = 0; i < q->nwords; i++)
         if (q->words[i] == NULL || q->word_lens[i] == 0 || memchr(q->words[i], 0, q->word_lens[i]))
             return STORE_E_INVALID;
+    /* What is not indexed yet first (the maintenance thread keeps up
+     * with the messages, a step behind at most). */
+    int irc = SQLITE_OK;
+    while (store__search_index_step(st, st->db, STORE_INDEX_CHUNK, &irc))
+        ;
+    if (irc != SQLITE_OK) {
+        log_fail(st, "index new messages", irc);
+        return store__map_rc(irc);
+    }
     search_args_t a = {.q = q, .match = build_match(q), .cb = cb, .ctx = ctx};
     int rc = run_tx(st, false, "search", search_body, &a);
     free(a.match);

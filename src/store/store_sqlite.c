@@ -237,38 +237,43 @@ static int migrate_v1_v2(sqlite3 *db) {
  * record of the rooms it ever joined (search reads only those), seeded
  * from the rooms its nickname wrote in and the rooms it has read markers
  * of. messages_fts indexes every text (external content: the text lives
- * once, in messages), kept in step by triggers, so appends, edits,
- * deletes and retention all reindex; 'rebuild' indexes what is stored. The
- * tokenizer "tt" (store_search.c) is registered on the connection before
- * the migration runs. */
+ * once, in messages); 'rebuild' indexes what is stored. New messages are
+ * indexed later, off the commit (store_search.c): search_state.indexed_to
+ * is how far, and the triggers keep the index in step with edits, deletes
+ * and retention for the rows below it. The tokenizer "tt" is registered on
+ * the connection before the migration runs. */
 static int migrate_v2_v3(sqlite3 *db) {
-    return sqlite3_exec(db,
-                        "ALTER TABLE messages ADD COLUMN edited_ts INTEGER NOT NULL DEFAULT 0;"
-                        "ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;"
-                        "CREATE TABLE room_joins ("
-                        "  account INTEGER NOT NULL,"
-                        "  room TEXT NOT NULL,"
-                        "  last_ts INTEGER NOT NULL,"
-                        "  PRIMARY KEY (account, room)) WITHOUT ROWID;"
-                        "CREATE INDEX room_joins_last ON room_joins (account, last_ts);"
-                        "INSERT OR IGNORE INTO room_joins (account, room, last_ts)"
-                        "  SELECT a.id, m.room, max(m.ts) FROM messages m JOIN accounts a"
-                        "  ON a.nick_key = lower(m.sender) WHERE m.kind = 0 GROUP BY a.id, m.room;"
-                        "INSERT OR IGNORE INTO room_joins (account, room, last_ts)"
-                        "  SELECT account, key, 0 FROM read_markers WHERE substr(key, 1, 1) != '@';"
-                        "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content = 'messages',"
-                        "  content_rowid = 'id', tokenize = 'tt');"
-                        "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
-                        "CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN"
-                        "  INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text); END;"
-                        "CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN"
-                        "  INSERT INTO messages_fts (messages_fts, rowid, text)"
-                        "  VALUES ('delete', old.id, old.text); END;"
-                        "CREATE TRIGGER messages_fts_au AFTER UPDATE OF text ON messages BEGIN"
-                        "  INSERT INTO messages_fts (messages_fts, rowid, text)"
-                        "  VALUES ('delete', old.id, old.text);"
-                        "  INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text); END;",
-                        NULL, NULL, NULL);
+    return sqlite3_exec(
+        db,
+        "ALTER TABLE messages ADD COLUMN edited_ts INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;"
+        "CREATE TABLE room_joins ("
+        "  account INTEGER NOT NULL,"
+        "  room TEXT NOT NULL,"
+        "  last_ts INTEGER NOT NULL,"
+        "  PRIMARY KEY (account, room)) WITHOUT ROWID;"
+        "CREATE INDEX room_joins_last ON room_joins (account, last_ts);"
+        "INSERT OR IGNORE INTO room_joins (account, room, last_ts)"
+        "  SELECT a.id, m.room, max(m.ts) FROM messages m JOIN accounts a"
+        "  ON a.nick_key = lower(m.sender) WHERE m.kind = 0 GROUP BY a.id, m.room;"
+        "INSERT OR IGNORE INTO room_joins (account, room, last_ts)"
+        "  SELECT account, key, 0 FROM read_markers WHERE substr(key, 1, 1) != '@';"
+        "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content = 'messages',"
+        "  content_rowid = 'id', tokenize = 'tt');"
+        "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+        "CREATE TABLE search_state (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        "  indexed_to INTEGER NOT NULL);"
+        "INSERT INTO search_state VALUES (1, (SELECT coalesce(max(id), 0) FROM messages));"
+        "CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages"
+        "  WHEN old.id <= (SELECT indexed_to FROM search_state) BEGIN"
+        "  INSERT INTO messages_fts (messages_fts, rowid, text)"
+        "  VALUES ('delete', old.id, old.text); END;"
+        "CREATE TRIGGER messages_fts_au AFTER UPDATE OF text ON messages"
+        "  WHEN old.id <= (SELECT indexed_to FROM search_state) BEGIN"
+        "  INSERT INTO messages_fts (messages_fts, rowid, text)"
+        "  VALUES ('delete', old.id, old.text);"
+        "  INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text); END;",
+        NULL, NULL, NULL);
 }
 
 /* migrations[v] takes a database from schema version v to v + 1. A new

@@ -248,6 +248,9 @@ test('a deleted (and an edited-away) text is gone from the database file and its
     srv = await startServer(['--db', db, '--rate-limit', '0']);
     ana = await account(srv, ana.nickname, { register: false });
     await join(ana, room);
+    // Indexed by now (a search catches the index up): the index has the words to lose.
+    assert.equal((await ana.request({ type: 'search', query: gone }, 'search')).results.length, 1);
+    assert.equal((await ana.request({ type: 'search', query: old }, 'search')).results.length, 1);
     const d = await ana.request({ type: 'delete', message_id: id }, 'done');
     assert.equal(d.type, 'done', JSON.stringify(d));
     const e = await ana.request({ type: 'edit', message_id: id2, message: { text: 'nothing to see' } }, 'done');
