@@ -303,7 +303,26 @@ static int index_body(sqlite3 *db, unsigned max_rows, bool *more) {
 bool store__search_index_step(store_t *st, sqlite3 *db, unsigned max_rows, int *rc_out) {
     bool more = false;
     pthread_mutex_lock(&st->write_mu);
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    /* Nothing waiting (the common case when idle): no write transaction. */
+    sqlite3_stmt *p;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT EXISTS (SELECT 1 FROM messages WHERE id >"
+                                " (SELECT indexed_to FROM search_state))",
+                                -1, &p, NULL);
+    bool pending = false;
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(p);
+        pending = rc == SQLITE_ROW && sqlite3_column_int(p, 0) == 1;
+        rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
+        sqlite3_finalize(p);
+    }
+    if (rc != SQLITE_OK || !pending) {
+        pthread_mutex_unlock(&st->write_mu);
+        if (rc_out != NULL)
+            *rc_out = rc;
+        return false;
+    }
+    rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = index_body(db, max_rows, &more);
     if (rc == SQLITE_OK)
