@@ -296,10 +296,6 @@ static void edit_start(chat_t *chat, const chat_req_t *req, bool del) {
         chat__refuse(chat, req, "not_found", "There is no such message (nothing is stored).");
         return;
     }
-    /* What was accepted before goes to the store first: the change is
-     * ordered after it there, and delivered after it here. */
-    if (chat->npending > 0)
-        chat_flush(chat);
     edit_t *e = xcalloc(1, sizeof(*e));
     e->chat = chat;
     e->sid = s->sid;
@@ -310,7 +306,12 @@ static void edit_start(chat_t *chat, const chat_req_t *req, bool del) {
     e->id = (uint64_t)n;
     e->text = text;
     e->text_len = text_len;
+    /* Counted first: nothing queued runs while the batch below delivers. */
     chat->inflight++;
+    /* What was accepted before goes to the store first: the change is
+     * ordered after it there, and delivered after it here. */
+    if (chat->npending > 0)
+        chat_flush(chat);
     int64_t account = s->user->kind == CHAT_USER_ACCOUNT ? s->user->account_id : 0;
     int rc = chat->store.message_get(chat->store_ctx, e->id, account, on_got, e);
     if (rc < 0)
