@@ -214,7 +214,15 @@ test('legacy members get no edited or deleted frame', T, async () => {
         if (m.type === 'room' && m.message?.text === 'marker') break;
     }
     assert.deepEqual(got.filter((t) => t !== 'member_joined' && t !== 'member_left'), ['room', 'room']);
-    // A legacy client cannot edit (unknown to it: dropped), and the message stays deleted.
+    // A legacy client cannot edit, not even its own message (the request is dropped).
+    old.send({ type: 'room', to: room, message: { text: 'legacy words' } });
+    const own = await old.next((m) => m.type === 'room' && m.message?.text === 'legacy words');
+    old.send({ type: 'edit', message_id: own.id, message: { text: 'changed' } });
+    old.send({ type: 'room', to: room, message: { text: 'legacy marker' } });
+    await ana.next((m) => m.type === 'room' && m.message.text === 'legacy marker');
+    const h = await ana.request({ type: 'history', room }, 'history');
+    assert.equal(h.messages.find((m) => m.id === own.id).message.text, 'legacy words');
+    await ana.expectNothing(0, (m) => m.type === 'edited' && m.id === own.id);
     for (const c of [ana, old]) await c.close();
 });
 
