@@ -901,6 +901,9 @@ static const handler_t handlers[] = {
     {"owner", true, chat__on_owner, false, true},
     {"audit", true, chat__on_audit, false, false},
     {"bans", true, chat__on_bans, false, false},
+    {"edit", true, chat__on_edit, true, false},
+    {"delete", true, chat__on_delete, true, false},
+    {"search", true, chat__on_search, true, false},
 };
 
 static const handler_t *find_handler(const char *type, size_t len) {
@@ -1057,7 +1060,7 @@ void chat__execute(chat_t *chat, chat_session_t *s, json_t *root, int parse_erro
         chat__refuse(chat, &req, "bad_json", "The message must be a JSON object.");
         goto out;
     }
-    if (!id_ok) {
+    if (!id_ok && !chat__edit_numeric_id(req.root)) {
         chat__refuse(chat, &req, "bad_request",
                      "The field 'id' must be a string of at most 64 characters.");
         goto out;
@@ -1090,4 +1093,17 @@ void chat__execute(chat_t *chat, chat_session_t *s, json_t *root, int parse_erro
 out:
     if (!chat->defer)
         json_decref(req.root);
+}
+
+bool chat__message_text(chat_t *chat, const chat_req_t *req, const char **text, size_t *len) {
+    return need_text(chat, req, text, len) && text_ok(chat, req, *len);
+}
+
+int chat__opt_id(chat_t *chat, const chat_req_t *req, const char *key, uint64_t *out) {
+    return opt_id(chat, req, key, out);
+}
+
+int chat__opt_limit(chat_t *chat, const chat_req_t *req, unsigned def, unsigned max,
+                    unsigned *out) {
+    return opt_limit(chat, req, def, max, out);
 }
