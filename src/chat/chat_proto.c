@@ -249,6 +249,7 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
                            size_t nick_len, bool stored, const char *text, size_t len) {
     chat_session_t *s = req->s;
     chat_pending_t *p = chat__pending_add(chat);
+    p->msg = (chat_message_t){0}; /* a new message: not edited, not deleted */
     p->msg.id = chat__next_id(chat);
     p->msg.ts = chat__now_ms();
     p->msg.kind = kind;
