@@ -10,10 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { connect, join, legacyLogin, login, startServer, uniq, waitMembers } from './helpers.mjs';
+import { connect, join, legacyLogin, login, startServer, uniq, waitMembers, account } from './helpers.mjs';
 
 const T = { timeout: 60000 };
-const PW = 'correct horse battery';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tertulia-edit-'));
 let s;
 before(async () => {
@@ -23,14 +22,6 @@ after(async () => {
     await s.stopClean();
     fs.rmSync(dir, { recursive: true, force: true });
 });
-
-async function account(server, nickname, { register = true } = {}) {
-    const c = await connect(server, { label: nickname });
-    c.welcome = await c.request(register ? { type: 'register', nickname, password: PW } : { type: 'login', nickname, password: PW }, 'welcome');
-    assert.equal(c.welcome.type, 'welcome', JSON.stringify(c.welcome));
-    c.nickname = c.welcome.nickname;
-    return c;
-}
 
 async function say(c, to, text) {
     const ack = await c.request({ type: 'room', to, message: { text } }, 'ack');

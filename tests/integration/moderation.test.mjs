@@ -12,10 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { connect, join, login, startServer, uniq } from './helpers.mjs';
+import { PASSWORD as PW, account, connect, join, login, startServer, uniq } from './helpers.mjs';
 
 const T = { timeout: 120000 };
-const PW = 'correct horse battery';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tertulia-moderation-'));
 const ADMIN = 'root_admin';
 let s;
@@ -27,20 +26,8 @@ after(async () => {
     fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function register(server, nickname, extra = {}) {
-    const c = await connect(server, { label: nickname });
-    const w = await c.request({ type: 'register', nickname, password: PW, ...extra }, 'welcome');
-    assert.equal(w.type, 'welcome', `register ${nickname}: ${JSON.stringify(w)}`);
-    c.welcome = w;
-    c.nickname = nickname;
-    return c;
-}
-
-async function passwordLogin(server, nickname, extra = {}) {
-    const c = await connect(server, { label: nickname });
-    c.welcome = await c.request({ type: 'login', nickname, password: PW, ...extra }, 'welcome');
-    return c;
-}
+const register = (server, nickname) => account(server, nickname);
+const passwordLogin = (server, nickname) => account(server, nickname, { register: false });
 
 /** Sends req with an id and waits for its `done`. */
 async function done(c, req) {
