@@ -115,7 +115,8 @@ typedef struct lg_result_s {
      * member_joined, ...), read and set aside; --typing: typists, starts sent, the typing
      * frames those starts call for (the room's other live members at the time), and the
      * typing frames received (starts, stops) */
-    uint64_t v1_other, typists, typing_sent, typing_expected, typing_rx_start, typing_rx_stop;
+    uint64_t v1_other, v1_setup_errors, typists, typing_sent, typing_expected, typing_rx_start,
+        typing_rx_stop;
     char tls_version[16], tls_cipher[48];
     uint32_t first_close_code;
     char close_reason[64];
@@ -715,12 +716,19 @@ static void on_typing(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m) {
 }
 
 /* --v1: what a tertulia.v1 client gets besides room and private messages. Typing frames are
- * checked and counted (never as deliveries); an error is a fault (the generator sends nothing
- * the server should refuse); everything else (welcome, joined, member_joined, member_left,
+ * checked and counted (never as deliveries); an error is a fault once the run has begun (the
+ * generator sends nothing the server should refuse), and counted apart during setup;
+ * everything else (welcome, joined, member_joined, member_left,
  * status, ...) is counted and set aside. */
 static void on_v1_frame(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m) {
     if (lg_str_is(&m->type, "typing", 6) && w->o->typing_ppm && c->room) {
         on_typing(w, c, m);
+        return;
+    }
+    if (lg_str_is(&m->type, "error", 5) && w->phase == PH_SETUP) {
+        /* a sync sent before its addressee's login was handled: a v1 client hears
+         * no_such_user where a legacy one hears nothing; the sync is sent again */
+        w->r.v1_setup_errors++;
         return;
     }
     if (lg_str_is(&m->type, "typing", 6) || lg_str_is(&m->type, "error", 5)) {
@@ -2002,8 +2010,8 @@ static void usage(void) {
         "  --v1                offer the subprotocol tertulia.v1 (the server must select it) and\n"
         "                      log in as a tertulia.v1 client: frames other than room, private\n"
         "                      and typing (welcome, joined, member_joined, ...) are counted and\n"
-        "                      set aside; an error frame is a fault (tertulia only: the peers\n"
-        "                      speak the legacy protocol)\n"
+        "                      set aside; an error frame is a fault once the run has begun\n"
+        "                      (tertulia only: the peers speak the legacy protocol)\n"
         "  --typing F          fanout: the share F (0 < F <= 1) of each room's members, spread\n"
         "                      evenly (every 10th member for 0.1; the sender only at 1), sends\n"
         "                      {\"type\":\"typing\",\"to\":ROOM,\"state\":\"start\"} every 2.5 s\n"
@@ -2316,6 +2324,7 @@ int main(int argc, char **argv) {
         SUM(inflates);
         SUM(inflate_cache_hits);
         SUM(v1_other);
+        SUM(v1_setup_errors);
         SUM(typists);
         SUM(typing_sent);
         SUM(typing_expected);
@@ -2420,7 +2429,8 @@ int main(int argc, char **argv) {
             tot.delivered ? (double)tot.rx_wire_run / (double)tot.delivered : -1,
             tot.delivered ? (double)tot.rx_payload_run / (double)tot.delivered : -1);
     if (o.v1)
-        fprintf(f, ",\"v1_other_frames\":%" PRIu64, tot.v1_other);
+        fprintf(f, ",\"v1_other_frames\":%" PRIu64 ",\"v1_setup_errors\":%" PRIu64, tot.v1_other,
+                tot.v1_setup_errors);
     /* typing frames: never deliveries; expected is what the starts sent call for (the room's
      * other members), received falls short of it by those the server left out for a
      * recipient whose queue was half full, and by any still in flight at the end */
