@@ -1783,7 +1783,7 @@ static double proc_sched_cpu_s(int pid) {
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        char p2[128];
+        char p2[300]; /* "/proc/PID/task/" + a d_name of up to 255 bytes */
         snprintf(p2, sizeof p2, "/proc/%d/task/%s/schedstat", pid, e->d_name);
         FILE *f = fopen(p2, "r");
         if (!f)
