@@ -156,7 +156,7 @@ int store__search_setup(sqlite3 *db);
  * index yet, in one write transaction on db (the loop's or the
  * maintenance connection) under the write mutex. Returns true when more
  * may be waiting; *rc (if not NULL) is SQLite's result. */
-#define STORE_INDEX_CHUNK 64     /* rows a step indexes (about 1-2 ms of the write mutex) */
+#define STORE_INDEX_CHUNK 512 /* rows a step indexes (about 2 ms of the write mutex) */
 #define STORE_INDEX_EVERY_MS 100 /* the maintenance thread looks this often */
 bool store__search_index_step(store_t *st, sqlite3 *db, unsigned max_rows, int *rc);
 
