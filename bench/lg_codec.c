@@ -33,7 +33,7 @@ void lg_ws_key_make(char key[LG_WS_KEY_LEN + 1], uint64_t *rng) {
 }
 
 int lg_ws_request_build(char *out, size_t cap, const char *hostport, const char *path,
-                        const char *key, bool deflate) {
+                        const char *key, bool deflate, const char *protocol) {
     int n = snprintf(out, cap,
                      "GET %s HTTP/1.1\r\n"
                      "Host: %s\r\n"
@@ -41,10 +41,12 @@ int lg_ws_request_build(char *out, size_t cap, const char *hostport, const char 
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n"
-                     "%s"
+                     "%s%s%s%s"
                      "\r\n",
                      path, hostport, key,
-                     deflate ? "Sec-WebSocket-Extensions: " LG_PMD_OFFER "\r\n" : "");
+                     deflate ? "Sec-WebSocket-Extensions: " LG_PMD_OFFER "\r\n" : "",
+                     protocol ? "Sec-WebSocket-Protocol: " : "", protocol ? protocol : "",
+                     protocol ? "\r\n" : "");
     return (n < 0 || (size_t)n >= cap) ? -1 : n;
 }
 
@@ -157,7 +159,7 @@ int lg_pmd_response_check(const char *v, size_t n, const char **err) {
 }
 
 long lg_ws_response_check(const char *buf, size_t len, const char *key, bool deflate,
-                          const char **err) {
+                          const char *protocol, const char **err) {
     const char *end = memmem(buf, len < HEAD_MAX ? len : HEAD_MAX, "\r\n\r\n", 4);
     if (!end) {
         if (len >= HEAD_MAX) {
@@ -180,7 +182,8 @@ long lg_ws_response_check(const char *buf, size_t len, const char *key, bool def
     bool upgrade = false, connection = false, accept = false;
     const char *ext = NULL;
     size_t ext_len = 0;
-    int exts = 0;
+    int exts = 0, protos = 0;
+    bool proto_ok = false;
     const char *line = (const char *)memchr(buf, '\n', head) + 1;
     while (line < end) {
         const char *eol = memchr(line, '\r', (size_t)(end + 2 - line));
@@ -203,6 +206,9 @@ long lg_ws_response_check(const char *buf, size_t len, const char *key, bool def
                 ext = v;
                 ext_len = vl;
                 exts++;
+            } else if (nl == 22 && strncasecmp(line, "sec-websocket-protocol", 22) == 0) {
+                protos++;
+                proto_ok = protocol && vl == strlen(protocol) && memcmp(v, protocol, vl) == 0;
             }
         }
         line = eol + 2;
@@ -213,6 +219,15 @@ long lg_ws_response_check(const char *buf, size_t len, const char *key, bool def
     }
     if (!accept) {
         *err = "handshake response has a wrong or missing Sec-WebSocket-Accept";
+        return -1;
+    }
+    if (!protocol && protos) {
+        *err = "handshake response selects a subprotocol that was not offered";
+        return -1;
+    }
+    if (protocol && (protos != 1 || !proto_ok)) {
+        *err = protos ? "handshake response selects another subprotocol than the one offered"
+                      : "server did not select the subprotocol offered";
         return -1;
     }
     if (!deflate && exts) {
@@ -514,11 +529,17 @@ static int scan_object(cur_t *c, lg_msg_t *m, int depth) {
         if (c->p >= c->end)
             return -1;
         int rc;
-        if (depth == 0 && *c->p == '"' &&
-            (key_is(&k, "type") || key_is(&k, "from") || key_is(&k, "to"))) {
-            rc = scan_string(c, key_is(&k, "type")   ? &m->type
-                                : key_is(&k, "from") ? &m->from
-                                                     : &m->to);
+        lg_str_t *field = NULL;
+        if (depth == 0 && *c->p == '"')
+            field = key_is(&k, "type")       ? &m->type
+                    : key_is(&k, "from")     ? &m->from
+                    : key_is(&k, "to")       ? &m->to
+                    : key_is(&k, "room")     ? &m->room
+                    : key_is(&k, "nickname") ? &m->nickname
+                    : key_is(&k, "state")    ? &m->state
+                                             : NULL;
+        if (field) {
+            rc = scan_string(c, field);
         } else if (depth == 1 && *c->p == '"' && key_is(&k, "text")) {
             rc = scan_string(c, &m->text);
         } else if (depth == 0 && *c->p == '{' && key_is(&k, "message")) {

@@ -37,20 +37,25 @@ void lg_ws_key_make(char key[LG_WS_KEY_LEN + 1], uint64_t *rng);
  * every message inflates alone and one inflate stream serves every connection of a worker. */
 #define LG_PMD_OFFER "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
 
+/* The subprotocol of --v1 (and --typing): tertulia's own protocol rather than the legacy one. */
+#define LG_V1_PROTOCOL "tertulia.v1"
+
 /* Writes the HTTP upgrade request for path on hostport into out (no NUL). Returns its length,
- * or -1 when cap is too small. No subprotocol is offered: the generator is a legacy client.
- * With deflate, the request carries Sec-WebSocket-Extensions: LG_PMD_OFFER. */
+ * or -1 when cap is too small. With protocol NULL no subprotocol is offered (a legacy client);
+ * otherwise the request carries Sec-WebSocket-Protocol: protocol. With deflate, it carries
+ * Sec-WebSocket-Extensions: LG_PMD_OFFER. */
 int lg_ws_request_build(char *out, size_t cap, const char *hostport, const char *path,
-                        const char *key, bool deflate);
+                        const char *key, bool deflate, const char *protocol);
 
 /* Checks the server's handshake response at the start of buf: status 101, Upgrade: websocket,
  * Connection: upgrade and the Sec-WebSocket-Accept that key calls for. When deflate was
  * offered, the response must accept it (lg_pmd_response_check); when it was not, the response
- * must name no extension. Returns the length of the response head (bytes consumed; frames may
- * follow), LG_INCOMPLETE, or -1 with *err set to a static reason. Heads longer than 8 KiB are
- * refused. */
+ * must name no extension. When protocol was offered, the response must select exactly it (one
+ * Sec-WebSocket-Protocol, that value); when none was (NULL), it must name none. Returns the
+ * length of the response head (bytes consumed; frames may follow), LG_INCOMPLETE, or -1 with
+ * *err set to a static reason. Heads longer than 8 KiB are refused. */
 long lg_ws_response_check(const char *buf, size_t len, const char *key, bool deflate,
-                          const char **err);
+                          const char *protocol, const char **err);
 
 /* Checks a server's Sec-WebSocket-Extensions value (v, n bytes) against LG_PMD_OFFER: exactly
  * one extension, permessage-deflate, with server_no_context_takeover (the generator inflates
@@ -100,12 +105,14 @@ typedef struct lg_str_s {
 } lg_str_t;
 
 typedef struct lg_msg_s {
-    lg_str_t type, from, to, text; /* text is message.text */
+    lg_str_t type, from, to, text;  /* text is message.text */
+    lg_str_t room, nickname, state; /* a v1 typing frame's fields */
     bool has_id;
     uint64_t id;
 } lg_msg_t;
 
-/* Scans one JSON object for "type", "from", "to", "id" and "message": {"text"}, skipping any
+/* Scans one JSON object for "type", "from", "to", "room", "nickname", "state" (string values
+ * only), "id" and "message": {"text"}, skipping any
  * other member whatever its value. Whitespace and member order are free. Returns 0, or -1 when
  * the bytes are not one well-formed object as far as the scan reads them (it checks structure,
  * not the contents of strings: raw control characters are left to the exact comparisons). */

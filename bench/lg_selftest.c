@@ -163,12 +163,12 @@ static void test_handshake(void) {
                      "\r\n\x81\x00";
     size_t len = strlen(ok) + 1; /* the head, then a frame \x81 \x00 */
     const char *err = NULL;
-    long head = lg_ws_response_check(ok, len, key, false, &err);
+    long head = lg_ws_response_check(ok, len, key, false, NULL, &err);
     CHECK(head == (long)len - 2, "valid response: got %ld (%s)", head, err ? err : "");
     for (size_t cut = 0; cut < len - 2; cut++)
-        CHECK(lg_ws_response_check(ok, cut, key, false, &err) == LG_INCOMPLETE, "split at %zu",
-              cut);
-    CHECK(lg_ws_response_check(ok, len, key, true, &err) == -1 && err,
+        CHECK(lg_ws_response_check(ok, cut, key, false, NULL, &err) == LG_INCOMPLETE,
+              "split at %zu", cut);
+    CHECK(lg_ws_response_check(ok, len, key, true, NULL, &err) == -1 && err,
           "a response without the extension fails a deflate offer");
     const char *bad[] = {
         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
@@ -180,22 +180,22 @@ static void test_handshake(void) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err = NULL;
-        CHECK(lg_ws_response_check(bad[i], strlen(bad[i]), key, false, &err) == -1 && err,
+        CHECK(lg_ws_response_check(bad[i], strlen(bad[i]), key, false, NULL, &err) == -1 && err,
               "bad response %zu accepted", i);
     }
     char req[512];
-    int n = lg_ws_request_build(req, sizeof req, "127.0.0.1:9", "/talking", key, false);
+    int n = lg_ws_request_build(req, sizeof req, "127.0.0.1:9", "/talking", key, false, NULL);
     CHECK(n > 0 && strstr(req, "GET /talking HTTP/1.1\r\n") == req &&
               strstr(req, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n") &&
               !strstr(req, "Extensions") && memcmp(req + n - 4, "\r\n\r\n", 4) == 0,
           "request");
-    n = lg_ws_request_build(req, sizeof req, "127.0.0.1:9", "/talking", key, true);
+    n = lg_ws_request_build(req, sizeof req, "127.0.0.1:9", "/talking", key, true, NULL);
     CHECK(n > 0 &&
               strstr(req, "\r\nSec-WebSocket-Extensions: permessage-deflate; "
                           "client_no_context_takeover; server_no_context_takeover\r\n") &&
               memcmp(req + n - 4, "\r\n\r\n", 4) == 0,
           "request with the deflate offer");
-    CHECK(lg_ws_request_build(req, 10, "h", "/", key, false) == -1, "small buffer refused");
+    CHECK(lg_ws_request_build(req, 10, "h", "/", key, false, NULL) == -1, "small buffer refused");
     /* The same valid response with an extension answer: accepted for a deflate offer only. */
     char withext[512];
     int wl =
@@ -204,12 +204,49 @@ static void test_handshake(void) {
                  "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                  "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
                  "client_no_context_takeover\r\n\r\n");
-    CHECK(lg_ws_response_check(withext, (size_t)wl, key, true, &err) == wl, "deflate accepted");
+    CHECK(lg_ws_response_check(withext, (size_t)wl, key, true, NULL, &err) == wl,
+          "deflate accepted");
     for (int cut = 0; cut < wl; cut++)
-        CHECK(lg_ws_response_check(withext, (size_t)cut, key, true, &err) == LG_INCOMPLETE,
+        CHECK(lg_ws_response_check(withext, (size_t)cut, key, true, NULL, &err) == LG_INCOMPLETE,
               "deflate response split at %d", cut);
-    CHECK(lg_ws_response_check(withext, (size_t)wl, key, false, &err) == -1,
+    CHECK(lg_ws_response_check(withext, (size_t)wl, key, false, NULL, &err) == -1,
           "an extension that was not offered refused");
+    /* --v1: the subprotocol offered, and the answer that must select exactly it. */
+    n = lg_ws_request_build(req, sizeof req, "127.0.0.1:9", "/talking", key, false, LG_V1_PROTOCOL);
+    CHECK(n > 0 && strstr(req, "\r\nSec-WebSocket-Protocol: tertulia.v1\r\n") &&
+              !strstr(req, "Extensions") && memcmp(req + n - 4, "\r\n\r\n", 4) == 0,
+          "request with the subprotocol");
+    n = lg_ws_request_build(req, sizeof req, "127.0.0.1:9", "/talking", key, false, NULL);
+    CHECK(n > 0 && !strstr(req, "Protocol"), "no subprotocol offered without one");
+    const char *head101 = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                          "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n";
+    char pr[512];
+    int pl = snprintf(pr, sizeof pr, "%sSec-WebSocket-Protocol: tertulia.v1\r\n\r\n", head101);
+    CHECK(lg_ws_response_check(pr, (size_t)pl, key, false, LG_V1_PROTOCOL, &err) == pl,
+          "subprotocol selected");
+    for (int cut = 0; cut < pl; cut++)
+        CHECK(lg_ws_response_check(pr, (size_t)cut, key, false, LG_V1_PROTOCOL, &err) ==
+                  LG_INCOMPLETE,
+              "subprotocol response split at %d", cut);
+    err = NULL;
+    CHECK(lg_ws_response_check(pr, (size_t)pl, key, false, NULL, &err) == -1 && err,
+          "a subprotocol that was not offered refused");
+    pl = snprintf(pr, sizeof pr, "%s\r\n", head101);
+    err = NULL;
+    CHECK(lg_ws_response_check(pr, (size_t)pl, key, false, LG_V1_PROTOCOL, &err) == -1 && err,
+          "an offered subprotocol not selected refused");
+    pl = snprintf(pr, sizeof pr, "%sSec-WebSocket-Protocol: chat\r\n\r\n", head101);
+    err = NULL;
+    CHECK(lg_ws_response_check(pr, (size_t)pl, key, false, LG_V1_PROTOCOL, &err) == -1 && err,
+          "another subprotocol refused");
+    pl = snprintf(pr, sizeof pr,
+                  "%sSec-WebSocket-Protocol: tertulia.v1\r\nSec-WebSocket-Protocol: "
+                  "tertulia.v1\r\n\r\n",
+                  head101);
+    err = NULL;
+    CHECK(lg_ws_response_check(pr, (size_t)pl, key, false, LG_V1_PROTOCOL, &err) == -1 && err,
+          "two subprotocol headers refused");
     uint64_t rng = 99;
     char k1[LG_WS_KEY_LEN + 1], k2[LG_WS_KEY_LEN + 1];
     lg_ws_key_make(k1, &rng);
@@ -237,7 +274,6 @@ static void test_scan(void) {
          0, "room", "ok", NULL, NULL, -1},
         {"{\"type\":\"room\",\"message\":{\"text\":\"a\\\"b\"}}", 0, "room", NULL, NULL, NULL, -1},
         {"{\"type\":\"welcome\"}", 0, "welcome", NULL, NULL, NULL, -1},
-        {"{}", 0, NULL, NULL, NULL, NULL, -1},
         {"{\"type\":\"room\"", -1, NULL, NULL, NULL, NULL, -1},
         {"{\"type\":\"room\"}x", -1, NULL, NULL, NULL, NULL, -1},
         {"[1,2]", -1, NULL, NULL, NULL, NULL, -1},
@@ -264,6 +300,33 @@ static void test_scan(void) {
         size_t n = strlen(c->json);
         for (size_t cut = 0; cut < n; cut++)
             CHECK(lg_msg_scan(c->json, cut, &m) == -1, "case %zu cut at %zu scanned", i, cut);
+    }
+    /* The fields of a v1 typing frame; "room" as a field, not as the type; a non-string room
+     * or state (an object or array, as in other frames) is skipped, not taken. */
+    const struct {
+        const char *json, *type, *from, *room, *nickname, *state;
+    } typing[] = {
+        {"{\"type\":\"typing\",\"room\":\"r3\",\"nickname\":\"u13\",\"state\":\"start\"}", "typing",
+         NULL, "r3", "u13", "start"},
+        {"{\"state\":\"stop\",\"nickname\":\"u7\",\"from\":\"u7\",\"type\":\"typing\"}", "typing",
+         "u7", NULL, "u7", "stop"},
+        {"{\"type\":\"x\",\"room\":{\"room\":\"r1\"},\"state\":[\"a\"]}", "x", NULL, NULL, NULL,
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof typing / sizeof *typing; i++) {
+        lg_msg_t t;
+        CHECK(lg_msg_scan(typing[i].json, strlen(typing[i].json), &t) == 0, "typing %zu scan", i);
+#define TFIELD(f)                                                                                  \
+    CHECK(typing[i].f ? lg_str_is(&t.f, typing[i].f, strlen(typing[i].f)) : !t.f.present,          \
+          "typing %zu: field " #f, i)
+        TFIELD(type);
+        TFIELD(from);
+        TFIELD(room);
+        TFIELD(nickname);
+        TFIELD(state);
+#undef TFIELD
+        for (size_t cut = 0; cut < strlen(typing[i].json); cut++)
+            CHECK(lg_msg_scan(typing[i].json, cut, &t) == -1, "typing %zu cut at %zu", i, cut);
     }
     lg_msg_t m;
     const char *esc = "{\"type\":\"room\",\"message\":{\"text\":\"a\\\"b\"}}";

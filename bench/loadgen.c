@@ -58,6 +58,11 @@
 #define RECV_MAX (1u << 20)       /* a server frame larger than this is an error */
 #define READ_BUF (256u * 1024u)   /* one read buffer per worker, not per connection */
 #define SYNC_EVERY_MS 100
+/* --typing: a typist's typing start to its room comes this often (the server drops a start
+ * less than 2 s after the last one to the same target, and ends one not refreshed in 6 s);
+ * the timer that sends them wakes every TYPING_TICK_MS. */
+#define TYPING_EVERY_MS 2500
+#define TYPING_TICK_MS 50
 #define CLOSE_WAIT_NS (2ull * 1000000000ull)
 #define NS 1000000000.0
 /* --deflate: inflated messages remembered per worker, keyed by their compressed bytes */
@@ -82,6 +87,9 @@ typedef struct opts_s {
     scenario_t sc;
     const char *host, *path, *label, *nick_prefix, *tls_ca;
     bool tls, deflate, words, no_inflate_cache;
+    bool v1;             /* offer tertulia.v1 and speak it (--v1, implied by --typing) */
+    uint32_t typing_ppm; /* --typing: the typists' share of each room, in millionths */
+    double typing;       /* the same as given */
     int port;
     uint32_t clients, rooms, pairs, window, size, procs, src_ips, connect_window, cycles;
     double rate, duration, drain, setup_timeout, settle;
@@ -103,6 +111,12 @@ typedef struct lg_result_s {
     uint64_t rx_wire_run, rx_payload_run, rx_msgs_run, rx_compressed_run;
     uint64_t tls_handshakes, tls_resumed;
     uint64_t inflates, inflate_cache_hits;
+    /* --v1: frames of other types than room, private and typing (welcome, joined,
+     * member_joined, ...), read and set aside; --typing: typists, starts sent, the typing
+     * frames those starts call for (the room's other live members at the time), and the
+     * typing frames received (starts, stops) */
+    uint64_t v1_other, v1_setup_errors, typists, typing_sent, typing_expected, typing_rx_start,
+        typing_rx_stop;
     char tls_version[16], tls_cipher[48];
     uint32_t first_close_code;
     char close_reason[64];
@@ -130,7 +144,7 @@ typedef struct lg_sync_s {
 
 typedef struct lg_room_s {
     char name[24];
-    uint32_t nlen;
+    uint32_t nlen, k;  /* k: the room's index among all rooms (its name is r<k>) */
     lg_conn_t *sender; /* the one member that sends (and sends the sync messages) */
     uint32_t members, live, synced;
     lg_sync_t sync;
@@ -147,6 +161,7 @@ struct lg_conn_s {
     uint32_t gid;
     uint8_t state, nicklen;
     bool got_sync, got_partner_sync, we_closed, in_frag, frag_rsv1;
+    bool typist; /* --typing: sends typing starts to its room during the run */
     uint16_t close_code;
     char nick[24];
     char key[LG_WS_KEY_LEN + 1];
@@ -160,8 +175,9 @@ struct lg_conn_s {
     uint64_t sent;      /* sequence of the last message this connection sent */
     uint32_t inflight;
     uint64_t t_start, last_id;
-    lg_sync_t sync; /* private: this side's syncs to its partner */
-    SSL *ssl;       /* --tls: owns its two memory BIOs */
+    uint64_t typing_next; /* --typing: when this typist's next start is due */
+    lg_sync_t sync;       /* private: this side's syncs to its partner */
+    SSL *ssl;             /* --tls: owns its two memory BIOs */
     BIO *rbio, *wbio;
 };
 
@@ -174,6 +190,9 @@ struct lg_worker_s {
     int index, ctl_in, ctl_out;
     uv_pipe_t ctl;
     uv_timer_t tick;
+    uv_timer_t typing; /* --typing: sends the typists' starts while the run sends */
+    lg_conn_t **typists;
+    uint32_t ntypists;
     struct sockaddr_in dst;
     char hostport[64];
     lg_conn_t *conns;
@@ -365,6 +384,27 @@ static void conn_send_login(lg_conn_t *c, const char *room, size_t rl) {
 static void conn_send_close(lg_conn_t *c, uint16_t code) {
     uint8_t p[2] = {(uint8_t)(code >> 8), (uint8_t)code};
     conn_send_frame(c, LG_OP_CLOSE, p, 2);
+}
+
+/* --typing: whether client gid types. Within each room the members are gid = k + j * rooms
+ * (j = 0 is the sender); member j types when the running count floor(j' * share) steps up
+ * at j' = j + 1, which spreads floor(members * share) typists evenly over the room, the
+ * sender (j = 0) only at a share of 1. Integer arithmetic, so every worker agrees. */
+static bool gid_is_typist(const opts_t *o, uint32_t gid) {
+    if (!o->typing_ppm || !o->rooms)
+        return false;
+    uint64_t j = gid / o->rooms;
+    return (j + 1) * o->typing_ppm / 1000000u > j * o->typing_ppm / 1000000u;
+}
+
+static void conn_send_typing(lg_conn_t *c) {
+    char json[96];
+    int n = snprintf(json, sizeof json, "{\"type\":\"typing\",\"to\":\"%.*s\",\"state\":\"start\"}",
+                     (int)c->room->nlen, c->room->name);
+    conn_send_frame(c, LG_OP_TEXT, json, (size_t)n);
+    c->w->r.typing_sent++;
+    /* the room's other members in this worker (a worker owns whole rooms) */
+    c->w->r.typing_expected += c->room->live ? c->room->live - 1 : 0;
 }
 
 /* Sends chat message number ++c->sent, stamped t (the intended send time in open loop). */
@@ -647,6 +687,58 @@ static void on_confirm(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m, uint64_t
     pump_connects(w);
 }
 
+/* --typing: a typing frame must name the receiver's room, a typist of that room other than
+ * the receiver, and start or stop. */
+static void on_typing(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m) {
+    const opts_t *o = w->o;
+    lg_room_t *r = c->room;
+    bool start = lg_str_is(&m->state, "start", 5), stop = lg_str_is(&m->state, "stop", 4);
+    size_t pl = strlen(o->nick_prefix);
+    uint64_t gid = 0;
+    bool nick_ok = false;
+    if (m->nickname.present && !m->nickname.escaped && m->nickname.n > pl &&
+        memcmp(m->nickname.p, o->nick_prefix, pl) == 0) {
+        const char *s = m->nickname.p + pl, *end = m->nickname.p + m->nickname.n;
+        nick_ok = lg_dec_parse(&s, end, &gid) && s == end && gid < o->clients;
+    }
+    if (!r || !lg_str_is(&m->room, r->name, r->nlen) || (!start && !stop) || !nick_ok ||
+        gid % o->rooms != r->k || !gid_is_typist(o, (uint32_t)gid) || gid == c->gid) {
+        w->r.misrouted++;
+        note_error(w,
+                   "%s got a typing frame not from a typist of its room: room %.*s, nickname %.*s",
+                   c->nick, (int)m->room.n, m->room.p, (int)m->nickname.n, m->nickname.p);
+        return;
+    }
+    if (start)
+        w->r.typing_rx_start++;
+    else
+        w->r.typing_rx_stop++;
+}
+
+/* --v1: what a tertulia.v1 client gets besides room and private messages. Typing frames are
+ * checked and counted (never as deliveries); an error is a fault once the run has begun (the
+ * generator sends nothing the server should refuse), and counted apart during setup;
+ * everything else (welcome, joined, member_joined, member_left,
+ * status, ...) is counted and set aside. */
+static void on_v1_frame(lg_worker_t *w, lg_conn_t *c, const lg_msg_t *m) {
+    if (lg_str_is(&m->type, "typing", 6) && w->o->typing_ppm && c->room) {
+        on_typing(w, c, m);
+        return;
+    }
+    if (lg_str_is(&m->type, "error", 5) && w->phase == PH_SETUP) {
+        /* a sync sent before its addressee's login was handled: a v1 client hears
+         * no_such_user where a legacy one hears nothing; the sync is sent again */
+        w->r.v1_setup_errors++;
+        return;
+    }
+    if (lg_str_is(&m->type, "typing", 6) || lg_str_is(&m->type, "error", 5)) {
+        w->r.unexpected++;
+        note_error(w, "%s got a frame of type %.*s", c->nick, (int)m->type.n, m->type.p);
+        return;
+    }
+    w->r.v1_other++;
+}
+
 static void on_message(lg_conn_t *c, const uint8_t *p, size_t n, bool compressed,
                        const rx_times_t *tm) {
     lg_worker_t *w = c->w;
@@ -663,6 +755,10 @@ static void on_message(lg_conn_t *c, const uint8_t *p, size_t n, bool compressed
         return;
     }
     bool is_room = lg_str_is(&m.type, "room", 4), is_priv = lg_str_is(&m.type, "private", 7);
+    if (!is_room && !is_priv && w->o->v1) {
+        on_v1_frame(w, c, &m);
+        return;
+    }
     if (!is_room && !is_priv) {
         /* A legacy client must receive only room and private frames (PROTOCOL.md). */
         w->r.unexpected++;
@@ -792,7 +888,8 @@ static size_t conn_consume(lg_conn_t *c, const uint8_t *data, size_t len, const 
     size_t off = 0;
     if (c->state == CS_HANDSHAKE) {
         const char *err = NULL;
-        long h = lg_ws_response_check((const char *)data, len, c->key, w->o->deflate, &err);
+        long h = lg_ws_response_check((const char *)data, len, c->key, w->o->deflate,
+                                      w->o->v1 ? LG_V1_PROTOCOL : NULL, &err);
         if (h == LG_INCOMPLETE)
             return 0;
         if (h < 0) {
@@ -1032,7 +1129,8 @@ static void ws_request_send(lg_conn_t *c) {
     lg_worker_t *w = c->w;
     char head[512];
     lg_ws_key_make(c->key, &w->rng);
-    int n = lg_ws_request_build(head, sizeof head, w->hostport, w->o->path, c->key, w->o->deflate);
+    int n = lg_ws_request_build(head, sizeof head, w->hostport, w->o->path, c->key, w->o->deflate,
+                                w->o->v1 ? LG_V1_PROTOCOL : NULL);
     c->state = CS_HANDSHAKE;
     conn_write(c, (const uint8_t *)head, (size_t)n);
 }
@@ -1404,6 +1502,35 @@ static void on_tick(uv_timer_t *t) {
     }
 }
 
+/* --typing: every typist whose turn has come sends a start to its room, while the run sends;
+ * the timer stops with the sending (each typist at most one start per wake). */
+static void on_typing_tick(uv_timer_t *t) {
+    lg_worker_t *w = t->data;
+    uint64_t now = now_ns();
+    if (w->phase != PH_RUN || w->stopped || now >= w->t_run_deadline) {
+        uv_timer_stop(&w->typing);
+        return;
+    }
+    for (uint32_t i = 0; i < w->ntypists; i++) {
+        lg_conn_t *c = w->typists[i];
+        if (c->state != CS_OPEN || now < c->typing_next)
+            continue;
+        conn_send_typing(c);
+        /* from now, not from when it was due: a late wake never makes two starts closer than
+         * TYPING_EVERY_MS, which the server would drop */
+        c->typing_next = now + TYPING_EVERY_MS * 1000000ull;
+    }
+}
+
+static void typing_begin(lg_worker_t *w, uint64_t now) {
+    if (!w->ntypists)
+        return;
+    /* the first starts spread over one period, so the typists do not all start together */
+    for (uint32_t i = 0; i < w->ntypists; i++)
+        w->typists[i]->typing_next = now + (uint64_t)i * TYPING_EVERY_MS * 1000000ull / w->ntypists;
+    uv_timer_start(&w->typing, on_typing_tick, 0, TYPING_TICK_MS);
+}
+
 static void worker_go(lg_worker_t *w) {
     uint64_t now = now_ns();
     const opts_t *o = w->o;
@@ -1415,6 +1542,7 @@ static void worker_go(lg_worker_t *w) {
     case SC_FANOUT:
         for (uint32_t i = 0; i < w->nrooms; i++)
             sender_fill(w->rooms[i].sender, now);
+        typing_begin(w, now);
         break;
     case SC_PRIVATE:
         for (uint32_t i = 0; i < w->nconns; i++)
@@ -1443,6 +1571,7 @@ static void worker_finish(lg_worker_t *w, uint64_t now) {
     w->r.cpu_s = rusage_s(&ru) - rusage_s(&w->ru_go);
     w->r.t_end = now;
     w->r.late = w->outstanding;
+    uv_timer_stop(&w->typing);
     if (sc_connects_in_run(w->o))
         w->r.late = 0;
     w->phase = PH_DONE;
@@ -1508,11 +1637,21 @@ static void worker_plan(lg_worker_t *w) {
             c->room = r;
             if (!r->members) {
                 r->nlen = (uint32_t)snprintf(r->name, sizeof r->name, "r%u", k);
+                r->k = k;
                 r->sender = c; /* the room's first client, gid k */
             }
             r->members++;
+            if (o->sc == SC_FANOUT && gid_is_typist(o, i)) {
+                c->typist = true;
+                w->ntypists++;
+            }
         }
         w->nconns = count;
+        w->typists = xmalloc((size_t)w->ntypists * sizeof *w->typists);
+        w->r.typists = w->ntypists;
+        for (uint32_t i = 0, j = 0; i < count; i++)
+            if (w->conns[i].typist)
+                w->typists[j++] = &w->conns[i];
         break;
     }
     case SC_PRIVATE: {
@@ -1596,6 +1735,8 @@ static int worker_main(const opts_t *o, int index, int ctl_in, int ctl_out) {
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, 1, 1);
+    uv_timer_init(&w->loop, &w->typing);
+    w->typing.data = w;
     w->t_setup_deadline = now_ns() + (uint64_t)(o->setup_timeout * NS);
     w->phase = PH_SETUP;
     if (sc_connects_in_run(o)) {
@@ -1642,7 +1783,7 @@ static double proc_sched_cpu_s(int pid) {
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        char p2[128];
+        char p2[300]; /* "/proc/PID/task/" + a d_name of up to 255 bytes */
         snprintf(p2, sizeof p2, "/proc/%d/task/%s/schedstat", pid, e->d_name);
         FILE *f = fopen(p2, "r");
         if (!f)
@@ -1866,6 +2007,17 @@ static void usage(void) {
         "                      server must accept it\n"
         "  --no-inflate-cache  inflate every compressed delivery, even one whose compressed\n"
         "                      bytes equal those of one inflated before\n"
+        "  --v1                offer the subprotocol tertulia.v1 (the server must select it) and\n"
+        "                      log in as a tertulia.v1 client: frames other than room, private\n"
+        "                      and typing (welcome, joined, member_joined, ...) are counted and\n"
+        "                      set aside; an error frame is a fault once the run has begun\n"
+        "                      (tertulia only: the peers speak the legacy protocol)\n"
+        "  --typing F          fanout: the share F (0 < F <= 1) of each room's members, spread\n"
+        "                      evenly (every 10th member for 0.1; the sender only at 1), sends\n"
+        "                      {\"type\":\"typing\",\"to\":ROOM,\"state\":\"start\"} every 2.5 s\n"
+        "                      while the run sends (the first ones spread over 2.5 s); typing\n"
+        "                      frames received are checked (room, a typist of it, start/stop)\n"
+        "                      and counted, never as deliveries. Implies --v1\n"
         "exit: 0 ok, 1 integrity failure, 2 explained shortfall, 3 setup failure\n");
     exit(EXIT_USAGE);
 }
@@ -1899,6 +2051,8 @@ static void parse_args(int argc, char **argv, opts_t *o) {
                                        {"deflate", 0, 0, 'Z'},
                                        {"text", 1, 0, 't'},
                                        {"no-inflate-cache", 0, 0, 'N'},
+                                       {"v1", 0, 0, 'V'},
+                                       {"typing", 1, 0, 'G'},
                                        {0, 0, 0, 0}};
     *o = (opts_t){.host = "127.0.0.1",
                   .path = "/talking",
@@ -2003,6 +2157,20 @@ static void parse_args(int argc, char **argv, opts_t *o) {
         case 'N':
             o->no_inflate_cache = true;
             break;
+        case 'V':
+            o->v1 = true;
+            break;
+        case 'G': {
+            char *end = NULL;
+            o->typing = strtod(optarg, &end);
+            if (!end || *end || !(o->typing > 0 && o->typing <= 1))
+                die("--typing is a share of the clients, 0 < F <= 1");
+            o->typing_ppm = (uint32_t)(o->typing * 1e6 + 0.5);
+            if (!o->typing_ppm)
+                die("--typing is at least 0.000001");
+            o->v1 = true; /* only a tertulia.v1 client may send typing */
+            break;
+        }
         case 't':
             if (strcmp(optarg, "words") == 0)
                 o->words = true;
@@ -2037,6 +2205,8 @@ static void parse_args(int argc, char **argv, opts_t *o) {
         die("--nick-prefix is at most 12 characters");
     if ((o->sc == SC_FANOUT || o->sc == SC_IDLE) && (o->rooms > o->clients || o->rooms < o->procs))
         die("need procs <= rooms <= clients");
+    if (o->typing_ppm && o->sc != SC_FANOUT)
+        die("--typing is for the fanout scenario");
     if (o->sc == SC_PRIVATE && o->pairs < o->procs)
         die("need procs <= pairs");
     if ((o->sc == SC_BIGROOM || o->sc == SC_CHURN) && o->procs != 1)
@@ -2153,6 +2323,13 @@ int main(int argc, char **argv) {
         SUM(tls_resumed);
         SUM(inflates);
         SUM(inflate_cache_hits);
+        SUM(v1_other);
+        SUM(v1_setup_errors);
+        SUM(typists);
+        SUM(typing_sent);
+        SUM(typing_expected);
+        SUM(typing_rx_start);
+        SUM(typing_rx_stop);
         SUM(cpu_s);
 #undef SUM
         lg_hist_merge(&tot.lat, &r->lat);
@@ -2221,8 +2398,8 @@ int main(int argc, char **argv) {
             "\"procs\":%u,\"src_ips\":%u",
             o.clients, o.rooms, o.pairs, o.window, o.sc == SC_BIGROOM ? o.rate : 0, o.size, o.procs,
             o.src_ips);
-    fprintf(f, ",\"text\":\"%s\",\"tls\":%s,\"deflate\":%s", o.words ? "words" : "alpha",
-            o.tls ? "true" : "false", o.deflate ? "true" : "false");
+    fprintf(f, ",\"text\":\"%s\",\"tls\":%s,\"deflate\":%s,\"v1\":%s", o.words ? "words" : "alpha",
+            o.tls ? "true" : "false", o.deflate ? "true" : "false", o.v1 ? "true" : "false");
     fprintf(f, ",\"ok\":%s,\"exit\":%d,\"verdict\":", code == EXIT_OK ? "true" : "false", code);
     json_str(f, verdict);
     fprintf(f, ",\"elapsed_s\":%.3f,\"setup_s\":%.3f,\"established\":%" PRIu64, elapsed,
@@ -2251,6 +2428,21 @@ int main(int argc, char **argv) {
     fprintf(f, ",\"wire_bytes_per_delivery\":%.1f,\"payload_bytes_per_delivery\":%.1f",
             tot.delivered ? (double)tot.rx_wire_run / (double)tot.delivered : -1,
             tot.delivered ? (double)tot.rx_payload_run / (double)tot.delivered : -1);
+    if (o.v1)
+        fprintf(f, ",\"v1_other_frames\":%" PRIu64 ",\"v1_setup_errors\":%" PRIu64, tot.v1_other,
+                tot.v1_setup_errors);
+    /* typing frames: never deliveries; expected is what the starts sent call for (the room's
+     * other members), received falls short of it by those the server left out for a
+     * recipient whose queue was half full, and by any still in flight at the end */
+    if (o.typing_ppm)
+        fprintf(f,
+                ",\"typing\":{\"share\":%g,\"typists\":%" PRIu64 ",\"sent\":%" PRIu64
+                ",\"expected\":%" PRIu64 ",\"received_start\":%" PRIu64
+                ",\"received_stop\":%" PRIu64 ",\"received_share\":%.4f}",
+                o.typing, tot.typists, tot.typing_sent, tot.typing_expected, tot.typing_rx_start,
+                tot.typing_rx_stop,
+                tot.typing_expected ? (double)tot.typing_rx_start / (double)tot.typing_expected
+                                    : -1);
     if (o.deflate)
         fprintf(f, ",\"inflates\":%" PRIu64 ",\"inflate_cache_hits\":%" PRIu64, tot.inflates,
                 tot.inflate_cache_hits);

@@ -44,6 +44,9 @@ TLS_PMD = [
     ("tls_idle", "tls_idle_plain", "tertulia-tls", ("tls", "tls_idle")),
     ("tls_connect", "tls_connect_plain", "tertulia-tls", ("tls", "tls_connect")),
 ]
+# Issue 12: the fan-out with typing traffic beside the same fan-out without it, both with
+# tertulia.v1 clients (only they may send typing), for tertulia and the previous commit.
+TYPING_SHARE = 0.1
 TARGET_DEFLATE_RATIO = 0.77  # deflate costs at most 1.3x plain per delivery
 TARGET_TLS_RATIO = 0.60  # TLS fan-out keeps at least 60 % of plain per server CPU-second
 TARGET_P99_MS = 50.0  # "sustainable": every message delivered, p99 under this
@@ -223,7 +226,9 @@ def wait_port(port, proc, timeout=20.0):
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.plan = PLANS[args.mode]
+        self.plan = dict(PLANS[args.mode])
+        if getattr(args, "reps", None):
+            self.plan["reps"] = args.reps
         self.out = args.results
         self.bin = args.build_dir
         self.loadgen = os.path.join(self.bin, "bench", "loadgen")
@@ -423,16 +428,23 @@ class Bench:
     def run_all(self):
         plan, reps, servers = self.plan, self.plan["reps"], self.args.servers
         t0 = time.monotonic()
+        skip = self.args.skip
         for sc in ("fanout", "private"):
-            if sc in self.args.skip:
+            plain = sc not in skip
+            typing = sc == "fanout" and "tertulia" in servers and \
+                not skip & {"typing", "fanout_typing"}
+            if not plain and not typing:
                 continue
             for rep in range(reps):
                 for s in servers:
-                    self.one(s, sc, plan[sc], rep)
-                    if sc == "fanout" and s == "tertulia":
-                        self.one("tertulia-mem", sc, plan[sc], rep)
-                    if s == "tertulia" and self.args.tertulia_prev:
-                        self.one("tertulia-prev", sc, plan[sc], rep)
+                    if plain:
+                        self.one(s, sc, plan[sc], rep)
+                        if sc == "fanout" and s == "tertulia" and "mem" not in skip:
+                            self.one("tertulia-mem", sc, plan[sc], rep)
+                        if s == "tertulia" and self.args.tertulia_prev:
+                            self.one("tertulia-prev", sc, plan[sc], rep)
+                    if typing and s == "tertulia":
+                        self.typing_pair(rep)
         if "bigroom" not in self.args.skip:
             self.bigroom(servers)
         if "idle" not in self.args.skip:
@@ -463,6 +475,16 @@ class Bench:
             if self.bigroom_profile_args:
                 self.one("tertulia", "profile", self.bigroom_profile_args, 0, profile="bigroom")
         log(f"all runs done in {time.monotonic() - t0:.0f} s")
+
+    def typing_pair(self, rep):
+        """Issue 12: the fan-out with tertulia.v1 clients, without typing and with
+        TYPING_SHARE of every room's members typing (a start every 2.5 s while the run sends),
+        alternating, for tertulia and then the previous commit. Only tertulia speaks v1."""
+        base = self.plan["fanout"]
+        targets = ["tertulia"] + (["tertulia-prev"] if self.args.tertulia_prev else [])
+        for srv in targets:
+            self.one(srv, "fanout_v1", base + ["--v1"], rep)
+            self.one(srv, "fanout_typing", base + ["--typing", str(TYPING_SHARE)], rep)
 
     def massclose(self):
         """A mass disconnect: bench/massclose.mjs with tertulia (and the previous commit beside
@@ -868,6 +890,7 @@ class Report:
                     ratio = f"{a / b:.3f}" if a and b else "—"
                     L.append(f"| {key} | {fmt(a)} | {fmt(b)} | {ratio} |")
             L.append("")
+        self.typing_section(L)
         L.append("## Private messages")
         L.append("")
         L.append(self.scenario_caption("private"))
@@ -1190,6 +1213,66 @@ class Report:
         y = self.med(b[0], b[1], fn)
         return (x / y) if x and y and x > 0 and y > 0 else None
 
+    def typing_section(self, L):
+        """Issue 12's fan-out with typing traffic, beside the same fan-out without it."""
+        if not (self.all_of("fanout_typing", "tertulia") or self.all_of("fanout_v1", "tertulia")):
+            return
+        res = next((r["result"] for r in self.sel("fanout_typing", "tertulia")), None) or {}
+        typ = res.get("typing") or {}
+        L.append("### Fan-out with typing traffic")
+        L.append("")
+        L.append("The fan-out above with `tertulia.v1` clients (`--v1`: only they may send "
+                 "typing; the peers do not speak it), without typing and with "
+                 f"{TYPING_SHARE:.0%} of every room's members typing (`--typing "
+                 f"{TYPING_SHARE}`: every {round(1 / TYPING_SHARE)}th member, "
+                 f"{typ.get('typists', '?')} typists in "
+                 "all, each sending `{\"type\":\"typing\",\"to\":ROOM,\"state\":\"start\"}` every "
+                 "2.5 s while the run sends, the first ones spread over 2.5 s), the two "
+                 "alternating run for run, for this commit and the previous one. Every typing "
+                 "frame received is checked (its room, a typist of that room, start or stop) and "
+                 "counted, never as a delivery; *expected* is what the starts sent call for (the "
+                 "room's other members), and the server leaves a typing frame out for a "
+                 "recipient whose queue is half full. The legacy fan-out of the table above is "
+                 "the first row.")
+        L.append("")
+        tput = [("delivered msgs/s", lambda r: r["delivered_per_s"], 0, 1.0),
+                ("server core share", lambda r: r["server_core_share"], 2, 1.0),
+                ("delivered per server CPU-second", lambda r: r["delivered_per_server_cpu_s"], 0,
+                 1.0),
+                ("generator core share", lambda r: r["gen_core_share"], 2, 1.0),
+                ("p50 ms", lambda r: r["latency_us"]["p50"], 2, 1e-3),
+                ("p99 ms", lambda r: r["latency_us"]["p99"], 2, 1e-3),
+                ("typing starts sent", lambda r: (r.get("typing") or {}).get("sent"), 0, 1.0),
+                ("typing frames expected", lambda r: (r.get("typing") or {}).get("expected"), 0,
+                 1.0),
+                ("typing frames received", lambda r: (r.get("typing") or {}).get(
+                    "received_start"), 0, 1.0)]
+        rows = [("legacy clients, no typing", "fanout", "tertulia"),
+                ("v1 clients, no typing", "fanout_v1", "tertulia"),
+                (f"v1 clients, {TYPING_SHARE:.0%} typing", "fanout_typing", "tertulia")]
+        if self.all_of("fanout_v1", "tertulia-prev"):
+            rows += [("previous commit: v1, no typing", "fanout_v1", "tertulia-prev"),
+                     (f"previous commit: v1, {TYPING_SHARE:.0%} typing", "fanout_typing",
+                      "tertulia-prev")]
+        self.pair_rows([r for r in rows if self.all_of(r[1], r[2])], L, tput)
+        dps = lambda r: r["delivered_per_s"]
+        dpc = lambda r: r["delivered_per_server_cpu_s"]
+        p99 = lambda r: r["latency_us"]["p99"]
+        for who, srv in (("this commit", "tertulia"), ("the previous commit", "tertulia-prev")):
+            a, b = ("fanout_typing", srv), ("fanout_v1", srv)
+            r1, r2, r3 = (self.pair_ratio(a, b, f) for f in (dps, dpc, p99))
+            if r1 is None and r2 is None:
+                continue
+            show = lambda v: "—" if v is None else f"{v:.3f}×"
+            L.append(f"- {who}: with typing ÷ without, delivered msgs/s {show(r1)}, delivered "
+                     f"per server CPU-second {show(r2)}, p99 {show(r3)}.")
+        for sc, what in (("fanout_v1", "without typing"), ("fanout_typing", "with typing")):
+            r = self.pair_ratio((sc, "tertulia"), (sc, "tertulia-prev"), dpc)
+            if r is not None:
+                L.append(f"- {what}: this commit ÷ the previous, delivered per server "
+                         f"CPU-second {r:.3f}×.")
+        L.append("")
+
     def massclose_section(self, L):
         runs = [r for r in self.runs if r["scenario"] == "massclose"]
         if not runs:
@@ -1508,10 +1591,14 @@ def main():
     ap.add_argument("--tertulia-prev", help="the previous commit's tertulia binary: fan-out, "
                     "private and idle also run it, in the same run, for the comparison")
     ap.add_argument("--skip", default="", help="comma list: fanout,private,bigroom,idle,connect,"
-                    "churn,massclose,deflate (= deflate_fanout),tls (= tls_fanout,tls_idle,tls_connect)")
+                    "churn,massclose,deflate (= deflate_fanout),tls (= tls_fanout,tls_idle,"
+                    "tls_connect),typing (= fanout_typing: the v1 fan-out with and without "
+                    "typing),mem (the fan-out with --db :memory:)")
     ap.add_argument("--results", help="directory for runs.jsonl and logs")
     ap.add_argument("--doc", help="the Markdown report to write")
     ap.add_argument("--svg", help="the chart to write")
+    ap.add_argument("--reps", type=int, default=None,
+                    help="repetitions per server and scenario (default: 3 full, 1 quick)")
     ap.add_argument("--budget-min", type=float, default=None, help="stop starting runs after this")
     ap.add_argument("--quiet-wait", type=float, default=None,
                     help="before each run, wait up to this long for other processes to go quiet")
@@ -1577,7 +1664,7 @@ def main():
         meta = machine_info(args)
         meta["autogroup"] = open("/proc/self/autogroup").read().strip() \
             if os.path.exists("/proc/self/autogroup") else ""
-        meta["reps"] = PLANS[args.mode]["reps"]
+        meta["reps"] = args.reps or PLANS[args.mode]["reps"]
         meta["runs_path"] = runs_path
         with open(meta_path, "w") as f:
             json.dump(meta, f, indent=1)

@@ -29,6 +29,12 @@ cases=(
     "drop|fanout --clients 40 --rooms 2 --deflate --text words --size 300|1|skipped"
     "corrupt|fanout --clients 40 --rooms 2 --deflate --text words --size 300|1|corrupt"
     "misroute|fanout --clients 40 --rooms 2 --deflate|1|misrouted"
+    "none|fanout --clients 40 --rooms 2 --typing 0.25|0|"
+    "none|fanout --clients 40 --rooms 2 --v1|0|"
+    "typing_misroute|fanout --clients 40 --rooms 2 --typing 0.25|1|misrouted"
+    "typing_unasked|fanout --clients 40 --rooms 2 --v1|1|unexpected"
+    "typing_unasked|fanout --clients 40 --rooms 2|1|unexpected"
+    "drop|fanout --clients 40 --rooms 2 --typing 0.25|1|skipped"
 )
 for c in "${cases[@]}"; do
     IFS='|' read -r fault args want counter <<<"$c"

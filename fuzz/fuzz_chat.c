@@ -59,6 +59,8 @@ typedef struct {
     int64_t ts;
     char from[CHAT_NICK_MAX], to[CHAT_ROOM_MAX], text[TEXT_MAX];
     size_t from_len, to_len, text_len;
+    int64_t edited_ts;
+    bool deleted;
 } stored_t;
 
 #define PENDING_MAX 8
@@ -224,6 +226,8 @@ static int store_append_now(fz_t *fz, const chat_message_t *msgs, size_t n) {
         memcpy(st->from, m->from, st->from_len = m->from_len);
         memcpy(st->to, m->to, st->to_len = m->to_len);
         memcpy(st->text, m->text, st->text_len = m->text_len);
+        st->edited_ts = 0;
+        st->deleted = false;
     }
     return 0;
 }
@@ -290,6 +294,8 @@ static int store_history_now(fz_t *fz, const char *room, size_t room_len, uint64
         const stored_t *st = &fz->ring[match[i]];
         chat_message_t m = {st->id, st->ts,     CHAT_MSG_ROOM, st->from,    st->from_len,
                             st->to, st->to_len, st->text,      st->text_len};
+        m.edited_ts = st->edited_ts;
+        m.deleted = st->deleted;
         emit_to(out, &m);
     }
     out->more = start > 0;
@@ -356,7 +362,111 @@ static int store_history(void *ctx, const char *room, size_t room_len, uint64_t 
     return 0;
 }
 
-static const chat_store_hooks_t store = {.append_batch = store_append, .history = store_history};
+/* Edit, delete and search on the ring, completed at once. */
+static stored_t *ring_find(fz_t *fz, uint64_t id) {
+    size_t first = fz->nring > RING ? fz->nring - RING : 0;
+    for (size_t i = first; i < fz->nring; i++)
+        if (fz->ring[i % RING].id == id)
+            return &fz->ring[i % RING];
+    return NULL;
+}
+
+static int store_message_get(void *ctx, uint64_t id, int64_t account, chat_msg_info_done_cb done,
+                             void *arg) {
+    fz_t *fz = ctx;
+    (void)account;
+    if (fz->store_fails)
+        return -5;
+    const stored_t *st = ring_find(fz, id);
+    if (st == NULL) {
+        done(arg, 1, NULL);
+        return 0;
+    }
+    chat_msg_info_t info = {.msg = {.id = st->id,
+                                    .ts = st->ts,
+                                    .kind = CHAT_MSG_ROOM,
+                                    .from = st->from,
+                                    .from_len = st->from_len,
+                                    .to = st->to,
+                                    .to_len = st->to_len,
+                                    .text = "",
+                                    .deleted = st->deleted},
+                            .joined = id % 2 == 0};
+    done(arg, 0, &info);
+    return 0;
+}
+
+static int store_message_change(void *ctx, uint64_t id, const char *text, size_t len,
+                                int64_t edited_ts, chat_store_done_cb done, void *arg) {
+    fz_t *fz = ctx;
+    if (fz->store_fails)
+        return -5;
+    stored_t *st = ring_find(fz, id);
+    if (st == NULL || st->deleted) {
+        done(arg, 1, 0);
+        return 0;
+    }
+    CHECK(text == NULL || (len > 0 && len <= TEXT_MAX));
+    st->deleted = text == NULL;
+    st->edited_ts = text != NULL ? edited_ts : 0;
+    st->text_len = text != NULL ? len : 0;
+    if (text != NULL)
+        memcpy(st->text, text, len);
+    done(arg, 0, 0);
+    return 0;
+}
+
+static int store_search(void *ctx, const chat_search_t *q, chat_search_done_cb done, void *arg) {
+    fz_t *fz = ctx;
+    if (fz->store_fails)
+        return -5;
+    CHECK(q->nwords >= 1 && q->nwords <= CHAT_SEARCH_WORDS_MAX && q->limit >= 1 && q->limit <= 50);
+    static chat_search_hit_t hits[50];
+    static char marked[50][TEXT_MAX + 2];
+    size_t n = 0, first = fz->nring > RING ? fz->nring - RING : 0;
+    bool more = false;
+    for (size_t i = fz->nring; i > first; i--) {
+        const stored_t *st = &fz->ring[(i - 1) % RING];
+        if (st->deleted || (q->before != 0 && st->id >= q->before))
+            continue;
+        const char *at = memmem(st->text, st->text_len, q->words[0], q->word_lens[0]);
+        if (at == NULL)
+            continue;
+        if (n == q->limit) {
+            more = true;
+            break;
+        }
+        /* The match between the markers, as FTS5's highlight() writes it. */
+        size_t off = (size_t)(at - st->text), wl = q->word_lens[0];
+        char *m = marked[n];
+        memcpy(m, st->text, off);
+        m[off] = 1;
+        memcpy(m + off + 1, at, wl);
+        m[off + 1 + wl] = 2;
+        memcpy(m + off + 2 + wl, at + wl, st->text_len - off - wl);
+        hits[n] = (chat_search_hit_t){.msg = {.id = st->id,
+                                              .ts = st->ts,
+                                              .kind = CHAT_MSG_ROOM,
+                                              .from = st->from,
+                                              .from_len = st->from_len,
+                                              .to = st->to,
+                                              .to_len = st->to_len,
+                                              .text = st->text,
+                                              .text_len = st->text_len,
+                                              .edited_ts = st->edited_ts},
+                                      .marked = m,
+                                      .marked_len = st->text_len + 2};
+        n++;
+    }
+    done(arg, 0, hits, n, more, more ? hits[n - 1].msg.id : 0);
+    return 0;
+}
+
+static const chat_store_hooks_t store = {.append_batch = store_append,
+                                         .history = store_history,
+                                         .message_get = store_message_get,
+                                         .message_change = store_message_change,
+                                         .search = store_search};
 
 /* The fake accounts: decided at once, answered when the input says. */
 static bool is_account(const char *nick, size_t len) {

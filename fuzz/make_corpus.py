@@ -253,6 +253,34 @@ def chat_seeds():
     s["budget-before-parse"] = chat(
         login(0, "ana", "r"), *[(0, '{"type": "ping", "id": "p%d"}' % i) for i in range(120)],
         *big, (0, '{"id": "small", "type": "ping"}'), FLUSH, *big)
+    # edit, delete, search: the author, others, bad ids and texts, paging,
+    # with the store failing and with history after the changes.
+    s["edit-delete-search"] = chat(
+        login(0, "ana", "r"), login(1, "ben", "r"), login(4, "old", "r"),
+        (0, '{"type": "room", "to": "r", "message": {"text": "hello world"}, "id": "m1"}'),
+        (0, '{"type": "room", "to": "r", "message": {"text": "second hello"}, "id": "m2"}'),
+        FLUSH,
+        (0, '{"type": "edit", "message_id": 1, "message": {"text": "hello again"}, "id": "e1"}'),
+        (0, '{"type": "edit", "id": 2, "message": {"text": "x"}}'),
+        (1, '{"type": "edit", "message_id": 1, "message": {"text": "mine"}, "id": "e2"}'),
+        (1, '{"type": "delete", "message_id": 2, "id": "d0"}'),
+        (0, '{"type": "edit", "message_id": 1, "message": {"text": "\\u0001"}}'),
+        (0, '{"type": "edit", "message_id": "1", "message": {"text": "x"}}'),
+        (0, '{"type": "edit", "message_id": 99, "message": {"text": "x"}}'),
+        (0, '{"type": "delete", "message_id": 2, "id": "d1"}'),
+        (0, '{"type": "delete", "message_id": 2, "id": "d2"}'),
+        (4, '{"type": "delete", "message_id": 1}'),
+        (0, '{"type": "search", "query": "hello", "id": "s1"}'),
+        (0, '{"type": "search", "query": "hello", "limit": 1, "before": 5}'),
+        (1, '{"type": "search", "query": "hello", "room": "r"}'),
+        (1, '{"type": "search", "query": "a b c d e f g h i j k"}'),
+        (1, '{"type": "search", "query": "", "with": "ana"}'),
+        (1, '{"type": "search", "query": "x", "room": "r", "with": "ana"}'),
+        (4, '{"type": "search", "query": "hello"}'),
+        (0, '{"type": "history", "room": "r"}'),
+        (1, '{"type": "join", "room": "r", "since": 1}'),
+        8, (0, '{"type": "edit", "message_id": 1, "message": {"text": "down"}}'),
+        (0, '{"type": "search", "query": "hello"}'), 8, FLUSH)
     return s
 
 

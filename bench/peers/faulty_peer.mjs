@@ -1,8 +1,12 @@
 // faulty_peer.mjs — the ws peer with one deliberate fault, to prove that the load generator
 // catches each kind of wrong delivery (bench/test_loadgen.sh). Not a benchmark peer.
 //   node bench/peers/faulty_peer.mjs PORT FAULT
-// FAULT: none | drop | dup | reorder | corrupt | misroute | extra | close | stall
+// FAULT: none | drop | dup | reorder | corrupt | misroute | extra | close | stall |
+//        typing_misroute | typing_unasked
 // Every fault strikes the 50th delivery and, except close and stall, every 50th after it.
+// A client that offers tertulia.v1 gets it, and its typing requests are relayed as the
+// server relays them (to the room's other members); typing_misroute also sends each one to
+// a member of another room, typing_unasked sends a typing frame with every 50th delivery.
 import http from 'node:http';
 import { WebSocketServer } from 'ws';
 
@@ -16,7 +20,10 @@ const server = http.createServer((req, res) => {
 // A third argument "deflate" accepts permessage-deflate and compresses every message, so the
 // generator's inflate path is checked against the same faults.
 const deflate = process.argv[4] === 'deflate' ? { threshold: 0 } : false;
-const wss = new WebSocketServer({ server, path: '/talking', perMessageDeflate: deflate });
+const wss = new WebSocketServer({
+  server, path: '/talking', perMessageDeflate: deflate,
+  handleProtocols: (protocols) => (protocols.has('tertulia.v1') ? 'tertulia.v1' : false),
+});
 const rooms = new Map();
 const users = new Map();
 let nextId = 1;
@@ -63,6 +70,10 @@ function deliver(ws, out, obj) {
       }
       return;
     }
+    case 'typing_unasked':
+      ws.send(JSON.stringify({ type: 'typing', room: obj.to, nickname: obj.from, state: 'start' }));
+      ws.send(out);
+      return;
     case 'extra':
       ws.send(JSON.stringify({ type: 'welcome', nickname: ws.nick }));
       ws.send(out);
@@ -102,6 +113,19 @@ wss.on('connection', (ws) => {
       users.set(ws.nick, ws);
       if (!rooms.has(ws.room)) rooms.set(ws.room, new Set());
       rooms.get(ws.room).add(ws);
+      return;
+    }
+    if (ws.nick && msg?.type === 'typing' && ws.protocol === 'tertulia.v1') {
+      const out = JSON.stringify({ type: 'typing', room: ws.room, nickname: ws.nick, state: msg.state });
+      for (const member of rooms.get(ws.room) ?? []) if (member !== ws) member.send(out);
+      if (fault === 'typing_misroute') {
+        for (const [name, members] of rooms) {
+          if (name !== ws.room && members.size) {
+            [...members][0].send(out);
+            break;
+          }
+        }
+      }
       return;
     }
     if (!ws.nick || typeof msg?.message?.text !== 'string') return;

@@ -536,6 +536,8 @@ static json_t *presence_json(const char *type, const chat_room_t *room, const ch
  * any were left out. Only large pages are measured; the common one is not. */
 static json_t *history_message_json(chat_t *chat, const chat_message_t *m, const char *room,
                                     size_t room_len) {
+    if (m->deleted || m->edited_ts != 0)
+        return chat__stored_message_json(chat, m, room, room_len);
     if (room == NULL || m->kind != CHAT_MSG_ROOM)
         return chat__message_json(m);
     /* Stored under any spelling of the room (or its folded key): named as
@@ -902,6 +904,7 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
         if (s->v1)
             room->v1_count++;
         chat__log_event(chat, CHAT_EV_JOIN, s, room, newcomer ? "joined" : "joined (again)");
+        chat__search_note_join(chat, s, room);
     }
     if (!s->v1) {
         /* A legacy client gets no joined: nothing to read. */

@@ -339,6 +339,7 @@ void chat_stats(const chat_t *chat, chat_stats_t *out);
     X(banned) \
     X(no_such_room) \
     X(limit_reached) \
+    X(not_found) \
     X(other)
 /* clang-format on */
 #define CHAT_REFUSAL_ENUM_(code) CHAT_REFUSAL_##code,
@@ -398,6 +399,10 @@ typedef struct chat_message_s {
     size_t to_len;
     const char *text; /* message.text, UTF-8 */
     size_t text_len;
+    /* Read back from the store only (history, search); accepted messages
+     * leave them unset. */
+    int64_t edited_ts; /* 0, or when its text was last edited */
+    bool deleted;      /* deleted: text is empty, and shown without it */
 } chat_message_t;
 
 /* A store step finished (on the loop thread): rc is 0 or a negative code;
@@ -484,6 +489,47 @@ typedef void (*chat_mod_room_cb)(void *arg, const chat_mod_room_t *room);
 typedef void (*chat_mod_ban_cb)(void *arg, const chat_mod_ban_t *ban);
 typedef void (*chat_audit_done_cb)(void *arg, int rc, const chat_audit_t *entries, size_t n,
                                    bool more);
+/* A stored message as message_get reads it (no text). For a room message
+ * msg.to is the room's stored key (folded, without '#'). */
+typedef struct chat_msg_info_s {
+    chat_message_t msg;
+    bool joined; /* the account's record of rooms holds its room */
+} chat_msg_info_t;
+typedef void (*chat_msg_info_done_cb)(void *arg, int rc, const chat_msg_info_t *info);
+
+/* A search (chat_search.c): words (all must match), over the readable
+ * rooms and, for an account, its record of rooms and its stored
+ * conversations; only: one room (a name) or conversation (with: the other
+ * side's nickname), or NULL. Everything is borrowed for the call. */
+#define CHAT_SEARCH_WORDS_MAX 10
+typedef struct chat_search_s {
+    const char *words[CHAT_SEARCH_WORDS_MAX];
+    size_t word_lens[CHAT_SEARCH_WORDS_MAX];
+    size_t nwords;
+    int64_t account; /* 0: a guest */
+    const char *nick;
+    size_t nick_len;
+    const char *const *rooms; /* names */
+    const size_t *room_lens;
+    size_t nrooms;
+    const char *room; /* only this room, or NULL */
+    size_t room_len;
+    const char *with; /* only the conversation with this nickname, or NULL */
+    size_t with_len;
+    uint64_t before; /* 0: from the newest */
+    unsigned limit;
+} chat_search_t;
+/* One result: msg (to: a room's stored key, or the recipient) and its text
+ * with each match between the bytes 0x01 and 0x02. */
+typedef struct chat_search_hit_s {
+    chat_message_t msg;
+    const char *marked;
+    size_t marked_len;
+} chat_search_hit_t;
+/* hits[0..n) newest first, borrowed for the call; more: older ones may
+ * match, from before = next_before. */
+typedef void (*chat_search_done_cb)(void *arg, int rc, const chat_search_hit_t *hits, size_t n,
+                                    bool more, uint64_t next_before);
 
 /* The hooks may complete synchronously (the callback runs before the hook
  * returns) or later, from the loop (a store on a worker thread). A hook
@@ -554,6 +600,24 @@ typedef struct chat_store_hooks_s {
      * newest `limit` entries with id < before (0: no bound), oldest first. */
     int (*audit_read)(void *store_ctx, const char *room, size_t room_len, uint64_t before,
                       unsigned limit, chat_audit_done_cb done, void *arg);
+    /* Edit, delete, search (chat_edit.c, chat_search.c); all NULL: those
+     * requests find nothing (`not_found`, no results). */
+
+    /* The stored message id: done gets rc 0 and info, rc 1 (no such
+     * message) or rc < 0. account > 0: info->joined tells whether the
+     * account's record of rooms holds the message's room. */
+    int (*message_get)(void *store_ctx, uint64_t id, int64_t account, chat_msg_info_done_cb done,
+                       void *arg);
+    /* Sets the message's text (text NULL: deletes it) and erases the old
+     * one from the store; done gets rc 0, rc 1 (no such message, or
+     * deleted meanwhile: nothing changed) or rc < 0. */
+    int (*message_change)(void *store_ctx, uint64_t id, const char *text, size_t len,
+                          int64_t edited_ts, chat_store_done_cb done, void *arg);
+    /* Records that the account joined room (a name): search reads it. */
+    int (*room_joined)(void *store_ctx, int64_t account, const char *room, size_t room_len,
+                       chat_store_done_cb done, void *arg);
+    /* A search (chat_search_t); results newest first. */
+    int (*search)(void *store_ctx, const chat_search_t *q, chat_search_done_cb done, void *arg);
 } chat_store_hooks_t;
 
 /* Attaches a store (hooks copied; store_ctx borrowed until chat_free or the

@@ -101,6 +101,10 @@ struct chat_user_s {
     size_t away_len;
     struct chat_partner_s *partners; /* who it exchanged privates with, NULL until one */
     uint32_t npartners;
+    /* Search (chat_search.c): the rooms a guest joined since it logged in,
+     * a ring of at most CHAT_SEARCH_GUEST_ROOMS names (NULL until one). */
+    char (*seen)[CHAT_ROOM_MAX + 1];
+    uint32_t nseen, seen_next;
 };
 
 /* A token bucket (chat_rate.c). Tokens are counted in millionths so that
@@ -346,6 +350,11 @@ void chat__refuse_extra(chat_t *chat, const chat_req_t *req, json_t *extra, cons
  * each once, at most CHAT_MENTIONS_MAX), as a JSON array; NULL when none. */
 json_t *chat__mentions(chat_t *chat, const chat_room_t *room, const char *text, size_t len);
 
+/* An accepted message's frame (room/private shape, with `mentions` when
+ * not NULL: a JSON array of strings), written directly: the same bytes as
+ * chat__msg_json of chat__message_json(m) with mentions added. */
+tt_msg_t *chat__msg_message(const chat_message_t *m, const json_t *mentions);
+
 /* The JSON object of an accepted message (room/private shape). */
 json_t *chat__message_json(const chat_message_t *m);
 
@@ -467,6 +476,13 @@ bool chat__rate_take_scan(chat_t *chat, const chat_req_t *req, size_t n);
 /* The flood-control clock (ms, monotonic; injected or CLOCK_MONOTONIC_COARSE). */
 uint64_t chat__clock_ms(const chat_t *chat);
 
+/* ---- chat_json.c: the fast reader --------------------------------------- */
+
+/* The tree json_loadb(data, len, JSON_ALLOW_NUL) makes of a request of
+ * strings, small integers, booleans, null and objects without \u escapes,
+ * or NULL for anything else (then parse with jansson). */
+json_t *chat__json_fast(const char *data, size_t len);
+
 /* ---- chat_proto.c ------------------------------------------------------ */
 
 /* Request fields. chat__get_str: 1 and the string of key, 0 if absent or
@@ -584,6 +600,48 @@ bool chat__mod_keeps(const chat_room_t *room);
 int chat__mod_load(chat_t *chat);
 void chat__mod_free(chat_t *chat, chat_room_t *room);
 void chat__mod_free_all(chat_t *chat);
+/* ---- chat_edit.c, chat_search.c ------------------------------------------ */
+
+void chat__on_edit(chat_t *chat, const chat_req_t *req);
+void chat__on_delete(chat_t *chat, const chat_req_t *req);
+void chat__on_search(chat_t *chat, const chat_req_t *req);
+/* True when root is an `edit` or `delete` whose "id" is a number (the
+ * message id, not a correlation id). */
+bool chat__edit_numeric_id(const json_t *root);
+/* Whether s may delete the stored message info (of room, NULL when it is
+ * a private or the room is gone now): its author (an account's nickname,
+ * or a guest's messages since it logged in), or, for a room message, the
+ * room's ops, its owner and the server's admins (chat__rank). */
+bool chat__may_delete(chat_t *chat, const chat_session_t *s, const chat_room_t *room,
+                      const chat_msg_info_t *info);
+/* Whether s wrote info (the author check of edit and delete). */
+bool chat__is_author(const chat_session_t *s, const chat_msg_info_t *info);
+/* Whether s may read info: a room it is in, a guest's room since login, a
+ * room in its account's record (info->joined), or its own conversation. */
+bool chat__may_read(chat_t *chat, const chat_session_t *s, const chat_msg_info_t *info);
+
+#define CHAT_SEARCH_QUERY_MAX 200     /* characters of a query */
+#define CHAT_SEARCH_DEFAULT 20        /* results when limit is absent */
+#define CHAT_SEARCH_MAX 50            /* limit is clamped to this */
+#define CHAT_SEARCH_GUEST_ROOMS 200   /* rooms a guest's search remembers */
+#define CHAT_SEARCH_HIGHLIGHTS_MAX 50 /* highlights of one result */
+/* chat.c's chat__join: s joined room (a new membership). */
+void chat__search_note_join(chat_t *chat, chat_session_t *s, const chat_room_t *room);
+/* A stored message that was edited or deleted, as history shows it
+ * (chat_edit.c): a deleted one {type, id, ts, from, to, deleted: true},
+ * an edited one with its edited_ts. room: the room's name now (NULL: as
+ * stored). */
+json_t *chat__stored_message_json(chat_t *chat, const chat_message_t *m, const char *room,
+                                  size_t room_len);
+/* Frees what u's search holds (it ends). */
+void chat__search_free(chat_user_t *u);
+
+/* chat_proto.c, for the above: message.text checked as a chat message's
+ * (present, not empty, no control characters, not blank, max_text), and
+ * the id and limit fields as history's. */
+bool chat__message_text(chat_t *chat, const chat_req_t *req, const char **text, size_t *len);
+int chat__opt_id(chat_t *chat, const chat_req_t *req, const char *key, uint64_t *out);
+int chat__opt_limit(chat_t *chat, const chat_req_t *req, unsigned def, unsigned max, unsigned *out);
 
 /* chat.c: job plumbing, for chat_auth.c. */
 chat_job_t *chat__job_new(chat_t *chat, chat_job_kind_t kind, uint64_t sid);

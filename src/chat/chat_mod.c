@@ -698,24 +698,27 @@ static void close_banned(chat_t *chat, chat_session_t *s) {
     chat->io.close(chat->io_ctx, s->conn, 4003, "banned");
 }
 
-static void ban_server(chat_t *chat, const chat_req_t *req, int64_t until, const char *reason,
-                       size_t reason_len) {
+/* The target of a ban or unban: `nickname`, or (allow_address: a
+ * server-wide one) one `address` instead, checked. False: refused. */
+static bool ban_target(chat_t *chat, const chat_req_t *req, bool allow_address, const char **target,
+                       size_t *len, bool *address) {
     const char *nick = NULL, *addr = NULL;
-    size_t len = 0, alen = 0;
-    int has_nick = chat__opt_str(chat, req, "nickname", &nick, &len);
-    int has_addr = chat__opt_str(chat, req, "address", &addr, &alen);
+    size_t nlen = 0, alen = 0;
+    int has_nick = chat__opt_str(chat, req, "nickname", &nick, &nlen);
+    int has_addr = allow_address ? chat__opt_str(chat, req, "address", &addr, &alen) : 0;
     if (has_nick < 0 || has_addr < 0)
-        return;
+        return false;
     if ((has_nick > 0) == (has_addr > 0)) {
         chat__refuse(chat, req, "bad_request",
-                     "A server-wide ban names one 'nickname' or one 'address' (a room ban, a "
-                     "'room').");
-        return;
+                     allow_address ? "A server-wide ban or unban names one 'nickname' or one "
+                                     "'address' (a room's, a 'room' and a 'nickname')."
+                                   : "A room's ban or unban names a 'nickname'.");
+        return false;
     }
-    if (has_nick > 0 && !chat_nickname_is_valid(nick, len)) {
+    if (has_nick > 0 && !chat_nickname_is_valid(nick, nlen)) {
         chat__refuse(chat, req, "nickname_invalid",
                      "A nickname has 1 to 32 letters, digits, '_', '-' or '.'.");
-        return;
+        return false;
     }
     if (has_addr > 0) {
         bool ok = alen >= 2 && alen <= CHAT_ADDRESS_MAX;
@@ -725,14 +728,35 @@ static void ban_server(chat_t *chat, const chat_req_t *req, int64_t until, const
         if (!ok) {
             chat__refuse(chat, req, "bad_request",
                          "The field 'address' is an IPv4 or IPv6 address, as 203.0.113.7.");
-            return;
+            return false;
         }
     }
-    if (!need_rank(chat, req, NULL, 3))
+    *address = has_addr > 0;
+    *target = *address ? addr : nick;
+    *len = *address ? alen : nlen;
+    return true;
+}
+
+/* An optional `room` (absent or null: server-wide): false when refused
+ * (not a string, not a name, no such room). */
+static bool opt_room(chat_t *chat, const chat_req_t *req, chat_room_t **room) {
+    *room = NULL;
+    const json_t *v = json_object_get(req->root, "room");
+    if (v == NULL || json_is_null(v))
+        return true;
+    *room = mod_room(chat, req);
+    return *room != NULL;
+}
+
+static void ban_server(chat_t *chat, const chat_req_t *req, int64_t until, const char *reason,
+                       size_t reason_len) {
+    const char *target;
+    size_t tlen;
+    bool address;
+    if (!ban_target(chat, req, true, &target, &tlen, &address) || !need_rank(chat, req, NULL, 3))
         return;
-    bool address = has_addr > 0;
-    const char *target = address ? addr : nick;
-    size_t tlen = address ? alen : len;
+    const char *nick = target, *addr = target;
+    size_t len = tlen, alen = tlen;
     if (!address && admin_named(chat, nick, len)) {
         chat__refuse(chat, req, "not_permitted", "You may not do that to %.*s.", (int)len, nick);
         return;
@@ -832,31 +856,14 @@ void chat__on_ban(chat_t *chat, const chat_req_t *req) {
 }
 
 void chat__on_unban(chat_t *chat, const chat_req_t *req) {
-    const char *nick = NULL, *addr = NULL, *rname;
-    size_t len = 0, alen = 0, rlen;
-    int has_room = chat__get_str(req->root, "room", &rname, &rlen);
-    if (has_room < 0) {
-        chat__refuse(chat, req, "bad_request", "The field 'room' must be a string.");
+    chat_room_t *room;
+    const char *target;
+    size_t tlen;
+    bool address;
+    if (!opt_room(chat, req, &room) ||
+        !ban_target(chat, req, room == NULL, &target, &tlen, &address) ||
+        !need_rank(chat, req, room, room ? 1 : 3))
         return;
-    }
-    chat_room_t *room = NULL;
-    if (has_room > 0 && (room = mod_room(chat, req)) == NULL)
-        return;
-    int has_nick = chat__opt_str(chat, req, "nickname", &nick, &len);
-    int has_addr = room == NULL ? chat__opt_str(chat, req, "address", &addr, &alen) : 0;
-    if (has_nick < 0 || has_addr < 0)
-        return;
-    if ((has_nick > 0) == (has_addr > 0)) {
-        chat__refuse(chat, req, "bad_request",
-                     room ? "An unban names a 'nickname'."
-                          : "A server-wide unban names one 'nickname' or one 'address'.");
-        return;
-    }
-    if (!need_rank(chat, req, room, room ? 1 : 3))
-        return;
-    bool address = has_addr > 0;
-    const char *target = address ? addr : nick;
-    size_t tlen = address ? alen : len;
     int64_t now = chat__now_ms();
     chat_ban_t *bans = room ? (room->mod ? room->mod->bans : NULL) : chat->bans;
     uint32_t *n = room ? (room->mod ? &room->mod->nbans : NULL) : &chat->nbans;
@@ -1077,9 +1084,8 @@ static bool opt_uint(chat_t *chat, const chat_req_t *req, const char *key, uint6
 }
 
 void chat__on_audit(chat_t *chat, const chat_req_t *req) {
-    chat_room_t *room = NULL;
-    if (json_object_get(req->root, "room") != NULL &&
-        !json_is_null(json_object_get(req->root, "room")) && (room = mod_room(chat, req)) == NULL)
+    chat_room_t *room;
+    if (!opt_room(chat, req, &room))
         return;
     uint64_t before = 0, limit = CHAT_AUDIT_DEFAULT;
     if (!opt_uint(chat, req, "before", CHAT_ID_MAX - 1, &before) ||
@@ -1112,9 +1118,8 @@ void chat__on_audit(chat_t *chat, const chat_req_t *req) {
 }
 
 void chat__on_bans(chat_t *chat, const chat_req_t *req) {
-    chat_room_t *room = NULL;
-    if (json_object_get(req->root, "room") != NULL &&
-        !json_is_null(json_object_get(req->root, "room")) && (room = mod_room(chat, req)) == NULL)
+    chat_room_t *room;
+    if (!opt_room(chat, req, &room))
         return;
     if (!need_rank(chat, req, room, room ? 1 : 3))
         return;

@@ -249,6 +249,7 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
                            size_t nick_len, bool stored, const char *text, size_t len) {
     chat_session_t *s = req->s;
     chat_pending_t *p = chat__pending_add(chat);
+    p->msg = (chat_message_t){0}; /* a new message: not edited, not deleted */
     p->msg.id = chat__next_id(chat);
     p->msg.ts = chat__now_ms();
     p->msg.kind = kind;
@@ -280,19 +281,15 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     p->req = json_incref(req->root);
     p->ref = req->ref;
     p->ref_len = req->ref_len;
-    json_t *o = chat__message_json(&p->msg);
     p->out_plain = NULL;
     json_t *mentions = kind == CHAT_MSG_ROOM ? chat__mentions(chat, room, text, len) : NULL;
-    if (mentions != NULL) {
-        if (room->v1_count < room->count) {
-            p->out_plain = chat__msg_json(o, len + len / 8 + 128);
-            p->out_plain->id = p->msg.id;
-        }
-        json_object_set_new(o, "mentions", mentions);
+    if (mentions != NULL && room->v1_count < room->count) {
+        p->out_plain = chat__msg_message(&p->msg, NULL);
+        p->out_plain->id = p->msg.id;
     }
-    p->out = chat__msg_json(o, len + len / 8 + 128);
+    p->out = chat__msg_message(&p->msg, mentions);
     p->out->id = p->msg.id;
-    json_decref(o);
+    json_decref(mentions);
     chat->messages++;
 }
 
@@ -905,6 +902,9 @@ static const handler_t handlers[] = {
     {"owner", true, chat__on_owner, false, true},
     {"audit", true, chat__on_audit, false, false},
     {"bans", true, chat__on_bans, false, false},
+    {"edit", true, chat__on_edit, true, false},
+    {"delete", true, chat__on_delete, true, false},
+    {"search", true, chat__on_search, true, false},
 };
 
 static const handler_t *find_handler(const char *type, size_t len) {
@@ -1020,7 +1020,9 @@ void chat__dispatch(chat_t *chat, chat_session_t *s, const char *data, size_t le
      * fields that cannot hold it refuse it themselves. Duplicate keys are
      * allowed (the last wins), as in most JSON parsers. jansson bounds the
      * nesting depth (2048) and refuses numbers it cannot hold. */
-    json_t *root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
+    json_t *root = chat__json_fast(data, len);
+    if (root == NULL)
+        root = json_loadb(data, len, JSON_ALLOW_NUL, &err);
     int parse_error = CHAT_PARSE_OK;
     if (root == NULL) {
         /* An object with a number jansson cannot hold is a bad field; a
@@ -1059,7 +1061,7 @@ void chat__execute(chat_t *chat, chat_session_t *s, json_t *root, int parse_erro
         chat__refuse(chat, &req, "bad_json", "The message must be a JSON object.");
         goto out;
     }
-    if (!id_ok) {
+    if (!id_ok && !chat__edit_numeric_id(req.root)) {
         chat__refuse(chat, &req, "bad_request",
                      "The field 'id' must be a string of at most 64 characters.");
         goto out;
@@ -1092,4 +1094,17 @@ void chat__execute(chat_t *chat, chat_session_t *s, json_t *root, int parse_erro
 out:
     if (!chat->defer)
         json_decref(req.root);
+}
+
+bool chat__message_text(chat_t *chat, const chat_req_t *req, const char **text, size_t *len) {
+    return need_text(chat, req, text, len) && text_ok(chat, req, *len);
+}
+
+int chat__opt_id(chat_t *chat, const chat_req_t *req, const char *key, uint64_t *out) {
+    return opt_id(chat, req, key, out);
+}
+
+int chat__opt_limit(chat_t *chat, const chat_req_t *req, unsigned def, unsigned max,
+                    unsigned *out) {
+    return opt_limit(chat, req, def, max, out);
 }

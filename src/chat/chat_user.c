@@ -183,6 +183,7 @@ void chat__user_end(chat_t *chat, chat_user_t *u, const char *reason) {
     tt_link_unlink(&u->park);
     tt_map_remove(&chat->nicks, u->nick, u->nick_len);
     chat__status_free(u);
+    chat__search_free(u);
     free(u->sess);
     free(u->rooms);
     free(u);
@@ -202,6 +203,7 @@ void chat__user_free_all(chat_t *chat) {
             h = next;
         }
         chat__status_free(u);
+        chat__search_free(u);
         free(u->sess);
         free(u->rooms);
         free(u);

@@ -34,7 +34,7 @@ typedef struct store_s store_t;
 
 /* The schema version this code writes (PRAGMA user_version). Older databases
  * are migrated on open; a newer one is refused with STORE_E_VERSION. */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Errors: negative values, far from libuv's (-errno, above -4096), so both
  * can travel through one int. store_strerror() names them. */
@@ -254,6 +254,8 @@ typedef struct store_rec_s {
     size_t to_len;
     const char *text;
     size_t text_len;
+    int64_t edited_ts; /* 0, or when the text was last edited (store_search.h) */
+    bool deleted;      /* deleted (store_search.h): text is "" */
 } store_rec_t;
 
 /* Called once per message, oldest first. Must not call back into the store. */

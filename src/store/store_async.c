@@ -69,6 +69,8 @@ typedef struct {
     bool has_to;
     size_t room, from, to, text; /* offsets */
     size_t room_len, from_len, to_len, text_len;
+    int64_t edited_ts;
+    bool deleted;
 } rec_off_t;
 
 struct store_async_s {
@@ -220,6 +222,8 @@ static void on_rec(void *ctx, const store_rec_t *r) {
     o->to_len = o->has_to ? r->to_len : 0;
     o->text = put_str(a, r->text, r->text_len);
     o->text_len = r->text_len;
+    o->edited_ts = r->edited_ts;
+    o->deleted = r->deleted;
 }
 
 /* Runs a read and moves its results into one allocation: the records,
@@ -256,6 +260,8 @@ static void run_range(store_async_t *a, job_t *j) {
             .to_len = o->to_len,
             .text = strs + o->text,
             .text_len = o->text_len,
+            .edited_ts = o->edited_ts,
+            .deleted = o->deleted,
         };
     }
     j->u.range.recs = recs;

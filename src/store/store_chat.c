@@ -204,6 +204,8 @@ static void on_range_done(void *arg, int rc, const store_rec_t *recs, size_t n, 
             .to_len = dm ? recs[i].to_len : j->room_len,
             .text = recs[i].text,
             .text_len = recs[i].text_len,
+            .edited_ts = recs[i].edited_ts,
+            .deleted = recs[i].deleted,
         };
     }
     j->history_done(j->arg, rc < 0 ? rc : 0, sc->out, rc < 0 ? 0 : n, rc < 0 ? false : more);
@@ -465,6 +467,39 @@ static int hook_audit_read(void *ctx, const char *room, size_t room_len, uint64_
     return store_mod_hook_audit(sc->st, sc->async, room, room_len, before, limit, done, arg);
 }
 
+/* Edit, delete, the record of rooms, search: store_chat_search.c. */
+int store__chat_message_get(store_t *st, store_async_t *a, uint64_t id, int64_t account,
+                            chat_msg_info_done_cb done, void *arg);
+int store__chat_message_change(store_t *st, store_async_t *a, uint64_t id, const char *text,
+                               size_t len, int64_t edited_ts, chat_store_done_cb done, void *arg);
+int store__chat_room_joined(store_t *st, store_async_t *a, int64_t account, const char *room,
+                            size_t room_len, chat_store_done_cb done, void *arg);
+int store__chat_search(store_t *st, store_async_t *a, const chat_search_t *q,
+                       chat_search_done_cb done, void *arg);
+
+static int hook_message_get(void *ctx, uint64_t id, int64_t account, chat_msg_info_done_cb done,
+                            void *arg) {
+    store_chat_t *sc = ctx;
+    return store__chat_message_get(sc->st, sc->async, id, account, done, arg);
+}
+
+static int hook_message_change(void *ctx, uint64_t id, const char *text, size_t len,
+                               int64_t edited_ts, chat_store_done_cb done, void *arg) {
+    store_chat_t *sc = ctx;
+    return store__chat_message_change(sc->st, sc->async, id, text, len, edited_ts, done, arg);
+}
+
+static int hook_room_joined(void *ctx, int64_t account, const char *room, size_t room_len,
+                            chat_store_done_cb done, void *arg) {
+    store_chat_t *sc = ctx;
+    return store__chat_room_joined(sc->st, sc->async, account, room, room_len, done, arg);
+}
+
+static int hook_search(void *ctx, const chat_search_t *q, chat_search_done_cb done, void *arg) {
+    store_chat_t *sc = ctx;
+    return store__chat_search(sc->st, sc->async, q, done, arg);
+}
+
 static const chat_store_hooks_t hooks = {
     .last_id = hook_last_id,
     .reserve_ids = hook_reserve_ids,
@@ -476,6 +511,10 @@ static const chat_store_hooks_t hooks = {
     .mod_load = hook_mod_load,
     .mod_write = hook_mod_write,
     .audit_read = hook_audit_read,
+    .message_get = hook_message_get,
+    .message_change = hook_message_change,
+    .room_joined = hook_room_joined,
+    .search = hook_search,
 };
 
 /* ---- lifetime and stats ---- */

@@ -148,6 +148,18 @@ int store__read_tx(store_t *st, const char *what, store_tx_body body, void *arg)
 int store__accounts_prepare(store_t *st);
 void store__accounts_finalize(store_t *st);
 
+/* store_search.c: on a new connection, PRAGMA secure_delete = ON and the
+ * search index's tokenizer "tt". An SQLite code. */
+int store__search_setup(sqlite3 *db);
+
+/* store_search.c: indexes up to max_rows of the messages not in the search
+ * index yet, in one write transaction on db (the loop's or the
+ * maintenance connection) under the write mutex. Returns true when more
+ * may be waiting; *rc (if not NULL) is SQLite's result. */
+#define STORE_INDEX_CHUNK 512 /* rows a step indexes (about 2 ms of the write mutex) */
+#define STORE_INDEX_EVERY_MS 100 /* the maintenance thread looks this often */
+bool store__search_index_step(store_t *st, sqlite3 *db, unsigned max_rows, int *rc);
+
 /* Finalises the maintenance statements and closes its connection if it is
  * its own. Only with the thread stopped. */
 void store__maint_close(store_t *st);

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "store/store_int.h"
+#include "store/store_search.h"
 
 #define MS_PER_DAY INT64_C(86400000)
 
@@ -111,6 +112,9 @@ static int maint_open(store_t *st, char *err, size_t errlen) {
              * it after releasing the mutex. */
             if (rc == SQLITE_OK)
                 sqlite3_wal_hook(st->mdb, on_wal_commit, st);
+            /* Its deletes reindex (the search index's triggers) and zero. */
+            if (rc == SQLITE_OK)
+                rc = store__search_setup(st->mdb);
         }
     }
     if (rc == SQLITE_OK)
@@ -404,8 +408,9 @@ static void *maint_main(void *arg) {
     store_t *st = arg;
     const store_maint_config_t *cfg = &st->mcfg;
     bool retain = cfg->retain_days > 0 || cfg->retain_messages > 0 || cfg->token_max_idle_ms > 0;
-    struct timespec next_pass;
+    struct timespec next_pass, next_index;
     deadline_after(&next_pass, 0); /* the first pass runs at once */
+    deadline_after(&next_index, 0);
 
     pthread_mutex_lock(&st->ctl_mu);
     while (!atomic_load(&st->stop)) {
@@ -432,13 +437,22 @@ static void *maint_main(void *arg) {
             pthread_mutex_lock(&st->ctl_mu);
             continue;
         }
+        /* The search index, off the commits (store_search.c): a step of
+         * STORE_INDEX_CHUNK rows at a time, the write mutex free between
+         * steps. */
+        if (!is_before(&now, &next_index)) {
+            pthread_mutex_unlock(&st->ctl_mu);
+            bool more = store__search_index_step(st, st->mdb, STORE_INDEX_CHUNK, NULL);
+            deadline_after(&next_index, more ? 1 : STORE_INDEX_EVERY_MS);
+            pthread_mutex_lock(&st->ctl_mu);
+            continue;
+        }
         if (atomic_load(&st->want_checkpoint))
             continue;
-        if (retain) {
-            pthread_cond_timedwait(&st->ctl_cv, &st->ctl_mu, &next_pass);
-        } else {
-            pthread_cond_wait(&st->ctl_cv, &st->ctl_mu);
-        }
+        struct timespec until = next_index;
+        if (retain && is_before(&next_pass, &until))
+            until = next_pass;
+        pthread_cond_timedwait(&st->ctl_cv, &st->ctl_mu, &until);
     }
     pthread_mutex_unlock(&st->ctl_mu);
     return NULL;

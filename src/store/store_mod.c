@@ -1,4 +1,4 @@
-/* Moderation's tables (schema v3): the rooms that keep an owner, ops or a
+/* Moderation's tables (schema v4): the rooms that keep an owner, ops or a
  * topic, the bans, and the audit log. The chat holds the state in memory
  * and loads it once (store_mod_load); every action is one transaction
  * (store_mod_write) with its audit entry. Moderation is rare: statements

@@ -1,4 +1,4 @@
-/* Moderation's tables (schema v3): what rooms keep (owner, ops, topic),
+/* Moderation's tables (schema v4): what rooms keep (owner, ops, topic),
  * bans, and the audit log, in the chat's own types (chat.h). On the
  * store's connection (the worker's, with the asynchronous front). */
 #ifndef TT_STORE_STORE_MOD_H

@@ -231,12 +231,57 @@ static int migrate_v1_v2(sqlite3 *db) {
     return rc;
 }
 
-/* v2 -> v3: moderation. rooms holds what a room keeps (its canonical
+/* v2 -> v3: edit, delete and search (store_search.h). A message keeps its
+ * row when deleted (deleted = 1, text "") so history shows where it was;
+ * edited_ts is when its text last changed. room_joins is each account's
+ * record of the rooms it ever joined (search reads only those), seeded
+ * from the rooms its nickname wrote in and the rooms it has read markers
+ * of. messages_fts indexes every text (external content: the text lives
+ * once, in messages); 'rebuild' indexes what is stored. New messages are
+ * indexed later, off the commit (store_search.c): search_state.indexed_to
+ * is how far, and the triggers keep the index in step with edits, deletes
+ * and retention for the rows below it. The tokenizer "tt" is registered on
+ * the connection before the migration runs. */
+static int migrate_v2_v3(sqlite3 *db) {
+    return sqlite3_exec(
+        db,
+        "ALTER TABLE messages ADD COLUMN edited_ts INTEGER NOT NULL DEFAULT 0;"
+        "ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;"
+        "CREATE TABLE room_joins ("
+        "  account INTEGER NOT NULL,"
+        "  room TEXT NOT NULL,"
+        "  last_ts INTEGER NOT NULL,"
+        "  PRIMARY KEY (account, room)) WITHOUT ROWID;"
+        "CREATE INDEX room_joins_last ON room_joins (account, last_ts);"
+        "INSERT OR IGNORE INTO room_joins (account, room, last_ts)"
+        "  SELECT a.id, m.room, max(m.ts) FROM messages m JOIN accounts a"
+        "  ON a.nick_key = lower(m.sender) WHERE m.kind = 0 GROUP BY a.id, m.room;"
+        "INSERT OR IGNORE INTO room_joins (account, room, last_ts)"
+        "  SELECT account, key, 0 FROM read_markers WHERE substr(key, 1, 1) != '@';"
+        "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content = 'messages',"
+        "  content_rowid = 'id', tokenize = 'tt');"
+        "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+        "CREATE TABLE search_state (id INTEGER PRIMARY KEY CHECK (id = 1),"
+        "  indexed_to INTEGER NOT NULL);"
+        "INSERT INTO search_state VALUES (1, (SELECT coalesce(max(id), 0) FROM messages));"
+        "CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages"
+        "  WHEN old.id <= (SELECT indexed_to FROM search_state) BEGIN"
+        "  INSERT INTO messages_fts (messages_fts, rowid, text)"
+        "  VALUES ('delete', old.id, old.text); END;"
+        "CREATE TRIGGER messages_fts_au AFTER UPDATE OF text ON messages"
+        "  WHEN old.id <= (SELECT indexed_to FROM search_state) BEGIN"
+        "  INSERT INTO messages_fts (messages_fts, rowid, text)"
+        "  VALUES ('delete', old.id, old.text);"
+        "  INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text); END;",
+        NULL, NULL, NULL);
+}
+
+/* v3 -> v4: moderation. rooms holds what a room keeps (its canonical
  * spelling, owner, ops separated by spaces, topic), keyed by its room key;
  * bans are per room (scope: the room key) or server-wide (scope ''), by
  * nickname (address 0, target_key folded) or client address; audit keeps
  * every action, read back by scope, newest first. */
-static int migrate_v2_v3(sqlite3 *db) {
+static int migrate_v3_v4(sqlite3 *db) {
     return sqlite3_exec(db,
                         "CREATE TABLE rooms ("
                         "  key TEXT PRIMARY KEY,"
@@ -273,7 +318,8 @@ static int migrate_v2_v3(sqlite3 *db) {
 /* migrations[v] takes a database from schema version v to v + 1. A new
  * schema version is one more function here (and STORE_SCHEMA_VERSION + 1). */
 typedef int (*migration_fn)(sqlite3 *db);
-static const migration_fn migrations[] = {migrate_v0_v1, migrate_v1_v2, migrate_v2_v3};
+static const migration_fn migrations[] = {migrate_v0_v1, migrate_v1_v2, migrate_v2_v3,
+                                          migrate_v3_v4};
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == STORE_SCHEMA_VERSION,
                "one migration per schema version");
 
@@ -450,7 +496,7 @@ static const struct {
     {offsetof(store_t, st_bound), "SELECT id FROM messages WHERE room = ?1 AND id > ?2 AND id < ?3"
                                   " ORDER BY id DESC LIMIT 1 OFFSET ?4"},
     {offsetof(store_t, st_rows),
-     "SELECT id, ts, kind, room, sender, recipient, text FROM messages"
+     "SELECT id, ts, kind, room, sender, recipient, text, edited_ts, deleted FROM messages"
      " WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id ASC LIMIT ?4"},
     /* Ids only grow within a batch and across batches, but a conversation
      * row may have been written by the migration or another process: never
@@ -568,6 +614,11 @@ static int open_db(store_t *st, const store_config_t *cfg, char *err, size_t err
     rc = sqlite3_exec(st->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     if (rc != SQLITE_OK)
         return open_fail(st, rc, NULL, err, errlen);
+    /* Erasure (store_search.h): freed space is zeroed, and the search
+     * index's tokenizer is there before the schema needs it. */
+    rc = store__search_setup(st->db);
+    if (rc != SQLITE_OK)
+        return open_fail(st, rc, "setting up search", err, errlen);
 
     if (!cfg->skip_check && !st->shared) {
         int ret = check_integrity(st, err, errlen);
@@ -932,6 +983,8 @@ static int deliver_row(sqlite3_stmt *s, store_rec_cb cb, void *ctx) {
     r.text_len = (size_t)sqlite3_column_bytes(s, 6);
     if (r.room == NULL || r.from == NULL || r.text == NULL)
         return SQLITE_NOMEM;
+    r.edited_ts = sqlite3_column_int64(s, 7);
+    r.deleted = sqlite3_column_int(s, 8) != 0;
     cb(ctx, &r);
     return SQLITE_OK;
 }

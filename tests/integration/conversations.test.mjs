@@ -12,10 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { WebSocket, bounded, connect, login, startServer, uniq } from './helpers.mjs';
+import { WebSocket, bounded, connect, login, startServer, uniq, account } from './helpers.mjs';
 
 const T = { timeout: 120000 };
-const PW = 'correct horse battery';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tertulia-conv-'));
 let s;
 before(async () => {
@@ -25,14 +24,6 @@ after(async () => {
     await s.stopClean();
     fs.rmSync(dir, { recursive: true, force: true });
 });
-
-async function account(server, nickname, { register = true } = {}) {
-    const c = await connect(server, { label: nickname });
-    c.welcome = await c.request(register ? { type: 'register', nickname, password: PW } : { type: 'login', nickname, password: PW }, 'welcome');
-    assert.equal(c.welcome.type, 'welcome', JSON.stringify(c.welcome));
-    c.nickname = c.welcome.nickname;
-    return c;
-}
 
 test('a private to an offline account is stored: acked, echoed, then in its conversations and history', T, async () => {
     const ana = await account(s, uniq('Ana'));

@@ -493,6 +493,23 @@ export async function login(server, nickname, { room, path = '/ws', resume } = {
 }
 
 /** Joins room (a logged-in v1 client) and returns the `joined` reply. */
+/** The password the tests' accounts use. */
+export const PASSWORD = 'correct horse battery';
+
+/**
+ * Connects and registers an account (register: false logs in to it with
+ * its password instead); waits for welcome. client.nickname is the
+ * account's spelling, client.welcome its welcome (with its token).
+ */
+export async function account(server, nickname, { register = true, password = PASSWORD } = {}) {
+    const c = await connect(server, { label: nickname });
+    const type = register ? 'register' : 'login';
+    c.welcome = await c.request({ type, nickname, password }, 'welcome');
+    assert.equal(c.welcome.type, 'welcome', `${type} ${nickname}: ${JSON.stringify(c.welcome)}`);
+    c.nickname = c.welcome.nickname;
+    return c;
+}
+
 export async function join(client, room, extra = {}) {
     const m = await client.request({ type: 'join', room, ...extra }, 'joined');
     assert.equal(m.type, 'joined', `join ${room} answered ${JSON.stringify(m)}`);

@@ -12,10 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { connect, join, login, startServer, uniq } from './helpers.mjs';
+import { PASSWORD as PW, account, connect, join, login, startServer, uniq } from './helpers.mjs';
 
 const T = { timeout: 120000 };
-const PW = 'correct horse battery';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tertulia-moderation-'));
 const ADMIN = 'root_admin';
 let s;
@@ -27,20 +26,8 @@ after(async () => {
     fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function register(server, nickname, extra = {}) {
-    const c = await connect(server, { label: nickname });
-    const w = await c.request({ type: 'register', nickname, password: PW, ...extra }, 'welcome');
-    assert.equal(w.type, 'welcome', `register ${nickname}: ${JSON.stringify(w)}`);
-    c.welcome = w;
-    c.nickname = nickname;
-    return c;
-}
-
-async function passwordLogin(server, nickname, extra = {}) {
-    const c = await connect(server, { label: nickname });
-    c.welcome = await c.request({ type: 'login', nickname, password: PW, ...extra }, 'welcome');
-    return c;
-}
+const register = (server, nickname) => account(server, nickname);
+const passwordLogin = (server, nickname) => account(server, nickname, { register: false });
 
 /** Sends req with an id and waits for its `done`. */
 async function done(c, req) {
@@ -346,4 +333,40 @@ test('bad moderation requests: fields, names, targets', T, async () => {
     await owner.expectError({ type: 'audit', room, limit: 0 }, 'bad_request');
     await settle(owner);
     await owner.close();
+});
+
+test("delete: a room's ops (and admins) delete anyone's message there; a member may not, nor an op elsewhere", T, async () => {
+    const room = `#${uniq('del')}`;
+    const owner = await register(s, uniq('own'));
+    await join(owner, room);
+    const op = await register(s, uniq('op'));
+    await join(op, room);
+    await done(owner, { type: 'op', room, nickname: op.nickname });
+    const m = await login(s, uniq('m'), { room });
+    const other = await login(s, uniq('o'), { room });
+    const send = async (c, text) => {
+        const a = await c.request({ type: 'room', to: room, message: { text } }, 'ack');
+        return a.message_id;
+    };
+    const id1 = await send(m, 'spam one');
+    await other.expectError({ type: 'delete', message_id: id1 }, 'not_permitted');
+    const d = await op.request({ type: 'delete', message_id: id1 }, 'done');
+    assert.equal(d.type, 'done');
+    const seen = await m.next((x) => x.type === 'deleted' && x.id === id1);
+    assert.equal(seen.by, op.nickname);
+    // The op may not edit someone else's message: edits are the author's.
+    const id2 = await send(m, 'spam two');
+    await op.expectError({ type: 'edit', message_id: id2, message: { text: 'mine' } }, 'not_permitted');
+    // An op of another room has no say here.
+    const elsewhere = `#${uniq('else')}`;
+    const op2 = await register(s, uniq('op2'));
+    await join(op2, elsewhere);
+    await join(op2, room);
+    await op2.expectError({ type: 'delete', message_id: id2 }, 'not_permitted');
+    // The admin deletes it too.
+    const admin = await passwordLogin(s, ADMIN).catch(() => register(s, ADMIN));
+    await join(admin, room);
+    await admin.request({ type: 'delete', message_id: id2 }, 'done');
+    assert.equal((await m.next((x) => x.type === 'deleted' && x.id === id2)).by, ADMIN);
+    for (const c of [owner, op, m, other, op2, admin]) await c.close();
 });

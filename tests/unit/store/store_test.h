@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "store/store.h"
+#include "store/store_int.h"
 
 static char tmpdir[64];
 
@@ -69,6 +70,9 @@ static inline store_t *open_or_fail(const char *path) {
 static inline int raw_exec(const char *path, const char *sql) {
     sqlite3 *db;
     int rc = sqlite3_open(path, &db);
+    /* The search index's triggers need its tokenizer (store_search.c). */
+    if (rc == SQLITE_OK)
+        rc = store__search_setup(db);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     sqlite3_close(db);

@@ -863,9 +863,9 @@ static void expect_refused_version(const char *name, int version) {
 
 static void test_store_refuses_newer_schema(void **state) {
     (void)state;
-    /* The next version (a newer server's v4) and a far one. */
-    assert_int_equal(STORE_SCHEMA_VERSION, 3);
-    expect_refused_version("v4.db", 4);
+    /* The next version (a newer server's v5) and a far one. */
+    assert_int_equal(STORE_SCHEMA_VERSION, 4);
+    expect_refused_version("v5.db", 5);
     expect_refused_version("v99.db", 99);
 }
 
