@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './server.mjs';
-import { launchBrowser, joinAs, say, waitForMessage, messages, memberNames, until, activeLog, newTab } from './browser.mjs';
+import { launchBrowser, openPage, joinAs, say, waitForMessage, messages, memberNames, until, activeLog, newTab } from './browser.mjs';
 
 const browser = await launchBrowser();
 const cleanups = [];
@@ -81,4 +81,27 @@ test('an edit (↑ in the empty box) and a deletion (the message menu) are seen 
 
     for (const p of [ana, tab2, ben, cai]) assert.deepEqual(p.problems, []);
     for (const p of [ana, ben, cai]) await p.context().close();
+});
+
+test('a room’s owner deletes someone else’s message from its menu (Delete only: no Edit)', async () => {
+    const server = await startServer();
+    cleanups.push(() => server.dispose());
+    const ana = await openPage(browser, server.url);
+    await ana.getByRole('radio', { name: 'Register' }).check();
+    await ana.getByLabel('Nickname', { exact: true }).fill('ana');
+    await ana.getByLabel('Password', { exact: true }).fill('ana password');
+    await ana.getByLabel('Room', { exact: true }).fill('sala-own');
+    await ana.getByLabel('Room', { exact: true }).press('Enter');
+    await box(ana).waitFor({ state: 'visible', timeout: 10000 });
+    const ben = await joinAs(browser, server.url, 'ben', 'sala-own');
+    await say(ben, 'spam spam spam');
+    await waitForMessage(ana, 'spam spam spam', 'ben');
+    await item(ana, 'spam spam spam').hover();
+    await item(ana, 'spam spam spam').getByRole('button', { name: 'Actions for the message from ben' }).click();
+    assert.deepEqual(await ana.getByRole('menuitem').allTextContents(), ['Delete']);
+    await ana.getByRole('menuitem', { name: 'Delete' }).click();
+    await until(async () => (await messages(ben)).map((m) => m.text).join('|') === 'message deleted', { what: 'ben sees it deleted' });
+    await until(async () => (await activeLog(ana).locator('li.msg.deleted').count()) === 1, { what: 'and ana' });
+    for (const p of [ana, ben]) assert.deepEqual(p.problems, []);
+    for (const p of [ana, ben]) await p.context().close();
 });
