@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './server.mjs';
-import { launchBrowser, openPage, joinAs, memberNames, until, wsClient } from './browser.mjs';
+import { launchBrowser, openPage, joinAs, memberNames, until, wsClient, screenshot } from './browser.mjs';
 
 const browser = await launchBrowser();
 const cleanups = [];
@@ -126,6 +126,12 @@ test('the topic: set by the owner in the header, seen live and on joining; an op
     await ana.getByRole('menuitem', { name: 'Make op' }).click();
     await until(async () => (await groupOf(dee, 'cai')) === 'ops', { what: 'cai among the ops for dee' });
     await cai.locator('.sys', { hasText: 'cai is now an op' }).waitFor();
+    // For the user guide: the topic in the header, the list by role, an owner's menu.
+    await members(ana).getByRole('button', { name: 'dee' }).click();
+    await ana.getByRole('menu').waitFor();
+    await screenshot(ana, 'moderation.png', { docs: true });
+    await ana.keyboard.press('Escape');
+    await ana.getByRole('menu').waitFor({ state: 'detached' });
     await cai.getByRole('button', { name: 'Edit topic' }).click();
     await cai.getByLabel('Room topic').fill('');
     await cai.getByRole('button', { name: 'Save' }).click();

@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './server.mjs';
-import { launchBrowser, openPage, messages, until, activeLog, wsClient } from './browser.mjs';
+import { launchBrowser, openPage, messages, until, activeLog, wsClient, screenshot } from './browser.mjs';
 
 const browser = await launchBrowser();
 const cleanups = [];
@@ -61,6 +61,7 @@ test('search results mark the words found, page on with More, and a result jumps
     assert.deepEqual(await hits.first().locator('mark').allTextContents(), ['Whale', 'whale']);
     assert.equal(await hits.first().locator('b').count(), 0, 'the text is text');
     assert.match(await hits.first().locator('.search-meta').textContent(), /bob in sala-search/);
+    await screenshot(ana, 'search.png', { docs: true });
 
     await hits.first().click();
     await dialog.waitFor({ state: 'hidden' });
