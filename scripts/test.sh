@@ -54,11 +54,16 @@ run_ctest() { # name, build dir, extra env...
     record "$name" "$st" "$pass" "$fail"
 }
 
-run_node() { # name, test dir, extra env...
-    local name=$1 dir=$2
-    shift 2
+# Test files run side by side: TEST_JOBS at once (default 2: the
+# integration files each start their own servers and mostly wait on them;
+# node's own default is one fewer than the cores, 1 here). The browser
+# files run one at a time (E2E_JOBS, default 1): each drives a Chromium.
+run_node() { # name, test dir, files at once, extra env...
+    local name=$1 dir=$2 jobs=$3
+    shift 3
     local out="$logdir/$name.log"
-    env "$@" node --test --test-reporter=spec "$dir" 2>&1 | tee "$out" | grep -vE '^\s+✔' | tail -n 60
+    env "$@" node --test --test-concurrency="$jobs" --test-reporter=spec "$dir" 2>&1 | tee "$out" |
+        grep -vE '^\s+✔' | tail -n 60
     local st=${PIPESTATUS[0]}
     local pass fail
     pass=$(grep -E '^ℹ pass [0-9]+' "$out" | tail -1 | awk '{print $3}')
@@ -97,12 +102,12 @@ run_checks package bash scripts/package.sh --check
 
 if [ -d tests/integration ] && ls tests/integration/*.test.mjs >/dev/null 2>&1; then
     step "integration tests"
-    run_node integration tests/integration TERTULIA_BIN="$root/build/tertulia"
+    run_node integration tests/integration "${TEST_JOBS:-2}" TERTULIA_BIN="$root/build/tertulia"
 fi
 
 if [ -d tests/e2e ] && ls tests/e2e/*.test.mjs >/dev/null 2>&1; then
     step "browser tests (Chromium)"
-    run_node e2e tests/e2e TERTULIA_BIN="$root/build/tertulia"
+    run_node e2e tests/e2e "${E2E_JOBS:-1}" TERTULIA_BIN="$root/build/tertulia"
 fi
 
 step "build with AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -122,7 +127,7 @@ run_ctest unit-asan "$root/build-asan" "${san_env[@]}"
 
 if [ -d tests/integration ] && ls tests/integration/*.test.mjs >/dev/null 2>&1; then
     step "integration tests under sanitizers"
-    run_node integration-asan tests/integration TERTULIA_BIN="$root/build-asan/tertulia" \
+    run_node integration-asan tests/integration "${TEST_JOBS:-2}" TERTULIA_BIN="$root/build-asan/tertulia" \
         TT_SANITIZED=1 "${san_env[@]}"
 fi
 
