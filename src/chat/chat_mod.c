@@ -698,6 +698,23 @@ static void close_banned(chat_t *chat, chat_session_t *s) {
     chat->io.close(chat->io_ctx, s->conn, 4003, "banned");
 }
 
+/* A ban req gives now (room NULL: server-wide), as the store keeps it. */
+static chat_mod_ban_t ban_record(const chat_req_t *req, const chat_room_t *room, bool address,
+                                 const char *target, size_t tlen, int64_t until, const char *reason,
+                                 size_t reason_len) {
+    return (chat_mod_ban_t){.room = room ? room->name : NULL,
+                            .room_len = room ? room->name_len : 0,
+                            .address = address,
+                            .target = target,
+                            .target_len = tlen,
+                            .until = until,
+                            .ts = chat__now_ms(),
+                            .by = req->s->nick,
+                            .by_len = req->s->nick_len,
+                            .reason = reason,
+                            .reason_len = reason_len};
+}
+
 /* The target of a ban or unban: `nickname`, or (allow_address: a
  * server-wide one) one `address` instead, checked. False: refused. */
 static bool ban_target(chat_t *chat, const chat_req_t *req, bool allow_address, const char **target,
@@ -761,15 +778,7 @@ static void ban_server(chat_t *chat, const chat_req_t *req, int64_t until, const
         chat__refuse(chat, req, "not_permitted", "You may not do that to %.*s.", (int)len, nick);
         return;
     }
-    chat_mod_ban_t in = {.address = address,
-                         .target = target,
-                         .target_len = tlen,
-                         .until = until,
-                         .ts = chat__now_ms(),
-                         .by = req->s->nick,
-                         .by_len = req->s->nick_len,
-                         .reason = reason,
-                         .reason_len = reason_len};
+    chat_mod_ban_t in = ban_record(req, NULL, address, target, tlen, until, reason, reason_len);
     if (ban_put(&chat->bans, &chat->nbans, &chat->bans_cap, CHAT_SERVER_BANS_MAX, &in, in.ts) ==
         NULL) {
         chat__refuse(chat, req, "limit_reached", "The server holds %u bans already, the most.",
@@ -828,16 +837,7 @@ void chat__on_ban(chat_t *chat, const chat_req_t *req) {
         nick = u->nick;
         len = u->nick_len;
     }
-    chat_mod_ban_t in = {.room = room->name,
-                         .room_len = room->name_len,
-                         .target = nick,
-                         .target_len = len,
-                         .until = until,
-                         .ts = chat__now_ms(),
-                         .by = req->s->nick,
-                         .by_len = req->s->nick_len,
-                         .reason = reason,
-                         .reason_len = reason_len};
+    chat_mod_ban_t in = ban_record(req, room, false, nick, len, until, reason, reason_len);
     if (ban_put(&m->bans, &m->nbans, &m->bans_cap, CHAT_ROOM_BANS_MAX, &in, in.ts) == NULL) {
         chat__refuse(chat, req, "limit_reached", "%s holds %u bans already, the most.", room->name,
                      CHAT_ROOM_BANS_MAX);

@@ -644,6 +644,18 @@ int store_async_call(store_async_t *a, size_t bytes, store_call_run_fn run, stor
     return submit(a, j);
 }
 
+int store_async_submit(store_async_t *a, store_t *st, size_t bytes, store_call_run_fn run,
+                       store_call_done_cb done, void *job) {
+    if (a != NULL) {
+        int rc = store_async_call(a, bytes, run, done, job);
+        if (rc < 0)
+            free(job);
+        return rc;
+    }
+    done(job, run(st, job));
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Counters */
 

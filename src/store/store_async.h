@@ -157,6 +157,13 @@ typedef void (*store_call_done_cb)(void *arg, int rc);
 int store_async_call(store_async_t *a, size_t bytes, store_call_run_fn run, store_call_done_cb done,
                      void *arg);
 
+/* The chat's hooks' way to run a job of their own: with a front (a not
+ * NULL), store_async_call, and when that refuses, job is freed (one
+ * free()) and the code returned; without one, run(st, job) and done now,
+ * on the calling thread. Returns 0 or the refusal's code. */
+int store_async_submit(store_async_t *a, store_t *st, size_t bytes, store_call_run_fn run,
+                       store_call_done_cb done, void *job);
+
 /* ------------------------------------------------------------------------ */
 /* Completions */
 

@@ -360,14 +360,7 @@ static int hook_conversations(void *ctx, int64_t account, const char *nick, size
     memcpy(j->nick, nick, nick_len);
     j->nick_len = nick_len;
     j->limit = limit > CHAT_CONVERSATIONS_MAX ? CHAT_CONVERSATIONS_MAX : limit;
-    if (sc->async != NULL) {
-        int rc = store_async_call(sc->async, sizeof(*j), run_convs, done_convs, j);
-        if (rc < 0)
-            free(j);
-        return rc;
-    }
-    done_convs(j, run_convs(sc->st, j));
-    return 0;
+    return store_async_submit(sc->async, sc->st, sizeof(*j), run_convs, done_convs, j);
 }
 
 /* `read`: the marker, stored in order with the messages. */
@@ -418,14 +411,7 @@ static int hook_read_set(void *ctx, int64_t account, const char *nick, size_t ni
         memcpy(j->key, name, name_len);
         j->key_len = name_len;
     }
-    if (sc->async != NULL) {
-        int rc = store_async_call(sc->async, sizeof(*j), run_read, done_read, j);
-        if (rc < 0)
-            free(j);
-        return rc;
-    }
-    done_read(j, run_read(sc->st, j));
-    return 0;
+    return store_async_submit(sc->async, sc->st, sizeof(*j), run_read, done_read, j);
 }
 
 static void on_reserve_done(void *arg, int rc) {

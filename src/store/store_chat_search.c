@@ -21,18 +21,6 @@ int store__chat_room_joined(store_t *st, store_async_t *a, int64_t account, cons
 int store__chat_search(store_t *st, store_async_t *a, const chat_search_t *q,
                        chat_search_done_cb done, void *arg);
 
-static int submit(store_t *st, store_async_t *a, size_t bytes, store_call_run_fn run,
-                  store_call_done_cb done, void *job) {
-    if (a != NULL) {
-        int rc = store_async_call(a, bytes, run, done, job);
-        if (rc < 0)
-            free(job);
-        return rc;
-    }
-    done(job, run(st, job));
-    return 0;
-}
-
 /* ---- message_get ---- */
 
 typedef struct get_job_s {
@@ -83,7 +71,7 @@ int store__chat_message_get(store_t *st, store_async_t *a, uint64_t id, int64_t 
     j->arg = arg;
     j->id = (int64_t)id;
     j->account = account;
-    return submit(st, a, sizeof(*j), run_get, done_get, j);
+    return store_async_submit(a, st, sizeof(*j), run_get, done_get, j);
 }
 
 /* ---- message_change ---- */
@@ -123,7 +111,7 @@ int store__chat_message_change(store_t *st, store_async_t *a, uint64_t id, const
         memcpy(j->text, text, len);
         j->len = len;
     }
-    return submit(st, a, sizeof(*j) + len, run_change, done_change, j);
+    return store_async_submit(a, st, sizeof(*j) + len, run_change, done_change, j);
 }
 
 /* ---- room_joined ---- */
@@ -159,7 +147,7 @@ int store__chat_room_joined(store_t *st, store_async_t *a, int64_t account, cons
     j->ts = store__now_ms();
     memcpy(j->room, room, room_len);
     j->room_len = room_len;
-    return submit(st, a, sizeof(*j), run_joined, done_joined, j);
+    return store_async_submit(a, st, sizeof(*j), run_joined, done_joined, j);
 }
 
 /* ---- search ---- */
@@ -319,5 +307,5 @@ int store__chat_search(store_t *st, store_async_t *a, const chat_search_t *q,
     j->nrooms = q->nrooms;
     /* The results count too: at most limit texts (and their marked copy). */
     size_t bytes = sizeof(*j) + total + (size_t)q->limit * 2 * 8192;
-    return submit(st, a, bytes, run_search, done_search, j);
+    return store_async_submit(a, st, bytes, run_search, done_search, j);
 }
