@@ -19,7 +19,7 @@ esac
 
 pkgs=(build-essential cmake pkg-config
       libuv1-dev libhttp-parser-dev libjansson-dev libssl-dev zlib1g-dev
-      libsqlite3-dev libinih-dev libargon2-dev libsystemd-dev)
+      libsqlite3-dev libinih-dev libargon2-dev libsystemd-dev libhiredis-dev)
 if [ "$mode" != "--run" ]; then
     pkgs+=(sqlite3 libcmocka-dev clang libclang-rt-14-dev chromium fonts-dejavu-core)
     # The notification test's datagram socket (python3); the man page, unit
@@ -27,6 +27,8 @@ if [ "$mode" != "--run" ]; then
     # debhelper, devscripts, lintian).
     pkgs+=(python3 man-db systemd debhelper devscripts lintian)
     # promtool (in Debian's prometheus package) checks the /metrics text.
+    # redis-server: the cluster tests start their own on a free loopback port.
+    pkgs+=(redis-server)
     pkgs+=(prometheus)
     # Node.js and npm: the machine's own if present (npm ships inside some
     # nodejs builds, which conflict with Debian's separate npm package).
