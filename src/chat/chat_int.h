@@ -196,6 +196,7 @@ typedef struct chat_pending_s {
     /* With a bus (chat_set_bus): */
     bool acked;     /* its sender has its ack */
     bool refused;   /* the bus refused it: its sender gets `unavailable` */
+    bool no_user;   /* refused as a private to a nickname nobody has: `no_such_user` */
     uint64_t token; /* its publish token */
     char *mentions; /* a room message's mentions, joined by ',' (owned), or NULL */
     size_t mentions_len;
