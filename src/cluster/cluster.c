@@ -26,8 +26,7 @@ extern const char cluster_presence_lua[];
 #define INBOX_MAX 8192          /* messages a room holds while it syncs or a join reads */
 #define INBOX_BYTES (4u << 20)  /* and their bytes */
 #define READS_MAX 1024          /* chat reads waiting for their room's subscription */
-#define CHANNEL_PREFIX "tt:room:"
-#define USER_PREFIX "tt:user:" /* a user's channel: its private messages */
+#define KEY_PREFIX "tt:room:"   /* a room's keys: tt:room:<key>:seq and :log */
 #define KEY_ID "tt:id"
 #define NODE_LEASE_MS 10000 /* a node silent this long is lost: its people leave */
 #define ALIVE_MS 2000       /* how often a node renews its lease (and looks for lost ones) */
@@ -107,7 +106,12 @@ struct cluster_s {
     tt_timer_t *tick;
     tt_map_t rooms; /* key → croom_t */
     tt_map_t users; /* folded nickname → croom_t (user) */
-    char hb_chan[CLUSTER_NODE_MAX + 16];
+    /* Channels are one namespace for every database of a Redis: with a
+     * database other than 0 their names carry its number (tt:<db>:room:),
+     * so two chats on two databases of one Redis stay two. */
+    char rchan[32]; /* a room's channel: rchan + key */
+    char uchan[32]; /* a user's (its private messages): uchan + folded nickname */
+    char hb_chan[CLUSTER_NODE_MAX + 48];
     uint64_t last_hb_ms;
     uint64_t max_id; /* the highest id seen: the script's floor */
     /* The loop time past the deadline of the last publish sent: the command
@@ -186,6 +190,20 @@ static void replied(link_t *l, const void *reply) {
         l->progress_ms = now_ms(l->c);
 }
 
+/* An operation of presence.lua: EVALSHA with no keys, the operation, the
+ * room channels' prefix, then args[0..n). */
+#define PRESENCE_ARGS_MAX 6
+static bool presence_call(cluster_t *c, redisCallbackFn *cb, void *priv, const char *op, size_t n,
+                          const char *const *args, const size_t *lens) {
+    const char *argv[4 + PRESENCE_ARGS_MAX + 1] = {"EVALSHA", c->sha_p, "0", op, c->rchan};
+    size_t alens[4 + PRESENCE_ARGS_MAX + 1] = {7, 40, 1, strlen(op), strlen(c->rchan)};
+    for (size_t i = 0; i < n && i < PRESENCE_ARGS_MAX; i++) {
+        argv[5 + i] = args[i];
+        alens[5 + i] = lens[i];
+    }
+    return command_argv(&c->cmd, cb, priv, (int)(5 + n), argv, alens);
+}
+
 static link_t *link_of(const redisAsyncContext *ac) {
     return ac->data;
 }
@@ -258,9 +276,9 @@ static void on_alive(redisAsyncContext *ac, void *reply, void *priv);
 static void announce(cluster_t *c) {
     char lease[16];
     snprintf(lease, sizeof(lease), "%d", NODE_LEASE_MS);
-    const char *argv[] = {"EVALSHA", c->sha_p, "0", "alive", c->cfg.node, lease};
-    size_t lens[] = {7, 40, 1, 5, strlen(c->cfg.node), strlen(lease)};
-    command_argv(&c->cmd, on_alive, &c->cmd, 6, argv, lens);
+    const char *args[] = {c->cfg.node, lease};
+    size_t lens[] = {strlen(c->cfg.node), strlen(lease)};
+    presence_call(c, on_alive, &c->cmd, "alive", 2, args, lens);
     c->last_alive_ms = now_ms(c);
 }
 
@@ -300,9 +318,9 @@ static void on_alive(redisAsyncContext *ac, void *reply, void *priv) {
             strcmp(d->str, c->cfg.node) == 0)
             continue;
         tt_log_info("cluster: node %s is lost (no lease): its people leave its rooms", d->str);
-        const char *argv[] = {"EVALSHA", c->sha_p, "0", "reap", d->str, ts};
-        size_t lens[] = {7, 40, 1, 4, d->len, strlen(ts)};
-        command_argv(l, on_setup, l, 6, argv, lens);
+        const char *args[] = {d->str, ts};
+        size_t lens[] = {d->len, strlen(ts)};
+        presence_call(c, on_setup, l, "reap", 2, args, lens);
     }
 }
 
@@ -456,9 +474,8 @@ static tt_map_t *map_of(cluster_t *c, const croom_t *r) {
 }
 
 /* The channel's name into buf (80 bytes): its length. */
-static size_t chan_name(const croom_t *r, char *buf) {
-    int n = snprintf(buf, 80, "%s%.*s", r->user ? USER_PREFIX : CHANNEL_PREFIX, (int)r->key_len,
-                     r->key);
+static size_t chan_name(const cluster_t *c, const croom_t *r, char *buf) {
+    int n = snprintf(buf, 80, "%s%.*s", r->user ? c->uchan : c->rchan, (int)r->key_len, r->key);
     return (size_t)n;
 }
 
@@ -712,7 +729,7 @@ static void room_fetch(cluster_t *c, croom_t *r) {
     f->key_len = r->key_len;
     f->newest = !r->known;
     char log[80], start[32], count[16];
-    snprintf(log, sizeof(log), CHANNEL_PREFIX "%.*s:log", (int)r->key_len, r->key);
+    snprintf(log, sizeof(log), KEY_PREFIX "%.*s:log", (int)r->key_len, r->key);
     snprintf(count, sizeof(count), "%d", f->newest ? 1 : FETCH_COUNT);
     bool ok;
     if (f->newest) {
@@ -773,9 +790,9 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv) {
             link_up(l);
         return;
     }
-    size_t plen = strlen(CHANNEL_PREFIX);
-    bool user = chan_len > plen && memcmp(chan, USER_PREFIX, plen) == 0;
-    if (chan_len <= plen || (!user && memcmp(chan, CHANNEL_PREFIX, plen) != 0))
+    size_t plen = strlen(c->rchan); /* as long as uchan */
+    bool user = chan_len > plen && memcmp(chan, c->uchan, plen) == 0;
+    if (chan_len <= plen || (!user && memcmp(chan, c->rchan, plen) != 0))
         return;
     croom_t *room = tt_map_get(user ? &c->users : &c->rooms, chan + plen, chan_len - plen);
     if (room == NULL)
@@ -819,7 +836,7 @@ static void room_subscribe(cluster_t *c, croom_t *r) {
     if (c->sub.state != LINK_READY)
         return; /* the heartbeat's confirmation subscribes every room */
     char chan[80];
-    size_t n = chan_name(r, chan);
+    size_t n = chan_name(c, r, chan);
     const char *argv[] = {"SUBSCRIBE", chan};
     size_t lens[] = {9, n};
     if (redisAsyncCommandArgv(c->sub.ac, on_sub_message, c, 2, argv, lens) == REDIS_OK) {
@@ -840,7 +857,7 @@ static void room_unsubscribe(cluster_t *c, croom_t *r) {
         return;
     }
     char chan[80];
-    size_t n = chan_name(r, chan);
+    size_t n = chan_name(c, r, chan);
     const char *argv[] = {"UNSUBSCRIBE", chan};
     size_t lens[] = {11, n};
     if (redisAsyncCommandArgv(c->sub.ac, on_sub_message, c, 2, argv, lens) == REDIS_OK)
@@ -972,8 +989,8 @@ static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus
             char to[80], from[80], fto[CHAT_NICK_MAX + 1], ffrom[CHAT_NICK_MAX + 1];
             size_t tlen = fold_nick(m->to, m->to_len, fto),
                    flen = fold_nick(m->from, m->from_len, ffrom);
-            int tn = snprintf(to, sizeof(to), USER_PREFIX "%.*s", (int)tlen, fto);
-            int fn = snprintf(from, sizeof(from), USER_PREFIX "%.*s", (int)flen, ffrom);
+            int tn = snprintf(to, sizeof(to), "%s%.*s", c->uchan, (int)tlen, fto);
+            int fn = snprintf(from, sizeof(from), "%s%.*s", c->uchan, (int)flen, ffrom);
             size_t blen = cluster_body_format(c->scratch, c->scratch_cap, m->ts, c->cfg.node,
                                               msgs[i].token, m->from, m->from_len, m->to, m->to_len,
                                               NULL, 0, m->text, m->text_len);
@@ -988,9 +1005,9 @@ static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus
             char key[65], kseq[96], klog[96], chan[96], maxlen[24], sfloor[24];
             size_t klen = cluster_room_key(m->to, m->to_len, key);
             croom_t *r = room_get(c, key, klen);
-            snprintf(kseq, sizeof(kseq), CHANNEL_PREFIX "%.*s:seq", (int)klen, key);
-            snprintf(klog, sizeof(klog), CHANNEL_PREFIX "%.*s:log", (int)klen, key);
-            snprintf(chan, sizeof(chan), CHANNEL_PREFIX "%.*s", (int)klen, key);
+            snprintf(kseq, sizeof(kseq), KEY_PREFIX "%.*s:seq", (int)klen, key);
+            snprintf(klog, sizeof(klog), KEY_PREFIX "%.*s:log", (int)klen, key);
+            snprintf(chan, sizeof(chan), "%s%.*s", c->rchan, (int)klen, key);
             snprintf(maxlen, sizeof(maxlen), "%" PRIu64, c->cfg.retain);
             snprintf(sfloor, sizeof(sfloor), "%" PRIu64, r != NULL && r->known ? r->last_seq : 0);
             size_t blen = cluster_body_format(
@@ -1103,7 +1120,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
 static void read_issue(cluster_t *c, cread_t *rd) {
     char log[96], hi[32], lo[32], count[16];
     croom_t *r = room_get(c, rd->key, rd->key_len);
-    snprintf(log, sizeof(log), CHANNEL_PREFIX "%.*s:log", (int)rd->key_len, rd->key);
+    snprintf(log, sizeof(log), KEY_PREFIX "%.*s:log", (int)rd->key_len, rd->key);
     if (rd->before > 0)
         snprintf(hi, sizeof(hi), "%" PRIu64, rd->before - 1);
     else
@@ -1173,14 +1190,12 @@ static void bus_presence(void *ctx, const char *room, size_t room_len, const cha
     size_t klen = cluster_room_key(room, room_len, key);
     snprintf(ts, sizeof(ts), "%" PRId64, wall_ms());
     const char *why = reason != NULL ? reason : "leave";
-    const char *argv[] = {"EVALSHA",   c->sha_p, "0", joined ? "join" : "leave", key, nick,
-                          c->cfg.node, ts,       why};
-    size_t lens[] = {
-        7, 40, 1, joined ? 4u : 5u, klen, nick_len, strlen(c->cfg.node), strlen(ts), strlen(why)};
+    const char *args[] = {key, nick, c->cfg.node, ts, why};
+    size_t lens[] = {klen, nick_len, strlen(c->cfg.node), strlen(ts), strlen(why)};
     /* With the link down the others do not hear of it: a node away longer
      * than its lease is lost to them anyway. */
     if (c->script)
-        command_argv(&c->cmd, on_setup, &c->cmd, joined ? 8 : 9, argv, lens);
+        presence_call(c, on_setup, &c->cmd, joined ? "join" : "leave", joined ? 4 : 5, args, lens);
 }
 
 static size_t fold_nick(const char *nick, size_t len, char *out) {
@@ -1193,10 +1208,10 @@ static void bus_release(void *ctx, const char *nick, size_t nick_len) {
     cluster_t *c = ctx;
     char folded[CHAT_NICK_MAX + 1];
     fold_nick(nick, nick_len, folded);
-    const char *argv[] = {"EVALSHA", c->sha_p, "0", "release", folded, c->cfg.node};
-    size_t lens[] = {7, 40, 1, 7, nick_len, strlen(c->cfg.node)};
+    const char *args[] = {folded, c->cfg.node};
+    size_t lens[] = {nick_len, strlen(c->cfg.node)};
     if (c->script)
-        command_argv(&c->cmd, on_setup, &c->cmd, 6, argv, lens);
+        presence_call(c, on_setup, &c->cmd, "release", 2, args, lens);
     channel_watch(c, true, folded, nick_len, folded, nick_len, false);
 }
 
@@ -1248,9 +1263,9 @@ static void room_people(cluster_t *c, croom_t *r) {
     pp->c = c;
     memcpy(pp->key, r->key, r->key_len);
     pp->key_len = r->key_len;
-    const char *argv[] = {"EVALSHA", c->sha_p, "0", "people", r->key};
-    size_t lens[] = {7, 40, 1, 6, r->key_len};
-    if (!command_argv(&c->cmd, on_people, pp, 5, argv, lens)) {
+    const char *args[] = {r->key};
+    size_t lens[] = {r->key_len};
+    if (!presence_call(c, on_people, pp, "people", 1, args, lens)) {
         free(pp);
         return;
     }
@@ -1303,15 +1318,9 @@ static void on_inner_auth(void *arg, const chat_auth_result_t *res) {
     }
     if (cl->op != CHAT_AUTH_GUEST)
         cl->len = fold_nick(res->nick, res->nick_len, cl->folded);
-    const char *argv[] = {"EVALSHA",
-                          c->sha_p,
-                          "0",
-                          "claim",
-                          cl->folded,
-                          c->cfg.node,
-                          cl->op == CHAT_AUTH_GUEST ? "g" : "a"};
-    size_t lens[] = {7, 40, 1, 5, cl->len, strlen(c->cfg.node), 1};
-    if (!c->script || !command_argv(&c->cmd, on_claim, cl, 7, argv, lens)) {
+    const char *args[] = {cl->folded, c->cfg.node, cl->op == CHAT_AUTH_GUEST ? "g" : "a"};
+    size_t lens[] = {cl->len, strlen(c->cfg.node), 1};
+    if (!c->script || !presence_call(c, on_claim, cl, "claim", 3, args, lens)) {
         cl->result.status = CHAT_AUTH_UNAVAILABLE;
         claim_finish(cl);
     }
@@ -1422,7 +1431,12 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
         c->cfg.retain = CLUSTER_RETAIN_DEFAULT;
     if (c->cfg.timeout_ms == 0)
         c->cfg.timeout_ms = CLUSTER_TIMEOUT_DEFAULT_MS;
-    snprintf(c->hb_chan, sizeof(c->hb_chan), "tt:node:%s", c->cfg.node);
+    char db[16] = "";
+    if (c->cfg.url.db != 0)
+        snprintf(db, sizeof(db), "%d:", c->cfg.url.db);
+    snprintf(c->rchan, sizeof(c->rchan), "tt:%sroom:", db);
+    snprintf(c->uchan, sizeof(c->uchan), "tt:%suser:", db);
+    snprintf(c->hb_chan, sizeof(c->hb_chan), "tt:%snode:%s", db, c->cfg.node);
     tt_map_init(&c->rooms, 0);
     tt_map_init(&c->users, 0);
     for (int i = 0; i < 2; i++) {
