@@ -1252,9 +1252,13 @@ static void on_bus_done(void *arg, const uint64_t *ids, size_t n) {
         if (!p->acked)
             bus_ack(chat, p);
     }
-    note_store_result(chat, refused > 0 ? BUS_REFUSED : 0);
-    if (refused > 0)
+    /* Counted and logged, but /readyz follows the bus's own link (the
+     * server asks it), not the last batch: a node is ready again as soon
+     * as Redis is, before anyone sends. */
+    if (refused > 0) {
+        chat->counters.store_errors++;
         log_append_failure(chat, refused, BUS_REFUSED);
+    }
     deliver_batches(chat);
 }
 
