@@ -99,7 +99,8 @@ struct chat_user_s {
     uint32_t nheld;
     /* Away status (chat_status.c) */
     bool away;
-    char *away_text; /* NULL: none */
+    uint8_t seen_cap; /* chat_search.c: room names `seen` has room for (<= 200) */
+    char *away_text;  /* NULL: none */
     size_t away_len;
     struct chat_partner_s *partners; /* who it exchanged privates with, NULL until one */
     uint32_t npartners;
@@ -642,10 +643,11 @@ bool chat__is_author(const chat_session_t *s, const chat_msg_info_t *info);
  * room in its account's record (info->joined), or its own conversation. */
 bool chat__may_read(chat_t *chat, const chat_session_t *s, const chat_msg_info_t *info);
 
-#define CHAT_SEARCH_QUERY_MAX 200     /* characters of a query */
-#define CHAT_SEARCH_DEFAULT 20        /* results when limit is absent */
-#define CHAT_SEARCH_MAX 50            /* limit is clamped to this */
-#define CHAT_SEARCH_GUEST_ROOMS 200   /* rooms a guest's search remembers */
+#define CHAT_SEARCH_QUERY_MAX 200   /* characters of a query */
+#define CHAT_SEARCH_DEFAULT 20      /* results when limit is absent */
+#define CHAT_SEARCH_MAX 50          /* limit is clamped to this */
+#define CHAT_SEARCH_GUEST_ROOMS 200 /* rooms a guest's search remembers */
+_Static_assert(CHAT_SEARCH_GUEST_ROOMS <= 255, "chat_user_s.seen_cap is a uint8_t");
 #define CHAT_SEARCH_HIGHLIGHTS_MAX 50 /* highlights of one result */
 /* chat.c's chat__join: s joined room (a new membership). */
 void chat__search_note_join(chat_t *chat, chat_session_t *s, const chat_room_t *room);

@@ -39,8 +39,14 @@ void chat__search_note_join(chat_t *chat, chat_session_t *s, const chat_room_t *
     for (uint32_t i = 0; i < u->nseen; i++)
         if (same_room(u->seen[i], room->name, room->name_len))
             return;
-    if (u->seen == NULL)
-        u->seen = xmalloc(CHAT_SEARCH_GUEST_ROOMS * sizeof(*u->seen));
+    /* Grown by doubling up to the bound, never made whole at once: at its
+     * most the ring is 13 KB, and most guests join a room or two (it was
+     * most of an idle guest's memory). */
+    if (u->nseen == u->seen_cap && u->seen_cap < CHAT_SEARCH_GUEST_ROOMS) {
+        uint32_t cap = u->seen_cap ? u->seen_cap * 2u : 2u;
+        u->seen_cap = (uint8_t)(cap < CHAT_SEARCH_GUEST_ROOMS ? cap : CHAT_SEARCH_GUEST_ROOMS);
+        u->seen = xrealloc(u->seen, u->seen_cap * sizeof(*u->seen));
+    }
     /* Full: the oldest is forgotten (the rooms it is in stay readable). */
     uint32_t at = u->nseen < CHAT_SEARCH_GUEST_ROOMS ? u->nseen++ : u->seen_next;
     u->seen_next = (at + 1) % CHAT_SEARCH_GUEST_ROOMS;
@@ -51,7 +57,7 @@ void chat__search_note_join(chat_t *chat, chat_session_t *s, const chat_room_t *
 void chat__search_free(chat_user_t *u) {
     free(u->seen);
     u->seen = NULL;
-    u->nseen = 0;
+    u->nseen = u->seen_cap = 0;
 }
 
 /* ---- the request ---- */
