@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 
 import { join, login, sleep, uniq } from './helpers.mjs';
-import { assertOneOrder, clusterMissing, endBurst, sayRoom, startNode, startRedis, streamEntries, waitReady } from './redis.mjs';
+import { assertOneOrder, clusterMissing, endBurst, sayRoom, startNode, startRedis, streamEntries, until, waitReady } from './redis.mjs';
 
 const SKIP = clusterMissing();
 const T = { timeout: 60000, skip: SKIP ?? false };
@@ -45,15 +45,6 @@ async function member(node, prefix, room) {
     const c = await login(node, uniq(prefix), { room });
     clients.push(c);
     return c;
-}
-
-/** Resolves once check() (sync or async) is true; polls, fails after ms with what. */
-async function until(check, ms, what) {
-    const deadline = Date.now() + ms;
-    while (!(await check())) {
-        if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-        await sleep(20);
-    }
 }
 
 /** ping → pong on each client: the node still answers what needs no Redis. */
@@ -116,7 +107,7 @@ test('Redis paused (SIGSTOP) for 5 s: unavailable and pong meanwhile, sending ag
     await until(() => senders.every((s) => s.acked.length >= 5), 10000, 'both senders acked before the pause');
     assert.deepEqual(senders.map((s) => s.refused), [[], []], 'nothing refused while Redis answers');
 
-    redis.pause();
+    await redis.pause();
     const pausedAt = Date.now();
     // Noticed within about 3 s: each sender's messages get `unavailable`
     // (sayRoom matched it by its ref).
@@ -124,7 +115,7 @@ test('Redis paused (SIGSTOP) for 5 s: unavailable and pong meanwhile, sending ag
     await pings(members);
     // The pause lasts 5 s (longer if the checks above took longer).
     await sleep(Math.max(0, 5000 - (Date.now() - pausedAt)));
-    redis.resume();
+    await redis.resume();
     const resumedAt = Date.now();
 
     // Back: a message sent after the resume is acked, on both nodes.

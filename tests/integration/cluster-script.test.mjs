@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, beforeEach, test } from 'node:test';
 
 import { bounded } from './helpers.mjs';
-import { parsePayload, redisClient, startRedis, streamEntries } from './redis.mjs';
+import { parsePayload, procState, redisClient, startRedis, streamEntries } from './redis.mjs';
 
 const T = { timeout: 30000 };
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cluster', 'publish.lua');
@@ -209,21 +209,16 @@ test('harness: the mini client pipelines, parses every reply type, rejects Redis
     assert.equal(await rc.cmd('GET', 'big'), big);
 });
 
-/** The state letter of a process (/proc/PID/stat): R, S, T (stopped), ... */
-function procState(pid) {
-    return /^\d+ \(.*\) (\S)/.exec(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))[1];
-}
-
 test('harness: pause stops the process, resume lets the reply come; a restart with AOF keeps the data', T, async () => {
     const r = await startRedis({ appendonly: true, fsync: 'always' });
     const c = redisClient(r.port);
     try {
         assert.match(r.url, /^redis:\/\/127\.0\.0\.1:\d+\/0$/);
         assert.equal(await c.cmd('SET', 'kept', '42'), 'OK');
-        r.pause();
+        await r.pause();
         assert.equal(procState(r.pid), 'T', 'the process is stopped');
         const late = c.cmd('PING');
-        r.resume();
+        await r.resume();
         assert.notEqual(procState(r.pid), 'T', 'the process runs again');
         assert.equal(await bounded(late, 5000, 'PONG after resume'), 'PONG');
 

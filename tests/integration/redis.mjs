@@ -41,20 +41,39 @@ function tempDir(prefix) {
     return d;
 }
 
-/**
- * A loopback port that was free a moment ago: listen on port 0, read the
- * port, close. Another process may take it before we use it; startRedis
- * retries with a new one when Redis fails to bind.
- */
-export function freePort() {
-    return new Promise((resolve, reject) => {
+/** Resolves to port if a listener can bind it on the loopback address now, else to null. */
+function tryPort(port) {
+    return new Promise((resolve) => {
         const srv = net.createServer();
-        srv.once('error', reject);
-        srv.listen(0, HOST, () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
+        srv.once('error', () => resolve(null));
+        srv.listen(port, HOST, () => {
+            const got = srv.address().port;
+            srv.close(() => resolve(got));
         });
     });
+}
+
+/**
+ * A loopback port that was free a moment ago, for a Redis that must get the
+ * same port back after a restart (or that starts after a node was told its
+ * port). Chosen below the kernel's ephemeral range, so that the servers
+ * other tests start on port 0 and outgoing connections never take it while
+ * Redis is down; port 0 when no such port is free. Another process may
+ * still take it: startRedis retries elsewhere when Redis fails to bind.
+ */
+export async function freePort() {
+    let low = 32768;
+    try {
+        low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+    } catch {
+        // not Linux: keep the usual bound
+    }
+    const min = 10000;
+    for (let i = 0; i < 50 && low - min > 100; i++) {
+        const p = await tryPort(min + Math.floor(Math.random() * (low - min)));
+        if (p !== null) return p;
+    }
+    return tryPort(0);
 }
 
 // ---------------------------------------------------------------------------
@@ -224,6 +243,20 @@ export function redisClient(port, { label = `redis:${port}` } = {}) {
 // ---------------------------------------------------------------------------
 // redis-server
 
+/** The state letter of a process (/proc/PID/stat): R, S, T (stopped), ... */
+export function procState(pid) {
+    return /^\d+ \(.*\) (\S)/.exec(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))[1];
+}
+
+/** Resolves once check() (sync or async) is true; polls every pollMs, fails after ms with what. */
+export async function until(check, ms, what, pollMs = 10) {
+    const deadline = Date.now() + ms;
+    while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+        await sleep(pollMs);
+    }
+}
+
 /**
  * Resolves once Redis on port answers PING with PONG (a refused connection
  * or a `LOADING` reply are retried), or rejects after timeoutMs or as soon
@@ -360,7 +393,7 @@ export async function startRedis({ appendonly = false, fsync = 'everysec', port,
         /** SIGTERM (SIGCONT first if paused), wait for the exit; SIGKILL after stopTimeoutMs and reject. */
         async stop(stopTimeoutMs = 10000) {
             if (exitInfo) return exitInfo;
-            if (paused) redis.resume();
+            if (paused) await redis.resume();
             proc.kill('SIGTERM');
             if (!(await waitExit(stopTimeoutMs))) throw new Error(`redis-server did not exit within ${stopTimeoutMs} ms of SIGTERM; ${describeFailure()}`);
             return exitInfo;
@@ -373,17 +406,23 @@ export async function startRedis({ appendonly = false, fsync = 'everysec', port,
             paused = false;
             return exitInfo;
         },
-        /** SIGSTOP: Redis keeps its connections but answers nothing. */
-        pause() {
+        /**
+         * SIGSTOP: Redis keeps its connections but answers nothing.
+         * Resolves once the kernel shows the process stopped (the signal
+         * is delivered asynchronously).
+         */
+        async pause() {
             assert.ok(!exitInfo, 'pause a running redis-server');
             proc.kill('SIGSTOP');
             paused = true;
+            await until(() => procState(proc.pid) === 'T', 2000, 'redis-server stopped by SIGSTOP');
         },
-        /** SIGCONT after pause(). */
-        resume() {
+        /** SIGCONT after pause(); resolves once the process runs again. */
+        async resume() {
             assert.ok(!exitInfo, 'resume a running redis-server');
             proc.kill('SIGCONT');
             paused = false;
+            await until(() => procState(proc.pid) !== 'T', 2000, 'redis-server continued by SIGCONT');
         },
         /** Stops it if it runs, then starts it again on the same port and folder. */
         async restart() {
