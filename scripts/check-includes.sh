@@ -16,7 +16,8 @@ declare -A allowed=(
     [store]="core chat"
     [transport]="core"
     [auth]="core"
-    [server]="core ws http chat store transport auth"
+    [cluster]="core chat transport"
+    [server]="core ws http chat store transport auth cluster"
     [.]="core chat store server"   # src/main.c
 )
 # system header -> the folders that may include it.
@@ -29,6 +30,9 @@ declare -A owners=(
     ["ini.h"]="server"
     ["argon2.h"]="auth"
     ["systemd/sd-daemon.h"]="server"
+    ["hiredis/hiredis.h"]="cluster"
+    ["hiredis/async.h"]="cluster transport"
+    ["hiredis/adapters/libuv.h"]="transport"
 )
 
 bad=0

@@ -107,20 +107,24 @@ static int run(options_t *o, int argc, char **argv) {
         return 2;
     }
     if (server_admin_load(&cfg, err, sizeof(err)) < 0 ||
-        server_jwt_load(&cfg, err, sizeof(err)) < 0) {
+        server_jwt_load(&cfg, err, sizeof(err)) < 0 ||
+        server_cluster_load(&cfg, err, sizeof(err)) < 0) {
         server_tls_free(&cfg);
+        server_jwt_free(&cfg);
         fprintf(stderr, "tertulia: %s\n", err);
         return 2;
     }
     if (cli.check) {
         server_tls_free(&cfg);
         server_jwt_free(&cfg);
+        server_cluster_free(&cfg);
         printf("tertulia: configuration OK (%s)\n",
                cli.config != NULL ? cli.config : "no --config file");
         return 0;
     }
     int r = server_run(&cfg);
     server_jwt_free(&cfg);
+    server_cluster_free(&cfg);
     return r == 0 ? 0 : 1;
 }
 

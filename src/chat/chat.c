@@ -109,6 +109,7 @@ static void pending_drop(chat_pending_t *p) {
     tt_msg_unref(p->out);
     tt_msg_unref(p->out_plain);
     json_decref(p->req);
+    free(p->mentions);
 }
 
 static void batch_free(chat_batch_t *b) {
@@ -116,6 +117,7 @@ static void batch_free(chat_batch_t *b) {
         pending_drop(&b->items[i]);
     free(b->items);
     free(b->msgs);
+    free(b->bus_msgs);
     free(b);
 }
 
@@ -176,6 +178,7 @@ void chat_free(chat_t *chat) {
     tt_map_dispose(&chat->by_sid);
     tt_map_dispose(&chat->registering);
     free(chat->pending);
+    free(chat->node);
     free(chat->server_name);
     free(chat->server_version);
     free(chat);
@@ -200,6 +203,27 @@ int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ct
     chat->store_ctx = store_ctx;
     /* What moderation keeps: rooms with their roles, topics and bans. */
     return chat__mod_load(chat);
+}
+
+void chat_set_bus(chat_t *chat, const chat_bus_hooks_t *hooks, void *ctx, const char *node) {
+    free(chat->node);
+    chat->node = NULL;
+    if (hooks == NULL) {
+        memset(&chat->bus, 0, sizeof(chat->bus));
+        chat->bus_ctx = NULL;
+        return;
+    }
+    chat->bus = *hooks;
+    chat->bus_ctx = ctx;
+    if (node != NULL)
+        chat->node = xstrdup(node);
+    /* Rooms that exist already (kept by moderation) are followed now. */
+    size_t pos = 0;
+    void *v;
+    while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
+        chat_room_t *room = v;
+        chat->bus.room_watch(chat->bus_ctx, room->name, room->name_len, true);
+    }
 }
 
 #define CHAT_REFUSAL_NAME_(code) #code,
@@ -671,6 +695,12 @@ static void read_start(chat_t *chat, const chat_req_t *req, read_kind_t kind, co
             on_read_done(r, rc, NULL, 0, false);
         return;
     }
+    if (chat->bus.history != NULL && limit > 0) {
+        int rc = chat->bus.history(chat->bus_ctx, name, len, after, before, limit, on_read_done, r);
+        if (rc < 0)
+            on_read_done(r, rc, NULL, 0, false);
+        return;
+    }
     if (chat->store.history == NULL || limit == 0) {
         on_read_done(r, 0, NULL, 0, false);
         return;
@@ -849,6 +879,8 @@ chat_room_t *chat__room_new(chat_t *chat, const char *name, size_t len) {
     room->name_len = len;
     room->skip = name[0] == '#';
     tt_map_put(&chat->rooms, room->name + room->skip, room->name_len - room->skip, room);
+    if (chat->bus.room_watch != NULL)
+        chat->bus.room_watch(chat->bus_ctx, room->name, room->name_len, true);
     return room;
 }
 
@@ -922,6 +954,8 @@ void chat__room_free_if_empty(chat_t *chat, chat_room_t *room) {
     if (room->count > 0 || room->npeople > 0 || chat__mod_keeps(room))
         return;
     tt_map_remove(&chat->rooms, room->name + room->skip, room->name_len - room->skip);
+    if (chat->bus.room_watch != NULL)
+        chat->bus.room_watch(chat->bus_ctx, room->name, room->name_len, false);
     chat__mod_free(chat, room);
     free(room->members);
     free(room->people);
@@ -991,7 +1025,7 @@ static void deliver(chat_t *chat, const chat_pending_t *p) {
     chat_session_t *sender = chat__session_find(chat, p->sender_sid);
     /* The ack first: a client that shows its own line at once learns the
      * id before the echo carrying it arrives. */
-    if (sender != NULL && p->ref != NULL && sender->v1)
+    if (sender != NULL && p->ref != NULL && sender->v1 && !p->acked)
         send_ack(chat, sender, p);
     if (p->msg.kind == CHAT_MSG_ROOM) {
         /* The same message serves v1 and legacy members: the shape is shared. */
@@ -1068,16 +1102,20 @@ static void deliver_batches(chat_t *chat) {
             tt_hist_observe(&chat->counters.delivery_us, tt_clock_us() - b->formed_us);
         for (size_t i = 0; i < b->n; i++) {
             chat_pending_t *p = &b->items[i];
-            if (b->rc < 0 && p->msg.kind == CHAT_MSG_ROOM) {
+            if ((b->rc < 0 && p->msg.kind == CHAT_MSG_ROOM) || p->refused) {
                 chat_session_t *sender = chat__session_find(chat, p->sender_sid);
                 if (sender != NULL) {
-                    chat_req_t req = {
-                        .s = sender, .type = "room", .ref = p->ref, .ref_len = p->ref_len};
+                    chat_req_t req = {.s = sender,
+                                      .type = p->msg.kind == CHAT_MSG_ROOM ? "room" : "private",
+                                      .ref = p->ref,
+                                      .ref_len = p->ref_len};
                     chat__refuse(chat, &req, "unavailable",
                                  "The message could not be stored, so it was not delivered; "
                                  "try again later.");
                 }
-            } else {
+            } else if (p->msg.kind == CHAT_MSG_PRIVATE || chat->bus.publish == NULL) {
+                /* With a bus, a room message's copies come from the bus
+                 * (chat_bus_deliver); its ack went out already. */
                 deliver(chat, p);
             }
             pending_drop(p);
@@ -1139,6 +1177,133 @@ static void on_append_done(void *arg, int rc, uint64_t store_last_id) {
     deliver_batches(chat);
 }
 
+/* ---- with a bus ---- */
+
+#define BUS_REFUSED (-1) /* the code logged and shown in /readyz for refused publishes */
+
+static void bus_ack(chat_t *chat, chat_pending_t *p) {
+    p->acked = true;
+    chat_session_t *sender = chat__session_find(chat, p->sender_sid);
+    if (sender != NULL && p->ref != NULL && sender->v1)
+        send_ack(chat, sender, p);
+}
+
+static void on_bus_done(void *arg, const uint64_t *ids, size_t n) {
+    batch_ctx_t *c = arg;
+    chat_t *chat = c->chat;
+    chat_batch_t *b = c->batch;
+    free(c);
+    b->done = true;
+    b->rc = 0;
+    tt_hist_observe(&chat->counters.commit_us, tt_clock_us() - b->formed_us);
+    size_t refused = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        chat_pending_t *p = &b->items[i];
+        uint64_t id = i < n ? ids[i] : 0;
+        if (id == 0) {
+            p->refused = true;
+            refused++;
+            continue;
+        }
+        if (p->msg.id == 0)
+            p->msg.id = id; /* a room message delivered already has it */
+        if (id > chat->last_id)
+            chat->last_id = id;
+        if (p->msg.kind == CHAT_MSG_PRIVATE) {
+            /* Framed now that it has its id; deliver_batches sends it,
+             * after its ack. */
+            p->msg.from = p->from;
+            p->msg.to = p->to;
+            p->out = chat__msg_message(&p->msg, NULL);
+            p->out->id = p->msg.id;
+        } else if (!p->acked) {
+            bus_ack(chat, p);
+        }
+    }
+    note_store_result(chat, refused > 0 ? BUS_REFUSED : 0);
+    if (refused > 0)
+        log_append_failure(chat, refused, BUS_REFUSED);
+    deliver_batches(chat);
+}
+
+/* Hands the batch's messages to the bus, each with its publish token. */
+static bool bus_publish(chat_t *chat, chat_batch_t *b) {
+    if (b->bus_cap < b->n) {
+        b->bus_cap = b->cap > b->n ? b->cap : b->n;
+        b->bus_msgs = xrealloc(b->bus_msgs, b->bus_cap * sizeof(*b->bus_msgs));
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        chat_pending_t *p = &b->items[i];
+        p->msg.from = p->from;
+        p->msg.to = p->to;
+        p->token = ++chat->bus_token;
+        b->bus_msgs[i] = (chat_bus_msg_t){.msg = &p->msg,
+                                          .mentions = p->mentions,
+                                          .mentions_len = p->mentions_len,
+                                          .token = p->token};
+    }
+    batch_ctx_t *c = xmalloc(sizeof(*c));
+    c->chat = chat;
+    c->batch = b;
+    if (chat->bus.publish(chat->bus_ctx, b->bus_msgs, b->n, on_bus_done, c) < 0) {
+        /* Refused at once (the link is down): every one is refused. */
+        on_bus_done(c, NULL, 0);
+        return false;
+    }
+    return true;
+}
+
+/* The pending entry of this chat's publish token, while its batch is in
+ * flight. */
+static chat_pending_t *bus_pending(chat_t *chat, uint64_t token) {
+    for (chat_batch_t *b = chat->batches; b != NULL; b = b->next) {
+        if (b->n == 0 || token < b->items[0].token || token > b->items[b->n - 1].token)
+            continue;
+        chat_pending_t *p = &b->items[token - b->items[0].token];
+        return p->token == token ? p : NULL;
+    }
+    return NULL;
+}
+
+void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mentions,
+                      size_t mentions_len, uint64_t token) {
+    if (m->id > chat->last_id)
+        chat->last_id = m->id;
+    if (token != 0) {
+        /* Ours: its sender learns the id before its own copy arrives, even
+         * when the bus brings the copy before the publish's answer. */
+        chat_pending_t *p = bus_pending(chat, token);
+        if (p != NULL && !p->acked) {
+            p->msg.id = m->id;
+            bus_ack(chat, p);
+        }
+    }
+    chat_room_t *room = chat__room_find(chat, m->to, m->to_len);
+    if (room == NULL || room->count == 0)
+        return;
+    json_t *mj = mentions_len > 0 ? chat__mentions_split(mentions, mentions_len) : NULL;
+    chat_message_t msg = *m;
+    /* The room's spelling here (the same on every node, unless a node
+     * created it under another since). */
+    msg.to = room->name;
+    msg.to_len = room->name_len;
+    tt_msg_t *out = chat__msg_message(&msg, mj);
+    out->id = msg.id;
+    tt_msg_t *plain = NULL;
+    if (mj != NULL && room->v1_count < room->count) {
+        plain = chat__msg_message(&msg, NULL);
+        plain->id = msg.id;
+    }
+    json_decref(mj);
+    for (uint32_t i = 0; i < room->count; i++) {
+        chat_session_t *s = room->members[i]->session;
+        chat__send(chat, s, plain == NULL || s->v1 ? out : plain);
+    }
+    chat->counters.delivered[0] += room->count;
+    tt_msg_unref(out);
+    tt_msg_unref(plain);
+}
+
 static chat_batch_t *batch_take(chat_t *chat) {
     chat_batch_t *b = chat->free_batches;
     if (b != NULL)
@@ -1179,6 +1344,8 @@ bool chat_flush(chat_t *chat) {
         chat->batches = b;
     chat->batches_tail = b;
     chat->inflight++;
+    if (chat->bus.publish != NULL)
+        return bus_publish(chat, b);
     size_t stored = 0;
     if (chat->store.append_batch != NULL) {
         if (b->msgs_cap < b->n) {

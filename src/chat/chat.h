@@ -625,6 +625,61 @@ typedef struct chat_store_hooks_s {
  * opens. Returns 0, or the negative code of last_id (then nothing changed). */
 int chat_set_store(chat_t *chat, const chat_store_hooks_t *hooks, void *store_ctx);
 
+/* ---- The cluster interface -----------------------------------------------
+ *
+ * With a bus (a cluster's link to Redis, src/cluster), several servers
+ * serve one chat. The bus gives every chat message its id (cluster-wide),
+ * and room messages are delivered only from what the bus brings back
+ * (chat_bus_deliver), the sender's own node included, so every member on
+ * every node sees one order. Accepted messages wait for the bus as they
+ * wait for the store without one: chat_flush publishes the iteration's
+ * messages in one call; its completion acks their senders and delivers the
+ * private messages; a room message's copies come with chat_bus_deliver,
+ * and its sender's ack always before its own copy. */
+
+typedef struct chat_bus_msg_s {
+    const chat_message_t *msg; /* id 0: the bus gives it */
+    const char *mentions;      /* a room message's mentions: nicknames joined by ',' (NULL: none) */
+    size_t mentions_len;
+    uint64_t token; /* this chat's publish counter: comes back with the message */
+} chat_bus_msg_t;
+
+/* ids[i] is the id the bus gave msgs[i], or 0 when it was refused (the bus
+ * is unreachable, or the message was too late): that one is stored nowhere
+ * and delivered to nobody, and its sender gets `unavailable`. Called once,
+ * on the loop thread, in the order of the publish calls. */
+typedef void (*chat_bus_done_cb)(void *arg, const uint64_t *ids, size_t n);
+
+typedef struct chat_bus_hooks_s {
+    /* Publishes msgs[0..n) (borrowed for the call), in order. Returns 0
+     * (done will be called) or a negative code (it will not: every one is
+     * refused). */
+    int (*publish)(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus_done_cb done,
+                   void *arg);
+    /* The chat has the room now (on: its first member is joining, or it is
+     * kept) or no longer (off): the bus follows its messages while on. name
+     * is the room's spelling, borrowed for the call. */
+    void (*room_watch)(void *ctx, const char *name, size_t len, bool on);
+    /* A room's history, as the store's history hook (which it replaces),
+     * in step with chat_bus_deliver: a read without `before` (a join's)
+     * holds nothing the chat has not been given, and what comes after it
+     * reaches the reader through chat_bus_deliver. */
+    int (*history)(void *ctx, const char *room, size_t room_len, uint64_t after, uint64_t before,
+                   unsigned limit, chat_history_done_cb done, void *arg);
+} chat_bus_hooks_t;
+
+/* Attaches a bus (hooks copied, ctx borrowed until chat_free); node, this
+ * server's name in the cluster, goes into welcome.server.node. Call before
+ * the first session opens, after chat_set_store. */
+void chat_set_bus(chat_t *chat, const chat_bus_hooks_t *hooks, void *ctx, const char *node);
+
+/* A room message from the bus: the bus calls it for each of a room's
+ * messages once, in the room's order, while the chat watches the room.
+ * m->to is the room's spelling; mentions as in chat_bus_msg_t; token: this
+ * chat's publish token when it published the message, else 0. */
+void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mentions,
+                      size_t mentions_len, uint64_t token);
+
 /* ---- The accounts interface ----------------------------------------------
  *
  * Accounts are not the chat's business either: the chat parses `register`,

@@ -191,6 +191,12 @@ typedef struct chat_pending_s {
     const char *ref;     /* the request's id, or NULL */
     size_t ref_len;
     bool stored; /* CHAT_MSG_PRIVATE between accounts: written to their conversation first */
+    /* With a bus (chat_set_bus): */
+    bool acked;     /* its sender has its ack */
+    bool refused;   /* the bus refused it: its sender gets `unavailable` */
+    uint64_t token; /* its publish token */
+    char *mentions; /* a room message's mentions, joined by ',' (owned), or NULL */
+    size_t mentions_len;
 } chat_pending_t;
 
 /* One chat_flush's messages, from their submission to the store until they
@@ -201,7 +207,9 @@ typedef struct chat_batch_s {
     size_t n, cap;
     chat_message_t *msgs; /* the room messages, as handed to append_batch */
     size_t msgs_cap;
-    uint64_t formed_us; /* tt_clock_us() when chat_flush formed it */
+    uint64_t formed_us;       /* tt_clock_us() when chat_flush formed it */
+    chat_bus_msg_t *bus_msgs; /* with a bus: what publish was handed */
+    size_t bus_cap;
     bool done;
     int rc;
 } chat_batch_t;
@@ -288,6 +296,10 @@ struct chat_s {
 
     chat_store_hooks_t store;
     void *store_ctx;
+    chat_bus_hooks_t bus; /* a cluster's (chat_set_bus), or none: publish NULL */
+    void *bus_ctx;
+    uint64_t bus_token; /* the last publish token given */
+    char *node;         /* this node's name in the cluster, or NULL */
     /* Moderation (chat_mod.c) */
     struct chat_ban_s *bans; /* server-wide bans (nicknames and addresses) */
     uint32_t nbans, bans_cap;
@@ -349,6 +361,13 @@ void chat__refuse_extra(chat_t *chat, const chat_req_t *req, json_t *extra, cons
 /* The members of room that text names with @nickname (canonical spelling,
  * each once, at most CHAT_MENTIONS_MAX), as a JSON array; NULL when none. */
 json_t *chat__mentions(chat_t *chat, const chat_room_t *room, const char *text, size_t len);
+
+/* Mentions (a JSON array of nicknames) as one string of them joined by ','
+ * (allocated, NUL-terminated; its length in *len), and back: the valid
+ * nicknames of such a string, at most CHAT_MENTIONS_MAX, as an array (NULL
+ * when none). The bus carries them so. */
+char *chat__mentions_join(const json_t *mentions, size_t *len);
+json_t *chat__mentions_split(const char *s, size_t len);
 
 /* An accepted message's frame (room/private shape, with `mentions` when
  * not NULL: a JSON array of strings), written directly: the same bytes as

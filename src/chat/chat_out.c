@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/xmalloc.h"
 
 #define CHAT_LEGACY_LOG_MAX 20 /* refusals logged per legacy session */
 
@@ -324,6 +325,42 @@ json_t *chat__mentions(chat_t *chat, const chat_room_t *room, const char *text, 
         if (json_array_size(a) == CHAT_MENTIONS_MAX)
             break;
         p = q;
+    }
+    return a;
+}
+
+char *chat__mentions_join(const json_t *mentions, size_t *len) {
+    size_t n = 0;
+    for (size_t i = 0; i < json_array_size(mentions); i++)
+        n += json_string_length(json_array_get(mentions, i)) + 1;
+    char *s = xmalloc(n + 1);
+    size_t at = 0;
+    for (size_t i = 0; i < json_array_size(mentions); i++) {
+        const json_t *v = json_array_get(mentions, i);
+        if (at > 0)
+            s[at++] = ',';
+        memcpy(s + at, json_string_value(v), json_string_length(v));
+        at += json_string_length(v);
+    }
+    s[at] = '\0';
+    *len = at;
+    return s;
+}
+
+json_t *chat__mentions_split(const char *s, size_t len) {
+    json_t *a = NULL;
+    const char *p = s, *end = s + len;
+    while (p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *q = c != NULL ? c : end;
+        /* Names are checked again: the list came from outside the chat. */
+        if (chat_nickname_is_valid(p, (size_t)(q - p)) &&
+            (a == NULL || json_array_size(a) < CHAT_MENTIONS_MAX)) {
+            if (a == NULL)
+                a = json_array();
+            json_array_append_new(a, json_stringn_nocheck(p, (size_t)(q - p)));
+        }
+        p = q + 1;
     }
     return a;
 }

@@ -250,7 +250,8 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     chat_session_t *s = req->s;
     chat_pending_t *p = chat__pending_add(chat);
     p->msg = (chat_message_t){0}; /* a new message: not edited, not deleted */
-    p->msg.id = chat__next_id(chat);
+    /* With a bus, the bus gives the id (cluster-wide) when it publishes. */
+    p->msg.id = chat->bus.publish != NULL ? 0 : chat__next_id(chat);
     p->msg.ts = chat__now_ms();
     p->msg.kind = kind;
     /* Names are copied: the entry holds no pointer into sessions or rooms,
@@ -282,7 +283,23 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     p->ref = req->ref;
     p->ref_len = req->ref_len;
     p->out_plain = NULL;
+    p->out = NULL;
+    p->acked = false;
+    p->refused = false;
+    p->token = 0;
+    p->mentions = NULL;
+    p->mentions_len = 0;
     json_t *mentions = kind == CHAT_MSG_ROOM ? chat__mentions(chat, room, text, len) : NULL;
+    if (chat->bus.publish != NULL) {
+        /* Framed once the bus has given the id: a private message by
+         * chat_flush's completion, a room message by chat_bus_deliver on
+         * every node. The mentions travel with it. */
+        if (mentions != NULL)
+            p->mentions = chat__mentions_join(mentions, &p->mentions_len);
+        json_decref(mentions);
+        chat->messages++;
+        return;
+    }
     if (mentions != NULL && room->v1_count < room->count) {
         p->out_plain = chat__msg_message(&p->msg, NULL);
         p->out_plain->id = p->msg.id;
@@ -326,6 +343,8 @@ void chat__welcome(chat_t *chat, const chat_req_t *req, json_t *extra) {
     json_t *server = json_object();
     json_object_set_new(server, "name", json_string(chat->cfg.server_name));
     json_object_set_new(server, "version", json_string(chat->cfg.server_version));
+    if (chat->node != NULL)
+        json_object_set_new(server, "node", json_string(chat->node));
     json_object_set_new(o, "server", server);
     json_t *limits = json_object();
     json_object_set_new(limits, "max_text", json_integer((json_int_t)chat->cfg.max_text));

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/cluster.h"
 #include "core/prom.h"
 #include "server/server_int.h"
 
@@ -182,6 +183,10 @@ bool server_ready(server_t *srv, char *why, size_t cap) {
             snprintf(why, cap, "the message store cannot write: %s", k->store_error);
         return false;
     }
-    /* A cluster's Redis link will be checked here. */
+    if (srv->cluster != NULL && !cluster_ready(srv->cluster)) {
+        if (why != NULL)
+            snprintf(why, cap, "the cluster's redis is not reachable");
+        return false;
+    }
     return true;
 }

@@ -198,6 +198,27 @@ const opt_desc_t options_table[] = {
      .help = "set SO_REUSEPORT on every listening socket, so that several tertulia processes "
              "(each started with it) listen on the same address and the kernel spreads new "
              "connections among them; each process is its own chat unless they form a cluster"},
+    {.name = "redis",
+     .type = OPT_STRING,
+     .none = "none: one process",
+     .arg = "URL",
+     AT(redis_url),
+     .help = "join a cluster over Redis: redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:PATH. Every "
+             "node on the same Redis serves one chat (ids, room messages and history shared)"},
+    {.name = "redis-password-file",
+     .type = OPT_STRING,
+     .none = "none (or the URL's)",
+     .arg = "FILE",
+     AT(redis_password_file),
+     .help = "Redis's password, from the first line of this file (so it is not on the command "
+             "line)"},
+    {.name = "node",
+     .type = OPT_STRING,
+     .none = "HOST:PORT (host name and first --listen port)",
+     .arg = "NAME",
+     AT(node),
+     .help = "this node's name in a cluster (1-64 of A-Z a-z 0-9 . _ : -), unique among the "
+             "nodes; in welcome.server.node"},
     {.name = "echo",
      .type = OPT_FLAG,
      .def = "off",

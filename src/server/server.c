@@ -17,6 +17,7 @@
 
 #include "auth/auth.h"
 #include "auth/auth_jwt.h"
+#include "cluster/cluster.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "http/http_req.h"
@@ -236,6 +237,7 @@ static void reload_finished(server_t *srv) {
 static void close_handles(server_t *srv) {
     /* The password workers first: none may wake a freed handle. */
     accounts_stop(srv->accounts);
+    cluster_stop(srv->cluster);
     tt_async_free(srv->wake);
     srv->wake = NULL;
     tt_timer_free(srv->watchdog);
@@ -736,6 +738,13 @@ int server_run(const server_config_t *cfg) {
             chat_set_auth(srv->chat, &accounts_hooks, srv->accounts);
         }
     }
+    if (r == 0 && srv->cfg.cluster != NULL) {
+        /* A cluster: ids, room messages and their history go through Redis
+         * (the links come up from the loop; /readyz waits for them). */
+        r = cluster_start(srv->loop, srv->chat, srv->cfg.cluster, &srv->cluster);
+        if (r == 0)
+            tt_log_info("cluster: node %s, redis %s", srv->cfg.cluster->node, srv->cfg.redis_url);
+    }
     if (r < 0) {
         tt_log_error("cannot use the message history: %s", store_strerror(r));
         accounts_free(srv->accounts);
@@ -776,6 +785,9 @@ int server_run(const server_config_t *cfg) {
             (unsigned long long)store_async_stats_percentile(k, 99),
             (unsigned long long)as.kind[STORE_ASYNC_RANGE].jobs, (unsigned long long)as.busy);
     }
+    /* What is still being published completes as refused. */
+    cluster_free(srv->cluster);
+    srv->cluster = NULL;
     store_async_stop(srv->async);
     srv->async = NULL;
     /* Every check has been answered by now (the pool stopped with the

@@ -59,16 +59,20 @@ typedef struct server_config_s {
     char admin_token[SERVER_ADMIN_TOKEN_MAX + 1];
     size_t admin_token_len;
     /* Accounts (server/accounts.c) */
-    bool guests;                 /* guests may log in (chat.guests_off is its opposite) */
-    bool registration;           /* `register` makes accounts */
-    unsigned token_days;         /* a token unused this long is dead */
-    unsigned password_workers;   /* password-hashing threads */
-    unsigned password_queue;     /* checks that may wait for one */
-    const char *jwt_key;         /* PEM public key for RS256/ES256 JWT logins */
-    const char *jwt_secret_file; /* HS256 secret for them */
-    struct auth_jwt_keys_s *jwt; /* loaded by server_jwt_load; server_run borrows it */
-    int log_level;               /* tt_log_level_t; server_run sets it */
-    int log_format;              /* tt_log_format_t: text or json; server_run sets it */
+    bool guests;                      /* guests may log in (chat.guests_off is its opposite) */
+    bool registration;                /* `register` makes accounts */
+    unsigned token_days;              /* a token unused this long is dead */
+    unsigned password_workers;        /* password-hashing threads */
+    unsigned password_queue;          /* checks that may wait for one */
+    const char *redis_url;            /* --redis: a cluster's Redis, or NULL */
+    const char *redis_password_file;  /* its password */
+    const char *node;                 /* this node's name */
+    struct cluster_config_s *cluster; /* loaded by server_cluster_load; server_run borrows it */
+    const char *jwt_key;              /* PEM public key for RS256/ES256 JWT logins */
+    const char *jwt_secret_file;      /* HS256 secret for them */
+    struct auth_jwt_keys_s *jwt;      /* loaded by server_jwt_load; server_run borrows it */
+    int log_level;                    /* tt_log_level_t; server_run sets it */
+    int log_format;                   /* tt_log_format_t: text or json; server_run sets it */
     /* With --config: the file SIGHUP reads again, and the options (their
      * command-line layer) it was resolved from; both outlive server_run. */
     const char *config_path;
@@ -88,6 +92,11 @@ void server_tls_free(server_config_t *cfg);
  * 0 also without either. Returns 0, or -1 with err filled. */
 int server_jwt_load(server_config_t *cfg, char *err, size_t errlen);
 void server_jwt_free(server_config_t *cfg);
+/* Parses redis_url, reads redis_password_file and names the node (node,
+ * or the host name and the first --listen port) into cfg->cluster (NULL
+ * without --redis). Returns 0, or -1 with err filled. */
+int server_cluster_load(server_config_t *cfg, char *err, size_t errlen);
+void server_cluster_free(server_config_t *cfg);
 /* Reads admin_token_file into cfg->admin_token (blocking: at start-up).
  * The token is the file's first line without surrounding white space: 16
  * to SERVER_ADMIN_TOKEN_MAX printable ASCII characters. Returns 0 (also

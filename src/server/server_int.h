@@ -133,6 +133,7 @@ struct server_s {
     size_t fd_limit;             /* RLIMIT_NOFILE at start */
     struct store_async_s *async; /* the store's worker (SQLite off the loop) */
     struct accounts_s *accounts; /* the chat's auth hook (accounts.c) */
+    struct cluster_s *cluster;   /* with --redis: the chat's bus (src/cluster) */
     tt_async_t *wake;            /* its completions wake the loop */
     tt_link_t reap;              /* ws_conn_t whose chat session must be closed */
     bool stopping;

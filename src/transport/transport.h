@@ -122,6 +122,13 @@ void tt_async_free(tt_async_t *a);
 typedef void (*tt_work_cb)(void *ctx);
 void tt_loop_work(tt_loop_t *loop, tt_work_cb work, tt_work_cb done, void *ctx);
 
+/* Watches a hiredis asynchronous connection on the loop (hiredis' libuv
+ * adapter): its reads and writes run from the loop's poll. Returns 0, or -1
+ * when the adapter refused (out of memory, attached already). The adapter's
+ * handle closes with the connection (redisAsyncFree). */
+struct redisAsyncContext;
+int tt_loop_attach_redis(tt_loop_t *loop, struct redisAsyncContext *ac);
+
 /* ---- streams ----------------------------------------------------------- */
 
 /* An endpoint: what a stream's bytes mean. Every callback is optional but

@@ -1,0 +1,1107 @@
+/* A cluster node over Redis (cluster.h). */
+#include "cluster/cluster.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/map.h"
+#include "core/xmalloc.h"
+
+extern const char cluster_publish_lua[]; /* publish.lua, embedded by CMake */
+
+#define TICK_MS 250
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define HEARTBEAT_MS 1000
+#define UNWATCH_LINGER_MS 10000 /* a room no longer watched stays subscribed this long */
+#define FETCH_COUNT 512         /* stream entries per read that fills a gap */
+#define INBOX_MAX 8192          /* messages a room holds while it syncs or a join reads */
+#define INBOX_BYTES (4u << 20)  /* and their bytes */
+#define READS_MAX 1024          /* chat reads waiting for their room's subscription */
+#define CHANNEL_PREFIX "tt:room:"
+#define KEY_ID "tt:id"
+
+typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_READY } link_state_t;
+
+typedef struct link_s {
+    struct cluster_s *c;
+    redisAsyncContext *ac;
+    link_state_t state;
+    bool sub;
+    const char *what; /* "command" or "subscription" */
+    uint64_t next_try_ms;
+    uint64_t backoff_ms;
+    uint64_t since_ms;    /* CONNECTING: when it began */
+    uint64_t progress_ms; /* the last reply or message, or the first command after none */
+    unsigned outstanding; /* commands sent whose reply has not come */
+} link_t;
+
+typedef enum { R_UNSUB, R_SUBSCRIBING, R_SYNCING, R_LIVE, R_UNSUBSCRIBING } room_state_t;
+
+typedef struct cread_s cread_t;
+
+typedef struct inbox_item_s {
+    size_t len;
+    char data[]; /* the payload */
+} inbox_item_t;
+
+typedef struct croom_s {
+    char key[65];
+    size_t key_len;
+    char name[65]; /* the chat's spelling */
+    size_t name_len;
+    room_state_t state;
+    bool watched;
+    bool known;    /* last_id and last_seq are the room's position */
+    bool fetching; /* a sync read is in flight */
+    bool overflowed;
+    uint64_t unwatched_ms;
+    uint64_t last_id, last_seq;
+    unsigned hold; /* joins' reads in flight: deliveries wait in the inbox */
+    inbox_item_t **inbox;
+    size_t in_head, in_n, in_cap, in_bytes;
+    cread_t *reads, *reads_tail; /* waiting for R_LIVE */
+} croom_t;
+
+struct cread_s {
+    struct cluster_s *c;
+    cread_t *next;
+    char key[65];
+    size_t key_len;
+    uint64_t after, before;
+    unsigned limit;
+    bool fence;
+    uint64_t queued_ms;
+    chat_history_done_cb done;
+    void *arg;
+};
+
+struct cluster_s {
+    tt_loop_t *loop;
+    chat_t *chat;
+    cluster_config_t cfg;
+    link_t cmd, sub;
+    char sha[41];
+    bool script;
+    bool ready; /* as last logged */
+    bool ever_ready;
+    tt_timer_t *tick;
+    tt_map_t rooms; /* key → croom_t */
+    char hb_chan[CLUSTER_NODE_MAX + 16];
+    uint64_t last_hb_ms;
+    uint64_t max_id; /* the highest id seen: the script's floor */
+    /* The loop time past the deadline of the last publish sent: the command
+     * link is not given up before it, so a message refused as
+     * `unavailable` is one Redis refuses too (TT_LATE), whenever it runs. */
+    uint64_t pub_deadline_ms;
+    unsigned nreads; /* queued chat reads, every room */
+    char *scratch;   /* a body being formatted */
+    size_t scratch_cap;
+    uint64_t bad_logged_ms;
+    cluster_stats_t stats;
+};
+
+static uint64_t now_ms(const cluster_t *c) {
+    return tt_loop_now(c->loop);
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void link_lost(link_t *l, const char *why);
+static void room_subscribe(cluster_t *c, croom_t *r);
+static void room_fetch(cluster_t *c, croom_t *r);
+static void room_drain(cluster_t *c, struct croom_s *r);
+static void read_issue(cluster_t *c, cread_t *rd);
+static void read_fail(cluster_t *c, cread_t *rd);
+static cread_t *reads_pop(cluster_t *c, struct croom_s *r);
+
+/* ---- readiness ---- */
+
+static void note_ready(cluster_t *c) {
+    bool ready = c->cmd.state == LINK_READY && c->sub.state == LINK_READY && c->script;
+    if (ready == c->ready)
+        return;
+    c->ready = ready;
+    const cluster_url_t *u = &c->cfg.url;
+    if (ready) {
+        if (u->path[0] != '\0')
+            tt_log_info("cluster: node %s connected to redis %s", c->cfg.node, u->path);
+        else
+            tt_log_info("cluster: node %s connected to redis %s:%d", c->cfg.node, u->host, u->port);
+        c->ever_ready = true;
+    }
+}
+
+bool cluster_ready(const cluster_t *c) {
+    return c != NULL && c->ready;
+}
+
+/* ---- commands ---- */
+
+/* Every command goes through here, so the link knows what it waits for. */
+static bool command_argv(link_t *l, redisCallbackFn *cb, void *priv, int argc, const char **argv,
+                         const size_t *lens) {
+    if (l->ac == NULL)
+        return false;
+    if (redisAsyncCommandArgv(l->ac, cb, priv, argc, argv, lens) != REDIS_OK)
+        return false;
+    if (l->outstanding++ == 0)
+        l->progress_ms = now_ms(l->c);
+    return true;
+}
+
+/* A reply came (reply NULL: the link went away with the command in it). */
+static void replied(link_t *l, const void *reply) {
+    if (l->outstanding > 0)
+        l->outstanding--;
+    if (reply != NULL)
+        l->progress_ms = now_ms(l->c);
+}
+
+static link_t *link_of(const redisAsyncContext *ac) {
+    return ac->data;
+}
+
+static bool reply_ok(const redisReply *r) {
+    return r != NULL && r->type != REDIS_REPLY_ERROR;
+}
+
+/* ---- connecting ---- */
+
+static void on_setup(redisAsyncContext *ac, void *reply, void *priv) {
+    link_t *l = priv;
+    replied(l, reply);
+    const redisReply *r = reply;
+    if (r == NULL || l->ac != ac)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[160];
+        snprintf(why, sizeof(why), "redis refused the %s link's set-up: %.100s", l->what, r->str);
+        link_lost(l, why);
+    }
+}
+
+/* A link is up: the rooms that waited for it subscribe (the subscription
+ * link) or read their streams (the command link). */
+static void link_up(link_t *l) {
+    cluster_t *c = l->c;
+    l->state = LINK_READY;
+    l->backoff_ms = BACKOFF_MIN_MS;
+    size_t pos = 0;
+    void *v;
+    while (tt_map_next(&c->rooms, &pos, NULL, NULL, &v)) {
+        croom_t *room = v;
+        if (l->sub && room->state == R_UNSUB && room->watched)
+            room_subscribe(c, room);
+        else if (!l->sub && room->state == R_SYNCING && !room->fetching)
+            room_fetch(c, room);
+    }
+    note_ready(c);
+}
+
+static void on_script(redisAsyncContext *ac, void *reply, void *priv) {
+    link_t *l = priv;
+    cluster_t *c = l->c;
+    replied(l, reply);
+    const redisReply *r = reply;
+    if (r == NULL || l->ac != ac)
+        return;
+    if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+        char why[160];
+        snprintf(why, sizeof(why), "redis did not load the publish script: %.100s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
+        link_lost(l, why);
+        return;
+    }
+    memcpy(c->sha, r->str, 40);
+    c->sha[40] = '\0';
+    c->script = true;
+    link_up(l);
+}
+
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv);
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    link_t *l = link_of(ac);
+    if (status == REDIS_OK || l->ac != ac)
+        return;
+    /* hiredis frees the context after this. */
+    char why[160];
+    snprintf(why, sizeof(why), "cannot connect the %s link: %.100s", l->what, ac->errstr);
+    l->ac = NULL;
+    link_lost(l, why);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    link_t *l = link_of(ac);
+    if (l->ac != ac)
+        return; /* given up on already (link_lost) */
+    char why[160];
+    snprintf(why, sizeof(why), "the %s link closed: %.100s", l->what,
+             status == REDIS_OK ? "by redis" : ac->errstr);
+    l->ac = NULL;
+    link_lost(l, why);
+}
+
+static void link_connect(link_t *l) {
+    cluster_t *c = l->c;
+    const cluster_url_t *u = &c->cfg.url;
+    redisAsyncContext *ac =
+        u->path[0] != '\0' ? redisAsyncConnectUnix(u->path) : redisAsyncConnect(u->host, u->port);
+    l->since_ms = now_ms(c);
+    l->outstanding = 0;
+    if (ac == NULL || ac->err) {
+        tt_log_debug("cluster: cannot connect the %s link: %s", l->what,
+                     ac != NULL ? ac->errstr : "out of memory");
+        if (ac != NULL)
+            redisAsyncFree(ac);
+        l->next_try_ms = now_ms(c) + l->backoff_ms;
+        l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->backoff_ms * 2;
+        return;
+    }
+    ac->data = l;
+    if (tt_loop_attach_redis(c->loop, ac) != 0) {
+        redisAsyncFree(ac);
+        l->next_try_ms = now_ms(c) + l->backoff_ms;
+        return;
+    }
+    l->ac = ac;
+    l->state = LINK_CONNECTING;
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    /* Commands queue until the connection is made; their replies come in
+     * order: the set-up, then the script or the subscription. */
+    if (u->password[0] != '\0') {
+        const char *argv[] = {"AUTH", u->password};
+        size_t lens[] = {4, strlen(u->password)};
+        command_argv(l, on_setup, l, 2, argv, lens);
+    }
+    if (!l->sub && u->db != 0) {
+        char db[16];
+        int n = snprintf(db, sizeof(db), "%d", u->db);
+        const char *argv[] = {"SELECT", db};
+        size_t lens[] = {6, (size_t)n};
+        command_argv(l, on_setup, l, 2, argv, lens);
+    }
+    if (l->sub) {
+        /* Our own channel first: its confirmation makes the link ready. */
+        const char *argv[] = {"SUBSCRIBE", c->hb_chan};
+        size_t lens[] = {9, strlen(c->hb_chan)};
+        if (l->ac != NULL && redisAsyncCommandArgv(l->ac, on_sub_message, c, 2, argv, lens) == 0)
+            l->progress_ms = now_ms(c);
+    } else {
+        const char *argv[] = {"SCRIPT", "LOAD", cluster_publish_lua};
+        size_t lens[] = {6, 4, strlen(cluster_publish_lua)};
+        command_argv(l, on_script, l, 3, argv, lens);
+    }
+}
+
+/* A link found down or silent: forget it (what was in flight completes as
+ * refused), and try again after the backoff. */
+static void link_lost(link_t *l, const char *why) {
+    cluster_t *c = l->c;
+    bool was_ready = c->ready;
+    if (l->state != LINK_DOWN)
+        c->stats.link_losses++;
+    redisAsyncContext *ac = l->ac;
+    l->ac = NULL;
+    l->state = LINK_DOWN;
+    l->outstanding = 0;
+    l->next_try_ms = now_ms(c) + l->backoff_ms;
+    l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->backoff_ms * 2;
+    if (!l->sub)
+        c->script = false;
+    note_ready(c);
+    if (was_ready && l->sub)
+        tt_log_warn("cluster: %s; room messages reach this node's members once it is back", why);
+    else if (was_ready)
+        tt_log_warn("cluster: %s; chat messages are refused until redis is back", why);
+    else
+        tt_log_debug("cluster: %s", why);
+    if (l->sub) {
+        /* Every room subscribes again, and fills what it missed. */
+        size_t pos = 0;
+        void *v;
+        while (tt_map_next(&c->rooms, &pos, NULL, NULL, &v)) {
+            croom_t *r = v;
+            if (r->state != R_UNSUB)
+                r->state = R_UNSUB;
+        }
+    }
+    if (ac != NULL)
+        redisAsyncFree(ac); /* runs the pending callbacks with no reply */
+    if (!l->sub) {
+        /* Reads waiting for a subscription fail now, not later. */
+        size_t pos = 0;
+        void *v;
+        while (tt_map_next(&c->rooms, &pos, NULL, NULL, &v)) {
+            croom_t *r = v;
+            r->fetching = false;
+            cread_t *rd;
+            while ((rd = reads_pop(c, r)) != NULL)
+                read_fail(c, rd);
+        }
+    }
+}
+
+/* ---- rooms ---- */
+
+/* The oldest chat read waiting for the room's subscription, taken off. */
+static cread_t *reads_pop(cluster_t *c, croom_t *r) {
+    cread_t *rd = r->reads;
+    if (rd == NULL)
+        return NULL;
+    r->reads = rd->next;
+    if (r->reads == NULL)
+        r->reads_tail = NULL;
+    c->nreads--;
+    return rd;
+}
+
+static croom_t *room_get(cluster_t *c, const char *key, size_t len) {
+    return tt_map_get(&c->rooms, key, len);
+}
+
+static void inbox_clear(croom_t *r) {
+    for (size_t i = 0; i < r->in_n; i++)
+        free(r->inbox[(r->in_head + i) % r->in_cap]);
+    r->in_head = r->in_n = r->in_bytes = 0;
+}
+
+static void room_free(cluster_t *c, croom_t *r) {
+    tt_map_remove(&c->rooms, r->key, r->key_len);
+    inbox_clear(r);
+    free(r->inbox);
+    free(r);
+    c->stats.rooms--;
+}
+
+static void inbox_push(croom_t *r, const char *p, size_t len) {
+    if (r->overflowed)
+        return;
+    if (r->in_n == INBOX_MAX || r->in_bytes + len > INBOX_BYTES) {
+        /* Everything held is in the stream: read it from there instead. */
+        inbox_clear(r);
+        r->overflowed = true;
+        return;
+    }
+    if (r->in_n == r->in_cap) {
+        size_t cap = r->in_cap ? r->in_cap * 2 : 16;
+        inbox_item_t **a = xmalloc(cap * sizeof(*a));
+        for (size_t i = 0; i < r->in_n; i++)
+            a[i] = r->inbox[(r->in_head + i) % r->in_cap];
+        free(r->inbox);
+        r->inbox = a;
+        r->in_cap = cap;
+        r->in_head = 0;
+    }
+    inbox_item_t *it = xmalloc(sizeof(*it) + len);
+    it->len = len;
+    memcpy(it->data, p, len);
+    r->inbox[(r->in_head + r->in_n) % r->in_cap] = it;
+    r->in_n++;
+    r->in_bytes += len;
+}
+
+static void bad_payload(cluster_t *c, const char *where) {
+    uint64_t now = now_ms(c);
+    if (c->bad_logged_ms != 0 && now - c->bad_logged_ms < 10000)
+        return;
+    c->bad_logged_ms = now;
+    tt_log_warn("cluster: a malformed message in %s was skipped (logged once per 10 s)", where);
+}
+
+/* The room's next message: to the chat, and the room's position past it. */
+static void room_deliver(cluster_t *c, croom_t *r, const cluster_msg_t *m) {
+    r->last_id = m->id;
+    r->last_seq = m->seq;
+    r->known = true;
+    if (m->id > c->max_id)
+        c->max_id = m->id;
+    if (!r->watched)
+        return;
+    bool ours =
+        m->node_len == strlen(c->cfg.node) && memcmp(m->node, c->cfg.node, m->node_len) == 0;
+    chat_message_t msg = {.id = m->id,
+                          .ts = m->ts,
+                          .kind = CHAT_MSG_ROOM,
+                          .from = m->from,
+                          .from_len = m->from_len,
+                          .to = r->name,
+                          .to_len = r->name_len,
+                          .text = m->text,
+                          .text_len = m->text_len};
+    chat_bus_deliver(c->chat, &msg, m->mentions, m->mentions_len, ours ? m->token : 0);
+}
+
+typedef enum { IN_DONE, IN_GAP } in_result_t;
+
+/* One message from the subscription, in a live room: delivered, dropped as
+ * a duplicate, or a gap (then nothing is consumed). */
+static in_result_t room_in(cluster_t *c, croom_t *r, const char *p, size_t len) {
+    cluster_msg_t m;
+    if (!cluster_msg_parse(p, len, &m)) {
+        bad_payload(c, "a room's channel");
+        return IN_DONE;
+    }
+    if (m.seq <= r->last_seq && r->known) {
+        c->stats.duplicates++;
+        return IN_DONE;
+    }
+    if (r->known && m.seq != r->last_seq + 1) {
+        c->stats.gaps++;
+        return IN_GAP;
+    }
+    c->stats.received++;
+    room_deliver(c, r, &m);
+    return IN_DONE;
+}
+
+/* Delivers what the room holds, in order, while it is live and no join
+ * reads; a gap starts a sync read and leaves the rest held. */
+static void room_drain(cluster_t *c, croom_t *r) {
+    while (r->state == R_LIVE && r->hold == 0 && r->in_n > 0) {
+        inbox_item_t *it = r->inbox[r->in_head];
+        if (room_in(c, r, it->data, it->len) == IN_GAP) {
+            r->state = R_SYNCING;
+            room_fetch(c, r);
+            return;
+        }
+        r->in_head = (r->in_head + 1) % r->in_cap;
+        r->in_n--;
+        r->in_bytes -= it->len;
+        free(it);
+    }
+}
+
+static void room_live(cluster_t *c, croom_t *r) {
+    if (r->overflowed) {
+        /* What overflowed the inbox is in the stream: read on. */
+        r->overflowed = false;
+        r->known = true;
+        room_fetch(c, r);
+        return;
+    }
+    r->state = R_LIVE;
+    cread_t *rd;
+    while ((rd = reads_pop(c, r)) != NULL)
+        read_issue(c, rd);
+    room_drain(c, r);
+}
+
+typedef struct fetch_s {
+    cluster_t *c;
+    char key[65];
+    size_t key_len;
+    bool newest; /* only the room's position, nothing delivered */
+} fetch_t;
+
+static bool entry_payload(const redisReply *e, const char **p, size_t *len) {
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements < 2)
+        return false;
+    const redisReply *f = e->element[1];
+    for (size_t i = 0; i + 1 < f->elements; i += 2)
+        if (f->element[i]->type == REDIS_REPLY_STRING && f->element[i]->len == 1 &&
+            f->element[i]->str[0] == 'm' && f->element[i + 1]->type == REDIS_REPLY_STRING) {
+            *p = f->element[i + 1]->str;
+            *len = f->element[i + 1]->len;
+            return true;
+        }
+    return false;
+}
+
+static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
+    fetch_t *f = priv;
+    cluster_t *c = f->c;
+    replied(&c->cmd, reply);
+    croom_t *r = room_get(c, f->key, f->key_len);
+    bool newest = f->newest;
+    free(f);
+    if (r == NULL)
+        return;
+    r->fetching = false;
+    const redisReply *rep = reply;
+    if (r->state != R_SYNCING)
+        return; /* the subscription went away meanwhile: it syncs again */
+    if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY)
+        return; /* the tick tries again once the link is back */
+    if (newest) {
+        cluster_msg_t m;
+        const char *p;
+        size_t len;
+        r->last_id = r->last_seq = 0;
+        if (rep->elements > 0 && entry_payload(rep->element[0], &p, &len) &&
+            cluster_msg_parse(p, len, &m)) {
+            r->last_id = m.id;
+            r->last_seq = m.seq;
+            if (m.id > c->max_id)
+                c->max_id = m.id;
+        }
+        r->known = true;
+        room_live(c, r);
+        return;
+    }
+    for (size_t i = 0; i < rep->elements; i++) {
+        cluster_msg_t m;
+        const char *p;
+        size_t len;
+        if (!entry_payload(rep->element[i], &p, &len) || !cluster_msg_parse(p, len, &m)) {
+            bad_payload(c, "a room's stream");
+            continue;
+        }
+        if (m.id <= r->last_id)
+            continue;
+        /* The stream is the room's history: whatever follows the last
+         * message delivered is next, even where sequence numbers jump
+         * (a Redis that lost them restarted above the floor). */
+        c->stats.fetched++;
+        room_deliver(c, r, &m);
+    }
+    if (rep->elements >= FETCH_COUNT)
+        room_fetch(c, r);
+    else
+        room_live(c, r);
+}
+
+/* Reads the room's position (a new subscription) or what follows it (a
+ * gap, a resubscription) from its stream. */
+static void room_fetch(cluster_t *c, croom_t *r) {
+    if (r->fetching || c->cmd.state != LINK_READY)
+        return; /* on_script or the tick issue it once the link is up */
+    fetch_t *f = xmalloc(sizeof(*f));
+    f->c = c;
+    memcpy(f->key, r->key, r->key_len);
+    f->key_len = r->key_len;
+    f->newest = !r->known;
+    char log[80], start[32], count[16];
+    snprintf(log, sizeof(log), CHANNEL_PREFIX "%.*s:log", (int)r->key_len, r->key);
+    snprintf(count, sizeof(count), "%d", f->newest ? 1 : FETCH_COUNT);
+    bool ok;
+    if (f->newest) {
+        const char *argv[] = {"XREVRANGE", log, "+", "-", "COUNT", count};
+        size_t lens[] = {9, strlen(log), 1, 1, 5, strlen(count)};
+        ok = command_argv(&c->cmd, on_fetch, f, 6, argv, lens);
+    } else {
+        snprintf(start, sizeof(start), "%" PRIu64, r->last_id + 1);
+        const char *argv[] = {"XRANGE", log, start, "+", "COUNT", count};
+        size_t lens[] = {6, strlen(log), strlen(start), 1, 5, strlen(count)};
+        ok = command_argv(&c->cmd, on_fetch, f, 6, argv, lens);
+    }
+    if (!ok) {
+        free(f);
+        return;
+    }
+    r->fetching = true;
+}
+
+static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv) {
+    cluster_t *c = priv;
+    link_t *l = &c->sub;
+    const redisReply *r = reply;
+    if (r == NULL || l->ac != ac)
+        return;
+    l->progress_ms = now_ms(c);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    const char *kind = r->element[0]->str;
+    const char *chan = r->element[1]->str;
+    size_t chan_len = r->element[1]->len;
+    if (chan_len == strlen(c->hb_chan) && memcmp(chan, c->hb_chan, chan_len) == 0) {
+        if (strcmp(kind, "subscribe") == 0)
+            link_up(l);
+        return;
+    }
+    size_t plen = strlen(CHANNEL_PREFIX);
+    if (chan_len <= plen || memcmp(chan, CHANNEL_PREFIX, plen) != 0)
+        return;
+    croom_t *room = room_get(c, chan + plen, chan_len - plen);
+    if (room == NULL)
+        return;
+    if (strcmp(kind, "subscribe") == 0) {
+        if (room->state == R_SUBSCRIBING) {
+            room->state = R_SYNCING;
+            room_fetch(c, room);
+        }
+    } else if (strcmp(kind, "unsubscribe") == 0) {
+        if (room->state != R_UNSUBSCRIBING)
+            return;
+        room->state = R_UNSUB;
+        room->known = false; /* it no longer follows the room */
+        inbox_clear(room);
+        if (room->watched)
+            room_subscribe(c, room);
+        else if (room->hold == 0 && room->reads == NULL)
+            room_free(c, room);
+    } else if (strcmp(kind, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
+        const char *p = r->element[2]->str;
+        size_t len = r->element[2]->len;
+        if (room->state != R_LIVE || room->hold > 0 || room->in_n > 0) {
+            inbox_push(room, p, len);
+            return;
+        }
+        if (room_in(c, room, p, len) == IN_GAP) {
+            inbox_push(room, p, len);
+            room->state = R_SYNCING;
+            room_fetch(c, room);
+        }
+    }
+}
+
+static void room_subscribe(cluster_t *c, croom_t *r) {
+    if (c->sub.state != LINK_READY)
+        return; /* the heartbeat's confirmation subscribes every room */
+    char chan[80];
+    int n = snprintf(chan, sizeof(chan), CHANNEL_PREFIX "%.*s", (int)r->key_len, r->key);
+    const char *argv[] = {"SUBSCRIBE", chan};
+    size_t lens[] = {9, (size_t)n};
+    if (redisAsyncCommandArgv(c->sub.ac, on_sub_message, c, 2, argv, lens) == REDIS_OK)
+        r->state = R_SUBSCRIBING;
+}
+
+static void room_unsubscribe(cluster_t *c, croom_t *r) {
+    if (c->sub.state != LINK_READY) {
+        /* Nothing to unsubscribe from: the link is down. */
+        r->state = R_UNSUB;
+        r->known = false;
+        inbox_clear(r);
+        room_free(c, r);
+        return;
+    }
+    char chan[80];
+    int n = snprintf(chan, sizeof(chan), CHANNEL_PREFIX "%.*s", (int)r->key_len, r->key);
+    const char *argv[] = {"UNSUBSCRIBE", chan};
+    size_t lens[] = {11, (size_t)n};
+    if (redisAsyncCommandArgv(c->sub.ac, on_sub_message, c, 2, argv, lens) == REDIS_OK)
+        r->state = R_UNSUBSCRIBING;
+}
+
+static void bus_room_watch(void *ctx, const char *name, size_t len, bool on) {
+    cluster_t *c = ctx;
+    char key[65];
+    size_t klen = cluster_room_key(name, len, key);
+    croom_t *r = room_get(c, key, klen);
+    if (!on) {
+        if (r != NULL) {
+            r->watched = false;
+            r->unwatched_ms = now_ms(c);
+        }
+        return;
+    }
+    if (r == NULL) {
+        r = xcalloc(1, sizeof(*r));
+        memcpy(r->key, key, klen);
+        r->key_len = klen;
+        tt_map_put(&c->rooms, r->key, r->key_len, r);
+        c->stats.rooms++;
+    }
+    size_t n = len < 64 ? len : 64;
+    memcpy(r->name, name, n);
+    r->name_len = n;
+    r->watched = true;
+    if (r->state == R_UNSUB)
+        room_subscribe(c, r);
+    /* R_UNSUBSCRIBING: subscribes again when the unsubscription is done. */
+}
+
+/* ---- publishing ---- */
+
+typedef struct pub_s {
+    cluster_t *c;
+    chat_bus_done_cb done;
+    void *arg;
+    size_t n;      /* messages: ids[0..n) */
+    size_t expect; /* replies to wait for (the messages queued) */
+    size_t got;
+    uint64_t ids[];
+} pub_t;
+
+static void pub_complete(pub_t *pub) {
+    pub->done(pub->arg, pub->ids, pub->n);
+    free(pub);
+}
+
+static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
+    pub_t *pub = priv;
+    cluster_t *c = pub->c;
+    replied(&c->cmd, reply);
+    const redisReply *r = reply;
+    uint64_t id = 0;
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer > 0) {
+        id = (uint64_t)r->element[0]->integer;
+        if (id > c->max_id)
+            c->max_id = id;
+        c->stats.published++;
+    } else {
+        c->stats.refused++;
+        if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
+            c->cmd.ac == ac) {
+            /* Redis restarted under the same connection's name: load the
+             * script again. */
+            c->script = false;
+            const char *argv[] = {"SCRIPT", "LOAD", cluster_publish_lua};
+            size_t lens[] = {6, 4, strlen(cluster_publish_lua)};
+            command_argv(&c->cmd, on_script, &c->cmd, 3, argv, lens);
+        } else if (r != NULL && r->type == REDIS_REPLY_ERROR &&
+                   strncmp(r->str, "TT_LATE", 7) != 0) {
+            tt_log_warn("cluster: redis refused a message: %.200s", r->str);
+        }
+    }
+    pub->ids[pub->got++] = id;
+    if (pub->got == pub->expect)
+        pub_complete(pub);
+}
+
+static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus_done_cb done,
+                       void *arg) {
+    cluster_t *c = ctx;
+    /* The command link is enough: what is published while the subscription
+     * is down reaches everyone once it is back (from the stream). */
+    if (c->cmd.state != LINK_READY || !c->script || n == 0)
+        return -1;
+    pub_t *pub = xcalloc(1, sizeof(*pub) + n * sizeof(uint64_t));
+    pub->c = c;
+    pub->done = done;
+    pub->arg = arg;
+    pub->n = n;
+    pub->expect = n;
+    /* Past this, Redis refuses the message: a node that gave up on it has
+     * told its sender `unavailable`, so it must never appear later. */
+    char deadline[24], floor[24];
+    snprintf(deadline, sizeof(deadline), "%" PRId64, wall_ms() + (int64_t)c->cfg.timeout_ms);
+    c->pub_deadline_ms = now_ms(c) + c->cfg.timeout_ms + 50;
+    snprintf(floor, sizeof(floor), "%" PRIu64, c->max_id);
+    size_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        const chat_message_t *m = msgs[i].msg;
+        bool ok;
+        if (m->kind == CHAT_MSG_PRIVATE) {
+            const char *argv[] = {"EVALSHA", c->sha, "1", KEY_ID, deadline, floor};
+            size_t lens[] = {7, 40, 1, strlen(KEY_ID), strlen(deadline), strlen(floor)};
+            ok = command_argv(&c->cmd, on_publish, pub, 6, argv, lens);
+        } else {
+            char key[65], kseq[96], klog[96], chan[96], maxlen[24], sfloor[24];
+            size_t klen = cluster_room_key(m->to, m->to_len, key);
+            croom_t *r = room_get(c, key, klen);
+            snprintf(kseq, sizeof(kseq), CHANNEL_PREFIX "%.*s:seq", (int)klen, key);
+            snprintf(klog, sizeof(klog), CHANNEL_PREFIX "%.*s:log", (int)klen, key);
+            snprintf(chan, sizeof(chan), CHANNEL_PREFIX "%.*s", (int)klen, key);
+            snprintf(maxlen, sizeof(maxlen), "%" PRIu64, c->cfg.retain);
+            snprintf(sfloor, sizeof(sfloor), "%" PRIu64, r != NULL && r->known ? r->last_seq : 0);
+            size_t need = m->text_len + CLUSTER_BODY_OVERHEAD + msgs[i].mentions_len;
+            if (c->scratch_cap < need) {
+                c->scratch_cap = need;
+                c->scratch = xrealloc(c->scratch, need);
+            }
+            size_t blen = cluster_body_format(
+                c->scratch, c->scratch_cap, m->ts, c->cfg.node, msgs[i].token, m->from, m->from_len,
+                m->to, m->to_len, msgs[i].mentions, msgs[i].mentions_len, m->text, m->text_len);
+            const char *argv[] = {"EVALSHA", c->sha, "3",  KEY_ID,     kseq,   klog,
+                                  deadline,  floor,  chan, c->scratch, maxlen, sfloor};
+            size_t lens[] = {7,
+                             40,
+                             1,
+                             strlen(KEY_ID),
+                             strlen(kseq),
+                             strlen(klog),
+                             strlen(deadline),
+                             strlen(floor),
+                             strlen(chan),
+                             blen,
+                             strlen(maxlen),
+                             strlen(sfloor)};
+            ok = blen > 0 && command_argv(&c->cmd, on_publish, pub, 12, argv, lens);
+        }
+        if (!ok)
+            break;
+        sent++;
+    }
+    if (sent == 0) {
+        c->stats.refused += n;
+        free(pub);
+        return -1;
+    }
+    /* What could not even be queued is refused (its id stays 0), after
+     * the replies of what was. */
+    c->stats.refused += n - sent;
+    pub->expect = sent;
+    return 0;
+}
+
+/* ---- history ---- */
+
+/* A read answered: its room delivers again, and the read is freed. */
+static void read_release(cluster_t *c, croom_t *r, cread_t *rd) {
+    if (rd->fence && r != NULL && r->hold > 0) {
+        r->hold--;
+        room_drain(c, r);
+    }
+    free(rd);
+}
+
+static void read_fail(cluster_t *c, cread_t *rd) {
+    croom_t *r = room_get(c, rd->key, rd->key_len);
+    rd->done(rd->arg, -1, NULL, 0, false);
+    read_release(c, r, rd);
+}
+
+static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
+    cread_t *rd = priv;
+    cluster_t *c = rd->c;
+    replied(&c->cmd, reply);
+    const redisReply *rep = reply;
+    if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY) {
+        read_fail(c, rd);
+        return;
+    }
+    croom_t *r = room_get(c, rd->key, rd->key_len);
+    /* A join's read holds nothing the room has not delivered here: the
+     * rest reaches the joiner live, after its reply. */
+    uint64_t fence = rd->fence && r != NULL && r->known ? r->last_id : UINT64_MAX;
+    size_t n = rep->elements;
+    chat_message_t *msgs = xmalloc((n > 0 ? n : 1) * sizeof(*msgs));
+    size_t k = 0;
+    bool more = n > rd->limit;
+    bool cut = false;
+    /* Newest first: keep at most limit, then hand them oldest first. */
+    for (size_t i = 0; i < n && k < rd->limit; i++) {
+        cluster_msg_t m;
+        const char *p;
+        size_t len;
+        if (!entry_payload(rep->element[i], &p, &len) || !cluster_msg_parse(p, len, &m)) {
+            bad_payload(c, "a room's stream");
+            continue;
+        }
+        if (m.id > fence) {
+            cut = true;
+            continue;
+        }
+        msgs[k++] = (chat_message_t){.id = m.id,
+                                     .ts = m.ts,
+                                     .kind = CHAT_MSG_ROOM,
+                                     .from = m.from,
+                                     .from_len = m.from_len,
+                                     .to = m.room,
+                                     .to_len = m.room_len,
+                                     .text = m.text,
+                                     .text_len = m.text_len};
+    }
+    if (cut && n > rd->limit)
+        more = true;
+    for (size_t i = 0; i < k / 2; i++) {
+        chat_message_t t = msgs[i];
+        msgs[i] = msgs[k - 1 - i];
+        msgs[k - 1 - i] = t;
+    }
+    rd->done(rd->arg, 0, msgs, k, more);
+    free(msgs);
+    read_release(c, r, rd);
+}
+
+static void read_issue(cluster_t *c, cread_t *rd) {
+    char log[96], hi[32], lo[32], count[16];
+    croom_t *r = room_get(c, rd->key, rd->key_len);
+    snprintf(log, sizeof(log), CHANNEL_PREFIX "%.*s:log", (int)rd->key_len, rd->key);
+    if (rd->before > 0)
+        snprintf(hi, sizeof(hi), "%" PRIu64, rd->before - 1);
+    else
+        snprintf(hi, sizeof(hi), "+");
+    if (rd->after > 0)
+        snprintf(lo, sizeof(lo), "%" PRIu64, rd->after + 1);
+    else
+        snprintf(lo, sizeof(lo), "-");
+    /* One more than asked tells whether there are more; a join's also
+     * what the fence may cut. */
+    unsigned want = rd->limit + 1;
+    if (rd->fence && r != NULL && r->in_n > 0)
+        want += (unsigned)(r->in_n < 1000 ? r->in_n : 1000);
+    snprintf(count, sizeof(count), "%u", want);
+    const char *argv[] = {"XREVRANGE", log, hi, lo, "COUNT", count};
+    size_t lens[] = {9, strlen(log), strlen(hi), strlen(lo), 5, strlen(count)};
+    if ((rd->before > 0 && rd->before <= rd->after + 1) ||
+        !command_argv(&c->cmd, on_read, rd, 6, argv, lens))
+        read_fail(c, rd);
+}
+
+static int bus_history(void *ctx, const char *room, size_t room_len, uint64_t after,
+                       uint64_t before, unsigned limit, chat_history_done_cb done, void *arg) {
+    cluster_t *c = ctx;
+    if (c->cmd.state != LINK_READY)
+        return -1;
+    cread_t *rd = xcalloc(1, sizeof(*rd));
+    rd->c = c;
+    rd->key_len = cluster_room_key(room, room_len, rd->key);
+    rd->after = after;
+    rd->before = before;
+    rd->limit = limit;
+    rd->done = done;
+    rd->arg = arg;
+    croom_t *r = room_get(c, rd->key, rd->key_len);
+    /* A read up to the newest message (a join's) is fenced: the room's
+     * deliveries wait until it is answered. */
+    rd->fence = before == 0 && r != NULL;
+    if (rd->fence) {
+        r->hold++;
+        if (r->state != R_LIVE) {
+            if (c->nreads >= READS_MAX) {
+                r->hold--;
+                free(rd);
+                return -1;
+            }
+            rd->queued_ms = now_ms(c);
+            if (r->reads_tail != NULL)
+                r->reads_tail->next = rd;
+            else
+                r->reads = rd;
+            r->reads_tail = rd;
+            c->nreads++;
+            return 0;
+        }
+    }
+    read_issue(c, rd);
+    return 0;
+}
+
+/* ---- the tick ---- */
+
+static void heartbeat(cluster_t *c) {
+    const char *argv[] = {"PUBLISH", c->hb_chan, "hb"};
+    size_t lens[] = {7, strlen(c->hb_chan), 2};
+    command_argv(&c->cmd, on_setup, &c->cmd, 3, argv, lens);
+}
+
+static void link_tick(cluster_t *c, link_t *l, uint64_t now) {
+    switch (l->state) {
+    case LINK_DOWN:
+        if (now >= l->next_try_ms)
+            link_connect(l);
+        break;
+    case LINK_CONNECTING:
+        if (now - l->since_ms > c->cfg.timeout_ms)
+            link_lost(l, l->sub ? "the subscription link did not come up in time"
+                                : "the command link did not come up in time");
+        break;
+    case LINK_READY:
+        /* The command link waits for a reply; the subscription hears our
+         * heartbeat every second. */
+        if (!l->sub && l->outstanding > 0 && now - l->progress_ms > c->cfg.timeout_ms &&
+            now > c->pub_deadline_ms)
+            link_lost(l, "redis stopped answering the command link");
+        else if (l->sub && now - l->progress_ms > c->cfg.timeout_ms + HEARTBEAT_MS)
+            link_lost(l, "redis stopped sending on the subscription link");
+        break;
+    }
+}
+
+static void on_tick(void *ctx) {
+    cluster_t *c = ctx;
+    uint64_t now = now_ms(c);
+    link_tick(c, &c->cmd, now);
+    link_tick(c, &c->sub, now);
+    if (c->cmd.state == LINK_READY && now - c->last_hb_ms >= HEARTBEAT_MS) {
+        c->last_hb_ms = now;
+        heartbeat(c);
+    }
+    size_t pos = 0;
+    void *v;
+    while (tt_map_next(&c->rooms, &pos, NULL, NULL, &v)) {
+        croom_t *r = v;
+        if (r->state == R_SYNCING && !r->fetching)
+            room_fetch(c, r);
+        /* Reads waiting for a subscription that does not come. */
+        while (r->reads != NULL && now - r->reads->queued_ms > c->cfg.timeout_ms)
+            read_fail(c, reads_pop(c, r));
+        if (!r->watched && r->hold == 0 && r->reads == NULL &&
+            now - r->unwatched_ms > UNWATCH_LINGER_MS &&
+            (r->state == R_LIVE || r->state == R_UNSUB || r->state == R_SYNCING) && !r->fetching) {
+            /* Removing during the walk: start over (rarely more than one). */
+            room_unsubscribe(c, r);
+            pos = 0;
+        }
+    }
+}
+
+/* ---- life ---- */
+
+int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cluster_t **out) {
+    cluster_t *c = xcalloc(1, sizeof(*c));
+    c->loop = loop;
+    c->chat = chat;
+    c->cfg = *cfg;
+    if (c->cfg.retain == 0)
+        c->cfg.retain = CLUSTER_RETAIN_DEFAULT;
+    if (c->cfg.timeout_ms == 0)
+        c->cfg.timeout_ms = CLUSTER_TIMEOUT_DEFAULT_MS;
+    snprintf(c->hb_chan, sizeof(c->hb_chan), "tt:node:%s", c->cfg.node);
+    tt_map_init(&c->rooms, 0);
+    for (int i = 0; i < 2; i++) {
+        link_t *l = i == 0 ? &c->cmd : &c->sub;
+        l->c = c;
+        l->sub = i == 1;
+        l->what = l->sub ? "subscription" : "command";
+        l->backoff_ms = BACKOFF_MIN_MS;
+        link_connect(l);
+    }
+    c->tick = tt_timer_new(loop, on_tick, c);
+    tt_timer_start(c->tick, TICK_MS, TICK_MS);
+    static const chat_bus_hooks_t hooks = {
+        .publish = bus_publish, .room_watch = bus_room_watch, .history = bus_history};
+    chat_set_bus(chat, &hooks, c, c->cfg.node);
+    *out = c;
+    return 0;
+}
+
+void cluster_stop(cluster_t *c) {
+    if (c == NULL || c->tick == NULL)
+        return;
+    tt_timer_free(c->tick);
+    c->tick = NULL;
+    for (int i = 0; i < 2; i++) {
+        link_t *l = i == 0 ? &c->cmd : &c->sub;
+        redisAsyncContext *ac = l->ac;
+        l->ac = NULL;
+        l->state = LINK_DOWN;
+        if (ac != NULL)
+            redisAsyncFree(ac);
+    }
+    c->script = false;
+    note_ready(c);
+}
+
+void cluster_free(cluster_t *c) {
+    if (c == NULL)
+        return;
+    cluster_stop(c);
+    size_t pos = 0;
+    void *v;
+    while (tt_map_next(&c->rooms, &pos, NULL, NULL, &v)) {
+        croom_t *r = v;
+        cread_t *rd;
+        while ((rd = reads_pop(c, r)) != NULL) {
+            rd->done(rd->arg, -1, NULL, 0, false);
+            free(rd);
+        }
+        inbox_clear(r);
+        free(r->inbox);
+        free(r);
+    }
+    tt_map_dispose(&c->rooms);
+    free(c->scratch);
+    free(c);
+}
+
+void cluster_stats(const cluster_t *c, cluster_stats_t *out) {
+    *out = c->stats;
+}
