@@ -440,25 +440,29 @@ export async function startRedis({ appendonly = false, fsync = 'everysec', port,
 // ---------------------------------------------------------------------------
 // tertulia nodes
 
-/** The status of GET /readyz on server (0 when the connection fails). */
-export async function readyz(server) {
+/** GET /readyz on server: { status, body } (status 0 when the connection fails). */
+async function readyzResponse(server) {
     try {
         const r = await httpOnce(server, `GET /readyz HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`, { timeoutMs: 2000 });
-        return r.status;
-    } catch {
-        return 0;
+        return { status: r.status, body: r.body.toString('utf8').trim() };
+    } catch (err) {
+        return { status: 0, body: err.message };
     }
 }
 
-/** Polls /readyz until it answers 200; fails after timeoutMs with the last status and the node's log. */
+/** The status of GET /readyz on server (0 when the connection fails). */
+export async function readyz(server) {
+    return (await readyzResponse(server)).status;
+}
+
+/** Polls /readyz until it answers 200; fails after timeoutMs with the last answer and the node's log. */
 export async function waitReady(server, timeoutMs = 15000) {
     const deadline = Date.now() + timeoutMs;
-    let last;
     for (;;) {
-        last = await readyz(server);
-        if (last === 200) return;
+        const last = await readyzResponse(server);
+        if (last.status === 200) return;
         if (server.exitInfo) throw new Error(`node exited (${JSON.stringify(server.exitInfo)}) before /readyz answered 200; stderr tail:\n${server.tail()}`);
-        if (Date.now() > deadline) throw new Error(`/readyz still answers ${last} after ${timeoutMs} ms; stderr tail:\n${server.tail()}`);
+        if (Date.now() > deadline) throw new Error(`/readyz still answers ${last.status} ${JSON.stringify(last.body)} after ${timeoutMs} ms; stderr tail:\n${server.tail()}`);
         await sleep(50);
     }
 }
