@@ -236,3 +236,22 @@ test('harness: pause stops the process, resume lets the reply come; a restart wi
         await r.stop();
     }
 });
+
+test('harness: a Redis with a password (AUTH first, the URL carries it) and a unix socket', T, async () => {
+    const r = await startRedis({ password: 'tt-test-pw', unixSocket: true });
+    try {
+        assert.equal(r.url, `redis://:tt-test-pw@127.0.0.1:${r.port}/0`);
+        assert.ok(fs.statSync(r.socket).isSocket(), 'the unix socket is in its folder');
+        const c = r.client();
+        assert.equal(await c.cmd('PING'), 'PONG', 'client() authenticates');
+        await c.close();
+        const anon = redisClient(r.port);
+        await assert.rejects(anon.cmd('GET', 'x'), { message: /^NOAUTH/ });
+        await anon.close();
+        const wrong = redisClient(r.port, { password: 'nope' });
+        await assert.rejects(wrong.cmd('PING'), /AUTH refused: WRONGPASS/);
+        await wrong.close();
+    } finally {
+        await r.stop();
+    }
+});

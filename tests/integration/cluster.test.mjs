@@ -10,6 +10,8 @@
 // Skipped, saying why, when the binary has no --redis.
 
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { join, legacyLogin, login, startServer, uniq, waitMembers, connect } from './helpers.mjs';
@@ -20,6 +22,7 @@ import {
     endBurst,
     freePort,
     readyz,
+    roomKey,
     roomMessages,
     sayRoom,
     startNode,
@@ -258,4 +261,78 @@ test('a node started while Redis is down listens, answers /readyz 503, and becom
     await say(ana, room, 'now it works');
     await heard(ana, 'now it works');
     await node.stopClean();
+});
+
+/** A Redis with a password and a unix socket, and a file holding the password. */
+async function passwordRedis() {
+    const PW = 'tt-cluster-pw';
+    const r = await startRedis({ password: PW, unixSocket: true });
+    extraRedis.push(r);
+    const pwFile = path.join(r.dir, 'password');
+    fs.writeFileSync(pwFile, `${PW}\n`);
+    return { r, PW, pwFile };
+}
+
+/** startNode on url (no readiness shortcut), remembered for the clean-up. */
+async function nodeOn(url, name, args = []) {
+    const n = await startNode({ url }, name, [...NODE_ARGS, ...args]);
+    extraServers.push(n);
+    return n;
+}
+
+test('a Redis with a password: in the URL, or in --redis-password-file (which overrides the URL one); a db number in the URL', T, async () => {
+    const { r, PW, pwFile } = await passwordRedis();
+    const a = await nodeOn(`redis://:${PW}@127.0.0.1:${r.port}/3`, 'pa');
+    const b = await nodeOn(`redis://:wrong@127.0.0.1:${r.port}/3`, 'pb', ['--redis-password-file', pwFile]);
+    const room = uniq('pw');
+    const ca = await keep(login(a, uniq('ca'), { room }));
+    const cb = await keep(login(b, uniq('cb'), { room }));
+    const m = await say(ca, room, 'with a password');
+    assert.equal((await heard(cb, 'with a password')).id, m.message_id, 'both nodes are one chat');
+
+    const rc = r.client();
+    try {
+        assert.equal(await rc.cmd('EXISTS', `tt:room:${roomKey(room)}:log`), 0, 'nothing in db 0');
+        await rc.cmd('SELECT', 3);
+        assert.equal(await rc.cmd('XLEN', `tt:room:${roomKey(room)}:log`), 1, 'the room lives in db 3, the URL one');
+        assert.equal(await rc.cmd('GET', 'tt:id'), String(m.message_id));
+    } finally {
+        await rc.close();
+    }
+    for (const n of [a, b]) await n.stopClean();
+});
+
+test('a unix: socket URL: its node and one on TCP (db 0) are one chat', T, async () => {
+    const { r, PW, pwFile } = await passwordRedis();
+    const t = await nodeOn(`redis://:${PW}@127.0.0.1:${r.port}`, 'ut');
+    const u = await nodeOn(`unix:${r.socket}`, 'uu', ['--redis-password-file', pwFile]);
+    const room = uniq('unix');
+    const ct = await keep(login(t, uniq('ct'), { room }));
+    const cu = await keep(login(u, uniq('cu'), { room }));
+    for (const [from, to] of [[ct, cu], [cu, ct]]) {
+        const m = await say(from, room, `from ${from.nickname}`);
+        assert.equal((await heard(to, m.text)).id, m.message_id);
+    }
+    for (const n of [t, u]) await n.stopClean();
+});
+
+test('nodes on two dbs of one Redis are two chats', T, async () => {
+    const { r, PW } = await passwordRedis();
+    const a = await nodeOn(`redis://:${PW}@127.0.0.1:${r.port}/3`, 'da');
+    const u = await nodeOn(`redis://:${PW}@127.0.0.1:${r.port}/0`, 'du');
+    const room = uniq('dbs');
+    const ca = await keep(login(a, uniq('ca'), { room }));
+    const cu = await keep(login(u, uniq('cu'), { room }));
+    await say(ca, room, 'on db 3');
+    await heard(ca, 'on db 3');
+    // cu's own message comes after anything the room sent it before: a
+    // later reply on its connection, not a timer.
+    const own = await say(cu, room, 'on db 0');
+    await heard(cu, 'on db 0');
+    assert.deepEqual(roomMessages(cu, room).map((m) => m.message.text), [], 'the node on db 0 delivered nothing said on db 3 (Redis Pub/Sub channels are not per db)');
+    assert.equal(own.message_id, 1, 'db 0 has its own ids');
+    await say(ca, room, 'db 3 again');
+    await heard(ca, 'db 3 again');
+    assert.deepEqual(roomMessages(ca, room).map((m) => m.message.text), [], 'the node on db 3 delivered nothing said on db 0');
+    for (const n of [a, u]) await n.stopClean();
 });

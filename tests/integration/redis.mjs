@@ -143,11 +143,12 @@ function encodeCommand(args) {
  *                        channel); then the channels' messages arrive in
  *                        `messages`, an Inbox of { channel, message }.
  *   close()            → Promise, resolved once the connection is closed.
+ * With password, AUTH is sent first (a refusal fails every command).
  * If the connection fails or ends, the commands waiting for a reply reject.
  * The socket never keeps the test file's process alive on its own: it is
  * referenced only while a reply is awaited.
  */
-export function redisClient(port, { label = `redis:${port}` } = {}) {
+export function redisClient(port, { label = `redis:${port}`, password } = {}) {
     const sock = net.connect({ host: HOST, port });
     sock.setNoDelay(true);
     sock.unref();
@@ -171,6 +172,8 @@ export function redisClient(port, { label = `redis:${port}` } = {}) {
         buf = buf.length ? Buffer.concat([buf, d]) : d;
         let off = 0;
         for (;;) {
+            // Given up on (a refused AUTH): the rest answers nothing.
+            if (endedWhy !== null) return;
             const r = parseResp(buf, off);
             if (r === undefined) break;
             off = r.off;
@@ -198,6 +201,18 @@ export function redisClient(port, { label = `redis:${port}` } = {}) {
         new Promise((resolve, reject) => {
             pending.push({ resolve, reject, what });
         });
+
+    if (password !== undefined) {
+        pending.push({
+            what: 'AUTH',
+            resolve: () => {},
+            reject: (err) => {
+                failAll(`AUTH refused: ${err.message}`);
+                sock.destroy();
+            },
+        });
+        sock.write(encodeCommand(['AUTH', password]));
+    }
 
     const client = {
         messages,
@@ -262,7 +277,7 @@ export async function until(check, ms, what, pollMs = 10) {
  * or a `LOADING` reply are retried), or rejects after timeoutMs or as soon
  * as `exited` (the server's exit promise) resolves.
  */
-async function waitPong(port, exited, timeoutMs, describeFailure) {
+async function waitPong(port, password, exited, timeoutMs, describeFailure) {
     const deadline = Date.now() + timeoutMs;
     let lastErr = null;
     let gone = null;
@@ -271,7 +286,7 @@ async function waitPong(port, exited, timeoutMs, describeFailure) {
     });
     while (Date.now() < deadline) {
         if (gone) throw new Error(`redis-server exited (code ${gone.code}, signal ${gone.signal}) before answering PING; ${describeFailure()}`);
-        const c = redisClient(port);
+        const c = redisClient(port, { password });
         try {
             const r = await bounded(c.cmd('PING'), 2000, 'PONG');
             if (r === 'PONG') return;
@@ -289,18 +304,21 @@ async function waitPong(port, exited, timeoutMs, describeFailure) {
 /**
  * Starts /usr/bin/redis-server on 127.0.0.1 (a free port, or `port` when
  * given: a test that starts a node before its Redis chooses the port first),
- * data in a fresh temporary folder, no RDB snapshots, AOF as asked. Resolves
- * once it answers PING. Returns
- *   { port, url, dir, pid, logFile, log(), stop(), kill9(), pause(), resume(), restart() }.
+ * data in a fresh temporary folder, no RDB snapshots, AOF as asked; with
+ * password, clients must AUTH (url then carries it); with unixSocket, it
+ * also listens on `socket` (a path in its folder). Resolves once it answers
+ * PING. Returns
+ *   { port, url, socket, dir, pid, logFile, log(), stop(), kill9(), pause(), resume(), restart(), client() }.
  * restart() starts it again on the same port and folder with the same
  * options (after stopping it if it still runs): with AOF on, the data stays.
  */
-export async function startRedis({ appendonly = false, fsync = 'everysec', port, timeoutMs = 15000 } = {}) {
+export async function startRedis({ appendonly = false, fsync = 'everysec', port, password, unixSocket = false, timeoutMs = 15000 } = {}) {
     if (!fs.existsSync(REDIS_BIN)) {
         throw new Error(`${REDIS_BIN} does not exist: install it with scripts/deps.sh --test (Debian package redis-server)`);
     }
     const dir = tempDir('tertulia-redis-');
     const logFile = path.join(dir, 'redis.log');
+    const socket = unixSocket ? path.join(dir, 'redis.sock') : null;
     let proc = null;
     let exited = null;
     let exitInfo = null;
@@ -323,6 +341,8 @@ export async function startRedis({ appendonly = false, fsync = 'everysec', port,
             '--appendonly', appendonly ? 'yes' : 'no', '--appendfsync', fsync,
             '--daemonize', 'no', '--logfile', logFile,
         ];
+        if (password !== undefined) args.push('--requirepass', password);
+        if (socket) args.push('--unixsocket', socket, '--unixsocketperm', '700');
         output = '';
         exitInfo = null;
         paused = false;
@@ -344,7 +364,7 @@ export async function startRedis({ appendonly = false, fsync = 'everysec', port,
                 resolve({ code, signal });
             });
         });
-        await waitPong(p, exited, timeoutMs, describeFailure);
+        await waitPong(p, password, exited, timeoutMs, describeFailure);
     };
 
     // The first start: a port taken between freePort() and Redis's bind
@@ -380,7 +400,9 @@ export async function startRedis({ appendonly = false, fsync = 'everysec', port,
 
     const redis = {
         port: chosen,
-        url: `redis://${HOST}:${chosen}/0`,
+        url: password !== undefined ? `redis://:${encodeURIComponent(password)}@${HOST}:${chosen}/0` : `redis://${HOST}:${chosen}/0`,
+        socket,
+        password,
         dir,
         logFile,
         log,
@@ -430,8 +452,8 @@ export async function startRedis({ appendonly = false, fsync = 'everysec', port,
             await spawnOn(chosen);
         },
         /** A new client on this server (close it when done). */
-        client(opts) {
-            return redisClient(chosen, opts);
+        client(opts = {}) {
+            return redisClient(chosen, { password, ...opts });
         },
     };
     return redis;
