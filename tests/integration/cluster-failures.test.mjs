@@ -113,6 +113,21 @@ test('Redis paused (SIGSTOP) for 5 s: unavailable and pong meanwhile, sending ag
     // (sayRoom matched it by its ref).
     await until(() => senders.every((s) => s.refused.length > 0), 10000, 'unavailable on both nodes during the pause');
     await pings(members);
+    // What needs no Redis answers from the node's view: who, rooms, a join
+    // of a room the node knows. A private is refused like a room message.
+    const who = await members[1].request({ type: 'who', room }, 'members');
+    assert.equal(who.type, 'members', `who during the pause: ${JSON.stringify(who)}`);
+    assert.ok(who.members.includes(members[0].nickname), 'who lists the node\'s members');
+    const rooms = await members[3].request({ type: 'rooms' }, 'rooms');
+    assert.equal(rooms.type, 'rooms', `rooms during the pause: ${JSON.stringify(rooms)}`);
+    const late = await login(n2, uniq('late'));
+    clients.push(late);
+    const joined = await late.request({ type: 'join', room }, 'joined');
+    assert.equal(joined.type, 'joined', `join of a known room during the pause: ${JSON.stringify(joined)}`);
+    const privRef = `p${uniq('r')}`;
+    members[0].send({ type: 'private', to: members[1].nickname, message: { text: 'private while paused' }, id: privRef });
+    const priv = await members[0].next((m) => (m.type === 'ack' || m.type === 'error') && m.ref === privRef, 10000);
+    assert.equal(priv.code, 'unavailable', `a private during the pause: ${JSON.stringify(priv)}`);
     // The pause lasts 5 s (longer if the checks above took longer).
     await sleep(Math.max(0, 5000 - (Date.now() - pausedAt)));
     await redis.resume();
@@ -128,6 +143,7 @@ test('Redis paused (SIGSTOP) for 5 s: unavailable and pong meanwhile, sending ag
     const endId = await endBurst(members[1], members, room);
     assertOneOrder(members, room, acked, refused);
     await assertStream(redis, room, acked, refused, [endId]);
+    for (const c of members) assert.ok(!c.inbox.items.some((m) => m.type === 'private'), `${c.label}: the refused private was delivered`);
 });
 
 test('Redis restarted with AOF (appendfsync always): unavailable while down, ids continue, history kept, since without gap or duplicate', T, async () => {
