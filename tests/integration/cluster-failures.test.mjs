@@ -170,6 +170,9 @@ test('Redis restarted with AOF (appendfsync always): unavailable while down, ids
     await pings([ana, ben]);
 
     await redis.restart();
+    // Each node logs its link coming up again, then /readyz says ready.
+    const ups = (n) => n.stderr.split('\n').filter((l) => l.includes(`cluster: node ${n.nodeName} connected to redis 127.0.0.1:${redis.port}`)).length;
+    await until(() => ups(n1) >= 2 && ups(n2) >= 2, 15000, 'both nodes logged their link up again');
     await Promise.all([waitReady(n1, 15000), waitReady(n2, 15000)]);
     const later = [];
     for (let i = 0; i < 10; i++) later.push(await sayRoom(i % 2 ? ana : ben, room, `after ${i}`));

@@ -178,9 +178,38 @@ test('history is shared: joined.history and `history` on node 2 hold what was sa
     try {
         const stream = await streamEntries(rc, room);
         assert.deepEqual(stream.map((e) => e.id), [...firstIds, more[0].message_id, more[1].message_id, ...expected, endId], 'the stream holds every accepted message of the room, in order');
+        // Each entry's body: the sending node, the sender, the room's spelling, the text.
+        const said = new Map([...first, ...more, ...missed].map((a) => [a.message_id, a.text]));
+        for (const e of stream.slice(0, -1)) {
+            const byAna = e.from === ana.nickname;
+            assert.ok(byAna || e.from === ben.nickname, `entry ${e.id} from ${e.from}`);
+            assert.equal(e.node, byAna ? 'n1' : 'n2', `entry ${e.id}: the node that published it`);
+            assert.equal(e.room, room);
+            assert.equal(e.mentions, '-');
+            assert.equal(e.text, said.get(e.id));
+        }
     } finally {
         await rc.close();
     }
+});
+
+test('--retain-messages trims the room stream in Redis; a joiner gets what is kept', T, async () => {
+    const n = await startNode(redis, 'n4', [...NODE_ARGS, '--retain-messages', '5']);
+    extraServers.push(n);
+    const room = uniq('retain');
+    const ana = await keep(login(n, uniq('ana'), { room }));
+    const acks = [];
+    for (let i = 0; i < 8; i++) acks.push(await say(ana, room, `kept? ${i}`));
+    const rc = redis.client();
+    try {
+        const stream = await streamEntries(rc, room);
+        assert.deepEqual(stream.map((e) => e.id), acks.slice(-5).map((a) => a.message_id), 'the stream keeps the newest 5');
+    } finally {
+        await rc.close();
+    }
+    const ben = await keep(login(n1, uniq('ben'), { room }));
+    assert.deepEqual(ben.joined.history.map((m) => m.id), acks.slice(-5).map((a) => a.message_id), 'joined.history: what the stream keeps');
+    await n.stopClean();
 });
 
 test('ids strictly increase cluster-wide: a private on node 1 gets an id above the room messages before it', T, async () => {
