@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -910,6 +911,9 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
         if (p == NULL) {
             p = chat__presence_add(u, room);
             newcomer = true;
+            if (chat->bus.presence != NULL)
+                chat->bus.presence(chat->bus_ctx, room->name, room->name_len, u->nick, u->nick_len,
+                                   true, NULL);
         } else if (p->nsess == 0) {
             /* Parked (a connection of this user dropped): back, quietly. */
             u->parked--;
@@ -962,10 +966,38 @@ void chat__room_free_if_empty(chat_t *chat, chat_room_t *room) {
     free(room);
 }
 
+/* Every person in the room is another node's (or nobody is). */
+static bool remote_only(const chat_room_t *room) {
+    for (uint32_t i = 0; i < room->npeople; i++)
+        if (room->people[i]->user->kind != CHAT_USER_REMOTE)
+            return false;
+    return true;
+}
+
+/* A remote presence ends; so does its user once it is in no room here. */
+static void remote_gone(chat_t *chat, chat_presence_t *p) {
+    chat_user_t *u = p->user;
+    chat__presence_remove(p);
+    if (u->nrooms == 0)
+        chat__user_end(chat, u, "disconnect");
+}
+
+/* The room has no member here any more: the other nodes' people are
+ * forgotten quietly, and the room goes (unless moderation keeps it). */
+static void drop_remote(chat_t *chat, chat_room_t *room) {
+    while (room->npeople > 0)
+        remote_gone(chat, room->people[room->npeople - 1]);
+}
+
 void chat__presence_gone(chat_t *chat, chat_presence_t *p, const char *reason) {
     chat_room_t *room = p->room;
     chat_user_t *u = p->user;
+    if (chat->bus.presence != NULL && u->kind != CHAT_USER_REMOTE)
+        chat->bus.presence(chat->bus_ctx, room->name, room->name_len, u->nick, u->nick_len, false,
+                           reason);
     chat__presence_remove(p);
+    if (room->count == 0 && remote_only(room))
+        drop_remote(chat, room);
     if (room->count == 0 && room->npeople == 0) {
         chat__room_free_if_empty(chat, room);
         return;
@@ -1302,6 +1334,66 @@ void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mention
     chat->counters.delivered[0] += room->count;
     tt_msg_unref(out);
     tt_msg_unref(plain);
+}
+
+void chat_bus_presence(chat_t *chat, const char *room_name, size_t room_len, const char *nick,
+                       size_t nick_len, bool joined, const char *reason) {
+    chat_room_t *room = chat__room_find(chat, room_name, room_len);
+    if (room == NULL || !chat_nickname_is_valid(nick, nick_len))
+        return;
+    chat_user_t *u = chat__user_find(chat, nick, nick_len);
+    if (u != NULL && u->kind != CHAT_USER_REMOTE)
+        return; /* a user of this node: its own presence counts */
+    chat_presence_t *p = u != NULL ? chat__presence_find(u, room) : NULL;
+    if (!joined) {
+        if (p != NULL) {
+            room_presence(chat, room, NULL, presence_json("member_left", room, u, reason));
+            remote_gone(chat, p);
+        }
+        return;
+    }
+    if (p != NULL || room->count == 0)
+        return; /* known already, or nobody here to tell */
+    if (u == NULL)
+        u = chat__user_new(chat, nick, nick_len, CHAT_USER_REMOTE);
+    p = chat__presence_add(u, room);
+    p->nsess = 1; /* present (elsewhere), not parked */
+    room_presence(chat, room, NULL, presence_json("member_joined", room, u, NULL));
+}
+
+void chat_bus_people(chat_t *chat, const char *room_name, size_t room_len, const char *const *nicks,
+                     const size_t *nick_lens, size_t n, bool quiet) {
+    chat_room_t *room = chat__room_find(chat, room_name, room_len);
+    if (room == NULL)
+        return;
+    /* Those that left while the bus could not tell. */
+    for (uint32_t i = room->npeople; i-- > 0;) {
+        chat_presence_t *p = room->people[i];
+        chat_user_t *u = p->user;
+        if (u->kind != CHAT_USER_REMOTE)
+            continue;
+        bool listed = false;
+        for (size_t k = 0; k < n && !listed; k++)
+            listed =
+                nick_lens[k] == u->nick_len && strncasecmp(nicks[k], u->nick, u->nick_len) == 0;
+        if (!listed)
+            chat_bus_presence(chat, room->name, room->name_len, u->nick, u->nick_len, false,
+                              "disconnect");
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (!quiet) {
+            chat_bus_presence(chat, room->name, room->name_len, nicks[k], nick_lens[k], true, NULL);
+            continue;
+        }
+        if (!chat_nickname_is_valid(nicks[k], nick_lens[k]))
+            continue;
+        chat_user_t *u = chat__user_find(chat, nicks[k], nick_lens[k]);
+        if (u != NULL && (u->kind != CHAT_USER_REMOTE || chat__presence_find(u, room) != NULL))
+            continue;
+        if (u == NULL)
+            u = chat__user_new(chat, nicks[k], nick_lens[k], CHAT_USER_REMOTE);
+        chat__presence_add(u, room)->nsess = 1;
+    }
 }
 
 static chat_batch_t *batch_take(chat_t *chat) {

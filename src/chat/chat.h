@@ -666,6 +666,14 @@ typedef struct chat_bus_hooks_s {
      * reaches the reader through chat_bus_deliver. */
     int (*history)(void *ctx, const char *room, size_t room_len, uint64_t after, uint64_t before,
                    unsigned limit, chat_history_done_cb done, void *arg);
+    /* A user of this node is in the room now (joined true) or no longer
+     * (reason: member_left's); the other nodes' members hear of it from
+     * the bus (chat_bus_presence). May be NULL. */
+    void (*presence)(void *ctx, const char *room, size_t room_len, const char *nick,
+                     size_t nick_len, bool joined, const char *reason);
+    /* A user of this node ended: its nickname is free in the cluster. May
+     * be NULL. */
+    void (*release)(void *ctx, const char *nick, size_t nick_len);
 } chat_bus_hooks_t;
 
 /* Attaches a bus (hooks copied, ctx borrowed until chat_free); node, this
@@ -679,6 +687,22 @@ void chat_set_bus(chat_t *chat, const chat_bus_hooks_t *hooks, void *ctx, const 
  * chat's publish token when it published the message, else 0. */
 void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mentions,
                       size_t mentions_len, uint64_t token);
+
+/* A user of another node is in room now (joined) or no longer (reason):
+ * the room's members here hear member_joined or member_left, and `who`,
+ * joined.members and the member counts include it meanwhile. A nickname
+ * that is a user of this node is left alone (its own presence counts).
+ * Rooms the chat does not have are ignored. */
+void chat_bus_presence(chat_t *chat, const char *room, size_t room_len, const char *nick,
+                       size_t nick_len, bool joined, const char *reason);
+
+/* The other nodes' people of room, all of them (after the bus subscribed
+ * to it, or again after losing it): those the chat counts and are not in
+ * nicks[0..n) leave (member_left, reason "disconnect"); those missing
+ * join, quietly when quiet (the room was just created here: its joiner's
+ * `joined` lists them). */
+void chat_bus_people(chat_t *chat, const char *room, size_t room_len, const char *const *nicks,
+                     const size_t *nick_lens, size_t n, bool quiet);
 
 /* ---- The accounts interface ----------------------------------------------
  *
@@ -734,6 +758,7 @@ typedef enum {
     CHAT_AUTH_CLOSED,      /* REGISTER: the server takes no new accounts */
     CHAT_AUTH_UNAVAILABLE, /* `unavailable`: the store failed */
     CHAT_AUTH_NOTFOUND,    /* LOOKUP: no account of that name */
+    CHAT_AUTH_IN_USE,      /* `nickname_taken`: held elsewhere (another node of the cluster) */
 } chat_auth_status_t;
 
 typedef struct chat_auth_result_s {

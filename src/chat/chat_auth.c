@@ -370,6 +370,10 @@ static void refuse_status(chat_t *chat, const chat_req_t *req, const chat_auth_w
     case CHAT_AUTH_CLOSED:
         chat__refuse(chat, req, "registration_closed", "This server takes no new accounts.");
         break;
+    case CHAT_AUTH_IN_USE:
+        chat__refuse(chat, req, "nickname_taken", "The nickname %.*s is taken.", (int)w->nick_len,
+                     w->nick);
+        break;
     case CHAT_AUTH_FAILED:
         if (w->op == CHAT_AUTH_CHANGE)
             chat__refuse(chat, req, "auth_failed", "The old password is wrong.");

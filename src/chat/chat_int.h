@@ -60,6 +60,8 @@ struct chat_room_s {
 typedef enum {
     CHAT_USER_GUEST = 1,   /* a nickname held while connected, and for the grace time */
     CHAT_USER_ACCOUNT = 2, /* an account (a password, or an operator's JWT) */
+    CHAT_USER_REMOTE = 3,  /* a user of another node of the cluster: presences only, each with
+                              nsess 1 (chat_bus_presence) */
 } chat_user_kind_t;
 
 /* A private message waiting for a guest whose connections all dropped:

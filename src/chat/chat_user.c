@@ -179,6 +179,8 @@ static void presences_expire(chat_t *chat, chat_user_t *u, const char *reason) {
 
 void chat__user_end(chat_t *chat, chat_user_t *u, const char *reason) {
     presences_expire(chat, u, reason);
+    if (chat->bus.release != NULL && u->kind != CHAT_USER_REMOTE)
+        chat->bus.release(chat->bus_ctx, u->nick, u->nick_len);
     held_drop(chat, u, true);
     tt_link_unlink(&u->park);
     tt_map_remove(&chat->nicks, u->nick, u->nick_len);

@@ -13,7 +13,9 @@
 #include "core/map.h"
 #include "core/xmalloc.h"
 
-extern const char cluster_publish_lua[]; /* publish.lua, embedded by CMake */
+/* publish.lua and presence.lua, embedded by CMake */
+extern const char cluster_publish_lua[];
+extern const char cluster_presence_lua[];
 
 #define TICK_MS 250
 #define BACKOFF_MIN_MS 100
@@ -26,6 +28,8 @@ extern const char cluster_publish_lua[]; /* publish.lua, embedded by CMake */
 #define READS_MAX 1024          /* chat reads waiting for their room's subscription */
 #define CHANNEL_PREFIX "tt:room:"
 #define KEY_ID "tt:id"
+#define NODE_LEASE_MS 10000 /* a node silent this long is lost: its people leave */
+#define ALIVE_MS 2000       /* how often a node renews its lease (and looks for lost ones) */
 
 typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_READY } link_state_t;
 
@@ -61,6 +65,8 @@ typedef struct croom_s {
     bool known;    /* last_id and last_seq are the room's position */
     bool fetching; /* a sync read is in flight */
     bool overflowed;
+    bool people_ok;  /* the other nodes' people are read since it subscribed */
+    bool first_sync; /* new here: its first joiner's `joined` lists them */
     uint64_t unwatched_ms;
     uint64_t last_id, last_seq;
     unsigned hold; /* joins' reads in flight: deliveries wait in the inbox */
@@ -87,8 +93,10 @@ struct cluster_s {
     chat_t *chat;
     cluster_config_t cfg;
     link_t cmd, sub;
-    char sha[41];
-    bool script;
+    char sha[41];   /* publish.lua */
+    char sha_p[41]; /* presence.lua */
+    bool script;    /* both loaded, and the node's lease taken */
+    uint64_t last_alive_ms;
     bool ready; /* as last logged */
     bool ever_ready;
     tt_timer_t *tick;
@@ -104,6 +112,8 @@ struct cluster_s {
     char *scratch;   /* a body being formatted */
     size_t scratch_cap;
     uint64_t bad_logged_ms;
+    chat_auth_hooks_t inner; /* the accounts' hook, which cluster_authenticate wraps */
+    void *inner_ctx;
     cluster_stats_t stats;
 };
 
@@ -124,6 +134,7 @@ static void room_drain(cluster_t *c, struct croom_s *r);
 static void read_issue(cluster_t *c, cread_t *rd);
 static void read_fail(cluster_t *c, cread_t *rd);
 static cread_t *reads_pop(cluster_t *c, struct croom_s *r);
+static void room_people(cluster_t *c, struct croom_s *r);
 
 /* ---- readiness ---- */
 
@@ -209,24 +220,81 @@ static void link_up(link_t *l) {
     note_ready(c);
 }
 
+/* A script's SHA from SCRIPT LOAD into sha; false (and the link lost) when
+ * Redis did not load it. */
+static bool script_loaded(redisAsyncContext *ac, const redisReply *r, link_t *l, char *sha,
+                          const char *what) {
+    replied(l, r);
+    if (r == NULL || l->ac != ac)
+        return false;
+    if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+        char why[160];
+        snprintf(why, sizeof(why), "redis did not load the %s script: %.100s", what,
+                 r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
+        link_lost(l, why);
+        return false;
+    }
+    memcpy(sha, r->str, 40);
+    sha[40] = '\0';
+    return true;
+}
+
 static void on_script(redisAsyncContext *ac, void *reply, void *priv) {
+    link_t *l = priv;
+    script_loaded(ac, reply, l, l->c->sha, "publish");
+}
+
+static void on_alive(redisAsyncContext *ac, void *reply, void *priv);
+
+static void announce(cluster_t *c) {
+    char lease[16];
+    snprintf(lease, sizeof(lease), "%d", NODE_LEASE_MS);
+    const char *argv[] = {"EVALSHA", c->sha_p, "0", "alive", c->cfg.node, lease};
+    size_t lens[] = {7, 40, 1, 5, strlen(c->cfg.node), strlen(lease)};
+    command_argv(&c->cmd, on_alive, &c->cmd, 6, argv, lens);
+    c->last_alive_ms = now_ms(c);
+}
+
+static void on_presence_script(redisAsyncContext *ac, void *reply, void *priv) {
+    link_t *l = priv;
+    /* The node's lease comes first: another node's claim takes over
+     * nicknames of nodes without one. */
+    if (script_loaded(ac, reply, l, l->c->sha_p, "presence"))
+        announce(l->c);
+}
+
+/* Our lease is renewed; the nodes whose lease ran out lose their people
+ * and nicknames (reap: the first node to ask does it, once). */
+static void on_alive(redisAsyncContext *ac, void *reply, void *priv) {
     link_t *l = priv;
     cluster_t *c = l->c;
     replied(l, reply);
     const redisReply *r = reply;
     if (r == NULL || l->ac != ac)
         return;
-    if (r->type != REDIS_REPLY_STRING || r->len != 40) {
+    if (r->type != REDIS_REPLY_ARRAY) {
         char why[160];
-        snprintf(why, sizeof(why), "redis did not load the publish script: %.100s",
+        snprintf(why, sizeof(why), "redis refused the node's lease: %.100s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "an unexpected reply");
         link_lost(l, why);
         return;
     }
-    memcpy(c->sha, r->str, 40);
-    c->sha[40] = '\0';
-    c->script = true;
-    link_up(l);
+    if (l->state == LINK_CONNECTING) {
+        c->script = true;
+        link_up(l);
+    }
+    char ts[24];
+    snprintf(ts, sizeof(ts), "%" PRId64, wall_ms());
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *d = r->element[i];
+        if (d->type != REDIS_REPLY_STRING || !cluster_node_name_valid(d->str, d->len) ||
+            strcmp(d->str, c->cfg.node) == 0)
+            continue;
+        tt_log_info("cluster: node %s is lost (no lease): its people leave its rooms", d->str);
+        const char *argv[] = {"EVALSHA", c->sha_p, "0", "reap", d->str, ts};
+        size_t lens[] = {7, 40, 1, 4, d->len, strlen(ts)};
+        command_argv(l, on_setup, l, 6, argv, lens);
+    }
 }
 
 static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv);
@@ -303,6 +371,9 @@ static void link_connect(link_t *l) {
         const char *argv[] = {"SCRIPT", "LOAD", cluster_publish_lua};
         size_t lens[] = {6, 4, strlen(cluster_publish_lua)};
         command_argv(l, on_script, l, 3, argv, lens);
+        const char *argv2[] = {"SCRIPT", "LOAD", cluster_presence_lua};
+        size_t lens2[] = {6, 4, strlen(cluster_presence_lua)};
+        command_argv(l, on_presence_script, l, 3, argv2, lens2);
     }
 }
 
@@ -448,7 +519,39 @@ typedef enum { IN_DONE, IN_GAP } in_result_t;
 
 /* One message from the subscription, in a live room: delivered, dropped as
  * a duplicate, or a gap (then nothing is consumed). */
+/* "P+ <node> <nick> <ts>" or "P- <node> <nick> <reason> <ts>": another
+ * node's user came into the room or left it. */
+static void room_presence_in(cluster_t *c, croom_t *r, const char *p, size_t len) {
+    char buf[200];
+    if (len >= sizeof(buf) || len < 4 || p[0] != 'P' || (p[1] != '+' && p[1] != '-') ||
+        p[2] != ' ') {
+        bad_payload(c, "a room's channel");
+        return;
+    }
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    char *save = NULL;
+    char *node = strtok_r(buf + 3, " ", &save);
+    char *nick = node != NULL ? strtok_r(NULL, " ", &save) : NULL;
+    char *reason = nick != NULL && p[1] == '-' ? strtok_r(NULL, " ", &save) : NULL;
+    if (node == NULL || nick == NULL || (p[1] == '-' && reason == NULL)) {
+        bad_payload(c, "a room's channel");
+        return;
+    }
+    if (strcmp(node, c->cfg.node) == 0 || !r->watched)
+        return; /* ours: the chat told its members itself */
+    /* A reason is a word of the protocol's (node_lost, timeout, ...). */
+    for (char *q = reason; q != NULL && *q != '\0'; q++)
+        if (!((*q >= 'a' && *q <= 'z') || *q == '_'))
+            reason = "disconnect";
+    chat_bus_presence(c->chat, r->name, r->name_len, nick, strlen(nick), p[1] == '+', reason);
+}
+
 static in_result_t room_in(cluster_t *c, croom_t *r, const char *p, size_t len) {
+    if (len > 0 && p[0] == 'P') {
+        room_presence_in(c, r, p, len);
+        return IN_DONE;
+    }
     cluster_msg_t m;
     if (!cluster_msg_parse(p, len, &m)) {
         bad_payload(c, "a room's channel");
@@ -485,6 +588,10 @@ static void room_drain(cluster_t *c, croom_t *r) {
 }
 
 static void room_live(cluster_t *c, croom_t *r) {
+    if (!r->people_ok) {
+        room_people(c, r);
+        return;
+    }
     if (r->overflowed) {
         /* What overflowed the inbox is in the stream: read on. */
         r->overflowed = false;
@@ -666,8 +773,11 @@ static void room_subscribe(cluster_t *c, croom_t *r) {
     int n = snprintf(chan, sizeof(chan), CHANNEL_PREFIX "%.*s", (int)r->key_len, r->key);
     const char *argv[] = {"SUBSCRIBE", chan};
     size_t lens[] = {9, (size_t)n};
-    if (redisAsyncCommandArgv(c->sub.ac, on_sub_message, c, 2, argv, lens) == REDIS_OK)
+    if (redisAsyncCommandArgv(c->sub.ac, on_sub_message, c, 2, argv, lens) == REDIS_OK) {
         r->state = R_SUBSCRIBING;
+        r->people_ok = false;
+        r->first_sync = !r->known;
+    }
 }
 
 static void room_unsubscribe(cluster_t *c, croom_t *r) {
@@ -748,12 +858,8 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
         c->stats.refused++;
         if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
             c->cmd.ac == ac) {
-            /* Redis restarted under the same connection's name: load the
-             * script again. */
-            c->script = false;
-            const char *argv[] = {"SCRIPT", "LOAD", cluster_publish_lua};
-            size_t lens[] = {6, 4, strlen(cluster_publish_lua)};
-            command_argv(&c->cmd, on_script, &c->cmd, 3, argv, lens);
+            /* Its scripts were flushed: connect again, which loads them. */
+            link_lost(&c->cmd, "redis forgot the scripts");
         } else if (r != NULL && r->type == REDIS_REPLY_ERROR &&
                    strncmp(r->str, "TT_LATE", 7) != 0) {
             tt_log_warn("cluster: redis refused a message: %.200s", r->str);
@@ -974,6 +1080,182 @@ static int bus_history(void *ctx, const char *room, size_t room_len, uint64_t af
     return 0;
 }
 
+/* ---- presence ---- */
+
+static void bus_presence(void *ctx, const char *room, size_t room_len, const char *nick,
+                         size_t nick_len, bool joined, const char *reason) {
+    cluster_t *c = ctx;
+    char key[65], ts[24];
+    size_t klen = cluster_room_key(room, room_len, key);
+    snprintf(ts, sizeof(ts), "%" PRId64, wall_ms());
+    const char *why = reason != NULL ? reason : "leave";
+    const char *argv[] = {"EVALSHA",   c->sha_p, "0", joined ? "join" : "leave", key, nick,
+                          c->cfg.node, ts,       why};
+    size_t lens[] = {
+        7, 40, 1, joined ? 4u : 5u, klen, nick_len, strlen(c->cfg.node), strlen(ts), strlen(why)};
+    /* With the link down the others do not hear of it: a node away longer
+     * than its lease is lost to them anyway. */
+    if (c->script)
+        command_argv(&c->cmd, on_setup, &c->cmd, joined ? 8 : 9, argv, lens);
+}
+
+static size_t fold_nick(const char *nick, size_t len, char *out) {
+    for (size_t i = 0; i < len; i++)
+        out[i] = nick[i] >= 'A' && nick[i] <= 'Z' ? (char)(nick[i] - 'A' + 'a') : nick[i];
+    return len;
+}
+
+static void bus_release(void *ctx, const char *nick, size_t nick_len) {
+    cluster_t *c = ctx;
+    char folded[CHAT_NICK_MAX + 1];
+    fold_nick(nick, nick_len, folded);
+    const char *argv[] = {"EVALSHA", c->sha_p, "0", "release", folded, c->cfg.node};
+    size_t lens[] = {7, 40, 1, 7, nick_len, strlen(c->cfg.node)};
+    if (c->script)
+        command_argv(&c->cmd, on_setup, &c->cmd, 6, argv, lens);
+}
+
+typedef struct people_s {
+    cluster_t *c;
+    char key[65];
+    size_t key_len;
+} people_t;
+
+static void on_people(redisAsyncContext *ac, void *reply, void *priv) {
+    people_t *pp = priv;
+    cluster_t *c = pp->c;
+    replied(&c->cmd, reply);
+    croom_t *r = room_get(c, pp->key, pp->key_len);
+    free(pp);
+    if (r == NULL)
+        return;
+    r->fetching = false;
+    const redisReply *rep = reply;
+    if (r->state != R_SYNCING || !reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY)
+        return; /* the tick asks again */
+    size_t n = rep->elements / 2;
+    const char **nicks = xmalloc((n > 0 ? n : 1) * sizeof(*nicks));
+    size_t *lens = xmalloc((n > 0 ? n : 1) * sizeof(*lens));
+    size_t k = 0;
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const redisReply *node = rep->element[i], *nick = rep->element[i + 1];
+        if (node->type != REDIS_REPLY_STRING || nick->type != REDIS_REPLY_STRING ||
+            strcmp(node->str, c->cfg.node) == 0)
+            continue;
+        nicks[k] = nick->str;
+        lens[k++] = nick->len;
+    }
+    r->people_ok = true;
+    if (r->watched)
+        chat_bus_people(c->chat, r->name, r->name_len, nicks, lens, k, r->first_sync);
+    r->first_sync = false;
+    free(nicks);
+    free(lens);
+    room_live(c, r);
+}
+
+/* The room's people on the other nodes, read once its subscription is in
+ * place (new, or again after a loss). */
+static void room_people(cluster_t *c, croom_t *r) {
+    if (r->fetching || !c->script)
+        return;
+    people_t *pp = xmalloc(sizeof(*pp));
+    pp->c = c;
+    memcpy(pp->key, r->key, r->key_len);
+    pp->key_len = r->key_len;
+    const char *argv[] = {"EVALSHA", c->sha_p, "0", "people", r->key};
+    size_t lens[] = {7, 40, 1, 6, r->key_len};
+    if (!command_argv(&c->cmd, on_people, pp, 5, argv, lens)) {
+        free(pp);
+        return;
+    }
+    r->fetching = true;
+}
+
+/* ---- nicknames: the accounts' hook, with a claim in Redis ---- */
+
+typedef struct claim_s {
+    cluster_t *c;
+    chat_auth_done_cb done;
+    void *arg;
+    chat_auth_op_t op;
+    char folded[CHAT_NICK_MAX + 1];
+    size_t len;
+    chat_auth_result_t result;
+} claim_t;
+
+static void claim_finish(claim_t *cl) {
+    cl->done(cl->arg, &cl->result);
+    free(cl);
+}
+
+static void on_claim(redisAsyncContext *ac, void *reply, void *priv) {
+    claim_t *cl = priv;
+    replied(&cl->c->cmd, reply);
+    const redisReply *r = reply;
+    if (r == NULL || r->type != REDIS_REPLY_INTEGER)
+        cl->result.status = CHAT_AUTH_UNAVAILABLE;
+    else if (r->integer != 1)
+        cl->result.status = CHAT_AUTH_IN_USE;
+    claim_finish(cl);
+}
+
+/* The accounts' answer: a login that got its nickname claims it in the
+ * cluster (exactly one node wins a guest's), then the chat hears. */
+static void on_inner_auth(void *arg, const chat_auth_result_t *res) {
+    claim_t *cl = arg;
+    cluster_t *c = cl->c;
+    cl->result = *res;
+    bool claims =
+        res->status == CHAT_AUTH_OK &&
+        (cl->op == CHAT_AUTH_GUEST || cl->op == CHAT_AUTH_REGISTER ||
+         cl->op == CHAT_AUTH_PASSWORD || cl->op == CHAT_AUTH_TOKEN || cl->op == CHAT_AUTH_JWT);
+    if (!claims) {
+        claim_finish(cl);
+        return;
+    }
+    if (cl->op != CHAT_AUTH_GUEST)
+        cl->len = fold_nick(res->nick, res->nick_len, cl->folded);
+    const char *argv[] = {"EVALSHA",
+                          c->sha_p,
+                          "0",
+                          "claim",
+                          cl->folded,
+                          c->cfg.node,
+                          cl->op == CHAT_AUTH_GUEST ? "g" : "a"};
+    size_t lens[] = {7, 40, 1, 5, cl->len, strlen(c->cfg.node), 1};
+    if (!c->script || !command_argv(&c->cmd, on_claim, cl, 7, argv, lens)) {
+        cl->result.status = CHAT_AUTH_UNAVAILABLE;
+        claim_finish(cl);
+    }
+}
+
+static int cluster_authenticate(void *ctx, const chat_auth_req_t *req, chat_auth_done_cb done,
+                                void *arg) {
+    cluster_t *c = ctx;
+    if (c->inner.authenticate == NULL)
+        return -1;
+    claim_t *cl = xcalloc(1, sizeof(*cl));
+    cl->c = c;
+    cl->done = done;
+    cl->arg = arg;
+    cl->op = req->op;
+    if (req->op == CHAT_AUTH_GUEST)
+        cl->len = fold_nick(
+            req->nick, req->nick_len < CHAT_NICK_MAX ? req->nick_len : CHAT_NICK_MAX, cl->folded);
+    int rc = c->inner.authenticate(c->inner_ctx, req, on_inner_auth, cl);
+    if (rc < 0)
+        free(cl);
+    return rc;
+}
+
+void cluster_set_auth(cluster_t *c, const chat_auth_hooks_t *inner, void *inner_ctx) {
+    static const chat_auth_hooks_t hooks = {.authenticate = cluster_authenticate};
+    c->inner = *inner;
+    c->inner_ctx = inner_ctx;
+    chat_set_auth(c->chat, &hooks, c);
+}
+
 /* ---- the tick ---- */
 
 static void heartbeat(cluster_t *c) {
@@ -1014,6 +1296,8 @@ static void on_tick(void *ctx) {
         c->last_hb_ms = now;
         heartbeat(c);
     }
+    if (c->cmd.state == LINK_READY && now - c->last_alive_ms >= ALIVE_MS)
+        announce(c);
     size_t pos = 0;
     void *v;
     while (tt_map_next(&c->rooms, &pos, NULL, NULL, &v)) {
@@ -1056,8 +1340,11 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
     }
     c->tick = tt_timer_new(loop, on_tick, c);
     tt_timer_start(c->tick, TICK_MS, TICK_MS);
-    static const chat_bus_hooks_t hooks = {
-        .publish = bus_publish, .room_watch = bus_room_watch, .history = bus_history};
+    static const chat_bus_hooks_t hooks = {.publish = bus_publish,
+                                           .room_watch = bus_room_watch,
+                                           .history = bus_history,
+                                           .presence = bus_presence,
+                                           .release = bus_release};
     chat_set_bus(chat, &hooks, c, c->cfg.node);
     *out = c;
     return 0;

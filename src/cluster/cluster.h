@@ -40,6 +40,12 @@ typedef struct cluster_config_s {
  * node in *out, or -1 (out of memory). */
 int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cluster_t **out);
 
+/* Puts the nickname claims in the chat's accounts hook: every login that
+ * the accounts (inner, borrowed) accept claims its nickname in Redis, where
+ * a guest's is its node's alone, so two nodes never both have one (the
+ * loser gets `nickname_taken`). Replaces the chat's auth hook. */
+void cluster_set_auth(cluster_t *c, const chat_auth_hooks_t *inner, void *inner_ctx);
+
 /* Closes both links and the timer (what is in flight completes as
  * refused; what is published later is refused at once), so the loop can
  * end. The bus stays attached. NULL is a no-op. */

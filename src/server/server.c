@@ -743,6 +743,8 @@ int server_run(const server_config_t *cfg) {
          * (the links come up from the loop; /readyz waits for them). */
         r = cluster_start(srv->loop, srv->chat, srv->cfg.cluster, &srv->cluster);
         if (r == 0)
+            cluster_set_auth(srv->cluster, &accounts_hooks, srv->accounts);
+        if (r == 0)
             tt_log_info("cluster: node %s, redis %s", srv->cfg.cluster->node, srv->cfg.redis_url);
     }
     if (r < 0) {

@@ -1,0 +1,132 @@
+-- tertulia's presence script: who is where across the cluster's nodes.
+-- One script, several operations (ARGV[1]); keys are named here from the
+-- arguments, so it needs a single Redis (not Redis Cluster).
+--
+--   tt:nodes                    the nodes that have announced themselves
+--   tt:node:<n>:alive           a node's liveness lease (PX), renewed by it
+--   tt:node:<n>:nicks           the nicknames a node claimed
+--   tt:node:<n>:rooms           the rooms a node has people in (keys)
+--   tt:nick:<folded>            hash: node -> 'g' (a guest) or 'a' (an account)
+--   tt:room:<k>:nodes           the nodes with people in the room
+--   tt:room:<k>:node:<n>        the nicknames present in the room through node n
+--
+-- Room channels (tt:room:<k>) carry presence changes besides messages:
+--   "P+ <node> <nick> <ts>" and "P- <node> <nick> <reason> <ts>".
+local op = ARGV[1]
+
+local function alive(n)
+  return redis.call('EXISTS', 'tt:node:' .. n .. ':alive') == 1
+end
+
+-- Whether nick is in room k through a node other than `node`.
+local function elsewhere(k, nick, node)
+  for _, n in ipairs(redis.call('SMEMBERS', 'tt:room:' .. k .. ':nodes')) do
+    if n ~= node and redis.call('SISMEMBER', 'tt:room:' .. k .. ':node:' .. n, nick) == 1 then
+      return true
+    end
+  end
+  return false
+end
+
+if op == 'alive' then
+  -- ARGV: node, lease ms. Returns the nodes whose lease ran out.
+  local node, lease = ARGV[2], ARGV[3]
+  redis.call('SET', 'tt:node:' .. node .. ':alive', '1', 'PX', lease)
+  redis.call('SADD', 'tt:nodes', node)
+  local dead = {}
+  for _, n in ipairs(redis.call('SMEMBERS', 'tt:nodes')) do
+    if not alive(n) then
+      dead[#dead + 1] = n
+    end
+  end
+  return dead
+elseif op == 'claim' then
+  -- ARGV: folded nick, node, kind ('g' or 'a'). Returns 1 (ours now) or 0.
+  local key = 'tt:nick:' .. ARGV[2]
+  local node, kind = ARGV[3], ARGV[4]
+  local holders = redis.call('HGETALL', key)
+  local taken = false
+  for i = 1, #holders, 2 do
+    local n, k = holders[i], holders[i + 1]
+    if not alive(n) then
+      redis.call('HDEL', key, n) -- a lost node's claim is stale
+    elseif n ~= node and (kind == 'g' or k == 'g') then
+      taken = true
+    end
+  end
+  if taken then
+    return 0
+  end
+  redis.call('HSET', key, node, kind)
+  redis.call('SADD', 'tt:node:' .. node .. ':nicks', ARGV[2])
+  return 1
+elseif op == 'release' then
+  -- ARGV: folded nick, node.
+  redis.call('HDEL', 'tt:nick:' .. ARGV[2], ARGV[3])
+  redis.call('SREM', 'tt:node:' .. ARGV[3] .. ':nicks', ARGV[2])
+  return 1
+elseif op == 'join' or op == 'leave' then
+  -- ARGV: room key, nick, node, ts, reason (leave). Publishes the change
+  -- when no other node has the nick in the room.
+  local k, nick, node, ts = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+  local set = 'tt:room:' .. k .. ':node:' .. node
+  local chan = 'tt:room:' .. k
+  if op == 'join' then
+    local added = redis.call('SADD', set, nick)
+    redis.call('SADD', 'tt:room:' .. k .. ':nodes', node)
+    redis.call('SADD', 'tt:node:' .. node .. ':rooms', k)
+    if added == 1 and not elsewhere(k, nick, node) then
+      redis.call('PUBLISH', chan, 'P+ ' .. node .. ' ' .. nick .. ' ' .. ts)
+    end
+  else
+    local removed = redis.call('SREM', set, nick)
+    if redis.call('SCARD', set) == 0 then
+      redis.call('SREM', 'tt:room:' .. k .. ':nodes', node)
+      redis.call('SREM', 'tt:node:' .. node .. ':rooms', k)
+    end
+    if removed == 1 and not elsewhere(k, nick, node) then
+      redis.call('PUBLISH', chan, 'P- ' .. node .. ' ' .. nick .. ' ' .. ARGV[6] .. ' ' .. ts)
+    end
+  end
+  return 1
+elseif op == 'people' then
+  -- ARGV: room key. Returns node, nick, node, nick, ... of live nodes.
+  local k = ARGV[2]
+  local out = {}
+  for _, n in ipairs(redis.call('SMEMBERS', 'tt:room:' .. k .. ':nodes')) do
+    if alive(n) then
+      for _, nick in ipairs(redis.call('SMEMBERS', 'tt:room:' .. k .. ':node:' .. n)) do
+        out[#out + 1] = n
+        out[#out + 1] = nick
+      end
+    end
+  end
+  return out
+elseif op == 'reap' then
+  -- ARGV: a lost node, ts. Its people leave every room (node_lost), its
+  -- claims end. Once: a second caller finds nothing to do.
+  local dead, ts = ARGV[2], ARGV[3]
+  if alive(dead) or redis.call('SREM', 'tt:nodes', dead) == 0 then
+    return 0
+  end
+  local rooms = 'tt:node:' .. dead .. ':rooms'
+  for _, k in ipairs(redis.call('SMEMBERS', rooms)) do
+    local set = 'tt:room:' .. k .. ':node:' .. dead
+    local nicks = redis.call('SMEMBERS', set)
+    redis.call('DEL', set)
+    redis.call('SREM', 'tt:room:' .. k .. ':nodes', dead)
+    for _, nick in ipairs(nicks) do
+      if not elsewhere(k, nick, dead) then
+        redis.call('PUBLISH', 'tt:room:' .. k, 'P- ' .. dead .. ' ' .. nick .. ' node_lost ' .. ts)
+      end
+    end
+  end
+  redis.call('DEL', rooms)
+  local nicks = 'tt:node:' .. dead .. ':nicks'
+  for _, nick in ipairs(redis.call('SMEMBERS', nicks)) do
+    redis.call('HDEL', 'tt:nick:' .. nick, dead)
+  end
+  redis.call('DEL', nicks)
+  return 1
+end
+return redis.error_reply('TT_OP unknown operation')
