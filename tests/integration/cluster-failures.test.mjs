@@ -103,6 +103,9 @@ test('Redis paused (SIGSTOP) for 5 s: unavailable and pong meanwhile, sending ag
     const { redis, n1, n2 } = await cluster();
     const room = uniq('pause');
     const members = [await member(n1, 'a1', room), await member(n1, 'a2', room), await member(n2, 'b1', room), await member(n2, 'b2', room)];
+    // Logged in now (a login needs Redis), joins the room during the pause.
+    const late = await login(n2, uniq('late'));
+    clients.push(late);
     const senders = [keepSending(members[0], room, 'a'), keepSending(members[2], room, 'b')];
     await until(() => senders.every((s) => s.acked.length >= 5), 10000, 'both senders acked before the pause');
     assert.deepEqual(senders.map((s) => s.refused), [[], []], 'nothing refused while Redis answers');
@@ -120,8 +123,6 @@ test('Redis paused (SIGSTOP) for 5 s: unavailable and pong meanwhile, sending ag
     assert.ok(who.members.includes(members[0].nickname), 'who lists the node\'s members');
     const rooms = await members[3].request({ type: 'rooms' }, 'rooms');
     assert.equal(rooms.type, 'rooms', `rooms during the pause: ${JSON.stringify(rooms)}`);
-    const late = await login(n2, uniq('late'));
-    clients.push(late);
     const joined = await late.request({ type: 'join', room }, 'joined');
     assert.equal(joined.type, 'joined', `join of a known room during the pause: ${JSON.stringify(joined)}`);
     const privRef = `p${uniq('r')}`;
