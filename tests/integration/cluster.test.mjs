@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { join, legacyLogin, login, startServer, uniq, waitMembers, connect } from './helpers.mjs';
+import { connect, join, legacyLogin, login, startServer, uniq, waitMembers } from './helpers.mjs';
 import {
     assertIncreasing,
     assertOneOrder,
