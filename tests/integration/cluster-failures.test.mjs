@@ -40,6 +40,11 @@ async function cluster(opts = {}) {
     return { redis, n1, n2 };
 }
 
+/** Stops the nodes: each must exit 0 with no sanitizer report, after all it went through. */
+async function stopNodes(...ns) {
+    for (const n of ns) await n.stopClean();
+}
+
 /** A logged-in v1 client in room, remembered for the clean-up. */
 async function member(node, prefix, room) {
     const c = await login(node, uniq(prefix), { room });
@@ -145,6 +150,7 @@ test('Redis paused (SIGSTOP) for 5 s: unavailable and pong meanwhile, sending ag
     assertOneOrder(members, room, acked, refused);
     await assertStream(redis, room, acked, refused, [endId]);
     for (const c of members) assert.ok(!c.inbox.items.some((m) => m.type === 'private'), `${c.label}: the refused private was delivered`);
+    await stopNodes(n1, n2);
 });
 
 test('Redis restarted with AOF (appendfsync always): unavailable while down, ids continue, history kept, since without gap or duplicate', T, async () => {
@@ -191,6 +197,7 @@ test('Redis restarted with AOF (appendfsync always): unavailable while down, ids
     const endId = await endBurst(ana, [ana, ben, back], room);
     assertOneOrder([ana, ben], room, acked, refused);
     await assertStream(redis, room, acked, refused, [endId]);
+    await stopNodes(n1, n2);
 });
 
 test('subscription link flap: CLIENT KILL TYPE pubsub during a burst; every member still gets every message once, in order', T, async () => {
@@ -231,4 +238,5 @@ test('subscription link flap: CLIENT KILL TYPE pubsub during a burst; every memb
     } finally {
         await rc.close();
     }
+    await stopNodes(n1, n2);
 });
