@@ -93,6 +93,7 @@ typedef struct opts_s {
     int port;
     uint32_t clients, rooms, pairs, window, size, procs, src_ips, connect_window, cycles;
     double rate, duration, drain, setup_timeout, settle;
+    double quiet; /* fanout/bigroom/private: wait this long idle after the run, then sample RSS */
     uint64_t max_messages;
     int server_pid;
 } opts_t;
@@ -1991,6 +1992,9 @@ static void usage(void) {
         "  --drain S           wait for in-flight deliveries after sending stops (5)\n"
         "  --setup-timeout S   bound on connecting and logging in (60)\n"
         "  --settle S          idle/churn: wait before sampling memory (1)\n"
+        "  --quiet S           after the run, hold every connection open and idle for S\n"
+        "                      seconds, then sample the server's RSS again (\"quiet\"):\n"
+        "                      what it keeps of a burst once its connections go quiet (0)\n"
         "  --procs P           worker processes (1)\n"
         "  --src-ips K         spread sources over 127.0.0.2..127.0.0.(K+1); 0: no bind (32)\n"
         "  --connect-window C  connection setups in flight (128)\n"
@@ -2038,6 +2042,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
                                        {"drain", 1, 0, 'D'},
                                        {"setup-timeout", 1, 0, 'T'},
                                        {"settle", 1, 0, 'S'},
+                                       {"quiet", 1, 0, 'Q'},
                                        {"procs", 1, 0, 'n'},
                                        {"src-ips", 1, 0, 'i'},
                                        {"connect-window", 1, 0, 'C'},
@@ -2122,6 +2127,9 @@ static void parse_args(int argc, char **argv, opts_t *o) {
             break;
         case 'S':
             o->settle = atof(optarg);
+            break;
+        case 'Q':
+            o->quiet = atof(optarg);
             break;
         case 'n':
             o->procs = (uint32_t)strtoul(optarg, NULL, 10);
@@ -2262,7 +2270,7 @@ int main(int argc, char **argv) {
     char err[256] = "";
     int code = EXIT_OK;
     bool ok = await_children(ch, o.procs, false, o.setup_timeout + 10, err, sizeof err);
-    int64_t rss_ready = -1, rss_after = -1;
+    int64_t rss_ready = -1, rss_after = -1, rss_quiet = -1;
     sockstat_t ss_ready = {0}, ss_after = {0};
     double cpu0 = -1, cpu1 = -1;
     uint64_t t_go = 0, t_done = 0;
@@ -2284,6 +2292,11 @@ int main(int argc, char **argv) {
         rss_after = proc_rss_kb(o.server_pid);
         ss_after = sockstat_read();
         slab_after = meminfo_slab_kb();
+        if (ok && o.quiet > 0) {
+            /* The workers keep their connections until told to quit. */
+            usleep((useconds_t)(o.quiet * 1e6));
+            rss_quiet = proc_rss_kb(o.server_pid);
+        }
     }
     children_quit(ch, o.procs);
 
@@ -2479,8 +2492,8 @@ int main(int argc, char **argv) {
             server_cpu > 0 ? (double)tot.delivered / server_cpu : -1);
     fprintf(f,
             ",\"server_rss_kb\":{\"before\":%" PRId64 ",\"ready\":%" PRId64 ",\"after\":%" PRId64
-            "}",
-            rss_before, rss_ready, rss_after);
+            ",\"quiet\":%" PRId64 "}",
+            rss_before, rss_ready, rss_after, rss_quiet);
     if (o.sc == SC_IDLE || o.sc == SC_CONNECT) {
         uint64_t n = o.sc == SC_IDLE ? tot.established : tot.connects;
         fprintf(f, ",\"rss_per_conn_bytes\":%.0f",

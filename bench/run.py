@@ -77,8 +77,10 @@ def sweep_best(records):
 PLANS = {
     "full": {
         "reps": 3,
+        # --quiet: the server's RSS again 3 s after the load, connections still open (issue 15:
+        # what a burst leaves behind once its connections go quiet).
         "fanout": ["--scenario", "fanout", "--clients", "1000", "--rooms", "10", "--window", "16",
-                   "--duration", "5", "--drain", "5"],
+                   "--duration", "5", "--drain", "5", "--quiet", "3"],
         "private": ["--scenario", "private", "--pairs", "500", "--window", "16", "--duration", "5",
                     "--drain", "5"],
         "bigroom_clients": 5000,
@@ -110,7 +112,7 @@ PLANS = {
     "quick": {
         "reps": 1,
         "fanout": ["--scenario", "fanout", "--clients", "200", "--rooms", "4", "--window", "16",
-                   "--duration", "2", "--drain", "3"],
+                   "--duration", "2", "--drain", "3", "--quiet", "3"],
         "private": ["--scenario", "private", "--pairs", "100", "--window", "16", "--duration", "2",
                     "--drain", "3"],
         "bigroom_clients": 1000,
@@ -709,6 +711,33 @@ class Report:
                 f"| {cell(m(lambda r: r['latency_us']['p999']), 2, 1e-3)} |")
         self.failure_notes(scenario, lines)
 
+    def fanout_memory(self, L):
+        """Server RSS growth per connection in the fan-out runs: once every client is logged in,
+        right after the load, and after --quiet seconds with every connection open and idle."""
+        def per(key):
+            def f(r):
+                kb, n = r.get("server_rss_kb") or {}, r.get("clients")
+                v, b = kb.get(key, -1), kb.get("before", -1)
+                return (v - b) * 1024.0 / n if n and v >= 0 and b >= 0 else None
+            return f
+        rows = [s for s in self.servers
+                if any(per("quiet")(r["result"]) is not None for r in self.sel("fanout", s))]
+        if not rows:
+            return
+        L.append("Server RSS growth per connection in the same runs (`VmRSS` less the figure "
+                 "before the first connection, ÷ clients): with every client logged in, right "
+                 "after the load, and after the generator's `--quiet` seconds with every "
+                 "connection still open and idle. At 1,000 connections a server's one-off costs "
+                 "(code paged in, caches) weigh a lot in these figures.")
+        L.append("")
+        L.append("| server | logged in, bytes | after the load, bytes | quiet, bytes |")
+        L.append("|---|---|---|---|")
+        for s in rows:
+            m = lambda key: self.metric("fanout", s, per(key))
+            L.append(f"| {SERVER_TITLES[s]} | {cell(m('ready'))} | {cell(m('after'))} "
+                     f"| {cell(m('quiet'))} |")
+        L.append("")
+
     def failure_notes(self, scenario, lines, ok_codes=(0,)):
         notes = []
         for s in self.servers:
@@ -846,6 +875,7 @@ class Report:
         self.throughput_table("fanout", L)
         self.saturation_note("fanout", L)
         L.append("")
+        self.fanout_memory(L)
         if self.sel("fanout", "tertulia-mem"):
             L.append("### The price of durability")
             L.append("")

@@ -1136,18 +1136,20 @@ static void deliver_batches(chat_t *chat) {
             chat_pending_t *p = &b->items[i];
             if ((b->rc < 0 && p->msg.kind == CHAT_MSG_ROOM) || p->refused) {
                 chat_session_t *sender = chat__session_find(chat, p->sender_sid);
-                if (sender != NULL) {
-                    chat_req_t req = {.s = sender,
-                                      .type = p->msg.kind == CHAT_MSG_ROOM ? "room" : "private",
-                                      .ref = p->ref,
-                                      .ref_len = p->ref_len};
+                chat_req_t req = {.s = sender,
+                                  .type = p->msg.kind == CHAT_MSG_ROOM ? "room" : "private",
+                                  .ref = p->ref,
+                                  .ref_len = p->ref_len};
+                if (sender != NULL && p->no_user)
+                    chat__refuse(chat, &req, "no_such_user", "There is no user named %.*s.",
+                                 (int)p->to_len, p->to);
+                else if (sender != NULL)
                     chat__refuse(chat, &req, "unavailable",
                                  "The message could not be stored, so it was not delivered; "
                                  "try again later.");
-                }
-            } else if (p->msg.kind == CHAT_MSG_PRIVATE || chat->bus.publish == NULL) {
-                /* With a bus, a room message's copies come from the bus
-                 * (chat_bus_deliver); its ack went out already. */
+            } else if (chat->bus.publish == NULL) {
+                /* With a bus, the copies come from the bus (chat_bus_deliver,
+                 * chat_bus_private); the ack went out already. */
                 deliver(chat, p);
             }
             pending_drop(p);
@@ -1232,6 +1234,10 @@ static void on_bus_done(void *arg, const uint64_t *ids, size_t n) {
     for (size_t i = 0; i < b->n; i++) {
         chat_pending_t *p = &b->items[i];
         uint64_t id = i < n ? ids[i] : 0;
+        if (id == CHAT_BUS_NO_USER) {
+            p->refused = p->no_user = true;
+            continue;
+        }
         if (id == 0) {
             p->refused = true;
             refused++;
@@ -1241,20 +1247,18 @@ static void on_bus_done(void *arg, const uint64_t *ids, size_t n) {
             p->msg.id = id; /* a room message delivered already has it */
         if (id > chat->last_id)
             chat->last_id = id;
-        if (p->msg.kind == CHAT_MSG_PRIVATE) {
-            /* Framed now that it has its id; deliver_batches sends it,
-             * after its ack. */
-            p->msg.from = p->from;
-            p->msg.to = p->to;
-            p->out = chat__msg_message(&p->msg, NULL);
-            p->out->id = p->msg.id;
-        } else if (!p->acked) {
+        /* Its copies come from the bus (chat_bus_deliver, chat_bus_private),
+         * after the ack. */
+        if (!p->acked)
             bus_ack(chat, p);
-        }
     }
-    note_store_result(chat, refused > 0 ? BUS_REFUSED : 0);
-    if (refused > 0)
+    /* Counted and logged, but /readyz follows the bus's own link (the
+     * server asks it), not the last batch: a node is ready again as soon
+     * as Redis is, before anyone sends. */
+    if (refused > 0) {
+        chat->counters.store_errors++;
         log_append_failure(chat, refused, BUS_REFUSED);
+    }
     deliver_batches(chat);
 }
 
@@ -1334,6 +1338,49 @@ void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mention
     chat->counters.delivered[0] += room->count;
     tt_msg_unref(out);
     tt_msg_unref(plain);
+}
+
+void chat_bus_private(chat_t *chat, const chat_message_t *m, uint64_t token, const char *for_nick,
+                      size_t for_len) {
+    if (m->id > chat->last_id)
+        chat->last_id = m->id;
+    if (token != 0) {
+        chat_pending_t *p = bus_pending(chat, token);
+        if (p != NULL && !p->acked) {
+            p->msg.id = m->id;
+            bus_ack(chat, p);
+        }
+    }
+    chat_user_t *u = chat__user_find(chat, for_nick, for_len);
+    if (u == NULL || u->kind == CHAT_USER_REMOTE)
+        return;
+    bool to_it = m->to_len == u->nick_len && strncasecmp(m->to, u->nick, u->nick_len) == 0;
+    bool from_it = m->from_len == u->nick_len && strncasecmp(m->from, u->nick, u->nick_len) == 0;
+    chat_message_t msg = *m;
+    if (to_it) {
+        /* The recipient's spelling, as its own connections know it. */
+        msg.to = u->nick;
+        msg.to_len = u->nick_len;
+    }
+    tt_msg_t *out = chat__msg_message(&msg, NULL);
+    out->id = msg.id;
+    if (to_it && u->nsess == 0) {
+        /* Within its grace time: held for its return (the sender, when it
+         * is here, hears `undelivered` if too much is held). */
+        chat_pending_t h = {.msg = msg, .out = out, .from_len = (uint8_t)m->from_len};
+        memcpy(h.from, m->from, m->from_len);
+        chat_user_t *sender = chat__user_find(chat, m->from, m->from_len);
+        h.sender_uid = sender != NULL ? sender->uid : 0;
+        memcpy(h.to, u->nick, u->nick_len);
+        h.to_len = (uint8_t)u->nick_len;
+        if (!chat__user_hold(chat, u, &h))
+            chat__undelivered(chat, &h);
+    } else if (to_it || from_it) {
+        for (uint32_t i = 0; i < u->nsess; i++)
+            chat__send(chat, u->sess[i], out);
+        chat->counters.delivered[1] += u->nsess;
+    }
+    tt_msg_unref(out);
 }
 
 void chat_bus_presence(chat_t *chat, const char *room_name, size_t room_len, const char *nick,

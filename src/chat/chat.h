@@ -649,6 +649,9 @@ typedef struct chat_bus_msg_s {
  * and delivered to nobody, and its sender gets `unavailable`. Called once,
  * on the loop thread, in the order of the publish calls. */
 typedef void (*chat_bus_done_cb)(void *arg, const uint64_t *ids, size_t n);
+/* In ids: a private message to a nickname nobody in the cluster has; its
+ * sender gets `no_such_user`. */
+#define CHAT_BUS_NO_USER UINT64_MAX
 
 typedef struct chat_bus_hooks_s {
     /* Publishes msgs[0..n) (borrowed for the call), in order. Returns 0
@@ -687,6 +690,13 @@ void chat_set_bus(chat_t *chat, const chat_bus_hooks_t *hooks, void *ctx, const 
  * chat's publish token when it published the message, else 0. */
 void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mentions,
                       size_t mentions_len, uint64_t token);
+
+/* A private message from the bus, for the user of this node named
+ * for_nick: its copies to that user's connections when it is m->to (the
+ * recipient: held while it has none, within its grace time) and when it
+ * is m->from (the sender's echo). token as for chat_bus_deliver. */
+void chat_bus_private(chat_t *chat, const chat_message_t *m, uint64_t token, const char *for_nick,
+                      size_t for_len);
 
 /* A user of another node is in room now (joined) or no longer (reason):
  * the room's members here hear member_joined or member_left, and `who`,

@@ -84,6 +84,7 @@ struct chat_user_s {
     size_t nick_len;
     uint64_t uid; /* unique while the process lives: stale references find another */
     chat_user_kind_t kind;
+    uint32_t parked;         /* presences with nsess 0 (here: it fills kind's padding) */
     int64_t account_id;      /* CHAT_USER_ACCOUNT: the store's id */
     uint8_t resume_hash[32]; /* CHAT_USER_GUEST: SHA-256 of its resume token */
     uint64_t since_id;       /* CHAT_USER_GUEST: the last message id when it began */
@@ -91,7 +92,6 @@ struct chat_user_s {
     uint32_t nsess, sess_cap;
     chat_presence_t **rooms; /* its presences (parked ones too) */
     uint32_t nrooms, rooms_cap;
-    uint32_t parked;         /* presences with nsess 0 */
     tt_link_t park;          /* chat->parked while parked > 0 or nsess == 0 */
     uint64_t park_until;     /* monotonic ms: the grace time ends */
     const char *park_reason; /* member_left's reason then (static) */
@@ -123,18 +123,19 @@ struct chat_session_s {
     char *peer;
     bool v1;
     bool logged_in;
+    uint32_t refusals_logged;     /* legacy refusals are logged, up to a bound */
     chat_user_t *user;            /* once logged in */
     uint32_t user_idx;            /* in user->sess */
     char nick[CHAT_NICK_MAX + 1]; /* the user's nickname, copied (read per message) */
     size_t nick_len;
     chat_member_t **rooms;
     uint32_t nrooms, rooms_cap;
-    uint32_t refusals_logged; /* legacy refusals are logged, up to a bound */
     /* Flood control (chat_rate.c) */
     chat_bucket_t msg_bucket, req_bucket;
     uint64_t retry_at_ms;     /* the latest retry_after hint given ends then */
     uint64_t strike_start_ms; /* the first strike of the current flood window */
     uint32_t strikes;         /* refusals in that window that ignored a hint */
+    uint32_t ntyping;         /* entries of `typing` below (here: it fills a hole) */
     uint64_t logged_ms;       /* when going over the limit was last logged */
     bool rate_logged;         /* logged_ms is set */
     bool closing;             /* io->close was asked for: further input is ignored */
@@ -147,9 +148,8 @@ struct chat_session_s {
     uint8_t token_hash[AUTH_TOKEN_HASH_BYTES];
     struct chat_job_s *held, *held_tail; /* jobs that came while authing, in order */
     uint32_t nheld;
-    struct chat_typing_s *typing; /* what it is typing to (chat_typing.c) */
-    uint32_t ntyping;
-    uint64_t stamp; /* chat_status.c: the broadcast that reached it last */
+    struct chat_typing_s *typing; /* what it is typing to (chat_typing.c): ntyping of them */
+    uint64_t stamp;               /* chat_status.c: the broadcast that reached it last */
 };
 
 /* Error lines held back (chat.c): at most one line per CHAT_LOG_WINDOW_MS,
@@ -196,6 +196,7 @@ typedef struct chat_pending_s {
     /* With a bus (chat_set_bus): */
     bool acked;     /* its sender has its ack */
     bool refused;   /* the bus refused it: its sender gets `unavailable` */
+    bool no_user;   /* refused as a private to a nickname nobody has: `no_such_user` */
     uint64_t token; /* its publish token */
     char *mentions; /* a room message's mentions, joined by ',' (owned), or NULL */
     size_t mentions_len;

@@ -286,6 +286,7 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     p->out = NULL;
     p->acked = false;
     p->refused = false;
+    p->no_user = false;
     p->token = 0;
     p->mentions = NULL;
     p->mentions_len = 0;
@@ -535,7 +536,14 @@ static void on_private(chat_t *chat, const chat_req_t *req) {
     chat_user_t *target = chat__user_find(chat, to, to_len);
     /* Between accounts a private is stored (and may wait for an offline
      * recipient); to or from a guest it is live only. */
-    bool can_store = chat->store.history_with != NULL && req->s->user->kind == CHAT_USER_ACCOUNT;
+    bool can_store = chat->store.history_with != NULL && req->s->user->kind == CHAT_USER_ACCOUNT &&
+                     chat->bus.publish == NULL;
+    if (target == NULL && chat->bus.publish != NULL && chat_nickname_is_valid(to, to_len)) {
+        /* Perhaps a user of another node: the bus finds out (no_such_user
+         * when nobody has the nickname). */
+        accept_message(chat, req, CHAT_MSG_PRIVATE, NULL, NULL, to, to_len, false, text, text_len);
+        return;
+    }
     if (target == NULL && can_store && chat->auth.authenticate != NULL &&
         chat_nickname_is_valid(to, to_len)) {
         chat__auth_lookup(chat, req, to, to_len);

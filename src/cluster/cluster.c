@@ -26,7 +26,7 @@ extern const char cluster_presence_lua[];
 #define INBOX_MAX 8192          /* messages a room holds while it syncs or a join reads */
 #define INBOX_BYTES (4u << 20)  /* and their bytes */
 #define READS_MAX 1024          /* chat reads waiting for their room's subscription */
-#define CHANNEL_PREFIX "tt:room:"
+#define KEY_PREFIX "tt:room:"   /* a room's keys: tt:room:<key>:seq and :log */
 #define KEY_ID "tt:id"
 #define NODE_LEASE_MS 10000 /* a node silent this long is lost: its people leave */
 #define ALIVE_MS 2000       /* how often a node renews its lease (and looks for lost ones) */
@@ -55,7 +55,11 @@ typedef struct inbox_item_s {
     char data[]; /* the payload */
 } inbox_item_t;
 
+/* A channel the node follows: a room's (messages and presence, in order,
+ * with gaps filled from the stream) or, with user, a user's of this node
+ * (its private messages: nothing to fill, as they are not stored). */
 typedef struct croom_s {
+    bool user;
     char key[65];
     size_t key_len;
     char name[65]; /* the chat's spelling */
@@ -101,7 +105,13 @@ struct cluster_s {
     bool ever_ready;
     tt_timer_t *tick;
     tt_map_t rooms; /* key → croom_t */
-    char hb_chan[CLUSTER_NODE_MAX + 16];
+    tt_map_t users; /* folded nickname → croom_t (user) */
+    /* Channels are one namespace for every database of a Redis: with a
+     * database other than 0 their names carry its number (tt:<db>:room:),
+     * so two chats on two databases of one Redis stay two. */
+    char rchan[32]; /* a room's channel: rchan + key */
+    char uchan[32]; /* a user's (its private messages): uchan + folded nickname */
+    char hb_chan[CLUSTER_NODE_MAX + 48];
     uint64_t last_hb_ms;
     uint64_t max_id; /* the highest id seen: the script's floor */
     /* The loop time past the deadline of the last publish sent: the command
@@ -135,6 +145,7 @@ static void read_issue(cluster_t *c, cread_t *rd);
 static void read_fail(cluster_t *c, cread_t *rd);
 static cread_t *reads_pop(cluster_t *c, struct croom_s *r);
 static void room_people(cluster_t *c, struct croom_s *r);
+static size_t fold_nick(const char *nick, size_t len, char *out);
 
 /* ---- readiness ---- */
 
@@ -179,6 +190,20 @@ static void replied(link_t *l, const void *reply) {
         l->progress_ms = now_ms(l->c);
 }
 
+/* An operation of presence.lua: EVALSHA with no keys, the operation, the
+ * room channels' prefix, then args[0..n). */
+#define PRESENCE_ARGS_MAX 6
+static bool presence_call(cluster_t *c, redisCallbackFn *cb, void *priv, const char *op, size_t n,
+                          const char *const *args, const size_t *lens) {
+    const char *argv[4 + PRESENCE_ARGS_MAX + 1] = {"EVALSHA", c->sha_p, "0", op, c->rchan};
+    size_t alens[4 + PRESENCE_ARGS_MAX + 1] = {7, 40, 1, strlen(op), strlen(c->rchan)};
+    for (size_t i = 0; i < n && i < PRESENCE_ARGS_MAX; i++) {
+        argv[5 + i] = args[i];
+        alens[5 + i] = lens[i];
+    }
+    return command_argv(&c->cmd, cb, priv, (int)(5 + n), argv, alens);
+}
+
 static link_t *link_of(const redisAsyncContext *ac) {
     return ac->data;
 }
@@ -208,14 +233,16 @@ static void link_up(link_t *l) {
     cluster_t *c = l->c;
     l->state = LINK_READY;
     l->backoff_ms = BACKOFF_MIN_MS;
-    size_t pos = 0;
-    void *v;
-    while (tt_map_next(&c->rooms, &pos, NULL, NULL, &v)) {
-        croom_t *room = v;
-        if (l->sub && room->state == R_UNSUB && room->watched)
-            room_subscribe(c, room);
-        else if (!l->sub && room->state == R_SYNCING && !room->fetching)
-            room_fetch(c, room);
+    for (int m = 0; m < 2; m++) {
+        size_t pos = 0;
+        void *v;
+        while (tt_map_next(m == 0 ? &c->rooms : &c->users, &pos, NULL, NULL, &v)) {
+            croom_t *room = v;
+            if (l->sub && room->state == R_UNSUB && room->watched)
+                room_subscribe(c, room);
+            else if (!l->sub && room->state == R_SYNCING && !room->fetching)
+                room_fetch(c, room);
+        }
     }
     note_ready(c);
 }
@@ -249,9 +276,9 @@ static void on_alive(redisAsyncContext *ac, void *reply, void *priv);
 static void announce(cluster_t *c) {
     char lease[16];
     snprintf(lease, sizeof(lease), "%d", NODE_LEASE_MS);
-    const char *argv[] = {"EVALSHA", c->sha_p, "0", "alive", c->cfg.node, lease};
-    size_t lens[] = {7, 40, 1, 5, strlen(c->cfg.node), strlen(lease)};
-    command_argv(&c->cmd, on_alive, &c->cmd, 6, argv, lens);
+    const char *args[] = {c->cfg.node, lease};
+    size_t lens[] = {strlen(c->cfg.node), strlen(lease)};
+    presence_call(c, on_alive, &c->cmd, "alive", 2, args, lens);
     c->last_alive_ms = now_ms(c);
 }
 
@@ -291,9 +318,9 @@ static void on_alive(redisAsyncContext *ac, void *reply, void *priv) {
             strcmp(d->str, c->cfg.node) == 0)
             continue;
         tt_log_info("cluster: node %s is lost (no lease): its people leave its rooms", d->str);
-        const char *argv[] = {"EVALSHA", c->sha_p, "0", "reap", d->str, ts};
-        size_t lens[] = {7, 40, 1, 4, d->len, strlen(ts)};
-        command_argv(l, on_setup, l, 6, argv, lens);
+        const char *args[] = {d->str, ts};
+        size_t lens[] = {d->len, strlen(ts)};
+        presence_call(c, on_setup, l, "reap", 2, args, lens);
     }
 }
 
@@ -400,13 +427,12 @@ static void link_lost(link_t *l, const char *why) {
     else
         tt_log_debug("cluster: %s", why);
     if (l->sub) {
-        /* Every room subscribes again, and fills what it missed. */
-        size_t pos = 0;
-        void *v;
-        while (tt_map_next(&c->rooms, &pos, NULL, NULL, &v)) {
-            croom_t *r = v;
-            if (r->state != R_UNSUB)
-                r->state = R_UNSUB;
+        /* Every channel subscribes again; a room fills what it missed. */
+        for (int m = 0; m < 2; m++) {
+            size_t pos = 0;
+            void *v;
+            while (tt_map_next(m == 0 ? &c->rooms : &c->users, &pos, NULL, NULL, &v))
+                ((croom_t *)v)->state = R_UNSUB;
         }
     }
     if (ac != NULL)
@@ -443,6 +469,16 @@ static croom_t *room_get(cluster_t *c, const char *key, size_t len) {
     return tt_map_get(&c->rooms, key, len);
 }
 
+static tt_map_t *map_of(cluster_t *c, const croom_t *r) {
+    return r->user ? &c->users : &c->rooms;
+}
+
+/* The channel's name into buf (80 bytes): its length. */
+static size_t chan_name(const cluster_t *c, const croom_t *r, char *buf) {
+    int n = snprintf(buf, 80, "%s%.*s", r->user ? c->uchan : c->rchan, (int)r->key_len, r->key);
+    return (size_t)n;
+}
+
 static void inbox_clear(croom_t *r) {
     for (size_t i = 0; i < r->in_n; i++)
         free(r->inbox[(r->in_head + i) % r->in_cap]);
@@ -450,11 +486,12 @@ static void inbox_clear(croom_t *r) {
 }
 
 static void room_free(cluster_t *c, croom_t *r) {
-    tt_map_remove(&c->rooms, r->key, r->key_len);
+    tt_map_remove(map_of(c, r), r->key, r->key_len);
     inbox_clear(r);
     free(r->inbox);
+    if (!r->user)
+        c->stats.rooms--;
     free(r);
-    c->stats.rooms--;
 }
 
 static void inbox_push(croom_t *r, const char *p, size_t len) {
@@ -692,7 +729,7 @@ static void room_fetch(cluster_t *c, croom_t *r) {
     f->key_len = r->key_len;
     f->newest = !r->known;
     char log[80], start[32], count[16];
-    snprintf(log, sizeof(log), CHANNEL_PREFIX "%.*s:log", (int)r->key_len, r->key);
+    snprintf(log, sizeof(log), KEY_PREFIX "%.*s:log", (int)r->key_len, r->key);
     snprintf(count, sizeof(count), "%d", f->newest ? 1 : FETCH_COUNT);
     bool ok;
     if (f->newest) {
@@ -710,6 +747,29 @@ static void room_fetch(cluster_t *c, croom_t *r) {
         return;
     }
     r->fetching = true;
+}
+
+/* A private message on a user's channel. */
+static void user_in(cluster_t *c, croom_t *u, const char *p, size_t len) {
+    cluster_msg_t m;
+    if (!cluster_msg_parse(p, len, &m) || m.seq != 0 || m.room[0] == '#') {
+        bad_payload(c, "a user's channel");
+        return;
+    }
+    if (m.id > c->max_id)
+        c->max_id = m.id;
+    bool ours = m.node_len == strlen(c->cfg.node) && memcmp(m.node, c->cfg.node, m.node_len) == 0;
+    chat_message_t msg = {.id = m.id,
+                          .ts = m.ts,
+                          .kind = CHAT_MSG_PRIVATE,
+                          .from = m.from,
+                          .from_len = m.from_len,
+                          .to = m.room,
+                          .to_len = m.room_len,
+                          .text = m.text,
+                          .text_len = m.text_len};
+    c->stats.received++;
+    chat_bus_private(c->chat, &msg, ours ? m.token : 0, u->key, u->key_len);
 }
 
 static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv) {
@@ -730,17 +790,23 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv) {
             link_up(l);
         return;
     }
-    size_t plen = strlen(CHANNEL_PREFIX);
-    if (chan_len <= plen || memcmp(chan, CHANNEL_PREFIX, plen) != 0)
+    size_t plen = strlen(c->rchan); /* as long as uchan */
+    bool user = chan_len > plen && memcmp(chan, c->uchan, plen) == 0;
+    if (chan_len <= plen || (!user && memcmp(chan, c->rchan, plen) != 0))
         return;
-    croom_t *room = room_get(c, chan + plen, chan_len - plen);
+    croom_t *room = tt_map_get(user ? &c->users : &c->rooms, chan + plen, chan_len - plen);
     if (room == NULL)
         return;
     if (strcmp(kind, "subscribe") == 0) {
-        if (room->state == R_SUBSCRIBING) {
+        if (room->state == R_SUBSCRIBING && user) {
+            room->state = R_LIVE;
+        } else if (room->state == R_SUBSCRIBING) {
             room->state = R_SYNCING;
             room_fetch(c, room);
         }
+    } else if (user && strcmp(kind, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
+        if (room->watched)
+            user_in(c, room, r->element[2]->str, r->element[2]->len);
     } else if (strcmp(kind, "unsubscribe") == 0) {
         if (room->state != R_UNSUBSCRIBING)
             return;
@@ -770,9 +836,9 @@ static void room_subscribe(cluster_t *c, croom_t *r) {
     if (c->sub.state != LINK_READY)
         return; /* the heartbeat's confirmation subscribes every room */
     char chan[80];
-    int n = snprintf(chan, sizeof(chan), CHANNEL_PREFIX "%.*s", (int)r->key_len, r->key);
+    size_t n = chan_name(c, r, chan);
     const char *argv[] = {"SUBSCRIBE", chan};
-    size_t lens[] = {9, (size_t)n};
+    size_t lens[] = {9, n};
     if (redisAsyncCommandArgv(c->sub.ac, on_sub_message, c, 2, argv, lens) == REDIS_OK) {
         r->state = R_SUBSCRIBING;
         r->people_ok = false;
@@ -781,8 +847,9 @@ static void room_subscribe(cluster_t *c, croom_t *r) {
 }
 
 static void room_unsubscribe(cluster_t *c, croom_t *r) {
-    if (c->sub.state != LINK_READY) {
-        /* Nothing to unsubscribe from: the link is down. */
+    if (c->sub.state != LINK_READY || r->state == R_UNSUB) {
+        /* Nothing to unsubscribe from (hiredis would not even route the
+         * answer): the link is down, or it never subscribed on this one. */
         r->state = R_UNSUB;
         r->known = false;
         inbox_clear(r);
@@ -790,18 +857,20 @@ static void room_unsubscribe(cluster_t *c, croom_t *r) {
         return;
     }
     char chan[80];
-    int n = snprintf(chan, sizeof(chan), CHANNEL_PREFIX "%.*s", (int)r->key_len, r->key);
+    size_t n = chan_name(c, r, chan);
     const char *argv[] = {"UNSUBSCRIBE", chan};
-    size_t lens[] = {11, (size_t)n};
+    size_t lens[] = {11, n};
     if (redisAsyncCommandArgv(c->sub.ac, on_sub_message, c, 2, argv, lens) == REDIS_OK)
         r->state = R_UNSUBSCRIBING;
 }
 
-static void bus_room_watch(void *ctx, const char *name, size_t len, bool on) {
-    cluster_t *c = ctx;
-    char key[65];
-    size_t klen = cluster_room_key(name, len, key);
-    croom_t *r = room_get(c, key, klen);
+/* Follows a channel while on (a room the chat has, a user of this node);
+ * off: it stays subscribed a while (UNWATCH_LINGER_MS), so coming back soon
+ * costs nothing, and is then given up by the tick. */
+static void channel_watch(cluster_t *c, bool user, const char *key, size_t klen, const char *name,
+                          size_t len, bool on) {
+    tt_map_t *map = user ? &c->users : &c->rooms;
+    croom_t *r = tt_map_get(map, key, klen);
     if (!on) {
         if (r != NULL) {
             r->watched = false;
@@ -811,10 +880,12 @@ static void bus_room_watch(void *ctx, const char *name, size_t len, bool on) {
     }
     if (r == NULL) {
         r = xcalloc(1, sizeof(*r));
+        r->user = user;
         memcpy(r->key, key, klen);
         r->key_len = klen;
-        tt_map_put(&c->rooms, r->key, r->key_len, r);
-        c->stats.rooms++;
+        tt_map_put(map, r->key, r->key_len, r);
+        if (!user)
+            c->stats.rooms++;
     }
     size_t n = len < 64 ? len : 64;
     memcpy(r->name, name, n);
@@ -825,7 +896,16 @@ static void bus_room_watch(void *ctx, const char *name, size_t len, bool on) {
     /* R_UNSUBSCRIBING: subscribes again when the unsubscription is done. */
 }
 
+static void bus_room_watch(void *ctx, const char *name, size_t len, bool on) {
+    char key[65];
+    size_t klen = cluster_room_key(name, len, key);
+    channel_watch(ctx, false, key, klen, name, len, on);
+}
+
 /* ---- publishing ---- */
+
+/* In ids[] until the reply comes: the message is a private one. */
+#define PUB_PRIVATE 1
 
 typedef struct pub_s {
     cluster_t *c;
@@ -848,12 +928,17 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
     replied(&c->cmd, reply);
     const redisReply *r = reply;
     uint64_t id = 0;
+    bool private = pub->ids[pub->got] == PUB_PRIVATE;
     if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer > 0) {
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer > 0 &&
+        r->element[1]->type == REDIS_REPLY_INTEGER) {
         id = (uint64_t)r->element[0]->integer;
         if (id > c->max_id)
             c->max_id = id;
         c->stats.published++;
+        /* A private that reached no one's channel: no such nickname. */
+        if (private && r->element[1]->integer == 0)
+            id = CHAT_BUS_NO_USER;
     } else {
         c->stats.refused++;
         if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 &&
@@ -893,24 +978,38 @@ static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus
     for (size_t i = 0; i < n; i++) {
         const chat_message_t *m = msgs[i].msg;
         bool ok;
+        size_t need = m->text_len + CLUSTER_BODY_OVERHEAD + msgs[i].mentions_len;
+        if (c->scratch_cap < need) {
+            c->scratch_cap = need;
+            c->scratch = xrealloc(c->scratch, need);
+        }
         if (m->kind == CHAT_MSG_PRIVATE) {
-            const char *argv[] = {"EVALSHA", c->sha, "1", KEY_ID, deadline, floor};
-            size_t lens[] = {7, 40, 1, strlen(KEY_ID), strlen(deadline), strlen(floor)};
-            ok = command_argv(&c->cmd, on_publish, pub, 6, argv, lens);
+            /* To the recipient's channel (whoever has it, on any node) and
+             * the sender's (its other connections). */
+            char to[80], from[80], fto[CHAT_NICK_MAX + 1], ffrom[CHAT_NICK_MAX + 1];
+            size_t tlen = fold_nick(m->to, m->to_len, fto),
+                   flen = fold_nick(m->from, m->from_len, ffrom);
+            int tn = snprintf(to, sizeof(to), "%s%.*s", c->uchan, (int)tlen, fto);
+            int fn = snprintf(from, sizeof(from), "%s%.*s", c->uchan, (int)flen, ffrom);
+            size_t blen = cluster_body_format(c->scratch, c->scratch_cap, m->ts, c->cfg.node,
+                                              msgs[i].token, m->from, m->from_len, m->to, m->to_len,
+                                              NULL, 0, m->text, m->text_len);
+            const char *argv[] = {"EVALSHA", c->sha, "1",  KEY_ID,    deadline,
+                                  floor,     to,     from, c->scratch};
+            size_t lens[] = {
+                7,          40,         1,   strlen(KEY_ID), strlen(deadline), strlen(floor),
+                (size_t)tn, (size_t)fn, blen};
+            pub->ids[i] = PUB_PRIVATE;
+            ok = blen > 0 && command_argv(&c->cmd, on_publish, pub, 9, argv, lens);
         } else {
             char key[65], kseq[96], klog[96], chan[96], maxlen[24], sfloor[24];
             size_t klen = cluster_room_key(m->to, m->to_len, key);
             croom_t *r = room_get(c, key, klen);
-            snprintf(kseq, sizeof(kseq), CHANNEL_PREFIX "%.*s:seq", (int)klen, key);
-            snprintf(klog, sizeof(klog), CHANNEL_PREFIX "%.*s:log", (int)klen, key);
-            snprintf(chan, sizeof(chan), CHANNEL_PREFIX "%.*s", (int)klen, key);
+            snprintf(kseq, sizeof(kseq), KEY_PREFIX "%.*s:seq", (int)klen, key);
+            snprintf(klog, sizeof(klog), KEY_PREFIX "%.*s:log", (int)klen, key);
+            snprintf(chan, sizeof(chan), "%s%.*s", c->rchan, (int)klen, key);
             snprintf(maxlen, sizeof(maxlen), "%" PRIu64, c->cfg.retain);
             snprintf(sfloor, sizeof(sfloor), "%" PRIu64, r != NULL && r->known ? r->last_seq : 0);
-            size_t need = m->text_len + CLUSTER_BODY_OVERHEAD + msgs[i].mentions_len;
-            if (c->scratch_cap < need) {
-                c->scratch_cap = need;
-                c->scratch = xrealloc(c->scratch, need);
-            }
             size_t blen = cluster_body_format(
                 c->scratch, c->scratch_cap, m->ts, c->cfg.node, msgs[i].token, m->from, m->from_len,
                 m->to, m->to_len, msgs[i].mentions, msgs[i].mentions_len, m->text, m->text_len);
@@ -939,9 +1038,11 @@ static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus
         free(pub);
         return -1;
     }
-    /* What could not even be queued is refused (its id stays 0), after
-     * the replies of what was. */
+    /* What could not even be queued is refused (its id 0), after the
+     * replies of what was. */
     c->stats.refused += n - sent;
+    for (size_t i = sent; i < n; i++)
+        pub->ids[i] = 0;
     pub->expect = sent;
     return 0;
 }
@@ -1019,7 +1120,7 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
 static void read_issue(cluster_t *c, cread_t *rd) {
     char log[96], hi[32], lo[32], count[16];
     croom_t *r = room_get(c, rd->key, rd->key_len);
-    snprintf(log, sizeof(log), CHANNEL_PREFIX "%.*s:log", (int)rd->key_len, rd->key);
+    snprintf(log, sizeof(log), KEY_PREFIX "%.*s:log", (int)rd->key_len, rd->key);
     if (rd->before > 0)
         snprintf(hi, sizeof(hi), "%" PRIu64, rd->before - 1);
     else
@@ -1089,14 +1190,12 @@ static void bus_presence(void *ctx, const char *room, size_t room_len, const cha
     size_t klen = cluster_room_key(room, room_len, key);
     snprintf(ts, sizeof(ts), "%" PRId64, wall_ms());
     const char *why = reason != NULL ? reason : "leave";
-    const char *argv[] = {"EVALSHA",   c->sha_p, "0", joined ? "join" : "leave", key, nick,
-                          c->cfg.node, ts,       why};
-    size_t lens[] = {
-        7, 40, 1, joined ? 4u : 5u, klen, nick_len, strlen(c->cfg.node), strlen(ts), strlen(why)};
+    const char *args[] = {key, nick, c->cfg.node, ts, why};
+    size_t lens[] = {klen, nick_len, strlen(c->cfg.node), strlen(ts), strlen(why)};
     /* With the link down the others do not hear of it: a node away longer
      * than its lease is lost to them anyway. */
     if (c->script)
-        command_argv(&c->cmd, on_setup, &c->cmd, joined ? 8 : 9, argv, lens);
+        presence_call(c, on_setup, &c->cmd, joined ? "join" : "leave", joined ? 4 : 5, args, lens);
 }
 
 static size_t fold_nick(const char *nick, size_t len, char *out) {
@@ -1109,10 +1208,11 @@ static void bus_release(void *ctx, const char *nick, size_t nick_len) {
     cluster_t *c = ctx;
     char folded[CHAT_NICK_MAX + 1];
     fold_nick(nick, nick_len, folded);
-    const char *argv[] = {"EVALSHA", c->sha_p, "0", "release", folded, c->cfg.node};
-    size_t lens[] = {7, 40, 1, 7, nick_len, strlen(c->cfg.node)};
+    const char *args[] = {folded, c->cfg.node};
+    size_t lens[] = {nick_len, strlen(c->cfg.node)};
     if (c->script)
-        command_argv(&c->cmd, on_setup, &c->cmd, 6, argv, lens);
+        presence_call(c, on_setup, &c->cmd, "release", 2, args, lens);
+    channel_watch(c, true, folded, nick_len, folded, nick_len, false);
 }
 
 typedef struct people_s {
@@ -1163,9 +1263,9 @@ static void room_people(cluster_t *c, croom_t *r) {
     pp->c = c;
     memcpy(pp->key, r->key, r->key_len);
     pp->key_len = r->key_len;
-    const char *argv[] = {"EVALSHA", c->sha_p, "0", "people", r->key};
-    size_t lens[] = {7, 40, 1, 6, r->key_len};
-    if (!command_argv(&c->cmd, on_people, pp, 5, argv, lens)) {
+    const char *args[] = {r->key};
+    size_t lens[] = {r->key_len};
+    if (!presence_call(c, on_people, pp, "people", 1, args, lens)) {
         free(pp);
         return;
     }
@@ -1197,6 +1297,8 @@ static void on_claim(redisAsyncContext *ac, void *reply, void *priv) {
         cl->result.status = CHAT_AUTH_UNAVAILABLE;
     else if (r->integer != 1)
         cl->result.status = CHAT_AUTH_IN_USE;
+    else
+        channel_watch(cl->c, true, cl->folded, cl->len, cl->folded, cl->len, true);
     claim_finish(cl);
 }
 
@@ -1216,15 +1318,9 @@ static void on_inner_auth(void *arg, const chat_auth_result_t *res) {
     }
     if (cl->op != CHAT_AUTH_GUEST)
         cl->len = fold_nick(res->nick, res->nick_len, cl->folded);
-    const char *argv[] = {"EVALSHA",
-                          c->sha_p,
-                          "0",
-                          "claim",
-                          cl->folded,
-                          c->cfg.node,
-                          cl->op == CHAT_AUTH_GUEST ? "g" : "a"};
-    size_t lens[] = {7, 40, 1, 5, cl->len, strlen(c->cfg.node), 1};
-    if (!c->script || !command_argv(&c->cmd, on_claim, cl, 7, argv, lens)) {
+    const char *args[] = {cl->folded, c->cfg.node, cl->op == CHAT_AUTH_GUEST ? "g" : "a"};
+    size_t lens[] = {cl->len, strlen(c->cfg.node), 1};
+    if (!c->script || !presence_call(c, on_claim, cl, "claim", 3, args, lens)) {
         cl->result.status = CHAT_AUTH_UNAVAILABLE;
         claim_finish(cl);
     }
@@ -1287,6 +1383,8 @@ static void link_tick(cluster_t *c, link_t *l, uint64_t now) {
     }
 }
 
+static void channels_tick(cluster_t *c, tt_map_t *map, uint64_t now);
+
 static void on_tick(void *ctx) {
     cluster_t *c = ctx;
     uint64_t now = now_ms(c);
@@ -1298,9 +1396,14 @@ static void on_tick(void *ctx) {
     }
     if (c->cmd.state == LINK_READY && now - c->last_alive_ms >= ALIVE_MS)
         announce(c);
+    for (int m = 0; m < 2; m++)
+        channels_tick(c, m == 0 ? &c->rooms : &c->users, now);
+}
+
+static void channels_tick(cluster_t *c, tt_map_t *map, uint64_t now) {
     size_t pos = 0;
     void *v;
-    while (tt_map_next(&c->rooms, &pos, NULL, NULL, &v)) {
+    while (tt_map_next(map, &pos, NULL, NULL, &v)) {
         croom_t *r = v;
         if (r->state == R_SYNCING && !r->fetching)
             room_fetch(c, r);
@@ -1328,8 +1431,14 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
         c->cfg.retain = CLUSTER_RETAIN_DEFAULT;
     if (c->cfg.timeout_ms == 0)
         c->cfg.timeout_ms = CLUSTER_TIMEOUT_DEFAULT_MS;
-    snprintf(c->hb_chan, sizeof(c->hb_chan), "tt:node:%s", c->cfg.node);
+    char db[16] = "";
+    if (c->cfg.url.db != 0)
+        snprintf(db, sizeof(db), "%d:", c->cfg.url.db);
+    snprintf(c->rchan, sizeof(c->rchan), "tt:%sroom:", db);
+    snprintf(c->uchan, sizeof(c->uchan), "tt:%suser:", db);
+    snprintf(c->hb_chan, sizeof(c->hb_chan), "tt:%snode:%s", db, c->cfg.node);
     tt_map_init(&c->rooms, 0);
+    tt_map_init(&c->users, 0);
     for (int i = 0; i < 2; i++) {
         link_t *l = i == 0 ? &c->cmd : &c->sub;
         l->c = c;
@@ -1384,6 +1493,10 @@ void cluster_free(cluster_t *c) {
         free(r->inbox);
         free(r);
     }
+    pos = 0;
+    while (tt_map_next(&c->users, &pos, NULL, NULL, &v))
+        free(v);
+    tt_map_dispose(&c->users);
     tt_map_dispose(&c->rooms);
     free(c->scratch);
     free(c);

@@ -228,8 +228,8 @@ bool cluster_msg_parse(const char *p, size_t len, cluster_msg_t *m) {
         m->from[0] == '#' || !field(&p, end, &m->room, &m->room_len) ||
         !names(m->room, m->room_len, 64, false) || !field(&p, end, &m->mentions, &m->mentions_len))
         return false;
-    if (m->id == 0 || m->seq == 0)
-        return false;
+    if (m->id == 0)
+        return false; /* seq 0: a private message's (room messages start at 1) */
     if (m->mentions_len == 1 && m->mentions[0] == '-')
         m->mentions_len = 0;
     else if (!names(m->mentions, m->mentions_len, 34 * 10, true))

@@ -10,9 +10,16 @@
 --   tt:room:<k>:nodes           the nodes with people in the room
 --   tt:room:<k>:node:<n>        the nicknames present in the room through node n
 --
--- Room channels (tt:room:<k>) carry presence changes besides messages:
+-- Room channels (<chan><k>: tt:room:<k>, or tt:<db>:room:<k> on a database
+-- other than 0) carry presence changes besides messages:
 --   "P+ <node> <nick> <ts>" and "P- <node> <nick> <reason> <ts>".
+-- ARGV[1] is the operation, ARGV[2] the room channels' prefix, then its own.
 local op = ARGV[1]
+local chan = ARGV[2]
+local A = {}
+for i = 3, #ARGV do
+  A[#A + 1] = ARGV[i]
+end
 
 local function alive(n)
   return redis.call('EXISTS', 'tt:node:' .. n .. ':alive') == 1
@@ -30,7 +37,7 @@ end
 
 if op == 'alive' then
   -- ARGV: node, lease ms. Returns the nodes whose lease ran out.
-  local node, lease = ARGV[2], ARGV[3]
+  local node, lease = A[1], A[2]
   redis.call('SET', 'tt:node:' .. node .. ':alive', '1', 'PX', lease)
   redis.call('SADD', 'tt:nodes', node)
   local dead = {}
@@ -42,8 +49,8 @@ if op == 'alive' then
   return dead
 elseif op == 'claim' then
   -- ARGV: folded nick, node, kind ('g' or 'a'). Returns 1 (ours now) or 0.
-  local key = 'tt:nick:' .. ARGV[2]
-  local node, kind = ARGV[3], ARGV[4]
+  local key = 'tt:nick:' .. A[1]
+  local node, kind = A[2], A[3]
   local holders = redis.call('HGETALL', key)
   local taken = false
   for i = 1, #holders, 2 do
@@ -58,25 +65,25 @@ elseif op == 'claim' then
     return 0
   end
   redis.call('HSET', key, node, kind)
-  redis.call('SADD', 'tt:node:' .. node .. ':nicks', ARGV[2])
+  redis.call('SADD', 'tt:node:' .. node .. ':nicks', A[1])
   return 1
 elseif op == 'release' then
   -- ARGV: folded nick, node.
-  redis.call('HDEL', 'tt:nick:' .. ARGV[2], ARGV[3])
-  redis.call('SREM', 'tt:node:' .. ARGV[3] .. ':nicks', ARGV[2])
+  redis.call('HDEL', 'tt:nick:' .. A[1], A[2])
+  redis.call('SREM', 'tt:node:' .. A[2] .. ':nicks', A[1])
   return 1
 elseif op == 'join' or op == 'leave' then
   -- ARGV: room key, nick, node, ts, reason (leave). Publishes the change
   -- when no other node has the nick in the room.
-  local k, nick, node, ts = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+  local k, nick, node, ts = A[1], A[2], A[3], A[4]
   local set = 'tt:room:' .. k .. ':node:' .. node
-  local chan = 'tt:room:' .. k
+  local room_chan = chan .. k
   if op == 'join' then
     local added = redis.call('SADD', set, nick)
     redis.call('SADD', 'tt:room:' .. k .. ':nodes', node)
     redis.call('SADD', 'tt:node:' .. node .. ':rooms', k)
     if added == 1 and not elsewhere(k, nick, node) then
-      redis.call('PUBLISH', chan, 'P+ ' .. node .. ' ' .. nick .. ' ' .. ts)
+      redis.call('PUBLISH', room_chan, 'P+ ' .. node .. ' ' .. nick .. ' ' .. ts)
     end
   else
     local removed = redis.call('SREM', set, nick)
@@ -85,13 +92,13 @@ elseif op == 'join' or op == 'leave' then
       redis.call('SREM', 'tt:node:' .. node .. ':rooms', k)
     end
     if removed == 1 and not elsewhere(k, nick, node) then
-      redis.call('PUBLISH', chan, 'P- ' .. node .. ' ' .. nick .. ' ' .. ARGV[6] .. ' ' .. ts)
+      redis.call('PUBLISH', room_chan, 'P- ' .. node .. ' ' .. nick .. ' ' .. A[5] .. ' ' .. ts)
     end
   end
   return 1
 elseif op == 'people' then
   -- ARGV: room key. Returns node, nick, node, nick, ... of live nodes.
-  local k = ARGV[2]
+  local k = A[1]
   local out = {}
   for _, n in ipairs(redis.call('SMEMBERS', 'tt:room:' .. k .. ':nodes')) do
     if alive(n) then
@@ -105,7 +112,7 @@ elseif op == 'people' then
 elseif op == 'reap' then
   -- ARGV: a lost node, ts. Its people leave every room (node_lost), its
   -- claims end. Once: a second caller finds nothing to do.
-  local dead, ts = ARGV[2], ARGV[3]
+  local dead, ts = A[1], A[2]
   if alive(dead) or redis.call('SREM', 'tt:nodes', dead) == 0 then
     return 0
   end
@@ -117,7 +124,7 @@ elseif op == 'reap' then
     redis.call('SREM', 'tt:room:' .. k .. ':nodes', dead)
     for _, nick in ipairs(nicks) do
       if not elsewhere(k, nick, dead) then
-        redis.call('PUBLISH', 'tt:room:' .. k, 'P- ' .. dead .. ' ' .. nick .. ' node_lost ' .. ts)
+        redis.call('PUBLISH', chan .. k, 'P- ' .. dead .. ' ' .. nick .. ' node_lost ' .. ts)
       end
     end
   end

@@ -13,7 +13,12 @@
 --         Redis lost tt:id)
 -- ARGV[3] channel, ARGV[4] body, ARGV[5] maxlen (0: keep all),
 -- ARGV[6] seq floor: the node's last sequence number seen in the room
--- Returns {id, seq} (seq 0 for a private message's id).
+-- A private message (one key) with ARGV[3] the recipient's channel,
+-- ARGV[4] the sender's and ARGV[5] the body is published as
+-- "0 <id> <body>" on the recipient's channel and, when someone there got
+-- it, on the sender's (its other connections' copies; skipped when the
+-- same): returns {id, receivers} (0: nobody has that nickname now).
+-- Returns {id, seq} (seq 0 for a private message's id alone).
 local deadline = tonumber(ARGV[1])
 if deadline > 0 then
   local t = redis.call('TIME')
@@ -29,7 +34,15 @@ if id <= floor then
   redis.call('SET', KEYS[1], id)
 end
 if #KEYS == 1 then
-  return {id, 0}
+  if ARGV[5] == nil then
+    return {id, 0}
+  end
+  local payload = '0 ' .. id .. ' ' .. ARGV[5]
+  local got = redis.call('PUBLISH', ARGV[3], payload)
+  if got > 0 and ARGV[4] ~= ARGV[3] then
+    redis.call('PUBLISH', ARGV[4], payload)
+  end
+  return {id, got}
 end
 local seq = redis.call('INCR', KEYS[2])
 local sfloor = tonumber(ARGV[6])

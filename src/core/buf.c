@@ -58,6 +58,20 @@ void tt_buf_unref(tt_buf_t *b) {
     free(b);
 }
 
+size_t tt_buf_pool_trim(size_t keep_bytes) {
+    size_t freed = 0;
+    for (int c = 0; c < POOL_CLASSES; c++) {
+        while (pool.count[c] > 0 && (size_t)pool.count[c] * class_cap[c] > keep_bytes) {
+            tt_buf_t *b = pool.free[c];
+            pool.free[c] = *(tt_buf_t **)(void *)b->data;
+            pool.count[c]--;
+            freed += sizeof(*b) + b->cap;
+            free(b);
+        }
+    }
+    return freed;
+}
+
 void tt_buf_pool_drain(void) {
     for (int c = 0; c < POOL_CLASSES; c++) {
         while (pool.free[c] != NULL) {

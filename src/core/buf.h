@@ -11,9 +11,9 @@
 
 typedef struct tt_buf_s {
     uint32_t refs;
-    uint32_t off;  /* first byte of valid data (room before it is headroom) */
-    uint32_t len;  /* bytes of valid data, starting at off */
-    uint32_t cap;  /* bytes in data[] */
+    uint32_t off; /* first byte of valid data (room before it is headroom) */
+    uint32_t len; /* bytes of valid data, starting at off */
+    uint32_t cap; /* bytes in data[] */
     uint8_t data[];
 } tt_buf_t;
 
@@ -38,5 +38,10 @@ static inline uint8_t *tt_buf_ptr(const tt_buf_t *b) {
 
 /* Releases the calling thread's pooled buffers (for leak checkers at exit). */
 void tt_buf_pool_drain(void);
+/* Frees the calling thread's pooled buffers beyond keep_bytes of them per
+ * size class: a burst of fan-out fills the pools (up to 1024 buffers per
+ * class, 21 MiB in all at the most), and a loop that went quiet gives that
+ * back instead of holding it for the next burst. Returns the bytes freed. */
+size_t tt_buf_pool_trim(size_t keep_bytes);
 
 #endif

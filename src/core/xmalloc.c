@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__ /* defined by the headers above */
+#include <malloc.h>
+#endif
 
 static void oom(size_t n) {
     fprintf(stderr, "tertulia: out of memory allocating %zu bytes\n", n);
@@ -41,4 +44,10 @@ char *xstrndup(const char *s, size_t n) {
 
 char *xstrdup(const char *s) {
     return xstrndup(s, strlen(s));
+}
+
+void xmalloc_release(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }

@@ -56,7 +56,7 @@ static void refused(tt_stream_t *s, const char *why) {
     if (s->loop->refusal_log != NULL)
         s->loop->refusal_log(s->loop->refusal_ctx, s, why);
     else
-        tt_log_debug("%s: %s", s->peer, why);
+        tt_log_debug("%s: %s", tt_stream_peer(s), why);
 }
 
 /* The sink of every record OpenSSL writes for stream ctx: appended to its
@@ -184,7 +184,7 @@ void tt__tls_on_read(tt_stream_t *s, uint8_t *data, size_t len) {
         s->flags |= TT_S_TLS_UP;
         unsigned alen;
         const char *alpn = tt__tls_alpn(t->ssl, &alen);
-        tt_log_debug("%s: TLS %s, %s, ALPN %.*s", s->peer, SSL_get_version(t->ssl),
+        tt_log_debug("%s: TLS %s, %s, ALPN %.*s", tt_stream_peer(s), SSL_get_version(t->ssl),
                      SSL_get_cipher_name(t->ssl), alpn ? (int)alen : 4, alpn ? alpn : "none");
     }
     /* Handshake messages, tickets, alerts. */

@@ -158,9 +158,12 @@ typedef struct tt_stream_handler_s {
  * listener; zeroed at accept, not touched by the transport afterwards). */
 void *tt_stream_ext(tt_stream_t *s);
 tt_loop_t *tt_stream_loop(const tt_stream_t *s);
-/* "1.2.3.4:5678" or "[::1]:5678"; borrowed for the stream's life. */
+/* "1.2.3.4:5678" or "[::1]:5678" ("?" when unknown). Formatted by each
+ * call into a small per-thread ring: valid until the 8th next call on this
+ * thread, so a log line may name a few streams; copy it to keep it. */
 const char *tt_stream_peer(const tt_stream_t *s);
-/* The address part of the peer (no port), and its length. */
+/* The address part of the peer (no port), and its length; as borrowed as
+ * tt_stream_peer's. */
 size_t tt_stream_peer_addr(const tt_stream_t *s, const char **addr);
 
 /* Adopts a new endpoint (HTTP → WebSocket). Takes effect for the next

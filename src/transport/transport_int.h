@@ -10,7 +10,8 @@
 
 /* One queued piece of output: a reference on a shared buffer, or a static
  * byte range (embedded web assets) when buf is NULL. Entries come from a
- * loop-wide free list, so queuing a broadcast allocates nothing. */
+ * loop-wide free list over mapped slabs (stream.c), so queuing a broadcast
+ * allocates nothing. */
 typedef struct tt_wq_entry_s {
     struct tt_wq_entry_s *next;
     tt_buf_t *buf;
@@ -48,6 +49,9 @@ enum {
     TT_S_TLS_BYE = 1 << 9,    /* TLS: our close_notify is queued */
 };
 
+/* Every open connection has one, so its layout counts (432 bytes, 248 of
+ * them libuv's handle): the 32-bit fields are packed together, and the
+ * peer's address is kept as bytes and formatted only when asked for. */
 struct tt_stream_s {
     uv_tcp_t tcp; /* first: the handle's address is the stream's */
     tt_loop_t *loop;
@@ -56,22 +60,24 @@ struct tt_stream_s {
     tt_link_t pending; /* loop->pending: output to write this iteration */
     tt_link_t resume;  /* loop->resume: kept input to present again */
     uint32_t flags;
+    unsigned inflight; /* entries covered by the uv_write in flight */
     /* Input not yet consumed (partial head or frame); NULL while empty, so
      * an idle stream holds no input buffer. */
     uint8_t *in;
     uint32_t in_len, in_cap;
     uint32_t max_input;
+    /* The peer: AF_INET or AF_INET6 (0: unknown), port, address bytes. */
+    uint16_t peer_family, peer_port;
+    uint8_t peer_addr[16];
     /* Output: what the endpoint queued; on a TLS stream, plaintext. */
     tt_wq_t q;
     tt_tls_conn_t *tls; /* NULL: plain TCP */
     size_t max_queue;
-    unsigned inflight; /* entries covered by the uv_write in flight */
-    uint64_t written;  /* bytes handed to the kernel */
+    uint64_t written; /* bytes handed to the kernel */
     /* No uv_write_t or uv_shutdown_t here: they are allocated only for a
      * short write or a close (192 and 80 bytes an idle stream keeps none of). */
     uint64_t close_deadline; /* loop time after which a closing stream is dropped */
     const char *close_reason;
-    char peer[56];
     /* The endpoint's memory follows (ext_size bytes), max-aligned. */
     _Alignas(max_align_t) unsigned char ext[];
 };
@@ -92,6 +98,13 @@ struct tt_loop_s {
     tt_link_t resume;  /* streams whose kept input must be presented again */
     tt_wq_entry_t *free_entries;
     size_t nfree_entries;
+    struct entry_slab_s *entry_slabs; /* where every entry lives (stream.c) */
+    size_t nentries;                  /* in all the slabs, free or not */
+    /* Giving memory back when the loop goes quiet (tt_loop_sweep): the
+     * bytes moved by the last sweep, and whether a busy sweep came since
+     * the last time memory was given back. */
+    uint64_t sweep_bytes;
+    bool release_due;
     uint8_t *readbuf; /* the loop-wide read buffer */
     size_t readbuf_cap;
     struct tt_tls_loop_s *tls; /* TLS streams' shared state, made with the first */

@@ -115,7 +115,6 @@ static void test_payload_bad(void **state) {
     const char *bad[] = {
         "",
         "1 2 3 n1 4 ana room - ",                  /* empty text */
-        "0 2 3 n1 4 ana room - hi",                /* seq 0 */
         "1 0 3 n1 4 ana room - hi",                /* id 0 */
         "1 9007199254740992 3 n1 4 ana room - hi", /* id 2^53 */
         "-1 2 3 n1 4 ana room - hi",
