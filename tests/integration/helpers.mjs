@@ -71,7 +71,9 @@ export async function startServer(args = [], { timeoutMs = 15000, env = {}, ulim
     const proc = spawn(file, fileArgs, {
         cwd,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, ...env },
+        // TERTULIA_BIN names the binary for the tests; the server would read
+        // it as an option (TERTULIA_*) and log that it is none.
+        env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'TERTULIA_BIN')), ...env },
     });
     live.add(proc);
     // A server must never keep a test file's process alive: if a test dies
