@@ -982,6 +982,15 @@ static void remote_gone(chat_t *chat, chat_presence_t *p) {
         chat__user_end(chat, u, "disconnect");
 }
 
+void chat__remote_forget(chat_t *chat, chat_user_t *u) {
+    while (u->nrooms > 1)
+        chat__presence_remove(u->rooms[u->nrooms - 1]);
+    if (u->nrooms == 1)
+        remote_gone(chat, u->rooms[0]); /* ends the user */
+    else
+        chat__user_end(chat, u, "disconnect");
+}
+
 /* The room has no member here any more: the other nodes' people are
  * forgotten quietly, and the room goes (unless moderation keeps it). */
 static void drop_remote(chat_t *chat, chat_room_t *room) {

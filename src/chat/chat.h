@@ -677,6 +677,11 @@ typedef struct chat_bus_hooks_s {
     /* A user of this node ended: its nickname is free in the cluster. May
      * be NULL. */
     void (*release)(void *ctx, const char *nick, size_t nick_len);
+    /* A new guest's resume token (its hash): a login with it on another
+     * node resumes the guest there (the auth hook's GUEST check then
+     * carries the hash). May be NULL. */
+    void (*guest_token)(void *ctx, const char *nick, size_t nick_len,
+                        const uint8_t hash[AUTH_TOKEN_HASH_BYTES]);
 } chat_bus_hooks_t;
 
 /* Attaches a bus (hooks copied, ctx borrowed until chat_free); node, this

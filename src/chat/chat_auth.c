@@ -148,7 +148,8 @@ static bool accounts_ok(chat_t *chat, const chat_req_t *req, const char *closed_
 }
 
 void chat__auth_guest(chat_t *chat, const chat_req_t *req, const char *nick, size_t nick_len,
-                      const char *room, size_t room_len, bool has_room) {
+                      const char *room, size_t room_len, bool has_room,
+                      const uint8_t *resume_hash) {
     if (tt_map_get(&chat->registering, nick, nick_len) != NULL) {
         chat__refuse(chat, req, "nickname_registered",
                      "The nickname %.*s belongs to an account: log in with its password.",
@@ -159,6 +160,11 @@ void chat__auth_guest(chat_t *chat, const chat_req_t *req, const char *nick, siz
     copy_nick(w, nick, nick_len);
     copy_room(w, room, room_len, has_room);
     chat_auth_req_t ar = {.op = CHAT_AUTH_GUEST, .nick = w->nick, .nick_len = nick_len};
+    if (resume_hash != NULL) {
+        w->resuming = true;
+        memcpy(w->resume_hash, resume_hash, sizeof(w->resume_hash));
+        ar.token_hash = w->resume_hash;
+    }
     auth_start(chat, req, w, &ar);
 }
 
@@ -470,7 +476,8 @@ void chat__auth_apply(chat_t *chat, chat_auth_wait_t *w) {
     } else {
         switch (w->op) {
         case CHAT_AUTH_GUEST:
-            chat__guest_login(chat, &req, w->nick, w->nick_len, w->room, w->room_len, w->has_room);
+            chat__guest_login(chat, &req, w->nick, w->nick_len, w->room, w->room_len, w->has_room,
+                              w->resuming ? w->resume_hash : NULL);
             break;
         case CHAT_AUTH_REGISTER:
         case CHAT_AUTH_PASSWORD:

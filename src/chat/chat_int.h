@@ -253,8 +253,10 @@ struct chat_auth_wait_s {
     size_t room_len;
     bool has_room;
     bool registering; /* nick is in chat->registering until the answer */
-    json_t *root;     /* LOOKUP: the `private` request (one reference), run once answered */
-    bool everywhere;  /* LOGOUT */
+    bool resuming;    /* GUEST: with resume_hash, a guest another node holds */
+    uint8_t resume_hash[AUTH_TOKEN_HASH_BYTES];
+    json_t *root;    /* LOOKUP: the `private` request (one reference), run once answered */
+    bool everywhere; /* LOGOUT */
     chat_auth_result_t result;
 };
 
@@ -371,6 +373,10 @@ json_t *chat__mentions(chat_t *chat, const chat_room_t *room, const char *text, 
  * nicknames of such a string, at most CHAT_MENTIONS_MAX, as an array (NULL
  * when none). The bus carries them so. */
 char *chat__mentions_join(const json_t *mentions, size_t *len);
+
+/* chat.c: a remote user (CHAT_USER_REMOTE) is forgotten quietly, its
+ * presences with it (it became this node's). */
+void chat__remote_forget(chat_t *chat, chat_user_t *u);
 json_t *chat__mentions_split(const char *s, size_t len);
 
 /* An accepted message's frame (room/private shape, with `mentions` when
@@ -542,12 +548,17 @@ void chat__auth_lookup(chat_t *chat, const chat_req_t *req, const char *nick, si
 /* chat_proto.c: accepts req (a checked `private`) for the account nick,
  * stored in their conversation (the recipient may be offline). */
 void chat__private_to_account(chat_t *chat, const chat_req_t *req, const char *nick, size_t len);
-/* A guest login for nick: asks the hook whether an account holds it. */
+/* A guest login for nick: asks the hook whether an account holds it.
+ * resume_hash: the hash of the resume token it came with, for a guest of
+ * another node of the cluster (NULL: a new guest). */
 void chat__auth_guest(chat_t *chat, const chat_req_t *req, const char *nick, size_t nick_len,
-                      const char *room, size_t room_len, bool has_room);
-/* Logs s in as a new guest nick (free, checked) and welcomes it. */
+                      const char *room, size_t room_len, bool has_room, const uint8_t *resume_hash);
+/* Logs s in as a new guest nick (free, checked) and welcomes it; with
+ * resume_hash, as the guest of that token that another node holds too
+ * (the cluster checked the token). */
 void chat__guest_login(chat_t *chat, const chat_req_t *req, const char *nick, size_t nick_len,
-                       const char *room, size_t room_len, bool has_room);
+                       const char *room, size_t room_len, bool has_room,
+                       const uint8_t *resume_hash);
 /* The welcome frame of s (logged in now), with its extra fields (stolen;
  * NULL: none), then what was held for its user, then the join of room. */
 void chat__welcome(chat_t *chat, const chat_req_t *req, json_t *extra);

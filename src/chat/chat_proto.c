@@ -381,9 +381,17 @@ void chat__welcome(chat_t *chat, const chat_req_t *req, json_t *extra) {
 }
 
 void chat__guest_login(chat_t *chat, const chat_req_t *req, const char *nick, size_t nick_len,
-                       const char *room, size_t room_len, bool has_room) {
+                       const char *room, size_t room_len, bool has_room,
+                       const uint8_t *resume_hash) {
     chat_session_t *s = req->s;
-    if (chat__user_find(chat, nick, nick_len) != NULL) {
+    chat_user_t *known = chat__user_find(chat, nick, nick_len);
+    if (known != NULL && known->kind == CHAT_USER_REMOTE && resume_hash != NULL) {
+        /* Another node's guest, resumed here: this node's own from now
+         * on (it joins its rooms again). */
+        chat__remote_forget(chat, known);
+        known = NULL;
+    }
+    if (known != NULL) {
         chat__refuse(chat, req, "nickname_taken", "The nickname %.*s is taken.", (int)nick_len,
                      nick);
         return;
@@ -398,11 +406,19 @@ void chat__guest_login(chat_t *chat, const chat_req_t *req, const char *nick, si
         return;
     chat_user_t *u = chat__user_new(chat, nick, nick_len, CHAT_USER_GUEST);
     char token[AUTH_TOKEN_LEN + 1] = "";
-    if (s->v1 && auth_token_new(token, sizeof(token)) == 0)
+    if (resume_hash != NULL) {
+        memcpy(u->resume_hash, resume_hash, sizeof(u->resume_hash));
+    } else if (s->v1 && auth_token_new(token, sizeof(token)) == 0) {
         auth_token_hash(token, strlen(token), u->resume_hash);
+        /* So another node of the cluster takes the token too. */
+        if (chat->bus.guest_token != NULL)
+            chat->bus.guest_token(chat->bus_ctx, u->nick, u->nick_len, u->resume_hash);
+    }
     chat__user_attach(chat, u, s);
     chat__log_event(chat, CHAT_EV_LOGIN, s, NULL,
-                    s->v1 ? "logged in as a guest" : "logged in (legacy client)");
+                    resume_hash != NULL ? "resumed a guest session of another node"
+                    : s->v1             ? "logged in as a guest"
+                                        : "logged in (legacy client)");
     /* A new guest's token: `login` with it and the nickname joins this
      * guest again (a reload, another tab) within the grace time. */
     json_t *extra = NULL;
@@ -451,6 +467,13 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
         chat_user_t *u = chat__user_find(chat, nick, nick_len);
         uint8_t hash[AUTH_TOKEN_HASH_BYTES];
         auth_token_hash(resume, resume_len, hash);
+        if ((u == NULL || u->kind == CHAT_USER_REMOTE) && chat->bus.publish != NULL &&
+            chat->auth.authenticate != NULL && auth_token_wellformed(resume, resume_len)) {
+            /* Perhaps another node's guest (a reload that reached this
+             * node, or its node is lost): the cluster knows the token. */
+            chat__auth_guest(chat, req, nick, nick_len, room, room_len, has_room > 0, hash);
+            return;
+        }
         if (u == NULL || u->kind != CHAT_USER_GUEST || !auth_token_wellformed(resume, resume_len) ||
             CRYPTO_memcmp(hash, u->resume_hash, sizeof(hash)) != 0) {
             chat__refuse(chat, req, "auth_failed",
@@ -479,9 +502,9 @@ static void on_login(chat_t *chat, const chat_req_t *req) {
     /* With accounts, a guest may not take an account's nickname: the hook
      * says (the store is read off the loop), and the login ends there. */
     if (chat->auth.authenticate != NULL)
-        chat__auth_guest(chat, req, nick, nick_len, room, room_len, has_room > 0);
+        chat__auth_guest(chat, req, nick, nick_len, room, room_len, has_room > 0, NULL);
     else
-        chat__guest_login(chat, req, nick, nick_len, room, room_len, has_room > 0);
+        chat__guest_login(chat, req, nick, nick_len, room, room_len, has_room > 0, NULL);
 }
 
 static void on_join(chat_t *chat, const chat_req_t *req) {

@@ -1215,6 +1215,27 @@ static void bus_release(void *ctx, const char *nick, size_t nick_len) {
     channel_watch(c, true, folded, nick_len, folded, nick_len, false);
 }
 
+static void hex(const uint8_t *b, size_t n, char *out) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static void bus_guest_token(void *ctx, const char *nick, size_t nick_len,
+                            const uint8_t hash[AUTH_TOKEN_HASH_BYTES]) {
+    cluster_t *c = ctx;
+    char folded[CHAT_NICK_MAX + 1], h[2 * AUTH_TOKEN_HASH_BYTES + 1];
+    fold_nick(nick, nick_len, folded);
+    hex(hash, AUTH_TOKEN_HASH_BYTES, h);
+    const char *args[] = {folded, h};
+    size_t lens[] = {nick_len, 2 * AUTH_TOKEN_HASH_BYTES};
+    if (c->script)
+        presence_call(c, on_setup, &c->cmd, "token", 2, args, lens);
+}
+
 typedef struct people_s {
     cluster_t *c;
     char key[65];
@@ -1281,6 +1302,7 @@ typedef struct claim_s {
     chat_auth_op_t op;
     char folded[CHAT_NICK_MAX + 1];
     size_t len;
+    char hash[2 * AUTH_TOKEN_HASH_BYTES + 1]; /* GUEST resuming: its token's hash; "": none */
     chat_auth_result_t result;
 } claim_t;
 
@@ -1318,9 +1340,10 @@ static void on_inner_auth(void *arg, const chat_auth_result_t *res) {
     }
     if (cl->op != CHAT_AUTH_GUEST)
         cl->len = fold_nick(res->nick, res->nick_len, cl->folded);
-    const char *args[] = {cl->folded, c->cfg.node, cl->op == CHAT_AUTH_GUEST ? "g" : "a"};
-    size_t lens[] = {cl->len, strlen(c->cfg.node), 1};
-    if (!c->script || !presence_call(c, on_claim, cl, "claim", 3, args, lens)) {
+    const char *args[] = {cl->folded, c->cfg.node, cl->op == CHAT_AUTH_GUEST ? "g" : "a",
+                          cl->hash[0] != '\0' ? cl->hash : "-"};
+    size_t lens[] = {cl->len, strlen(c->cfg.node), 1, cl->hash[0] != '\0' ? 64u : 1u};
+    if (!c->script || !presence_call(c, on_claim, cl, "claim", 4, args, lens)) {
         cl->result.status = CHAT_AUTH_UNAVAILABLE;
         claim_finish(cl);
     }
@@ -1336,6 +1359,8 @@ static int cluster_authenticate(void *ctx, const chat_auth_req_t *req, chat_auth
     cl->done = done;
     cl->arg = arg;
     cl->op = req->op;
+    if (req->op == CHAT_AUTH_GUEST && req->token_hash != NULL)
+        hex(req->token_hash, AUTH_TOKEN_HASH_BYTES, cl->hash);
     if (req->op == CHAT_AUTH_GUEST)
         cl->len = fold_nick(
             req->nick, req->nick_len < CHAT_NICK_MAX ? req->nick_len : CHAT_NICK_MAX, cl->folded);
@@ -1453,7 +1478,8 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
                                            .room_watch = bus_room_watch,
                                            .history = bus_history,
                                            .presence = bus_presence,
-                                           .release = bus_release};
+                                           .release = bus_release,
+                                           .guest_token = bus_guest_token};
     chat_set_bus(chat, &hooks, c, c->cfg.node);
     *out = c;
     return 0;

@@ -7,6 +7,8 @@
 --   tt:node:<n>:nicks           the nicknames a node claimed
 --   tt:node:<n>:rooms           the rooms a node has people in (keys)
 --   tt:nick:<folded>            hash: node -> 'g' (a guest) or 'a' (an account)
+--   tt:nickh:<folded>           a guest's resume token hash (hex): another
+--                               node may hold the guest too with it
 --   tt:room:<k>:nodes           the nodes with people in the room
 --   tt:room:<k>:node:<n>        the nicknames present in the room through node n
 --
@@ -48,16 +50,20 @@ if op == 'alive' then
   end
   return dead
 elseif op == 'claim' then
-  -- ARGV: folded nick, node, kind ('g' or 'a'). Returns 1 (ours now) or 0.
+  -- ARGV: folded nick, node, kind ('g' or 'a'), a guest's resume token
+  -- hash ('-': a new guest). Returns 1 (ours now) or 0.
   local key = 'tt:nick:' .. A[1]
-  local node, kind = A[2], A[3]
+  local node, kind, hash = A[2], A[3], A[4]
   local holders = redis.call('HGETALL', key)
   local taken = false
+  -- A guest held elsewhere is held here too when the token is its own.
+  local resumes = kind == 'g' and hash ~= nil and hash ~= '-' and
+                    redis.call('GET', 'tt:nickh:' .. A[1]) == hash
   for i = 1, #holders, 2 do
     local n, k = holders[i], holders[i + 1]
     if not alive(n) then
       redis.call('HDEL', key, n) -- a lost node's claim is stale
-    elseif n ~= node and (kind == 'g' or k == 'g') then
+    elseif n ~= node and (kind == 'g' or k == 'g') and not (resumes and k == 'g') then
       taken = true
     end
   end
@@ -71,6 +77,13 @@ elseif op == 'release' then
   -- ARGV: folded nick, node.
   redis.call('HDEL', 'tt:nick:' .. A[1], A[2])
   redis.call('SREM', 'tt:node:' .. A[2] .. ':nicks', A[1])
+  if redis.call('EXISTS', 'tt:nick:' .. A[1]) == 0 then
+    redis.call('DEL', 'tt:nickh:' .. A[1])
+  end
+  return 1
+elseif op == 'token' then
+  -- ARGV: folded nick, the new guest's resume token hash (hex).
+  redis.call('SET', 'tt:nickh:' .. A[1], A[2])
   return 1
 elseif op == 'join' or op == 'leave' then
   -- ARGV: room key, nick, node, ts, reason (leave). Publishes the change
@@ -132,6 +145,9 @@ elseif op == 'reap' then
   local nicks = 'tt:node:' .. dead .. ':nicks'
   for _, nick in ipairs(redis.call('SMEMBERS', nicks)) do
     redis.call('HDEL', 'tt:nick:' .. nick, dead)
+    if redis.call('EXISTS', 'tt:nick:' .. nick) == 0 then
+      redis.call('DEL', 'tt:nickh:' .. nick)
+    end
   end
   redis.call('DEL', nicks)
   return 1
