@@ -30,7 +30,7 @@ declare -A owners=(
     ["ini.h"]="server"
     ["argon2.h"]="auth"
     ["systemd/sd-daemon.h"]="server"
-    ["hiredis/hiredis.h"]="cluster"
+    ["hiredis/hiredis.h"]="cluster store"
     ["hiredis/async.h"]="cluster transport"
     ["hiredis/adapters/libuv.h"]="transport"
 )

@@ -603,6 +603,18 @@ static int open_history(const server_config_t *cfg, store_t **out) {
     store_config_defaults(&sc);
     sc.path = cfg->db_path;
     sc.max_bytes = cfg->db_max_bytes;
+    /* A cluster keeps its accounts in Redis, so they are every node's. */
+    store_redis_config_t rc;
+    if (cfg->cluster != NULL) {
+        const cluster_url_t *u = &cfg->cluster->url;
+        rc = (store_redis_config_t){.host = u->path[0] != '\0' ? NULL : u->host,
+                                    .port = u->port,
+                                    .path = u->path[0] != '\0' ? u->path : NULL,
+                                    .password = u->password,
+                                    .db = u->db,
+                                    .token_idle_ms = (int64_t)cfg->token_days * 86400 * 1000};
+        sc.redis = &rc;
+    }
     char err[768];
     int r = store_open(&sc, out, err, sizeof(err));
     if (r < 0) {

@@ -62,6 +62,19 @@ const char *store_strerror(int err);
 /* ------------------------------------------------------------------------ */
 /* Opening */
 
+/* A cluster's Redis (store_config_t.redis): accounts, login tokens and
+ * read markers are kept there (store_redis.c), so every node of the
+ * cluster has the same ones; the rest stays in SQLite. */
+typedef struct store_redis_config_s {
+    const char *host; /* TCP, or */
+    int port;
+    const char *path; /* a unix socket (host NULL) */
+    const char *password;
+    int db;
+    /* A login token unused this long expires (Redis drops it; 0: never). */
+    int64_t token_idle_ms;
+} store_redis_config_t;
+
 typedef struct store_config_s {
     /* A file path, or ":memory:" for history that lives as long as the
      * store_t. Borrowed during store_open only. Default STORE_DEFAULT_PATH. */
@@ -91,6 +104,8 @@ typedef struct store_config_s {
      * that would grow it beyond the cap fail with STORE_E_UNAVAILABLE, as on
      * a full disk. */
     uint64_t max_bytes;
+    /* NULL (default): everything in SQLite. Borrowed during store_open. */
+    const store_redis_config_t *redis;
 } store_config_t;
 
 /* Fills cfg with the defaults above. */

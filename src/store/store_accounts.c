@@ -226,6 +226,8 @@ int store_account_create(store_t *st, const char *nick, size_t len, const char *
                          int64_t now_ms, store_account_t *out) {
     if (!nick_ok(nick, len) || !hash_ok(hash))
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_account_create(st, nick, len, hash, now_ms, out);
     acc_args_t a = {.nick = nick, .len = len, .hash = hash, .now = now_ms, .out = out};
     return store__write_tx(st, "create an account", create_body, &a);
 }
@@ -251,6 +253,8 @@ static int get_body(store_t *st, void *arg, int *res) {
 int store_account_get(store_t *st, const char *nick, size_t len, store_account_t *out) {
     if (!nick_ok(nick, len) || out == NULL)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_account_get(st, nick, len, out);
     acc_args_t a = {.nick = nick, .len = len, .out = out};
     return store__read_tx(st, "read an account", get_body, &a);
 }
@@ -281,6 +285,8 @@ int store_account_set_hash(store_t *st, int64_t account, const char *hash, int64
                            bool revoke_tokens) {
     if (!hash_ok(hash))
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_account_set_hash(st, account, hash, now_ms, revoke_tokens);
     acc_args_t a = {.account = account, .hash = hash, .now = now_ms, .revoke = revoke_tokens};
     return store__write_tx(st, "change a password", set_hash_body, &a);
 }
@@ -309,6 +315,8 @@ static int tok_add_body(store_t *st, void *arg, int *res) {
 int store_token_add(store_t *st, int64_t account, const uint8_t hash[32], int64_t now_ms) {
     if (hash == NULL)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_token_add(st, account, hash, now_ms);
     tok_args_t a = {.hash = hash, .account = account, .now = now_ms};
     return store__write_tx(st, "store a token", tok_add_body, &a);
 }
@@ -348,6 +356,8 @@ int store_token_use(store_t *st, const uint8_t hash[32], int64_t now_ms, int64_t
                     store_account_t *out) {
     if (hash == NULL || out == NULL || now_ms < 0 || max_idle_ms <= 0)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_token_use(st, hash, now_ms, max_idle_ms, out);
     tok_args_t a = {.hash = hash, .now = now_ms, .max_idle = max_idle_ms, .out = out};
     return store__write_tx(st, "use a token", tok_use_body, &a);
 }
@@ -377,11 +387,15 @@ static int tok_del_body(store_t *st, void *arg, int *res) {
 int store_token_revoke(store_t *st, const uint8_t hash[32]) {
     if (hash == NULL)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_token_revoke(st, hash);
     tok_args_t a = {.hash = hash};
     return store__write_tx(st, "revoke a token", tok_del_body, &a);
 }
 
 int store_tokens_revoke_all(store_t *st, int64_t account, uint64_t *revoked) {
+    if (st->redis != NULL)
+        return store__redis_tokens_revoke_all(st, account, revoked);
     tok_args_t a = {.account = account};
     int rc = store__write_tx(st, "revoke tokens", tok_del_body, &a);
     if (revoked != NULL)
@@ -394,6 +408,8 @@ int store_tokens_expire(store_t *st, int64_t now_ms, int64_t max_idle_ms, uint64
         *deleted = 0;
     if (now_ms < 0 || max_idle_ms <= 0)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return 0; /* Redis expires them itself (store_redis.c) */
     tok_args_t a = {.now = now_ms, .max_idle = max_idle_ms};
     int rc = store__write_tx(st, "expire tokens", tok_del_body, &a);
     if (deleted != NULL && rc == 0)
@@ -426,6 +442,8 @@ int store_read_set(store_t *st, int64_t account, const char *key, size_t key_len
     mark_args_t a = {.account = account, .up_to = up_to};
     if (up_to < 0 || store__key(key, key_len, buf, &a.key, &a.key_len) != 0)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_read_set(st, account, a.key, a.key_len, up_to);
     return store__write_tx(st, "set a read marker", read_set_body, &a);
 }
 
@@ -447,6 +465,8 @@ int store_read_get(store_t *st, int64_t account, const char *key, size_t key_len
     if (up_to == NULL || store__key(key, key_len, buf, &a.key, &a.key_len) != 0)
         return STORE_E_INVALID;
     *up_to = 0;
+    if (st->redis != NULL)
+        return store__redis_read_get(st, account, a.key, a.key_len, up_to);
     int rc = store__read_tx(st, "read a read marker", read_get_body, &a);
     if (rc == 0)
         *up_to = a.up_to;

@@ -19,8 +19,12 @@ typedef struct store_log_limit_s {
     uint64_t unlogged; /* events since the last line that did not get one */
 } store_log_limit_t;
 
+typedef struct store_redis_s store_redis_t;
+
 struct store_s {
     char *path;
+    /* A cluster's: accounts, tokens and read markers there (store_redis.c). */
+    store_redis_t *redis;
     /* ":memory:": one connection only (a second one would be a different,
      * empty database), shared by the loop and the maintenance thread. */
     bool shared;
@@ -156,7 +160,7 @@ int store__search_setup(sqlite3 *db);
  * index yet, in one write transaction on db (the loop's or the
  * maintenance connection) under the write mutex. Returns true when more
  * may be waiting; *rc (if not NULL) is SQLite's result. */
-#define STORE_INDEX_CHUNK 512 /* rows a step indexes (about 2 ms of the write mutex) */
+#define STORE_INDEX_CHUNK 512    /* rows a step indexes (about 2 ms of the write mutex) */
 #define STORE_INDEX_EVERY_MS 100 /* the maintenance thread looks this often */
 bool store__search_index_step(store_t *st, sqlite3 *db, unsigned max_rows, int *rc);
 
@@ -191,5 +195,25 @@ bool store__is_owner(const store_t *st);
  * factor of two (max_us for the open last bucket; 0 when it is empty). */
 unsigned store__hist_bucket(uint64_t us, unsigned n);
 uint64_t store__hist_percentile(const uint64_t *hist, unsigned n, uint64_t max_us, double p);
+
+/* store_redis.c: the accounts functions of store_accounts.c on Redis,
+ * which they hand over to when st->redis is set (same arguments, checked
+ * already; same results). */
+int store__redis_open(store_t *st, const store_redis_config_t *cfg);
+void store__redis_close(store_t *st);
+int store__redis_account_create(store_t *st, const char *nick, size_t len, const char *hash,
+                                int64_t now_ms, store_account_t *out);
+int store__redis_account_get(store_t *st, const char *nick, size_t len, store_account_t *out);
+int store__redis_account_set_hash(store_t *st, int64_t account, const char *hash, int64_t now_ms,
+                                  bool revoke_tokens);
+int store__redis_token_add(store_t *st, int64_t account, const uint8_t hash[32], int64_t now_ms);
+int store__redis_token_use(store_t *st, const uint8_t hash[32], int64_t now_ms, int64_t max_idle_ms,
+                           store_account_t *out);
+int store__redis_token_revoke(store_t *st, const uint8_t hash[32]);
+int store__redis_tokens_revoke_all(store_t *st, int64_t account, uint64_t *revoked);
+int store__redis_read_set(store_t *st, int64_t account, const char *key, size_t key_len,
+                          int64_t up_to);
+int store__redis_read_get(store_t *st, int64_t account, const char *key, size_t key_len,
+                          int64_t *up_to);
 
 #endif

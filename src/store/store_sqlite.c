@@ -657,6 +657,7 @@ static void finalize_loop_stmts(store_t *st) {
 }
 
 static void store_free(store_t *st) {
+    store__redis_close(st);
     finalize_loop_stmts(st);
     if (st->db != NULL)
         sqlite3_close(st->db);
@@ -697,6 +698,8 @@ int store_open(const store_config_t *cfg, store_t **out, char *err, size_t errle
     int ret = st->shared ? 0 : ensure_parent_dir(st, err, errlen);
     if (ret == 0)
         ret = open_db(st, cfg, err, errlen);
+    if (ret == 0 && cfg->redis != NULL)
+        ret = store__redis_open(st, cfg->redis);
     if (ret != 0) {
         store_free(st);
         return ret;
