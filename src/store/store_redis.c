@@ -70,6 +70,18 @@ static void drop(store_redis_t *r) {
     r->ctx = NULL;
 }
 
+/* A set-up command's reply (freed here): false, with the connection
+ * dropped, when it failed. */
+static bool setup(store_redis_t *r, const char *what, redisReply *rep) {
+    bool ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
+    if (!ok)
+        fail(r, what, rep != NULL ? rep->str : r->ctx->errstr);
+    freeReplyObject(rep);
+    if (!ok)
+        drop(r);
+    return ok;
+}
+
 static bool connected(store_redis_t *r, const char *what) {
     if (r->ctx != NULL)
         return true;
@@ -85,29 +97,11 @@ static bool connected(store_redis_t *r, const char *what) {
     }
     redisSetTimeout(c, tv);
     r->ctx = c;
-    redisReply *rep = NULL;
-    if (r->password != NULL && r->password[0] != '\0') {
-        rep = redisCommand(c, "AUTH %s", r->password);
-        bool ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
-        if (!ok)
-            fail(r, what, rep != NULL ? rep->str : c->errstr);
-        freeReplyObject(rep);
-        if (!ok) {
-            drop(r);
-            return false;
-        }
-    }
-    if (r->cfg.db != 0) {
-        rep = redisCommand(c, "SELECT %d", r->cfg.db);
-        bool ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
-        if (!ok)
-            fail(r, what, rep != NULL ? rep->str : c->errstr);
-        freeReplyObject(rep);
-        if (!ok) {
-            drop(r);
-            return false;
-        }
-    }
+    if (r->password != NULL && r->password[0] != '\0' &&
+        !setup(r, what, redisCommand(c, "AUTH %s", r->password)))
+        return false;
+    if (r->cfg.db != 0 && !setup(r, what, redisCommand(c, "SELECT %d", r->cfg.db)))
+        return false;
     return true;
 }
 
