@@ -653,6 +653,14 @@ typedef void (*chat_bus_done_cb)(void *arg, const uint64_t *ids, size_t n);
  * sender gets `no_such_user`. */
 #define CHAT_BUS_NO_USER UINT64_MAX
 
+/* names[0..n) (with their lengths) and members[0..n), borrowed for the
+ * call. */
+typedef void (*chat_bus_rooms_cb)(void *arg, int rc, const char *const *names,
+                                  const size_t *name_lens, const uint32_t *members, size_t n);
+
+/* The most rooms the bus lists for `rooms` (the page is cut from them). */
+#define CHAT_BUS_ROOMS_MAX 10000
+
 typedef struct chat_bus_hooks_s {
     /* Publishes msgs[0..n) (borrowed for the call), in order. Returns 0
      * (done will be called) or a negative code (it will not: every one is
@@ -682,6 +690,11 @@ typedef struct chat_bus_hooks_s {
      * carries the hash). May be NULL. */
     void (*guest_token)(void *ctx, const char *nick, size_t nick_len,
                         const uint8_t hash[AUTH_TOKEN_HASH_BYTES]);
+    /* The cluster's rooms with people in them and their member counts (at
+     * most max), for `rooms`; done gets rc < 0 when the bus cannot tell
+     * (the reply is then this node's view). Returns 0 (done will be
+     * called) or a negative code. May be NULL. */
+    int (*rooms)(void *ctx, unsigned max, chat_bus_rooms_cb done, void *arg);
 } chat_bus_hooks_t;
 
 /* Attaches a bus (hooks copied, ctx borrowed until chat_free); node, this

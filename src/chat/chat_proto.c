@@ -878,25 +878,38 @@ static void on_who(chat_t *chat, const chat_req_t *req) {
     chat__reply(chat, req->s, req, o);
 }
 
-static void on_rooms(chat_t *chat, const chat_req_t *req) {
-    const char *after;
-    size_t after_len;
-    unsigned limit;
-    if (!page_fields(chat, req, CHAT_ROOMS_DEFAULT, CHAT_ROOMS_MAX, &limit, &after, &after_len))
-        return;
-    size_t n = tt_map_count(&chat->rooms);
-    if (!chat__rate_take_scan(chat, req, n))
-        return;
-    if (!req->s->v1)
-        return; /* nothing to build: a legacy client would not get the reply */
-    page_t page;
-    page_init(&page, limit, n, after, after_len);
+/* The `rooms` page: this node's rooms, and with a bus the cluster's
+ * (names[0..nb), members[0..nb)) besides: a room both know counts the
+ * cluster's members. */
+static void rooms_reply(chat_t *chat, const chat_req_t *req, unsigned limit, const char *after,
+                        size_t after_len, const char *const *names, const size_t *lens,
+                        const uint32_t *members, size_t nb) {
+    tt_map_t seen;
+    tt_map_init(&seen, TT_MAP_NOCASE);
+    for (size_t i = 0; i < nb; i++) {
+        size_t skip = lens[i] > 0 && names[i][0] == '#';
+        tt_map_put(&seen, names[i] + skip, lens[i] - skip, (void *)(uintptr_t)(i + 1));
+    }
+    size_t local_only = 0;
     size_t pos = 0;
     void *v;
     while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
         const chat_room_t *room = v;
-        page_offer(&page, room->name, room->name_len, room->npeople);
+        if (tt_map_get(&seen, room->name + room->skip, room->name_len - room->skip) == NULL)
+            local_only++;
     }
+    size_t n = nb + local_only;
+    page_t page;
+    page_init(&page, limit, n, after, after_len);
+    for (size_t i = 0; i < nb; i++)
+        page_offer(&page, names[i], lens[i], members[i]);
+    pos = 0;
+    while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
+        const chat_room_t *room = v;
+        if (tt_map_get(&seen, room->name + room->skip, room->name_len - room->skip) == NULL)
+            page_offer(&page, room->name, room->name_len, room->npeople);
+    }
+    tt_map_dispose(&seen);
     bool more = page_finish(&page);
     json_t *rooms = json_array();
     for (size_t i = 0; i < page.n; i++) {
@@ -911,6 +924,71 @@ static void on_rooms(chat_t *chat, const chat_req_t *req) {
     json_object_set_new(o, "count", json_integer((json_int_t)n));
     json_object_set_new(o, "more", json_boolean(more));
     chat__reply(chat, req->s, req, o);
+}
+
+/* A `rooms` waiting for the cluster's list: the executor waits for it, as
+ * for a history read. */
+typedef struct rooms_wait_s {
+    chat_t *chat;
+    uint64_t sid;
+    json_t *root;
+    const char *ref;
+    size_t ref_len;
+    unsigned limit;
+    char after[CHAT_ROOM_MAX + 1];
+    size_t after_len;
+    bool has_after;
+} rooms_wait_t;
+
+static void on_bus_rooms(void *arg, int rc, const char *const *names, const size_t *lens,
+                         const uint32_t *members, size_t n) {
+    rooms_wait_t *w = arg;
+    chat_t *chat = w->chat;
+    chat_session_t *s = chat__session_find(chat, w->sid);
+    if (s != NULL) {
+        chat_req_t req = {
+            .s = s, .root = w->root, .type = "rooms", .ref = w->ref, .ref_len = w->ref_len};
+        if (rc < 0)
+            n = 0; /* this node's view */
+        rooms_reply(chat, &req, w->limit, w->has_after ? w->after : NULL, w->after_len, names, lens,
+                    members, n);
+    }
+    json_decref(w->root);
+    free(w);
+    chat->inflight--;
+    chat__pump(chat);
+}
+
+static void on_rooms(chat_t *chat, const chat_req_t *req) {
+    const char *after;
+    size_t after_len;
+    unsigned limit;
+    if (!page_fields(chat, req, CHAT_ROOMS_DEFAULT, CHAT_ROOMS_MAX, &limit, &after, &after_len))
+        return;
+    size_t n = tt_map_count(&chat->rooms);
+    if (!chat__rate_take_scan(chat, req, n))
+        return;
+    if (!req->s->v1)
+        return; /* nothing to build: a legacy client would not get the reply */
+    if (chat->bus.rooms != NULL && after_len <= CHAT_ROOM_MAX) {
+        rooms_wait_t *w = xcalloc(1, sizeof(*w));
+        w->chat = chat;
+        w->sid = req->s->sid;
+        w->root = json_incref(req->root);
+        w->ref = req->ref;
+        w->ref_len = req->ref_len;
+        w->limit = limit;
+        if (after != NULL) {
+            memcpy(w->after, after, after_len);
+            w->after_len = after_len;
+            w->has_after = true;
+        }
+        chat->inflight++;
+        if (chat->bus.rooms(chat->bus_ctx, CHAT_BUS_ROOMS_MAX, on_bus_rooms, w) < 0)
+            on_bus_rooms(w, -1, NULL, NULL, NULL, 0);
+        return;
+    }
+    rooms_reply(chat, req, limit, after, after_len, NULL, NULL, NULL, 0);
 }
 
 static void on_ping(chat_t *chat, const chat_req_t *req) {

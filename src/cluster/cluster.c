@@ -1189,13 +1189,16 @@ static void bus_presence(void *ctx, const char *room, size_t room_len, const cha
     char key[65], ts[24];
     size_t klen = cluster_room_key(room, room_len, key);
     snprintf(ts, sizeof(ts), "%" PRId64, wall_ms());
-    const char *why = reason != NULL ? reason : "leave";
-    const char *args[] = {key, nick, c->cfg.node, ts, why};
-    size_t lens[] = {klen, nick_len, strlen(c->cfg.node), strlen(ts), strlen(why)};
+    /* A join names the room's spelling (the cluster's list of rooms keeps
+     * the first), a leave its reason. */
+    const char *fifth = joined ? room : reason != NULL ? reason : "leave";
+    const char *args[] = {key, nick, c->cfg.node, ts, fifth};
+    size_t lens[] = {klen, nick_len, strlen(c->cfg.node), strlen(ts),
+                     joined ? room_len : strlen(fifth)};
     /* With the link down the others do not hear of it: a node away longer
      * than its lease is lost to them anyway. */
     if (c->script)
-        presence_call(c, on_setup, &c->cmd, joined ? "join" : "leave", joined ? 4 : 5, args, lens);
+        presence_call(c, on_setup, &c->cmd, joined ? "join" : "leave", 5, args, lens);
 }
 
 static size_t fold_nick(const char *nick, size_t len, char *out) {
@@ -1234,6 +1237,59 @@ static void bus_guest_token(void *ctx, const char *nick, size_t nick_len,
     size_t lens[] = {nick_len, 2 * AUTH_TOKEN_HASH_BYTES};
     if (c->script)
         presence_call(c, on_setup, &c->cmd, "token", 2, args, lens);
+}
+
+typedef struct rooms_q_s {
+    cluster_t *c;
+    chat_bus_rooms_cb done;
+    void *arg;
+} rooms_q_t;
+
+static void on_rooms(redisAsyncContext *ac, void *reply, void *priv) {
+    rooms_q_t *q = priv;
+    replied(&q->c->cmd, reply);
+    const redisReply *rep = reply;
+    if (!reply_ok(rep) || rep->type != REDIS_REPLY_ARRAY) {
+        q->done(q->arg, -1, NULL, NULL, NULL, 0);
+        free(q);
+        return;
+    }
+    size_t n = rep->elements / 2;
+    const char **names = xmalloc((n > 0 ? n : 1) * sizeof(*names));
+    size_t *lens = xmalloc((n > 0 ? n : 1) * sizeof(*lens));
+    uint32_t *members = xmalloc((n > 0 ? n : 1) * sizeof(*members));
+    size_t k = 0;
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+        const redisReply *name = rep->element[i], *count = rep->element[i + 1];
+        if (name->type != REDIS_REPLY_STRING || count->type != REDIS_REPLY_INTEGER ||
+            !chat_room_name_is_valid(name->str, name->len))
+            continue;
+        names[k] = name->str;
+        lens[k] = name->len;
+        members[k++] = (uint32_t)count->integer;
+    }
+    q->done(q->arg, 0, names, lens, members, k);
+    free(names);
+    free(lens);
+    free(members);
+    free(q);
+}
+
+static int bus_rooms(void *ctx, unsigned max, chat_bus_rooms_cb done, void *arg) {
+    cluster_t *c = ctx;
+    if (!c->script)
+        return -1;
+    rooms_q_t *q = xmalloc(sizeof(*q));
+    *q = (rooms_q_t){.c = c, .done = done, .arg = arg};
+    char m[16];
+    snprintf(m, sizeof(m), "%u", max);
+    const char *args[] = {m};
+    size_t lens[] = {strlen(m)};
+    if (!presence_call(c, on_rooms, q, "rooms", 1, args, lens)) {
+        free(q);
+        return -1;
+    }
+    return 0;
 }
 
 typedef struct people_s {
@@ -1479,7 +1535,8 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
                                            .history = bus_history,
                                            .presence = bus_presence,
                                            .release = bus_release,
-                                           .guest_token = bus_guest_token};
+                                           .guest_token = bus_guest_token,
+                                           .rooms = bus_rooms};
     chat_set_bus(chat, &hooks, c, c->cfg.node);
     *out = c;
     return 0;

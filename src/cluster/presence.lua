@@ -9,6 +9,7 @@
 --   tt:nick:<folded>            hash: node -> 'g' (a guest) or 'a' (an account)
 --   tt:nickh:<folded>           a guest's resume token hash (hex): another
 --                               node may hold the guest too with it
+--   tt:rooms                    hash: room key -> its spelling (the first node's)
 --   tt:room:<k>:nodes           the nodes with people in the room
 --   tt:room:<k>:node:<n>        the nicknames present in the room through node n
 --
@@ -86,12 +87,14 @@ elseif op == 'token' then
   redis.call('SET', 'tt:nickh:' .. A[1], A[2])
   return 1
 elseif op == 'join' or op == 'leave' then
-  -- ARGV: room key, nick, node, ts, reason (leave). Publishes the change
-  -- when no other node has the nick in the room.
+  -- ARGV: room key, nick, node, ts, reason (leave) or the room's spelling
+  -- (join). Publishes the change when no other node has the nick in the
+  -- room.
   local k, nick, node, ts = A[1], A[2], A[3], A[4]
   local set = 'tt:room:' .. k .. ':node:' .. node
   local room_chan = chan .. k
   if op == 'join' then
+    redis.call('HSETNX', 'tt:rooms', k, A[5])
     local added = redis.call('SADD', set, nick)
     redis.call('SADD', 'tt:room:' .. k .. ':nodes', node)
     redis.call('SADD', 'tt:node:' .. node .. ':rooms', k)
@@ -119,6 +122,27 @@ elseif op == 'people' then
         out[#out + 1] = n
         out[#out + 1] = nick
       end
+    end
+  end
+  return out
+elseif op == 'rooms' then
+  -- ARGV: the most rooms to return. Returns name, members, ... of the rooms
+  -- that have people on live nodes; rooms nobody is in are forgotten.
+  local max = tonumber(A[1])
+  local out = {}
+  for _, k in ipairs(redis.call('HKEYS', 'tt:rooms')) do
+    local sets = {}
+    for _, n in ipairs(redis.call('SMEMBERS', 'tt:room:' .. k .. ':nodes')) do
+      if alive(n) then
+        sets[#sets + 1] = 'tt:room:' .. k .. ':node:' .. n
+      end
+    end
+    local count = #sets > 0 and #redis.call('SUNION', unpack(sets)) or 0
+    if count == 0 then
+      redis.call('HDEL', 'tt:rooms', k)
+    elseif #out < 2 * max then
+      out[#out + 1] = redis.call('HGET', 'tt:rooms', k)
+      out[#out + 1] = count
     end
   end
   return out

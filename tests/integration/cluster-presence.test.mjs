@@ -201,3 +201,25 @@ test('kill -9 of a node: its people leave the other node with node_lost within 1
         return r.type === 'welcome';
     }, 15000, `the nickname ${quiet.nickname} freed`, 200);
 });
+
+test('rooms is cluster-wide: a room with people only on node 2 is listed on node 1, and a room on both counts every member once', T, async () => {
+    const only2 = uniq('Only2');
+    const both = uniq('both');
+    const x = await on(n2, uniq('x'), { room: only2 });
+    const y = await on(n2, uniq('y'), { room: both });
+    const z = await on(n1, uniq('z'), { room: both });
+    await y.next((m) => m.type === 'member_joined' && m.nickname === z.nickname);
+    for (const [c, n] of [[z, 'node 1'], [x, 'node 2']]) {
+        const r = await c.request({ type: 'rooms', limit: 200 }, 'rooms');
+        const byName = Object.fromEntries(r.rooms.map((e) => [e.name, e.members]));
+        assert.equal(byName[only2], 1, `${n} lists ${only2}, with its spelling: ${JSON.stringify(r.rooms)}`);
+        assert.equal(byName[both], 2, `${n} counts both members of ${both}`);
+    }
+    // Once its last member leaves, a room is no longer listed.
+    x.send({ type: 'leave', room: only2 });
+    await x.next('left');
+    await until(async () => {
+        const r = await z.request({ type: 'rooms', limit: 200 }, 'rooms');
+        return !r.rooms.some((e) => e.name === only2);
+    }, 5000, `${only2} gone from rooms`, 50);
+});
