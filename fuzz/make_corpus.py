@@ -2,7 +2,7 @@
 """Writes the seed corpora of the WebSocket, UTF-8, TLS and JWT fuzzers and
 part of the chat fuzzer's: fuzz/corpus/fuzz_ws_frame/, fuzz/corpus/fuzz_utf8/,
 fuzz/corpus/fuzz_ws_handshake/, fuzz/corpus/fuzz_inflate/, fuzz/corpus/fuzz_tls/,
-fuzz/corpus/fuzz_jwt/, fuzz/corpus/fuzz_chat/*.bin (the chat seeds without an
+fuzz/corpus/fuzz_jwt/, fuzz/corpus/fuzz_cluster/, fuzz/corpus/fuzz_chat/*.bin (the chat seeds without an
 extension were written by hand).
 
 Each seed is a small meaningful input in the fuzzer's own format (see the
@@ -432,6 +432,22 @@ def jwt_seeds():
     return s
 
 
+# fuzz_cluster: payloads as a cluster node reads them from Redis: "<seq>
+# <id> <ts> <node> <token> <from> <room> <mentions> <text>".
+def cluster_seeds():
+    return {
+        "room": b"1 1 1764013952123 n1 1 ana #lobby - hola",
+        "mentions": b"7 42 1764013952123 web-1:9090 9 ana lobby bob,cid hi @bob and @cid",
+        "private": b"0 43 1764013952123 n2 3 bob ana - a private\nwith lines",
+        "spaces": b"2 44 1 n1 4 ana r -   leading spaces ",
+        "big-id": b"3 9007199254740991 1 n1 18446744073709551615 ana r - max",
+        "bad-seq": b"x 1 1 n1 1 ana r - text",
+        "bad-name": b"1 1 1 n1 1 a/a r - text",
+        "short": b"1 1 1 n1 1 ana r -",
+        "presence": b"P+ n1 ana 1764013952123",
+    }
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -453,6 +469,7 @@ def main():
     write("fuzz_chat", chat_seeds())
     write("fuzz_tls", tls_seeds())
     write("fuzz_jwt", jwt_seeds())
+    write("fuzz_cluster", cluster_seeds())
 
 
 if __name__ == "__main__":

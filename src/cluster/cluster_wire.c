@@ -208,8 +208,8 @@ static bool number(const char **p, const char *end, uint64_t max, uint64_t *out)
 }
 
 static bool names(const char *f, size_t n, size_t max, bool list) {
-    if (n == 0 || n > max)
-        return false;
+    if (n == 0 || n > max || (n == 1 && f[0] == '#'))
+        return false; /* "#" alone is no room's name */
     for (size_t i = 0; i < n; i++)
         if (!name_char(f[i]) && !(list && f[i] == ',') && !(i == 0 && f[i] == '#'))
             return false;

@@ -121,10 +121,12 @@ static void test_payload_bad(void **state) {
         "1 2 3 n1 4 ana room",      /* fields missing */
         "1 2 3 n1 4 a&a room - hi", /* nickname */
         "1 2 3 n1 4 #ana room - hi",
-        "1 2 3 n1 4 ana ro/om - hi",  /* room */
-        "1 2 3 n1 4 ana room b;c hi", /* mentions */
-        "1 2 3 n1 4 ana room -",      /* no text field */
-        "1 2 3 n1 x ana room - hi",   /* token */
+        "1 2 3 n1 4 ana ro/om - hi",
+        "1 2 3 n1 4 ana # - hi",
+        /* "#" alone (found by fuzz_cluster) */ /* room */
+        "1 2 3 n1 4 ana room b;c hi",           /* mentions */
+        "1 2 3 n1 4 ana room -",                /* no text field */
+        "1 2 3 n1 x ana room - hi",             /* token */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_false(cluster_msg_parse(bad[i], strlen(bad[i]), &m));
