@@ -75,7 +75,7 @@ int server_cluster_load(server_config_t *cfg, char *err, size_t errlen) {
         for (size_t i = 0; i < cfg->nlisten && port == 0; i++)
             if (!cfg->listen[i].admin)
                 port = cfg->listen[i].port;
-        snprintf(cc->node, sizeof(cc->node), "%s:%d", host, port);
+        snprintf(cc->node, sizeof(cc->node), "%.57s:%d", host, port); /* 57 + 1 + 5 + NUL */
         for (char *p = cc->node; *p != '\0'; p++)
             if (!cluster_node_name_valid(p, 1))
                 *p = '-';
