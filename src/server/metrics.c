@@ -2,6 +2,7 @@
  * from counters the loop keeps as plain integers (the chat's
  * chat_counters_t, the server's own fields), so reading them costs the hot
  * path nothing. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -160,6 +161,45 @@ int server_metrics_text(server_t *srv, tt_prom_t *p) {
                    "Time from the end of the loop iteration that accepted a batch of messages "
                    "until it was handed to the recipients' queues.");
     tt_prom_hist(p, "tertulia_delivery_seconds", NULL, &k->delivery_us, 1e-6);
+    if (srv->cluster != NULL) {
+        /* A cluster node's traffic with Redis (cluster.h: cluster_stats_t). */
+        cluster_stats_t cs;
+        cluster_stats(srv->cluster, &cs);
+        static const struct {
+            const char *name, *help;
+            size_t off;
+        } cf[] = {
+            {"tertulia_cluster_published_total",
+             "Chat messages Redis took (the publish script ran).",
+             offsetof(cluster_stats_t, published)},
+            {"tertulia_cluster_refused_total",
+             "Chat messages refused: no link to Redis, past their deadline, or a Redis error.",
+             offsetof(cluster_stats_t, refused)},
+            {"tertulia_cluster_received_total",
+             "Messages that came from the subscription (room and private).",
+             offsetof(cluster_stats_t, received)},
+            {"tertulia_cluster_fetched_total",
+             "Room messages read from a room's stream to fill a gap.",
+             offsetof(cluster_stats_t, fetched)},
+            {"tertulia_cluster_gaps_total", "Jumps in a room's sequence numbers (then filled).",
+             offsetof(cluster_stats_t, gaps)},
+            {"tertulia_cluster_duplicates_total", "Room messages seen twice and dropped.",
+             offsetof(cluster_stats_t, duplicates)},
+            {"tertulia_cluster_link_losses_total",
+             "Links to Redis found closed or silent (then connected again).",
+             offsetof(cluster_stats_t, link_losses)},
+        };
+        for (size_t i = 0; i < sizeof(cf) / sizeof(cf[0]); i++) {
+            tt_prom_family(p, cf[i].name, "counter", cf[i].help);
+            tt_prom_uint(p, cf[i].name, NULL, *(const uint64_t *)((const char *)&cs + cf[i].off));
+        }
+        tt_prom_family(p, "tertulia_cluster_rooms", "gauge",
+                       "Rooms whose channel this node follows.");
+        tt_prom_uint(p, "tertulia_cluster_rooms", NULL, cs.rooms);
+        tt_prom_family(p, "tertulia_cluster_redis_up", "gauge",
+                       "1 when both links to Redis are up and the scripts loaded, 0 otherwise.");
+        tt_prom_uint(p, "tertulia_cluster_redis_up", NULL, cluster_ready(srv->cluster) ? 1 : 0);
+    }
     tt_prom_family(p, "tertulia_ready", "gauge",
                    "1 when the server is ready to serve (see /readyz), 0 otherwise.");
     tt_prom_uint(p, "tertulia_ready", NULL, server_ready(srv, NULL, 0) ? 1 : 0);

@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { connect, join, login, uniq } from './helpers.mjs';
+import { connect, HOST, join, login, parseMetrics, uniq } from './helpers.mjs';
 import { clusterMissing, startNode, startRedis, until } from './redis.mjs';
 
 const SKIP = clusterMissing();
@@ -222,4 +222,20 @@ test('rooms is cluster-wide: a room with people only on node 2 is listed on node
         const r = await z.request({ type: 'rooms', limit: 200 }, 'rooms');
         return !r.rooms.some((e) => e.name === only2);
     }, 5000, `${only2} gone from rooms`, 50);
+});
+
+test('/metrics of a node: its traffic with Redis (published, received, rooms, redis_up), and promtool takes it', T, async () => {
+    const room = uniq('metrics');
+    const a = await on(n1, uniq('m1'), { room });
+    const b = await on(n2, uniq('m2'), { room });
+    const scrape = async (n) => parseMetrics(await (await fetch(`http://${HOST}:${n.port}/metrics`)).text());
+    const before = await scrape(n1);
+    for (let i = 0; i < 3; i++) await a.request({ type: 'room', to: room, message: { text: `m${i}` } }, 'ack');
+    for (let i = 0; i < 3; i++) await b.next('room');
+    const now = await scrape(n1);
+    assert.equal(now.get('tertulia_cluster_published_total') - before.get('tertulia_cluster_published_total'), 3);
+    assert.ok(now.get('tertulia_cluster_received_total') - before.get('tertulia_cluster_received_total') >= 3);
+    assert.equal(now.get('tertulia_cluster_redis_up'), 1);
+    assert.ok(now.get('tertulia_cluster_rooms') >= 1);
+    assert.equal(now.get('tertulia_cluster_refused_total'), before.get('tertulia_cluster_refused_total'));
 });
