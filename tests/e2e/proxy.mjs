@@ -6,6 +6,7 @@
 import net from 'node:net';
 
 export async function startProxy(targetPort) {
+    let target = targetPort; // retarget(): a load balancer moving to another server
     const pairs = new Set();
     let mode = 'pass'; // 'pass' | 'refuse'
     const server = net.createServer((client) => {
@@ -13,7 +14,7 @@ export async function startProxy(targetPort) {
             client.destroy();
             return;
         }
-        const upstream = net.connect(targetPort, '127.0.0.1');
+        const upstream = net.connect(target, '127.0.0.1');
         const pair = { client, upstream, frozen: false };
         pairs.add(pair);
         const relay = (from, to) => from.on('data', (chunk) => { if (!pair.frozen) to.write(chunk); });
@@ -44,6 +45,8 @@ export async function startProxy(targetPort) {
         },
         /** New connections are refused (closed at once) until pass(). */
         refuse() { mode = 'refuse'; },
+        /** New connections go to this port from now on (open ones stay). */
+        retarget(port) { target = port; },
         pass() { mode = 'pass'; },
         /**
          * Stops relaying on every open connection but keeps both sockets
