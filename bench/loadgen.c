@@ -2569,6 +2569,8 @@ int main(int argc, char **argv) {
             gen_share, gen_share >= 0.9 ? "true" : "false");
     fprintf(f, ",\"server_pid\":%d,\"server_cpu_s\":%.3f,\"server_core_share\":%.3f", o.server_pid,
             server_cpu, server_share);
+    /* the wall time over which server and aux CPU were sampled */
+    fprintf(f, ",\"cpu_window_s\":%.3f", window);
     fprintf(f, ",\"delivered_per_server_cpu_s\":%.1f",
             server_cpu > 0 ? (double)tot.delivered / server_cpu : -1);
     if (o.nserver_pids > 1) {
