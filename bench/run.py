@@ -118,7 +118,9 @@ PLANS = {
                            "--window", "16", "--duration", "5", "--drain", "5"],
         "cluster_private": ["--scenario", "private", "--pairs", "500", "--window", "16",
                             "--duration", "5", "--drain", "5"],
-        "cluster_windows": [1, 4, 16, 64],
+        # (senders, window): messages in flight = senders x window, members per room as in
+        # cluster_fanout; one sender with one message in flight is a batch per message.
+        "cluster_loads": [(1, 1), (10, 1), (10, 4), (10, 16), (10, 64)],
         "cluster_window_duration": 3,
     },
     "quick": {
@@ -153,7 +155,7 @@ PLANS = {
                            "--window", "16", "--duration", "2", "--drain", "3"],
         "cluster_private": ["--scenario", "private", "--pairs", "100", "--window", "16",
                             "--duration", "2", "--drain", "3"],
-        "cluster_windows": [1, 16, 64],
+        "cluster_loads": [(1, 1), (4, 1), (4, 16), (4, 64)],
         "cluster_window_duration": 2,
     },
 }
@@ -166,12 +168,18 @@ def placeholders(mm):
     return f"--{flag} " + (word if n == 1 else ",".join(f"{word}{i + 1}" for i in range(n)))
 
 
-def window_args(base, window, duration):
-    """The generator's arguments base with --window and --duration replaced."""
+def load_args(base, senders, window, duration):
+    """The fan-out arguments base with senders rooms (of base's members per room each),
+    --window and --duration replaced."""
     out = list(base)
-    for flag, v in (("--window", window), ("--duration", duration)):
+    members = int(out[out.index("--clients") + 1]) // int(out[out.index("--rooms") + 1])
+    for flag, v in (("--rooms", senders), ("--clients", senders * members),
+                    ("--window", window), ("--duration", duration)):
         out[out.index(flag) + 1] = str(v)
     return out
+
+
+CLUSTER_LOAD = re.compile(r"cluster_s(\d+)w(\d+)$")
 
 
 def log(msg):
@@ -732,12 +740,13 @@ class Bench:
                 if sc not in skip:
                     for cfg in CLUSTER_CONFIGS:
                         self.one(cfg, sc, plan[sc], rep)
-            if "cluster_window" in skip:
+            if "cluster_load" in skip:
                 continue
-            for w in plan["cluster_windows"]:
-                lg = window_args(plan["cluster_fanout"], w, plan["cluster_window_duration"])
+            for senders, w in plan["cluster_loads"]:
+                lg = load_args(plan["cluster_fanout"], senders, w, plan["cluster_window_duration"])
                 for cfg in ("tertulia", "tertulia-redis"):
-                    self.one(cfg, f"cluster_w{w}", lg, rep, extra={"window": w})
+                    self.one(cfg, f"cluster_s{senders}w{w}", lg, rep,
+                             extra={"senders": senders, "window": w})
 
     def typing_pair(self, rep):
         """Issue 12: the fan-out with tertulia.v1 clients, without typing and with
@@ -1840,7 +1849,10 @@ class Report:
             L.append(f"Other processes used a median {med:.2f} and at most {max(shares):.2f} of "
                      "a core during these runs (the machine's user+system time less the nodes', "
                      f"Redis's and the generator's); {len(busy)} of {len(shares)} runs shared the "
-                     "machine with more than a quarter of a core of other work.")
+                     "machine with more than a quarter of a core of other work"
+                     + (": " + ", ".join(f"{r['scenario']} {r['server']} rep {r['rep']} "
+                                         f"({r['others_core_share']:.2f})" for r in busy)
+                        if 0 < len(busy) <= 12 else "") + ".")
             L.append("")
         L.append(f"Pinning: with 2 cores, everything on the server side shares CPU "
                  f"{m['server_cpu']} — the node or nodes *and* Redis — and the generator has CPU "
@@ -1939,23 +1951,28 @@ class Report:
                      "CPU-second: **not measured** (a run failed or was not made; see above).")
         L.append("")
 
-        windows = sorted({int(r["scenario"][len("cluster_w"):]) for r in runs
-                          if r["scenario"].startswith("cluster_w")})
-        if windows:
+        loads = sorted({tuple(map(int, CLUSTER_LOAD.match(r["scenario"]).groups()))
+                        for r in runs if CLUSTER_LOAD.match(r["scenario"])},
+                       key=lambda sw: (sw[0] * sw[1], sw[0]))
+        if loads:
             L.append("### A store round trip per loop iteration, and how it amortizes")
             L.append("")
-            r0 = next((r["result"] for r in runs if r["scenario"].startswith("cluster_w")
+            r0 = next((r["result"] for r in runs if CLUSTER_LOAD.match(r["scenario"])
                        and r.get("result")), {})
-            L.append(f"The fan-out above ({r0.get('clients', 0):,} clients in {r0.get('rooms')} "
-                     f"rooms) with each sender's window set to {', '.join(map(str, windows))} "
-                     "messages in flight: the offered load. The node sends each loop "
+            members = r0.get("clients", 0) // max(r0.get("rooms") or 1, 1)
+            L.append(f"The fan-out above ({members} members per room, one sender each) at "
+                     "several offered loads: senders × window messages in flight ("
+                     + ", ".join(f"{a} × {b}" for a, b in loads) + "). The node sends each loop "
                      "iteration's messages to its store together — one SQLite transaction, or "
                      "one Redis pipeline with an EVALSHA per message — and delivers a room "
                      "message only when the store has it (with Redis, when it comes back on the "
-                     "subscription). At a small window a batch holds a message or two and its "
-                     "round trip is paid nearly per message; as the window grows, batches grow "
-                     "and the cost per message of the round trip falls. *CPU µs per message* "
-                     "divides the CPU by the messages sent (each fans out to the room).")
+                     "subscription). With one message in flight a batch holds that one message "
+                     "and its round trip is paid per message; as the load grows, batches grow and "
+                     "the round trip's cost per message falls. *CPU µs per message* divides the "
+                     "CPU by the messages sent (each fans out to the room's members). Redis "
+                     "shares CPU 0 with the node, so a Redis batch's round trip also holds the "
+                     "time each waits for the other's turn on that core; Redis on a core of its "
+                     "own would shorten it, not change the CPU per message.")
             L.append("")
             sent_rate = cl(lambda r: r["sent"] / r["elapsed_s"])
             wcols = [
@@ -1972,21 +1989,22 @@ class Report:
                 ("p99 ms", cl(lambda r: r["latency_us"]["p99"]), 2, 1e-3),
             ]
             wrows = []
-            for w in windows:
+            label = lambda sw: f"{sw[0]} sender{'s' if sw[0] > 1 else ''} × window {sw[1]}"
+            for sw in loads:
                 for c in ("tertulia", "tertulia-redis"):
-                    if self.all_of(f"cluster_w{w}", c):
+                    if self.all_of(f"cluster_s{sw[0]}w{sw[1]}", c):
                         name = "SQLite" if c == "tertulia" else "Redis"
-                        wrows.append((f"window {w}, {name}", f"cluster_w{w}", c))
+                        wrows.append((f"{label(sw)}, {name}", f"cluster_s{sw[0]}w{sw[1]}", c))
             self.pair_rows(wrows, L, wcols)
             p50 = cl(lambda r: r["latency_us"]["p50"])
-            for w in windows:
-                sc = f"cluster_w{w}"
+            for sw in loads:
+                sc = f"cluster_s{sw[0]}w{sw[1]}"
                 a, b = self.med(sc, "tertulia-redis", p50), self.med(sc, "tertulia", p50)
                 x, y = self.med(sc, "tertulia-redis", per_total), self.med(sc, "tertulia", per_node)
                 nb = self.med(sc, "tertulia-redis", cl(batch))
                 if a is None or b is None:
                     continue
-                L.append(f"- Window {w}: Redis adds {(a - b) / 1000:+.2f} ms to the median latency "
+                L.append(f"- {label(sw)}: Redis adds {(a - b) / 1000:+.2f} ms to the median latency "
                          f"({a / 1000:.2f} against {b / 1000:.2f} ms)"
                          + (f"; {nb:.1f} messages per pipeline" if nb else "")
                          + (f"; per server CPU-second {x / y:.2f}× SQLite's" if x and y else "")
@@ -2129,7 +2147,7 @@ def main():
                     "churn,massclose,deflate (= deflate_fanout),tls (= tls_fanout,tls_idle,"
                     "tls_connect),typing (= fanout_typing: the v1 fan-out with and without "
                     "typing),mem (the fan-out with --db :memory:),cluster (= cluster_fanout,"
-                    "cluster_private,cluster_window: issue 13's Redis scenarios)")
+                    "cluster_private,cluster_load: issue 13's Redis scenarios)")
     ap.add_argument("--results", help="directory for runs.jsonl and logs")
     ap.add_argument("--doc", help="the Markdown report to write")
     ap.add_argument("--svg", help="the chart to write")
