@@ -80,6 +80,9 @@ enum {
     EXIT_USAGE = 64,
 };
 
+#define LG_PORTS_MAX 8
+#define LG_AUX_MAX 4
+
 typedef enum { SC_FANOUT, SC_BIGROOM, SC_PRIVATE, SC_IDLE, SC_CONNECT, SC_CHURN } scenario_t;
 static const char *const SC_NAMES[] = {"fanout", "bigroom", "private", "idle", "connect", "churn"};
 
@@ -90,12 +93,23 @@ typedef struct opts_s {
     bool v1;             /* offer tertulia.v1 and speak it (--v1, implied by --typing) */
     uint32_t typing_ppm; /* --typing: the typists' share of each room, in millionths */
     double typing;       /* the same as given */
-    int port;
+    int port;            /* the first of ports */
+    /* --port A,B,...: a cluster's nodes; a client's node is conn_port(), so every room and
+     * every pair spans them */
+    int ports[LG_PORTS_MAX];
+    uint32_t nports;
     uint32_t clients, rooms, pairs, window, size, procs, src_ips, connect_window, cycles;
     double rate, duration, drain, setup_timeout, settle;
     double quiet; /* fanout/bigroom/private: wait this long idle after the run, then sample RSS */
     uint64_t max_messages;
-    int server_pid;
+    int server_pid; /* the first of server_pids: RSS is sampled from it */
+    /* --server-pid P1,P2: the nodes; server CPU is their sum */
+    int server_pids[LG_PORTS_MAX];
+    uint32_t nserver_pids;
+    /* --aux-pid NAME=PID: other processes the servers rely on (Redis), CPU reported apart */
+    const char *aux_names[LG_AUX_MAX];
+    int aux_pids[LG_AUX_MAX];
+    uint32_t naux;
 } opts_t;
 
 /* What a worker reports to the coordinator, as raw bytes through a pipe (same binary). */
@@ -194,8 +208,8 @@ struct lg_worker_s {
     uv_timer_t typing; /* --typing: sends the typists' starts while the run sends */
     lg_conn_t **typists;
     uint32_t ntypists;
-    struct sockaddr_in dst;
-    char hostport[64];
+    struct sockaddr_in dst[LG_PORTS_MAX];
+    char hostport[LG_PORTS_MAX][64];
     lg_conn_t *conns;
     uint32_t nconns, next_connect, connecting, handles_open;
     lg_room_t *rooms;
@@ -1110,6 +1124,19 @@ static void conn_read(lg_conn_t *c) {
     }
 }
 
+/* Which of --port's servers client gid talks to. In a room scenario gid's room is gid % R
+ * and gid / R its place in the room (0: the sender), so counting from the room's number
+ * spreads every room's members, and the rooms' senders, over the servers; in the private
+ * scenario the two sides of a pair (2q, 2q+1) are on different servers. With one port, 0. */
+static uint32_t conn_port(const opts_t *o, uint32_t gid) {
+    if (o->nports < 2)
+        return 0;
+    uint32_t R = o->rooms ? o->rooms : 1;
+    if (o->sc == SC_FANOUT || o->sc == SC_IDLE || o->sc == SC_BIGROOM)
+        return (gid / R + gid % R) % o->nports;
+    return gid % o->nports;
+}
+
 static void conn_flush(lg_conn_t *c) {
     while (c->out_len) {
         ssize_t k = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -1130,8 +1157,8 @@ static void ws_request_send(lg_conn_t *c) {
     lg_worker_t *w = c->w;
     char head[512];
     lg_ws_key_make(c->key, &w->rng);
-    int n = lg_ws_request_build(head, sizeof head, w->hostport, w->o->path, c->key, w->o->deflate,
-                                w->o->v1 ? LG_V1_PROTOCOL : NULL);
+    int n = lg_ws_request_build(head, sizeof head, w->hostport[conn_port(w->o, c->gid)], w->o->path,
+                                c->key, w->o->deflate, w->o->v1 ? LG_V1_PROTOCOL : NULL);
     c->state = CS_HANDSHAKE;
     conn_write(c, (const uint8_t *)head, (size_t)n);
 }
@@ -1232,7 +1259,8 @@ static void conn_start(lg_worker_t *w, lg_conn_t *c) {
         rc = bind(fd, (const struct sockaddr *)&src, sizeof src);
     }
     if (rc == 0)
-        rc = connect(fd, (const struct sockaddr *)&w->dst, sizeof w->dst);
+        rc = connect(fd, (const struct sockaddr *)&w->dst[conn_port(w->o, c->gid)],
+                     sizeof w->dst[0]);
     if (rc < 0 && errno != EINPROGRESS) {
         conn_lost(c, strerror(errno));
         return;
@@ -1726,8 +1754,10 @@ static int worker_main(const opts_t *o, int index, int ctl_in, int ctl_out) {
         w->zbuf = xmalloc(RECV_MAX);
     }
     uv_loop_init(&w->loop);
-    uv_ip4_addr(o->host, o->port, &w->dst);
-    snprintf(w->hostport, sizeof w->hostport, "%s:%d", o->host, o->port);
+    for (uint32_t i = 0; i < o->nports; i++) {
+        uv_ip4_addr(o->host, o->ports[i], &w->dst[i]);
+        snprintf(w->hostport[i], sizeof w->hostport[i], "%s:%d", o->host, o->ports[i]);
+    }
     worker_plan(w);
     uv_pipe_init(&w->loop, &w->ctl, 0);
     uv_pipe_open(&w->ctl, ctl_in);
@@ -1978,7 +2008,10 @@ static void json_str(FILE *f, const char *s) {
 static void usage(void) {
     fprintf(
         stderr,
-        "usage: loadgen --port N --scenario fanout|bigroom|private|idle|connect|churn [options]\n"
+        "usage: loadgen --port N[,N2...] --scenario fanout|bigroom|private|idle|connect|churn "
+        "[options]\n"
+        "  --port N[,N2...]    the server's port; several: a cluster's nodes, each room's members\n"
+        "                      and senders spread over them, the two sides of a pair apart\n"
         "  --host A            server address (127.0.0.1)\n"
         "  --path P            WebSocket path (/talking)\n"
         "  --clients N         connections (fanout 1000, bigroom 5000, idle 10000, connect 2000)\n"
@@ -1999,7 +2032,10 @@ static void usage(void) {
         "  --src-ips K         spread sources over 127.0.0.2..127.0.0.(K+1); 0: no bind (32)\n"
         "  --connect-window C  connection setups in flight (128)\n"
         "  --cycles K          churn: open-all/close-all cycles (3)\n"
-        "  --server-pid PID    sample the server's CPU and memory from /proc\n"
+        "  --server-pid PID    sample the server's CPU and memory from /proc; P1,P2,...: the\n"
+        "                      nodes of a cluster (CPU summed and listed per node, RSS of P1)\n"
+        "  --aux-pid NAME=PID  also sample this process's CPU (e.g. redis=PID), reported apart\n"
+        "                      in aux_cpu_s, not in the server's (repeatable, 4 at most)\n"
         "  --label NAME        server name in the output\n"
         "  --nick-prefix S     nicknames are S<index> (u)\n"
         "  --text alpha|words  pad texts with the alphabet (alpha) or chat-like prose (words)\n"
@@ -2026,6 +2062,23 @@ static void usage(void) {
     exit(EXIT_USAGE);
 }
 
+/* "A" or "A,B,...": positive integers, at most LG_PORTS_MAX; returns how many. */
+static uint32_t parse_int_list(const char *arg, int *out, const char *what) {
+    uint32_t n = 0;
+    const char *p = arg;
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || v > INT32_MAX || n >= LG_PORTS_MAX || (*end && *end != ','))
+            die("%s takes up to %d positive numbers, comma-separated", what, LG_PORTS_MAX);
+        out[n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!n)
+        die("%s needs a number", what);
+    return n;
+}
+
 static void parse_args(int argc, char **argv, opts_t *o) {
     static const struct option lo[] = {{"host", 1, 0, 'h'},
                                        {"port", 1, 0, 'p'},
@@ -2048,6 +2101,7 @@ static void parse_args(int argc, char **argv, opts_t *o) {
                                        {"connect-window", 1, 0, 'C'},
                                        {"cycles", 1, 0, 'y'},
                                        {"server-pid", 1, 0, 'k'},
+                                       {"aux-pid", 1, 0, 'X'},
                                        {"label", 1, 0, 'l'},
                                        {"nick-prefix", 1, 0, 'x'},
                                        {"help", 0, 0, '?'},
@@ -2083,7 +2137,8 @@ static void parse_args(int argc, char **argv, opts_t *o) {
             o->host = optarg;
             break;
         case 'p':
-            o->port = atoi(optarg);
+            o->nports = parse_int_list(optarg, o->ports, "--port");
+            o->port = o->ports[0];
             break;
         case 'P':
             o->path = optarg;
@@ -2144,8 +2199,17 @@ static void parse_args(int argc, char **argv, opts_t *o) {
             o->cycles = (uint32_t)strtoul(optarg, NULL, 10);
             break;
         case 'k':
-            o->server_pid = atoi(optarg);
+            o->nserver_pids = parse_int_list(optarg, o->server_pids, "--server-pid");
+            o->server_pid = o->server_pids[0];
             break;
+        case 'X': {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || o->naux >= LG_AUX_MAX || atoi(eq + 1) <= 0)
+                die("--aux-pid is NAME=PID, at most %d times", LG_AUX_MAX);
+            o->aux_names[o->naux] = strndup(optarg, (size_t)(eq - optarg));
+            o->aux_pids[o->naux++] = atoi(eq + 1);
+            break;
+        }
         case 'l':
             o->label = optarg;
             break;
@@ -2189,8 +2253,11 @@ static void parse_args(int argc, char **argv, opts_t *o) {
             usage();
         }
     }
-    if (sc < 0 || o->port <= 0 || o->port > 65535)
+    if (sc < 0 || !o->nports)
         usage();
+    for (uint32_t i = 0; i < o->nports; i++)
+        if (o->ports[i] > 65535)
+            usage();
     o->sc = (scenario_t)sc;
     static const uint32_t def_clients[] = {1000, 5000, 0, 10000, 2000, 2000};
     o->clients = clients ? clients : def_clients[sc];
@@ -2234,6 +2301,17 @@ static void parse_args(int argc, char **argv, opts_t *o) {
             (unsigned long long)rl.rlim_cur);
 }
 
+/* The CPU of each of n processes (each[i], -1 if unreadable) and their sum (-1 if any is
+ * unreadable, or n is 0). */
+static double pids_cpu_s(const int *pids, uint32_t n, double *each) {
+    double sum = n ? 0 : -1;
+    for (uint32_t i = 0; i < n; i++) {
+        each[i] = proc_cpu_s(pids[i]);
+        sum = each[i] < 0 || sum < 0 ? -1 : sum + each[i];
+    }
+    return sum;
+}
+
 int main(int argc, char **argv) {
     opts_t o;
     parse_args(argc, argv, &o);
@@ -2273,13 +2351,15 @@ int main(int argc, char **argv) {
     int64_t rss_ready = -1, rss_after = -1, rss_quiet = -1;
     sockstat_t ss_ready = {0}, ss_after = {0};
     double cpu0 = -1, cpu1 = -1;
+    double node0[LG_PORTS_MAX], node1[LG_PORTS_MAX], aux0[LG_AUX_MAX], aux1[LG_AUX_MAX];
     uint64_t t_go = 0, t_done = 0;
     if (ok) {
         if (o.sc == SC_IDLE)
             usleep((useconds_t)(o.settle * 1e6));
         rss_ready = proc_rss_kb(o.server_pid);
         ss_ready = sockstat_read();
-        cpu0 = proc_cpu_s(o.server_pid);
+        cpu0 = pids_cpu_s(o.server_pids, o.nserver_pids, node0);
+        pids_cpu_s(o.aux_pids, o.naux, aux0);
         t_go = mono_ns();
         for (uint32_t i = 0; i < o.procs; i++)
             if (write(ch[i].to, "G", 1) != 1)
@@ -2288,7 +2368,8 @@ int main(int argc, char **argv) {
             o.duration + o.drain + 30 + (o.sc == SC_CHURN ? o.cycles * (o.settle + 3) : 0);
         ok = ok && await_children(ch, o.procs, true, bound, err, sizeof err);
         t_done = mono_ns();
-        cpu1 = proc_cpu_s(o.server_pid);
+        cpu1 = pids_cpu_s(o.server_pids, o.nserver_pids, node1);
+        pids_cpu_s(o.aux_pids, o.naux, aux1);
         rss_after = proc_rss_kb(o.server_pid);
         ss_after = sockstat_read();
         slab_after = meminfo_slab_kb();
@@ -2488,8 +2569,29 @@ int main(int argc, char **argv) {
             gen_share, gen_share >= 0.9 ? "true" : "false");
     fprintf(f, ",\"server_pid\":%d,\"server_cpu_s\":%.3f,\"server_core_share\":%.3f", o.server_pid,
             server_cpu, server_share);
+    /* the wall time over which server and aux CPU were sampled */
+    fprintf(f, ",\"cpu_window_s\":%.3f", window);
     fprintf(f, ",\"delivered_per_server_cpu_s\":%.1f",
             server_cpu > 0 ? (double)tot.delivered / server_cpu : -1);
+    if (o.nserver_pids > 1) {
+        fprintf(f, ",\"server_pids\":[");
+        for (uint32_t i = 0; i < o.nserver_pids; i++)
+            fprintf(f, "%s%d", i ? "," : "", o.server_pids[i]);
+        fprintf(f, "],\"node_cpu_s\":[");
+        for (uint32_t i = 0; i < o.nserver_pids; i++)
+            fprintf(f, "%s%.3f", i ? "," : "", cpu0 >= 0 && cpu1 >= 0 ? node1[i] - node0[i] : -1.0);
+        fprintf(f, "]");
+    }
+    if (o.naux) {
+        fprintf(f, ",\"aux_cpu_s\":{");
+        for (uint32_t i = 0; i < o.naux; i++) {
+            fprintf(f, "%s", i ? "," : "");
+            json_str(f, o.aux_names[i]);
+            fprintf(f, ":%.3f",
+                    cpu0 >= 0 && aux0[i] >= 0 && aux1[i] >= 0 ? aux1[i] - aux0[i] : -1.0);
+        }
+        fprintf(f, "}");
+    }
     fprintf(f,
             ",\"server_rss_kb\":{\"before\":%" PRId64 ",\"ready\":%" PRId64 ",\"after\":%" PRId64
             ",\"quiet\":%" PRId64 "}",

@@ -35,6 +35,8 @@ SERVER_TITLES = {
     "tertulia-mem": "tertulia, history in memory (`--db :memory:`)",
     "tertulia-prev": "tertulia at the previous commit",
     "tertulia-tls": "tertulia over TLS (`--listen-tls`)",
+    "tertulia-redis": "one node on Redis",
+    "tertulia-redis2": "two nodes on Redis, clients split",
 }
 # The TLS and permessage-deflate pairs: (scenario of the measured side, of its plain partner,
 # the server of the measured side, the --skip names that leave it out).
@@ -108,6 +110,18 @@ PLANS = {
                         "--drain", "10"],
         # A mass disconnect (bench/massclose.mjs): v1 members of one room dropped at once.
         "massclose": ["--sizes", "1000,2000,4000", "--reps", "3"],
+        # Issue 13: the fan-out and private shapes above (without --quiet) against one node on
+        # SQLite, one node on Redis and two nodes on Redis; then the fan-out at several windows
+        # (offered load) for SQLite and one Redis node: what a store round trip per loop
+        # iteration costs, and how it is shared as batches grow.
+        "cluster_fanout": ["--scenario", "fanout", "--clients", "1000", "--rooms", "10",
+                           "--window", "16", "--duration", "5", "--drain", "5"],
+        "cluster_private": ["--scenario", "private", "--pairs", "500", "--window", "16",
+                            "--duration", "5", "--drain", "5"],
+        # (senders, window): messages in flight = senders x window, members per room as in
+        # cluster_fanout; one sender with one message in flight is a batch per message.
+        "cluster_loads": [(1, 1), (10, 1), (10, 4), (10, 16), (10, 64)],
+        "cluster_window_duration": 3,
     },
     "quick": {
         "reps": 1,
@@ -137,8 +151,35 @@ PLANS = {
         "tls_connect": ["--scenario", "connect", "--clients", "1000", "--duration", "3",
                         "--drain", "5"],
         "massclose": ["--sizes", "500,1000", "--reps", "1"],
+        "cluster_fanout": ["--scenario", "fanout", "--clients", "200", "--rooms", "4",
+                           "--window", "16", "--duration", "2", "--drain", "3"],
+        "cluster_private": ["--scenario", "private", "--pairs", "100", "--window", "16",
+                            "--duration", "2", "--drain", "3"],
+        "cluster_loads": [(1, 1), (4, 1), (4, 16), (4, 64)],
+        "cluster_window_duration": 2,
     },
 }
+
+
+def placeholders(mm):
+    """'--port 4001,4002' -> '--port PORT1,PORT2' (one: PORT), for the report's commands."""
+    flag, n = mm.group(1), mm.group(2).count(",") + 1
+    word = "PID" if flag == "server-pid" else "PORT"
+    return f"--{flag} " + (word if n == 1 else ",".join(f"{word}{i + 1}" for i in range(n)))
+
+
+def load_args(base, senders, window, duration):
+    """The fan-out arguments base with senders rooms (of base's members per room each),
+    --window and --duration replaced."""
+    out = list(base)
+    members = int(out[out.index("--clients") + 1]) // int(out[out.index("--rooms") + 1])
+    for flag, v in (("--rooms", senders), ("--clients", senders * members),
+                    ("--window", window), ("--duration", duration)):
+        out[out.index(flag) + 1] = str(v)
+    return out
+
+
+CLUSTER_LOAD = re.compile(r"cluster_s(\d+)w(\d+)$")
 
 
 def log(msg):
@@ -179,26 +220,27 @@ def children_cpu():
 
 class OtherLoad:
     """The CPU other processes use while a run goes on: the machine's user+system time less
-    the server's and the generator's (a finished child of this process, so in RUSAGE_CHILDREN)."""
+    the server's (every process of it: a cluster's nodes and its Redis) and the generator's (a
+    finished child of this process, so in RUSAGE_CHILDREN)."""
 
-    def __init__(self, server_pid):
-        self.pid = server_pid
+    def __init__(self, server_pids):
+        self.pids = list(server_pids)
         self.t, self.m = time.monotonic(), machine_cpu()
-        self.s, self.c = proc_cpu(server_pid), children_cpu()
+        self.s, self.c = sum(proc_cpu(p) for p in self.pids), children_cpu()
 
     def core_share(self):
         dt = max(time.monotonic() - self.t, 1e-3)
-        other = (machine_cpu() - self.m) - (proc_cpu(self.pid) - self.s) - \
+        other = (machine_cpu() - self.m) - (sum(proc_cpu(p) for p in self.pids) - self.s) - \
             (children_cpu() - self.c)
         return max(other, 0.0) / dt
 
 
-def wait_quiet(limit_s, server_pid, threshold=0.25):
+def wait_quiet(limit_s, server_pids, threshold=0.25):
     """Waits (at most limit_s) until other processes use under threshold of a core; returns the
     share of a core they used in the last half second."""
     deadline = time.monotonic() + limit_s
     while True:
-        o = OtherLoad(server_pid)
+        o = OtherLoad(server_pids)
         time.sleep(0.5)
         share = o.core_share()
         if share < threshold or time.monotonic() >= deadline:
@@ -223,6 +265,155 @@ def wait_port(port, proc, timeout=20.0):
         except OSError:
             time.sleep(0.05)
     return False
+
+
+# --- a cluster over Redis (issue 13) -------------------------------------------------------
+
+# The cluster configurations: server name -> nodes, each `tertulia --redis URL --node nK` on a
+# Redis of the run's own; "tertulia" (one node on SQLite) runs beside them.
+CLUSTER = {"tertulia-redis": 1, "tertulia-redis2": 2}
+CLUSTER_CONFIGS = ["tertulia", "tertulia-redis", "tertulia-redis2"]
+TARGET_REDIS_RATIO = 0.70  # one node on Redis keeps >= 70 % of SQLite's fan-out per CPU-second
+
+
+class Deployment:
+    """The processes one run measures: one server, or a cluster's nodes and its Redis."""
+
+    def __init__(self, procs, ports, cmds):
+        self.procs, self.ports, self.cmds = procs, ports, cmds
+        self.redis = self.redis_port = self.redis_cmd = None
+
+    def pids(self):
+        return [p.pid for p in self.procs] + ([self.redis.pid] if self.redis else [])
+
+    def counters(self):
+        """The nodes' /metrics counters (summed) and Redis's EVALSHA stats."""
+        out = {}
+        for port in self.ports:
+            for k, v in scrape_metrics(port).items():
+                out[k] = out.get(k, 0) + v
+        if self.redis:
+            for k, v in redis_commandstats(self.redis_port).items():
+                out[k] = v
+        return out
+
+    def stop(self, stop_server):
+        """The nodes first (they let go of Redis), then Redis; each by its PID, bounded."""
+        for p in self.procs:
+            stop_server(p)
+        if self.redis is not None:
+            stop_server(self.redis)
+
+
+def redis_call(port, *args, timeout=5.0):
+    """One command to a Redis on 127.0.0.1:port; returns the reply's payload as text (a
+    status, an integer or a bulk string), or raises OSError."""
+    req = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(req.encode())
+        buf = b""
+        while b"\r\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise OSError("redis closed the connection")
+            buf += chunk
+        head, rest = buf.split(b"\r\n", 1)
+        if head[:1] == b"-":
+            raise OSError(head[1:].decode())
+        if head[:1] != b"$":
+            return head[1:].decode()
+        n = int(head[1:])
+        while len(rest) < n + 2:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise OSError("redis closed the connection")
+            rest += chunk
+        return rest[:n].decode()
+
+
+def start_redis(cpu, logdir, seq):
+    """A throwaway redis-server on a free loopback port, pinned to cpu, with a data directory
+    of its own in a temporary folder (removed when it is stopped), no snapshots and no AOF;
+    waits (at most 10 s) until it answers PING. Returns (proc, port, cmd)."""
+    port = free_port()
+    scratch = tempfile.mkdtemp(prefix="bench-redis-")
+    cmd = ["taskset", "-c", cpu, "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+           "--protected-mode", "yes", "--save", "", "--appendonly", "no", "--dir", scratch,
+           "--daemonize", "no", "--loglevel", "warning"]
+    logf = open(os.path.join(logdir, f"{seq:03d}-redis.log"), "w")
+    proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=scratch)
+    logf.close()
+    proc.scratch = scratch
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if redis_call(port, "PING", timeout=0.5) == "PONG":
+                return proc, port, cmd
+        except OSError:
+            time.sleep(0.05)
+    Bench.stop_server(proc)
+    raise RuntimeError(f"redis-server did not answer PING within 10 s: {' '.join(cmd)}")
+
+
+def http_get(port, path, timeout=5.0):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read().decode(errors="replace")
+    finally:
+        c.close()
+
+
+def wait_ready(port, proc, timeout=20.0):
+    """Until /readyz says ready (a node's Redis links are up and its script loaded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if http_get(port, "/readyz", 1.0)[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
+
+
+METRIC_KEYS = {
+    'tertulia_messages_accepted_total{kind="room"}': "accepted_room",
+    'tertulia_messages_accepted_total{kind="private"}': "accepted_private",
+    "tertulia_store_commit_seconds_count": "batches",
+    "tertulia_store_commit_seconds_sum": "batch_s",
+    "tertulia_loop_iteration_seconds_count": "iterations",
+}
+
+
+def scrape_metrics(port):
+    """The counters of METRIC_KEYS from a node's /metrics; {} if it cannot be read."""
+    try:
+        status, text = http_get(port, "/metrics")
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines() if status == 200 else []:
+        name, _, value = line.rpartition(" ")
+        if name in METRIC_KEYS:
+            out[METRIC_KEYS[name]] = float(value)
+    return out
+
+
+def redis_commandstats(port):
+    """EVALSHA calls and Redis's own microseconds in them (INFO commandstats)."""
+    try:
+        text = redis_call(port, "INFO", "commandstats")
+    except OSError:
+        return {}
+    m = re.search(r"cmdstat_evalsha:calls=(\d+),usec=(\d+)", text)
+    return {"evalsha_calls": int(m.group(1)), "evalsha_usec": int(m.group(2))} if m else {}
+
+
+def counter_delta(a, b):
+    return {k: round(b[k] - a.get(k, 0), 6) for k in b}
 
 
 class Bench:
@@ -250,6 +441,7 @@ class Bench:
         self.bigroom_profile_args = None
         self.patient = True
         self.has_tls = "--listen-tls" in help_text
+        self.has_redis = "--redis" in help_text
         self.tls_dir = None
 
     def tls_cert(self):
@@ -299,12 +491,13 @@ class Bench:
             return [os.path.join(self.bin, "bench", "lws_peer"), str(port)]
         raise ValueError(name)
 
-    def start_server(self, name):
+    def start_server(self, name, argv_extra=(), tag=None):
         port = free_port()
         scratch = tempfile.mkdtemp(prefix=f"bench-{name}-")
-        cmd = ["taskset", "-c", self.args.server_cpu, *self.server_cmd(name, port, scratch)]
+        cmd = ["taskset", "-c", self.args.server_cpu, *self.server_cmd(name, port, scratch),
+               *argv_extra]
         self.seq += 1
-        logf = open(os.path.join(self.logdir, f"{self.seq:03d}-{name}.log"), "w")
+        logf = open(os.path.join(self.logdir, f"{self.seq:03d}-{tag or name}.log"), "w")
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=raise_nofile,
                                 cwd=ROOT)
         logf.close()
@@ -313,6 +506,34 @@ class Bench:
             self.stop_server(proc)
             raise RuntimeError(f"{name} did not start listening: {' '.join(cmd)}")
         return proc, port, cmd
+
+    def start_deployment(self, name):
+        """What a run measures: one server, or (CLUSTER) a Redis and the cluster's nodes, all on
+        the server CPU. Returns a Deployment; on failure everything started is stopped."""
+        nodes = CLUSTER.get(name)
+        if nodes is None:
+            proc, port, cmd = self.start_server(name)
+            return Deployment([proc], [port], [cmd])
+        dep = Deployment([], [], [])
+        try:
+            dep.redis, dep.redis_port, rcmd = start_redis(self.args.server_cpu, self.logdir,
+                                                          self.seq)
+            dep.redis_cmd = rcmd
+            url = f"redis://127.0.0.1:{dep.redis_port}/0"
+            for i in range(nodes):
+                proc, port, cmd = self.start_server("tertulia", ["--redis", url, "--node",
+                                                                 f"n{i + 1}"], f"{name}-n{i + 1}")
+                dep.procs.append(proc)
+                dep.ports.append(port)
+                dep.cmds.append(cmd)
+            for proc, port in zip(dep.procs, dep.ports):
+                if not wait_ready(port, proc):
+                    raise RuntimeError(f"{name}: a node on port {port} did not become ready "
+                                       "(/readyz) within 20 s")
+        except Exception:
+            dep.stop(self.stop_server)
+            raise
+        return dep
 
     @staticmethod
     def stop_server(proc):
@@ -327,9 +548,11 @@ class Bench:
 
     # --- one run -----------------------------------------------------------------------------
 
-    def run_loadgen(self, server, port, pid, lg_args, bound_s):
-        cmd = ["taskset", "-c", self.args.gen_cpu, self.loadgen, "--port", str(port),
-               "--server-pid", str(pid), "--label", server, *lg_args]
+    def run_loadgen(self, server, dep, lg_args, bound_s):
+        cmd = ["taskset", "-c", self.args.gen_cpu, self.loadgen,
+               "--port", ",".join(str(p) for p in dep.ports),
+               "--server-pid", ",".join(str(p.pid) for p in dep.procs), "--label", server,
+               *(["--aux-pid", f"redis={dep.redis.pid}"] if dep.redis else []), *lg_args]
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=bound_s,
                                preexec_fn=raise_nofile)
@@ -357,7 +580,7 @@ class Bench:
         bound = 120 + sum(float(lg_args[i + 1]) for i, a in enumerate(lg_args)
                           if a in ("--duration", "--drain", "--setup-timeout"))
         try:
-            proc, port, scmd = self.start_server(server)
+            dep = self.start_deployment(server)
         except RuntimeError as e:
             log(str(e))
             self.record(server=server, scenario=scenario, rep=rep, exit=None, result=None,
@@ -366,29 +589,39 @@ class Bench:
         perf = None
         # Wait for a quiet machine, unless the last wait was in vain: work that stays (a
         # fuzzer, a long test) would only stretch the benchmark without making it quieter.
-        busy_before = wait_quiet(self.args.quiet_wait if self.patient else 0, proc.pid)
+        busy_before = wait_quiet(self.args.quiet_wait if self.patient else 0, dep.pids())
         if busy_before >= 0.25 and self.patient:
             log(f"  the machine stays busy ({busy_before:.2f} of a core); not waiting for it "
                 "until it is quiet again")
         self.patient = busy_before < 0.25
+        counters = None
         try:
             if profile:
-                perf = self.start_perf(proc.pid, profile)
-            load = OtherLoad(proc.pid)
-            cmd, code, result, err = self.run_loadgen(server, port, proc.pid, lg_args, bound)
+                perf = self.start_perf(dep.procs[0].pid, profile)
+            load = OtherLoad(dep.pids())
+            # A cluster scenario also reads the servers' own counters around the run: messages
+            # per store batch (a SQLite transaction, a Redis pipeline) and the batch's time.
+            c0 = dep.counters() if scenario.startswith("cluster") else None
+            cmd, code, result, err = self.run_loadgen(server, dep, lg_args, bound)
+            if c0 is not None:
+                counters = counter_delta(c0, dep.counters())
             others = load.core_share()
         finally:
             if perf:
                 self.stop_perf(perf)
-            self.stop_server(proc)
+            dep.stop(self.stop_server)
         short = "" if result is None else result.get("verdict", "")[:160]
         log(f"{scenario} {server} rep {rep}: exit {code}; {short}")
         if code not in (0, 2) and err:
             log(err.strip().splitlines()[-1] if err.strip() else "")
         if others > 0.25:
             log(f"  other processes used {others:.2f} of a core during that run")
+        if dep.redis:
+            extra = dict(extra or {}, node_cmds=dep.cmds, redis_cmd=dep.redis_cmd)
+        if counters is not None:
+            extra = dict(extra or {}, counters=counters)
         self.record(server=server, scenario=scenario, rep=rep, exit=code, result=result,
-                    cmd=cmd, server_cmd=scmd, stderr=err if code else "",
+                    cmd=cmd, server_cmd=dep.cmds[0], stderr=err if code else "",
                     busy_before=round(busy_before, 3), others_core_share=round(others, 3),
                     **(extra or {}))
         return code, result
@@ -472,11 +705,48 @@ class Bench:
             finally:
                 if self.tls_dir:
                     shutil.rmtree(self.tls_dir, ignore_errors=True)
+        if "tertulia" in servers:
+            self.run_cluster()
         if self.args.profile and "tertulia" in servers:
             self.one("tertulia", "profile", plan["fanout"], 0, profile="fanout")
             if self.bigroom_profile_args:
                 self.one("tertulia", "profile", self.bigroom_profile_args, 0, profile="bigroom")
         log(f"all runs done in {time.monotonic() - t0:.0f} s")
+
+    def cluster_missing(self):
+        """Why the cluster scenarios cannot run here, or None."""
+        if not shutil.which("redis-server"):
+            return "no redis-server on PATH (scripts/deps.sh --test installs it)"
+        if not self.has_redis:
+            return f"{self.tertulia} has no --redis"
+        return None
+
+    def run_cluster(self):
+        """Issue 13, side by side in one run, alternating configuration by configuration in
+        every repetition: fan-out and private against one node on SQLite, one node on Redis
+        and two nodes on Redis (the generator's clients spread over both: every room and every
+        pair spans the two); then the fan-out at each window for SQLite and one Redis node."""
+        skip, plan = self.args.skip, self.plan
+        if "cluster" in skip:
+            return
+        why = self.cluster_missing()
+        if why:
+            log(f"cluster scenarios left out: {why}")
+            self.record(server="tertulia-redis", scenario="cluster_missing", rep=0, exit=None,
+                        result=None, cmd=None, error=why)
+            return
+        for rep in range(plan["reps"]):
+            for sc in ("cluster_fanout", "cluster_private"):
+                if sc not in skip:
+                    for cfg in CLUSTER_CONFIGS:
+                        self.one(cfg, sc, plan[sc], rep)
+            if "cluster_load" in skip:
+                continue
+            for senders, w in plan["cluster_loads"]:
+                lg = load_args(plan["cluster_fanout"], senders, w, plan["cluster_window_duration"])
+                for cfg in ("tertulia", "tertulia-redis"):
+                    self.one(cfg, f"cluster_s{senders}w{w}", lg, rep,
+                             extra={"senders": senders, "window": w})
 
     def typing_pair(self, rep):
         """Issue 12: the fan-out with tertulia.v1 clients, without typing and with
@@ -617,6 +887,7 @@ def machine_info(args):
             "libwebsockets": sh("pkg-config --modversion libwebsockets").rstrip("-"),
             "jansson": sh("pkg-config --modversion jansson"),
             "gnuplot": sh("gnuplot --version"),
+            "redis": sh("redis-server --version | grep -o 'v=[0-9.]*' | cut -c3-"),
         },
         "prev_ref": os.environ.get("TT_BENCH_PREV_REF", ""),
         "build_type": sh(f"grep -m1 CMAKE_BUILD_TYPE: {args.build_dir}/CMakeCache.txt | cut -d= -f2"),
@@ -663,6 +934,11 @@ class Report:
         self.runs = runs
         self.meta = meta
         self.servers = [s for s in SERVERS if any(r["server"] == s for r in runs)]
+        # A cluster run's counters (from the nodes' /metrics and Redis) beside its result, so
+        # the tables' functions of a result can reach them.
+        for r in runs:
+            if r.get("counters") is not None and r.get("result"):
+                r["result"]["_counters"] = r["counters"]
 
     def sel(self, scenario, server, ok_codes=(0,)):
         return [r for r in self.runs if r["scenario"] == scenario and r["server"] == server
@@ -1093,6 +1369,7 @@ class Report:
 
         self.massclose_section(L)
         self.tls_pmd_section(L)
+        self.cluster_section(L)
 
         # ratios and targets
         L.append("## Ratios (tertulia ÷ peer, same run)")
@@ -1533,6 +1810,234 @@ class Report:
             L.append("```")
             L.append("")
 
+    # --- issue 13: a cluster over Redis ----------------------------------------------------
+
+    def cluster_runs(self):
+        return [r for r in self.runs if r["scenario"].startswith("cluster")]
+
+    def cluster_section(self, L, cmdline=None):
+        """'## Cluster over Redis': the cluster scenarios of this run (run_cluster)."""
+        runs = self.cluster_runs()
+        if not runs:
+            return
+        m = self.meta
+        L.append("## Cluster over Redis")
+        L.append("")
+        missing = next((r for r in runs if r["scenario"] == "cluster_missing"), None)
+        if missing:
+            L.append(f"Not measured in this run: {missing.get('error')}.")
+            L.append("")
+            return
+        if cmdline:
+            L.append(f"Generated by `{cmdline}` on {m['date']} ({m['mode']} mode; commit "
+                     f"`{m['commit']}`{' with uncommitted changes' if m['dirty'] else ''}; "
+                     f"{m['cpu']}, {m['cores']} cores; Redis "
+                     f"{m['versions'].get('redis') or '?'}) — do not edit by hand; rerun the "
+                     "command to refresh it. Only this section comes from that run.")
+            L.append("")
+        shares = [r["others_core_share"] for r in runs if r.get("others_core_share") is not None]
+        if shares:
+            busy = [r for r in runs if (r.get("others_core_share") or 0) > 0.25]
+            med = statistics.median(shares)
+            if med > 0.25:
+                L.append(f"> **Warning:** the machine was busy with other work during these runs "
+                         f"(a median {med:.2f} of a core, up to {max(shares):.2f}, besides the "
+                         "servers, Redis and the generator). Both cores were shared, so the "
+                         "absolute numbers are low and noisy, latencies most of all; the ratios "
+                         "and per-CPU-second figures suffer less.")
+                L.append("")
+            L.append(f"Other processes used a median {med:.2f} and at most {max(shares):.2f} of "
+                     "a core during these runs (the machine's user+system time less the nodes', "
+                     f"Redis's and the generator's); {len(busy)} of {len(shares)} runs shared the "
+                     "machine with more than a quarter of a core of other work"
+                     + (": " + ", ".join(f"{r['scenario']} {r['server']} rep {r['rep']} "
+                                         f"({r['others_core_share']:.2f})" for r in busy)
+                        if 0 < len(busy) <= 12 else "") + ".")
+            L.append("")
+        L.append(f"Pinning: with 2 cores, everything on the server side shares CPU "
+                 f"{m['server_cpu']} — the node or nodes *and* Redis — and the generator has CPU "
+                 f"{m['gen_cpu']}. So a two-node run gets no more CPU than a one-node run: it "
+                 "shows what splitting the clients costs or saves, not a second core's worth. "
+                 "Every run starts a fresh Redis (`--save '' --appendonly no`: no persistence, "
+                 "so these numbers hold no disk cost for Redis, whereas the SQLite node commits "
+                 "every batch to its file) and fresh nodes (`--redis redis://127.0.0.1:PORT/0 "
+                 "--node nK`, each waited for on `/readyz`). With two nodes the generator "
+                 "connects each room's members to the nodes in turn (the rooms' senders alternate "
+                 "too) and puts the two sides of every private pair on different nodes "
+                 "(`loadgen --port A,B`), and verifies every delivery as always: each message "
+                 "reaches every member of its room exactly once, in the sender's order, whatever "
+                 "node the member is on. The configurations alternate within every repetition.")
+        L.append("")
+        L.append("CPU is utime+stime over the measured window from `/proc/PID/stat`: the nodes' "
+                 "summed (`--server-pid A,B`), Redis's apart (`--aux-pid redis=PID`). *Messages "
+                 "per batch* and *batch round trip* come from the nodes' `/metrics`, read before "
+                 "and after each run (so they include the set-up's few sync messages): "
+                 "`tertulia_messages_accepted_total` ÷ `tertulia_store_commit_seconds_count`, and "
+                 "that histogram's mean — a batch is one loop iteration's messages, one SQLite "
+                 "transaction or one Redis pipeline of EVALSHA calls (one per message), timed "
+                 "from its forming to the store's answer. *Redis's µs per EVALSHA* is Redis's "
+                 "own time in the script (`INFO commandstats`).")
+        L.append("")
+
+        def cl(fn):
+            def f(r):
+                try:
+                    return fn(r)
+                except (KeyError, TypeError, ZeroDivisionError):
+                    return None
+            return f
+        redis_cpu = lambda r: (r.get("aux_cpu_s") or {}).get("redis", 0.0)
+        total_cpu = lambda r: r["server_cpu_s"] + redis_cpu(r)
+        ctr = lambda r: r["_counters"]
+        batch = lambda r: (ctr(r)["accepted_room"] + ctr(r)["accepted_private"]) / ctr(r)["batches"]
+        cols = [
+            ("delivered msgs/s", cl(lambda r: r["delivered_per_s"]), 0, 1.0),
+            ("nodes' core share", cl(lambda r: r["server_core_share"]), 2, 1.0),
+            ("Redis core share", cl(lambda r: redis_cpu(r) / r["cpu_window_s"]), 2, 1.0),
+            ("delivered per node CPU-second", cl(lambda r: r["delivered_per_server_cpu_s"]), 0,
+             1.0),
+            ("delivered per (nodes + Redis) CPU-second",
+             cl(lambda r: r["delivered"] / total_cpu(r)), 0, 1.0),
+            ("p50 ms", cl(lambda r: r["latency_us"]["p50"]), 2, 1e-3),
+            ("p99 ms", cl(lambda r: r["latency_us"]["p99"]), 2, 1e-3),
+            ("messages per batch", cl(batch), 1, 1.0),
+            ("batch round trip ms", cl(lambda r: ctr(r)["batch_s"] / ctr(r)["batches"]), 2, 1e3),
+        ]
+        rows = lambda sc: [(SERVER_TITLES["tertulia"] if c == "tertulia" else SERVER_TITLES[c],
+                            sc, c) for c in CLUSTER_CONFIGS if self.all_of(sc, c)]
+        for sc, title in (("cluster_fanout", "Fan-out"), ("cluster_private", "Private messages")):
+            if not rows(sc):
+                continue
+            r0 = next((r["result"] for r in runs if r["scenario"] == sc and r.get("result")), {})
+            shape = (f"{r0.get('clients', 0):,} clients in {r0.get('rooms')} rooms, one sender per "
+                     f"room, window {r0.get('window')}" if sc == "cluster_fanout" else
+                     f"{r0.get('pairs', 0):,} pairs, window {r0.get('window')} per client")
+            L.append(f"### {title}")
+            L.append("")
+            L.append(f"{shape}, {r0.get('size')}-byte texts; {m['reps']} runs per configuration."
+                     + (" On the SQLite node a guest's private message is live only: it is "
+                        "written nowhere, so it has no batch (—) and no store round trip, "
+                        "while in a cluster every private is an EVALSHA (the recipient's channel, "
+                        "and the sender's for its other connections)."
+                        if sc == "cluster_private" else ""))
+            L.append("")
+            self.pair_rows(rows(sc), L, cols)
+        L.append("### The target")
+        L.append("")
+        per_total = cl(lambda r: r["delivered"] / total_cpu(r))
+        per_node = cl(lambda r: r["delivered_per_server_cpu_s"])
+        sq = self.med("cluster_fanout", "tertulia", per_node)
+        rd = self.med("cluster_fanout", "tertulia-redis", per_total)
+        rd_node = self.med("cluster_fanout", "tertulia-redis", per_node)
+        rd2 = self.med("cluster_fanout", "tertulia-redis2", per_total)
+        if sq and rd:
+            ratio = rd / sq
+            word = "**holds**" if ratio >= TARGET_REDIS_RATIO else "**does not hold**"
+            L.append(f"- One node on Redis keeps at least {TARGET_REDIS_RATIO:.0%} of the SQLite "
+                     f"node's fan-out per server CPU-second: {word} — {ratio:.2f}× "
+                     f"({fmt(rd)} deliveries per CPU-second of node + Redis, against {fmt(sq)} "
+                     "per CPU-second of the SQLite node; medians). Redis's CPU counts as server "
+                     "CPU here: it is work the cluster does for every message.")
+            if rd_node:
+                L.append(f"- Counting the node's CPU alone, one node on Redis does "
+                         f"{rd_node / sq:.2f}× the SQLite node's deliveries per CPU-second (no "
+                         "SQLite writes; its share of the publish is Redis's).")
+            if rd2:
+                L.append(f"- Two nodes on Redis, node + Redis CPU: {rd2 / sq:.2f}× the SQLite "
+                         "node's (both nodes deliver every message to their half of each room, "
+                         "and both read it from their subscription).")
+        else:
+            L.append("- One node on Redis against the SQLite node's fan-out per server "
+                     "CPU-second: **not measured** (a run failed or was not made; see above).")
+        L.append("")
+
+        loads = sorted({tuple(map(int, CLUSTER_LOAD.match(r["scenario"]).groups()))
+                        for r in runs if CLUSTER_LOAD.match(r["scenario"])},
+                       key=lambda sw: (sw[0] * sw[1], sw[0]))
+        if loads:
+            L.append("### A store round trip per loop iteration, and how it amortizes")
+            L.append("")
+            r0 = next((r["result"] for r in runs if CLUSTER_LOAD.match(r["scenario"])
+                       and r.get("result")), {})
+            members = r0.get("clients", 0) // max(r0.get("rooms") or 1, 1)
+            L.append(f"The fan-out above ({members} members per room, one sender each) at "
+                     "several offered loads: senders × window messages in flight ("
+                     + ", ".join(f"{a} × {b}" for a, b in loads) + "). The node sends each loop "
+                     "iteration's messages to its store together — one SQLite transaction, or "
+                     "one Redis pipeline with an EVALSHA per message — and delivers a room "
+                     "message only when the store has it (with Redis, when it comes back on the "
+                     "subscription). With one message in flight a batch holds that one message "
+                     "and its round trip is paid per message; as the load grows, batches grow and "
+                     "the round trip's cost per message falls. *CPU µs per message* divides the "
+                     "CPU by the messages sent (each fans out to the room's members). Redis "
+                     "shares CPU 0 with the node, so a Redis batch's round trip also holds the "
+                     "time each waits for the other's turn on that core; Redis on a core of its "
+                     "own would shorten it, not change the CPU per message.")
+            L.append("")
+            sent_rate = cl(lambda r: r["sent"] / r["elapsed_s"])
+            wcols = [
+                ("messages sent/s", sent_rate, 0, 1.0),
+                ("messages per batch", cl(batch), 1, 1.0),
+                ("batch round trip ms", cl(lambda r: ctr(r)["batch_s"] / ctr(r)["batches"]), 3,
+                 1e3),
+                ("node CPU µs per message", cl(lambda r: r["server_cpu_s"] / r["sent"]), 1, 1e6),
+                ("Redis CPU µs per message", cl(lambda r: redis_cpu(r) / r["sent"]), 1, 1e6),
+                ("Redis's µs per EVALSHA", cl(lambda r: ctr(r)["evalsha_usec"] /
+                                              ctr(r)["evalsha_calls"]), 1, 1.0),
+                ("delivered per (node + Redis) CPU-second", per_total, 0, 1.0),
+                ("p50 ms", cl(lambda r: r["latency_us"]["p50"]), 2, 1e-3),
+                ("p99 ms", cl(lambda r: r["latency_us"]["p99"]), 2, 1e-3),
+            ]
+            wrows = []
+            label = lambda sw: f"{sw[0]} sender{'s' if sw[0] > 1 else ''} × window {sw[1]}"
+            for sw in loads:
+                for c in ("tertulia", "tertulia-redis"):
+                    if self.all_of(f"cluster_s{sw[0]}w{sw[1]}", c):
+                        name = "SQLite" if c == "tertulia" else "Redis"
+                        wrows.append((f"{label(sw)}, {name}", f"cluster_s{sw[0]}w{sw[1]}", c))
+            self.pair_rows(wrows, L, wcols)
+            p50 = cl(lambda r: r["latency_us"]["p50"])
+            for sw in loads:
+                sc = f"cluster_s{sw[0]}w{sw[1]}"
+                a, b = self.med(sc, "tertulia-redis", p50), self.med(sc, "tertulia", p50)
+                x, y = self.med(sc, "tertulia-redis", per_total), self.med(sc, "tertulia", per_node)
+                nb = self.med(sc, "tertulia-redis", cl(batch))
+                if a is None or b is None:
+                    continue
+                L.append(f"- {label(sw)}: Redis adds {(a - b) / 1000:+.2f} ms to the median latency "
+                         f"({a / 1000:.2f} against {b / 1000:.2f} ms)"
+                         + (f"; {nb:.1f} messages per pipeline" if nb else "")
+                         + (f"; per server CPU-second {x / y:.2f}× SQLite's" if x and y else "")
+                         + ".")
+            L.append("")
+        cmds = []
+        seen = set()
+        started = [c for r in runs for c in ([r.get("redis_cmd")] if r.get("redis_cmd") else [])
+                   + (r.get("node_cmds") or [r.get("server_cmd")])]
+        for c in started + [r.get("cmd") for r in runs]:
+            if not c:
+                continue
+            t = " ".join(x.replace(ROOT + "/", "") for x in c)
+            t = re.sub(r"--port (\d+) --bind", "--port REDIS_PORT --bind", t)
+            t = re.sub(r"127\.0\.0\.1:\d+/0", "127.0.0.1:REDIS_PORT/0", t)
+            t = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", t)
+            t = re.sub(r"--(port|server-pid) ([\d,]+)", placeholders, t)
+            t = re.sub(r"redis=\d+", "redis=REDIS_PID", t)
+            t = re.sub(r"--(dir|db) \S+", lambda mm: f"--{mm.group(1)} FRESH_DIR" +
+                       ("/tertulia.db" if mm.group(1) == "db" else ""), t)
+            t = t.replace("--save  ", "--save '' ")
+            if t not in seen:
+                seen.add(t)
+                cmds.append(t)
+        L.append("The processes, as started: the servers (a fresh Redis first in a cluster run, "
+                 "then its nodes), then the generator per run (ports, PIDs and scratch "
+                 "directories filled in per run):")
+        L.append("")
+        L.append("```")
+        L.extend(cmds)
+        L.append("```")
+        L.append("")
+
     def scenario_caption(self, scenario):
         r = next((r["result"] for r in self.runs if r["scenario"] == scenario and r.get("result")),
                  None)
@@ -1612,6 +2117,24 @@ unset multiplot
         return True
 
 
+def splice_section(path, heading, lines):
+    """Writes lines (a section starting with heading) into the Markdown file at path: in place
+    of the section of that heading (up to the next heading of the same level), or at the end;
+    a missing file gets just the section."""
+    old = open(path).read().split("\n") if os.path.exists(path) else []
+    level = heading.split(" ")[0] + " "
+    start = next((i for i, l in enumerate(old) if l.strip() == heading), None)
+    if start is None:
+        while old and not old[-1].strip():
+            old.pop()
+        new = old + ([""] if old else []) + lines
+    else:
+        end = next((i for i in range(start + 1, len(old)) if old[i].startswith(level)), len(old))
+        new = old[:start] + lines + old[end:]
+    with open(path, "w") as f:
+        f.write("\n".join(new).rstrip("\n") + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mode", choices=["full", "quick"], default="full")
@@ -1623,7 +2146,8 @@ def main():
     ap.add_argument("--skip", default="", help="comma list: fanout,private,bigroom,idle,connect,"
                     "churn,massclose,deflate (= deflate_fanout),tls (= tls_fanout,tls_idle,"
                     "tls_connect),typing (= fanout_typing: the v1 fan-out with and without "
-                    "typing),mem (the fan-out with --db :memory:)")
+                    "typing),mem (the fan-out with --db :memory:),cluster (= cluster_fanout,"
+                    "cluster_private,cluster_load: issue 13's Redis scenarios)")
     ap.add_argument("--results", help="directory for runs.jsonl and logs")
     ap.add_argument("--doc", help="the Markdown report to write")
     ap.add_argument("--svg", help="the chart to write")
@@ -1644,6 +2168,10 @@ def main():
     ap.add_argument("--massclose-bin", action="append", default=[], metavar="NAME=PATH",
                     help="another tertulia binary for the mass-disconnect runs (e.g. an older "
                          "commit's), measured beside this one and the previous commit")
+    ap.add_argument("--only", choices=["cluster"],
+                    help="run only these scenarios (cluster: issue 13's, against one SQLite node, "
+                         "one Redis node and two Redis nodes) and write only their section into "
+                         "--doc, replacing it there (the rest of the file stays as it is)")
     ap.add_argument("--rerun", metavar="SCENARIO",
                     help="with --results of an earlier run: run only this scenario again "
                          "(massclose), replacing its records, and rewrite the report")
@@ -1654,7 +2182,8 @@ def main():
     if not args.results:
         args.results = os.path.join(ROOT, "bench", "results", f"{stamp}-{args.mode}")
     if args.budget_min is None:
-        args.budget_min = 32 if args.mode == "full" else 6
+        # Full: about 30 minutes with the cluster scenarios (issue 13), which come last.
+        args.budget_min = 40 if args.mode == "full" else 8
     if args.quiet_wait is None:
         args.quiet_wait = 15 if args.mode == "full" else 3
     if not args.doc:
@@ -1695,13 +2224,17 @@ def main():
         meta["autogroup"] = open("/proc/self/autogroup").read().strip() \
             if os.path.exists("/proc/self/autogroup") else ""
         meta["reps"] = args.reps or PLANS[args.mode]["reps"]
+        meta["only"] = args.only
         meta["runs_path"] = runs_path
         with open(meta_path, "w") as f:
             json.dump(meta, f, indent=1)
         log(f"{args.mode} run; results in {args.results}; load average "
             f"{' '.join(meta['loadavg_start'])}")
         t0 = time.monotonic()
-        Bench(args).run_all()
+        if args.only == "cluster":
+            Bench(args).run_cluster()
+        else:
+            Bench(args).run_all()
         meta["elapsed_s"] = round(time.monotonic() - t0)
         with open(meta_path, "w") as f:
             json.dump(meta, f, indent=1)
@@ -1711,6 +2244,15 @@ def main():
     runs = load_runs(runs_path)
     rep = Report(runs, meta)
     os.makedirs(os.path.dirname(args.doc), exist_ok=True)
+    if args.only == "cluster" or meta.get("only") == "cluster":
+        L = []
+        rep.cluster_section(L, args.cmdline)
+        splice_section(args.doc, "## Cluster over Redis", L)
+        log(f"wrote the cluster section into {os.path.relpath(args.doc, ROOT)}")
+        failed = [r for r in runs if r.get("exit") in (1, 3, -1)]
+        if failed:
+            log(f"{len(failed)} runs failed; see the report")
+        return 1 if failed else 0
     svg_ok = rep.chart(args.svg)
     rep.write(args.doc, os.path.relpath(args.svg, os.path.dirname(args.doc)), args.cmdline)
     log(f"wrote {os.path.relpath(args.doc, ROOT)}" + (f" and {os.path.relpath(args.svg, ROOT)}"
