@@ -318,9 +318,11 @@ static void on_alive(redisAsyncContext *ac, void *reply, void *priv) {
             strcmp(d->str, c->cfg.node) == 0)
             continue;
         tt_log_info("cluster: node %s is lost (no lease): its people leave its rooms", d->str);
-        const char *args[] = {d->str, ts};
-        size_t lens[] = {d->len, strlen(ts)};
-        presence_call(c, on_setup, l, "reap", 2, args, lens);
+        char grace[24];
+        snprintf(grace, sizeof(grace), "%" PRIu64, c->cfg.grace_ms);
+        const char *args[] = {d->str, ts, grace};
+        size_t lens[] = {d->len, strlen(ts), strlen(grace)};
+        presence_call(c, on_setup, l, "reap", 3, args, lens);
     }
 }
 

@@ -33,6 +33,7 @@ typedef struct cluster_config_s {
     char node[CLUSTER_NODE_MAX + 1];
     uint64_t retain;     /* entries a room's stream keeps (0: CLUSTER_RETAIN_DEFAULT) */
     unsigned timeout_ms; /* Redis silent this long: the link is down (0: the default) */
+    uint64_t grace_ms; /* a lost node's guests keep their nicknames this long (--resume-seconds) */
 } cluster_config_t;
 
 /* Starts connecting (the links come up from the loop) and attaches itself

@@ -9,6 +9,8 @@
 --   tt:nick:<folded>            hash: node -> 'g' (a guest) or 'a' (an account)
 --   tt:nickh:<folded>           a guest's resume token hash (hex): another
 --                               node may hold the guest too with it
+--   tt:nickp:<folded>           a lost node's guest in its grace time (PX): its
+--                               nickname is kept for its resume token
 --   tt:rooms                    hash: room key -> its spelling (the first node's)
 --   tt:room:<k>:nodes           the nodes with people in the room
 --   tt:room:<k>:node:<n>        the nicknames present in the room through node n
@@ -60,6 +62,14 @@ elseif op == 'claim' then
   -- A guest held elsewhere is held here too when the token is its own.
   local resumes = kind == 'g' and hash ~= nil and hash ~= '-' and
                     redis.call('GET', 'tt:nickh:' .. A[1]) == hash
+  -- The guest of a lost node, in its grace time: its own token only.
+  if redis.call('EXISTS', 'tt:nickp:' .. A[1]) == 1 then
+    if not resumes then
+      return 0
+    end
+    redis.call('DEL', 'tt:nickp:' .. A[1])
+    redis.call('PERSIST', 'tt:nickh:' .. A[1])
+  end
   for i = 1, #holders, 2 do
     local n, k = holders[i], holders[i + 1]
     if not alive(n) then
@@ -147,9 +157,11 @@ elseif op == 'rooms' then
   end
   return out
 elseif op == 'reap' then
-  -- ARGV: a lost node, ts. Its people leave every room (node_lost), its
-  -- claims end. Once: a second caller finds nothing to do.
-  local dead, ts = A[1], A[2]
+  -- ARGV: a lost node, ts, the grace time (ms). Its people leave every room
+  -- (node_lost), its claims end; its guests' nicknames stay theirs for the
+  -- grace time (a resume on any node takes them back). Once: a second
+  -- caller finds nothing to do.
+  local dead, ts, grace = A[1], A[2], tonumber(A[3] or '0')
   if alive(dead) or redis.call('SREM', 'tt:nodes', dead) == 0 then
     return 0
   end
@@ -168,9 +180,15 @@ elseif op == 'reap' then
   redis.call('DEL', rooms)
   local nicks = 'tt:node:' .. dead .. ':nicks'
   for _, nick in ipairs(redis.call('SMEMBERS', nicks)) do
+    local kind = redis.call('HGET', 'tt:nick:' .. nick, dead)
     redis.call('HDEL', 'tt:nick:' .. nick, dead)
     if redis.call('EXISTS', 'tt:nick:' .. nick) == 0 then
-      redis.call('DEL', 'tt:nickh:' .. nick)
+      if kind == 'g' and grace > 0 and redis.call('EXISTS', 'tt:nickh:' .. nick) == 1 then
+        redis.call('SET', 'tt:nickp:' .. nick, dead, 'PX', grace)
+        redis.call('PEXPIRE', 'tt:nickh:' .. nick, grace)
+      else
+        redis.call('DEL', 'tt:nickh:' .. nick)
+      end
     end
   end
   redis.call('DEL', nicks)

@@ -753,6 +753,7 @@ int server_run(const server_config_t *cfg) {
     if (r == 0 && srv->cfg.cluster != NULL) {
         /* A cluster: ids, room messages and their history go through Redis
          * (the links come up from the loop; /readyz waits for them). */
+        srv->cfg.cluster->grace_ms = srv->cfg.chat.resume_ms;
         r = cluster_start(srv->loop, srv->chat, srv->cfg.cluster, &srv->cluster);
         if (r == 0)
             cluster_set_auth(srv->cluster, &accounts_hooks, srv->accounts);
