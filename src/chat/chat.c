@@ -1310,19 +1310,24 @@ static chat_pending_t *bus_pending(chat_t *chat, uint64_t token) {
     return NULL;
 }
 
+/* A message id from the bus: the chat's last id follows it, and when it is
+ * ours (token), its sender learns the id before its own copy arrives, even
+ * when the bus brings the copy before the publish's answer. */
+static void bus_seen(chat_t *chat, uint64_t id, uint64_t token) {
+    if (id > chat->last_id)
+        chat->last_id = id;
+    if (token == 0)
+        return;
+    chat_pending_t *p = bus_pending(chat, token);
+    if (p != NULL && !p->acked) {
+        p->msg.id = id;
+        bus_ack(chat, p);
+    }
+}
+
 void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mentions,
                       size_t mentions_len, uint64_t token) {
-    if (m->id > chat->last_id)
-        chat->last_id = m->id;
-    if (token != 0) {
-        /* Ours: its sender learns the id before its own copy arrives, even
-         * when the bus brings the copy before the publish's answer. */
-        chat_pending_t *p = bus_pending(chat, token);
-        if (p != NULL && !p->acked) {
-            p->msg.id = m->id;
-            bus_ack(chat, p);
-        }
-    }
+    bus_seen(chat, m->id, token);
     chat_room_t *room = chat__room_find(chat, m->to, m->to_len);
     if (room == NULL || room->count == 0)
         return;
@@ -1351,15 +1356,7 @@ void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mention
 
 void chat_bus_private(chat_t *chat, const chat_message_t *m, uint64_t token, const char *for_nick,
                       size_t for_len) {
-    if (m->id > chat->last_id)
-        chat->last_id = m->id;
-    if (token != 0) {
-        chat_pending_t *p = bus_pending(chat, token);
-        if (p != NULL && !p->acked) {
-            p->msg.id = m->id;
-            bus_ack(chat, p);
-        }
-    }
+    bus_seen(chat, m->id, token);
     chat_user_t *u = chat__user_find(chat, for_nick, for_len);
     if (u == NULL || u->kind == CHAT_USER_REMOTE)
         return;

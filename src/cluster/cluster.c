@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/map.h"
 #include "core/xmalloc.h"
@@ -455,6 +456,19 @@ static void link_lost(link_t *l, const char *why) {
 
 /* ---- rooms ---- */
 
+/* The chat's view of a parsed payload (borrowing its bytes). */
+static chat_message_t chat_msg_of(const cluster_msg_t *m, chat_msg_kind_t kind) {
+    return (chat_message_t){.id = m->id,
+                            .ts = m->ts,
+                            .kind = kind,
+                            .from = m->from,
+                            .from_len = m->from_len,
+                            .to = m->room,
+                            .to_len = m->room_len,
+                            .text = m->text,
+                            .text_len = m->text_len};
+}
+
 /* The oldest chat read waiting for the room's subscription, taken off. */
 static cread_t *reads_pop(cluster_t *c, croom_t *r) {
     cread_t *rd = r->reads;
@@ -542,15 +556,9 @@ static void room_deliver(cluster_t *c, croom_t *r, const cluster_msg_t *m) {
         return;
     bool ours =
         m->node_len == strlen(c->cfg.node) && memcmp(m->node, c->cfg.node, m->node_len) == 0;
-    chat_message_t msg = {.id = m->id,
-                          .ts = m->ts,
-                          .kind = CHAT_MSG_ROOM,
-                          .from = m->from,
-                          .from_len = m->from_len,
-                          .to = r->name,
-                          .to_len = r->name_len,
-                          .text = m->text,
-                          .text_len = m->text_len};
+    chat_message_t msg = chat_msg_of(m, CHAT_MSG_ROOM);
+    msg.to = r->name; /* the chat's spelling */
+    msg.to_len = r->name_len;
     chat_bus_deliver(c->chat, &msg, m->mentions, m->mentions_len, ours ? m->token : 0);
 }
 
@@ -667,6 +675,17 @@ static bool entry_payload(const redisReply *e, const char **p, size_t *len) {
     return false;
 }
 
+/* A stream entry's message in *m, or false (logged: a malformed one is
+ * skipped). */
+static bool stream_entry(cluster_t *c, const redisReply *e, cluster_msg_t *m) {
+    const char *p;
+    size_t len;
+    if (entry_payload(e, &p, &len) && cluster_msg_parse(p, len, m))
+        return true;
+    bad_payload(c, "a room's stream");
+    return false;
+}
+
 static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
     fetch_t *f = priv;
     cluster_t *c = f->c;
@@ -700,12 +719,8 @@ static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
     }
     for (size_t i = 0; i < rep->elements; i++) {
         cluster_msg_t m;
-        const char *p;
-        size_t len;
-        if (!entry_payload(rep->element[i], &p, &len) || !cluster_msg_parse(p, len, &m)) {
-            bad_payload(c, "a room's stream");
+        if (!stream_entry(c, rep->element[i], &m))
             continue;
-        }
         if (m.id <= r->last_id)
             continue;
         /* The stream is the room's history: whatever follows the last
@@ -761,15 +776,7 @@ static void user_in(cluster_t *c, croom_t *u, const char *p, size_t len) {
     if (m.id > c->max_id)
         c->max_id = m.id;
     bool ours = m.node_len == strlen(c->cfg.node) && memcmp(m.node, c->cfg.node, m.node_len) == 0;
-    chat_message_t msg = {.id = m.id,
-                          .ts = m.ts,
-                          .kind = CHAT_MSG_PRIVATE,
-                          .from = m.from,
-                          .from_len = m.from_len,
-                          .to = m.room,
-                          .to_len = m.room_len,
-                          .text = m.text,
-                          .text_len = m.text_len};
+    chat_message_t msg = chat_msg_of(&m, CHAT_MSG_PRIVATE);
     c->stats.received++;
     chat_bus_private(c->chat, &msg, ours ? m.token : 0, u->key, u->key_len);
 }
@@ -1087,25 +1094,13 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
     /* Newest first: keep at most limit, then hand them oldest first. */
     for (size_t i = 0; i < n && k < rd->limit; i++) {
         cluster_msg_t m;
-        const char *p;
-        size_t len;
-        if (!entry_payload(rep->element[i], &p, &len) || !cluster_msg_parse(p, len, &m)) {
-            bad_payload(c, "a room's stream");
+        if (!stream_entry(c, rep->element[i], &m))
             continue;
-        }
         if (m.id > fence) {
             cut = true;
             continue;
         }
-        msgs[k++] = (chat_message_t){.id = m.id,
-                                     .ts = m.ts,
-                                     .kind = CHAT_MSG_ROOM,
-                                     .from = m.from,
-                                     .from_len = m.from_len,
-                                     .to = m.room,
-                                     .to_len = m.room_len,
-                                     .text = m.text,
-                                     .text_len = m.text_len};
+        msgs[k++] = chat_msg_of(&m, CHAT_MSG_ROOM);
     }
     if (cut && n > rd->limit)
         more = true;
@@ -1220,21 +1215,12 @@ static void bus_release(void *ctx, const char *nick, size_t nick_len) {
     channel_watch(c, true, folded, nick_len, folded, nick_len, false);
 }
 
-static void hex(const uint8_t *b, size_t n, char *out) {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static void bus_guest_token(void *ctx, const char *nick, size_t nick_len,
                             const uint8_t hash[AUTH_TOKEN_HASH_BYTES]) {
     cluster_t *c = ctx;
     char folded[CHAT_NICK_MAX + 1], h[2 * AUTH_TOKEN_HASH_BYTES + 1];
     fold_nick(nick, nick_len, folded);
-    hex(hash, AUTH_TOKEN_HASH_BYTES, h);
+    tt_hex(hash, AUTH_TOKEN_HASH_BYTES, h);
     const char *args[] = {folded, h};
     size_t lens[] = {nick_len, 2 * AUTH_TOKEN_HASH_BYTES};
     if (c->script)
@@ -1418,7 +1404,7 @@ static int cluster_authenticate(void *ctx, const chat_auth_req_t *req, chat_auth
     cl->arg = arg;
     cl->op = req->op;
     if (req->op == CHAT_AUTH_GUEST && req->token_hash != NULL)
-        hex(req->token_hash, AUTH_TOKEN_HASH_BYTES, cl->hash);
+        tt_hex(req->token_hash, AUTH_TOKEN_HASH_BYTES, cl->hash);
     if (req->op == CHAT_AUTH_GUEST)
         cl->len = fold_nick(
             req->nick, req->nick_len < CHAT_NICK_MAX ? req->nick_len : CHAT_NICK_MAX, cl->folded);

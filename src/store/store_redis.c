@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "core/hex.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 
@@ -145,15 +146,6 @@ static redisReply *eval(store_redis_t *r, const char *what, const char *script, 
     return rep;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out) {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int64_t reply_int(const redisReply *r) {
     if (r->type == REDIS_REPLY_INTEGER)
         return r->integer;
@@ -268,7 +260,7 @@ int store__redis_token_add(store_t *st, int64_t account, const uint8_t hash[32],
         "return 1";
     char id[24], h[65], now[24], ttl[24];
     snprintf(id, sizeof(id), "%" PRId64, account);
-    hex(hash, 32, h);
+    tt_hex(hash, 32, h);
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(ttl, sizeof(ttl), "%" PRId64, st->redis->cfg.token_idle_ms);
     const char *argv[] = {id, h, now, ttl};
@@ -295,7 +287,7 @@ int store__redis_token_use(store_t *st, const uint8_t hash[32], int64_t now_ms, 
         "redis.call('PEXPIRE', t, ARGV[3]) "
         "return account(v[1])";
     char h[65], now[24], idle[24];
-    hex(hash, 32, h);
+    tt_hex(hash, 32, h);
     snprintf(now, sizeof(now), "%" PRId64, now_ms);
     snprintf(idle, sizeof(idle), "%" PRId64, max_idle_ms);
     const char *argv[] = {h, now, idle};
@@ -315,7 +307,7 @@ int store__redis_token_revoke(store_t *st, const uint8_t hash[32]) {
         "if a then redis.call('SREM', 'tt:acct:' .. a .. ':tokens', ARGV[1]) end "
         "redis.call('DEL', t) return 1";
     char h[65];
-    hex(hash, 32, h);
+    tt_hex(hash, 32, h);
     const char *argv[] = {h};
     size_t lens[] = {64};
     redisReply *rep = eval(st->redis, "revoke a token", script, 1, argv, lens);

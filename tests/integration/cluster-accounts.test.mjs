@@ -6,10 +6,10 @@
 // binary has no --redis.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { account, connect, login, PASSWORD, uniq } from './helpers.mjs';
-import { clusterMissing, redisClient, startNode, startRedis } from './redis.mjs';
+import { clusterFixture, clusterMissing, redisClient } from './redis.mjs';
 
 const SKIP = clusterMissing();
 const T = { timeout: 60000, skip: SKIP ?? false };
@@ -18,19 +18,15 @@ const NODE_ARGS = ['--rate-limit', '0'];
 let redis;
 let n1;
 let n2;
-const clients = [];
-
-before(async () => {
-    if (SKIP) return;
-    redis = await startRedis();
-    [n1, n2] = await Promise.all([startNode(redis, 'a1', NODE_ARGS), startNode(redis, 'a2', NODE_ARGS)]);
+const fx = clusterFixture(['a1', 'a2'], {
+    args: NODE_ARGS,
+    skip: SKIP,
+    ready: (f) => {
+        ({ redis } = f);
+        [n1, n2] = f.nodes;
+    },
 });
-
-after(async () => {
-    for (const c of clients) if (c.isOpen) await c.terminate();
-    for (const n of [n1, n2]) if (n) await n.stopClean();
-    if (redis) await redis.stop();
-});
+const { clients } = fx;
 
 async function client(server, label) {
     const c = await connect(server, { label });

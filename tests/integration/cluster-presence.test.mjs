@@ -12,10 +12,10 @@
 // no --redis.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { connect, HOST, join, login, parseMetrics, uniq } from './helpers.mjs';
-import { clusterMissing, startNode, startRedis, until } from './redis.mjs';
+import { clusterFixture, clusterMissing, startNode, until } from './redis.mjs';
 
 const SKIP = clusterMissing();
 const T = { timeout: 60000, skip: SKIP ?? false };
@@ -24,21 +24,16 @@ const NODE_ARGS = ['--rate-limit', '0'];
 let redis;
 let n1;
 let n2;
-const clients = [];
-const extra = [];
-
-before(async () => {
-    if (SKIP) return;
-    redis = await startRedis();
-    [n1, n2] = await Promise.all([startNode(redis, 'p1', NODE_ARGS), startNode(redis, 'p2', NODE_ARGS)]);
+const fx = clusterFixture(['p1', 'p2'], {
+    args: NODE_ARGS,
+    skip: SKIP,
+    ready: (f) => {
+        ({ redis } = f);
+        [n1, n2] = f.nodes;
+    },
 });
-
-after(async () => {
-    for (const c of clients) if (c.isOpen) await c.terminate();
-    for (const s of extra) if (!s.exitInfo) await s.stop('SIGKILL');
-    for (const n of [n1, n2]) if (n && !n.exitInfo) await n.stopClean();
-    if (redis) await redis.stop();
-});
+const { clients } = fx;
+const extra = fx.extraServers;
 
 async function on(server, nick, opts) {
     const c = await login(server, nick, opts);

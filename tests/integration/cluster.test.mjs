@@ -12,12 +12,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 
 import { connect, join, legacyLogin, login, startServer, uniq, waitMembers } from './helpers.mjs';
 import {
     assertIncreasing,
     assertOneOrder,
+    clusterFixture,
     clusterMissing,
     endBurst,
     freePort,
@@ -40,23 +41,15 @@ const NODE_ARGS = ['--rate-limit', '0'];
 let redis;
 let n1;
 let n2;
-const clients = [];
-const extraServers = [];
-const extraRedis = [];
-
-before(async () => {
-    if (SKIP) return;
-    redis = await startRedis();
-    [n1, n2] = await Promise.all([startNode(redis, 'n1', NODE_ARGS), startNode(redis, 'n2', NODE_ARGS)]);
+const fx = clusterFixture(['n1', 'n2'], {
+    args: NODE_ARGS,
+    skip: SKIP,
+    ready: (f) => {
+        ({ redis } = f);
+        [n1, n2] = f.nodes;
+    },
 });
-
-after(async () => {
-    for (const c of clients) if (c.isOpen) await c.terminate();
-    for (const s of extraServers) if (!s.exitInfo) await s.stop('SIGKILL');
-    // A node must still shut down cleanly (exit 0, no sanitizer report).
-    for (const n of [n1, n2]) if (n) await n.stopClean();
-    for (const r of [redis, ...extraRedis]) if (r) await r.stop();
-});
+const { clients, extraServers, extraRedis } = fx;
 
 /** Remembers a client for the clean-up. */
 async function keep(promise) {

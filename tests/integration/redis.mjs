@@ -15,6 +15,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+import * as nodeTest from 'node:test';
+
 import { BIN, HOST, Inbox, WAIT, bounded, httpOnce, sleep, startServer } from './helpers.mjs';
 
 export const REDIS_BIN = '/usr/bin/redis-server';
@@ -623,4 +625,32 @@ export function assertOneOrder(members, room, acked, refused = []) {
         else assert.deepEqual(ids, first.ids, `${c.label} and ${first.label} saw one order`);
     }
     return ackedIds;
+}
+
+/**
+ * The set-up every cluster test file shares: before its tests, a Redis and
+ * one node per name (each with args; flood control off by default, as the
+ * tests measure the cluster, not the rate limit); after them, the clients
+ * pushed on `clients` are cut, the servers pushed on `extraServers` killed,
+ * the nodes stopped cleanly (exit 0, no sanitizer report: asserted) and
+ * every Redis stopped. Returns the object whose fields (`redis`, `nodes`)
+ * are set once `before` ran; ready(fx), if given, is called then (a test
+ * file's own `before` hook would not wait for this one). With skip set
+ * (clusterMissing()), nothing is started.
+ */
+export function clusterFixture(names, { args = ['--rate-limit', '0'], skip = null, ready } = {}) {
+    const fx = { redis: null, nodes: [], clients: [], extraServers: [], extraRedis: [] };
+    nodeTest.before(async () => {
+        if (skip) return;
+        fx.redis = await startRedis();
+        fx.nodes = await Promise.all(names.map((n) => startNode(fx.redis, n, args)));
+        if (ready) ready(fx);
+    });
+    nodeTest.after(async () => {
+        for (const c of fx.clients) if (c.isOpen) await c.terminate();
+        for (const s of fx.extraServers) if (!s.exitInfo) await s.stop('SIGKILL');
+        for (const n of fx.nodes) if (n && !n.exitInfo) await n.stopClean();
+        for (const r of [fx.redis, ...fx.extraRedis]) if (r) await r.stop();
+    });
+    return fx;
 }
