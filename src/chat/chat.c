@@ -1004,6 +1004,7 @@ void chat__presence_gone(chat_t *chat, chat_presence_t *p, const char *reason) {
     if (chat->bus.presence != NULL && u->kind != CHAT_USER_REMOTE)
         chat->bus.presence(chat->bus_ctx, room->name, room->name_len, u->nick, u->nick_len, false,
                            reason);
+    chat__search_note_left(u, room);
     chat__presence_remove(p);
     if (room->count == 0 && remote_only(room))
         drop_remote(chat, room);

@@ -104,7 +104,7 @@ struct chat_user_s {
     size_t away_len;
     struct chat_partner_s *partners; /* who it exchanged privates with, NULL until one */
     uint32_t npartners;
-    /* Search (chat_search.c): the rooms a guest joined since it logged in,
+    /* Search (chat_search.c): the rooms a guest left since it logged in,
      * a ring of at most CHAT_SEARCH_GUEST_ROOMS names (NULL until one). */
     char (*seen)[CHAT_ROOM_MAX + 1];
     uint32_t nseen, seen_next;
@@ -660,8 +660,12 @@ bool chat__may_read(chat_t *chat, const chat_session_t *s, const chat_msg_info_t
 #define CHAT_SEARCH_GUEST_ROOMS 200 /* rooms a guest's search remembers */
 _Static_assert(CHAT_SEARCH_GUEST_ROOMS <= 255, "chat_user_s.seen_cap is a uint8_t");
 #define CHAT_SEARCH_HIGHLIGHTS_MAX 50 /* highlights of one result */
-/* chat.c's chat__join: s joined room (a new membership). */
+/* chat.c's chat__join: s joined room (a new membership); an account's
+ * record of rooms notes it. */
 void chat__search_note_join(chat_t *chat, chat_session_t *s, const chat_room_t *room);
+/* chat.c's chat__presence_gone: guest u is no longer in room, whose
+ * messages its search still reads (at most CHAT_SEARCH_GUEST_ROOMS). */
+void chat__search_note_left(chat_user_t *u, const chat_room_t *room);
 /* A stored message that was edited or deleted, as history shows it
  * (chat_edit.c): a deleted one {type, id, ts, from, to, deleted: true},
  * an edited one with its edited_ts. room: the room's name now (NULL: as

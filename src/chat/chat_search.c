@@ -14,7 +14,7 @@
 
 #include "core/xmalloc.h"
 
-/* ---- the rooms a guest joined ---- */
+/* ---- the rooms a guest was in ---- */
 
 static bool same_room(const char *a, const char *b, size_t blen) {
     if (a[0] == '#')
@@ -28,26 +28,30 @@ static bool same_room(const char *a, const char *b, size_t blen) {
 
 void chat__search_note_join(chat_t *chat, chat_session_t *s, const chat_room_t *room) {
     chat_user_t *u = s->user;
-    if (u->kind == CHAT_USER_ACCOUNT) {
-        /* In the account's record, in order with everything else. Nobody
-         * waits for it; a failure is the store's to log. */
-        if (chat->store.room_joined != NULL)
-            chat->store.room_joined(chat->store_ctx, u->account_id, room->name, room->name_len,
-                                    NULL, NULL);
+    /* An account's record, in order with everything else. Nobody waits for
+     * it; a failure is the store's to log. A guest's rooms are readable
+     * while it is in them, and remembered once it leaves (below). */
+    if (u->kind == CHAT_USER_ACCOUNT && chat->store.room_joined != NULL)
+        chat->store.room_joined(chat->store_ctx, u->account_id, room->name, room->name_len, NULL,
+                                NULL);
+}
+
+void chat__search_note_left(chat_user_t *u, const chat_room_t *room) {
+    if (u->kind != CHAT_USER_GUEST)
         return;
-    }
     for (uint32_t i = 0; i < u->nseen; i++)
         if (same_room(u->seen[i], room->name, room->name_len))
             return;
     /* Grown by doubling up to the bound, never made whole at once: at its
-     * most the ring is 13 KB, and most guests join a room or two (it was
-     * most of an idle guest's memory). */
+     * most the ring is 13 KB, and most guests leave a room or two (it was
+     * most of an idle guest's memory; an idle guest in its rooms now holds
+     * none). */
     if (u->nseen == u->seen_cap && u->seen_cap < CHAT_SEARCH_GUEST_ROOMS) {
         uint32_t cap = u->seen_cap ? u->seen_cap * 2u : 2u;
         u->seen_cap = (uint8_t)(cap < CHAT_SEARCH_GUEST_ROOMS ? cap : CHAT_SEARCH_GUEST_ROOMS);
         u->seen = xrealloc(u->seen, u->seen_cap * sizeof(*u->seen));
     }
-    /* Full: the oldest is forgotten (the rooms it is in stay readable). */
+    /* Full: the oldest is forgotten. */
     uint32_t at = u->nseen < CHAT_SEARCH_GUEST_ROOMS ? u->nseen++ : u->seen_next;
     u->seen_next = (at + 1) % CHAT_SEARCH_GUEST_ROOMS;
     memcpy(u->seen[at], room->name, room->name_len);
