@@ -1390,6 +1390,13 @@ void chat_bus_private(chat_t *chat, const chat_message_t *m, uint64_t token, con
     tt_msg_unref(out);
 }
 
+void chat_bus_undelivered(chat_t *chat, const char *for_nick, size_t for_len, uint64_t id,
+                          const char *to, size_t to_len) {
+    chat_user_t *u = chat__user_find(chat, for_nick, for_len);
+    if (u != NULL && u->kind != CHAT_USER_REMOTE && chat_nickname_is_valid(to, to_len))
+        chat__undelivered_to(chat, u, id, to, to_len);
+}
+
 void chat_bus_presence(chat_t *chat, const char *room_name, size_t room_len, const char *nick,
                        size_t nick_len, bool joined, const char *reason) {
     chat_room_t *room = chat__room_find(chat, room_name, room_len);

@@ -695,6 +695,11 @@ typedef struct chat_bus_hooks_s {
      * (the reply is then this node's view). Returns 0 (done will be
      * called) or a negative code. May be NULL. */
     int (*rooms)(void *ctx, unsigned max, chat_bus_rooms_cb done, void *arg);
+    /* A private message from `from`, a user of another node, held here for
+     * `to` was not delivered: the bus tells the sender's node
+     * (chat_bus_undelivered there). May be NULL. */
+    void (*undelivered)(void *ctx, const char *from, size_t from_len, uint64_t id, const char *to,
+                        size_t to_len);
 } chat_bus_hooks_t;
 
 /* Attaches a bus (hooks copied, ctx borrowed until chat_free); node, this
@@ -715,6 +720,11 @@ void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mention
  * is m->from (the sender's echo). token as for chat_bus_deliver. */
 void chat_bus_private(chat_t *chat, const chat_message_t *m, uint64_t token, const char *for_nick,
                       size_t for_len);
+
+/* The bus says a private message this node's user for_nick sent (id, to
+ * `to`) was not delivered: its v1 connections hear `undelivered`. */
+void chat_bus_undelivered(chat_t *chat, const char *for_nick, size_t for_len, uint64_t id,
+                          const char *to, size_t to_len);
 
 /* A user of another node is in room now (joined) or no longer (reason):
  * the room's members here hear member_joined or member_left, and `who`,

@@ -452,6 +452,10 @@ void chat__presence_remove(chat_presence_t *p);
 /* Holds a private for u (no connection now); false when u holds
  * CHAT_HELD_MAX or every guest CHAT_HELD_TOTAL_MAX already. */
 bool chat__user_hold(chat_t *chat, chat_user_t *u, const chat_pending_t *p);
+/* Tells sender's v1 connections that its message id to `to` was not
+ * delivered (`undelivered`). */
+void chat__undelivered_to(chat_t *chat, chat_user_t *sender, uint64_t id, const char *to,
+                          size_t to_len);
 /* Sends u's held messages to s, in order, and forgets them. */
 void chat__user_release_held(chat_t *chat, chat_user_t *u, chat_session_t *s);
 /* Tells p's sender (every v1 connection of it) that p did not arrive. */

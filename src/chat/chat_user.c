@@ -109,11 +109,20 @@ void chat__user_park(chat_t *chat, chat_user_t *u, const char *reason) {
  * that it was not delivered. */
 static void tell_undelivered(chat_t *chat, const chat_held_t *h, const char *to, size_t to_len) {
     chat_user_t *sender = chat__user_check(chat, h->from, h->from_len, h->from_uid);
-    if (sender == NULL)
+    if (sender == NULL && h->from_uid == 0 && chat->bus.undelivered != NULL) {
+        /* Sent from another node of the cluster: its node tells it. */
+        chat->bus.undelivered(chat->bus_ctx, h->from, h->from_len, h->id, to, to_len);
         return;
+    }
+    if (sender != NULL)
+        chat__undelivered_to(chat, sender, h->id, to, to_len);
+}
+
+void chat__undelivered_to(chat_t *chat, chat_user_t *sender, uint64_t id, const char *to,
+                          size_t to_len) {
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string_nocheck("undelivered"));
-    json_object_set_new(o, "message_id", json_integer((json_int_t)h->id));
+    json_object_set_new(o, "message_id", json_integer((json_int_t)id));
     json_object_set_new(o, "to", json_stringn_nocheck(to, to_len));
     tt_msg_t *msg = chat__msg_json(o, 96);
     json_decref(o);

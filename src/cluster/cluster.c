@@ -766,8 +766,31 @@ static void room_fetch(cluster_t *c, croom_t *r) {
     r->fetching = true;
 }
 
+/* "U <id> <to>": a private the user sent was not delivered (the node
+ * that held it for `to` says so). */
+static void user_undelivered_in(cluster_t *c, croom_t *u, const char *p, size_t len) {
+    char buf[64];
+    if (len >= sizeof(buf)) {
+        bad_payload(c, "a user's channel");
+        return;
+    }
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    char *end;
+    unsigned long long id = strtoull(buf + 2, &end, 10);
+    if (id == 0 || *end != ' ') {
+        bad_payload(c, "a user's channel");
+        return;
+    }
+    chat_bus_undelivered(c->chat, u->key, u->key_len, id, end + 1, strlen(end + 1));
+}
+
 /* A private message on a user's channel. */
 static void user_in(cluster_t *c, croom_t *u, const char *p, size_t len) {
+    if (len > 2 && p[0] == 'U' && p[1] == ' ') {
+        user_undelivered_in(c, u, p, len);
+        return;
+    }
     cluster_msg_t m;
     if (!cluster_msg_parse(p, len, &m) || m.seq != 0 || m.room[0] == '#') {
         bad_payload(c, "a user's channel");
@@ -1215,6 +1238,19 @@ static void bus_release(void *ctx, const char *nick, size_t nick_len) {
     channel_watch(c, true, folded, nick_len, folded, nick_len, false);
 }
 
+static void bus_undelivered(void *ctx, const char *from, size_t from_len, uint64_t id,
+                            const char *to, size_t to_len) {
+    cluster_t *c = ctx;
+    char folded[CHAT_NICK_MAX + 1], chan[80], payload[64];
+    size_t flen = fold_nick(from, from_len < CHAT_NICK_MAX ? from_len : CHAT_NICK_MAX, folded);
+    int cn = snprintf(chan, sizeof(chan), "%s%.*s", c->uchan, (int)flen, folded);
+    int pn = snprintf(payload, sizeof(payload), "U %" PRIu64 " %.*s", id, (int)to_len, to);
+    const char *argv[] = {"PUBLISH", chan, payload};
+    size_t lens[] = {7, (size_t)cn, (size_t)pn};
+    if (c->script)
+        command_argv(&c->cmd, on_setup, &c->cmd, 3, argv, lens);
+}
+
 static void bus_guest_token(void *ctx, const char *nick, size_t nick_len,
                             const uint8_t hash[AUTH_TOKEN_HASH_BYTES]) {
     cluster_t *c = ctx;
@@ -1524,7 +1560,8 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
                                            .presence = bus_presence,
                                            .release = bus_release,
                                            .guest_token = bus_guest_token,
-                                           .rooms = bus_rooms};
+                                           .rooms = bus_rooms,
+                                           .undelivered = bus_undelivered};
     chat_set_bus(chat, &hooks, c, c->cfg.node);
     *out = c;
     return 0;

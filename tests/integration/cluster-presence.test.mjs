@@ -235,3 +235,28 @@ test('/metrics of a node: its traffic with Redis (published, received, rooms, re
     assert.ok(now.get('tertulia_cluster_rooms') >= 1);
     assert.equal(now.get('tertulia_cluster_refused_total'), before.get('tertulia_cluster_refused_total'));
 });
+
+test('a private held on another node for a guest in its grace time: past what it holds, the sender on this node hears undelivered; the rest arrive when the guest resumes', T, async () => {
+    const scrape = async (n) => parseMetrics(await (await fetch(`http://${HOST}:${n.port}/metrics`)).text());
+    const away = await on(n2, uniq('away'));
+    const sender = await on(n1, uniq('sender'));
+    const sessions = (await scrape(n2)).get('tertulia_sessions');
+    await away.terminate(); // dropped, not a goodbye: its grace time starts on node 2
+    await until(async () => (await scrape(n2)).get('tertulia_sessions') === sessions - 1, 10000, 'node 2 saw the drop', 20);
+    // 100 are held for it: the 101st and 102nd are not.
+    const ids = [];
+    for (let i = 0; i < 102; i++) {
+        const ack = await sender.request({ type: 'private', to: away.nickname, id: `h${i}`, message: { text: `held ${i}` } }, 'ack');
+        assert.equal(ack.type, 'ack');
+        ids.push(ack.message_id);
+    }
+    const told = [(await sender.next('undelivered')).message_id, (await sender.next('undelivered')).message_id];
+    assert.deepEqual(told, ids.slice(-2), "the ones past the bound, told on the sender's own node");
+    // A later one past the bound is the next undelivered: none came between.
+    const last = await sender.request({ type: 'private', to: away.nickname, id: 'last', message: { text: 'one more' } }, 'ack');
+    assert.equal((await sender.next('undelivered')).message_id, last.message_id);
+    const back = await on(n2, away.nickname, { resume: away.resume });
+    for (let i = 0; i < 100; i++) assert.equal((await back.next('private')).message.text, `held ${i}`);
+    await settle(back);
+    assert.deepEqual(back.inbox.drain().filter((m) => m.type === 'private'), [], 'nothing past the bound');
+});
