@@ -31,6 +31,8 @@ extern const char cluster_presence_lua[];
 #define KEY_ID "tt:id"
 #define NODE_LEASE_MS 10000 /* a node silent this long is lost: its people leave */
 #define ALIVE_MS 2000       /* how often a node renews its lease (and looks for lost ones) */
+#define AGE_TRIM_MS 60000   /* how often a node trims its rooms' streams by age */
+#define AGE_TRIM_COUNT 500  /* entries one age check reads, at most */
 
 typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_READY } link_state_t;
 
@@ -72,6 +74,7 @@ typedef struct croom_s {
     bool overflowed;
     bool people_ok;  /* the other nodes' people are read since it subscribed */
     bool first_sync; /* new here: its first joiner's `joined` lists them */
+    bool known_live; /* has been live since it was created here (retention ran) */
     uint64_t unwatched_ms;
     uint64_t last_id, last_seq;
     unsigned hold; /* joins' reads in flight: deliveries wait in the inbox */
@@ -102,6 +105,7 @@ struct cluster_s {
     char sha_p[41]; /* presence.lua */
     bool script;    /* both loaded, and the node's lease taken */
     uint64_t last_alive_ms;
+    uint64_t last_age_trim_ms;
     bool ready; /* as last logged */
     bool ever_ready;
     tt_timer_t *tick;
@@ -142,6 +146,7 @@ static void link_lost(link_t *l, const char *why);
 static void room_subscribe(cluster_t *c, croom_t *r);
 static void room_fetch(cluster_t *c, croom_t *r);
 static void room_drain(cluster_t *c, struct croom_s *r);
+static void age_trim_room(cluster_t *c, const struct croom_s *r);
 static void read_issue(cluster_t *c, cread_t *rd);
 static void read_fail(cluster_t *c, cread_t *rd);
 static cread_t *reads_pop(cluster_t *c, struct croom_s *r);
@@ -646,6 +651,9 @@ static void room_live(cluster_t *c, croom_t *r) {
         room_fetch(c, r);
         return;
     }
+    if (r->state != R_LIVE && !r->known_live && c->cfg.retain_days > 0)
+        age_trim_room(c, r);
+    r->known_live = true;
     r->state = R_LIVE;
     cread_t *rd;
     while ((rd = reads_pop(c, r)) != NULL)
@@ -1457,6 +1465,75 @@ void cluster_set_auth(cluster_t *c, const chat_auth_hooks_t *inner, void *inner_
     chat_set_auth(c->chat, &hooks, c);
 }
 
+/* ---- retention by age ---- */
+
+typedef struct age_s {
+    cluster_t *c;
+    char key[65];
+    size_t key_len;
+    int64_t cutoff; /* ms since the epoch: older ones go */
+} age_t;
+
+static void on_age_read(redisAsyncContext *ac, void *reply, void *priv) {
+    age_t *a = priv;
+    cluster_t *c = a->c;
+    replied(&c->cmd, reply);
+    const redisReply *rep = reply;
+    if (reply_ok(rep) && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
+        /* The oldest entries, oldest first: trim up to the first one young
+         * enough (or past all of them; the next pass goes on). */
+        uint64_t keep_from = 0;
+        for (size_t i = 0; i < rep->elements && keep_from == 0; i++) {
+            cluster_msg_t m;
+            if (stream_entry(c, rep->element[i], &m) && m.ts >= a->cutoff)
+                keep_from = m.id;
+        }
+        if (keep_from == 0) {
+            cluster_msg_t m;
+            if (stream_entry(c, rep->element[rep->elements - 1], &m))
+                keep_from = m.id + 1;
+        }
+        char log[96], minid[24];
+        snprintf(log, sizeof(log), KEY_PREFIX "%.*s:log", (int)a->key_len, a->key);
+        snprintf(minid, sizeof(minid), "%" PRIu64, keep_from);
+        const char *argv[] = {"XTRIM", log, "MINID", minid};
+        size_t lens[] = {5, strlen(log), 5, strlen(minid)};
+        if (keep_from > 0)
+            command_argv(&c->cmd, on_setup, &c->cmd, 4, argv, lens);
+    }
+    free(a);
+}
+
+/* --retain-days: the room's stream loses its entries older than the
+ * cutoff, AGE_TRIM_COUNT at a time (a bounded read, then an XTRIM by id:
+ * ids grow with time). */
+static void age_trim_room(cluster_t *c, const croom_t *r) {
+    age_t *a = xmalloc(sizeof(*a));
+    *a = (age_t){.c = c,
+                 .key_len = r->key_len,
+                 .cutoff = wall_ms() - (int64_t)c->cfg.retain_days * 86400 * 1000};
+    memcpy(a->key, r->key, r->key_len);
+    char log[96], count[16];
+    snprintf(log, sizeof(log), KEY_PREFIX "%.*s:log", (int)r->key_len, r->key);
+    snprintf(count, sizeof(count), "%d", AGE_TRIM_COUNT);
+    const char *argv[] = {"XRANGE", log, "-", "+", "COUNT", count};
+    size_t lens[] = {6, strlen(log), 1, 1, 5, strlen(count)};
+    if (!command_argv(&c->cmd, on_age_read, a, 6, argv, lens))
+        free(a);
+}
+
+/* Every room this node follows, once a minute (and each when it starts
+ * following it: room_live). */
+static void age_trim(cluster_t *c) {
+    size_t pos = 0;
+    void *v;
+    while (tt_map_next(&c->rooms, &pos, NULL, NULL, &v)) {
+        const croom_t *r = v;
+        if (r->state == R_LIVE)
+            age_trim_room(c, r);
+    }
+}
+
 /* ---- the tick ---- */
 
 static void heartbeat(cluster_t *c) {
@@ -1501,6 +1578,10 @@ static void on_tick(void *ctx) {
     }
     if (c->cmd.state == LINK_READY && now - c->last_alive_ms >= ALIVE_MS)
         announce(c);
+    if (c->cfg.retain_days > 0 && c->script && now - c->last_age_trim_ms >= AGE_TRIM_MS) {
+        c->last_age_trim_ms = now;
+        age_trim(c);
+    }
     for (int m = 0; m < 2; m++)
         channels_tick(c, m == 0 ? &c->rooms : &c->users, now);
 }

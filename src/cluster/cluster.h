@@ -34,6 +34,7 @@ typedef struct cluster_config_s {
     uint64_t retain;     /* entries a room's stream keeps (0: CLUSTER_RETAIN_DEFAULT) */
     unsigned timeout_ms; /* Redis silent this long: the link is down (0: the default) */
     uint64_t grace_ms; /* a lost node's guests keep their nicknames this long (--resume-seconds) */
+    unsigned retain_days; /* room messages older than this leave the streams (0: never) */
 } cluster_config_t;
 
 /* Starts connecting (the links come up from the loop) and attaches itself

@@ -84,6 +84,7 @@ int server_cluster_load(server_config_t *cfg, char *err, size_t errlen) {
             snprintf(cc->node, sizeof(cc->node), "%.40s:pid%ld", host, (long)getpid());
     }
     cc->retain = cfg->retain_messages;
+    cc->retain_days = cfg->retain_days;
     cfg->cluster = cc;
     return 0;
 }

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { connect, HOST, join, login, parseMetrics, uniq } from './helpers.mjs';
-import { clusterFixture, clusterMissing, startNode, until } from './redis.mjs';
+import { clusterFixture, clusterMissing, redisClient, roomKey, startNode, until } from './redis.mjs';
 
 const SKIP = clusterMissing();
 const T = { timeout: 60000, skip: SKIP ?? false };
@@ -259,4 +259,28 @@ test('a private held on another node for a guest in its grace time: past what it
     for (let i = 0; i < 100; i++) assert.equal((await back.next('private')).message.text, `held ${i}`);
     await settle(back);
     assert.deepEqual(back.inbox.drain().filter((m) => m.type === 'private'), [], 'nothing past the bound');
+});
+
+test('--retain-days: a node trims the streams of its rooms by age (older entries go, newer stay)', T, async () => {
+    const room = uniq('aged');
+    const k = roomKey(room);
+    const rc = redisClient(redis.port);
+    try {
+        // Three messages from four days ago, as a node would have written them.
+        const old = Date.now() - 4 * 86400 * 1000;
+        for (let i = 1; i <= 3; i++)
+            await rc.cmd('XADD', `tt:room:${k}:log`, `${i}-0`, 'm', `${i} ${i} ${old} p1 ${i} ana ${room} - old ${i}`);
+        await rc.cmd('SET', `tt:room:${k}:seq`, '3');
+        const n4 = await startNode(redis, 'p4', [...NODE_ARGS, '--retain-days', '1']);
+        extra.push(n4);
+        const c = await on(n4, uniq('reader'), { room });
+        await until(async () => (await rc.cmd('XLEN', `tt:room:${k}:log`)) === 0, 10000, 'the old entries trimmed', 50);
+        const ack = await c.request({ type: 'room', to: room, message: { text: 'new' } }, 'ack');
+        assert.equal(ack.type, 'ack');
+        const entries = await rc.cmd('XRANGE', `tt:room:${k}:log`, '-', '+');
+        assert.equal(entries.length, 1, 'the new one stays');
+        await n4.stopClean();
+    } finally {
+        await rc.close();
+    }
 });
