@@ -700,6 +700,12 @@ typedef struct chat_bus_hooks_s {
      * (chat_bus_undelivered there). May be NULL. */
     void (*undelivered)(void *ctx, const char *from, size_t from_len, uint64_t id, const char *to,
                         size_t to_len);
+    /* A typing frame (frame[0..frame_len), JSON, borrowed) of typist nick
+     * for the other nodes: to the room's members there (room true: target
+     * is the room's name) or to the user target of another node (false);
+     * chat_bus_typing there. Nothing is stored. May be NULL. */
+    void (*typing)(void *ctx, bool room, const char *target, size_t target_len, const char *nick,
+                   size_t nick_len, const char *frame, size_t frame_len);
 } chat_bus_hooks_t;
 
 /* Attaches a bus (hooks copied, ctx borrowed until chat_free); node, this
@@ -725,6 +731,13 @@ void chat_bus_private(chat_t *chat, const chat_message_t *m, uint64_t token, con
  * `to`) was not delivered: its v1 connections hear `undelivered`. */
 void chat_bus_undelivered(chat_t *chat, const char *for_nick, size_t for_len, uint64_t id,
                           const char *to, size_t to_len);
+
+/* A typing frame from another node (chat_bus_hooks_t.typing): to the
+ * room's v1 members here but the typist's connections (room true), or to
+ * the v1 connections of the user target (false). A frame that is not a
+ * typing frame is dropped. */
+void chat_bus_typing(chat_t *chat, bool room, const char *target, size_t target_len,
+                     const char *nick, size_t nick_len, const char *frame, size_t frame_len);
 
 /* A user of another node is in room now (joined) or no longer (reason):
  * the room's members here hear member_joined or member_left, and `who`,

@@ -343,6 +343,8 @@ typedef struct chat_req_s {
  * a frame header in place. size_hint is a guess of the JSON length.
  * Returns one reference. */
 tt_msg_t *chat__msg_json(const json_t *obj, size_t size_hint);
+/* The same for JSON already serialized (json[0..len), copied). */
+tt_msg_t *chat__msg_raw(const char *json, size_t len);
 
 /* Hands msg to s's connection (io->send), unless s is detached. Inline:
  * it runs once per recipient of every broadcast. */

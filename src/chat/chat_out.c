@@ -57,6 +57,13 @@ tt_msg_t *chat__msg_json(const json_t *obj, size_t size_hint) {
     return tt_msg_new(b);
 }
 
+tt_msg_t *chat__msg_raw(const char *json, size_t len) {
+    tt_buf_t *b = tt_buf_new(TT_MSG_RESERVE + len);
+    b->off = TT_MSG_RESERVE;
+    dump_cb(json, len, &b);
+    return tt_msg_new(b);
+}
+
 void chat__reply(chat_t *chat, chat_session_t *s, const chat_req_t *req, json_t *obj) {
     if (s->v1 && !s->close_queued) {
         if (req != NULL && req->ref != NULL)

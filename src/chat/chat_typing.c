@@ -60,8 +60,17 @@ static void tell(chat_t *chat, const chat_typing_t *t, const char *state) {
         room = chat__room_find(chat, t->target, t->target_len);
     else
         u = chat__user_find(chat, t->target, t->target_len);
-    if (room == NULL && (u == NULL || u == s->user))
+    if (t->room && room == NULL)
         return;
+    bool relay = chat->bus.typing != NULL;
+    /* With a bus, the room's members and the person may be on other nodes
+     * too: they hear it from there. */
+    if (room == NULL && !relay && (u == NULL || u == s->user))
+        return;
+    if (room == NULL && u == s->user)
+        return;
+    if (u != NULL && u->kind == CHAT_USER_REMOTE)
+        u = NULL; /* only the bus reaches it */
     json_t *o = json_object();
     json_object_set_new(o, "type", json_string_nocheck("typing"));
     json_object_set_new(o, room != NULL ? "room" : "from",
@@ -77,10 +86,47 @@ static void tell(chat_t *chat, const chat_typing_t *t, const char *state) {
             if (r->v1 && r->user != s->user)
                 send_droppable(chat, r, m);
         }
-    } else {
+    } else if (u != NULL) {
         for (uint32_t i = 0; i < u->nsess; i++)
             if (u->sess[i]->v1)
                 send_droppable(chat, u->sess[i], m);
+    }
+    if (relay && (room != NULL || u == NULL))
+        chat->bus.typing(chat->bus_ctx, room != NULL, room != NULL ? room->name : t->target,
+                         room != NULL ? room->name_len : t->target_len, s->nick, s->nick_len,
+                         (const char *)tt_msg_payload(m), m->payload_len);
+    tt_msg_unref(m);
+}
+
+void chat_bus_typing(chat_t *chat, bool room_target, const char *target, size_t target_len,
+                     const char *nick, size_t nick_len, const char *frame, size_t frame_len) {
+    /* From outside the process: only a typing frame goes on. */
+    json_t *o = json_loadb(frame, frame_len, 0, NULL);
+    bool ok = json_is_object(o) && json_is_string(json_object_get(o, "type")) &&
+              strcmp(json_string_value(json_object_get(o, "type")), "typing") == 0;
+    json_decref(o);
+    if (!ok || !chat_nickname_is_valid(nick, nick_len))
+        return;
+    tt_msg_t *m = NULL;
+    if (room_target) {
+        chat_room_t *room = chat__room_find(chat, target, target_len);
+        for (uint32_t i = 0; room != NULL && i < room->count; i++) {
+            chat_session_t *r = room->members[i]->session;
+            if (!r->v1 || (r->nick_len == nick_len && strncasecmp(r->nick, nick, nick_len) == 0))
+                continue;
+            if (m == NULL)
+                m = chat__msg_raw(frame, frame_len);
+            send_droppable(chat, r, m);
+        }
+    } else {
+        chat_user_t *u = chat__user_find(chat, target, target_len);
+        for (uint32_t i = 0; u != NULL && u->kind != CHAT_USER_REMOTE && i < u->nsess; i++) {
+            if (!u->sess[i]->v1)
+                continue;
+            if (m == NULL)
+                m = chat__msg_raw(frame, frame_len);
+            send_droppable(chat, u->sess[i], m);
+        }
     }
     tt_msg_unref(m);
 }
@@ -152,15 +198,21 @@ void chat__on_typing(chat_t *chat, const chat_req_t *req) {
     if (!room) {
         chat_user_t *u =
             chat_nickname_is_valid(to, to_len) ? chat__user_find(chat, to, to_len) : NULL;
-        if (u == NULL) {
+        if (u == NULL && chat->bus.typing != NULL && chat_nickname_is_valid(to, to_len)) {
+            /* Perhaps a user of another node: the bus takes it there (to
+             * nobody, if nobody has the nickname). */
+            name = to;
+            len = to_len;
+        } else if (u == NULL) {
             if (to_len > 0 && to[0] == '#')
                 chat__refuse(chat, req, "not_in_room", "You are not in that room.");
             else
                 chat__refuse(chat, req, "no_such_user", "There is nobody of that name here.");
             return;
+        } else {
+            name = u->nick;
+            len = u->nick_len;
         }
-        name = u->nick;
-        len = u->nick_len;
     }
     uint64_t now = chat__clock_ms(chat);
     chat_typing_t *t = find(s, room, name, len);

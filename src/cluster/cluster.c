@@ -571,6 +571,26 @@ typedef enum { IN_DONE, IN_GAP } in_result_t;
 
 /* One message from the subscription, in a live room: delivered, dropped as
  * a duplicate, or a gap (then nothing is consumed). */
+/* "E <node> <nick> <frame>": a typing frame of another node's user, for
+ * this node's members of the room (room) or the user u (user). */
+static void event_in(cluster_t *c, const croom_t *r, const char *p, size_t len) {
+    const char *end = p + len, *node = p + 2;
+    const char *sp1 = len > 2 ? memchr(node, ' ', (size_t)(end - node)) : NULL;
+    const char *nick = sp1 != NULL ? sp1 + 1 : NULL;
+    const char *sp2 = nick != NULL ? memchr(nick, ' ', (size_t)(end - nick)) : NULL;
+    if (sp2 == NULL) {
+        bad_payload(c, r->user ? "a user's channel" : "a room's channel");
+        return;
+    }
+    size_t node_len = (size_t)(sp1 - node);
+    if (node_len == strlen(c->cfg.node) && memcmp(node, c->cfg.node, node_len) == 0)
+        return; /* ours: told here already */
+    if (r->watched)
+        chat_bus_typing(c->chat, !r->user, r->user ? r->key : r->name,
+                        r->user ? r->key_len : r->name_len, nick, (size_t)(sp2 - nick), sp2 + 1,
+                        (size_t)(end - sp2 - 1));
+}
+
 /* "P+ <node> <nick> <ts>" or "P- <node> <nick> <reason> <ts>": another
  * node's user came into the room or left it. */
 static void room_presence_in(cluster_t *c, croom_t *r, const char *p, size_t len) {
@@ -602,6 +622,10 @@ static void room_presence_in(cluster_t *c, croom_t *r, const char *p, size_t len
 static in_result_t room_in(cluster_t *c, croom_t *r, const char *p, size_t len) {
     if (len > 0 && p[0] == 'P') {
         room_presence_in(c, r, p, len);
+        return IN_DONE;
+    }
+    if (len > 1 && p[0] == 'E' && p[1] == ' ') {
+        event_in(c, r, p, len);
         return IN_DONE;
     }
     cluster_msg_t m;
@@ -797,6 +821,10 @@ static void user_undelivered_in(cluster_t *c, croom_t *u, const char *p, size_t 
 static void user_in(cluster_t *c, croom_t *u, const char *p, size_t len) {
     if (len > 2 && p[0] == 'U' && p[1] == ' ') {
         user_undelivered_in(c, u, p, len);
+        return;
+    }
+    if (len > 2 && p[0] == 'E' && p[1] == ' ') {
+        event_in(c, u, p, len);
         return;
     }
     cluster_msg_t m;
@@ -1259,6 +1287,28 @@ static void bus_undelivered(void *ctx, const char *from, size_t from_len, uint64
         command_argv(&c->cmd, on_setup, &c->cmd, 3, argv, lens);
 }
 
+static void bus_typing(void *ctx, bool room, const char *target, size_t target_len,
+                       const char *nick, size_t nick_len, const char *frame, size_t frame_len) {
+    cluster_t *c = ctx;
+    char chan[80], key[65];
+    size_t klen =
+        room ? cluster_room_key(target, target_len, key)
+             : fold_nick(target, target_len < CHAT_NICK_MAX ? target_len : CHAT_NICK_MAX, key);
+    int cn = snprintf(chan, sizeof(chan), "%s%.*s", room ? c->rchan : c->uchan, (int)klen, key);
+    size_t need = 2 + strlen(c->cfg.node) + 1 + nick_len + 1 + frame_len;
+    if (!c->script || need > 4096)
+        return; /* typing is ephemeral: dropped while Redis is away */
+    if (c->scratch_cap < need) {
+        c->scratch_cap = need;
+        c->scratch = xrealloc(c->scratch, need);
+    }
+    int n = snprintf(c->scratch, c->scratch_cap, "E %s %.*s ", c->cfg.node, (int)nick_len, nick);
+    memcpy(c->scratch + n, frame, frame_len);
+    const char *argv[] = {"PUBLISH", chan, c->scratch};
+    size_t lens[] = {7, (size_t)cn, (size_t)n + frame_len};
+    command_argv(&c->cmd, on_setup, &c->cmd, 3, argv, lens);
+}
+
 static void bus_guest_token(void *ctx, const char *nick, size_t nick_len,
                             const uint8_t hash[AUTH_TOKEN_HASH_BYTES]) {
     cluster_t *c = ctx;
@@ -1642,7 +1692,8 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
                                            .release = bus_release,
                                            .guest_token = bus_guest_token,
                                            .rooms = bus_rooms,
-                                           .undelivered = bus_undelivered};
+                                           .undelivered = bus_undelivered,
+                                           .typing = bus_typing};
     chat_set_bus(chat, &hooks, c, c->cfg.node);
     *out = c;
     return 0;

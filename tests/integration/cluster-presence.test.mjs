@@ -284,3 +284,20 @@ test('--retain-days: a node trims the streams of its rooms by age (older entries
         await rc.close();
     }
 });
+
+test('typing across nodes: in a room, to the members of the other node (not the typist); to a person of the other node', T, async () => {
+    const room = uniq('typing');
+    const ana = await on(n1, uniq('ana'), { room });
+    const ben = await on(n2, uniq('ben'), { room });
+    const cid = await on(n2, uniq('cid'));
+    await ana.next((m) => m.type === 'member_joined' && m.nickname === ben.nickname);
+    ana.send({ type: 'typing', to: room, state: 'start' });
+    assert.deepEqual(await ben.next('typing'), { type: 'typing', room, nickname: ana.nickname, state: 'start' });
+    // To a person: cid is on node 2 and shares no room with ana.
+    ana.send({ type: 'typing', to: cid.nickname, state: 'start' });
+    assert.deepEqual(await cid.next('typing'), { type: 'typing', from: ana.nickname, nickname: ana.nickname, state: 'start' });
+    // The typist hears nothing of its own: its next frame is the message's echo.
+    await ana.request({ type: 'room', to: room, message: { text: 'typed' } }, 'ack');
+    const next = await ana.next((m) => m.type === 'room' || m.type === 'typing');
+    assert.equal(next.type, 'room');
+});
