@@ -227,6 +227,9 @@ test('/metrics of a node: its traffic with Redis (published, received, rooms, re
     const scrape = async (n) => parseMetrics(await (await fetch(`http://${HOST}:${n.port}/metrics`)).text());
     const before = await scrape(n1);
     for (let i = 0; i < 3; i++) await a.request({ type: 'room', to: room, message: { text: `m${i}` } }, 'ack');
+    // The copies node 1 delivered come from its subscription (an ack can
+    // come before them): wait for them, and node 2's.
+    for (let i = 0; i < 3; i++) await a.next('room');
     for (let i = 0; i < 3; i++) await b.next('room');
     const now = await scrape(n1);
     assert.equal(now.get('tertulia_cluster_published_total') - before.get('tertulia_cluster_published_total'), 3);
