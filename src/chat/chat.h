@@ -700,12 +700,14 @@ typedef struct chat_bus_hooks_s {
      * (chat_bus_undelivered there). May be NULL. */
     void (*undelivered)(void *ctx, const char *from, size_t from_len, uint64_t id, const char *to,
                         size_t to_len);
-    /* A typing frame (frame[0..frame_len), JSON, borrowed) of typist nick
-     * for the other nodes: to the room's members there (room true: target
-     * is the room's name) or to the user target of another node (false);
-     * chat_bus_typing there. Nothing is stored. May be NULL. */
-    void (*typing)(void *ctx, bool room, const char *target, size_t target_len, const char *nick,
-                   size_t nick_len, const char *frame, size_t frame_len);
+    /* An event frame (frame[0..frame_len), JSON, borrowed: `typing` or
+     * `status`) of user nick for the other nodes: to the room's members
+     * there (room true: target is the room's name) or to the user target's
+     * connections there (false); chat_bus_relay there. evid (not 0): one
+     * event sent to several targets, which a connection gets once. Nothing
+     * is stored. May be NULL. */
+    void (*relay)(void *ctx, bool room, const char *target, size_t target_len, const char *nick,
+                  size_t nick_len, uint64_t evid, const char *frame, size_t frame_len);
 } chat_bus_hooks_t;
 
 /* Attaches a bus (hooks copied, ctx borrowed until chat_free); node, this
@@ -732,12 +734,16 @@ void chat_bus_private(chat_t *chat, const chat_message_t *m, uint64_t token, con
 void chat_bus_undelivered(chat_t *chat, const char *for_nick, size_t for_len, uint64_t id,
                           const char *to, size_t to_len);
 
-/* A typing frame from another node (chat_bus_hooks_t.typing): to the
- * room's v1 members here but the typist's connections (room true), or to
- * the v1 connections of the user target (false). A frame that is not a
- * typing frame is dropped. */
-void chat_bus_typing(chat_t *chat, bool room, const char *target, size_t target_len,
-                     const char *nick, size_t nick_len, const char *frame, size_t frame_len);
+/* An event frame from another node (chat_bus_hooks_t.relay): to the
+ * room's v1 members here (room true; a `typing` frame not to the typist's
+ * own connections), or to the v1 connections of the user target (false).
+ * evkey (not 0) names the event cluster-wide: a connection it reached
+ * already through another target gets it no more. A `status` frame also
+ * sets the away status of the user it names here. Frames of any other
+ * type are dropped. */
+void chat_bus_relay(chat_t *chat, bool room, const char *target, size_t target_len,
+                    const char *nick, size_t nick_len, uint64_t evkey, const char *frame,
+                    size_t frame_len);
 
 /* A user of another node is in room now (joined) or no longer (reason):
  * the room's members here hear member_joined or member_left, and `who`,

@@ -262,6 +262,9 @@ struct chat_auth_wait_s {
 
 enum { CHAT_PARSE_OK = 0, CHAT_PARSE_BAD_JSON, CHAT_PARSE_BIG_NUMBER };
 
+#define CHAT_RELAY_SEEN 8
+typedef struct chat_relay_seen_s chat_relay_seen_t;
+
 struct chat_s {
     chat_config_t cfg;
     char *server_name, *server_version;
@@ -313,6 +316,13 @@ struct chat_s {
     tt_map_t owned;      /* folded owner nickname → rooms it owns (uintptr_t) */
     tt_link_t typing;    /* every session's typing entries, by deadline (chat_typing.c) */
     uint64_t stamp;      /* chat_status.c: the last broadcast's number */
+    /* chat_typing.c: the stamps of the last events relayed by the bus
+     * (chat_bus_relay), by their cluster-wide key. */
+    struct chat_relay_seen_s {
+        uint64_t key, stamp;
+    } relay_seen[CHAT_RELAY_SEEN];
+    uint32_t relay_next;
+    uint64_t bus_evid; /* the last event id this chat relayed (chat_status.c) */
     chat_auth_hooks_t auth;
     void *auth_ctx;
     unsigned auth_inflight; /* checks started whose answer has not been applied */

@@ -124,5 +124,21 @@ void chat__on_status(chat_t *chat, const chat_req_t *req) {
         for (uint32_t k = 0; p != NULL && k < p->nsess; k++)
             reach(chat, p->sess[k], m);
     }
+    if (chat->bus.relay != NULL) {
+        /* The same on the other nodes: its rooms' members, its own other
+         * connections, its partners; each connection once (one event id). */
+        uint64_t evid = ++chat->bus_evid;
+        const char *frame = (const char *)tt_msg_payload(m);
+        for (uint32_t i = 0; i < u->nrooms; i++) {
+            const chat_room_t *room = u->rooms[i]->room;
+            chat->bus.relay(chat->bus_ctx, true, room->name, room->name_len, u->nick, u->nick_len,
+                            evid, frame, m->payload_len);
+        }
+        chat->bus.relay(chat->bus_ctx, false, u->nick, u->nick_len, u->nick, u->nick_len, evid,
+                        frame, m->payload_len);
+        for (uint32_t i = 0; i < u->npartners; i++)
+            chat->bus.relay(chat->bus_ctx, false, u->partners[i].nick, u->partners[i].len, u->nick,
+                            u->nick_len, evid, frame, m->payload_len);
+    }
     tt_msg_unref(m);
 }

@@ -62,7 +62,7 @@ static void tell(chat_t *chat, const chat_typing_t *t, const char *state) {
         u = chat__user_find(chat, t->target, t->target_len);
     if (t->room && room == NULL)
         return;
-    bool relay = chat->bus.typing != NULL;
+    bool relay = chat->bus.relay != NULL;
     /* With a bus, the room's members and the person may be on other nodes
      * too: they hear it from there. */
     if (room == NULL && !relay && (u == NULL || u == s->user))
@@ -92,41 +92,84 @@ static void tell(chat_t *chat, const chat_typing_t *t, const char *state) {
                 send_droppable(chat, u->sess[i], m);
     }
     if (relay && (room != NULL || u == NULL))
-        chat->bus.typing(chat->bus_ctx, room != NULL, room != NULL ? room->name : t->target,
-                         room != NULL ? room->name_len : t->target_len, s->nick, s->nick_len,
-                         (const char *)tt_msg_payload(m), m->payload_len);
+        chat->bus.relay(chat->bus_ctx, room != NULL, room != NULL ? room->name : t->target,
+                        room != NULL ? room->name_len : t->target_len, s->nick, s->nick_len, 0,
+                        (const char *)tt_msg_payload(m), m->payload_len);
     tt_msg_unref(m);
 }
 
-void chat_bus_typing(chat_t *chat, bool room_target, const char *target, size_t target_len,
-                     const char *nick, size_t nick_len, const char *frame, size_t frame_len) {
-    /* From outside the process: only a typing frame goes on. */
-    json_t *o = json_loadb(frame, frame_len, 0, NULL);
-    bool ok = json_is_object(o) && json_is_string(json_object_get(o, "type")) &&
-              strcmp(json_string_value(json_object_get(o, "type")), "typing") == 0;
-    json_decref(o);
-    if (!ok || !chat_nickname_is_valid(nick, nick_len))
+/* The stamp of a relayed event (chat_status.c's way of reaching each
+ * connection once): the same for every copy of one event that comes
+ * through another of its targets. */
+static uint64_t relay_stamp(chat_t *chat, uint64_t evkey) {
+    for (size_t i = 0; i < CHAT_RELAY_SEEN; i++)
+        if (chat->relay_seen[i].key == evkey)
+            return chat->relay_seen[i].stamp;
+    chat->stamp++;
+    chat->relay_seen[chat->relay_next] = (chat_relay_seen_t){.key = evkey, .stamp = chat->stamp};
+    chat->relay_next = (chat->relay_next + 1) % CHAT_RELAY_SEEN;
+    return chat->stamp;
+}
+
+/* A status frame of a user of another node: its away status here too, in
+ * this node's mirror of it, or in its own user here (an account's other
+ * device, a guest's tab on this node), for joined.away. */
+static void remote_status(chat_t *chat, const char *nick, size_t nick_len, const json_t *o) {
+    chat_user_t *u = chat__user_find(chat, nick, nick_len);
+    if (u == NULL)
         return;
+    const json_t *text = json_object_get(o, "text");
+    u->away = json_is_true(json_object_get(o, "away"));
+    free(u->away_text);
+    u->away_text = NULL;
+    u->away_len = 0;
+    if (u->away && json_is_string(text) && json_string_length(text) > 0) {
+        u->away_text = xstrndup(json_string_value(text), json_string_length(text));
+        u->away_len = json_string_length(text);
+    }
+}
+
+void chat_bus_relay(chat_t *chat, bool room_target, const char *target, size_t target_len,
+                    const char *nick, size_t nick_len, uint64_t evkey, const char *frame,
+                    size_t frame_len) {
+    /* From outside the process: only the frames that travel so go on. */
+    json_t *o = json_loadb(frame, frame_len, 0, NULL);
+    const char *type = json_string_value(json_object_get(o, "type"));
+    bool typing = type != NULL && strcmp(type, "typing") == 0;
+    bool status = type != NULL && strcmp(type, "status") == 0;
+    if (status && chat_nickname_is_valid(nick, nick_len))
+        remote_status(chat, nick, nick_len, o);
+    json_decref(o);
+    if ((!typing && !status) || !chat_nickname_is_valid(nick, nick_len))
+        return;
+    uint64_t stamp = evkey != 0 ? relay_stamp(chat, evkey) : 0;
     tt_msg_t *m = NULL;
-    if (room_target) {
-        chat_room_t *room = chat__room_find(chat, target, target_len);
-        for (uint32_t i = 0; room != NULL && i < room->count; i++) {
-            chat_session_t *r = room->members[i]->session;
-            if (!r->v1 || (r->nick_len == nick_len && strncasecmp(r->nick, nick, nick_len) == 0))
-                continue;
-            if (m == NULL)
-                m = chat__msg_raw(frame, frame_len);
+    chat_session_t **to = NULL;
+    uint32_t n = 0;
+    chat_room_t *room = room_target ? chat__room_find(chat, target, target_len) : NULL;
+    chat_user_t *u = room_target ? NULL : chat__user_find(chat, target, target_len);
+    if (room != NULL) {
+        n = room->count;
+    } else if (u != NULL && u->kind != CHAT_USER_REMOTE) {
+        to = u->sess;
+        n = u->nsess;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        chat_session_t *r = room != NULL ? room->members[i]->session : to[i];
+        if (!r->v1 || (stamp != 0 && r->stamp == stamp))
+            continue;
+        /* A typist does not hear its own typing. */
+        if (typing && room != NULL && r->nick_len == nick_len &&
+            strncasecmp(r->nick, nick, nick_len) == 0)
+            continue;
+        if (stamp != 0)
+            r->stamp = stamp;
+        if (m == NULL)
+            m = chat__msg_raw(frame, frame_len);
+        if (typing)
             send_droppable(chat, r, m);
-        }
-    } else {
-        chat_user_t *u = chat__user_find(chat, target, target_len);
-        for (uint32_t i = 0; u != NULL && u->kind != CHAT_USER_REMOTE && i < u->nsess; i++) {
-            if (!u->sess[i]->v1)
-                continue;
-            if (m == NULL)
-                m = chat__msg_raw(frame, frame_len);
-            send_droppable(chat, u->sess[i], m);
-        }
+        else
+            chat__send(chat, r, m);
     }
     tt_msg_unref(m);
 }
@@ -198,7 +241,7 @@ void chat__on_typing(chat_t *chat, const chat_req_t *req) {
     if (!room) {
         chat_user_t *u =
             chat_nickname_is_valid(to, to_len) ? chat__user_find(chat, to, to_len) : NULL;
-        if (u == NULL && chat->bus.typing != NULL && chat_nickname_is_valid(to, to_len)) {
+        if (u == NULL && chat->bus.relay != NULL && chat_nickname_is_valid(to, to_len)) {
             /* Perhaps a user of another node: the bus takes it there (to
              * nobody, if nobody has the nickname). */
             name = to;

@@ -569,26 +569,38 @@ static void room_deliver(cluster_t *c, croom_t *r, const cluster_msg_t *m) {
 
 typedef enum { IN_DONE, IN_GAP } in_result_t;
 
-/* One message from the subscription, in a live room: delivered, dropped as
- * a duplicate, or a gap (then nothing is consumed). */
-/* "E <node> <nick> <frame>": a typing frame of another node's user, for
- * this node's members of the room (room) or the user u (user). */
+/* "E <node> <evid> <nick> <frame>": an event frame (typing, status) of
+ * another node's user, for this node's members of the room (r) or the
+ * user r (r->user). */
 static void event_in(cluster_t *c, const croom_t *r, const char *p, size_t len) {
     const char *end = p + len, *node = p + 2;
-    const char *sp1 = len > 2 ? memchr(node, ' ', (size_t)(end - node)) : NULL;
-    const char *nick = sp1 != NULL ? sp1 + 1 : NULL;
-    const char *sp2 = nick != NULL ? memchr(nick, ' ', (size_t)(end - nick)) : NULL;
-    if (sp2 == NULL) {
-        bad_payload(c, r->user ? "a user's channel" : "a room's channel");
-        return;
+    const char *f[3];
+    size_t fl[3];
+    const char *q = node;
+    for (int i = 0; i < 3; i++) {
+        const char *sp = q < end ? memchr(q, ' ', (size_t)(end - q)) : NULL;
+        if (sp == NULL || sp == q) {
+            bad_payload(c, r->user ? "a user's channel" : "a room's channel");
+            return;
+        }
+        f[i] = q;
+        fl[i] = (size_t)(sp - q);
+        q = sp + 1;
     }
-    size_t node_len = (size_t)(sp1 - node);
-    if (node_len == strlen(c->cfg.node) && memcmp(node, c->cfg.node, node_len) == 0)
+    if (fl[0] == strlen(c->cfg.node) && memcmp(f[0], c->cfg.node, fl[0]) == 0)
         return; /* ours: told here already */
+    uint64_t evid = strtoull(f[1], NULL, 10), key = 0;
+    if (evid != 0) {
+        /* The event's name in the cluster: its node and its number there. */
+        key = 1469598103934665603ull;
+        for (size_t i = 0; i < fl[0]; i++)
+            key = (key ^ (uint8_t)f[0][i]) * 1099511628211ull;
+        key ^= evid * 0x9E3779B97F4A7C15ull;
+        key |= 1;
+    }
     if (r->watched)
-        chat_bus_typing(c->chat, !r->user, r->user ? r->key : r->name,
-                        r->user ? r->key_len : r->name_len, nick, (size_t)(sp2 - nick), sp2 + 1,
-                        (size_t)(end - sp2 - 1));
+        chat_bus_relay(c->chat, !r->user, r->user ? r->key : r->name,
+                       r->user ? r->key_len : r->name_len, f[2], fl[2], key, q, (size_t)(end - q));
 }
 
 /* "P+ <node> <nick> <ts>" or "P- <node> <nick> <reason> <ts>": another
@@ -619,6 +631,8 @@ static void room_presence_in(cluster_t *c, croom_t *r, const char *p, size_t len
     chat_bus_presence(c->chat, r->name, r->name_len, nick, strlen(nick), p[1] == '+', reason);
 }
 
+/* One message from the subscription, in a live room: delivered, dropped as
+ * a duplicate, or a gap (then nothing is consumed). */
 static in_result_t room_in(cluster_t *c, croom_t *r, const char *p, size_t len) {
     if (len > 0 && p[0] == 'P') {
         room_presence_in(c, r, p, len);
@@ -1287,22 +1301,23 @@ static void bus_undelivered(void *ctx, const char *from, size_t from_len, uint64
         command_argv(&c->cmd, on_setup, &c->cmd, 3, argv, lens);
 }
 
-static void bus_typing(void *ctx, bool room, const char *target, size_t target_len,
-                       const char *nick, size_t nick_len, const char *frame, size_t frame_len) {
+static void bus_relay(void *ctx, bool room, const char *target, size_t target_len, const char *nick,
+                      size_t nick_len, uint64_t evid, const char *frame, size_t frame_len) {
     cluster_t *c = ctx;
     char chan[80], key[65];
     size_t klen =
         room ? cluster_room_key(target, target_len, key)
              : fold_nick(target, target_len < CHAT_NICK_MAX ? target_len : CHAT_NICK_MAX, key);
     int cn = snprintf(chan, sizeof(chan), "%s%.*s", room ? c->rchan : c->uchan, (int)klen, key);
-    size_t need = 2 + strlen(c->cfg.node) + 1 + nick_len + 1 + frame_len;
+    size_t need = 2 + strlen(c->cfg.node) + 22 + nick_len + 1 + frame_len;
     if (!c->script || need > 4096)
-        return; /* typing is ephemeral: dropped while Redis is away */
+        return; /* ephemeral: dropped while Redis is away */
     if (c->scratch_cap < need) {
         c->scratch_cap = need;
         c->scratch = xrealloc(c->scratch, need);
     }
-    int n = snprintf(c->scratch, c->scratch_cap, "E %s %.*s ", c->cfg.node, (int)nick_len, nick);
+    int n = snprintf(c->scratch, c->scratch_cap, "E %s %" PRIu64 " %.*s ", c->cfg.node, evid,
+                     (int)nick_len, nick);
     memcpy(c->scratch + n, frame, frame_len);
     const char *argv[] = {"PUBLISH", chan, c->scratch};
     size_t lens[] = {7, (size_t)cn, (size_t)n + frame_len};
@@ -1693,7 +1708,7 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
                                            .guest_token = bus_guest_token,
                                            .rooms = bus_rooms,
                                            .undelivered = bus_undelivered,
-                                           .typing = bus_typing};
+                                           .relay = bus_relay};
     chat_set_bus(chat, &hooks, c, c->cfg.node);
     *out = c;
     return 0;

@@ -304,3 +304,29 @@ test('typing across nodes: in a room, to the members of the other node (not the 
     const next = await ana.next((m) => m.type === 'room' || m.type === 'typing');
     assert.equal(next.type, 'room');
 });
+
+test('away status across nodes: once to every member of every shared room on the other node, once to its other connection there; joined lists it away', T, async () => {
+    const r1 = uniq('st1');
+    const r2 = uniq('st2');
+    const ana = await on(n1, uniq('ana'), { room: r1 });
+    await join(ana, r2);
+    const ben = await on(n2, uniq('ben'), { room: r1 });
+    await join(ben, r2); // in both of ana's rooms: must hear it once
+    const tab = await on(n2, ana.nickname, { resume: ana.resume }); // ana's own other tab, on node 2
+    await ana.next((m) => m.type === 'member_joined' && m.nickname === ben.nickname && m.room === r2);
+    ana.send({ type: 'status', away: true, text: 'lunch' });
+    for (const c of [ben, tab]) {
+        const st = await c.next('status');
+        assert.deepEqual(st, { type: 'status', nickname: ana.nickname, away: true, text: 'lunch' });
+    }
+    // Once each: the next status frame is the next change, nothing between.
+    ana.send({ type: 'status', away: false });
+    for (const c of [ben, tab]) assert.deepEqual(await c.next('status'), { type: 'status', nickname: ana.nickname, away: false });
+    // The mirror of ana on node 2 knows it: a joiner there sees it away.
+    const solo = await on(n1, uniq('solo'), { room: r1 });
+    const watcher = await on(n2, uniq('watcher'), { room: r1 });
+    solo.send({ type: 'status', away: true, text: 'back soon' });
+    assert.equal((await watcher.next('status')).nickname, solo.nickname);
+    const cid = await on(n2, uniq('cid'), { room: r1 });
+    assert.ok(cid.joined.away.includes(solo.nickname), JSON.stringify(cid.joined));
+});
