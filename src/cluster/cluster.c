@@ -101,9 +101,10 @@ struct cluster_s {
     chat_t *chat;
     cluster_config_t cfg;
     link_t cmd, sub;
-    char sha[41];   /* publish.lua */
-    char sha_p[41]; /* presence.lua */
-    bool script;    /* both loaded, and the node's lease taken */
+    size_t node_len; /* strlen(cfg.node) */
+    char sha[41];    /* publish.lua */
+    char sha_p[41];  /* presence.lua */
+    bool script;     /* both loaded, and the node's lease taken */
     uint64_t last_alive_ms;
     uint64_t last_age_trim_ms;
     bool ready; /* as last logged */
@@ -461,6 +462,11 @@ static void link_lost(link_t *l, const char *why) {
 
 /* ---- rooms ---- */
 
+/* A node name from Redis is this node's. */
+static bool is_ours(const cluster_t *c, const char *node, size_t len) {
+    return len == c->node_len && memcmp(node, c->cfg.node, len) == 0;
+}
+
 /* The chat's view of a parsed payload (borrowing its bytes). */
 static chat_message_t chat_msg_of(const cluster_msg_t *m, chat_msg_kind_t kind) {
     return (chat_message_t){.id = m->id,
@@ -559,8 +565,7 @@ static void room_deliver(cluster_t *c, croom_t *r, const cluster_msg_t *m) {
         c->max_id = m->id;
     if (!r->watched)
         return;
-    bool ours =
-        m->node_len == strlen(c->cfg.node) && memcmp(m->node, c->cfg.node, m->node_len) == 0;
+    bool ours = is_ours(c, m->node, m->node_len);
     chat_message_t msg = chat_msg_of(m, CHAT_MSG_ROOM);
     msg.to = r->name; /* the chat's spelling */
     msg.to_len = r->name_len;
@@ -587,7 +592,7 @@ static void event_in(cluster_t *c, const croom_t *r, const char *p, size_t len) 
         fl[i] = (size_t)(sp - q);
         q = sp + 1;
     }
-    if (fl[0] == strlen(c->cfg.node) && memcmp(f[0], c->cfg.node, fl[0]) == 0)
+    if (is_ours(c, f[0], fl[0]))
         return; /* ours: told here already */
     uint64_t evid = strtoull(f[1], NULL, 10), key = 0;
     if (evid != 0) {
@@ -622,7 +627,7 @@ static void room_presence_in(cluster_t *c, croom_t *r, const char *p, size_t len
         bad_payload(c, "a room's channel");
         return;
     }
-    if (strcmp(node, c->cfg.node) == 0 || !r->watched)
+    if (is_ours(c, node, strlen(node)) || !r->watched)
         return; /* ours: the chat told its members itself */
     /* A reason is a word of the protocol's (node_lost, timeout, ...). */
     for (char *q = reason; q != NULL && *q != '\0'; q++)
@@ -848,7 +853,7 @@ static void user_in(cluster_t *c, croom_t *u, const char *p, size_t len) {
     }
     if (m.id > c->max_id)
         c->max_id = m.id;
-    bool ours = m.node_len == strlen(c->cfg.node) && memcmp(m.node, c->cfg.node, m.node_len) == 0;
+    bool ours = is_ours(c, m.node, m.node_len);
     chat_message_t msg = chat_msg_of(&m, CHAT_MSG_PRIVATE);
     c->stats.received++;
     chat_bus_private(c->chat, &msg, ours ? m.token : 0, u->key, u->key_len);
@@ -1682,6 +1687,7 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
         c->cfg.retain = CLUSTER_RETAIN_DEFAULT;
     if (c->cfg.timeout_ms == 0)
         c->cfg.timeout_ms = CLUSTER_TIMEOUT_DEFAULT_MS;
+    c->node_len = strlen(c->cfg.node);
     char db[16] = "";
     if (c->cfg.url.db != 0)
         snprintf(db, sizeof(db), "%d:", c->cfg.url.db);

@@ -27,12 +27,16 @@ if deadline > 0 then
     return redis.error_reply('TT_LATE the node gave up on this message')
   end
 end
-local id = redis.call('INCR', KEYS[1])
-local floor = tonumber(ARGV[2])
-if id <= floor then
-  id = floor + 1
-  redis.call('SET', KEYS[1], id)
+-- The counter at key, one up, and above floor whatever Redis kept.
+local function next_above(key, floor)
+  local v = redis.call('INCR', key)
+  if v <= tonumber(floor) then
+    v = tonumber(floor) + 1
+    redis.call('SET', key, v)
+  end
+  return v
 end
+local id = next_above(KEYS[1], ARGV[2])
 if #KEYS == 1 then
   if ARGV[5] == nil then
     return {id, 0}
@@ -44,12 +48,7 @@ if #KEYS == 1 then
   end
   return {id, got}
 end
-local seq = redis.call('INCR', KEYS[2])
-local sfloor = tonumber(ARGV[6])
-if seq <= sfloor then
-  seq = sfloor + 1
-  redis.call('SET', KEYS[2], seq)
-end
+local seq = next_above(KEYS[2], ARGV[6])
 local payload = seq .. ' ' .. id .. ' ' .. ARGV[4]
 local maxlen = tonumber(ARGV[5])
 if maxlen > 0 then
