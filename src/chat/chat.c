@@ -908,9 +908,13 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
             chat__mod_room_created(chat, s, room);
         }
         chat_presence_t *p = chat__presence_find(u, room);
-        if (p == NULL) {
-            p = chat__presence_add(u, room);
-            newcomer = true;
+        if (p == NULL || !p->here) {
+            /* This node's share begins; the members here hear of the
+             * person only if no other node has it in the room already. */
+            newcomer = p == NULL;
+            if (p == NULL)
+                p = chat__presence_add(u, room);
+            p->here = true;
             if (chat->bus.presence != NULL)
                 chat->bus.presence(chat->bus_ctx, room->name, room->name_len, u->nick, u->nick_len,
                                    true, NULL);
@@ -966,29 +970,31 @@ void chat__room_free_if_empty(chat_t *chat, chat_room_t *room) {
     free(room);
 }
 
-/* Every person in the room is another node's (or nobody is). */
+/* Every person in the room is there through other nodes only (or nobody
+ * is). */
 static bool remote_only(const chat_room_t *room) {
     for (uint32_t i = 0; i < room->npeople; i++)
-        if (room->people[i]->user->kind != CHAT_USER_REMOTE)
+        if (room->people[i]->here)
             return false;
     return true;
 }
 
-/* A remote presence ends; so does its user once it is in no room here. */
+/* A presence through other nodes only ends; so does a remote user once it
+ * is in no room here. */
 static void remote_gone(chat_t *chat, chat_presence_t *p) {
     chat_user_t *u = p->user;
     chat__presence_remove(p);
-    if (u->nrooms == 0)
+    if (u->nrooms == 0 && u->kind == CHAT_USER_REMOTE)
         chat__user_end(chat, u, "disconnect");
 }
 
 void chat__remote_forget(chat_t *chat, chat_user_t *u) {
-    while (u->nrooms > 1)
-        chat__presence_remove(u->rooms[u->nrooms - 1]);
-    if (u->nrooms == 1)
-        remote_gone(chat, u->rooms[0]); /* ends the user */
-    else
-        chat__user_end(chat, u, "disconnect");
+    /* Nothing to forget: the person stays in the rooms it is in through
+     * its other node, and chat__user_new makes u this node's. (Forgetting
+     * its presences here told nobody, and its rejoins then announced it a
+     * second time.) */
+    (void)chat;
+    (void)u;
 }
 
 /* The room has no member here any more: the other nodes' people are
@@ -999,20 +1005,32 @@ static void drop_remote(chat_t *chat, chat_room_t *room) {
 }
 
 void chat__presence_gone(chat_t *chat, chat_presence_t *p, const char *reason) {
+    if (!p->here)
+        return; /* in the room through other nodes only: theirs to end */
     chat_room_t *room = p->room;
     chat_user_t *u = p->user;
-    if (chat->bus.presence != NULL && u->kind != CHAT_USER_REMOTE)
+    if (chat->bus.presence != NULL)
         chat->bus.presence(chat->bus_ctx, room->name, room->name_len, u->nick, u->nick_len, false,
                            reason);
     chat__search_note_left(u, room);
-    chat__presence_remove(p);
+    bool elsewhere = p->nodes != 0;
+    if (elsewhere) {
+        /* Still in the room through another node: the members here see
+         * no change, and hear member_left when that node's share ends. */
+        p->here = false;
+        if (p->nsess == 0)
+            u->parked--;
+    } else {
+        chat__presence_remove(p);
+    }
     if (room->count == 0 && remote_only(room))
         drop_remote(chat, room);
     if (room->count == 0 && room->npeople == 0) {
         chat__room_free_if_empty(chat, room);
         return;
     }
-    room_presence(chat, room, NULL, presence_json("member_left", room, u, reason));
+    if (!elsewhere)
+        room_presence(chat, room, NULL, presence_json("member_left", room, u, reason));
 }
 
 void chat__leave(chat_t *chat, chat_member_t *m, const char *reason, bool park) {
@@ -1033,8 +1051,9 @@ void chat__leave(chat_t *chat, chat_member_t *m, const char *reason, bool park) 
     free(m);
     if (--p->nsess > 0)
         return; /* another connection of the user is still here */
+    /* nsess 0: parked, counted so until it ends (now, or at the grace's end) */
+    p->user->parked++;
     if (park) {
-        p->user->parked++;
         chat__user_park(chat, p->user, reason);
         return;
     }
@@ -1397,64 +1416,90 @@ void chat_bus_undelivered(chat_t *chat, const char *for_nick, size_t for_len, ui
         chat__undelivered_to(chat, u, id, to, to_len);
 }
 
+/* Bit of a node slot (the bus's; slots past 63 share the last bit). */
+static uint64_t node_bit(unsigned node) {
+    return 1ull << (node < 63 ? node : 63);
+}
+
+/* p's share of other nodes is now nodes (none: it leaves, with reason,
+ * unless this node holds it). */
+static void remote_share(chat_t *chat, chat_presence_t *p, uint64_t nodes, const char *reason) {
+    p->nodes = nodes;
+    if (nodes != 0 || p->here)
+        return;
+    chat_room_t *room = p->room;
+    room_presence(chat, room, NULL, presence_json("member_left", room, p->user, reason));
+    remote_gone(chat, p);
+}
+
+/* The person nick is in room through another node (nodes, not 0), and
+ * was not here before: its members hear of it unless quiet. */
+static void remote_arrive(chat_t *chat, chat_room_t *room, chat_user_t *u, const char *nick,
+                          size_t nick_len, uint64_t nodes, bool quiet) {
+    if (u == NULL)
+        u = chat__user_new(chat, nick, nick_len, CHAT_USER_REMOTE);
+    chat__presence_add(u, room)->nodes = nodes;
+    if (!quiet)
+        room_presence(chat, room, NULL, presence_json("member_joined", room, u, NULL));
+}
+
 void chat_bus_presence(chat_t *chat, const char *room_name, size_t room_len, const char *nick,
-                       size_t nick_len, bool joined, const char *reason) {
+                       size_t nick_len, unsigned node, bool joined, const char *reason) {
     chat_room_t *room = chat__room_find(chat, room_name, room_len);
     if (room == NULL || !chat_nickname_is_valid(nick, nick_len))
         return;
     chat_user_t *u = chat__user_find(chat, nick, nick_len);
-    if (u != NULL && u->kind != CHAT_USER_REMOTE)
-        return; /* a user of this node: its own presence counts */
     chat_presence_t *p = u != NULL ? chat__presence_find(u, room) : NULL;
+    uint64_t bit = node_bit(node);
     if (!joined) {
-        if (p != NULL) {
-            room_presence(chat, room, NULL, presence_json("member_left", room, u, reason));
-            remote_gone(chat, p);
-        }
+        if (p != NULL && (p->nodes & bit) != 0)
+            remote_share(chat, p, p->nodes & ~bit, reason);
         return;
     }
-    if (p != NULL || room->count == 0)
-        return; /* known already, or nobody here to tell */
-    if (u == NULL)
-        u = chat__user_new(chat, nick, nick_len, CHAT_USER_REMOTE);
-    p = chat__presence_add(u, room);
-    p->nsess = 1; /* present (elsewhere), not parked */
-    room_presence(chat, room, NULL, presence_json("member_joined", room, u, NULL));
+    if (p != NULL)
+        p->nodes |= bit; /* known already: through this node too now */
+    else if (room->count > 0)
+        remote_arrive(chat, room, u, nick, nick_len, bit, false);
+    /* else nobody here to tell: the room's people are read when it has */
 }
 
 void chat_bus_people(chat_t *chat, const char *room_name, size_t room_len, const char *const *nicks,
-                     const size_t *nick_lens, size_t n, bool quiet) {
+                     const size_t *nick_lens, const unsigned *nodes, size_t n, bool quiet) {
     chat_room_t *room = chat__room_find(chat, room_name, room_len);
     if (room == NULL)
         return;
-    /* Those that left while the bus could not tell. */
-    for (uint32_t i = room->npeople; i-- > 0;) {
-        chat_presence_t *p = room->people[i];
-        chat_user_t *u = p->user;
-        if (u->kind != CHAT_USER_REMOTE)
-            continue;
-        bool listed = false;
-        for (size_t k = 0; k < n && !listed; k++)
-            listed =
-                nick_lens[k] == u->nick_len && strncasecmp(nicks[k], u->nick, u->nick_len) == 0;
-        if (!listed)
-            chat_bus_presence(chat, room->name, room->name_len, u->nick, u->nick_len, false,
-                              "disconnect");
-    }
+    /* Each person's nodes as the bus lists them, by its place in
+     * room->people; those it does not list are the room's new people. */
+    uint32_t np = room->npeople;
+    uint64_t *share = xcalloc(np > 0 ? np : 1, sizeof(*share));
+    bool *fresh = xcalloc(n > 0 ? n : 1, sizeof(*fresh));
     for (size_t k = 0; k < n; k++) {
-        if (!quiet) {
-            chat_bus_presence(chat, room->name, room->name_len, nicks[k], nick_lens[k], true, NULL);
-            continue;
-        }
         if (!chat_nickname_is_valid(nicks[k], nick_lens[k]))
             continue;
         chat_user_t *u = chat__user_find(chat, nicks[k], nick_lens[k]);
-        if (u != NULL && (u->kind != CHAT_USER_REMOTE || chat__presence_find(u, room) != NULL))
-            continue;
-        if (u == NULL)
-            u = chat__user_new(chat, nicks[k], nick_lens[k], CHAT_USER_REMOTE);
-        chat__presence_add(u, room)->nsess = 1;
+        chat_presence_t *p = u != NULL ? chat__presence_find(u, room) : NULL;
+        if (p != NULL)
+            share[p->room_idx] |= node_bit(nodes[k]);
+        else
+            fresh[k] = true;
     }
+    /* Those that left while the bus could not tell leave (swap-removal
+     * moves only people already seen, from the end). */
+    for (uint32_t i = np; i-- > 0;)
+        remote_share(chat, room->people[i], share[i], "disconnect");
+    free(share);
+    for (size_t k = 0; k < n; k++) {
+        if (!fresh[k])
+            continue;
+        /* A person listed twice (on two nodes) is one presence. */
+        chat_user_t *u = chat__user_find(chat, nicks[k], nick_lens[k]);
+        chat_presence_t *p = u != NULL ? chat__presence_find(u, room) : NULL;
+        if (p != NULL)
+            p->nodes |= node_bit(nodes[k]);
+        else if (room->count > 0 || quiet)
+            remote_arrive(chat, room, u, nicks[k], nick_lens[k], node_bit(nodes[k]), quiet);
+    }
+    free(fresh);
 }
 
 static chat_batch_t *batch_take(chat_t *chat) {

@@ -745,21 +745,25 @@ void chat_bus_relay(chat_t *chat, bool room, const char *target, size_t target_l
                     const char *nick, size_t nick_len, uint64_t evkey, const char *frame,
                     size_t frame_len);
 
-/* A user of another node is in room now (joined) or no longer (reason):
- * the room's members here hear member_joined or member_left, and `who`,
- * joined.members and the member counts include it meanwhile. A nickname
- * that is a user of this node is left alone (its own presence counts).
- * Rooms the chat does not have are ignored. */
+/* Another node's share of a person in room begins (joined) or ends
+ * (reason): node is that node's slot (the bus's small number for it; 0 to
+ * 63, slots past 63 share one). The room's members here hear
+ * member_joined when the person comes into the room and member_left when
+ * its last share ends, this node's included (a user of this node in the
+ * room through two nodes leaves nobody's view when one of them lets it
+ * go), and `who`, joined.members and the member counts list it once
+ * meanwhile. Rooms the chat does not have are ignored. */
 void chat_bus_presence(chat_t *chat, const char *room, size_t room_len, const char *nick,
-                       size_t nick_len, bool joined, const char *reason);
+                       size_t nick_len, unsigned node, bool joined, const char *reason);
 
 /* The other nodes' people of room, all of them (after the bus subscribed
- * to it, or again after losing it): those the chat counts and are not in
- * nicks[0..n) leave (member_left, reason "disconnect"); those missing
- * join, quietly when quiet (the room was just created here: its joiner's
- * `joined` lists them). */
+ * to it, or again after losing it): nicks[k] through node slot nodes[k]
+ * (a person on two nodes is listed twice). The shares the chat counts and
+ * are not listed end (member_left, reason "disconnect", for a person left
+ * with none); those missing join, quietly when quiet (the room was just
+ * created here: its joiner's `joined` lists them). */
 void chat_bus_people(chat_t *chat, const char *room, size_t room_len, const char *const *nicks,
-                     const size_t *nick_lens, size_t n, bool quiet);
+                     const size_t *nick_lens, const unsigned *nodes, size_t n, bool quiet);
 
 /* ---- The accounts interface ----------------------------------------------
  *

@@ -38,9 +38,17 @@ struct chat_member_s {
 struct chat_presence_s {
     chat_room_t *room;
     chat_user_t *user;
+    /* In a cluster, a person may be in the room through several nodes (an
+     * account logged in on two, a guest resumed on another): here is this
+     * node's share (its connections, or parked), nodes the other nodes'
+     * (bits of the bus's node slots, chat_bus_presence). The presence
+     * lives while either holds, so the members here hear member_joined and
+     * member_left once per person, whichever node it comes and goes by. */
+    uint64_t nodes;
     uint32_t nsess;    /* the user's connections in the room */
     uint32_t room_idx; /* in room->people */
     uint32_t user_idx; /* in user->rooms */
+    bool here;         /* parked: here with nsess 0 (user->parked counts them) */
 };
 
 struct chat_room_s {
@@ -61,7 +69,7 @@ typedef enum {
     CHAT_USER_GUEST = 1,   /* a nickname held while connected, and for the grace time */
     CHAT_USER_ACCOUNT = 2, /* an account (a password, or an operator's JWT) */
     CHAT_USER_REMOTE = 3,  /* a user of another node of the cluster: presences only, each with
-                              nsess 1 (chat_bus_presence) */
+                              nsess 0, here false (chat_bus_presence) */
 } chat_user_kind_t;
 
 /* A private message waiting for a guest whose connections all dropped:
@@ -386,8 +394,9 @@ json_t *chat__mentions(chat_t *chat, const chat_room_t *room, const char *text, 
  * when none). The bus carries them so. */
 char *chat__mentions_join(const json_t *mentions, size_t *len);
 
-/* chat.c: a remote user (CHAT_USER_REMOTE) is forgotten quietly, its
- * presences with it (it became this node's). */
+/* chat.c: a remote user (CHAT_USER_REMOTE) is about to become this node's
+ * (a guest resumed here): it is kept, presences and all, and
+ * chat__user_new adopts it, so its rooms' members here hear nothing. */
 void chat__remote_forget(chat_t *chat, chat_user_t *u);
 json_t *chat__mentions_split(const char *s, size_t len);
 
@@ -440,7 +449,9 @@ void chat__presence_gone(chat_t *chat, chat_presence_t *p, const char *reason);
 chat_user_t *chat__user_find(chat_t *chat, const char *nick, size_t len);
 /* The user named nick if it is still the one with this uid, or NULL. */
 chat_user_t *chat__user_check(chat_t *chat, const char *nick, size_t len, uint64_t uid);
-/* A new user under nick (not taken: the caller checked), in the nicks map. */
+/* A new user under nick (not taken: the caller checked), in the nicks map;
+ * a remote user (CHAT_USER_REMOTE) of that nick becomes it, keeping the
+ * presences it has through other nodes. */
 chat_user_t *chat__user_new(chat_t *chat, const char *nick, size_t len, chat_user_kind_t kind);
 /* s logs in as u: it becomes one of u's connections. */
 void chat__user_attach(chat_t *chat, chat_user_t *u, chat_session_t *s);
@@ -451,7 +462,8 @@ void chat__user_detach(chat_t *chat, chat_session_t *s, const char *reason, bool
  * end with member_left (reason) and, with no connection back, the user. */
 void chat__user_park(chat_t *chat, chat_user_t *u, const char *reason);
 /* The user ends now: its parked presences (member_left with reason), its
- * held messages (`undelivered` to their senders), its nickname. */
+ * held messages (`undelivered` to their senders), its nickname. One still
+ * in rooms through other nodes stays, as a remote user. */
 void chat__user_end(chat_t *chat, chat_user_t *u, const char *reason);
 void chat__user_free_all(chat_t *chat);
 /* Logs a login, join or leave of s (room: NULL for a login) at info, or

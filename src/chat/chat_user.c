@@ -20,7 +20,18 @@ chat_user_t *chat__user_check(chat_t *chat, const char *nick, size_t len, uint64
 }
 
 chat_user_t *chat__user_new(chat_t *chat, const char *nick, size_t len, chat_user_kind_t kind) {
-    chat_user_t *u = xcalloc(1, sizeof(*u));
+    chat_user_t *u = chat__user_find(chat, nick, len);
+    if (u != NULL && u->kind == CHAT_USER_REMOTE && kind != CHAT_USER_REMOTE) {
+        /* The person is in rooms through other nodes and now here too (a
+         * guest resumed here): one user, so its rooms' members see no
+         * change; its joins here add this node's share quietly. A new uid:
+         * nothing that named the remote user is one of its connections. */
+        u->kind = kind;
+        u->uid = ++chat->next_uid;
+        u->since_id = chat->last_id;
+        return u;
+    }
+    u = xcalloc(1, sizeof(*u));
     memcpy(u->nick, nick, len);
     u->nick_len = len;
     u->uid = ++chat->next_uid;
@@ -90,7 +101,7 @@ void chat__presence_remove(chat_presence_t *p) {
     last = u->rooms[--u->nrooms];
     u->rooms[p->user_idx] = last;
     last->user_idx = p->user_idx;
-    if (p->nsess == 0)
+    if (p->here && p->nsess == 0)
         u->parked--;
     free(p);
 }
@@ -181,7 +192,7 @@ void chat__undelivered(chat_t *chat, const chat_pending_t *p) {
 static void presences_expire(chat_t *chat, chat_user_t *u, const char *reason) {
     for (uint32_t i = u->nrooms; i-- > 0;) {
         chat_presence_t *p = u->rooms[i];
-        if (p->nsess == 0)
+        if (p->here && p->nsess == 0)
             chat__presence_gone(chat, p, reason);
     }
 }
@@ -192,6 +203,15 @@ void chat__user_end(chat_t *chat, chat_user_t *u, const char *reason) {
         chat->bus.release(chat->bus_ctx, u->nick, u->nick_len);
     held_drop(chat, u, true);
     tt_link_unlink(&u->park);
+    if (u->nrooms > 0) {
+        /* Still in rooms through other nodes: their members here keep
+         * it (no member_left), as another node's user now; its status
+         * is the person's, and stays. */
+        u->kind = CHAT_USER_REMOTE;
+        u->account_id = 0;
+        chat__search_free(u);
+        return;
+    }
     tt_map_remove(&chat->nicks, u->nick, u->nick_len);
     chat__status_free(u);
     chat__search_free(u);

@@ -30,6 +30,7 @@ extern const char cluster_presence_lua[];
 #define KEY_PREFIX "tt:room:"   /* a room's keys: tt:room:<key>:seq and :log */
 #define KEY_ID "tt:id"
 #define NODE_LEASE_MS 10000 /* a node silent this long is lost: its people leave */
+#define NODE_SLOTS 64       /* other nodes told apart in a person's presence */
 #define ALIVE_MS 2000       /* how often a node renews its lease (and looks for lost ones) */
 #define AGE_TRIM_MS 60000   /* how often a node trims its rooms' streams by age */
 #define AGE_TRIM_COUNT 500  /* entries one age check reads, at most */
@@ -131,6 +132,13 @@ struct cluster_s {
     chat_auth_hooks_t inner; /* the accounts' hook, which cluster_authenticate wraps */
     void *inner_ctx;
     cluster_stats_t stats;
+    /* The other nodes named by presence, each a small number for the chat
+     * (chat_bus_presence: a person's shares, one bit a node). Slots stay:
+     * a node back under its name takes its slot again; past NODE_SLOTS
+     * names, the last slot is shared (logged once). */
+    char slot_name[NODE_SLOTS][CLUSTER_NODE_MAX + 1];
+    unsigned nslots;
+    bool slots_full_logged;
 };
 
 static uint64_t now_ms(const cluster_t *c) {
@@ -608,8 +616,26 @@ static void event_in(cluster_t *c, const croom_t *r, const char *p, size_t len) 
                        r->user ? r->key_len : r->name_len, f[2], fl[2], key, q, (size_t)(end - q));
 }
 
+/* The slot of another node's name (chat_bus_presence). */
+static unsigned node_slot(cluster_t *c, const char *node, size_t len) {
+    for (unsigned i = 0; i < c->nslots; i++)
+        if (strncmp(c->slot_name[i], node, len) == 0 && c->slot_name[i][len] == '\0')
+            return i;
+    if (c->nslots == NODE_SLOTS || len > CLUSTER_NODE_MAX) {
+        if (!c->slots_full_logged)
+            tt_log_warn("cluster: more than %d other nodes named: some share a presence slot (a "
+                        "person on two of them may leave early)",
+                        NODE_SLOTS);
+        c->slots_full_logged = true;
+        return NODE_SLOTS - 1;
+    }
+    memcpy(c->slot_name[c->nslots], node, len);
+    c->slot_name[c->nslots][len] = '\0';
+    return c->nslots++;
+}
+
 /* "P+ <node> <nick> <ts>" or "P- <node> <nick> <reason> <ts>": another
- * node's user came into the room or left it. */
+ * node's share of a person in the room began or ended. */
 static void room_presence_in(cluster_t *c, croom_t *r, const char *p, size_t len) {
     char buf[200];
     if (len >= sizeof(buf) || len < 4 || p[0] != 'P' || (p[1] != '+' && p[1] != '-') ||
@@ -628,12 +654,13 @@ static void room_presence_in(cluster_t *c, croom_t *r, const char *p, size_t len
         return;
     }
     if (is_ours(c, node, strlen(node)) || !r->watched)
-        return; /* ours: the chat told its members itself */
+        return; /* ours: the chat knows its own share */
     /* A reason is a word of the protocol's (node_lost, timeout, ...). */
     for (char *q = reason; q != NULL && *q != '\0'; q++)
         if (!((*q >= 'a' && *q <= 'z') || *q == '_'))
             reason = "disconnect";
-    chat_bus_presence(c->chat, r->name, r->name_len, nick, strlen(nick), p[1] == '+', reason);
+    chat_bus_presence(c->chat, r->name, r->name_len, nick, strlen(nick),
+                      node_slot(c, node, strlen(node)), p[1] == '+', reason);
 }
 
 /* One message from the subscription, in a live room: delivered, dropped as
@@ -1415,21 +1442,24 @@ static void on_people(redisAsyncContext *ac, void *reply, void *priv) {
     size_t n = rep->elements / 2;
     const char **nicks = xmalloc((n > 0 ? n : 1) * sizeof(*nicks));
     size_t *lens = xmalloc((n > 0 ? n : 1) * sizeof(*lens));
+    unsigned *slots = xmalloc((n > 0 ? n : 1) * sizeof(*slots));
     size_t k = 0;
     for (size_t i = 0; i + 1 < rep->elements; i += 2) {
         const redisReply *node = rep->element[i], *nick = rep->element[i + 1];
         if (node->type != REDIS_REPLY_STRING || nick->type != REDIS_REPLY_STRING ||
-            strcmp(node->str, c->cfg.node) == 0)
+            is_ours(c, node->str, node->len) || !cluster_node_name_valid(node->str, node->len))
             continue;
         nicks[k] = nick->str;
-        lens[k++] = nick->len;
+        lens[k] = nick->len;
+        slots[k++] = node_slot(c, node->str, node->len);
     }
     r->people_ok = true;
     if (r->watched)
-        chat_bus_people(c->chat, r->name, r->name_len, nicks, lens, k, r->first_sync);
+        chat_bus_people(c->chat, r->name, r->name_len, nicks, lens, slots, k, r->first_sync);
     r->first_sync = false;
     free(nicks);
     free(lens);
+    free(slots);
     room_live(c, r);
 }
 

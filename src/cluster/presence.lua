@@ -17,7 +17,13 @@
 --
 -- Room channels (<chan><k>: tt:room:<k>, or tt:<db>:room:<k> on a database
 -- other than 0) carry presence changes besides messages:
---   "P+ <node> <nick> <ts>" and "P- <node> <nick> <reason> <ts>".
+--   "P+ <node> <nick> <ts>" and "P- <node> <nick> <reason> <ts>",
+-- one per node's share: a person in a room through two nodes (an account
+-- logged in on both, a guest resumed on another) has two, and each node
+-- counts the shares, so that its members hear member_joined when the first
+-- begins and member_left when the last ends, whichever node's it is. A
+-- node decides from its own view, at once: the share of its own users is
+-- its own to know, and the others' reach it here, in order.
 -- ARGV[1] is the operation, ARGV[2] the room channels' prefix, then its own.
 local op = ARGV[1]
 local chan = ARGV[2]
@@ -98,8 +104,9 @@ elseif op == 'token' then
   return 1
 elseif op == 'join' or op == 'leave' then
   -- ARGV: room key, nick, node, ts, reason (leave) or the room's spelling
-  -- (join). Publishes the change when no other node has the nick in the
-  -- room.
+  -- (join). Publishes the node's share beginning or ending; returns 1 when
+  -- the person came into the room or left it cluster-wide (no other node
+  -- has it there), 0 when not, or when nothing changed.
   local k, nick, node, ts = A[1], A[2], A[3], A[4]
   local set = 'tt:room:' .. k .. ':node:' .. node
   local room_chan = chan .. k
@@ -108,20 +115,23 @@ elseif op == 'join' or op == 'leave' then
     local added = redis.call('SADD', set, nick)
     redis.call('SADD', 'tt:room:' .. k .. ':nodes', node)
     redis.call('SADD', 'tt:node:' .. node .. ':rooms', k)
-    if added == 1 and not elsewhere(k, nick, node) then
-      redis.call('PUBLISH', room_chan, 'P+ ' .. node .. ' ' .. nick .. ' ' .. ts)
+    if added == 0 then
+      return 0
     end
+    redis.call('PUBLISH', room_chan, 'P+ ' .. node .. ' ' .. nick .. ' ' .. ts)
+    return elsewhere(k, nick, node) and 0 or 1
   else
     local removed = redis.call('SREM', set, nick)
     if redis.call('SCARD', set) == 0 then
       redis.call('SREM', 'tt:room:' .. k .. ':nodes', node)
       redis.call('SREM', 'tt:node:' .. node .. ':rooms', k)
     end
-    if removed == 1 and not elsewhere(k, nick, node) then
-      redis.call('PUBLISH', room_chan, 'P- ' .. node .. ' ' .. nick .. ' ' .. A[5] .. ' ' .. ts)
+    if removed == 0 then
+      return 0
     end
+    redis.call('PUBLISH', room_chan, 'P- ' .. node .. ' ' .. nick .. ' ' .. A[5] .. ' ' .. ts)
+    return elsewhere(k, nick, node) and 0 or 1
   end
-  return 1
 elseif op == 'people' then
   -- ARGV: room key. Returns node, nick, node, nick, ... of live nodes.
   local k = A[1]
@@ -157,10 +167,11 @@ elseif op == 'rooms' then
   end
   return out
 elseif op == 'reap' then
-  -- ARGV: a lost node, ts, the grace time (ms). Its people leave every room
-  -- (node_lost), its claims end; its guests' nicknames stay theirs for the
-  -- grace time (a resume on any node takes them back). Once: a second
-  -- caller finds nothing to do.
+  -- ARGV: a lost node, ts, the grace time (ms). Its shares of people end in
+  -- every room (node_lost: a person no other node has there leaves it), its
+  -- claims end; its guests' nicknames stay theirs for the grace time (a
+  -- resume on any node takes them back). Once: a second caller finds
+  -- nothing to do.
   local dead, ts, grace = A[1], A[2], tonumber(A[3] or '0')
   if alive(dead) or redis.call('SREM', 'tt:nodes', dead) == 0 then
     return 0
@@ -172,9 +183,7 @@ elseif op == 'reap' then
     redis.call('DEL', set)
     redis.call('SREM', 'tt:room:' .. k .. ':nodes', dead)
     for _, nick in ipairs(nicks) do
-      if not elsewhere(k, nick, dead) then
-        redis.call('PUBLISH', chan .. k, 'P- ' .. dead .. ' ' .. nick .. ' node_lost ' .. ts)
-      end
+      redis.call('PUBLISH', chan .. k, 'P- ' .. dead .. ' ' .. nick .. ' node_lost ' .. ts)
     end
   end
   redis.call('DEL', rooms)
