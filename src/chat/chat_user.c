@@ -208,6 +208,7 @@ void chat__user_end(chat_t *chat, chat_user_t *u, const char *reason) {
          * it (no member_left), as another node's user now; its status
          * is the person's, and stays. */
         u->kind = CHAT_USER_REMOTE;
+        u->uid = ++chat->next_uid; /* none of its connections any more */
         u->account_id = 0;
         chat__search_free(u);
         return;
