@@ -81,6 +81,29 @@ async function closeOn(server, c) {
     await until(async () => (await sessions(server)) <= before - 1, 10000, `${server.nodeName ?? 'node'} saw the close`, 20);
 }
 
+/** An account (nick) logged in on nodes a and b, joined to room on a (each
+ * observer hears member_joined), then on b; returns [on a, on b, b's
+ * joined]. */
+async function onTwo(a, b, nick, room, observers) {
+    const xa = await acct(a, nick);
+    const xb = await acct(b, nick, { register: false });
+    await join(xa, room);
+    for (const o of observers) await o.next((m) => m.type === 'member_joined' && m.nickname === nick);
+    return [xa, xb, await join(xb, room)];
+}
+
+/** The last node holding nick lets it go (closing c on server): each
+ * observer hears one member_left, before a later message from `by`. */
+async function lastGoes(server, c, nick, room, observers, by) {
+    await closeOn(server, c);
+    await say(by, room, `${nick} gone`);
+    for (const o of observers) {
+        const got = await presenceUntil(o, room, `${nick} gone`, nick);
+        assert.equal(got.length, 1, `${o.nickname}: ${JSON.stringify(got)}`);
+        assert.match(got[0], /^member_left /);
+    }
+}
+
 async function whoOnce(c, room, nicks) {
     const who = await c.request({ type: 'who', room }, 'members');
     assert.deepEqual([...who.members].sort(), [...nicks].sort(), `who on ${c.nickname}'s node`);
@@ -91,12 +114,8 @@ test('an account in one room through two nodes: one member_joined, no member_lef
     const oa = await on(n1, uniq('oa'), { room });
     const ob = await on(n2, uniq('ob'), { room });
     const nick = uniq('Acct');
-    const xa = await acct(n1, nick);
-    const xb = await acct(n2, nick, { register: false });
-    await join(xa, room);
-    for (const o of [oa, ob]) await o.next((m) => m.type === 'member_joined' && m.nickname === nick);
     // The second node's join: it was in the room already, for everyone.
-    const jb = await join(xb, room);
+    const [xa, xb, jb] = await onTwo(n1, n2, nick, room, [oa, ob]);
     assert.deepEqual(jb.members.filter((m) => m === nick), [nick], 'joined.members lists it once');
     assert.equal(jb.member_count, 3);
     await say(xb, room, 'from b');
@@ -110,13 +129,7 @@ test('an account in one room through two nodes: one member_joined, no member_lef
     const rooms = await oa.request({ type: 'rooms', limit: 200 }, 'rooms');
     assert.equal(rooms.rooms.find((r) => r.name === room)?.members, 3, 'counted once');
     // The last one: each observer hears member_left once.
-    await closeOn(n2, xb);
-    await say(ob, room, 'after b closed');
-    for (const o of [oa, ob]) {
-        const got = await presenceUntil(o, room, 'after b closed', nick);
-        assert.equal(got.length, 1, `${o.nickname}: ${JSON.stringify(got)}`);
-        assert.match(got[0], /^member_left /);
-    }
+    await lastGoes(n2, xb, nick, room, [oa, ob], ob);
     for (const o of [oa, ob]) await whoOnce(o, room, [oa.nickname, ob.nickname]);
 });
 
@@ -182,11 +195,7 @@ test('kill -9 of one of the two nodes that hold a person: the third node\'s memb
     const oc = await on(n3, uniq('oc'), { room });
     const ob = await on(n2, uniq('ob'), { room });
     const nick = uniq('Held');
-    const x4 = await acct(n4, nick);
-    const x2 = await acct(n2, nick, { register: false });
-    await join(x4, room);
-    for (const o of [oc, ob]) await o.next((m) => m.type === 'member_joined' && m.nickname === nick);
-    await join(x2, room);
+    const [, x2] = await onTwo(n4, n2, nick, room, [oc, ob]);
     const quiet = await on(n4, uniq('quiet'), { room }); // on the lost node only
     for (const o of [oc, ob]) await o.next((m) => m.type === 'member_joined' && m.nickname === quiet.nickname);
     await say(x2, room, 'both in');
@@ -203,13 +212,7 @@ test('kill -9 of one of the two nodes that hold a person: the third node\'s memb
     for (const o of [oc, ob]) assert.deepEqual(await presenceUntil(o, room, 'after the loss', nick), [], `${o.nickname}: ${nick} stays`);
     for (const o of [oc, ob]) await whoOnce(o, room, [oc.nickname, ob.nickname, nick]);
     // The last node that holds it lets it go: one member_left, everywhere.
-    await closeOn(n2, x2);
-    await say(ob, room, 'x2 closed');
-    for (const o of [oc, ob]) {
-        const got = await presenceUntil(o, room, 'x2 closed', nick);
-        assert.equal(got.length, 1, `${o.nickname}: ${JSON.stringify(got)}`);
-        assert.match(got[0], /^member_left /);
-    }
+    await lastGoes(n2, x2, nick, room, [oc, ob], ob);
 });
 
 test('an account logging in on a node that knows it through another (a mirror of it in a room there) is the same person', { ...T, todo: SKIP ? false : 'chat_auth.c account_login refuses a nickname held by a remote user (nickname_taken): it must take a CHAT_USER_REMOTE user as none (chat__user_new adopts it)' }, async () => {
