@@ -139,6 +139,7 @@ struct cluster_s {
     char slot_name[NODE_SLOTS][CLUSTER_NODE_MAX + 1];
     unsigned nslots;
     bool slots_full_logged;
+    bool restated; /* an earlier process's shares under this name are ended */
 };
 
 static uint64_t now_ms(const cluster_t *c) {
@@ -297,12 +298,31 @@ static void announce(cluster_t *c) {
     c->last_alive_ms = now_ms(c);
 }
 
+/* The people and nicknames node held end (op "reap": it is lost;
+ * "restart": this node, in its first lease, ends what an earlier process
+ * under its name left). */
+static void drop_node(cluster_t *c, link_t *l, const char *op, const char *node, size_t len) {
+    char ts[24], grace[24];
+    snprintf(ts, sizeof(ts), "%" PRId64, wall_ms());
+    snprintf(grace, sizeof(grace), "%" PRIu64, c->cfg.grace_ms);
+    const char *args[] = {node, ts, grace};
+    size_t lens[] = {len, strlen(ts), strlen(grace)};
+    presence_call(c, on_setup, l, op, 3, args, lens);
+}
+
 static void on_presence_script(redisAsyncContext *ac, void *reply, void *priv) {
     link_t *l = priv;
+    cluster_t *c = l->c;
+    if (!script_loaded(ac, reply, l, c->sha_p, "presence"))
+        return;
+    /* A process killed and started again within its lease was never
+     * reaped: its people would stay in the others' rooms, and its
+     * nicknames taken. Before the first lease, so before any user here. */
+    if (!c->restated)
+        drop_node(c, l, "restart", c->cfg.node, c->node_len);
     /* The node's lease comes first: another node's claim takes over
      * nicknames of nodes without one. */
-    if (script_loaded(ac, reply, l, l->c->sha_p, "presence"))
-        announce(l->c);
+    announce(c);
 }
 
 /* Our lease is renewed; the nodes whose lease ran out lose their people
@@ -323,21 +343,16 @@ static void on_alive(redisAsyncContext *ac, void *reply, void *priv) {
     }
     if (l->state == LINK_CONNECTING) {
         c->script = true;
+        c->restated = true; /* the restart ran first, on this link */
         link_up(l);
     }
-    char ts[24];
-    snprintf(ts, sizeof(ts), "%" PRId64, wall_ms());
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *d = r->element[i];
         if (d->type != REDIS_REPLY_STRING || !cluster_node_name_valid(d->str, d->len) ||
             strcmp(d->str, c->cfg.node) == 0)
             continue;
         tt_log_info("cluster: node %s is lost (no lease): its people leave its rooms", d->str);
-        char grace[24];
-        snprintf(grace, sizeof(grace), "%" PRIu64, c->cfg.grace_ms);
-        const char *args[] = {d->str, ts, grace};
-        size_t lens[] = {d->len, strlen(ts), strlen(grace)};
-        presence_call(c, on_setup, l, "reap", 3, args, lens);
+        drop_node(c, l, "reap", d->str, d->len);
     }
 }
 

@@ -46,6 +46,38 @@ local function elsewhere(k, nick, node)
   return false
 end
 
+-- The shares and claims of node `dead` end (it is lost, or started again
+-- under its name): a P- with node_lost for each of its shares; its guests'
+-- nicknames stay theirs for the grace time (ms; a resume on any node takes
+-- them back).
+local function drop_node(dead, ts, grace)
+  local rooms = 'tt:node:' .. dead .. ':rooms'
+  for _, k in ipairs(redis.call('SMEMBERS', rooms)) do
+    local set = 'tt:room:' .. k .. ':node:' .. dead
+    local nicks = redis.call('SMEMBERS', set)
+    redis.call('DEL', set)
+    redis.call('SREM', 'tt:room:' .. k .. ':nodes', dead)
+    for _, nick in ipairs(nicks) do
+      redis.call('PUBLISH', chan .. k, 'P- ' .. dead .. ' ' .. nick .. ' node_lost ' .. ts)
+    end
+  end
+  redis.call('DEL', rooms)
+  local nicks = 'tt:node:' .. dead .. ':nicks'
+  for _, nick in ipairs(redis.call('SMEMBERS', nicks)) do
+    local kind = redis.call('HGET', 'tt:nick:' .. nick, dead)
+    redis.call('HDEL', 'tt:nick:' .. nick, dead)
+    if redis.call('EXISTS', 'tt:nick:' .. nick) == 0 then
+      if kind == 'g' and grace > 0 and redis.call('EXISTS', 'tt:nickh:' .. nick) == 1 then
+        redis.call('SET', 'tt:nickp:' .. nick, dead, 'PX', grace)
+        redis.call('PEXPIRE', 'tt:nickh:' .. nick, grace)
+      else
+        redis.call('DEL', 'tt:nickh:' .. nick)
+      end
+    end
+  end
+  redis.call('DEL', nicks)
+end
+
 if op == 'alive' then
   -- ARGV: node, lease ms. Returns the nodes whose lease ran out.
   local node, lease = A[1], A[2]
@@ -169,38 +201,18 @@ elseif op == 'rooms' then
 elseif op == 'reap' then
   -- ARGV: a lost node, ts, the grace time (ms). Its shares of people end in
   -- every room (node_lost: a person no other node has there leaves it), its
-  -- claims end; its guests' nicknames stay theirs for the grace time (a
-  -- resume on any node takes them back). Once: a second caller finds
-  -- nothing to do.
+  -- claims end (drop_node). Once: a second caller finds nothing to do.
   local dead, ts, grace = A[1], A[2], tonumber(A[3] or '0')
   if alive(dead) or redis.call('SREM', 'tt:nodes', dead) == 0 then
     return 0
   end
-  local rooms = 'tt:node:' .. dead .. ':rooms'
-  for _, k in ipairs(redis.call('SMEMBERS', rooms)) do
-    local set = 'tt:room:' .. k .. ':node:' .. dead
-    local nicks = redis.call('SMEMBERS', set)
-    redis.call('DEL', set)
-    redis.call('SREM', 'tt:room:' .. k .. ':nodes', dead)
-    for _, nick in ipairs(nicks) do
-      redis.call('PUBLISH', chan .. k, 'P- ' .. dead .. ' ' .. nick .. ' node_lost ' .. ts)
-    end
-  end
-  redis.call('DEL', rooms)
-  local nicks = 'tt:node:' .. dead .. ':nicks'
-  for _, nick in ipairs(redis.call('SMEMBERS', nicks)) do
-    local kind = redis.call('HGET', 'tt:nick:' .. nick, dead)
-    redis.call('HDEL', 'tt:nick:' .. nick, dead)
-    if redis.call('EXISTS', 'tt:nick:' .. nick) == 0 then
-      if kind == 'g' and grace > 0 and redis.call('EXISTS', 'tt:nickh:' .. nick) == 1 then
-        redis.call('SET', 'tt:nickp:' .. nick, dead, 'PX', grace)
-        redis.call('PEXPIRE', 'tt:nickh:' .. nick, grace)
-      else
-        redis.call('DEL', 'tt:nickh:' .. nick)
-      end
-    end
-  end
-  redis.call('DEL', nicks)
+  drop_node(dead, ts, grace)
+  return 1
+elseif op == 'restart' then
+  -- ARGV: node, ts, the grace time (ms). The node starts (its first lease
+  -- of this process, sent before it): what an earlier process under its
+  -- name held ends as if that one was reaped, lease or not.
+  drop_node(A[1], A[2], tonumber(A[3] or '0'))
   return 1
 end
 return redis.error_reply('TT_OP unknown operation')

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { account, HOST, join, login, parseMetrics, uniq } from './helpers.mjs';
+import { account, connect, HOST, join, login, parseMetrics, uniq } from './helpers.mjs';
 import { clusterFixture, clusterMissing, redisClient, roomKey, startNode, until } from './redis.mjs';
 
 const SKIP = clusterMissing();
@@ -259,4 +259,28 @@ test('presence.lua: every node\'s share is published (P+/P- with its name); join
         await rc.close();
         await sub.close();
     }
+});
+
+test('a node killed and started again under its name within its lease: its old people leave (node_lost), as if it was reaped; its guest keeps its nickname for its token', T, async () => {
+    const name = 'q5';
+    let n5 = await startNode(redis, name, NODE_ARGS);
+    extra.push(n5);
+    const room = uniq('restart');
+    const obs = await on(n1, uniq('obs'), { room });
+    const ghost = await on(n5, uniq('ghost'), { room });
+    await obs.next((m) => m.type === 'member_joined' && m.nickname === ghost.nickname);
+    await n5.stop('SIGKILL');
+    n5 = await startNode(redis, name, NODE_ARGS);
+    extra.push(n5);
+    const left = await obs.next((m) => m.type === 'member_left' && m.nickname === ghost.nickname, 15000);
+    assert.equal(left.reason, 'node_lost');
+    await whoOnce(obs, room, [obs.nickname]);
+    // Its guest is in its grace time: the nickname is nobody else's, and
+    // its token takes it back, on the node back or another.
+    const other = await connect(n2, { label: 'other' });
+    clients.push(other);
+    await other.expectError({ type: 'login', nickname: ghost.nickname }, 'nickname_taken');
+    const back = await on(n5, ghost.nickname, { resume: ghost.resume, room });
+    assert.equal(back.welcome.nickname, ghost.nickname);
+    await obs.next((m) => m.type === 'member_joined' && m.nickname === ghost.nickname);
 });
