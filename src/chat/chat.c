@@ -1502,6 +1502,39 @@ void chat_bus_people(chat_t *chat, const char *room_name, size_t room_len, const
     free(fresh);
 }
 
+void chat_bus_shares(chat_t *chat, const chat_bus_shares_t *cb, void *ctx) {
+    size_t pos = 0, cap = 0;
+    void *v;
+    const char **nicks = NULL;
+    size_t *lens = NULL;
+    while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
+        const chat_room_t *room = v;
+        if (room->npeople > cap) {
+            cap = room->npeople;
+            nicks = xrealloc(nicks, cap * sizeof(*nicks));
+            lens = xrealloc(lens, cap * sizeof(*lens));
+        }
+        size_t n = 0;
+        for (uint32_t i = 0; i < room->npeople; i++) {
+            const chat_user_t *u = room->people[i]->user;
+            if (!room->people[i]->here)
+                continue;
+            nicks[n] = u->nick;
+            lens[n++] = u->nick_len;
+        }
+        if (n > 0)
+            cb->room(ctx, room->name, room->name_len, nicks, lens, n);
+    }
+    free(nicks);
+    free(lens);
+    pos = 0;
+    while (tt_map_next(&chat->nicks, &pos, NULL, NULL, &v)) {
+        const chat_user_t *u = v;
+        if (u->kind != CHAT_USER_REMOTE)
+            cb->user(ctx, u->nick, u->nick_len, u->kind == CHAT_USER_GUEST ? u->resume_hash : NULL);
+    }
+}
+
 static chat_batch_t *batch_take(chat_t *chat) {
     chat_batch_t *b = chat->free_batches;
     if (b != NULL)

@@ -765,6 +765,19 @@ void chat_bus_presence(chat_t *chat, const char *room, size_t room_len, const ch
 void chat_bus_people(chat_t *chat, const char *room, size_t room_len, const char *const *nicks,
                      const size_t *nick_lens, const unsigned *nodes, size_t n, bool quiet);
 
+/* This node's own shares of presence, for the bus to restate them when
+ * its link was gone a while (what it told the cluster meanwhile was
+ * lost): room once per room that has people of this node (here: its
+ * connections, or parked), with their nicknames; user once per user of
+ * this node. Everything borrowed for the call. */
+typedef struct chat_bus_shares_s {
+    void (*room)(void *ctx, const char *room, size_t room_len, const char *const *nicks,
+                 const size_t *nick_lens, size_t n);
+    void (*user)(void *ctx, const char *nick, size_t nick_len,
+                 const uint8_t *resume_hash /* a guest's (AUTH_TOKEN_HASH_BYTES), else NULL */);
+} chat_bus_shares_t;
+void chat_bus_shares(chat_t *chat, const chat_bus_shares_t *cb, void *ctx);
+
 /* ---- The accounts interface ----------------------------------------------
  *
  * Accounts are not the chat's business either: the chat parses `register`,

@@ -325,6 +325,110 @@ static void on_presence_script(redisAsyncContext *ac, void *reply, void *priv) {
     announce(c);
 }
 
+/* ---- restating this node's presence after a lost link ---- */
+
+/* A presence.lua call of any length, its arguments copied. */
+typedef struct pargs_s {
+    char **v;
+    size_t *l;
+    size_t n, cap;
+} pargs_t;
+
+static void pargs_add(pargs_t *a, const char *s, size_t len) {
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 16;
+        a->v = xrealloc(a->v, a->cap * sizeof(*a->v));
+        a->l = xrealloc(a->l, a->cap * sizeof(*a->l));
+    }
+    a->v[a->n] = xmalloc(len + 1);
+    memcpy(a->v[a->n], s, len);
+    a->v[a->n][len] = '\0';
+    a->l[a->n++] = len;
+}
+
+static void pargs_start(cluster_t *c, pargs_t *a, const char *op) {
+    const char *head[] = {"EVALSHA", c->sha_p, "0", op, c->rchan};
+    for (size_t i = 0; i < 5; i++)
+        pargs_add(a, head[i], strlen(head[i]));
+}
+
+static void on_restated(redisAsyncContext *ac, void *reply, void *priv) {
+    const redisReply *r = reply;
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer > 1)
+        tt_log_warn("cluster: %lld nicknames of this node's users were taken by other nodes while "
+                    "its link was lost",
+                    (long long)r->integer - 1);
+    on_setup(ac, reply, priv);
+}
+
+/* Sends the call (hiredis copies it) and empties a. */
+static void pargs_send(cluster_t *c, pargs_t *a) {
+    command_argv(&c->cmd, on_restated, &c->cmd, (int)a->n, (const char **)a->v, a->l);
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i]);
+    a->n = 0;
+}
+
+static void pargs_free(pargs_t *a) {
+    free(a->v);
+    free(a->l);
+}
+
+typedef struct restate_s {
+    cluster_t *c;
+    pargs_t one, rooms, nicks;
+    char ts[24];
+} restate_t;
+
+static void restate_room(void *ctx, const char *room, size_t room_len, const char *const *nicks,
+                         const size_t *nick_lens, size_t n) {
+    restate_t *st = ctx;
+    cluster_t *c = st->c;
+    char key[65];
+    size_t klen = cluster_room_key(room, room_len, key);
+    pargs_start(c, &st->one, "restate_room");
+    pargs_add(&st->one, key, klen);
+    pargs_add(&st->one, c->cfg.node, c->node_len);
+    pargs_add(&st->one, st->ts, strlen(st->ts));
+    pargs_add(&st->one, room, room_len);
+    for (size_t i = 0; i < n; i++)
+        pargs_add(&st->one, nicks[i], nick_lens[i]);
+    pargs_send(c, &st->one);
+    pargs_add(&st->rooms, key, klen);
+}
+
+static void restate_user(void *ctx, const char *nick, size_t nick_len, const uint8_t *hash) {
+    restate_t *st = ctx;
+    char folded[CHAT_NICK_MAX + 1], h[2 * AUTH_TOKEN_HASH_BYTES + 1] = "-";
+    size_t flen = fold_nick(nick, nick_len < CHAT_NICK_MAX ? nick_len : CHAT_NICK_MAX, folded);
+    if (hash != NULL)
+        tt_hex(hash, AUTH_TOKEN_HASH_BYTES, h);
+    pargs_add(&st->nicks, folded, flen);
+    pargs_add(&st->nicks, hash != NULL ? "g" : "a", 1);
+    pargs_add(&st->nicks, h, strlen(h));
+}
+
+/* The link is back after a loss: what the node told Redis meanwhile was
+ * lost (presence calls are dropped while it is down), so it says again
+ * what it has: its people in each room, and its users' nicknames. Each
+ * room one call (as large as its people here), then the rest at once. */
+static void restate(cluster_t *c) {
+    restate_t st = {.c = c};
+    snprintf(st.ts, sizeof(st.ts), "%" PRId64, wall_ms());
+    pargs_start(c, &st.rooms, "restate_rooms");
+    pargs_add(&st.rooms, c->cfg.node, c->node_len);
+    pargs_add(&st.rooms, st.ts, strlen(st.ts));
+    pargs_start(c, &st.nicks, "restate_nicks");
+    pargs_add(&st.nicks, c->cfg.node, c->node_len);
+    static const chat_bus_shares_t cb = {.room = restate_room, .user = restate_user};
+    chat_bus_shares(c->chat, &cb, &st);
+    pargs_send(c, &st.rooms);
+    pargs_send(c, &st.nicks);
+    pargs_free(&st.one);
+    pargs_free(&st.rooms);
+    pargs_free(&st.nicks);
+}
+
 /* Our lease is renewed; the nodes whose lease ran out lose their people
  * and nicknames (reap: the first node to ask does it, once). */
 static void on_alive(redisAsyncContext *ac, void *reply, void *priv) {
@@ -343,7 +447,9 @@ static void on_alive(redisAsyncContext *ac, void *reply, void *priv) {
     }
     if (l->state == LINK_CONNECTING) {
         c->script = true;
-        c->restated = true; /* the restart ran first, on this link */
+        if (c->restated)
+            restate(c);     /* back after a loss */
+        c->restated = true; /* else the restart ran first, on this link */
         link_up(l);
     }
     for (size_t i = 0; i < r->elements; i++) {

@@ -208,6 +208,109 @@ elseif op == 'reap' then
   end
   drop_node(dead, ts, grace)
   return 1
+elseif op == 'restate_room' then
+  -- ARGV: room key, node, ts, the room's spelling, then every nickname the
+  -- node has in the room now. After its link was lost (what it told
+  -- meanwhile is lost too), the node's share set becomes that: a P+ for
+  -- each one added, a P- (disconnect) for each one gone.
+  local k, node, ts = A[1], A[2], A[3]
+  local set = 'tt:room:' .. k .. ':node:' .. node
+  local want = {}
+  for i = 5, #A do
+    want[A[i]] = true
+  end
+  for _, nick in ipairs(redis.call('SMEMBERS', set)) do
+    if want[nick] then
+      want[nick] = nil
+    else
+      redis.call('SREM', set, nick)
+      redis.call('PUBLISH', chan .. k, 'P- ' .. node .. ' ' .. nick .. ' disconnect ' .. ts)
+    end
+  end
+  for i = 5, #A do
+    if want[A[i]] then
+      want[A[i]] = nil
+      redis.call('SADD', set, A[i])
+      redis.call('PUBLISH', chan .. k, 'P+ ' .. node .. ' ' .. A[i] .. ' ' .. ts)
+    end
+  end
+  if redis.call('SCARD', set) > 0 then
+    redis.call('HSETNX', 'tt:rooms', k, A[4])
+    redis.call('SADD', 'tt:room:' .. k .. ':nodes', node)
+    redis.call('SADD', 'tt:node:' .. node .. ':rooms', k)
+  end
+  return 1
+elseif op == 'restate_rooms' then
+  -- ARGV: node, ts, then the keys of every room the node has people in
+  -- (restate_room told each): its shares in any other room end
+  -- (disconnect).
+  local node, ts = A[1], A[2]
+  local keep = {}
+  for i = 3, #A do
+    keep[A[i]] = true
+  end
+  local rooms = 'tt:node:' .. node .. ':rooms'
+  for _, k in ipairs(redis.call('SMEMBERS', rooms)) do
+    if not keep[k] then
+      local set = 'tt:room:' .. k .. ':node:' .. node
+      for _, nick in ipairs(redis.call('SMEMBERS', set)) do
+        redis.call('PUBLISH', chan .. k, 'P- ' .. node .. ' ' .. nick .. ' disconnect ' .. ts)
+      end
+      redis.call('DEL', set)
+      redis.call('SREM', 'tt:room:' .. k .. ':nodes', node)
+      redis.call('SREM', rooms, k)
+    end
+  end
+  return 1
+elseif op == 'restate_nicks' then
+  -- ARGV: node, then folded nick, kind ('g' or 'a') and a guest's resume
+  -- token hash ('-': none) of every user the node has. Its other claims
+  -- end (released while its link was lost); one it lost (it was reaped
+  -- meanwhile) is taken again unless another node took it since: returns
+  -- 1 + how many were (two people now have that nickname).
+  local node = A[1]
+  local have = {}
+  for i = 2, #A, 3 do
+    have[A[i]] = true
+  end
+  local mine = 'tt:node:' .. node .. ':nicks'
+  for _, nick in ipairs(redis.call('SMEMBERS', mine)) do
+    if not have[nick] then
+      redis.call('HDEL', 'tt:nick:' .. nick, node)
+      redis.call('SREM', mine, nick)
+      if redis.call('EXISTS', 'tt:nick:' .. nick) == 0 then
+        redis.call('DEL', 'tt:nickh:' .. nick)
+      end
+    end
+  end
+  local clashes = 0
+  for i = 2, #A, 3 do
+    local nick, kind, hash = A[i], A[i + 1], A[i + 2]
+    local key = 'tt:nick:' .. nick
+    if redis.call('HEXISTS', key, node) == 0 then
+      local taken = false
+      -- The same guest, resumed on another node meanwhile, is no clash.
+      local same = kind == 'g' and hash ~= '-' and redis.call('GET', 'tt:nickh:' .. nick) == hash
+      local holders = redis.call('HGETALL', key)
+      for j = 1, #holders, 2 do
+        local other = holders[j] ~= node and alive(holders[j])
+        if other and (kind == 'g' or holders[j + 1] == 'g') and not (same and holders[j + 1] == 'g') then
+          taken = true
+        end
+      end
+      if taken then
+        clashes = clashes + 1
+      else
+        redis.call('HSET', key, node, kind)
+        redis.call('SADD', mine, nick)
+        redis.call('DEL', 'tt:nickp:' .. nick)
+        if kind == 'g' and hash ~= '-' then
+          redis.call('SET', 'tt:nickh:' .. nick, hash)
+        end
+      end
+    end
+  end
+  return 1 + clashes
 elseif op == 'restart' then
   -- ARGV: node, ts, the grace time (ms). The node starts (its first lease
   -- of this process, sent before it): what an earlier process under its

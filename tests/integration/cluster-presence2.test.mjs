@@ -19,7 +19,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { account, connect, HOST, join, login, parseMetrics, uniq } from './helpers.mjs';
-import { clusterFixture, clusterMissing, redisClient, roomKey, startNode, until } from './redis.mjs';
+import { clusterFixture, clusterMissing, readyz, redisClient, roomKey, startNode, startRedis, until, waitReady } from './redis.mjs';
 
 const SKIP = clusterMissing();
 const T = { timeout: 60000, skip: SKIP ?? false };
@@ -283,4 +283,33 @@ test('a node killed and started again under its name within its lease: its old p
     const back = await on(n5, ghost.nickname, { resume: ghost.resume, room });
     assert.equal(back.welcome.nickname, ghost.nickname);
     await obs.next((m) => m.type === 'member_joined' && m.nickname === ghost.nickname);
+});
+
+test('Redis paused while people come and go on a node: once it is back, the node restates its presence: the other node\'s members see who left and who came meanwhile, and a nickname let go meanwhile is free', T, async () => {
+    // Its own Redis and nodes: the pause must not touch the other tests'.
+    const r = await startRedis();
+    fx.extraRedis.push(r);
+    const [m1, m2] = await Promise.all([startNode(r, 'f1', NODE_ARGS), startNode(r, 'f2', NODE_ARGS)]);
+    extra.push(m1, m2);
+    const room = uniq('flap');
+    const obs = await on(m1, uniq('obs'), { room });
+    const goes = await on(m2, uniq('goes'), { room });
+    const comes = await on(m2, uniq('comes'));
+    const bye = await on(m2, uniq('bye'));
+    await obs.next((m) => m.type === 'member_joined' && m.nickname === goes.nickname);
+    await r.pause();
+    await until(async () => (await readyz(m2)) !== 200, 10000, 'node 2 noticed the pause', 50);
+    // Presence needs no Redis: the node answers from its view.
+    goes.send({ type: 'leave', room });
+    await goes.next('left');
+    await join(comes, room);
+    await closeOn(m2, bye); // its nickname is released (a goodbye: no grace time)
+    await r.resume();
+    for (const n of [m1, m2]) await waitReady(n);
+    const left = await obs.next((m) => m.type === 'member_left' && m.nickname === goes.nickname, 10000);
+    assert.equal(left.reason, 'disconnect');
+    await obs.next((m) => m.type === 'member_joined' && m.nickname === comes.nickname, 10000);
+    await whoOnce(obs, room, [obs.nickname, comes.nickname]);
+    const again = await on(m1, bye.nickname);
+    assert.equal(again.welcome.nickname, bye.nickname);
 });
