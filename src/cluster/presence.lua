@@ -50,16 +50,20 @@ end
 -- under its name): a P- with node_lost for each of its shares; its guests'
 -- nicknames stay theirs for the grace time (ms; a resume on any node takes
 -- them back).
+-- Node n's share of room k ends: a P- (reason) for each of its people there.
+local function drop_share(k, n, reason, ts)
+  local set = 'tt:room:' .. k .. ':node:' .. n
+  for _, nick in ipairs(redis.call('SMEMBERS', set)) do
+    redis.call('PUBLISH', chan .. k, 'P- ' .. n .. ' ' .. nick .. ' ' .. reason .. ' ' .. ts)
+  end
+  redis.call('DEL', set)
+  redis.call('SREM', 'tt:room:' .. k .. ':nodes', n)
+end
+
 local function drop_node(dead, ts, grace)
   local rooms = 'tt:node:' .. dead .. ':rooms'
   for _, k in ipairs(redis.call('SMEMBERS', rooms)) do
-    local set = 'tt:room:' .. k .. ':node:' .. dead
-    local nicks = redis.call('SMEMBERS', set)
-    redis.call('DEL', set)
-    redis.call('SREM', 'tt:room:' .. k .. ':nodes', dead)
-    for _, nick in ipairs(nicks) do
-      redis.call('PUBLISH', chan .. k, 'P- ' .. dead .. ' ' .. nick .. ' node_lost ' .. ts)
-    end
+    drop_share(k, dead, 'node_lost', ts)
   end
   redis.call('DEL', rooms)
   local nicks = 'tt:node:' .. dead .. ':nicks'
@@ -252,12 +256,7 @@ elseif op == 'restate_rooms' then
   local rooms = 'tt:node:' .. node .. ':rooms'
   for _, k in ipairs(redis.call('SMEMBERS', rooms)) do
     if not keep[k] then
-      local set = 'tt:room:' .. k .. ':node:' .. node
-      for _, nick in ipairs(redis.call('SMEMBERS', set)) do
-        redis.call('PUBLISH', chan .. k, 'P- ' .. node .. ' ' .. nick .. ' disconnect ' .. ts)
-      end
-      redis.call('DEL', set)
-      redis.call('SREM', 'tt:room:' .. k .. ':nodes', node)
+      drop_share(k, node, 'disconnect', ts)
       redis.call('SREM', rooms, k)
     end
   end
