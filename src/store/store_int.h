@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <stdatomic.h>
 
+#include "chat/chat.h"
 #include "store/store.h"
 
 /* How often a repeated failure may be logged. */
@@ -215,5 +216,29 @@ int store__redis_read_set(store_t *st, int64_t account, const char *key, size_t 
                           int64_t up_to);
 int store__redis_read_get(store_t *st, int64_t account, const char *key, size_t key_len,
                           int64_t *up_to);
+
+/* The most ARGV one store__redis_eval call passes. */
+#define STORE_REDIS_ARGS_MAX 16
+struct redisReply;
+/* Runs script (EVAL, no keys: the script names them) with argv[0..argc)
+ * on the store's connection (opened if needed; once more on a new one
+ * when a stale one fails). Returns the reply (freeReplyObject it), or
+ * NULL after logging (at most once in 100 failures) when Redis cannot be
+ * reached or answered with an error. */
+struct redisReply *store__redis_eval(store_redis_t *r, const char *what, const char *script,
+                                     int argc, const char **argv, const size_t *lens);
+/* An integer reply, or a string of digits, as a number (0 otherwise). */
+int64_t store__redis_int(const struct redisReply *r);
+/* The channel moderation changes are published on (store_redis_mod.c). */
+const char *store__redis_mod_channel(const store_redis_t *r);
+const char *store__redis_node(const store_redis_t *r);
+
+/* store_redis_mod.c: store_mod.h's functions on Redis (a cluster's). */
+int store__redis_mod_load(store_t *st, int64_t now_ms, chat_mod_room_cb room, chat_mod_ban_cb ban,
+                          void *arg);
+int store__redis_mod_write(store_t *st, const chat_mod_write_t *w);
+typedef void (*store__audit_cb)(void *ctx, const chat_audit_t *e);
+int store__redis_audit_read(store_t *st, const char *scope, uint64_t before, unsigned limit,
+                            store__audit_cb cb, void *ctx, bool *more);
 
 #endif
