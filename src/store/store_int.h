@@ -20,11 +20,14 @@ typedef struct store_log_limit_s {
 } store_log_limit_t;
 
 typedef struct store_redis_s store_redis_t;
+typedef struct store_redis_dm_s store_redis_dm_t;
 
 struct store_s {
     char *path;
     /* A cluster's: accounts, tokens and read markers there (store_redis.c). */
     store_redis_t *redis;
+    /* And the private conversations between accounts (store_redis_dm.c). */
+    store_redis_dm_t *redis_dm;
     /* ":memory:": one connection only (a second one would be a different,
      * empty database), shared by the loop and the maintenance thread. */
     bool shared;
@@ -215,5 +218,17 @@ int store__redis_read_set(store_t *st, int64_t account, const char *key, size_t 
                           int64_t up_to);
 int store__redis_read_get(store_t *st, int64_t account, const char *key, size_t key_len,
                           int64_t *up_to);
+
+/* store_redis_dm.c: a cluster's private conversations, which store_range
+ * (on a conversation key) and store_conversations hand over to when
+ * st->redis_dm is set (same arguments, checked already; same results;
+ * owner is the account's nickname folded). */
+int store__redis_dm_open(store_t *st, const store_redis_config_t *cfg);
+void store__redis_dm_close(store_t *st);
+int store__redis_dm_range(store_t *st, const char *key, size_t key_len, int64_t after_id,
+                          int64_t before_id, unsigned limit, store_rec_cb cb, void *ctx,
+                          bool *more);
+int store__redis_conversations(store_t *st, int64_t account, const char *owner, size_t owner_len,
+                               unsigned limit, store_conv_cb cb, void *ctx);
 
 #endif

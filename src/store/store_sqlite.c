@@ -658,6 +658,7 @@ static void finalize_loop_stmts(store_t *st) {
 
 static void store_free(store_t *st) {
     store__redis_close(st);
+    store__redis_dm_close(st);
     finalize_loop_stmts(st);
     if (st->db != NULL)
         sqlite3_close(st->db);
@@ -700,6 +701,8 @@ int store_open(const store_config_t *cfg, store_t **out, char *err, size_t errle
         ret = open_db(st, cfg, err, errlen);
     if (ret == 0 && cfg->redis != NULL)
         ret = store__redis_open(st, cfg->redis);
+    if (ret == 0 && cfg->redis != NULL)
+        ret = store__redis_dm_open(st, cfg->redis);
     if (ret != 0) {
         store_free(st);
         return ret;
@@ -1003,6 +1006,8 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
     if (cb == NULL || after_id < 0 || before_id < 0 ||
         store__key(room, room_len, key, &room, &room_len) != 0)
         return STORE_E_INVALID;
+    if (st->redis_dm != NULL && room[0] == '@')
+        return store__redis_dm_range(st, room, room_len, after_id, before_id, limit, cb, ctx, more);
     int64_t lo = after_id, hi = before_id == 0 ? INT64_MAX : before_id;
     if (st->shared)
         pthread_mutex_lock(&st->write_mu);

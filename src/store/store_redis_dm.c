@@ -1,0 +1,312 @@
+/* Private conversations between accounts in Redis, for a cluster: what
+ * store_range (on a conversation key) and store_conversations read from
+ * SQLite on one node, read here from what the cluster's publish script
+ * (src/cluster/publish.lua) stores with each such private, so every node
+ * sees the same conversations, histories and unread counts:
+ *
+ *   tt:dm:<key>:log          stream: the conversation (key: store_dm_key's,
+ *                            "@a@b"), entry <id>-0, field m = the payload
+ *                            "0 <id> <ts> <node> <token> <from> <to> - <text>"
+ *   tt:dm:<key>:by:<folded>  sorted set: the ids one side sent (unread counts)
+ *   tt:dms:<folded>          sorted set: an account's conversations by last id
+ *   tt:dms:<folded>:with     hash: conversation key -> the other side's spelling
+ *   tt:read:<account>        hash: the read markers (store_redis.c writes them)
+ *
+ * Like store_redis.c, it runs on the thread that owns the store, on a
+ * blocking connection of its own with a timeout (opened at the first call
+ * and again after a failure), one atomic script per call. --retain-days
+ * trims a conversation's oldest entries when it is read (and a few at each
+ * new message): a reply never holds a message older than the cutoff. */
+#include "store/store_int.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+
+#define DM_TIMEOUT_MS 2000
+#define DM_ARGS_MAX 6
+
+struct store_redis_dm_s {
+    char *host, *path, *password;
+    int port, db;
+    redisContext *ctx;
+    uint64_t failed; /* calls that failed: one line in a hundred is logged */
+};
+
+int store__redis_dm_open(store_t *st, const store_redis_config_t *cfg) {
+    store_redis_dm_t *d = xcalloc(1, sizeof(*d));
+    d->host = cfg->host != NULL ? xstrdup(cfg->host) : NULL;
+    d->path = cfg->path != NULL ? xstrdup(cfg->path) : NULL;
+    d->password = cfg->password != NULL && cfg->password[0] != '\0' ? xstrdup(cfg->password) : NULL;
+    d->port = cfg->port;
+    d->db = cfg->db;
+    st->redis_dm = d;
+    return 0;
+}
+
+void store__redis_dm_close(store_t *st) {
+    store_redis_dm_t *d = st->redis_dm;
+    if (d == NULL)
+        return;
+    if (d->ctx != NULL)
+        redisFree(d->ctx);
+    free(d->host);
+    free(d->path);
+    free(d->password);
+    free(d);
+    st->redis_dm = NULL;
+}
+
+/* Logs a failure, rarely: a Redis that is down fails every call. */
+static void dm_fail(store_redis_dm_t *d, const char *what, const char *why) {
+    if (d->failed++ % 100 == 0)
+        tt_log_error("store: cannot %s in redis: %s", what, why);
+}
+
+static void dm_drop(store_redis_dm_t *d) {
+    if (d->ctx != NULL)
+        redisFree(d->ctx);
+    d->ctx = NULL;
+}
+
+/* One set-up command (AUTH, SELECT) on a new connection: false, logged,
+ * when it fails. */
+static bool dm_setup(store_redis_dm_t *d, const char *what, const char *cmd, const char *arg) {
+    const char *argv[] = {cmd, arg};
+    redisReply *r = redisCommandArgv(d->ctx, 2, argv, NULL);
+    bool ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+    if (!ok)
+        dm_fail(d, what, r != NULL ? r->str : d->ctx->errstr);
+    freeReplyObject(r);
+    return ok;
+}
+
+/* The connection, opened (authenticated, its database selected) if
+ * needed: false, logged, when that fails. */
+static bool dm_connect(store_redis_dm_t *d, const char *what) {
+    if (d->ctx != NULL)
+        return true;
+    struct timeval tv = {.tv_sec = DM_TIMEOUT_MS / 1000, .tv_usec = (DM_TIMEOUT_MS % 1000) * 1000};
+    d->ctx = d->path != NULL ? redisConnectUnixWithTimeout(d->path, tv)
+                             : redisConnectWithTimeout(d->host, d->port, tv);
+    bool ok = d->ctx != NULL && !d->ctx->err;
+    if (!ok)
+        dm_fail(d, what, d->ctx != NULL ? d->ctx->errstr : "out of memory");
+    char db[16];
+    snprintf(db, sizeof(db), "%d", d->db);
+    if (ok) {
+        redisSetTimeout(d->ctx, tv);
+        ok = (d->password == NULL || dm_setup(d, what, "AUTH", d->password)) &&
+             (d->db == 0 || dm_setup(d, what, "SELECT", db));
+    }
+    if (!ok)
+        dm_drop(d);
+    return ok;
+}
+
+/* EVAL script with no keys (the script names them) and args as ARGV: the
+ * reply (free it), or NULL, logged. A connection gone stale (Redis
+ * restarted, an idle link cut) fails its first command: that one is tried
+ * once more, on a new connection. */
+static redisReply *dm_eval(store_redis_dm_t *d, const char *what, const char *script, int argc,
+                           const char **args, const size_t *arg_lens) {
+    const char *argv[3 + DM_ARGS_MAX] = {"EVAL", script, "0"};
+    size_t lens[3 + DM_ARGS_MAX] = {4, strlen(script), 1};
+    for (int i = 0; i < argc && i < DM_ARGS_MAX; i++) {
+        argv[3 + i] = args[i];
+        lens[3 + i] = arg_lens[i];
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        bool fresh = d->ctx == NULL;
+        if (!dm_connect(d, what))
+            return NULL;
+        redisReply *r = redisCommandArgv(d->ctx, 3 + argc, argv, lens);
+        if (r == NULL) {
+            if (fresh)
+                dm_fail(d, what, d->ctx->errstr);
+            dm_drop(d);
+            if (fresh)
+                return NULL;
+            continue; /* the second attempt is on a fresh one */
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            dm_fail(d, what, r->str);
+            freeReplyObject(r);
+            return NULL;
+        }
+        return r;
+    }
+    return NULL;
+}
+
+/* The age cutoff of --retain-days (ms since the epoch), or 0. */
+static int64_t dm_cutoff(const store_t *st) {
+    uint32_t days = st->mcfg.retain_days;
+    return days > 0 ? store__now_ms() - (int64_t)days * 86400 * 1000 : 0;
+}
+
+/* trim(key, cutoff): the conversation loses its entries older than cutoff
+ * (0: none), in bounded steps (what is left stays out of replies, and the
+ * next read goes on), and its unread sets what the stream lost. Returns
+ * the two folded sides of the key (nil for a malformed one). */
+#define DM_TRIM                                                                                    \
+    "local function ts_of(e) "                                                                     \
+    "return tonumber(string.match(e[2][2], '^%d+ %d+ (%-?%d+) ')) end "                            \
+    "local function trim(key, cutoff) "                                                            \
+    "local a, b = string.match(key, '^@([^@]+)@([^@]+)$') "                                        \
+    "if a == nil then return nil end "                                                             \
+    "local base = 'tt:dm:' .. key "                                                                \
+    "local log = base .. ':log' "                                                                  \
+    "local old = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1] "                              \
+    "if cutoff > 0 and old ~= nil and (ts_of(old) or cutoff) < cutoff then "                       \
+    "for _ = 1, 16 do "                                                                            \
+    "local es = redis.call('XRANGE', log, '-', '+', 'COUNT', 64) "                                 \
+    "if #es == 0 then break end "                                                                  \
+    "local keep = nil "                                                                            \
+    "for _, e in ipairs(es) do "                                                                   \
+    "if (ts_of(e) or cutoff) >= cutoff then keep = e[1] break end end "                            \
+    "if keep then redis.call('XTRIM', log, 'MINID', keep) break end "                              \
+    "redis.call('XTRIM', log, 'MINID', "                                                           \
+    "(tonumber(string.match(es[#es][1], '^%d+')) + 1) .. '-0') end "                               \
+    "local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1] "                            \
+    "local floor = first and ('(' .. string.match(first[1], '^%d+')) or '+inf' "                   \
+    "redis.call('ZREMRANGEBYSCORE', base .. ':by:' .. a, '-inf', floor) "                          \
+    "redis.call('ZREMRANGEBYSCORE', base .. ':by:' .. b, '-inf', floor) end "                      \
+    "return a, b end "
+
+int store__redis_dm_range(store_t *st, const char *key, size_t key_len, int64_t after_id,
+                          int64_t before_id, unsigned limit, store_rec_cb cb, void *ctx,
+                          bool *more) {
+    /* ARGV: key, after, before (0: none), limit, cutoff. Returns {more,
+     * then id, ts, from, to, text of each, newest first}. */
+    static const char script[] =
+        DM_TRIM "local cutoff = tonumber(ARGV[5]) "
+                "trim(ARGV[1], cutoff) "
+                "local hi = ARGV[3] == '0' and '+' or ('(' .. ARGV[3] .. '-0') "
+                "local lo = ARGV[2] == '0' and '-' or ('(' .. ARGV[2] .. '-0') "
+                "local limit = tonumber(ARGV[4]) "
+                "local es = redis.call('XREVRANGE', 'tt:dm:' .. ARGV[1] .. ':log', hi, lo, "
+                "'COUNT', limit + 1) "
+                "local out = {0} "
+                "for i, e in ipairs(es) do "
+                "local id, ts, from, to, text = string.match(e[2][2], "
+                "'^%d+ (%d+) (%-?%d+) %S+ %S+ (%S+) (%S+) %S+ (.*)$') "
+                "if id ~= nil and tonumber(ts) < cutoff then break end "
+                "if i > limit then out[1] = 1 break end "
+                "if id ~= nil then "
+                "out[#out + 1] = id out[#out + 1] = ts out[#out + 1] = from "
+                "out[#out + 1] = to out[#out + 1] = text end end "
+                "return out";
+    char k[STORE_ROOM_MAX + 1], lo[24], hi[24], lim[16], cut[24];
+    if (key_len > STORE_ROOM_MAX)
+        return STORE_E_INVALID;
+    memcpy(k, key, key_len);
+    k[key_len] = '\0';
+    snprintf(lo, sizeof(lo), "%" PRId64, after_id);
+    snprintf(hi, sizeof(hi), "%" PRId64, before_id);
+    snprintf(lim, sizeof(lim), "%u", limit);
+    snprintf(cut, sizeof(cut), "%" PRId64, dm_cutoff(st));
+    const char *args[] = {k, lo, hi, lim, cut};
+    size_t lens[] = {key_len, strlen(lo), strlen(hi), strlen(lim), strlen(cut)};
+    redisReply *rep = dm_eval(st->redis_dm, "read a conversation", script, 5, args, lens);
+    if (rep == NULL)
+        return STORE_E_UNAVAILABLE;
+    int rc = STORE_E_INTERNAL;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 && rep->elements % 5 == 1) {
+        size_t n = rep->elements / 5;
+        rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            for (size_t f = 0; f < 5; f++)
+                if (rep->element[1 + 5 * i + f]->type != REDIS_REPLY_STRING)
+                    rc = STORE_E_INTERNAL;
+        /* Oldest first, as store_range delivers. */
+        for (size_t i = n; i-- > 0 && rc == 0;) {
+            redisReply *const *e = &rep->element[1 + 5 * i];
+            store_rec_t r = {.id = strtoll(e[0]->str, NULL, 10),
+                             .ts = strtoll(e[1]->str, NULL, 10),
+                             .kind = STORE_KIND_PRIVATE,
+                             .room = k,
+                             .room_len = key_len,
+                             .from = e[2]->str,
+                             .from_len = e[2]->len,
+                             .to = e[3]->str,
+                             .to_len = e[3]->len,
+                             .text = e[4]->str,
+                             .text_len = e[4]->len};
+            cb(ctx, &r);
+        }
+        if (rc == 0) {
+            if (more != NULL)
+                *more = rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer;
+            rc = (int)n;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int store__redis_conversations(store_t *st, int64_t account, const char *owner, size_t owner_len,
+                               unsigned limit, store_conv_cb cb, void *ctx) {
+    /* ARGV: the owner's folded nickname, its account, limit, cutoff, the
+     * unread cap. Returns {key, with, last id, unread} of each, newest
+     * first. */
+    static const char script[] =
+        DM_TRIM "local owner, cutoff, cap = ARGV[1], tonumber(ARGV[4]), tonumber(ARGV[5]) "
+                "local list = 'tt:dms:' .. owner "
+                "local ks = redis.call('ZREVRANGE', list, 0, tonumber(ARGV[3]) - 1, 'WITHSCORES') "
+                "local out = {} "
+                "for i = 1, #ks, 2 do "
+                "local key = ks[i] "
+                "local a, b = trim(key, cutoff) "
+                "if a ~= nil then "
+                "local other = a == owner and b or a "
+                "local unread = 0 "
+                "if a ~= b then "
+                "local mark = redis.call('HGET', 'tt:read:' .. ARGV[2], key) or '0' "
+                "unread = redis.call('ZCOUNT', 'tt:dm:' .. key .. ':by:' .. other, "
+                "'(' .. mark, '+inf') "
+                "if unread > cap then unread = cap end end "
+                "out[#out + 1] = key "
+                "out[#out + 1] = redis.call('HGET', list .. ':with', key) or other "
+                "out[#out + 1] = ks[i + 1] "
+                "out[#out + 1] = unread end end "
+                "return out";
+    char acct[24], lim[16], cut[24], cap[16];
+    snprintf(acct, sizeof(acct), "%" PRId64, account);
+    snprintf(lim, sizeof(lim), "%u", limit);
+    snprintf(cut, sizeof(cut), "%" PRId64, dm_cutoff(st));
+    snprintf(cap, sizeof(cap), "%d", STORE_UNREAD_MAX);
+    const char *args[] = {owner, acct, lim, cut, cap};
+    size_t lens[] = {owner_len, strlen(acct), strlen(lim), strlen(cut), strlen(cap)};
+    redisReply *rep = dm_eval(st->redis_dm, "list conversations", script, 5, args, lens);
+    if (rep == NULL)
+        return STORE_E_UNAVAILABLE;
+    int rc = STORE_E_INTERNAL;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements % 4 == 0) {
+        rc = 0;
+        for (size_t i = 0; i + 4 <= rep->elements && rc >= 0; i += 4) {
+            redisReply *const *e = &rep->element[i];
+            if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
+                e[2]->type != REDIS_REPLY_STRING || e[3]->type != REDIS_REPLY_INTEGER) {
+                rc = STORE_E_INTERNAL;
+                break;
+            }
+            store_conv_t c = {.key = e[0]->str,
+                              .key_len = e[0]->len,
+                              .with = e[1]->str,
+                              .with_len = e[1]->len,
+                              .last_id = strtoll(e[2]->str, NULL, 10),
+                              .unread = (uint32_t)e[3]->integer};
+            cb(ctx, &c);
+            rc++;
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
