@@ -45,6 +45,8 @@ async function say(from, to, text) {
 
 const convs = async (c, extra = {}) => (await c.request({ type: 'conversations', ...extra }, 'conversations')).conversations;
 const history = (c, with_, extra = {}) => c.request({ type: 'history', with: with_, ...extra }, 'history');
+/** The conversation key of two nicknames (store_dm_key's). */
+const dmKey = (a, b) => `@${[a, b].map((n) => n.toLowerCase()).sort().join('@')}`;
 
 test('privates between accounts on two nodes: the same conversations, unread counts and history on either node', T, async () => {
     const alice = await acct(nA, uniq('Alice'));
@@ -105,7 +107,7 @@ test('privates between accounts on two nodes: the same conversations, unread cou
     assert.equal((await convs(bob))[0].unread, 0);
     // What Redis holds: the conversation's stream, entry <id>-0, field m, the
     // private payload (seq 0, room = the recipient).
-    const key = `@${[alice.nickname, bob.nickname].map((n) => n.toLowerCase()).sort().join('@')}`;
+    const key = dmKey(alice.nickname, bob.nickname);
     const rc = redis.client();
     try {
         const entries = await rc.cmd('XRANGE', `tt:dm:${key}:log`, '-', '+');
@@ -169,7 +171,7 @@ test("a guest's privates are live only: nothing stored, listed or read back", T,
     assert.deepEqual(await convs(ana), []);
     await g.expectError({ type: 'conversations' }, 'bad_request');
     await g.expectError({ type: 'history', with: ana.nickname }, 'bad_request');
-    const key = `@${[ana.nickname, g.nickname].map((n) => n.toLowerCase()).sort().join('@')}`;
+    const key = dmKey(ana.nickname, g.nickname);
     const rc = redis.client();
     try {
         assert.equal(await rc.cmd('EXISTS', `tt:dm:${key}:log`), 0);
@@ -190,6 +192,54 @@ test('--retain-messages keeps the newest of a conversation; its unread count and
     assert.equal(h.more, false);
     assert.deepEqual(await convs(bob), [{ with: ana.nickname, last_id: ids[4], unread: 3 }]);
     await n3.stopClean();
+});
+
+test('--retain-days: a conversation loses what is older when it is read and when it grows', T, async () => {
+    const n4 = await startNode(redis, 'dmD', ['--rate-limit', '0', '--retain-days', '1']);
+    fx.extraServers.push(n4);
+    const ana = await acct(n4, uniq('Old'));
+    const bob = await acct(n4, uniq('Older'));
+    const carl = await acct(nA, uniq('Oldest'));
+    const old = Date.now() - 2 * 86400 * 1000;
+    const [a, b, k] = [ana.nickname, bob.nickname, dmKey(ana.nickname, bob.nickname)];
+    const rc = redis.client();
+    try {
+        // Two messages from two days ago and one of now, as the publish
+        // script would have stored them (ids below any the cluster gives now).
+        const entries = [
+            [1, old, 'two days ago'],
+            [2, old + 1, 'still old'],
+            [3, Date.now(), 'fresh'],
+        ];
+        for (const [id, ts, text] of entries) {
+            await rc.cmd('XADD', `tt:dm:${k}:log`, `${id}-0`, 'm', `0 ${id} ${ts} dmD 0 ${a} ${b} - ${text}`);
+            await rc.cmd('ZADD', `tt:dm:${k}:by:${a.toLowerCase()}`, id, id);
+        }
+        for (const [owner, other] of [
+            [a, b],
+            [b, a],
+        ]) {
+            await rc.cmd('ZADD', `tt:dms:${owner.toLowerCase()}`, 3, k);
+            await rc.cmd('HSET', `tt:dms:${owner.toLowerCase()}:with`, k, other);
+        }
+        assert.deepEqual(await convs(bob), [{ with: a, last_id: 3, unread: 1 }], 'the old ones are not unread');
+        const h = await history(bob, a);
+        assert.deepEqual(h.messages.map((m) => [m.id, m.message.text]), [[3, 'fresh']]);
+        assert.equal(h.more, false);
+        assert.deepEqual((await rc.cmd('XRANGE', `tt:dm:${k}:log`, '-', '+')).map(([id]) => id), ['3-0'], 'trimmed in Redis');
+        assert.deepEqual(await rc.cmd('ZRANGE', `tt:dm:${k}:by:${a.toLowerCase()}`, 0, -1), ['3']);
+        // A new message trims the oldest of its conversation too.
+        const k2 = dmKey(a, carl.nickname);
+        await rc.cmd('XADD', `tt:dm:${k2}:log`, '1-0', 'm', `0 1 ${old} dmD 0 ${a} ${carl.nickname} - ancient`);
+        await rc.cmd('ZADD', `tt:dm:${k2}:by:${a.toLowerCase()}`, 1, 1);
+        const id = await say(ana, carl.nickname, 'new');
+        assert.deepEqual((await rc.cmd('XRANGE', `tt:dm:${k2}:log`, '-', '+')).map(([e]) => e), [`${id}-0`]);
+        assert.deepEqual(await rc.cmd('ZRANGE', `tt:dm:${k2}:by:${a.toLowerCase()}`, 0, -1), [String(id)]);
+        assert.deepEqual(await convs(carl), [{ with: a, last_id: id, unread: 1 }]);
+    } finally {
+        await rc.close();
+    }
+    await n4.stopClean();
 });
 
 test('with Redis gone, conversations and history with answer unavailable', T, async () => {
