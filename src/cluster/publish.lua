@@ -81,19 +81,19 @@ local function dm_store(key, id, payload, f, t, from_s, to_s, maxlen, cutoff)
   end
   redis.call('ZADD', base .. ':by:' .. f, id, id)
   if cutoff > 0 then
-    -- The oldest few: each message trims at most as many as it adds
-    -- and more, so the stream keeps pace; readers trim the rest.
-    local keep = nil
-    for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', 16)) do
+    -- Up to 16 of the oldest go, more than a message adds, so a
+    -- conversation that grows keeps pace with the cutoff; readers trim
+    -- the rest (store_redis_dm.c).
+    local old = redis.call('XRANGE', log, '-', '+', 'COUNT', 16)
+    local keep = (tonumber(string.match(old[#old][1], '^%d+')) + 1) .. '-0'
+    for _, e in ipairs(old) do
       local ts = tonumber(string.match(e[2][2], '^%d+ %d+ (%-?%d+) '))
       if ts == nil or ts >= cutoff then
         keep = e[1]
         break
       end
     end
-    if keep ~= nil then
-      redis.call('XTRIM', log, 'MINID', keep)
-    end
+    redis.call('XTRIM', log, 'MINID', keep)
   end
   -- The unread sets lose what the stream lost.
   local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
