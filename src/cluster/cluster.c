@@ -1047,22 +1047,13 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
 }
 
 /* The conversation key of two folded nicknames, as store_dm_key writes it
- * ("@" + both, sorted, joined by "@"): out holds 2 * CHAT_NICK_MAX + 3. */
+ * ("@" + both, in byte order, joined by "@"): out holds 2 * CHAT_NICK_MAX
+ * + 3 bytes. */
 static size_t dm_key(const char *a, size_t alen, const char *b, size_t blen, char *out) {
     int cmp = memcmp(a, b, alen < blen ? alen : blen);
-    if (cmp > 0 || (cmp == 0 && alen > blen)) {
-        const char *t = a;
-        a = b;
-        b = t;
-        size_t tl = alen;
-        alen = blen;
-        blen = tl;
-    }
-    out[0] = '@';
-    memcpy(out + 1, a, alen);
-    out[1 + alen] = '@';
-    memcpy(out + 2 + alen, b, blen);
-    return alen + blen + 2;
+    bool b_first = cmp > 0 || (cmp == 0 && alen > blen);
+    return (size_t)snprintf(out, 2 * CHAT_NICK_MAX + 3, "@%.*s@%.*s", (int)(b_first ? blen : alen),
+                            b_first ? b : a, (int)(b_first ? alen : blen), b_first ? a : b);
 }
 
 static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus_done_cb done,

@@ -145,6 +145,11 @@ static redisReply *dm_eval(store_redis_dm_t *d, const char *what, const char *sc
     return NULL;
 }
 
+/* v in decimal in buf (24 bytes): its length. */
+static size_t dm_num(char *buf, int64_t v) {
+    return (size_t)snprintf(buf, 24, "%" PRId64, v);
+}
+
 /* The age cutoff of --retain-days (ms since the epoch), or 0. */
 static int64_t dm_cutoff(const store_t *st) {
     uint32_t days = st->mcfg.retain_days;
@@ -203,17 +208,14 @@ int store__redis_dm_range(store_t *st, const char *key, size_t key_len, int64_t 
                 "out[#out + 1] = id out[#out + 1] = ts out[#out + 1] = from "
                 "out[#out + 1] = to out[#out + 1] = text end end "
                 "return out";
-    char k[STORE_ROOM_MAX + 1], lo[24], hi[24], lim[16], cut[24];
+    char k[STORE_ROOM_MAX + 1], lo[24], hi[24], lim[24], cut[24];
     if (key_len > STORE_ROOM_MAX)
         return STORE_E_INVALID;
     memcpy(k, key, key_len);
     k[key_len] = '\0';
-    snprintf(lo, sizeof(lo), "%" PRId64, after_id);
-    snprintf(hi, sizeof(hi), "%" PRId64, before_id);
-    snprintf(lim, sizeof(lim), "%u", limit);
-    snprintf(cut, sizeof(cut), "%" PRId64, dm_cutoff(st));
     const char *args[] = {k, lo, hi, lim, cut};
-    size_t lens[] = {key_len, strlen(lo), strlen(hi), strlen(lim), strlen(cut)};
+    size_t lens[] = {key_len, dm_num(lo, after_id), dm_num(hi, before_id), dm_num(lim, limit),
+                     dm_num(cut, dm_cutoff(st))};
     redisReply *rep = dm_eval(st->redis_dm, "read a conversation", script, 5, args, lens);
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
@@ -277,13 +279,10 @@ int store__redis_conversations(store_t *st, int64_t account, const char *owner, 
                 "out[#out + 1] = ks[i + 1] "
                 "out[#out + 1] = unread end end "
                 "return out";
-    char acct[24], lim[16], cut[24], cap[16];
-    snprintf(acct, sizeof(acct), "%" PRId64, account);
-    snprintf(lim, sizeof(lim), "%u", limit);
-    snprintf(cut, sizeof(cut), "%" PRId64, dm_cutoff(st));
-    snprintf(cap, sizeof(cap), "%d", STORE_UNREAD_MAX);
+    char acct[24], lim[24], cut[24], cap[24];
     const char *args[] = {owner, acct, lim, cut, cap};
-    size_t lens[] = {owner_len, strlen(acct), strlen(lim), strlen(cut), strlen(cap)};
+    size_t lens[] = {owner_len, dm_num(acct, account), dm_num(lim, limit),
+                     dm_num(cut, dm_cutoff(st)), dm_num(cap, STORE_UNREAD_MAX)};
     redisReply *rep = dm_eval(st->redis_dm, "list conversations", script, 5, args, lens);
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;

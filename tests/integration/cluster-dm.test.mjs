@@ -36,6 +36,13 @@ async function acct(server, nick, register = true) {
     return c;
 }
 
+/** A third node on the same Redis with extra options (stopped by the fixture if a test fails). */
+async function extraNode(name, args) {
+    const n = await startNode(redis, name, ['--rate-limit', '0', ...args]);
+    fx.extraServers.push(n);
+    return n;
+}
+
 /** Sends a private and resolves to its ack's id. */
 async function say(from, to, text) {
     const ack = await from.request({ type: 'private', to, message: { text } }, 'ack');
@@ -181,8 +188,7 @@ test("a guest's privates are live only: nothing stored, listed or read back", T,
 });
 
 test('--retain-messages keeps the newest of a conversation; its unread count and history follow', T, async () => {
-    const n3 = await startNode(redis, 'dmC', ['--rate-limit', '0', '--retain-messages', '3']);
-    fx.extraServers.push(n3);
+    const n3 = await extraNode('dmC', ['--retain-messages', '3']);
     const ana = await acct(n3, uniq('Keep'));
     const bob = await acct(nB, uniq('Kept'));
     const ids = [];
@@ -195,8 +201,7 @@ test('--retain-messages keeps the newest of a conversation; its unread count and
 });
 
 test('--retain-days: a conversation loses what is older when it is read and when it grows', T, async () => {
-    const n4 = await startNode(redis, 'dmD', ['--rate-limit', '0', '--retain-days', '1']);
-    fx.extraServers.push(n4);
+    const n4 = await extraNode('dmD', ['--retain-days', '1']);
     const ana = await acct(n4, uniq('Old'));
     const bob = await acct(n4, uniq('Older'));
     const carl = await acct(nA, uniq('Oldest'));
