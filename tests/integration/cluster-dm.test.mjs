@@ -247,6 +247,26 @@ test('--retain-days: a conversation loses what is older when it is read and when
     await n4.stopClean();
 });
 
+test('unread counts stop at 999, as on one node', T, async () => {
+    const ana = await acct(nA, uniq('Lots'));
+    const bob = await acct(nB, uniq('Many'));
+    const id = await say(ana, bob.nickname, 'one of many');
+    const k = dmKey(ana.nickname, bob.nickname);
+    const rc = redis.client();
+    try {
+        // 1,200 more ids from ana in the unread set (the stream starts at
+        // the real one, below them: nothing is trimmed).
+        const members = [];
+        for (let i = 1; i <= 1200; i++) members.push(id + i, id + i);
+        await rc.cmd('ZADD', `tt:dm:${k}:by:${ana.nickname.toLowerCase()}`, ...members);
+    } finally {
+        await rc.close();
+    }
+    assert.deepEqual(await convs(bob), [{ with: ana.nickname, last_id: id, unread: 999 }]);
+    bob.send({ type: 'read', with: ana.nickname, up_to: id + 1000 });
+    assert.deepEqual(await convs(bob), [{ with: ana.nickname, last_id: id, unread: 200 }]);
+});
+
 test('with Redis gone, conversations and history with answer unavailable', T, async () => {
     const ana = await acct(nA, uniq('Down'));
     const bob = await acct(nB, uniq('Gone'));
