@@ -1067,15 +1067,19 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
     const redisReply *r = reply;
     uint64_t id = 0;
     bool private = pub->ids[pub->got] == PUB_PRIVATE;
-    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+    /* A private's reply has a third element: 1 when it was stored. */
+    bool stored = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                  r->element[2]->type == REDIS_REPLY_INTEGER && r->element[2]->integer == 1;
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && (r->elements == 2 || r->elements == 3) &&
         r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer > 0 &&
         r->element[1]->type == REDIS_REPLY_INTEGER) {
         id = (uint64_t)r->element[0]->integer;
         if (id > c->max_id)
             c->max_id = id;
         c->stats.published++;
-        /* A private that reached no one's channel: no such nickname. */
-        if (private && r->element[1]->integer == 0)
+        /* A private that reached no one's channel and was not stored for
+         * an account: no such nickname. */
+        if (private && r->element[1]->integer == 0 && !stored)
             id = CHAT_BUS_NO_USER;
     } else {
         c->stats.refused++;
@@ -1091,6 +1095,16 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
     pub->ids[pub->got++] = id;
     if (pub->got == pub->expect)
         pub_complete(pub);
+}
+
+/* The conversation key of two folded nicknames, as store_dm_key writes it
+ * ("@" + both, in byte order, joined by "@"): out holds 2 * CHAT_NICK_MAX
+ * + 3 bytes. */
+static size_t dm_key(const char *a, size_t alen, const char *b, size_t blen, char *out) {
+    int cmp = memcmp(a, b, alen < blen ? alen : blen);
+    bool b_first = cmp > 0 || (cmp == 0 && alen > blen);
+    return (size_t)snprintf(out, 2 * CHAT_NICK_MAX + 3, "@%.*s@%.*s", (int)(b_first ? blen : alen),
+                            b_first ? b : a, (int)(b_first ? alen : blen), b_first ? a : b);
 }
 
 static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus_done_cb done,
@@ -1132,13 +1146,34 @@ static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus
             size_t blen = cluster_body_format(c->scratch, c->scratch_cap, m->ts, c->cfg.node,
                                               msgs[i].token, m->from, m->from_len, m->to, m->to_len,
                                               NULL, 0, m->text, m->text_len);
-            const char *argv[] = {"EVALSHA", c->sha, "1",  KEY_ID,    deadline,
-                                  floor,     to,     from, c->scratch};
-            size_t lens[] = {
-                7,          40,         1,   strlen(KEY_ID), strlen(deadline), strlen(floor),
-                (size_t)tn, (size_t)fn, blen};
+            /* Between accounts the script stores it too, in their
+             * conversation (it knows who is an account). */
+            char dkey[2 * CHAT_NICK_MAX + 3], maxlen[24], cutoff[24];
+            size_t dlen = dm_key(ffrom, flen, fto, tlen, dkey);
+            snprintf(maxlen, sizeof(maxlen), "%" PRIu64, c->cfg.retain);
+            snprintf(cutoff, sizeof(cutoff), "%" PRId64,
+                     c->cfg.retain_days > 0 ? wall_ms() - (int64_t)c->cfg.retain_days * 86400 * 1000
+                                            : 0);
+            const char *argv[] = {"EVALSHA", c->sha, "1",         KEY_ID,     deadline,
+                                  floor,     to,     from,        c->scratch, dkey,
+                                  ffrom,     fto,    c->cfg.node, maxlen,     cutoff};
+            size_t lens[] = {7,
+                             40,
+                             1,
+                             strlen(KEY_ID),
+                             strlen(deadline),
+                             strlen(floor),
+                             (size_t)tn,
+                             (size_t)fn,
+                             blen,
+                             dlen,
+                             flen,
+                             tlen,
+                             c->node_len,
+                             strlen(maxlen),
+                             strlen(cutoff)};
             pub->ids[i] = PUB_PRIVATE;
-            ok = blen > 0 && command_argv(&c->cmd, on_publish, pub, 9, argv, lens);
+            ok = blen > 0 && command_argv(&c->cmd, on_publish, pub, 15, argv, lens);
         } else {
             char key[65], kseq[96], klog[96], chan[96], maxlen[24], sfloor[24];
             size_t klen = cluster_room_key(m->to, m->to_len, key);

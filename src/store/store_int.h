@@ -24,7 +24,9 @@ typedef struct store_redis_s store_redis_t;
 
 struct store_s {
     char *path;
-    /* A cluster's: accounts, tokens and read markers there (store_redis.c). */
+    /* A cluster's: accounts, tokens, read markers (store_redis.c),
+     * moderation (store_redis_mod.c) and the private conversations between
+     * accounts (store_redis_dm.c) there. */
     store_redis_t *redis;
     /* ":memory:": one connection only (a second one would be a different,
      * empty database), shared by the loop and the maintenance thread. */
@@ -240,5 +242,14 @@ int store__redis_mod_write(store_t *st, const chat_mod_write_t *w);
 typedef void (*store__audit_cb)(void *ctx, const chat_audit_t *e);
 int store__redis_audit_read(store_t *st, const char *scope, uint64_t before, unsigned limit,
                             store__audit_cb cb, void *ctx, bool *more);
+/* store_redis_dm.c: a cluster's private conversations, which store_range
+ * (on a conversation key) and store_conversations hand over to when
+ * st->redis is set (same arguments, checked already; same results;
+ * owner is the account's nickname folded). */
+int store__redis_dm_range(store_t *st, const char *key, size_t key_len, int64_t after_id,
+                          int64_t before_id, unsigned limit, store_rec_cb cb, void *ctx,
+                          bool *more);
+int store__redis_conversations(store_t *st, int64_t account, const char *owner, size_t owner_len,
+                               unsigned limit, store_conv_cb cb, void *ctx);
 
 #endif
