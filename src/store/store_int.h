@@ -155,6 +155,40 @@ int store__read_tx(store_t *st, const char *what, store_tx_body body, void *arg)
 int store__accounts_prepare(store_t *st);
 void store__accounts_finalize(store_t *st);
 
+/* store_search.c: a set of keys (rooms' and conversations'), sorted
+ * before store__keys_has; at most STORE_SEARCH_KEYS_MAX. */
+typedef struct store__keys_s {
+    char **keys;
+    size_t n, cap;
+} store__keys_t;
+void store__keys_add(store__keys_t *k, const char *key, size_t len);
+void store__keys_sort(store__keys_t *k);
+bool store__keys_has(const store__keys_t *k, const char *key);
+void store__keys_free(store__keys_t *k);
+struct store_search_req_s;
+/* Sorts k, and with q->only keeps only that key (when readable). */
+void store__keys_only(const struct store_search_req_s *q, store__keys_t *k);
+/* Adds q's rooms and an account's record of rooms (room_joins) to k,
+ * in a read transaction. 0 or a STORE_E_*. */
+int store__search_rooms(store_t *st, const struct store_search_req_s *q, store__keys_t *k);
+/* q's words as an FTS5 expression (free it). */
+char *store__search_match(const struct store_search_req_s *q);
+/* body in a read transaction on the store's connection (its temp tables
+ * are written in it), logged as what. 0 or a STORE_E_*. */
+int store__search_tx(store_t *st, const char *what, store_tx_body body, void *arg);
+
+/* store_redis_search.c: store_search on a cluster's streams. */
+struct store_hit_s;
+int store__redis_search(store_t *st, const struct store_search_req_s *q,
+                        void (*cb)(void *ctx, const struct store_hit_s *hit), void *ctx, bool *more,
+                        int64_t *next_before);
+/* store_redis.c: the store's connection to Redis, opened if need be
+ * (NULL, logged, when it cannot be), for pipelines; drop it after a
+ * failed reply. */
+struct redisContext;
+struct redisContext *store__redis_conn(store_redis_t *r, const char *what);
+void store__redis_drop(store_redis_t *r);
+
 /* store_search.c: on a new connection, PRAGMA secure_delete = ON and the
  * search index's tokenizer "tt". An SQLite code. */
 int store__search_setup(sqlite3 *db);

@@ -124,6 +124,14 @@ static bool connected(store_redis_t *r, const char *what) {
     return true;
 }
 
+struct redisContext *store__redis_conn(store_redis_t *r, const char *what) {
+    return connected(r, what) ? r->ctx : NULL;
+}
+
+void store__redis_drop(store_redis_t *r) {
+    drop(r);
+}
+
 /* Runs script with argv[0..argc) as its ARGV (no keys: the script names
  * them). Returns the reply (free it), or NULL after logging (the
  * connection is dropped, and opened again next time). */
