@@ -168,16 +168,15 @@ void store__keys_free(store__keys_t *k);
 struct store_search_req_s;
 /* Sorts k, and with q->only keeps only that key (when readable). */
 void store__keys_only(const struct store_search_req_s *q, store__keys_t *k);
-/* Adds q's rooms and an account's record of rooms (room_joins) to k,
- * in a read transaction. 0 or a STORE_E_*. */
-int store__search_rooms(store_t *st, const struct store_search_req_s *q, store__keys_t *k);
 /* q's words as an FTS5 expression (free it). */
 char *store__search_match(const struct store_search_req_s *q);
 /* body in a read transaction on the store's connection (its temp tables
  * are written in it), logged as what. 0 or a STORE_E_*. */
 int store__search_tx(store_t *st, const char *what, store_tx_body body, void *arg);
 
-/* store_redis_search.c: store_search on a cluster's streams. */
+/* store_redis_search.c: store_search on a cluster's streams, and
+ * store_room_joined's record of rooms in Redis (key: a room's stored key). */
+int store__redis_room_joined(store_t *st, int64_t account, const char *key, size_t len, int64_t ts);
 struct store_hit_s;
 int store__redis_search(store_t *st, const struct store_search_req_s *q,
                         void (*cb)(void *ctx, const struct store_hit_s *hit), void *ctx, bool *more,

@@ -9,8 +9,10 @@
  * deleted one is a marker `d` with no text, which no search finds).
  *
  * What is readable is what it is on one node: the rooms the chat names,
- * and for an account its record of rooms (this node's room_joins: not in
- * Redis yet) and its stored conversations (Redis's tt:dms:<nick>).
+ * and for an account its record of rooms (tt:joins:<account>, a sorted
+ * set by the time of the last join, at most STORE_JOINS_MAX, which
+ * store_room_joined keeps here in a cluster) and its stored
+ * conversations (tt:dms:<nick>).
  * Runs on the store's worker, on its blocking Redis connection: one
  * pipelined XREVRANGE per key to start, one more per key whose chunk ran
  * out. The cost is the scan: it reads up to 20,000 entries, where the
@@ -281,32 +283,64 @@ static int flush(scan_t *sc) {
     return rc;
 }
 
-/* The account's stored conversations, into k. */
-static bool conversations(store_t *st, const store_search_req_t *q, store__keys_t *k) {
-    char owner[STORE_NICK_MAX];
+int store__redis_room_joined(store_t *st, int64_t account, const char *key, size_t len,
+                             int64_t ts) {
+    /* Past the bound, the least recently joined go, as on one node. */
+    static const char script[] = "local k = 'tt:joins:' .. ARGV[1] "
+                                 "redis.call('ZADD', k, ARGV[3], ARGV[2]) "
+                                 "redis.call('ZREMRANGEBYRANK', k, 0, -1 - tonumber(ARGV[4])) "
+                                 "return 1";
+    char id[24], t[24], max[16];
+    snprintf(id, sizeof(id), "%" PRId64, account);
+    snprintf(t, sizeof(t), "%" PRId64, ts);
+    snprintf(max, sizeof(max), "%d", STORE_JOINS_MAX);
+    const char *argv[] = {id, key, t, max};
+    size_t lens[] = {strlen(id), len, strlen(t), strlen(max)};
+    redisReply *rep = store__redis_eval(st->redis, "record a join", script, 4, argv, lens);
+    if (rep == NULL)
+        return STORE_E_UNAVAILABLE;
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* The readable keys of q: its rooms, and for an account its record of
+ * rooms (tt:joins:<id>) and its stored conversations (tt:dms:<nick>). */
+static int keys_load(store_t *st, const store_search_req_t *q, store__keys_t *k) {
+    char key[STORE_ROOM_MAX + 1];
+    for (size_t i = 0; i < q->nrooms; i++) {
+        int n = store_room_key(q->rooms[i], q->room_lens[i], key, sizeof(key));
+        if (n > 0)
+            store__keys_add(k, key, (size_t)n);
+    }
+    if (q->account <= 0)
+        return 0;
+    static const char script[] =
+        "local out = redis.call('ZRANGE', 'tt:joins:' .. ARGV[1], 0, -1) "
+        "for _, c in ipairs(redis.call('ZRANGE', 'tt:dms:' .. ARGV[2], 0, ARGV[3])) do "
+        "  out[#out + 1] = c end "
+        "return out";
+    char id[24], owner[STORE_NICK_MAX], last[16];
+    snprintf(id, sizeof(id), "%" PRId64, q->account);
     size_t olen = q->nick_len <= STORE_NICK_MAX ? q->nick_len : STORE_NICK_MAX;
     store__ascii_lower(owner, q->nick, olen);
-    static const char script[] = "return redis.call('ZRANGE', 'tt:dms:' .. ARGV[1], 0, ARGV[2])";
-    char last[16];
     snprintf(last, sizeof(last), "%d", STORE_SEARCH_KEYS_MAX - 1);
-    const char *argv[] = {owner, last};
-    size_t lens[] = {olen, strlen(last)};
-    redisReply *rep = store__redis_eval(st->redis, "read conversations", script, 2, argv, lens);
+    const char *argv[] = {id, owner, last};
+    size_t lens[] = {strlen(id), olen, strlen(last)};
+    redisReply *rep = store__redis_eval(st->redis, "read the readable keys", script, 3, argv, lens);
     if (rep == NULL)
-        return false;
+        return STORE_E_UNAVAILABLE;
     for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
-        if (rep->element[i]->type == REDIS_REPLY_STRING && rep->element[i]->str[0] == '@')
+        if (rep->element[i]->type == REDIS_REPLY_STRING && rep->element[i]->len > 0 &&
+            rep->element[i]->len <= STORE_ROOM_MAX)
             store__keys_add(k, rep->element[i]->str, rep->element[i]->len);
     freeReplyObject(rep);
-    return true;
+    return 0;
 }
 
 int store__redis_search(store_t *st, const store_search_req_t *q, store_hit_cb cb, void *ctx,
                         bool *more, int64_t *next_before) {
     store__keys_t k = {0};
-    int rc = store__search_rooms(st, q, &k);
-    if (rc == 0 && q->account > 0 && !conversations(st, q, &k))
-        rc = STORE_E_UNAVAILABLE;
+    int rc = keys_load(st, q, &k);
     if (rc < 0) {
         store__keys_free(&k);
         return rc;

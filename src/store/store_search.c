@@ -516,6 +516,8 @@ int store_room_joined(store_t *st, int64_t account, const char *room, size_t len
     int n = store_room_key(room, len, key, sizeof(key));
     if (account <= 0 || n < 0)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_room_joined(st, account, key, (size_t)n, ts);
     join_args_t a = {.account = account, .ts = ts, .key = key, .key_len = (size_t)n};
     return run_tx(st, true, "record a join", joined_body, &a);
 }
@@ -563,8 +565,8 @@ typedef struct search_args_s {
 } search_args_t;
 
 /* The readable keys of q: its rooms, and for an account its record of
- * rooms and (convs) its conversations. */
-static int keys_load(store_t *st, const store_search_req_t *q, store__keys_t *k, bool convs) {
+ * rooms and its conversations. */
+static int keys_load(store_t *st, const store_search_req_t *q, store__keys_t *k) {
     char key[STORE_ROOM_MAX + 1];
     for (size_t i = 0; i < q->nrooms; i++) {
         int n = store_room_key(q->rooms[i], q->room_lens[i], key, sizeof(key));
@@ -575,9 +577,8 @@ static int keys_load(store_t *st, const store_search_req_t *q, store__keys_t *k,
         return SQLITE_OK;
     sqlite3_stmt *s;
     int rc = exec1(st,
-                   convs ? "SELECT room FROM room_joins WHERE account = ?1 UNION ALL"
-                           " SELECT key FROM conversations WHERE owner = ?2"
-                         : "SELECT room FROM room_joins WHERE account = ?1",
+                   "SELECT room FROM room_joins WHERE account = ?1 UNION ALL"
+                   " SELECT key FROM conversations WHERE owner = ?2",
                    &s);
     if (rc != SQLITE_OK)
         return rc;
@@ -585,8 +586,7 @@ static int keys_load(store_t *st, const store_search_req_t *q, store__keys_t *k,
     size_t olen = q->nick_len <= STORE_NICK_MAX ? q->nick_len : STORE_NICK_MAX;
     store__ascii_lower(owner, q->nick, olen);
     sqlite3_bind_int64(s, 1, q->account);
-    if (convs)
-        sqlite3_bind_text(s, 2, owner, (int)olen, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, owner, (int)olen, SQLITE_STATIC);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         store__keys_add(k, (const char *)sqlite3_column_text(s, 0),
                         (size_t)sqlite3_column_bytes(s, 0));
@@ -612,22 +612,6 @@ void store__keys_only(const store_search_req_t *q, store__keys_t *k) {
     free(only);
 }
 
-typedef struct rooms_args_s {
-    const store_search_req_t *q;
-    store__keys_t *k;
-} rooms_args_t;
-
-static int rooms_body(store_t *st, void *arg, int *res) {
-    rooms_args_t *a = arg;
-    *res = 0;
-    return keys_load(st, a->q, a->k, false);
-}
-
-int store__search_rooms(store_t *st, const store_search_req_t *q, store__keys_t *k) {
-    rooms_args_t a = {.q = q, .k = k};
-    return run_tx(st, false, "read the record of rooms", rooms_body, &a);
-}
-
 int store__search_tx(store_t *st, const char *what, store_tx_body body, void *arg) {
     return run_tx(st, false, what, body, arg);
 }
@@ -636,7 +620,7 @@ static int search_body(store_t *st, void *arg, int *res) {
     search_args_t *a = arg;
     const store_search_req_t *q = a->q;
     store__keys_t k = {0};
-    int rc = keys_load(st, q, &k, true);
+    int rc = keys_load(st, q, &k);
     if (rc == SQLITE_OK)
         store__keys_only(q, &k);
     int64_t *ids = xmalloc((q->limit + 1) * sizeof(*ids));

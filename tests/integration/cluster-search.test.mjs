@@ -129,3 +129,17 @@ test('the same tokenizer as one node: case and diacritics folded, Greek, CJK ins
     assert.deepEqual(t.results.map((x) => x.id), [tokyo]);
     assert.deepEqual(marked(t.results[0]), ['東京', tag]);
 });
+
+test("an account's record of rooms is the cluster's: a room it left on node 1 is searchable from node 2, after a new login", T, async () => {
+    const w = word('quince');
+    const room = uniq('#csr');
+    const ana = track(await account(n1, uniq('ana')));
+    await ana.request({ type: 'join', room }, 'joined');
+    const id = await say(ana, room, `said once ${w}`);
+    await ana.close();
+    const again = track(await account(n2, ana.nickname, { register: false }));
+    assert.deepEqual((await search(again, { query: w })).results.map((x) => x.id), [id]);
+    // A guest who was never in it finds nothing.
+    const g = track(await login(n2, uniq('g')));
+    assert.deepEqual((await search(g, { query: w })).results, []);
+});
