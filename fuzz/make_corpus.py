@@ -448,6 +448,31 @@ def cluster_seeds():
     }
 
 
+# fuzz_cluster_mod: the moderation channel's changes and the sync's pages,
+# as src/store/store_redis_mod.c and src/cluster/mod.lua write them (cjson).
+def cluster_mod_seeds():
+    return {
+        "topic": b'{"seq":3,"node":"n1","action":"topic","by":"ana","target":"","reason":"",'
+                 b'"until":"0","ts":"1764013952123","text":"hola","ban":"","address":"0",'
+                 b'"keep":true,"room":"#lobby","row":{"name":"#lobby","owner":"ana","ops":"bob cid",'
+                 b'"topic":"hola","topic_by":"ana","topic_ts":"1764013952123"}}',
+        "ban-server": b'{"seq":9,"node":"n2","action":"ban","by":"root","target":"203.0.113.7",'
+                      b'"reason":"spam","until":"1764099999000","ts":"1764013952123","text":"",'
+                      b'"ban":"put","address":"1","keep":false}',
+        "unban-dropped": b'{"seq":10,"node":"n2","action":"unban","by":"ana","target":"eve",'
+                         b'"reason":"","until":"0","ts":"1","text":"","ban":"drop","address":"0",'
+                         b'"keep":false,"room":"r","row":false}',
+        "bad-ban": b'{"seq":1,"node":"n","action":"ban","by":"a","target":"","reason":"","until":"0",'
+                   b'"ts":"1","text":"","ban":"maybe","address":"0","keep":false}',
+        "page-first": b'{"seq":12,"cursor":"17","sbans":[{"t":"eve","a":"0","u":"0","ts":"1","by":"root",'
+                      b'"r":""}],"rooms":[{"name":"#lobby","owner":"ana","ops":"","topic":"",'
+                      b'"topic_by":"","topic_ts":"0","bans":[{"t":"mal","a":"0","u":"0","ts":"2",'
+                      b'"by":"ana","r":"x"}]}]}',
+        "page-last-empty": b'{"cursor":"0","rooms":{},"sbans":{}}',
+        "page-bad-cursor": b'{"cursor":"1a","rooms":[],"sbans":[]}',
+    }
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -470,6 +495,7 @@ def main():
     write("fuzz_tls", tls_seeds())
     write("fuzz_jwt", jwt_seeds())
     write("fuzz_cluster", cluster_seeds())
+    write("fuzz_cluster_mod", cluster_mod_seeds())
 
 
 if __name__ == "__main__":

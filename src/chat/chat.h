@@ -778,6 +778,42 @@ typedef struct chat_bus_shares_s {
 } chat_bus_shares_t;
 void chat_bus_shares(chat_t *chat, const chat_bus_shares_t *cb, void *ctx);
 
+/* A moderation change from the bus: every one made in the cluster, this
+ * node's own too (ours), in the order Redis stored them. row is the
+ * room's state after it (NULL: it keeps nothing now); ban the ban given
+ * (or, with ban_drop, lifted). The chat takes the state (its members
+ * hear `roles` and `topic` when they changed) and, when not ours, does
+ * the change's kick or ban to this node's users. Strings are borrowed
+ * for the call, not NUL-terminated; a length of 0 means none. */
+typedef struct chat_bus_mod_s {
+    bool ours;
+    const char *action; /* "topic", "kick", "ban", "unban", "op", "deop", "owner", "create" */
+    size_t action_len;
+    const char *by;
+    size_t by_len;
+    const char *target;
+    size_t target_len;
+    const char *reason;
+    size_t reason_len;
+    int64_t until;
+    const char *room; /* NULL: server-wide */
+    size_t room_len;
+    const chat_mod_room_t *row;
+    const chat_mod_ban_t *ban;
+    bool ban_drop;
+} chat_bus_mod_t;
+
+void chat_bus_mod(chat_t *chat, const chat_bus_mod_t *ev);
+
+/* The whole moderation state again, after the bus may have missed
+ * changes: begin; every kept room with its bans (sync_room) and every
+ * server-wide ban (sync_ban); end, which drops whatever was not named. */
+void chat_bus_mod_sync_begin(chat_t *chat);
+void chat_bus_mod_sync_room(chat_t *chat, const chat_mod_room_t *row, const chat_mod_ban_t *bans,
+                            size_t n);
+void chat_bus_mod_sync_ban(chat_t *chat, const chat_mod_ban_t *ban);
+void chat_bus_mod_sync_end(chat_t *chat);
+
 /* ---- The accounts interface ----------------------------------------------
  *
  * Accounts are not the chat's business either: the chat parses `register`,

@@ -51,7 +51,8 @@ typedef struct chat_roommod_s {
     int64_t topic_ts;
     chat_ban_t *bans;
     uint32_t nbans, bans_cap;
-    bool kept; /* counted in chat->kept_rooms */
+    bool kept;   /* counted in chat->kept_rooms */
+    bool synced; /* seen by the bus's sync in progress (chat_bus_mod_sync_*) */
 } chat_roommod_t;
 
 static bool name_eq(const char *a, size_t alen, const char *b, size_t blen) {
@@ -116,7 +117,9 @@ int chat__rank(const chat_t *chat, const chat_session_t *s, const chat_room_t *r
 /* The rank of whoever goes by nick: a guest online holds none. */
 static int target_rank(chat_t *chat, const char *nick, size_t len, const chat_room_t *room) {
     const chat_user_t *u = chat__user_find(chat, nick, len);
-    if (u != NULL && u->kind != CHAT_USER_ACCOUNT)
+    /* Another node's user may be either: a guest never goes by an
+     * account's name, so its name tells. */
+    if (u != NULL && u->kind != CHAT_USER_ACCOUNT && u->kind != CHAT_USER_REMOTE)
         return 0;
     return rank_of_name(chat, nick, len, room);
 }
@@ -592,6 +595,7 @@ void chat__on_topic(chat_t *chat, const chat_req_t *req) {
                          room->name_len, "topic", topic, len, "by", req->s->nick, req->s->nick_len,
                          "ts", (json_int_t)m->topic_ts));
     chat_audit_t a = audit_of(req->s, room, "topic");
+    a.ts = m->topic_ts; /* the bus brings it back: the same topic, not a new one */
     a.text = topic;
     a.text_len = len;
     persist(chat, req, room, NULL, false, &a);
@@ -603,7 +607,9 @@ void chat__on_topic(chat_t *chat, const chat_req_t *req) {
  * (reason) to the others. The room may be gone afterwards. */
 static void kick_out(chat_t *chat, chat_room_t *room, chat_user_t *u, json_t *kicked,
                      const char *reason) {
-    chat_presence_t *p = chat__presence_find(u, room);
+    /* Another node's user is its node's to take out (chat_bus_mod there);
+     * its members here hear member_left from that node. */
+    chat_presence_t *p = u->kind == CHAT_USER_REMOTE ? NULL : chat__presence_find(u, room);
     if (p == NULL) {
         json_decref(kicked);
         return;
@@ -634,10 +640,10 @@ static void kick_out(chat_t *chat, chat_room_t *room, chat_user_t *u, json_t *ki
     tt_msg_unref(msg);
 }
 
-static json_t *kicked_json(const chat_room_t *room, const chat_session_t *by, const char *reason,
-                           size_t reason_len, bool ban, int64_t until) {
+static json_t *kicked_json(const chat_room_t *room, const char *by, size_t by_len,
+                           const char *reason, size_t reason_len, bool ban, int64_t until) {
     json_t *o = json_pack("{s:s,s:s#,s:s#}", "type", "kicked", "room", room->name, room->name_len,
-                          "by", by->nick, by->nick_len);
+                          "by", by, by_len);
     if (reason_len > 0)
         json_object_set_new(o, "reason", json_stringn_nocheck(reason, reason_len));
     if (ban) {
@@ -669,7 +675,9 @@ void chat__on_kick(chat_t *chat, const chat_req_t *req) {
     a.reason = reason;
     a.reason_len = reason_len;
     persist(chat, req, room, NULL, false, &a);
-    kick_out(chat, room, u, kicked_json(room, req->s, reason, reason_len, false, 0), "kick");
+    kick_out(chat, room, u,
+             kicked_json(room, req->s->nick, req->s->nick_len, reason, reason_len, false, 0),
+             "kick");
 }
 
 /* `seconds`: absent for ever, else 1 to CHAT_BAN_SECONDS_MAX. */
@@ -765,6 +773,29 @@ static bool opt_room(chat_t *chat, const chat_req_t *req, chat_room_t **room) {
     return *room != NULL;
 }
 
+/* Closes this node's connections that a server-wide ban of target (an
+ * address, or a nickname) covers, but spare's (the admin's own). */
+static void ban_server_out(chat_t *chat, const chat_session_t *spare, bool address,
+                           const char *target, size_t len) {
+    if (address) {
+        for (chat_session_t *s = chat->sessions; s != NULL; s = s->next) {
+            const char *pa;
+            size_t plen = peer_address(s->peer, &pa);
+            if (s != spare && name_eq(pa, plen, target, len))
+                close_banned(chat, s);
+        }
+        return;
+    }
+    chat_user_t *u = chat__user_find(chat, target, len);
+    if (u == NULL || u->kind == CHAT_USER_REMOTE)
+        return; /* another node's: that node closes them (chat_bus_mod) */
+    for (uint32_t i = 0; i < u->nsess; i++)
+        close_banned(chat, u->sess[i]);
+    /* A guest parked in its grace time goes now. */
+    if (u->nsess == 0)
+        chat__user_end(chat, u, "ban");
+}
+
 static void ban_server(chat_t *chat, const chat_req_t *req, int64_t until, const char *reason,
                        size_t reason_len) {
     const char *target;
@@ -772,10 +803,8 @@ static void ban_server(chat_t *chat, const chat_req_t *req, int64_t until, const
     bool address;
     if (!ban_target(chat, req, true, &target, &tlen, &address) || !need_rank(chat, req, NULL, 3))
         return;
-    const char *nick = target, *addr = target;
-    size_t len = tlen, alen = tlen;
-    if (!address && admin_named(chat, nick, len)) {
-        chat__refuse(chat, req, "not_permitted", "You may not do that to %.*s.", (int)len, nick);
+    if (!address && admin_named(chat, target, tlen)) {
+        chat__refuse(chat, req, "not_permitted", "You may not do that to %.*s.", (int)tlen, target);
         return;
     }
     chat_mod_ban_t in = ban_record(req, NULL, address, target, tlen, until, reason, reason_len);
@@ -792,21 +821,7 @@ static void ban_server(chat_t *chat, const chat_req_t *req, int64_t until, const
     a.reason_len = reason_len;
     a.until = until;
     persist(chat, req, NULL, &in, false, &a);
-    if (address) {
-        for (chat_session_t *s = chat->sessions; s != NULL; s = s->next) {
-            const char *pa;
-            size_t plen = peer_address(s->peer, &pa);
-            if (s != req->s && name_eq(pa, plen, addr, alen))
-                close_banned(chat, s);
-        }
-    } else {
-        chat_user_t *u = chat__user_find(chat, nick, len);
-        for (uint32_t i = 0; u != NULL && i < u->nsess; i++)
-            close_banned(chat, u->sess[i]);
-        /* A guest parked in its grace time goes now. */
-        if (u != NULL && u->nsess == 0)
-            chat__user_end(chat, u, "ban");
-    }
+    ban_server_out(chat, req->s, address, target, tlen);
 }
 
 void chat__on_ban(chat_t *chat, const chat_req_t *req) {
@@ -852,7 +867,9 @@ void chat__on_ban(chat_t *chat, const chat_req_t *req) {
     a.until = until;
     persist(chat, req, room, &in, false, &a);
     if (u != NULL && chat__presence_find(u, room) != NULL)
-        kick_out(chat, room, u, kicked_json(room, req->s, reason, reason_len, true, until), "ban");
+        kick_out(chat, room, u,
+                 kicked_json(room, req->s->nick, req->s->nick_len, reason, reason_len, true, until),
+                 "ban");
 }
 
 void chat__on_unban(chat_t *chat, const chat_req_t *req) {
@@ -967,7 +984,9 @@ static void roles_request(chat_t *chat, const chat_req_t *req, bool owner) {
         roles_apply(chat, req, u->nick, u->nick_len);
         return;
     }
-    if (u != NULL || chat->auth.authenticate == NULL) {
+    /* Another node's user may be a guest or an account: the accounts
+     * tell, as for someone offline. */
+    if ((u != NULL && u->kind != CHAT_USER_REMOTE) || chat->auth.authenticate == NULL) {
         chat__refuse(chat, req, "not_permitted", "Roles are for accounts: %.*s is a guest.",
                      (int)len, nick);
         return;
@@ -1164,17 +1183,20 @@ void chat__on_bans(chat_t *chat, const chat_req_t *req) {
 
 /* ---- loading ---- */
 
-static void load_room(void *arg, const chat_mod_room_t *r) {
-    chat_t *chat = arg;
-    if (!chat_room_name_is_valid(r->name, r->name_len) || chat->kept_rooms >= CHAT_KEPT_ROOMS_MAX)
-        return;
-    chat_room_t *room = chat__room_find(chat, r->name, r->name_len);
-    if (room == NULL)
-        room = chat__room_new(chat, r->name, r->name_len);
+/* Sets room's owner, ops and topic to r's (NULL: none of them), as the
+ * store or the bus has them. Its members hear `roles` and `topic` when
+ * they changed (at start, before anyone is in a room, nobody does). */
+static void state_set(chat_t *chat, chat_room_t *room, const chat_mod_room_t *r) {
     chat_roommod_t *m = mod_get(room);
-    if (r->owner_len > 0 && chat_nickname_is_valid(r->owner, r->owner_len))
-        owner_set(chat, m, r->owner, r->owner_len);
-    for (size_t i = 0; i < r->ops_len && m->nops < CHAT_OPS_MAX;) {
+    json_t *roles_before = room->count > 0 ? roles_json(room) : NULL;
+    if (r != NULL && r->owner_len > 0 && chat_nickname_is_valid(r->owner, r->owner_len)) {
+        if (!name_eq(m->owner.s, m->owner.len, r->owner, r->owner_len))
+            owner_set(chat, m, r->owner, r->owner_len);
+    } else if (m->owner.len > 0) {
+        owner_set(chat, m, NULL, 0);
+    }
+    m->nops = 0;
+    for (size_t i = 0; r != NULL && i < r->ops_len && m->nops < CHAT_OPS_MAX;) {
         size_t j = i;
         while (j < r->ops_len && r->ops[j] != ' ')
             j++;
@@ -1184,14 +1206,44 @@ static void load_room(void *arg, const chat_mod_room_t *r) {
         }
         i = j + 1;
     }
-    if (r->topic_len > 0) {
-        m->topic = xstrndup(r->topic, r->topic_len);
-        m->topic_len = r->topic_len;
-        if (r->topic_by_len <= CHAT_NICK_MAX)
+    size_t tlen = r != NULL ? r->topic_len : 0;
+    bool topic_changed =
+        tlen != m->topic_len ||
+        (tlen > 0 && (memcmp(m->topic, r->topic, tlen) != 0 || r->topic_ts != m->topic_ts));
+    if (topic_changed) {
+        free(m->topic);
+        m->topic = tlen > 0 ? xstrndup(r->topic, tlen) : NULL;
+        m->topic_len = tlen;
+        m->topic_by.len = 0;
+        m->topic_by.s[0] = '\0';
+        if (tlen > 0 && r->topic_by_len <= CHAT_NICK_MAX)
             nick_set(&m->topic_by, r->topic_by, r->topic_by_len);
-        m->topic_ts = r->topic_ts;
+        m->topic_ts = tlen > 0 ? r->topic_ts : 0;
     }
     kept_update(chat, room);
+    if (roles_before != NULL) {
+        json_t *roles_after = roles_json(room);
+        if (!json_equal(roles_before, roles_after))
+            send_roles(chat, room);
+        json_decref(roles_after);
+        json_decref(roles_before);
+    }
+    if (topic_changed && room->count > 0)
+        to_members(chat, room,
+                   json_pack("{s:s,s:s#,s:s#,s:s#,s:I}", "type", "topic", "room", room->name,
+                             room->name_len, "topic", m->topic ? m->topic : "", m->topic_len, "by",
+                             m->topic_by.s, (size_t)m->topic_by.len, "ts",
+                             (json_int_t)m->topic_ts));
+}
+
+static void load_room(void *arg, const chat_mod_room_t *r) {
+    chat_t *chat = arg;
+    if (!chat_room_name_is_valid(r->name, r->name_len) || chat->kept_rooms >= CHAT_KEPT_ROOMS_MAX)
+        return;
+    chat_room_t *room = chat__room_find(chat, r->name, r->name_len);
+    if (room == NULL)
+        room = chat__room_new(chat, r->name, r->name_len);
+    state_set(chat, room, r);
 }
 
 static void load_ban(void *arg, const chat_mod_ban_t *b) {
@@ -1220,4 +1272,160 @@ int chat__mod_load(chat_t *chat) {
         tt_log_info("chat: moderation: %u kept rooms and %u server-wide bans loaded",
                     chat->kept_rooms, chat->nbans);
     return rc;
+}
+
+/* ---- the bus: the cluster's changes ----
+ *
+ * In a cluster every change comes back from Redis (chat_bus_mod), this
+ * node's own included, with the room's state after it: applied in Redis's
+ * order, every node ends with the same state. Only another node's change
+ * has effects here (its kicks and bans of this node's users): this
+ * node's own had them when it was made. */
+
+static chat_ban_t **bans_of(chat_t *chat, chat_room_t *room, uint32_t **n, uint32_t **cap,
+                            uint32_t *max) {
+    if (room == NULL) {
+        *n = &chat->nbans;
+        *cap = &chat->bans_cap;
+        *max = CHAT_SERVER_BANS_MAX;
+        return &chat->bans;
+    }
+    chat_roommod_t *m = mod_get(room);
+    *n = &m->nbans;
+    *cap = &m->bans_cap;
+    *max = CHAT_ROOM_BANS_MAX;
+    return &m->bans;
+}
+
+static void bans_clear(chat_t *chat, chat_room_t *room) {
+    uint32_t *n, *cap, max;
+    chat_ban_t **bans = bans_of(chat, room, &n, &cap, &max);
+    for (uint32_t i = 0; i < *n; i++)
+        ban_free(&(*bans)[i]);
+    *n = 0;
+}
+
+static void ban_apply(chat_t *chat, chat_room_t *room, const chat_mod_ban_t *b, bool drop) {
+    if (b->target_len == 0 || b->target_len > CHAT_ADDRESS_MAX || b->by_len > CHAT_NICK_MAX)
+        return;
+    int64_t now = chat__now_ms();
+    uint32_t *n, *cap, max;
+    chat_ban_t **bans = bans_of(chat, room, &n, &cap, &max);
+    chat_ban_t *old = ban_find(*bans, n, b->address, b->target, b->target_len, now);
+    if (drop) {
+        if (old != NULL)
+            ban_remove(*bans, n, old);
+    } else if (b->until == 0 || b->until > now) {
+        ban_put(bans, n, cap, max, b, now);
+    }
+}
+
+/* The room ev names, made here when the change keeps something. */
+static chat_room_t *bus_room(chat_t *chat, const char *name, size_t len, bool keeps) {
+    if (!chat_room_name_is_valid(name, len))
+        return NULL;
+    chat_room_t *room = chat__room_find(chat, name, len);
+    if (room == NULL && keeps && chat->kept_rooms < CHAT_KEPT_ROOMS_MAX)
+        room = chat__room_new(chat, name, len);
+    return room;
+}
+
+/* Another node's kick or ban, for this node's users. */
+static void bus_effects(chat_t *chat, chat_room_t *room, const chat_bus_mod_t *ev) {
+    bool kick = ev->action_len == 4 && memcmp(ev->action, "kick", 4) == 0;
+    bool ban = ev->action_len == 3 && memcmp(ev->action, "ban", 3) == 0;
+    if ((!kick && !ban) || ev->target_len == 0 || ev->by_len > CHAT_NICK_MAX)
+        return;
+    if (room == NULL) {
+        if (ban && ev->ban != NULL)
+            ban_server_out(chat, NULL, ev->ban->address, ev->target, ev->target_len);
+        return;
+    }
+    chat_user_t *u = chat__user_find(chat, ev->target, ev->target_len);
+    if (u == NULL || u->kind == CHAT_USER_REMOTE || chat__presence_find(u, room) == NULL)
+        return;
+    kick_out(chat, room, u,
+             kicked_json(room, ev->by, ev->by_len, ev->reason, ev->reason_len, ban, ev->until),
+             kick ? "kick" : "ban");
+}
+
+void chat_bus_mod(chat_t *chat, const chat_bus_mod_t *ev) {
+    chat_room_t *room = NULL;
+    char name[CHAT_ROOM_MAX + 1];
+    size_t name_len = 0;
+    if (ev->room != NULL) {
+        room = bus_room(chat, ev->room, ev->room_len, ev->row != NULL);
+        if (room == NULL)
+            return; /* not here, and nothing to keep: nobody here to tell */
+        memcpy(name, room->name, room->name_len);
+        name_len = room->name_len;
+        state_set(chat, room, ev->row);
+        if (ev->row == NULL)
+            bans_clear(chat, room);
+    }
+    if (ev->ban != NULL && (room != NULL || ev->room == NULL))
+        ban_apply(chat, room, ev->ban, ev->ban_drop);
+    if (room != NULL)
+        kept_update(chat, room);
+    if (!ev->ours)
+        bus_effects(chat, room, ev);
+    /* A kick may have taken the last member out, and the room may keep
+     * nothing any more. */
+    if (room != NULL && (room = chat__room_find(chat, name, name_len)) != NULL &&
+        room->count == 0 && room->npeople == 0 && !chat__mod_keeps(room))
+        chat__room_free_if_empty(chat, room);
+}
+
+void chat_bus_mod_sync_begin(chat_t *chat) {
+    bans_clear(chat, NULL);
+    size_t pos = 0;
+    void *v;
+    while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
+        chat_room_t *room = v;
+        if (room->mod != NULL)
+            room->mod->synced = false;
+    }
+}
+
+void chat_bus_mod_sync_room(chat_t *chat, const chat_mod_room_t *row, const chat_mod_ban_t *bans,
+                            size_t n) {
+    chat_room_t *room = bus_room(chat, row->name, row->name_len, true);
+    if (room == NULL)
+        return;
+    state_set(chat, room, row);
+    bans_clear(chat, room);
+    for (size_t i = 0; i < n; i++)
+        ban_apply(chat, room, &bans[i], false);
+    kept_update(chat, room);
+    room->mod->synced = true;
+}
+
+void chat_bus_mod_sync_ban(chat_t *chat, const chat_mod_ban_t *ban) {
+    ban_apply(chat, NULL, ban, false);
+}
+
+void chat_bus_mod_sync_end(chat_t *chat) {
+    /* What Redis no longer keeps is kept here no more: collected first, as
+     * freeing a room changes the map. */
+    size_t pos = 0, n = 0, cap = 0;
+    void *v;
+    chat_room_t **gone = NULL;
+    while (tt_map_next(&chat->rooms, &pos, NULL, NULL, &v)) {
+        chat_room_t *room = v;
+        if (room->mod == NULL || room->mod->synced)
+            continue;
+        state_set(chat, room, NULL);
+        bans_clear(chat, room);
+        kept_update(chat, room);
+        if (room->count == 0 && room->npeople == 0 && !chat__mod_keeps(room)) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                gone = xrealloc(gone, cap * sizeof(*gone));
+            }
+            gone[n++] = room;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        chat__room_free_if_empty(chat, gone[i]);
+    free(gone);
 }

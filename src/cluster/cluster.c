@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/cluster_mod.h"
 #include "core/hex.h"
 #include "core/log.h"
 #include "core/map.h"
@@ -17,6 +18,7 @@
 /* publish.lua and presence.lua, embedded by CMake */
 extern const char cluster_publish_lua[];
 extern const char cluster_presence_lua[];
+extern const char cluster_mod_lua[];
 
 #define TICK_MS 250
 #define BACKOFF_MIN_MS 100
@@ -34,6 +36,7 @@ extern const char cluster_presence_lua[];
 #define ALIVE_MS 2000       /* how often a node renews its lease (and looks for lost ones) */
 #define AGE_TRIM_MS 60000   /* how often a node trims its rooms' streams by age */
 #define AGE_TRIM_COUNT 500  /* entries one age check reads, at most */
+#define MOD_QUEUE_MAX 256   /* moderation changes held while the sync reads */
 
 typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_READY } link_state_t;
 
@@ -53,6 +56,8 @@ typedef struct link_s {
 typedef enum { R_UNSUB, R_SUBSCRIBING, R_SYNCING, R_LIVE, R_UNSUBSCRIBING } room_state_t;
 
 typedef struct cread_s cread_t;
+
+typedef enum { MOD_UNSUB, MOD_SUBSCRIBING, MOD_SYNCING, MOD_LIVE } mod_state_t;
 
 typedef struct inbox_item_s {
     size_t len;
@@ -140,6 +145,20 @@ struct cluster_s {
     unsigned nslots;
     bool slots_full_logged;
     bool restated; /* an earlier process's shares under this name are ended */
+    /* Moderation (store_redis_mod.c writes it; every change comes on
+     * mchan, numbered): the node applies them in order, and reads the
+     * whole state again (mod.lua, a page at a time) when it subscribes or
+     * sees a number missing; changes that come meanwhile wait in mq. */
+    char mchan[32];
+    char sha_m[41];
+    mod_state_t mod_state;
+    bool mod_reading; /* a page is asked for */
+    bool mod_overflow;
+    uint64_t mod_seq; /* the last change applied */
+    uint64_t mod_sync_seq;
+    char mod_cursor[CLUSTER_MOD_CURSOR_MAX];
+    inbox_item_t *mq[MOD_QUEUE_MAX];
+    size_t mq_n;
 };
 
 static uint64_t now_ms(const cluster_t *c) {
@@ -161,12 +180,19 @@ static void read_issue(cluster_t *c, cread_t *rd);
 static void read_fail(cluster_t *c, cread_t *rd);
 static cread_t *reads_pop(cluster_t *c, struct croom_s *r);
 static void room_people(cluster_t *c, struct croom_s *r);
+static void mod_subscribe(cluster_t *c);
+static void mod_read(cluster_t *c);
+static void mod_in(cluster_t *c, const char *p, size_t len);
+static void mod_queue_clear(cluster_t *c);
 static size_t fold_nick(const char *nick, size_t len, char *out);
 
 /* ---- readiness ---- */
 
 static void note_ready(cluster_t *c) {
-    bool ready = c->cmd.state == LINK_READY && c->sub.state == LINK_READY && c->script;
+    /* Moderation read too: a node that took logins before knowing the
+     * bans would let the banned in. */
+    bool ready = c->cmd.state == LINK_READY && c->sub.state == LINK_READY && c->script &&
+                 c->mod_state == MOD_LIVE;
     if (ready == c->ready)
         return;
     c->ready = ready;
@@ -249,6 +275,10 @@ static void link_up(link_t *l) {
     cluster_t *c = l->c;
     l->state = LINK_READY;
     l->backoff_ms = BACKOFF_MIN_MS;
+    if (l->sub)
+        mod_subscribe(c);
+    else if (c->mod_state == MOD_SYNCING && !c->mod_reading)
+        mod_read(c);
     for (int m = 0; m < 2; m++) {
         size_t pos = 0;
         void *v;
@@ -285,6 +315,11 @@ static bool script_loaded(redisAsyncContext *ac, const redisReply *r, link_t *l,
 static void on_script(redisAsyncContext *ac, void *reply, void *priv) {
     link_t *l = priv;
     script_loaded(ac, reply, l, l->c->sha, "publish");
+}
+
+static void on_mod_script(redisAsyncContext *ac, void *reply, void *priv) {
+    link_t *l = priv;
+    script_loaded(ac, reply, l, l->c->sha_m, "moderation");
 }
 
 static void on_alive(redisAsyncContext *ac, void *reply, void *priv);
@@ -539,6 +574,9 @@ static void link_connect(link_t *l) {
         const char *argv2[] = {"SCRIPT", "LOAD", cluster_presence_lua};
         size_t lens2[] = {6, 4, strlen(cluster_presence_lua)};
         command_argv(l, on_presence_script, l, 3, argv2, lens2);
+        const char *argv3[] = {"SCRIPT", "LOAD", cluster_mod_lua};
+        size_t lens3[] = {6, 4, strlen(cluster_mod_lua)};
+        command_argv(l, on_mod_script, l, 3, argv3, lens3);
     }
 }
 
@@ -565,6 +603,9 @@ static void link_lost(link_t *l, const char *why) {
     else
         tt_log_debug("cluster: %s", why);
     if (l->sub) {
+        /* Moderation is read again once subscribed. */
+        c->mod_state = MOD_UNSUB;
+        mod_queue_clear(c);
         /* Every channel subscribes again; a room fills what it missed. */
         for (int m = 0; m < 2; m++) {
             size_t pos = 0;
@@ -576,6 +617,7 @@ static void link_lost(link_t *l, const char *why) {
     if (ac != NULL)
         redisAsyncFree(ac); /* runs the pending callbacks with no reply */
     if (!l->sub) {
+        c->mod_reading = false; /* its page, if one was asked for, is lost */
         /* Reads waiting for a subscription fail now, not later. */
         size_t pos = 0;
         void *v;
@@ -1025,6 +1067,15 @@ static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv) {
             link_up(l);
         return;
     }
+    if (chan_len == strlen(c->mchan) && memcmp(chan, c->mchan, chan_len) == 0) {
+        if (strcmp(kind, "subscribe") == 0 && c->mod_state == MOD_SUBSCRIBING) {
+            c->mod_state = MOD_SYNCING;
+            mod_read(c);
+        } else if (strcmp(kind, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
+            mod_in(c, r->element[2]->str, r->element[2]->len);
+        }
+        return;
+    }
     size_t plen = strlen(c->rchan); /* as long as uchan */
     bool user = chan_len > plen && memcmp(chan, c->uchan, plen) == 0;
     if (chan_len <= plen || (!user && memcmp(chan, c->rchan, plen) != 0))
@@ -1164,15 +1215,19 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
     const redisReply *r = reply;
     uint64_t id = 0;
     bool private = pub->ids[pub->got] == PUB_PRIVATE;
-    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+    /* A private's reply has a third element: 1 when it was stored. */
+    bool stored = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                  r->element[2]->type == REDIS_REPLY_INTEGER && r->element[2]->integer == 1;
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && (r->elements == 2 || r->elements == 3) &&
         r->element[0]->type == REDIS_REPLY_INTEGER && r->element[0]->integer > 0 &&
         r->element[1]->type == REDIS_REPLY_INTEGER) {
         id = (uint64_t)r->element[0]->integer;
         if (id > c->max_id)
             c->max_id = id;
         c->stats.published++;
-        /* A private that reached no one's channel: no such nickname. */
-        if (private && r->element[1]->integer == 0)
+        /* A private that reached no one's channel and was not stored for
+         * an account: no such nickname. */
+        if (private && r->element[1]->integer == 0 && !stored)
             id = CHAT_BUS_NO_USER;
     } else {
         c->stats.refused++;
@@ -1188,6 +1243,16 @@ static void on_publish(redisAsyncContext *ac, void *reply, void *priv) {
     pub->ids[pub->got++] = id;
     if (pub->got == pub->expect)
         pub_complete(pub);
+}
+
+/* The conversation key of two folded nicknames, as store_dm_key writes it
+ * ("@" + both, in byte order, joined by "@"): out holds 2 * CHAT_NICK_MAX
+ * + 3 bytes. */
+static size_t dm_key(const char *a, size_t alen, const char *b, size_t blen, char *out) {
+    int cmp = memcmp(a, b, alen < blen ? alen : blen);
+    bool b_first = cmp > 0 || (cmp == 0 && alen > blen);
+    return (size_t)snprintf(out, 2 * CHAT_NICK_MAX + 3, "@%.*s@%.*s", (int)(b_first ? blen : alen),
+                            b_first ? b : a, (int)(b_first ? alen : blen), b_first ? a : b);
 }
 
 static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus_done_cb done,
@@ -1229,13 +1294,34 @@ static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus
             size_t blen = cluster_body_format(c->scratch, c->scratch_cap, m->ts, c->cfg.node,
                                               msgs[i].token, m->from, m->from_len, m->to, m->to_len,
                                               NULL, 0, m->text, m->text_len);
-            const char *argv[] = {"EVALSHA", c->sha, "1",  KEY_ID,    deadline,
-                                  floor,     to,     from, c->scratch};
-            size_t lens[] = {
-                7,          40,         1,   strlen(KEY_ID), strlen(deadline), strlen(floor),
-                (size_t)tn, (size_t)fn, blen};
+            /* Between accounts the script stores it too, in their
+             * conversation (it knows who is an account). */
+            char dkey[2 * CHAT_NICK_MAX + 3], maxlen[24], cutoff[24];
+            size_t dlen = dm_key(ffrom, flen, fto, tlen, dkey);
+            snprintf(maxlen, sizeof(maxlen), "%" PRIu64, c->cfg.retain);
+            snprintf(cutoff, sizeof(cutoff), "%" PRId64,
+                     c->cfg.retain_days > 0 ? wall_ms() - (int64_t)c->cfg.retain_days * 86400 * 1000
+                                            : 0);
+            const char *argv[] = {"EVALSHA", c->sha, "1",         KEY_ID,     deadline,
+                                  floor,     to,     from,        c->scratch, dkey,
+                                  ffrom,     fto,    c->cfg.node, maxlen,     cutoff};
+            size_t lens[] = {7,
+                             40,
+                             1,
+                             strlen(KEY_ID),
+                             strlen(deadline),
+                             strlen(floor),
+                             (size_t)tn,
+                             (size_t)fn,
+                             blen,
+                             dlen,
+                             flen,
+                             tlen,
+                             c->node_len,
+                             strlen(maxlen),
+                             strlen(cutoff)};
             pub->ids[i] = PUB_PRIVATE;
-            ok = blen > 0 && command_argv(&c->cmd, on_publish, pub, 9, argv, lens);
+            ok = blen > 0 && command_argv(&c->cmd, on_publish, pub, 15, argv, lens);
         } else {
             char key[65], kseq[96], klog[96], chan[96], maxlen[24], sfloor[24];
             size_t klen = cluster_room_key(m->to, m->to_len, key);
@@ -1652,7 +1738,8 @@ static void on_inner_auth(void *arg, const chat_auth_result_t *res) {
     const char *args[] = {cl->folded, c->cfg.node, cl->op == CHAT_AUTH_GUEST ? "g" : "a",
                           cl->hash[0] != '\0' ? cl->hash : "-"};
     size_t lens[] = {cl->len, strlen(c->cfg.node), 1, cl->hash[0] != '\0' ? 64u : 1u};
-    if (!c->script || !presence_call(c, on_claim, cl, "claim", 4, args, lens)) {
+    if (!c->script || c->mod_state != MOD_LIVE ||
+        !presence_call(c, on_claim, cl, "claim", 4, args, lens)) {
         cl->result.status = CHAT_AUTH_UNAVAILABLE;
         claim_finish(cl);
     }
@@ -1755,6 +1842,154 @@ static void age_trim(cluster_t *c) {
     }
 }
 
+/* ---- moderation ---- */
+
+static void mod_subscribe(cluster_t *c) {
+    const char *argv[] = {"SUBSCRIBE", c->mchan};
+    size_t lens[] = {9, strlen(c->mchan)};
+    snprintf(c->mod_cursor, sizeof(c->mod_cursor), "0");
+    if (redisAsyncCommandArgv(c->sub.ac, on_sub_message, c, 2, argv, lens) == REDIS_OK)
+        c->mod_state = MOD_SUBSCRIBING;
+}
+
+static void mod_queue_clear(cluster_t *c) {
+    for (size_t i = 0; i < c->mq_n; i++)
+        free(c->mq[i]);
+    c->mq_n = 0;
+    c->mod_overflow = false;
+}
+
+/* A change that is next (or already applied, then nothing). False: a
+ * number is missing, or it is malformed: read everything again. */
+static bool mod_apply(cluster_t *c, const char *p, size_t len) {
+    cluster_mod_ev_t e;
+    if (!cluster_mod_parse(p, len, &e)) {
+        bad_payload(c, "the moderation channel");
+        return true; /* dropped: the next change's number shows it missing */
+    }
+    bool ok = true;
+    if (e.seq == c->mod_seq + 1) {
+        e.ev.ours = is_ours(c, e.node, e.node_len);
+        c->mod_seq = e.seq;
+        chat_bus_mod(c->chat, &e.ev);
+    } else if (e.seq > c->mod_seq) {
+        ok = false;
+    }
+    cluster_mod_ev_free(&e);
+    return ok;
+}
+
+static void mod_resync(cluster_t *c) {
+    c->mod_state = MOD_SYNCING;
+    note_ready(c);
+    snprintf(c->mod_cursor, sizeof(c->mod_cursor), "0");
+    if (!c->mod_reading)
+        mod_read(c);
+}
+
+static void mod_hold(cluster_t *c, const char *p, size_t len) {
+    if (c->mq_n == MOD_QUEUE_MAX) {
+        c->mod_overflow = true; /* read everything once more after this */
+        return;
+    }
+    inbox_item_t *it = xmalloc(sizeof(*it) + len);
+    it->len = len;
+    memcpy(it->data, p, len);
+    c->mq[c->mq_n++] = it;
+}
+
+static void mod_in(cluster_t *c, const char *p, size_t len) {
+    if (c->mod_state != MOD_LIVE) {
+        mod_hold(c, p, len);
+        return;
+    }
+    if (!mod_apply(c, p, len)) {
+        tt_log_info("cluster: a moderation change is missing: reading moderation again");
+        mod_hold(c, p, len);
+        mod_resync(c);
+    }
+}
+
+static void mod_begin(void *arg) {
+    chat_bus_mod_sync_begin(((cluster_t *)arg)->chat);
+}
+
+static void mod_room(void *arg, const chat_mod_room_t *row, const chat_mod_ban_t *bans, size_t n) {
+    chat_bus_mod_sync_room(((cluster_t *)arg)->chat, row, bans, n);
+}
+
+static void mod_ban(void *arg, const chat_mod_ban_t *ban) {
+    chat_bus_mod_sync_ban(((cluster_t *)arg)->chat, ban);
+}
+
+/* The sync is read: the changes that came meanwhile, in order. */
+static void mod_synced(cluster_t *c) {
+    chat_bus_mod_sync_end(c->chat);
+    c->mod_seq = c->mod_sync_seq;
+    c->mod_state = MOD_LIVE;
+    note_ready(c);
+    bool again = c->mod_overflow;
+    size_t n = c->mq_n;
+    c->mq_n = 0;
+    c->mod_overflow = false;
+    for (size_t i = 0; i < n; i++) {
+        if (!again && !mod_apply(c, c->mq[i]->data, c->mq[i]->len)) {
+            again = true;
+            mod_hold(c, c->mq[i]->data, c->mq[i]->len);
+        } else if (again) {
+            mod_hold(c, c->mq[i]->data, c->mq[i]->len);
+        }
+        free(c->mq[i]);
+    }
+    if (again)
+        mod_resync(c);
+}
+
+static void on_mod_page(redisAsyncContext *ac, void *reply, void *priv) {
+    link_t *l = priv;
+    cluster_t *c = l->c;
+    replied(l, reply);
+    const redisReply *r = reply;
+    if (r == NULL || l->ac != ac)
+        return; /* the link is gone: link_up asks again */
+    c->mod_reading = false;
+    if (c->mod_state != MOD_SYNCING)
+        return; /* the subscription went meanwhile: it reads again once back */
+    bool has_seq;
+    uint64_t seq;
+    char cursor[CLUSTER_MOD_CURSOR_MAX];
+    if (r->type != REDIS_REPLY_STRING ||
+        !cluster_mod_page(r->str, r->len, &has_seq, &seq, cursor, mod_begin, mod_room, mod_ban,
+                          c) ||
+        has_seq != (strcmp(c->mod_cursor, "0") == 0)) {
+        if (r->type == REDIS_REPLY_ERROR)
+            tt_log_warn("cluster: cannot read moderation from redis: %.100s", r->str);
+        else
+            bad_payload(c, "a moderation page");
+        snprintf(c->mod_cursor, sizeof(c->mod_cursor), "0");
+        return; /* the tick asks again, from the start */
+    }
+    if (has_seq)
+        c->mod_sync_seq = seq;
+    snprintf(c->mod_cursor, sizeof(c->mod_cursor), "%s", cursor);
+    if (strcmp(cursor, "0") == 0)
+        mod_synced(c);
+    else
+        mod_read(c);
+}
+
+/* Asks for the sync's next page (the first when mod_cursor is "0"). */
+static void mod_read(cluster_t *c) {
+    if (c->cmd.state != LINK_READY || c->sha_m[0] == '\0')
+        return; /* link_up or the tick asks once it is */
+    char now[24];
+    snprintf(now, sizeof(now), "%" PRId64, wall_ms());
+    const char *argv[] = {"EVALSHA", c->sha_m, "0", c->mod_cursor, now};
+    size_t lens[] = {7, 40, 1, strlen(c->mod_cursor), strlen(now)};
+    if (command_argv(&c->cmd, on_mod_page, &c->cmd, 5, argv, lens))
+        c->mod_reading = true;
+}
+
 /* ---- the tick ---- */
 
 static void heartbeat(cluster_t *c) {
@@ -1805,6 +2040,8 @@ static void on_tick(void *ctx) {
     }
     for (int m = 0; m < 2; m++)
         channels_tick(c, m == 0 ? &c->rooms : &c->users, now);
+    if (c->mod_state == MOD_SYNCING && !c->mod_reading && c->cmd.state == LINK_READY)
+        mod_read(c); /* a page that failed: again */
 }
 
 static void channels_tick(cluster_t *c, tt_map_t *map, uint64_t now) {
@@ -1845,6 +2082,7 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
     snprintf(c->rchan, sizeof(c->rchan), "tt:%sroom:", db);
     snprintf(c->uchan, sizeof(c->uchan), "tt:%suser:", db);
     snprintf(c->hb_chan, sizeof(c->hb_chan), "tt:%snode:%s", db, c->cfg.node);
+    snprintf(c->mchan, sizeof(c->mchan), "tt:%smod", db);
     tt_map_init(&c->rooms, 0);
     tt_map_init(&c->users, 0);
     for (int i = 0; i < 2; i++) {
@@ -1910,6 +2148,7 @@ void cluster_free(cluster_t *c) {
         free(v);
     tt_map_dispose(&c->users);
     tt_map_dispose(&c->rooms);
+    mod_queue_clear(c);
     free(c->scratch);
     free(c);
 }

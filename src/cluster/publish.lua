@@ -17,7 +17,21 @@
 -- ARGV[4] the sender's and ARGV[5] the body is published as
 -- "0 <id> <body>" on the recipient's channel and, when someone there got
 -- it, on the sender's (its other connections' copies; skipped when the
--- same): returns {id, receivers} (0: nobody has that nickname now).
+-- same): returns {id, receivers, stored} (receivers 0: nobody has that
+-- nickname now).
+-- With ARGV[6] the conversation key ("@a@b", store_dm_key's), ARGV[7] and
+-- ARGV[8] the sender's and the recipient's folded nicknames, ARGV[9] the
+-- node, ARGV[10] maxlen and ARGV[11] the age cutoff (ms since the epoch,
+-- 0: none), a private between two accounts (the sender no guest on its
+-- node, the recipient an account no guest holds) is also stored, as on
+-- one node: its room field becomes the recipient account's spelling, it
+-- is appended to tt:dm:<key>:log (entry <id>-0, field m, trimmed to
+-- maxlen and by age), its id to tt:dm:<key>:by:<sender> (a sorted set,
+-- for unread counts), and each side's list tt:dms:<folded> (sorted set:
+-- key by last id; tt:dms:<folded>:with: key -> the other side's
+-- spelling) gets the conversation. A stored private is published on the
+-- sender's channel even when the recipient has no connection (stored=1:
+-- it is not `no_such_user`).
 -- Returns {id, seq} (seq 0 for a private message's id alone).
 local deadline = tonumber(ARGV[1])
 if deadline > 0 then
@@ -37,16 +51,86 @@ local function next_above(key, floor)
   return v
 end
 local id = next_above(KEYS[1], ARGV[2])
+-- Whether a private from folded nickname f (of this node) to t is one
+-- between accounts: the recipient's account spelling, or nil.
+local function dm_between_accounts(f, t, node)
+  if redis.call('EXISTS', 'tt:acct:nick:' .. f) == 0 or
+     redis.call('HGET', 'tt:nick:' .. f, node) == 'g' then
+    return nil
+  end
+  local acct = redis.call('GET', 'tt:acct:nick:' .. t)
+  if not acct then
+    return nil
+  end
+  for _, kind in ipairs(redis.call('HVALS', 'tt:nick:' .. t)) do
+    if kind == 'g' then
+      return nil
+    end
+  end
+  return redis.call('HGET', 'tt:acct:' .. acct, 'nick')
+end
+-- Stores the private payload (id, its sender f and recipient t folded,
+-- their spellings from_s and to_s) in conversation key.
+local function dm_store(key, id, payload, f, t, from_s, to_s, maxlen, cutoff)
+  local base = 'tt:dm:' .. key
+  local log = base .. ':log'
+  if maxlen > 0 then
+    redis.call('XADD', log, 'MAXLEN', maxlen, id .. '-0', 'm', payload)
+  else
+    redis.call('XADD', log, id .. '-0', 'm', payload)
+  end
+  redis.call('ZADD', base .. ':by:' .. f, id, id)
+  if cutoff > 0 then
+    -- Up to 16 of the oldest go, more than a message adds, so a
+    -- conversation that grows keeps pace with the cutoff; readers trim
+    -- the rest (store_redis_dm.c).
+    local old = redis.call('XRANGE', log, '-', '+', 'COUNT', 16)
+    local keep = (tonumber(string.match(old[#old][1], '^%d+')) + 1) .. '-0'
+    for _, e in ipairs(old) do
+      local ts = tonumber(string.match(e[2][2], '^%d+ %d+ (%-?%d+) '))
+      if ts == nil or ts >= cutoff then
+        keep = e[1]
+        break
+      end
+    end
+    redis.call('XTRIM', log, 'MINID', keep)
+  end
+  -- The unread sets lose what the stream lost.
+  local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+  local floor = first and ('(' .. string.match(first[1], '^%d+')) or '+inf'
+  redis.call('ZREMRANGEBYSCORE', base .. ':by:' .. f, '-inf', floor)
+  redis.call('ZREMRANGEBYSCORE', base .. ':by:' .. t, '-inf', floor)
+  redis.call('ZADD', 'tt:dms:' .. f, id, key)
+  redis.call('HSET', 'tt:dms:' .. f .. ':with', key, to_s)
+  redis.call('ZADD', 'tt:dms:' .. t, id, key)
+  redis.call('HSET', 'tt:dms:' .. t .. ':with', key, from_s)
+end
 if #KEYS == 1 then
   if ARGV[5] == nil then
     return {id, 0}
   end
-  local payload = '0 ' .. id .. ' ' .. ARGV[5]
+  local body = ARGV[5]
+  local stored = 0
+  if ARGV[6] ~= nil and ARGV[6] ~= '' then
+    local to_s = dm_between_accounts(ARGV[7], ARGV[8], ARGV[9])
+    -- body: "<ts> <node> <token> <from> <room> <mentions> <text>"
+    local head, from_s, tail = nil, nil, nil
+    if to_s then
+      head, from_s, tail = string.match(body, '^(%S+ %S+ %S+ )(%S+) %S+( .*)$')
+    end
+    if head ~= nil then
+      body = head .. from_s .. ' ' .. to_s .. tail
+      dm_store(ARGV[6], id, '0 ' .. id .. ' ' .. body, ARGV[7], ARGV[8], from_s, to_s,
+               tonumber(ARGV[10]), tonumber(ARGV[11]))
+      stored = 1
+    end
+  end
+  local payload = '0 ' .. id .. ' ' .. body
   local got = redis.call('PUBLISH', ARGV[3], payload)
-  if got > 0 and ARGV[4] ~= ARGV[3] then
+  if (got > 0 or stored == 1) and ARGV[4] ~= ARGV[3] then
     redis.call('PUBLISH', ARGV[4], payload)
   end
-  return {id, got}
+  return {id, got, stored}
 end
 local seq = next_above(KEYS[2], ARGV[6])
 local payload = seq .. ' ' .. id .. ' ' .. ARGV[4]

@@ -612,7 +612,8 @@ static int open_history(const server_config_t *cfg, store_t **out) {
                                     .path = u->path[0] != '\0' ? u->path : NULL,
                                     .password = u->password,
                                     .db = u->db,
-                                    .token_idle_ms = (int64_t)cfg->token_days * 86400 * 1000};
+                                    .token_idle_ms = (int64_t)cfg->token_days * 86400 * 1000,
+                                    .node = cfg->cluster->node};
         sc.redis = &rc;
     }
     char err[768];

@@ -62,9 +62,10 @@ const char *store_strerror(int err);
 /* ------------------------------------------------------------------------ */
 /* Opening */
 
-/* A cluster's Redis (store_config_t.redis): accounts, login tokens and
- * read markers are kept there (store_redis.c), so every node of the
- * cluster has the same ones; the rest stays in SQLite. */
+/* A cluster's Redis (store_config_t.redis): accounts, login tokens, read
+ * markers (store_redis.c) and moderation (store_redis_mod.c) are kept
+ * there, so every node of the cluster has the same ones; the rest stays
+ * in SQLite. */
 typedef struct store_redis_config_s {
     const char *host; /* TCP, or */
     int port;
@@ -73,6 +74,9 @@ typedef struct store_redis_config_s {
     int db;
     /* A login token unused this long expires (Redis drops it; 0: never). */
     int64_t token_idle_ms;
+    /* This node's name: the moderation changes it publishes carry it
+     * (store_mod.h), so it knows its own when they come back. */
+    const char *node;
 } store_redis_config_t;
 
 typedef struct store_config_s {

@@ -535,6 +535,8 @@ int store_conversations(store_t *st, int64_t account, const char *nick, size_t n
         return STORE_E_INVALID;
     char owner[STORE_NICK_MAX];
     store__ascii_lower(owner, nick, nick_len);
+    if (st->redis != NULL)
+        return store__redis_conversations(st, account, owner, nick_len, limit, cb, ctx);
     conv_args_t a = {.account = account,
                      .owner = owner,
                      .nick = nick,

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <stdatomic.h>
 
+#include "chat/chat.h"
 #include "store/store.h"
 
 /* How often a repeated failure may be logged. */
@@ -23,7 +24,9 @@ typedef struct store_redis_s store_redis_t;
 
 struct store_s {
     char *path;
-    /* A cluster's: accounts, tokens and read markers there (store_redis.c). */
+    /* A cluster's: accounts, tokens, read markers (store_redis.c),
+     * moderation (store_redis_mod.c) and the private conversations between
+     * accounts (store_redis_dm.c) there. */
     store_redis_t *redis;
     /* ":memory:": one connection only (a second one would be a different,
      * empty database), shared by the loop and the maintenance thread. */
@@ -152,6 +155,39 @@ int store__read_tx(store_t *st, const char *what, store_tx_body body, void *arg)
 int store__accounts_prepare(store_t *st);
 void store__accounts_finalize(store_t *st);
 
+/* store_search.c: a set of keys (rooms' and conversations'), sorted
+ * before store__keys_has; at most STORE_SEARCH_KEYS_MAX. */
+typedef struct store__keys_s {
+    char **keys;
+    size_t n, cap;
+} store__keys_t;
+void store__keys_add(store__keys_t *k, const char *key, size_t len);
+void store__keys_sort(store__keys_t *k);
+bool store__keys_has(const store__keys_t *k, const char *key);
+void store__keys_free(store__keys_t *k);
+struct store_search_req_s;
+/* Sorts k, and with q->only keeps only that key (when readable). */
+void store__keys_only(const struct store_search_req_s *q, store__keys_t *k);
+/* q's words as an FTS5 expression (free it). */
+char *store__search_match(const struct store_search_req_s *q);
+/* body in a read transaction on the store's connection (its temp tables
+ * are written in it), logged as what. 0 or a STORE_E_*. */
+int store__search_tx(store_t *st, const char *what, store_tx_body body, void *arg);
+
+/* store_redis_search.c: store_search on a cluster's streams, and
+ * store_room_joined's record of rooms in Redis (key: a room's stored key). */
+int store__redis_room_joined(store_t *st, int64_t account, const char *key, size_t len, int64_t ts);
+struct store_hit_s;
+int store__redis_search(store_t *st, const struct store_search_req_s *q,
+                        void (*cb)(void *ctx, const struct store_hit_s *hit), void *ctx, bool *more,
+                        int64_t *next_before);
+/* store_redis.c: the store's connection to Redis, opened if need be
+ * (NULL, logged, when it cannot be), for pipelines; drop it after a
+ * failed reply. */
+struct redisContext;
+struct redisContext *store__redis_conn(store_redis_t *r, const char *what);
+void store__redis_drop(store_redis_t *r);
+
 /* store_search.c: on a new connection, PRAGMA secure_delete = ON and the
  * search index's tokenizer "tt". An SQLite code. */
 int store__search_setup(sqlite3 *db);
@@ -215,5 +251,38 @@ int store__redis_read_set(store_t *st, int64_t account, const char *key, size_t 
                           int64_t up_to);
 int store__redis_read_get(store_t *st, int64_t account, const char *key, size_t key_len,
                           int64_t *up_to);
+
+/* The most ARGV one store__redis_eval call passes. */
+#define STORE_REDIS_ARGS_MAX 16
+struct redisReply;
+/* Runs script (EVAL, no keys: the script names them) with argv[0..argc)
+ * on the store's connection (opened if needed; once more on a new one
+ * when a stale one fails). Returns the reply (freeReplyObject it), or
+ * NULL after logging (at most once in 100 failures) when Redis cannot be
+ * reached or answered with an error. */
+struct redisReply *store__redis_eval(store_redis_t *r, const char *what, const char *script,
+                                     int argc, const char **argv, const size_t *lens);
+/* An integer reply, or a string of digits, as a number (0 otherwise). */
+int64_t store__redis_int(const struct redisReply *r);
+/* The channel moderation changes are published on (store_redis_mod.c). */
+const char *store__redis_mod_channel(const store_redis_t *r);
+const char *store__redis_node(const store_redis_t *r);
+
+/* store_redis_mod.c: store_mod.h's functions on Redis (a cluster's). */
+int store__redis_mod_load(store_t *st, int64_t now_ms, chat_mod_room_cb room, chat_mod_ban_cb ban,
+                          void *arg);
+int store__redis_mod_write(store_t *st, const chat_mod_write_t *w);
+typedef void (*store__audit_cb)(void *ctx, const chat_audit_t *e);
+int store__redis_audit_read(store_t *st, const char *scope, uint64_t before, unsigned limit,
+                            store__audit_cb cb, void *ctx, bool *more);
+/* store_redis_dm.c: a cluster's private conversations, which store_range
+ * (on a conversation key) and store_conversations hand over to when
+ * st->redis is set (same arguments, checked already; same results;
+ * owner is the account's nickname folded). */
+int store__redis_dm_range(store_t *st, const char *key, size_t key_len, int64_t after_id,
+                          int64_t before_id, unsigned limit, store_rec_cb cb, void *ctx,
+                          bool *more);
+int store__redis_conversations(store_t *st, int64_t account, const char *owner, size_t owner_len,
+                               unsigned limit, store_conv_cb cb, void *ctx);
 
 #endif

@@ -1,5 +1,6 @@
 /* Moderation's tables (schema v4): the rooms that keep an owner, ops or a
- * topic, the bans, and the audit log. The chat holds the state in memory
+ * topic, the bans, and the audit log (a cluster's are in Redis:
+ * store_redis_mod.c). The chat holds the state in memory
  * and loads it once (store_mod_load); every action is one transaction
  * (store_mod_write) with its audit entry. Moderation is rare: statements
  * are prepared per call. */
@@ -108,6 +109,8 @@ int store_mod_load(store_t *st, int64_t now_ms, chat_mod_room_cb room, chat_mod_
                    void *arg) {
     if (room == NULL || ban == NULL)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_mod_load(st, now_ms, room, ban, arg);
     load_args_t a = {.now = now_ms, .room = room, .ban = ban, .arg = arg};
     int rc = store__write_tx(st, "drop ended bans", expire_body, &a);
     if (rc < 0)
@@ -236,6 +239,8 @@ static int write_body(store_t *st, void *arg, int *res) {
 int store_mod_write(store_t *st, const chat_mod_write_t *w) {
     if (w == NULL)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_mod_write(st, w);
     return store__write_tx(st, "store a moderation action", write_body, (void *)w);
 }
 
@@ -322,6 +327,8 @@ int store_audit_read(store_t *st, const char *room, size_t room_len, uint64_t be
     if (cb == NULL || limit == 0 || limit > STORE_AUDIT_READ_MAX ||
         scope_of(room, room_len, scope, sizeof(scope)) < 0)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_audit_read(st, scope, before, limit, cb, ctx, more);
     audit_args_t a = {.scope = scope, .before = before, .limit = limit, .cb = cb, .ctx = ctx};
     int rc = store__read_tx(st, "read the audit log", audit_body, &a);
     if (more != NULL)

@@ -31,7 +31,8 @@
 
 struct store_redis_s {
     store_redis_config_t cfg;
-    char *host, *path, *password;
+    char *host, *path, *password, *node;
+    char mod_channel[32];
     redisContext *ctx;
     uint64_t failures_logged;
 };
@@ -42,6 +43,14 @@ int store__redis_open(store_t *st, const store_redis_config_t *cfg) {
     r->host = cfg->host != NULL ? xstrdup(cfg->host) : NULL;
     r->path = cfg->path != NULL ? xstrdup(cfg->path) : NULL;
     r->password = cfg->password != NULL ? xstrdup(cfg->password) : NULL;
+    r->node = xstrdup(cfg->node != NULL ? cfg->node : "");
+    /* Channels are one namespace for every database of a Redis: with
+     * another database than 0 the name carries its number (as the
+     * cluster's room channels do). */
+    if (cfg->db != 0)
+        snprintf(r->mod_channel, sizeof(r->mod_channel), "tt:%d:mod", cfg->db);
+    else
+        snprintf(r->mod_channel, sizeof(r->mod_channel), "tt:mod");
     st->redis = r;
     return 0;
 }
@@ -55,8 +64,17 @@ void store__redis_close(store_t *st) {
     free(r->host);
     free(r->path);
     free(r->password);
+    free(r->node);
     free(r);
     st->redis = NULL;
+}
+
+const char *store__redis_mod_channel(const store_redis_t *r) {
+    return r->mod_channel;
+}
+
+const char *store__redis_node(const store_redis_t *r) {
+    return r->node;
 }
 
 static void fail(store_redis_t *r, const char *what, const char *why) {
@@ -106,25 +124,35 @@ static bool connected(store_redis_t *r, const char *what) {
     return true;
 }
 
+struct redisContext *store__redis_conn(store_redis_t *r, const char *what) {
+    return connected(r, what) ? r->ctx : NULL;
+}
+
+void store__redis_drop(store_redis_t *r) {
+    drop(r);
+}
+
 /* Runs script with argv[0..argc) as its ARGV (no keys: the script names
  * them). Returns the reply (free it), or NULL after logging (the
  * connection is dropped, and opened again next time). */
-static redisReply *eval(store_redis_t *r, const char *what, const char *script, int argc,
-                        const char **argv, const size_t *lens) {
+redisReply *store__redis_eval(store_redis_t *r, const char *what, const char *script, int argc,
+                              const char **argv, const size_t *lens) {
     if (!connected(r, what))
         return NULL;
-    const char *av[12];
-    size_t al[12];
+    const char *av[3 + STORE_REDIS_ARGS_MAX];
+    size_t al[3 + STORE_REDIS_ARGS_MAX];
     av[0] = "EVAL";
     al[0] = 4;
     av[1] = script;
     al[1] = strlen(script);
     av[2] = "0";
     al[2] = 1;
-    for (int i = 0; i < argc && i < 9; i++) {
+    for (int i = 0; i < argc && i < STORE_REDIS_ARGS_MAX; i++) {
         av[3 + i] = argv[i];
         al[3 + i] = lens[i];
     }
+    if (argc > STORE_REDIS_ARGS_MAX)
+        argc = STORE_REDIS_ARGS_MAX;
     redisReply *rep = redisCommandArgv(r->ctx, 3 + argc, av, al);
     if (rep == NULL) {
         /* A connection that went stale (Redis restarted, an idle link cut)
@@ -146,7 +174,7 @@ static redisReply *eval(store_redis_t *r, const char *what, const char *script, 
     return rep;
 }
 
-static int64_t reply_int(const redisReply *r) {
+int64_t store__redis_int(const redisReply *r) {
     if (r->type == REDIS_REPLY_INTEGER)
         return r->integer;
     if (r->type == REDIS_REPLY_STRING)
@@ -162,11 +190,11 @@ static int read_account(const redisReply *rep, store_account_t *out) {
     if (out == NULL)
         return 0;
     memset(out, 0, sizeof(*out));
-    out->id = reply_int(rep->element[0]);
+    out->id = store__redis_int(rep->element[0]);
     snprintf(out->nick, sizeof(out->nick), "%s", rep->element[1]->str);
     snprintf(out->hash, sizeof(out->hash), "%s", rep->element[2]->str);
-    out->created = reply_int(rep->element[3]);
-    out->updated = reply_int(rep->element[4]);
+    out->created = store__redis_int(rep->element[3]);
+    out->updated = store__redis_int(rep->element[4]);
     return 0;
 }
 
@@ -190,10 +218,10 @@ int store__redis_account_create(store_t *st, const char *nick, size_t len, const
     const char *h = hash != NULL ? hash : "";
     const char *argv[] = {nick, h, now};
     size_t lens[] = {len, strlen(h), strlen(now)};
-    redisReply *rep = eval(st->redis, "create an account", script, 3, argv, lens);
+    redisReply *rep = store__redis_eval(st->redis, "create an account", script, 3, argv, lens);
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
-    int64_t id = reply_int(rep);
+    int64_t id = store__redis_int(rep);
     freeReplyObject(rep);
     if (id == 0)
         return STORE_E_EXISTS;
@@ -214,7 +242,7 @@ int store__redis_account_get(store_t *st, const char *nick, size_t len, store_ac
                        "return account(id)";
     const char *argv[] = {nick};
     size_t lens[] = {len};
-    redisReply *rep = eval(st->redis, "read an account", script, 1, argv, lens);
+    redisReply *rep = store__redis_eval(st->redis, "read an account", script, 1, argv, lens);
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
     int rc = rep->type == REDIS_REPLY_INTEGER ? STORE_E_NOTFOUND : read_account(rep, out);
@@ -238,10 +266,10 @@ int store__redis_account_set_hash(store_t *st, int64_t account, const char *hash
     const char *h = hash != NULL ? hash : "";
     const char *argv[] = {id, h, now, revoke_tokens ? "1" : "0"};
     size_t lens[] = {strlen(id), strlen(h), strlen(now), 1};
-    redisReply *rep = eval(st->redis, "change a password", script, 4, argv, lens);
+    redisReply *rep = store__redis_eval(st->redis, "change a password", script, 4, argv, lens);
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
-    int64_t ok = reply_int(rep);
+    int64_t ok = store__redis_int(rep);
     freeReplyObject(rep);
     return ok == 1 ? 0 : STORE_E_NOTFOUND;
 }
@@ -265,10 +293,10 @@ int store__redis_token_add(store_t *st, int64_t account, const uint8_t hash[32],
     snprintf(ttl, sizeof(ttl), "%" PRId64, st->redis->cfg.token_idle_ms);
     const char *argv[] = {id, h, now, ttl};
     size_t lens[] = {strlen(id), 64, strlen(now), strlen(ttl)};
-    redisReply *rep = eval(st->redis, "store a token", script, 4, argv, lens);
+    redisReply *rep = store__redis_eval(st->redis, "store a token", script, 4, argv, lens);
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
-    int64_t ok = reply_int(rep);
+    int64_t ok = store__redis_int(rep);
     freeReplyObject(rep);
     return ok == 1 ? 0 : ok == 0 ? STORE_E_NOTFOUND : STORE_E_EXISTS;
 }
@@ -292,7 +320,7 @@ int store__redis_token_use(store_t *st, const uint8_t hash[32], int64_t now_ms, 
     snprintf(idle, sizeof(idle), "%" PRId64, max_idle_ms);
     const char *argv[] = {h, now, idle};
     size_t lens[] = {64, strlen(now), strlen(idle)};
-    redisReply *rep = eval(st->redis, "use a token", script, 3, argv, lens);
+    redisReply *rep = store__redis_eval(st->redis, "use a token", script, 3, argv, lens);
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
     int rc = rep->type == REDIS_REPLY_INTEGER ? STORE_E_NOTFOUND : read_account(rep, out);
@@ -310,7 +338,7 @@ int store__redis_token_revoke(store_t *st, const uint8_t hash[32]) {
     tt_hex(hash, 32, h);
     const char *argv[] = {h};
     size_t lens[] = {64};
-    redisReply *rep = eval(st->redis, "revoke a token", script, 1, argv, lens);
+    redisReply *rep = store__redis_eval(st->redis, "revoke a token", script, 1, argv, lens);
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
     freeReplyObject(rep);
@@ -327,13 +355,13 @@ int store__redis_tokens_revoke_all(store_t *st, int64_t account, uint64_t *revok
     snprintf(id, sizeof(id), "%" PRId64, account);
     const char *argv[] = {id};
     size_t lens[] = {strlen(id)};
-    redisReply *rep = eval(st->redis, "revoke tokens", script, 1, argv, lens);
+    redisReply *rep = store__redis_eval(st->redis, "revoke tokens", script, 1, argv, lens);
     if (revoked != NULL)
         *revoked = 0;
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
     if (revoked != NULL)
-        *revoked = (uint64_t)reply_int(rep);
+        *revoked = (uint64_t)store__redis_int(rep);
     freeReplyObject(rep);
     return 0;
 }
@@ -349,7 +377,7 @@ int store__redis_read_set(store_t *st, int64_t account, const char *key, size_t 
     snprintf(up, sizeof(up), "%" PRId64, up_to);
     const char *argv[] = {id, key, up};
     size_t lens[] = {strlen(id), key_len, strlen(up)};
-    redisReply *rep = eval(st->redis, "set a read marker", script, 3, argv, lens);
+    redisReply *rep = store__redis_eval(st->redis, "set a read marker", script, 3, argv, lens);
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
     freeReplyObject(rep);
@@ -363,7 +391,7 @@ int store__redis_read_get(store_t *st, int64_t account, const char *key, size_t 
     snprintf(id, sizeof(id), "%" PRId64, account);
     const char *argv[] = {id, key};
     size_t lens[] = {strlen(id), key_len};
-    redisReply *rep = eval(st->redis, "read a read marker", script, 2, argv, lens);
+    redisReply *rep = store__redis_eval(st->redis, "read a read marker", script, 2, argv, lens);
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
     *up_to = rep->type == REDIS_REPLY_STRING ? strtoll(rep->str, NULL, 10) : 0;

@@ -516,6 +516,8 @@ int store_room_joined(store_t *st, int64_t account, const char *room, size_t len
     int n = store_room_key(room, len, key, sizeof(key));
     if (account <= 0 || n < 0)
         return STORE_E_INVALID;
+    if (st->redis != NULL)
+        return store__redis_room_joined(st, account, key, (size_t)n, ts);
     join_args_t a = {.account = account, .ts = ts, .key = key, .key_len = (size_t)n};
     return run_tx(st, true, "record a join", joined_body, &a);
 }
@@ -523,12 +525,7 @@ int store_room_joined(store_t *st, int64_t account, const char *room, size_t len
 /* ------------------------------------------------------------------------ */
 /* Search */
 
-typedef struct keyset_s {
-    char **keys;
-    size_t n, cap;
-} keyset_t;
-
-static void keys_add(keyset_t *k, const char *key, size_t len) {
+void store__keys_add(store__keys_t *k, const char *key, size_t len) {
     if (k->n >= STORE_SEARCH_KEYS_MAX)
         return;
     if (k->n == k->cap) {
@@ -542,11 +539,16 @@ static int key_cmp(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool keys_has(const keyset_t *k, const char *key) {
+bool store__keys_has(const store__keys_t *k, const char *key) {
     return k->n > 0 && bsearch(&key, k->keys, k->n, sizeof(*k->keys), key_cmp) != NULL;
 }
 
-static void keys_free(keyset_t *k) {
+void store__keys_sort(store__keys_t *k) {
+    if (k->n > 1)
+        qsort(k->keys, k->n, sizeof(*k->keys), key_cmp);
+}
+
+void store__keys_free(store__keys_t *k) {
     for (size_t i = 0; i < k->n; i++)
         free(k->keys[i]);
     free(k->keys);
@@ -562,12 +564,14 @@ typedef struct search_args_s {
     int count;
 } search_args_t;
 
-static int keys_load(store_t *st, const store_search_req_t *q, keyset_t *k) {
+/* The readable keys of q: its rooms, and for an account its record of
+ * rooms and its conversations. */
+static int keys_load(store_t *st, const store_search_req_t *q, store__keys_t *k) {
     char key[STORE_ROOM_MAX + 1];
     for (size_t i = 0; i < q->nrooms; i++) {
         int n = store_room_key(q->rooms[i], q->room_lens[i], key, sizeof(key));
         if (n > 0)
-            keys_add(k, key, (size_t)n);
+            store__keys_add(k, key, (size_t)n);
     }
     if (q->account <= 0)
         return SQLITE_OK;
@@ -584,32 +588,41 @@ static int keys_load(store_t *st, const store_search_req_t *q, keyset_t *k) {
     sqlite3_bind_int64(s, 1, q->account);
     sqlite3_bind_text(s, 2, owner, (int)olen, SQLITE_STATIC);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        keys_add(k, (const char *)sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+        store__keys_add(k, (const char *)sqlite3_column_text(s, 0),
+                        (size_t)sqlite3_column_bytes(s, 0));
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+void store__keys_only(const store_search_req_t *q, store__keys_t *k) {
+    store__keys_sort(k);
+    if (q->only == NULL)
+        return;
+    /* One room or conversation: readable, or nothing is. */
+    char buf[STORE_ROOM_MAX + 1];
+    const char *key;
+    size_t key_len;
+    bool ok = store__key(q->only, q->only_len, buf, &key, &key_len) == 0;
+    char *only = ok ? xstrndup(key, key_len) : NULL;
+    ok = ok && store__keys_has(k, only);
+    store__keys_free(k);
+    *k = (store__keys_t){0};
+    if (ok)
+        store__keys_add(k, only, strlen(only));
+    free(only);
+}
+
+int store__search_tx(store_t *st, const char *what, store_tx_body body, void *arg) {
+    return run_tx(st, false, what, body, arg);
 }
 
 static int search_body(store_t *st, void *arg, int *res) {
     search_args_t *a = arg;
     const store_search_req_t *q = a->q;
-    keyset_t k = {0};
+    store__keys_t k = {0};
     int rc = keys_load(st, q, &k);
-    if (rc == SQLITE_OK && k.n > 1)
-        qsort(k.keys, k.n, sizeof(*k.keys), key_cmp);
-    /* One room or conversation: readable, or nothing is. */
-    if (rc == SQLITE_OK && q->only != NULL) {
-        char buf[STORE_ROOM_MAX + 1];
-        const char *key;
-        size_t key_len;
-        bool ok = store__key(q->only, q->only_len, buf, &key, &key_len) == 0;
-        char *only = ok ? xstrndup(key, key_len) : NULL;
-        ok = ok && keys_has(&k, only);
-        keys_free(&k);
-        k = (keyset_t){0};
-        if (ok)
-            keys_add(&k, only, strlen(only));
-        free(only);
-    }
+    if (rc == SQLITE_OK)
+        store__keys_only(q, &k);
     int64_t *ids = xmalloc((q->limit + 1) * sizeof(*ids));
     size_t nids = 0;
     sqlite3_stmt *s = NULL;
@@ -631,7 +644,7 @@ static int search_body(store_t *st, void *arg, int *res) {
                 break;
             }
             const char *room = (const char *)sqlite3_column_text(s, 1);
-            if (room == NULL || !keys_has(&k, room))
+            if (room == NULL || !store__keys_has(&k, room))
                 continue;
             if (nids == q->limit) {
                 a->more = true;
@@ -690,14 +703,14 @@ static int search_body(store_t *st, void *arg, int *res) {
     }
     sqlite3_finalize(s);
     free(ids);
-    keys_free(&k);
+    store__keys_free(&k);
     *res = 0;
     return rc;
 }
 
 /* Each word as an FTS5 string ("..." with '"' doubled), joined by spaces:
  * all must match, and nothing in a word is FTS5 syntax. */
-static char *build_match(const store_search_req_t *q) {
+char *store__search_match(const store_search_req_t *q) {
     size_t cap = 1;
     for (size_t i = 0; i < q->nwords; i++)
         cap += 2 * q->word_lens[i] + 3;
@@ -730,6 +743,9 @@ int store_search(store_t *st, const store_search_req_t *q, store_hit_cb cb, void
     for (size_t i = 0; i < q->nwords; i++)
         if (q->words[i] == NULL || q->word_lens[i] == 0 || memchr(q->words[i], 0, q->word_lens[i]))
             return STORE_E_INVALID;
+    /* A cluster's messages are in Redis: searched there. */
+    if (st->redis != NULL)
+        return store__redis_search(st, q, cb, ctx, more, next_before);
     /* What is not indexed yet first (the maintenance thread keeps up
      * with the messages, a step behind at most). */
     int irc = SQLITE_OK;
@@ -739,7 +755,7 @@ int store_search(store_t *st, const store_search_req_t *q, store_hit_cb cb, void
         log_fail(st, "index new messages", irc);
         return store__map_rc(irc);
     }
-    search_args_t a = {.q = q, .match = build_match(q), .cb = cb, .ctx = ctx};
+    search_args_t a = {.q = q, .match = store__search_match(q), .cb = cb, .ctx = ctx};
     int rc = run_tx(st, false, "search", search_body, &a);
     free(a.match);
     if (rc < 0)

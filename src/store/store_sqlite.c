@@ -1003,6 +1003,8 @@ int store_range(store_t *st, const char *room, size_t room_len, int64_t after_id
     if (cb == NULL || after_id < 0 || before_id < 0 ||
         store__key(room, room_len, key, &room, &room_len) != 0)
         return STORE_E_INVALID;
+    if (st->redis != NULL && room[0] == '@')
+        return store__redis_dm_range(st, room, room_len, after_id, before_id, limit, cb, ctx, more);
     int64_t lo = after_id, hi = before_id == 0 ? INT64_MAX : before_id;
     if (st->shared)
         pthread_mutex_lock(&st->write_mu);

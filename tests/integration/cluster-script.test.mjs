@@ -2,8 +2,8 @@
 // Redis, without a node: loaded with SCRIPT LOAD and run by EVALSHA exactly
 // as a node calls it (the cluster spec, "The publish script"). Ids increase
 // across rooms and privates, sequence numbers per room, the payload goes to
-// the room's stream and channel, trimming, the id and seq floors, and the
-// deadline. Also the harness itself (tests/integration/redis.mjs): the mini
+// the room's stream and channel, trimming, the id and seq floors, the
+// deadline, and a private between accounts stored in its conversation. Also the harness itself (tests/integration/redis.mjs): the mini
 // RESP2 client, pause/resume and a restart with AOF on, which the node
 // tests rely on.
 
@@ -183,6 +183,82 @@ test('a deadline in the past: TT_LATE, and nothing changes (tt:id, seq, stream, 
         const m = await sub.messages.next(() => true);
         assert.equal(parsePayload(m.message).text, 'in time', 'the late message never reached the channel');
         assert.equal(sub.messages.items.length, 0);
+    } finally {
+        await sub.close();
+    }
+});
+
+/**
+ * A full private, as a node publishes it: to the recipient's channel, the
+ * sender's, with the conversation's key and both folded names; resolves
+ * to [id, receivers, stored].
+ */
+function publishDm(from, to, text, { node = 'n1', maxlen = 0, cutoff = 0, ts = Date.now() } = {}) {
+    const [f, t] = [from.toLowerCase(), to.toLowerCase()];
+    const key = `@${[f, t].sort().join('@')}`;
+    return rc.cmd('EVALSHA', sha, 1, 'tt:id', 0, 0, `tt:user:${t}`, `tt:user:${f}`, `${ts} ${node} 1 ${from} ${to} - ${text}`, key, f, t, node, maxlen, cutoff);
+}
+
+test('a private between accounts is stored in its conversation (named as the account spells itself); with a guest it is not', T, async () => {
+    await rc.cmd('SET', 'tt:acct:nick:ana', 1);
+    await rc.cmd('HSET', 'tt:acct:1', 'nick', 'Ana');
+    await rc.cmd('SET', 'tt:acct:nick:ben', 2);
+    await rc.cmd('HSET', 'tt:acct:2', 'nick', 'Ben');
+    await rc.cmd('HSET', 'tt:nick:ana', 'n1', 'a');
+    const sub = redisClient(redis.port, { label: 'subscriber' });
+    try {
+        await sub.subscribe('tt:user:ana');
+        // Ben has no connection: stored, so published to the sender too.
+        const [id1, got1, stored1] = await publishDm('Ana', 'BEN', 'hola');
+        assert.deepEqual([got1, stored1], [0, 1]);
+        const echo = parsePayload((await sub.messages.next(() => true)).message);
+        assert.deepEqual([echo.id, echo.from, echo.room, echo.text], [id1, 'Ana', 'Ben', 'hola'], 'the recipient as its account spells itself');
+        const [id2] = await publishDm('Ben', 'ana', 'two\nlines');
+        const log = await rc.cmd('XRANGE', 'tt:dm:@ana@ben:log', '-', '+');
+        assert.deepEqual(log.map(([e, f]) => [e, f[0], parsePayload(f[1]).room, parsePayload(f[1]).text]), [
+            [`${id1}-0`, 'm', 'Ben', 'hola'],
+            [`${id2}-0`, 'm', 'Ana', 'two\nlines'],
+        ]);
+        assert.deepEqual(await rc.cmd('ZRANGE', 'tt:dms:ana', 0, -1, 'WITHSCORES'), ['@ana@ben', String(id2)]);
+        assert.deepEqual(await rc.cmd('HGETALL', 'tt:dms:ana:with'), ['@ana@ben', 'Ben']);
+        assert.deepEqual(await rc.cmd('HGETALL', 'tt:dms:ben:with'), ['@ana@ben', 'Ana']);
+        assert.deepEqual(await rc.cmd('ZRANGE', 'tt:dm:@ana@ben:by:ana', 0, -1), [String(id1)]);
+        assert.deepEqual(await rc.cmd('ZRANGE', 'tt:dm:@ana@ben:by:ben', 0, -1), [String(id2)]);
+        // maxlen trims the stream and the unread sets with it.
+        const t0 = Date.now();
+        const [id3] = await publishDm('Ana', 'Ben', 'three', { maxlen: 1, ts: t0 - 6000 });
+        assert.deepEqual((await rc.cmd('XRANGE', 'tt:dm:@ana@ben:log', '-', '+')).map(([e]) => e), [`${id3}-0`]);
+        assert.deepEqual(await rc.cmd('ZRANGE', 'tt:dm:@ana@ben:by:ana', 0, -1), [String(id3)]);
+        assert.equal(await rc.cmd('EXISTS', 'tt:dm:@ana@ben:by:ben'), 0);
+        // The cutoff trims the older entries (the oldest 16 at most, so a
+        // growing conversation keeps pace): 20 old ones, then a new one.
+        for (let i = 0; i < 20; i++) await publishDm('Ana', 'Ben', `old ${i}`, { ts: t0 - 5000 + i });
+        const [id5] = await publishDm('Ana', 'Ben', 'five', { ts: t0, cutoff: t0 - 1000 });
+        const left = (await rc.cmd('XRANGE', 'tt:dm:@ana@ben:log', '-', '+')).map(([, f]) => parsePayload(f[1]).text);
+        assert.deepEqual(left, ['old 15', 'old 16', 'old 17', 'old 18', 'old 19', 'five']);
+        const [id6] = await publishDm('Ana', 'Ben', 'six', { ts: t0, cutoff: t0 - 1000 });
+        assert.deepEqual((await rc.cmd('XRANGE', 'tt:dm:@ana@ben:log', '-', '+')).map(([e]) => e), [`${id5}-0`, `${id6}-0`]);
+        assert.deepEqual(await rc.cmd('ZRANGE', 'tt:dm:@ana@ben:by:ana', 0, -1), [String(id5), String(id6)]);
+        // A guest sender (its node's claim), a recipient that is no
+        // account, or one a guest holds: live only; with nobody on the
+        // recipient's channel, nothing goes to the sender's.
+        await rc.cmd('SET', 'tt:acct:nick:gus', 3);
+        await rc.cmd('HSET', 'tt:nick:gus', 'n1', 'g');
+        await rc.cmd('HSET', 'tt:nick:ben', 'n2', 'g');
+        for (const [from, to] of [
+            ['Ana', 'Zed'],
+            ['Ana', 'Ben'],
+            ['Gus', 'Ana'],
+        ]) {
+            assert.deepEqual((await publishDm(from, to, `live ${from}`)).slice(1), [to === 'Ana' ? 1 : 0, 0], `${from} to ${to}`);
+        }
+        assert.equal(await rc.cmd('EXISTS', 'tt:dm:@ana@gus:log', 'tt:dm:@ana@zed:log'), 0);
+        assert.equal(await rc.cmd('XLEN', 'tt:dm:@ana@ben:log'), 2);
+        // Ana's channel, in order: the stored ones (as the sender), then
+        // Gus's, and nothing of the two between.
+        const onAna = [];
+        while (onAna[onAna.length - 1] !== 'live Gus') onAna.push(parsePayload((await sub.messages.next(() => true)).message).text);
+        assert.deepEqual(onAna.slice(-2), ['six', 'live Gus']);
     } finally {
         await sub.close();
     }
