@@ -70,6 +70,20 @@ async function say(c, room, text) {
     await c.request({ type: 'room', to: room, message: { text } }, 'ack');
 }
 
+/** The presence events each observer got about nick once a message from
+ * each sender has arrived: a sender on each node whose change counts (a
+ * node's messages follow its presence changes, not another node's). */
+async function presenceAfter(observers, room, senders, text, nick) {
+    for (const s of senders) await say(s, room, `${text} (${s.nickname})`);
+    const out = [];
+    for (const o of observers) {
+        const got = [];
+        for (const s of senders) got.push(...(await presenceUntil(o, room, `${text} (${s.nickname})`, nick)));
+        out.push(got);
+    }
+    return out;
+}
+
 async function sessions(server) {
     return parseMetrics(await (await fetch(`http://${HOST}:${server.port}/metrics`)).text()).get('tertulia_sessions');
 }
@@ -163,29 +177,28 @@ test('a guest resumed on a node that saw it through another: no second member_jo
         t.send({ type: 'leave', room });
         await t.next('left');
     }
-    await say(oa, room, 'both left');
-    for (const o of [oa, ob]) assert.deepEqual(await presenceUntil(o, room, 'both left', nick), ['member_left leave'], o.nickname);
+    assert.deepEqual(await presenceAfter([oa, ob], room, [oa, ob], 'both left', nick), [['member_left leave'], ['member_left leave']]);
     for (const o of [oa, ob]) await whoOnce(o, room, [oa.nickname, ob.nickname]);
 });
 
 test('a person in a room only through another node, logged in here too: the members here see it (who, member_joined), and its join here is quiet', T, async () => {
     const room = uniq('elsewhere');
     const oa = await on(n1, uniq('oa'), { room });
+    const oc = await on(n3, uniq('oc'), { room });
+    await oa.next((m) => m.type === 'member_joined' && m.nickname === oc.nickname);
     const nick = uniq('Both');
     const xa = await acct(n1, nick); // in no room on node 1
     const xc = await acct(n3, nick, { register: false });
     await join(xc, room);
-    await oa.next((m) => m.type === 'member_joined' && m.nickname === nick);
-    await whoOnce(oa, room, [oa.nickname, nick]);
+    for (const o of [oa, oc]) await o.next((m) => m.type === 'member_joined' && m.nickname === nick);
+    await whoOnce(oa, room, [oa.nickname, oc.nickname, nick]);
     const ja = await join(xa, room);
-    assert.deepEqual([...ja.members].sort(), [oa.nickname, nick].sort());
-    await say(xa, room, 'a joined');
-    assert.deepEqual(await presenceUntil(oa, room, 'a joined', nick), [], 'no second member_joined');
+    assert.deepEqual([...ja.members].sort(), [oa.nickname, oc.nickname, nick].sort());
+    assert.deepEqual(await presenceAfter([oa, oc], room, [xa], 'a joined', nick), [[], []], 'no second member_joined');
     // Node 3 lets it go (its only connection there closes): node 1 keeps it.
     await closeOn(n3, xc);
-    await say(oa, room, 'c gone');
-    assert.deepEqual(await presenceUntil(oa, room, 'c gone', nick), []);
-    await whoOnce(oa, room, [oa.nickname, nick]);
+    assert.deepEqual(await presenceAfter([oa, oc], room, [oc], 'c gone', nick), [[], []]);
+    for (const o of [oa, oc]) await whoOnce(o, room, [oa.nickname, oc.nickname, nick]);
 });
 
 test('kill -9 of one of the two nodes that hold a person: the third node\'s members see node_lost for that node\'s own people only; who still lists the person', T, async () => {
@@ -312,4 +325,23 @@ test('Redis paused while people come and go on a node: once it is back, the node
     await whoOnce(obs, room, [obs.nickname, comes.nickname]);
     const again = await on(m1, bye.nickname);
     assert.equal(again.welcome.nickname, bye.nickname);
+});
+
+test('a kick of a person in the room through two nodes: both its connections are kicked, and every member hears one member_left (kick)', T, async () => {
+    const room = `#${uniq('kick2')}`;
+    const own = await acct(n1, uniq('own'));
+    await join(own, room);
+    const watcher = await on(n2, uniq('w'), { room });
+    await own.next((m) => m.type === 'member_joined' && m.nickname === watcher.nickname);
+    const nick = uniq('Kicked');
+    const [xa, xb] = await onTwo(n1, n2, nick, room, [own, watcher]);
+    // Node 1 knows node 2's share before the kick (else it would see the
+    // person leave, come back and leave).
+    assert.deepEqual(await presenceAfter([own, watcher], room, [xb], 'both in', nick), [[], []]);
+    const d = await own.request({ type: 'kick', room, nickname: nick, reason: 'out' }, 'done');
+    assert.equal(d.type, 'done', JSON.stringify(d));
+    for (const x of [xa, xb]) assert.equal((await x.next('kicked')).room, room);
+    const got = await presenceAfter([own, watcher], room, [own, watcher], 'after the kick', nick);
+    assert.deepEqual(got, [['member_left kick'], ['member_left kick']]);
+    for (const o of [own, watcher]) await whoOnce(o, room, [own.nickname, watcher.nickname]);
 });
