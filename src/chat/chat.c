@@ -988,15 +988,6 @@ static void remote_gone(chat_t *chat, chat_presence_t *p) {
         chat__user_end(chat, u, "disconnect");
 }
 
-void chat__remote_forget(chat_t *chat, chat_user_t *u) {
-    /* Nothing to forget: the person stays in the rooms it is in through
-     * its other node, and chat__user_new makes u this node's. (Forgetting
-     * its presences here told nobody, and its rejoins then announced it a
-     * second time.) */
-    (void)chat;
-    (void)u;
-}
-
 /* The room has no member here any more: the other nodes' people are
  * forgotten quietly, and the room goes (unless moderation keeps it). */
 static void drop_remote(chat_t *chat, chat_room_t *room) {

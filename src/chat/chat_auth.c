@@ -404,10 +404,12 @@ static void account_login(chat_t *chat, chat_session_t *s, const chat_req_t *req
                           const chat_auth_wait_t *w) {
     const chat_auth_result_t *r = &w->result;
     chat_user_t *u = chat__user_find(chat, r->nick, r->nick_len);
-    if (u != NULL && (u->kind != CHAT_USER_ACCOUNT || u->account_id != r->account_id)) {
+    if (u != NULL && u->kind != CHAT_USER_REMOTE &&
+        (u->kind != CHAT_USER_ACCOUNT || u->account_id != r->account_id)) {
         /* Only a guest from before the account existed can hold it: the
          * guest check and the registering names keep guests off
-         * accounts' nicknames otherwise. */
+         * accounts' nicknames otherwise. (Another node's user of that
+         * name is this account there: chat__user_new adopts it.) */
         chat__refuse(chat, req, "nickname_taken",
                      "The nickname %.*s is in use by a guest right now: try again once it is "
                      "free.",
@@ -418,7 +420,7 @@ static void account_login(chat_t *chat, chat_session_t *s, const chat_req_t *req
      * server's bans, by name and by address. */
     if (chat__mod_refuse_banned(chat, req, r->nick, r->nick_len, NULL))
         return;
-    if (u == NULL) {
+    if (u == NULL || u->kind == CHAT_USER_REMOTE) {
         u = chat__user_new(chat, r->nick, r->nick_len, CHAT_USER_ACCOUNT);
         u->account_id = r->account_id;
     }

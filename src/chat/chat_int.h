@@ -394,10 +394,6 @@ json_t *chat__mentions(chat_t *chat, const chat_room_t *room, const char *text, 
  * when none). The bus carries them so. */
 char *chat__mentions_join(const json_t *mentions, size_t *len);
 
-/* chat.c: a remote user (CHAT_USER_REMOTE) is about to become this node's
- * (a guest resumed here): it is kept, presences and all, and
- * chat__user_new adopts it, so its rooms' members here hear nothing. */
-void chat__remote_forget(chat_t *chat, chat_user_t *u);
 json_t *chat__mentions_split(const char *s, size_t len);
 
 /* An accepted message's frame (room/private shape, with `mentions` when

@@ -387,8 +387,8 @@ void chat__guest_login(chat_t *chat, const chat_req_t *req, const char *nick, si
     chat_user_t *known = chat__user_find(chat, nick, nick_len);
     if (known != NULL && known->kind == CHAT_USER_REMOTE && resume_hash != NULL) {
         /* Another node's guest, resumed here: this node's own from now
-         * on (it joins its rooms again). */
-        chat__remote_forget(chat, known);
+         * on; chat__user_new adopts the mirror, presences and all, so its
+         * rooms' members here hear nothing. */
         known = NULL;
     }
     if (known != NULL) {

@@ -228,7 +228,7 @@ test('kill -9 of one of the two nodes that hold a person: the third node\'s memb
     await lastGoes(n2, x2, nick, room, [oc, ob], ob);
 });
 
-test('an account logging in on a node that knows it through another (a mirror of it in a room there) is the same person', { ...T, todo: SKIP ? false : 'chat_auth.c account_login refuses a nickname held by a remote user (nickname_taken): it must take a CHAT_USER_REMOTE user as none (chat__user_new adopts it)' }, async () => {
+test('an account logging in on a node that knows it through another (a mirror of it in a room there) is the same person', T, async () => {
     const room = uniq('mirror');
     const oa = await on(n1, uniq('oa'), { room });
     const nick = uniq('Late');
