@@ -700,8 +700,9 @@ typedef struct chat_bus_hooks_s {
      * (chat_bus_undelivered there). May be NULL. */
     void (*undelivered)(void *ctx, const char *from, size_t from_len, uint64_t id, const char *to,
                         size_t to_len);
-    /* An event frame (frame[0..frame_len), JSON, borrowed: `typing` or
-     * `status`) of user nick for the other nodes: to the room's members
+    /* An event frame (frame[0..frame_len), JSON, borrowed: `typing`,
+     * `status`, or an account's `read` to itself) of user nick for the
+     * other nodes: to the room's members
      * there (room true: target is the room's name) or to the user target's
      * connections there (false); chat_bus_relay there. evid (not 0): one
      * event sent to several targets, which a connection gets once. Nothing
@@ -739,8 +740,9 @@ void chat_bus_undelivered(chat_t *chat, const char *for_nick, size_t for_len, ui
  * own connections), or to the v1 connections of the user target (false).
  * evkey (not 0) names the event cluster-wide: a connection it reached
  * already through another target gets it no more. A `status` frame also
- * sets the away status of the user it names here. Frames of any other
- * type are dropped. */
+ * sets the away status of the user it names here. A `read` frame goes
+ * only to the account target's connections, and only when target is
+ * nick (its own marker). Frames of any other type are dropped. */
 void chat_bus_relay(chat_t *chat, bool room, const char *target, size_t target_len,
                     const char *nick, size_t nick_len, uint64_t evkey, const char *frame,
                     size_t frame_len);

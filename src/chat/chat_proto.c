@@ -706,11 +706,17 @@ static void on_read(chat_t *chat, const chat_req_t *req) {
     json_object_set_new(o, has_with > 0 ? "with" : "room", json_stringn_nocheck(name, name_len));
     json_object_set_new(o, "up_to", json_integer((json_int_t)up_to));
     tt_msg_t *m = chat__msg_json(o, 96);
+    /* The account's connections on the other nodes hear it too. */
+    char *frame = chat->bus.relay != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     for (uint32_t i = 0; i < u->nsess; i++)
         if (u->sess[i] != s && u->sess[i]->v1)
             chat__send(chat, u->sess[i], m);
     tt_msg_unref(m);
+    if (frame != NULL)
+        chat->bus.relay(chat->bus_ctx, false, u->nick, u->nick_len, u->nick, u->nick_len, 0, frame,
+                        strlen(frame));
+    free(frame);
 }
 
 /* ---- pages of names ----

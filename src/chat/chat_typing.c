@@ -137,10 +137,14 @@ void chat_bus_relay(chat_t *chat, bool room_target, const char *target, size_t t
     const char *type = json_string_value(json_object_get(o, "type"));
     bool typing = type != NULL && strcmp(type, "typing") == 0;
     bool status = type != NULL && strcmp(type, "status") == 0;
+    /* A read marker moved on another node: for that account's own
+     * connections only. */
+    bool read = type != NULL && strcmp(type, "read") == 0 && !room_target &&
+                target_len == nick_len && strncasecmp(target, nick, nick_len) == 0;
     if (status && chat_nickname_is_valid(nick, nick_len))
         remote_status(chat, nick, nick_len, o);
     json_decref(o);
-    if ((!typing && !status) || !chat_nickname_is_valid(nick, nick_len))
+    if ((!typing && !status && !read) || !chat_nickname_is_valid(nick, nick_len))
         return;
     uint64_t stamp = evkey != 0 ? relay_stamp(chat, evkey) : 0;
     tt_msg_t *m = NULL;
@@ -150,7 +154,8 @@ void chat_bus_relay(chat_t *chat, bool room_target, const char *target, size_t t
     chat_user_t *u = room_target ? NULL : chat__user_find(chat, target, target_len);
     if (room != NULL) {
         n = room->count;
-    } else if (u != NULL && u->kind != CHAT_USER_REMOTE) {
+    } else if (u != NULL && u->kind != CHAT_USER_REMOTE &&
+               (!read || u->kind == CHAT_USER_ACCOUNT)) {
         to = u->sess;
         n = u->nsess;
     }

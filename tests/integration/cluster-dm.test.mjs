@@ -104,9 +104,13 @@ test('privates between accounts on two nodes: the same conversations, unread cou
     // A read marker set on node B counts on node A. The `conversations`
     // after it on B comes after the marker is stored (one worker, in order).
     bob.send({ type: 'read', with: alice.nickname, up_to: ids[1] });
+    // Its echo reaches the account's connection on the other node.
+    const echo = await bobOnA.next({ type: 'read' });
+    assert.deepEqual([echo.with, echo.up_to], [alice.nickname, ids[1]]);
     assert.deepEqual(await convs(bob), [{ with: alice.nickname, last_id: reply, unread: 1 }]);
     assert.deepEqual(await convs(bobOnA), [{ with: alice.nickname, last_id: reply, unread: 1 }]);
     bobOnA.send({ type: 'read', with: alice.nickname, up_to: reply });
+    assert.equal((await bob.next({ type: 'read' })).up_to, reply);
     assert.deepEqual(await convs(bobOnA), [{ with: alice.nickname, last_id: reply, unread: 0 }]);
     assert.deepEqual(await convs(bob), [{ with: alice.nickname, last_id: reply, unread: 0 }]);
     // Backwards changes nothing.
