@@ -156,6 +156,7 @@ struct cluster_s {
     bool mod_overflow;
     uint64_t mod_seq; /* the last change applied */
     uint64_t mod_sync_seq;
+    uint64_t mod_logged_ms; /* the last failed read logged */
     char mod_cursor[CLUSTER_MOD_CURSOR_MAX];
     inbox_item_t *mq[MOD_QUEUE_MAX];
     size_t mq_n;
@@ -1962,11 +1963,19 @@ static void on_mod_page(redisAsyncContext *ac, void *reply, void *priv) {
         !cluster_mod_page(r->str, r->len, &has_seq, &seq, cursor, mod_begin, mod_room, mod_ban,
                           c) ||
         has_seq != (strcmp(c->mod_cursor, "0") == 0)) {
-        if (r->type == REDIS_REPLY_ERROR)
-            tt_log_warn("cluster: cannot read moderation from redis: %.100s", r->str);
-        else
-            bad_payload(c, "a moderation page");
         snprintf(c->mod_cursor, sizeof(c->mod_cursor), "0");
+        if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            /* Its scripts were flushed: connect again, which loads them. */
+            link_lost(&c->cmd, "redis forgot the scripts");
+            return;
+        }
+        /* Asked again every tick: one line in ten seconds. */
+        if (r->type == REDIS_REPLY_ERROR && now_ms(c) - c->mod_logged_ms >= 10000) {
+            c->mod_logged_ms = now_ms(c);
+            tt_log_warn("cluster: cannot read moderation from redis: %.100s", r->str);
+        } else if (r->type != REDIS_REPLY_ERROR) {
+            bad_payload(c, "a moderation page");
+        }
         return; /* the tick asks again, from the start */
     }
     if (has_seq)
