@@ -661,6 +661,16 @@ typedef void (*chat_bus_rooms_cb)(void *arg, int rc, const char *const *names,
 /* The most rooms the bus lists for `rooms` (the page is cut from them). */
 #define CHAT_BUS_ROOMS_MAX 10000
 
+/* An event for message_change: frame (JSON, borrowed) to the members of
+ * the room named target (room true) or to the user target's connections. */
+typedef struct chat_bus_event_s {
+    bool room;
+    const char *target;
+    size_t target_len;
+    const char *frame;
+    size_t frame_len;
+} chat_bus_event_t;
+
 typedef struct chat_bus_hooks_s {
     /* Publishes msgs[0..n) (borrowed for the call), in order. Returns 0
      * (done will be called) or a negative code (it will not: every one is
@@ -709,6 +719,22 @@ typedef struct chat_bus_hooks_s {
      * is stored. May be NULL. */
     void (*relay)(void *ctx, bool room, const char *target, size_t target_len, const char *nick,
                   size_t nick_len, uint64_t evid, const char *frame, size_t frame_len);
+    /* Edit and delete in a cluster (chat_edit.c; both NULL: the store's
+     * message_get and message_change serve them). message_get is the
+     * store's hook of that name, read where the messages are (account: as
+     * there; info->joined is this node's record of rooms, see change). */
+    int (*message_get)(void *ctx, uint64_t id, int64_t account, chat_msg_info_done_cb done,
+                       void *arg);
+    /* Sets the stored message's text (text NULL: deletes it), erasing the
+     * old one, and in the same step sends events[0..n) (`edited` or
+     * `deleted` frames) to every node, this one included, where
+     * chat_bus_change hands them out: in order with the room's messages,
+     * so a member that gets `deleted` never gets the message afterwards.
+     * done: rc 0, 1 (no such message, or deleted meanwhile), 2 (it cannot
+     * be changed in place: too many messages follow it) or rc < 0. */
+    int (*message_change)(void *ctx, uint64_t id, const char *text, size_t len, int64_t edited_ts,
+                          const chat_bus_event_t *events, size_t n, chat_store_done_cb done,
+                          void *arg);
 } chat_bus_hooks_t;
 
 /* Attaches a bus (hooks copied, ctx borrowed until chat_free); node, this
@@ -746,6 +772,13 @@ void chat_bus_undelivered(chat_t *chat, const char *for_nick, size_t for_len, ui
 void chat_bus_relay(chat_t *chat, bool room, const char *target, size_t target_len,
                     const char *nick, size_t nick_len, uint64_t evkey, const char *frame,
                     size_t frame_len);
+
+/* An `edited` or `deleted` frame from the bus (message_change's event, on
+ * every node): to the v1 members of the room named target (room true) or
+ * to the v1 connections of the user target. Frames of any other type are
+ * dropped. */
+void chat_bus_change(chat_t *chat, bool room, const char *target, size_t target_len,
+                     const char *frame, size_t frame_len);
 
 /* Another node's share of a person in room begins (joined) or ends
  * (reason): node is that node's slot (the bus's small number for it; 0 to

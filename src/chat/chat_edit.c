@@ -8,7 +8,13 @@
  * so the change is ordered after every message accepted before it: a
  * client that sees `deleted` never receives that message afterwards, live
  * or in history. Privates to or from a guest are never stored: editing or
- * deleting one finds nothing (`not_found`). */
+ * deleting one finds nothing (`not_found`).
+ *
+ * In a cluster the bus serves both steps (chat_bus_hooks_t.message_get and
+ * message_change) on its link to Redis, after the messages published
+ * before, and the change carries its events: every node, this one too,
+ * hands them out from the room's channel (chat_bus_change), in order with
+ * the room's messages, so the order holds there as well. */
 #include "chat/chat_int.h"
 
 #include <stdlib.h>
@@ -101,6 +107,7 @@ json_t *chat__stored_message_json(chat_t *chat, const chat_message_t *m, const c
 
 /* One edit or delete in flight. */
 typedef struct edit_s {
+    bool bus; /* the bus serves it (a cluster) */
     chat_t *chat;
     uint64_t sid;
     json_t *root; /* the request (one reference): ref and text point into it */
@@ -162,17 +169,21 @@ static void send_user(chat_t *chat, chat_user_t *u, tt_msg_t *m) {
             chat__send(chat, u->sess[i], m);
 }
 
+static void send_room(chat_t *chat, chat_room_t *room, tt_msg_t *m) {
+    for (uint32_t i = 0; i < room->count; i++) {
+        chat_session_t *ms = room->members[i]->session;
+        if (ms->v1)
+            chat__send(chat, ms, m);
+    }
+}
+
 static void broadcast(chat_t *chat, const edit_t *e, const char *by, size_t by_len) {
     if (e->kind == CHAT_MSG_ROOM) {
         chat_room_t *room = chat__room_find(chat, e->key, e->key_len);
         if (room == NULL || room->v1_count == 0)
             return;
         tt_msg_t *m = change_frame(e, "room", room->name, room->name_len, by, by_len);
-        for (uint32_t i = 0; i < room->count; i++) {
-            chat_session_t *ms = room->members[i]->session;
-            if (ms->v1)
-                chat__send(chat, ms, m);
-        }
+        send_room(chat, room, m);
         tt_msg_unref(m);
         return;
     }
@@ -204,10 +215,17 @@ static void on_changed(void *arg, int rc, uint64_t last) {
     } else if (rc == 1) {
         if (s != NULL)
             chat__refuse(chat, &req, "not_found", "There is no such message.");
+    } else if (rc == 2) {
+        if (s != NULL)
+            chat__refuse(chat, &req, "not_permitted",
+                         "The message is too far back in its history to be changed.");
     } else {
         /* The requester may be gone: the others hear of it anyway (then
-         * by its author, the only one who may delete today). */
-        broadcast(chat, e, s != NULL ? s->nick : e->from, s != NULL ? s->nick_len : e->from_len);
+         * by its author, the only one who may delete today). With a bus
+         * they hear it from there, this node's members included. */
+        if (!e->bus)
+            broadcast(chat, e, s != NULL ? s->nick : e->from,
+                      s != NULL ? s->nick_len : e->from_len);
         if (s != NULL && e->ref != NULL) {
             json_t *o = json_object();
             json_object_set_new(o, "type", json_string_nocheck("done"));
@@ -217,6 +235,35 @@ static void on_changed(void *arg, int rc, uint64_t last) {
         }
     }
     edit_finish(e);
+}
+
+/* The change through the bus, with its events: the room's members, or
+ * both sides of a conversation (each told of the other). */
+static int bus_change(chat_t *chat, edit_t *e, const chat_session_t *s) {
+    chat_bus_event_t ev[2];
+    tt_msg_t *m[2] = {NULL, NULL};
+    size_t n = 0;
+    if (e->kind == CHAT_MSG_ROOM) {
+        /* Each node names the room as it does (chat_bus_change). */
+        m[n] = change_frame(e, "room", e->key, e->key_len, s->nick, s->nick_len);
+        ev[n++] = (chat_bus_event_t){.room = true, .target = e->key, .target_len = e->key_len};
+    } else {
+        m[n] = change_frame(e, "with", e->to, e->to_len, s->nick, s->nick_len);
+        ev[n++] = (chat_bus_event_t){.target = e->from, .target_len = e->from_len};
+        if (!nick_eq(e->from, e->from_len, e->to, e->to_len)) {
+            m[n] = change_frame(e, "with", e->from, e->from_len, s->nick, s->nick_len);
+            ev[n++] = (chat_bus_event_t){.target = e->to, .target_len = e->to_len};
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        ev[i].frame = (const char *)tt_msg_payload(m[i]);
+        ev[i].frame_len = m[i]->payload_len;
+    }
+    int rc = chat->bus.message_change(chat->bus_ctx, e->id, e->del ? NULL : e->text, e->text_len,
+                                      e->edited_ts, ev, n, on_changed, e);
+    for (size_t i = 0; i < n; i++)
+        tt_msg_unref(m[i]);
+    return rc;
 }
 
 static void on_got(void *arg, int rc, const chat_msg_info_t *info) {
@@ -265,8 +312,9 @@ static void on_got(void *arg, int rc, const chat_msg_info_t *info) {
     memcpy(e->to, info->msg.to, e->to_len);
     e->to[e->to_len] = '\0';
     e->edited_ts = chat__now_ms();
-    int src = chat->store.message_change(chat->store_ctx, e->id, e->del ? NULL : e->text,
-                                         e->text_len, e->edited_ts, on_changed, e);
+    int src = e->bus ? bus_change(chat, e, s)
+                     : chat->store.message_change(chat->store_ctx, e->id, e->del ? NULL : e->text,
+                                                  e->text_len, e->edited_ts, on_changed, e);
     if (src < 0)
         on_changed(e, src, 0);
 }
@@ -292,7 +340,8 @@ static void edit_start(chat_t *chat, const chat_req_t *req, bool del) {
     size_t text_len = 0;
     if (!del && !chat__message_text(chat, req, &text, &text_len))
         return;
-    if (chat->store.message_get == NULL || chat->store.message_change == NULL) {
+    bool bus = chat->bus.message_get != NULL && chat->bus.message_change != NULL;
+    if (!bus && (chat->store.message_get == NULL || chat->store.message_change == NULL)) {
         chat__refuse(chat, req, "not_found", "There is no such message (nothing is stored).");
         return;
     }
@@ -303,6 +352,7 @@ static void edit_start(chat_t *chat, const chat_req_t *req, bool del) {
     e->ref = req->ref;
     e->ref_len = req->ref_len;
     e->del = del;
+    e->bus = bus;
     e->id = (uint64_t)n;
     e->text = text;
     e->text_len = text_len;
@@ -313,7 +363,8 @@ static void edit_start(chat_t *chat, const chat_req_t *req, bool del) {
     if (chat->npending > 0)
         chat_flush(chat);
     int64_t account = s->user->kind == CHAT_USER_ACCOUNT ? s->user->account_id : 0;
-    int rc = chat->store.message_get(chat->store_ctx, e->id, account, on_got, e);
+    int rc = bus ? chat->bus.message_get(chat->bus_ctx, e->id, account, on_got, e)
+                 : chat->store.message_get(chat->store_ctx, e->id, account, on_got, e);
     if (rc < 0)
         on_got(e, rc, NULL);
 }
@@ -324,4 +375,33 @@ void chat__on_edit(chat_t *chat, const chat_req_t *req) {
 
 void chat__on_delete(chat_t *chat, const chat_req_t *req) {
     edit_start(chat, req, true);
+}
+
+void chat_bus_change(chat_t *chat, bool room_target, const char *target, size_t target_len,
+                     const char *frame, size_t frame_len) {
+    /* From outside the process: only an `edited` or `deleted` goes on. */
+    json_t *o = json_loadb(frame, frame_len, 0, NULL);
+    const char *type = json_string_value(json_object_get(o, "type"));
+    if (type == NULL || (strcmp(type, "edited") != 0 && strcmp(type, "deleted") != 0)) {
+        json_decref(o);
+        return;
+    }
+    if (room_target) {
+        chat_room_t *room = chat__room_find(chat, target, target_len);
+        if (room != NULL && room->v1_count > 0) {
+            /* Named as this node names the room. */
+            json_object_set_new(o, "room", json_stringn_nocheck(room->name, room->name_len));
+            tt_msg_t *m = chat__msg_json(o, frame_len + 64);
+            send_room(chat, room, m);
+            tt_msg_unref(m);
+        }
+    } else {
+        chat_user_t *u = chat__user_find(chat, target, target_len);
+        if (u != NULL && u->kind == CHAT_USER_ACCOUNT) {
+            tt_msg_t *m = chat__msg_raw(frame, frame_len);
+            send_user(chat, u, m);
+            tt_msg_unref(m);
+        }
+    }
+    json_decref(o);
 }

@@ -37,6 +37,13 @@ extern const char cluster_mod_lua[];
 #define AGE_TRIM_MS 60000   /* how often a node trims its rooms' streams by age */
 #define AGE_TRIM_COUNT 500  /* entries one age check reads, at most */
 #define MOD_QUEUE_MAX 256   /* moderation changes held while the sync reads */
+/* The index of stored messages (publish.lua writes it): the stream that
+ * holds message id is field id % IDX_BUCKET of hash tt:idx:<id / IDX_BUCKET>. */
+#define IDX_BUCKET 100
+/* A change rewrites the entries after the message, in one step: at most
+ * this many (about 8 ms of Redis per thousand); further back it is
+ * refused (CHANGE_LUA). */
+#define CHANGE_TAIL_MAX 5000
 
 typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_READY } link_state_t;
 
@@ -838,6 +845,13 @@ static in_result_t room_in(cluster_t *c, croom_t *r, const char *p, size_t len) 
         event_in(c, r, p, len);
         return IN_DONE;
     }
+    if (len > 1 && p[0] == 'X' && p[1] == ' ') {
+        /* An edit or delete (CHANGE_LUA), every node's own included: after
+         * the message it changes, as the channel carries them. */
+        if (r->watched)
+            chat_bus_change(c->chat, true, r->name, r->name_len, p + 2, len - 2);
+        return IN_DONE;
+    }
     cluster_msg_t m;
     if (!cluster_msg_parse(p, len, &m)) {
         bad_payload(c, "a room's channel");
@@ -917,6 +931,23 @@ static bool entry_payload(const redisReply *e, const char **p, size_t *len) {
     return false;
 }
 
+/* What a change left in a stream entry (CHANGE_LUA): field e, its edit
+ * time; field d, a deleted message's marker (its text is gone). */
+static void entry_state(const redisReply *e, int64_t *edited_ts, bool *deleted) {
+    *edited_ts = 0;
+    *deleted = false;
+    const redisReply *f = e->element[1];
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        const redisReply *k = f->element[i], *v = f->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || k->len != 1 || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (k->str[0] == 'e')
+            *edited_ts = strtoll(v->str, NULL, 10);
+        else if (k->str[0] == 'd')
+            *deleted = true;
+    }
+}
+
 /* A stream entry's message in *m, or false (logged: a malformed one is
  * skipped). */
 static bool stream_entry(cluster_t *c, const redisReply *e, cluster_msg_t *m) {
@@ -965,9 +996,20 @@ static void on_fetch(redisAsyncContext *ac, void *reply, void *priv) {
             continue;
         if (m.id <= r->last_id)
             continue;
+        int64_t edited_ts;
+        bool deleted;
+        entry_state(rep->element[i], &edited_ts, &deleted);
+        if (deleted) {
+            /* A deleted message keeps its place (and its sequence number)
+             * as a marker: the room moves past it, delivering nothing. */
+            r->last_id = m.id;
+            r->last_seq = m.seq;
+            continue;
+        }
         /* The stream is the room's history: whatever follows the last
          * message delivered is next, even where sequence numbers jump
-         * (a Redis that lost them restarted above the floor). */
+         * (a Redis that lost them restarted above the floor). An edited
+         * one comes with its new text. */
         c->stats.fetched++;
         room_deliver(c, r, &m);
     }
@@ -1035,6 +1077,10 @@ static void user_in(cluster_t *c, croom_t *u, const char *p, size_t len) {
     }
     if (len > 2 && p[0] == 'E' && p[1] == ' ') {
         event_in(c, u, p, len);
+        return;
+    }
+    if (len > 2 && p[0] == 'X' && p[1] == ' ') {
+        chat_bus_change(c->chat, false, u->key, u->key_len, p + 2, len - 2);
         return;
     }
     cluster_msg_t m;
@@ -1413,7 +1459,13 @@ static void on_read(redisAsyncContext *ac, void *reply, void *priv) {
             cut = true;
             continue;
         }
-        msgs[k++] = chat_msg_of(&m, CHAT_MSG_ROOM);
+        msgs[k] = chat_msg_of(&m, CHAT_MSG_ROOM);
+        entry_state(rep->element[i], &msgs[k].edited_ts, &msgs[k].deleted);
+        if (msgs[k].deleted) {
+            msgs[k].text = "";
+            msgs[k].text_len = 0;
+        }
+        k++;
     }
     if (cut && n > rd->limit)
         more = true;
@@ -1488,6 +1540,202 @@ static int bus_history(void *ctx, const char *room, size_t room_len, uint64_t af
         }
     }
     read_issue(c, rd);
+    return 0;
+}
+
+/* ---- edit and delete ---- */
+
+/* A stored message by id: its stream (the index publish.lua writes), then
+ * its entry. Returns 0 (none), or {stream, payload, edited_ts, deleted}. */
+#define LUA_INDEX                                                                                  \
+    "local id = tonumber(ARGV[1]) "                                                                \
+    "local key = redis.call('HGET', 'tt:idx:' .. math.floor(id / 100), id % 100) "                 \
+    "if not key then return 0 end "                                                                \
+    "local eid = ARGV[1] .. '-0' "                                                                 \
+    "local cur = redis.call('XRANGE', key, eid, eid) "                                             \
+    "if #cur == 0 then return 0 end "                                                              \
+    "local f = cur[1][2] "                                                                         \
+    "local m, ed, del = nil, '0', '0' "                                                            \
+    "for i = 1, #f, 2 do "                                                                         \
+    "if f[i] == 'm' then m = f[i + 1] elseif f[i] == 'e' then ed = f[i + 1] "                      \
+    "elseif f[i] == 'd' then del = '1' end end "                                                   \
+    "if not m then return 0 end "
+static const char GET_LUA[] = LUA_INDEX "return {key, m, ed, del}";
+
+/* Changes message ARGV[1] (ARGV[2] '1': deletes it; else its text becomes
+ * ARGV[4], edited at ARGV[3]) and publishes ARGV[6..] (channel, payload
+ * pairs). Returns 0, 1 (no such message, or deleted) or 2 (more than
+ * ARGV[5] entries follow it).
+ *
+ * A stream entry cannot change, and XDEL only flags one: its bytes stay in
+ * the stream's node (a listpack of up to stream-node-max-entries, 100 by
+ * default) in memory and in every RDB snapshot or AOF rewrite, until
+ * every entry of that node is gone. So the change deletes every entry of
+ * the message's node (the 100 valid ones before it cover it) and all that
+ * follow, which frees the node, moves the stream's last id back
+ * (XSETID: allowed once those are gone) and adds them again with their
+ * ids, the message in its new form: the new text with field e, or a
+ * marker with field d and no text, which keeps its place and sequence
+ * number. Every read then sees the change with no merge, and a node
+ * filling a gap skips the marker. */
+static const char CHANGE_LUA[] =
+    LUA_INDEX "if del == '1' then return 1 end "
+              "local head = string.match(m, '^%S+ %S+ %S+ %S+ %S+ %S+ %S+') "
+              "if not head then return 1 end "
+              "local tail = redis.call('XRANGE', key, eid, '+', 'COUNT', tonumber(ARGV[5]) + 1) "
+              "if #tail > tonumber(ARGV[5]) then return 2 end "
+              "local before = redis.call('XREVRANGE', key, '(' .. eid, '-', 'COUNT', 100) "
+              "local ids = {} "
+              "local function flush() if #ids > 0 then redis.call('XDEL', key, unpack(ids)) "
+              "ids = {} end end "
+              "local function gone(e) ids[#ids + 1] = e[1] if #ids == 500 then flush() end end "
+              "for _, e in ipairs(before) do gone(e) end "
+              "for _, e in ipairs(tail) do gone(e) end "
+              "flush() "
+              "local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1) "
+              "redis.call('XSETID', key, #top > 0 and top[1][1] or '0-1') "
+              "for i = #before, 1, -1 do redis.call('XADD', key, before[i][1], "
+              "unpack(before[i][2])) end "
+              "if ARGV[2] == '1' then redis.call('XADD', key, eid, 'm', head .. ' - -', 'd', '1') "
+              "else redis.call('XADD', key, eid, 'm', head .. ' - ' .. ARGV[4], 'e', ARGV[3]) end "
+              "for i = 2, #tail do redis.call('XADD', key, tail[i][1], unpack(tail[i][2])) end "
+              "for i = 6, #ARGV - 1, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end "
+              "return 0";
+
+typedef struct get_q_s {
+    cluster_t *c;
+    chat_msg_info_done_cb done;
+    void *arg;
+} get_q_t;
+
+static void on_message_get(redisAsyncContext *ac, void *reply, void *priv) {
+    (void)ac;
+    get_q_t *q = priv;
+    cluster_t *c = q->c;
+    replied(&c->cmd, reply);
+    const redisReply *rep = reply;
+    chat_msg_info_t info = {0};
+    cluster_msg_t m;
+    char key[65];
+    int rc = 0;
+    if (!reply_ok(rep)) {
+        rc = -1;
+    } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
+               rep->element[0]->type != REDIS_REPLY_STRING ||
+               rep->element[1]->type != REDIS_REPLY_STRING ||
+               rep->element[2]->type != REDIS_REPLY_STRING ||
+               !cluster_msg_parse(rep->element[1]->str, rep->element[1]->len, &m)) {
+        rc = 1;
+    } else {
+        /* The stream names the kind: a room's, or (seq 0) a conversation's. */
+        bool room = strncmp(rep->element[0]->str, KEY_PREFIX, strlen(KEY_PREFIX)) == 0;
+        info.msg = chat_msg_of(&m, room ? CHAT_MSG_ROOM : CHAT_MSG_PRIVATE);
+        if (room) {
+            info.msg.to = key;
+            info.msg.to_len = cluster_room_key(m.room, m.room_len, key);
+        }
+        info.msg.edited_ts = strtoll(rep->element[2]->str, NULL, 10);
+        info.msg.deleted =
+            rep->element[3]->type == REDIS_REPLY_STRING && rep->element[3]->str[0] == '1';
+        if (info.msg.deleted)
+            info.msg.text_len = 0;
+        /* The account's record of rooms is each node's own (its SQLite
+         * file): not known here. */
+        info.joined = false;
+    }
+    q->done(q->arg, rc, rc == 0 ? &info : NULL);
+    free(q);
+}
+
+static int bus_message_get(void *ctx, uint64_t id, int64_t account, chat_msg_info_done_cb done,
+                           void *arg) {
+    (void)account;
+    cluster_t *c = ctx;
+    if (!c->script)
+        return -1;
+    get_q_t *q = xmalloc(sizeof(*q));
+    *q = (get_q_t){.c = c, .done = done, .arg = arg};
+    char sid[24];
+    snprintf(sid, sizeof(sid), "%" PRIu64, id);
+    const char *argv[] = {"EVAL", GET_LUA, "0", sid};
+    size_t lens[] = {4, sizeof(GET_LUA) - 1, 1, strlen(sid)};
+    if (!command_argv(&c->cmd, on_message_get, q, 4, argv, lens)) {
+        free(q);
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct change_q_s {
+    cluster_t *c;
+    chat_store_done_cb done;
+    void *arg;
+} change_q_t;
+
+static void on_message_change(redisAsyncContext *ac, void *reply, void *priv) {
+    (void)ac;
+    change_q_t *q = priv;
+    replied(&q->c->cmd, reply);
+    const redisReply *rep = reply;
+    int rc = -1;
+    if (rep != NULL && rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0 && rep->integer <= 2)
+        rc = (int)rep->integer;
+    else if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
+        tt_log_warn("cluster: redis refused a change of a message: %.200s", rep->str);
+    q->done(q->arg, rc, 0);
+    free(q);
+}
+
+#define CHANGE_EVENTS_MAX 2
+
+static int bus_message_change(void *ctx, uint64_t id, const char *text, size_t len,
+                              int64_t edited_ts, const chat_bus_event_t *events, size_t n,
+                              chat_store_done_cb done, void *arg) {
+    cluster_t *c = ctx;
+    if (!c->script || n > CHANGE_EVENTS_MAX)
+        return -1;
+    char sid[24], ts[24], tail[16], chans[CHANGE_EVENTS_MAX][80];
+    snprintf(sid, sizeof(sid), "%" PRIu64, id);
+    snprintf(ts, sizeof(ts), "%" PRId64, edited_ts);
+    snprintf(tail, sizeof(tail), "%d", CHANGE_TAIL_MAX);
+    const char *argv[8 + 2 * CHANGE_EVENTS_MAX] = {
+        "EVAL", CHANGE_LUA, "0", sid, text == NULL ? "1" : "0", ts, text != NULL ? text : "", tail};
+    size_t lens[8 + 2 * CHANGE_EVENTS_MAX] = {
+        4,          sizeof(CHANGE_LUA) - 1, 1,           strlen(sid), 1,
+        strlen(ts), text != NULL ? len : 0, strlen(tail)};
+    /* Each frame as "X <frame>", on the room's channel or the user's. */
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++)
+        need += 2 + events[i].frame_len;
+    char *payloads = xmalloc(need > 0 ? need : 1), *p = payloads;
+    int argc = 8;
+    for (size_t i = 0; i < n; i++) {
+        char key[65];
+        size_t klen = events[i].room
+                          ? cluster_room_key(events[i].target, events[i].target_len, key)
+                          : fold_nick(events[i].target,
+                                      events[i].target_len < CHAT_NICK_MAX ? events[i].target_len
+                                                                           : CHAT_NICK_MAX,
+                                      key);
+        int cn = snprintf(chans[i], sizeof(chans[i]), "%s%.*s",
+                          events[i].room ? c->rchan : c->uchan, (int)klen, key);
+        p[0] = 'X';
+        p[1] = ' ';
+        memcpy(p + 2, events[i].frame, events[i].frame_len);
+        argv[argc] = chans[i];
+        lens[argc++] = (size_t)cn;
+        argv[argc] = p;
+        lens[argc++] = 2 + events[i].frame_len;
+        p += 2 + events[i].frame_len;
+    }
+    change_q_t *q = xmalloc(sizeof(*q));
+    *q = (change_q_t){.c = c, .done = done, .arg = arg};
+    bool ok = command_argv(&c->cmd, on_message_change, q, argc, argv, lens);
+    free(payloads);
+    if (!ok) {
+        free(q);
+        return -1;
+    }
     return 0;
 }
 
@@ -1783,6 +2031,39 @@ typedef struct age_s {
     int64_t cutoff; /* ms since the epoch: older ones go */
 } age_t;
 
+/* The index forgets the entries of rep (a stream read, oldest first)
+ * below id `below`: one HDEL per bucket they share. */
+static void index_forget(cluster_t *c, const redisReply *rep, uint64_t below) {
+    const char *argv[2 + AGE_TRIM_COUNT];
+    size_t lens[2 + AGE_TRIM_COUNT];
+    char bucket[40], fields[AGE_TRIM_COUNT][4];
+    uint64_t cur = UINT64_MAX;
+    int argc = 0;
+    size_t n = rep->elements < AGE_TRIM_COUNT ? rep->elements : AGE_TRIM_COUNT;
+    for (size_t i = 0; i <= n; i++) {
+        cluster_msg_t m;
+        bool more = i < n && stream_entry(c, rep->element[i], &m) && m.id < below;
+        if (argc > 2 && (!more || m.id / IDX_BUCKET != cur)) {
+            command_argv(&c->cmd, on_setup, &c->cmd, argc, argv, lens);
+            argc = 0;
+        }
+        if (!more)
+            break;
+        if (argc == 0) {
+            cur = m.id / IDX_BUCKET;
+            int bn = snprintf(bucket, sizeof(bucket), "tt:idx:%" PRIu64, cur);
+            argv[0] = "HDEL";
+            lens[0] = 4;
+            argv[1] = bucket;
+            lens[1] = (size_t)bn;
+            argc = 2;
+        }
+        int fn = snprintf(fields[i], sizeof(fields[i]), "%u", (unsigned)(m.id % IDX_BUCKET));
+        argv[argc] = fields[i];
+        lens[argc++] = (size_t)fn;
+    }
+}
+
 static void on_age_read(redisAsyncContext *ac, void *reply, void *priv) {
     age_t *a = priv;
     cluster_t *c = a->c;
@@ -1807,8 +2088,10 @@ static void on_age_read(redisAsyncContext *ac, void *reply, void *priv) {
         snprintf(minid, sizeof(minid), "%" PRIu64, keep_from);
         const char *argv[] = {"XTRIM", log, "MINID", minid};
         size_t lens[] = {5, strlen(log), 5, strlen(minid)};
-        if (keep_from > 0)
+        if (keep_from > 0) {
             command_argv(&c->cmd, on_setup, &c->cmd, 4, argv, lens);
+            index_forget(c, rep, keep_from);
+        }
     }
     free(a);
 }
@@ -2112,7 +2395,9 @@ int cluster_start(tt_loop_t *loop, chat_t *chat, const cluster_config_t *cfg, cl
                                            .guest_token = bus_guest_token,
                                            .rooms = bus_rooms,
                                            .undelivered = bus_undelivered,
-                                           .relay = bus_relay};
+                                           .relay = bus_relay,
+                                           .message_get = bus_message_get,
+                                           .message_change = bus_message_change};
     chat_set_bus(chat, &hooks, c, c->cfg.node);
     *out = c;
     return 0;

@@ -50,6 +50,17 @@ local function next_above(key, floor)
   end
   return v
 end
+-- The index of stored messages, for edit and delete: message id is in
+-- the stream named by field id % 100 of hash tt:idx:<id / 100> (buckets
+-- of 100 stay small listpacks). A stored message's branch writes it; what
+-- trimming drops leaves it (forget).
+local function index(id, key)
+  redis.call('HSET', 'tt:idx:' .. math.floor(id / 100), id % 100, key)
+end
+local function forget(entry_id)
+  local old = tonumber(string.match(entry_id, '^%d+'))
+  redis.call('HDEL', 'tt:idx:' .. math.floor(old / 100), old % 100)
+end
 local id = next_above(KEYS[1], ARGV[2])
 -- Whether a private from folded nickname f (of this node) to t is one
 -- between accounts: the recipient's account spelling, or nil.
@@ -136,9 +147,18 @@ local seq = next_above(KEYS[2], ARGV[6])
 local payload = seq .. ' ' .. id .. ' ' .. ARGV[4]
 local maxlen = tonumber(ARGV[5])
 if maxlen > 0 then
+  -- What MAXLEN drops (the oldest, one a message once the room is full)
+  -- leaves the index first.
+  local over = redis.call('XLEN', KEYS[3]) + 1 - maxlen
+  if over > 0 then
+    for _, e in ipairs(redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', over)) do
+      forget(e[1])
+    end
+  end
   redis.call('XADD', KEYS[3], 'MAXLEN', maxlen, id .. '-0', 'm', payload)
 else
   redis.call('XADD', KEYS[3], id .. '-0', 'm', payload)
 end
+index(id, KEYS[3])
 redis.call('PUBLISH', ARGV[3], payload)
 return {id, seq}
