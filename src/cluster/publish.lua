@@ -58,7 +58,7 @@ local function index(id, key)
   redis.call('HSET', 'tt:idx:' .. math.floor(id / 100), id % 100, key)
 end
 local function forget(entry_id)
-  local old = tonumber(string.match(entry_id, '^%d+'))
+  local old = tonumber(string.sub(entry_id, 1, -3)) -- '<id>-0'
   redis.call('HDEL', 'tt:idx:' .. math.floor(old / 100), old % 100)
 end
 local id = next_above(KEYS[1], ARGV[2])
@@ -148,11 +148,14 @@ local payload = seq .. ' ' .. id .. ' ' .. ARGV[4]
 local maxlen = tonumber(ARGV[5])
 if maxlen > 0 then
   -- What MAXLEN drops (the oldest, one a message once the room is full)
-  -- leaves the index first.
-  local over = redis.call('XLEN', KEYS[3]) + 1 - maxlen
-  if over > 0 then
-    for _, e in ipairs(redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', over)) do
-      forget(e[1])
+  -- leaves the index first. A room holds at most seq entries: until seq
+  -- passes maxlen there is nothing to look at.
+  if seq > maxlen then
+    local over = redis.call('XLEN', KEYS[3]) + 1 - maxlen
+    if over > 0 then
+      for _, e in ipairs(redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', over)) do
+        forget(e[1])
+      end
     end
   end
   redis.call('XADD', KEYS[3], 'MAXLEN', maxlen, id .. '-0', 'm', payload)

@@ -132,6 +132,26 @@ test('trimming keeps exactly maxlen entries, the newest; maxlen 0 keeps everythi
     assert.equal(await rc.cmd('XLEN', 'tt:room:all:log'), 12, 'maxlen 0: no trimming');
 });
 
+test("the index of stored messages: a room message's id names its stream (tt:idx:<id/100>, field id % 100); what trimming drops leaves it; a private's id is not indexed", T, async () => {
+    const where = (id) => rc.cmd('HGET', `tt:idx:${Math.floor(id / 100)}`, id % 100);
+    const ids = [];
+    for (let i = 0; i < 8; i++) ids.push((await publishRoom(i % 2 ? 'ix' : 'iy', body(i, 'ix', `x${i}`), { maxlen: 3 }))[0]);
+    const [pid] = await publishPrivate();
+    // Each room keeps its newest 3; the index holds exactly those.
+    for (const [i, id] of ids.entries()) {
+        const room = i % 2 ? 'ix' : 'iy';
+        assert.equal(await where(id), i >= 2 ? `tt:room:${room}:log` : null, `message ${id} (${i}) in ${room}`);
+    }
+    assert.equal(await where(pid), null, 'a private with no stream is not indexed');
+    // Enough ids to fill buckets: every stored one indexed, the trimmed ones gone, no bucket left behind.
+    for (let i = 0; i < 250; i++) ids.push((await publishRoom('iz', body(i, 'iz', `z${i}`), { maxlen: 10 }))[0]);
+    const kept = ids.slice(-10);
+    for (const id of kept) assert.equal(await where(id), 'tt:room:iz:log');
+    const fields = [];
+    for (const k of await rc.cmd('KEYS', 'tt:idx:*')) fields.push(...(await rc.cmd('HKEYS', k)).map((f) => Number(k.slice(7)) * 100 + Number(f)));
+    assert.deepEqual(fields.filter((id) => ids.includes(id) && !kept.includes(id) && id > ids[7]).length, 0, 'trimmed ids left the index');
+});
+
 test('the id floor and the seq floor keep ids and seqs above what a node saw, even after Redis lost its keys', T, async () => {
     let last;
     for (let i = 0; i < 5; i++) last = await publishRoom('delta', body(i, 'delta', `d${i}`));
