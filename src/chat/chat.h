@@ -721,8 +721,8 @@ typedef struct chat_bus_hooks_s {
                   size_t nick_len, uint64_t evid, const char *frame, size_t frame_len);
     /* Edit and delete in a cluster (chat_edit.c; both NULL: the store's
      * message_get and message_change serve them). message_get is the
-     * store's hook of that name, read where the messages are (account: as
-     * there; info->joined is this node's record of rooms, see change). */
+     * store's hook of that name, read where the messages are (with the
+     * account's record of rooms there too). */
     int (*message_get)(void *ctx, uint64_t id, int64_t account, chat_msg_info_done_cb done,
                        void *arg);
     /* Sets the stored message's text (text NULL: deletes it), erasing the

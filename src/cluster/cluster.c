@@ -1560,7 +1560,14 @@ static int bus_history(void *ctx, const char *room, size_t room_len, uint64_t af
     "if f[i] == 'm' then m = f[i + 1] elseif f[i] == 'e' then ed = f[i + 1] "                      \
     "elseif f[i] == 'd' then del = '1' end end "                                                   \
     "if not m then return 0 end "
-static const char GET_LUA[] = LUA_INDEX "return {key, m, ed, del}";
+/* With ARGV[2] an account (0: none), also whether its record of rooms
+ * (tt:joins:<account>, store_redis_search.c) holds the message's room. */
+static const char GET_LUA[] = LUA_INDEX
+    "local joined = 0 "
+    "local room = string.match(key, '^tt:room:(.*):log$') "
+    "if room and ARGV[2] ~= '0' and redis.call('ZSCORE', 'tt:joins:' .. ARGV[2], room) then "
+    "joined = 1 end "
+    "return {key, m, ed, del, joined}";
 
 /* Changes message ARGV[1] (ARGV[2] '1': deletes it; else its text becomes
  * ARGV[4], edited at ARGV[3]) and publishes ARGV[6..] (channel, payload
@@ -1620,7 +1627,7 @@ static void on_message_get(redisAsyncContext *ac, void *reply, void *priv) {
     int rc = 0;
     if (!reply_ok(rep)) {
         rc = -1;
-    } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
+    } else if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 5 ||
                rep->element[0]->type != REDIS_REPLY_STRING ||
                rep->element[1]->type != REDIS_REPLY_STRING ||
                rep->element[2]->type != REDIS_REPLY_STRING ||
@@ -1639,9 +1646,7 @@ static void on_message_get(redisAsyncContext *ac, void *reply, void *priv) {
             rep->element[3]->type == REDIS_REPLY_STRING && rep->element[3]->str[0] == '1';
         if (info.msg.deleted)
             info.msg.text_len = 0;
-        /* The account's record of rooms is each node's own (its SQLite
-         * file): not known here. */
-        info.joined = false;
+        info.joined = rep->element[4]->type == REDIS_REPLY_INTEGER && rep->element[4]->integer == 1;
     }
     q->done(q->arg, rc, rc == 0 ? &info : NULL);
     free(q);
@@ -1649,17 +1654,17 @@ static void on_message_get(redisAsyncContext *ac, void *reply, void *priv) {
 
 static int bus_message_get(void *ctx, uint64_t id, int64_t account, chat_msg_info_done_cb done,
                            void *arg) {
-    (void)account;
     cluster_t *c = ctx;
     if (!c->script)
         return -1;
     get_q_t *q = xmalloc(sizeof(*q));
     *q = (get_q_t){.c = c, .done = done, .arg = arg};
-    char sid[24];
+    char sid[24], acct[24];
     snprintf(sid, sizeof(sid), "%" PRIu64, id);
-    const char *argv[] = {"EVAL", GET_LUA, "0", sid};
-    size_t lens[] = {4, sizeof(GET_LUA) - 1, 1, strlen(sid)};
-    if (!command_argv(&c->cmd, on_message_get, q, 4, argv, lens)) {
+    snprintf(acct, sizeof(acct), "%" PRId64, account > 0 ? account : 0);
+    const char *argv[] = {"EVAL", GET_LUA, "0", sid, acct};
+    size_t lens[] = {4, sizeof(GET_LUA) - 1, 1, strlen(sid), strlen(acct)};
+    if (!command_argv(&c->cmd, on_message_get, q, 5, argv, lens)) {
         free(q);
         return -1;
     }

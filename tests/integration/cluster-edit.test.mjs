@@ -199,6 +199,27 @@ test("the room's owner deletes another's message on its node; members on the oth
     assert.equal(m.deleted, true);
 });
 
+test("an account's record of rooms is the cluster's: joined and left on node B, it deletes its message there from node A", T, async () => {
+    const room = uniq('#crec');
+    const nick = uniq('acc');
+    const onB = await account(n2, nick);
+    clients.push(onB);
+    await join(onB, room);
+    const ben = await on(n2, uniq('ben'), { room });
+    const id = await say(onB, room, 'mine, from node B');
+    await everyoneHas([ben], id);
+    assert.equal((await onB.request({ type: 'leave', room }, 'left')).type, 'left');
+    // The same account on node A, never in the room there (nor anywhere now).
+    const onA = await account(n1, nick, { register: false });
+    clients.push(onA);
+    await onA.request({ type: 'delete', message_id: id }, 'done');
+    const d = await ben.next((m) => m.type === 'deleted');
+    assert.deepEqual([d.id, d.by], [id, onA.nickname]);
+    // A guest on node A who never was in the room: to it the message does not exist.
+    const eve = await on(n1, uniq('eve'));
+    await eve.expectError({ type: 'delete', message_id: id }, 'not_found');
+});
+
 test('not_found: unknown ids, and a room the requester never was in', T, async () => {
     const room = uniq('#cnf');
     const ana = await on(n1, uniq('ana'), { room });
