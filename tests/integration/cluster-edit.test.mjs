@@ -177,10 +177,14 @@ test('delete by the author: deleted once everywhere; history shows the marker; a
     await everyoneHas([ana, cat, dan], next);
 });
 
-test("the room's owner deletes another's message on its node; members on the other node hear it", T, async () => {
+test("the room's owner deletes another's message, on its node and from the other one; every member hears it", T, async () => {
     const room = uniq('#cown');
     const owner = await account(n1, uniq('own'));
     clients.push(owner);
+    // The owner's second device, on the other node (logged in before the room has it
+    // there: a node that mirrors the account as another node's member refuses the login).
+    const ownerB = await account(n2, owner.nickname, { register: false });
+    clients.push(ownerB);
     const j = await join(owner, room);
     assert.equal(j.roles.owner, owner.nickname);
     const gus = await on(n1, uniq('gus'), { room });
@@ -197,6 +201,14 @@ test("the room's owner deletes another's message on its node; members on the oth
     }
     const m = (await history(ben, room)).find((x) => x.id === id);
     assert.equal(m.deleted, true);
+    // Roles are the cluster's: the owner on the other node deletes a message sent on this one.
+    const id2 = await say(gus, room, 'more rude words');
+    await everyoneHas([owner, ben], id2);
+    await ownerB.request({ type: 'delete', message_id: id2 }, 'done');
+    for (const c of [owner, gus, ben]) {
+        const d = await c.next((x) => x.type === 'deleted' && x.id === id2);
+        assert.equal(d.by, owner.nickname);
+    }
 });
 
 test("an account's record of rooms is the cluster's: joined and left on node B, it deletes its message there from node A", T, async () => {
