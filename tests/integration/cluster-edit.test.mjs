@@ -17,7 +17,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 
 import { account, join, login, uniq } from './helpers.mjs';
-import { clusterFixture, clusterMissing, procState, roomKey, sayRoom, until } from './redis.mjs';
+import { clusterFixture, clusterMissing, procState, roomKey, sayRoom, startNode, until } from './redis.mjs';
 
 const SKIP = clusterMissing();
 const T = { timeout: 60000, skip: SKIP ?? false };
@@ -241,6 +241,29 @@ test('not_found: unknown ids, and a room the requester never was in', T, async (
     await ana.expectError({ type: 'delete', message_id: id + 1000000 }, 'not_found');
     await eve.expectError({ type: 'edit', message_id: id, message: { text: 'x' } }, 'not_found');
     await eve.expectError({ type: 'delete', message_id: id }, 'not_found');
+});
+
+test('--retain-days: what the age trim drops leaves the index too', T, async () => {
+    const room = uniq('caged');
+    const k = roomKey(room);
+    // Three entries from four days ago, indexed as publish.lua indexes them (ids far above the others').
+    const old = Date.now() - 4 * 86400 * 1000;
+    const ids = [9000001, 9000002, 9000103];
+    await withRedis(async (rc) => {
+        for (const [i, id] of ids.entries()) {
+            await rc.cmd('XADD', `tt:room:${k}:log`, `${id}-0`, 'm', `${i + 1} ${id} ${old} e1 ${i} ana ${room} - old ${i}`);
+            await rc.cmd('HSET', `tt:idx:${Math.floor(id / 100)}`, id % 100, `tt:room:${k}:log`);
+        }
+        await rc.cmd('SET', `tt:room:${k}:seq`, '3');
+    });
+    const n3 = await startNode(redis, 'e3', ['--rate-limit', '0', '--retain-days', '1']);
+    fx.extraServers.push(n3);
+    await on(n3, uniq('reader'), { room });
+    await withRedis(async (rc) => {
+        await until(async () => (await rc.cmd('XLEN', `tt:room:${k}:log`)) === 0, 10000, 'the old entries trimmed', 50);
+        await until(async () => (await rc.cmd('EXISTS', 'tt:idx:90000', 'tt:idx:90001')) === 0, 10000, 'their index buckets gone', 50);
+    });
+    await n3.stopClean();
 });
 
 /** The Redis client ids of the subscription connections of the process pid. */
