@@ -266,6 +266,33 @@ test('--retain-days: what the age trim drops leaves the index too', T, async () 
     await n3.stopClean();
 });
 
+test('a message with more than 5,000 after it in its stream is not changed (not_permitted), and stays as it was', T, async () => {
+    const room = uniq('#clong');
+    const k = roomKey(room);
+    const ana = await on(n1, uniq('ana'), { room });
+    // Its history as publish.lua would have written it, ids far above the others' (no node
+    // follows them live: the room's position is read when it subscribes).
+    const base = 8000000;
+    const now = Date.now();
+    await withRedis(async (rc) => {
+        const cmds = [];
+        for (let i = 0; i <= 5002; i++) {
+            const id = base + i;
+            cmds.push(rc.cmd('XADD', `tt:room:${k}:log`, `${id}-0`, 'm', `${i + 1} ${id} ${now} e1 ${i} ${ana.nickname} ${room} - old ${i}`));
+            cmds.push(rc.cmd('HSET', `tt:idx:${Math.floor(id / 100)}`, id % 100, `tt:room:${k}:log`));
+        }
+        await Promise.all(cmds);
+    });
+    await ana.expectError({ type: 'edit', message_id: base, message: { text: 'too late' } }, 'not_permitted');
+    await ana.expectError({ type: 'delete', message_id: base }, 'not_permitted');
+    const [, fields] = await rawEntry(room, base);
+    assert.deepEqual(fields, ['m', `1 ${base} ${now} e1 0 ${ana.nickname} ${room} - old 0`]);
+    // Exactly 5,000 after it: changed.
+    const d = await ana.request({ type: 'edit', message_id: base + 2, message: { text: 'in time' } }, 'done');
+    assert.equal(d.type, 'done', JSON.stringify(d));
+    assert.match((await rawEntry(room, base + 2))[1][1], / in time$/);
+});
+
 /** The Redis client ids of the subscription connections of the process pid. */
 async function pubsubClientsOf(pid) {
     const inodes = new Set();
