@@ -86,10 +86,18 @@ local function dm_store(key, id, payload, f, t, from_s, to_s, maxlen, cutoff)
   local base = 'tt:dm:' .. key
   local log = base .. ':log'
   if maxlen > 0 then
+    -- What MAXLEN drops leaves the index first, as a room's.
+    local over = redis.call('XLEN', log) + 1 - maxlen
+    if over > 0 then
+      for _, e in ipairs(redis.call('XRANGE', log, '-', '+', 'COUNT', over)) do
+        forget(e[1])
+      end
+    end
     redis.call('XADD', log, 'MAXLEN', maxlen, id .. '-0', 'm', payload)
   else
     redis.call('XADD', log, id .. '-0', 'm', payload)
   end
+  index(id, log)
   redis.call('ZADD', base .. ':by:' .. f, id, id)
   if cutoff > 0 then
     -- Up to 16 of the oldest go, more than a message adds, so a
@@ -103,6 +111,7 @@ local function dm_store(key, id, payload, f, t, from_s, to_s, maxlen, cutoff)
         keep = e[1]
         break
       end
+      forget(e[1])
     end
     redis.call('XTRIM', log, 'MINID', keep)
   end

@@ -43,6 +43,9 @@ static int64_t dm_cutoff(const store_t *st) {
  * next read goes on), and its unread sets what the stream lost. Returns
  * the two folded sides of the key (nil for a malformed one). */
 #define DM_TRIM                                                                                    \
+    "local function forget(eid) "                                                                  \
+    "local old = tonumber(string.match(eid, '^%d+')) "                                             \
+    "redis.call('HDEL', 'tt:idx:' .. math.floor(old / 100), old % 100) end "                       \
     "local function ts_of(e) "                                                                     \
     "return tonumber(string.match(e[2][2], '^%d+ %d+ (%-?%d+) ')) end "                            \
     "local function trim(key, cutoff) "                                                            \
@@ -57,7 +60,7 @@ static int64_t dm_cutoff(const store_t *st) {
     "if #es == 0 then break end "                                                                  \
     "local keep = nil "                                                                            \
     "for _, e in ipairs(es) do "                                                                   \
-    "if (ts_of(e) or cutoff) >= cutoff then keep = e[1] break end end "                            \
+    "if (ts_of(e) or cutoff) >= cutoff then keep = e[1] break end forget(e[1]) end "               \
     "if keep then redis.call('XTRIM', log, 'MINID', keep) break end "                              \
     "redis.call('XTRIM', log, 'MINID', "                                                           \
     "(tonumber(string.match(es[#es][1], '^%d+')) + 1) .. '-0') end "                               \
@@ -71,25 +74,32 @@ int store__redis_dm_range(store_t *st, const char *key, size_t key_len, int64_t 
                           int64_t before_id, unsigned limit, store_rec_cb cb, void *ctx,
                           bool *more) {
     /* ARGV: key, after, before (0: none), limit, cutoff. Returns {more,
-     * then id, ts, from, to, text of each, newest first}. */
-    static const char script[] =
-        DM_TRIM "local cutoff = tonumber(ARGV[5]) "
-                "trim(ARGV[1], cutoff) "
-                "local hi = ARGV[3] == '0' and '+' or ('(' .. ARGV[3] .. '-0') "
-                "local lo = ARGV[2] == '0' and '-' or ('(' .. ARGV[2] .. '-0') "
-                "local limit = tonumber(ARGV[4]) "
-                "local es = redis.call('XREVRANGE', 'tt:dm:' .. ARGV[1] .. ':log', hi, lo, "
-                "'COUNT', limit + 1) "
-                "local out = {0} "
-                "for i, e in ipairs(es) do "
-                "local id, ts, from, to, text = string.match(e[2][2], "
-                "'^%d+ (%d+) (%-?%d+) %S+ %S+ (%S+) (%S+) %S+ (.*)$') "
-                "if id ~= nil and tonumber(ts) < cutoff then break end "
-                "if i > limit then out[1] = 1 break end "
-                "if id ~= nil then "
-                "out[#out + 1] = id out[#out + 1] = ts out[#out + 1] = from "
-                "out[#out + 1] = to out[#out + 1] = text end end "
-                "return out";
+     * then id, ts, from, to, text, edited_ts, deleted of each, newest
+     * first}: an edited entry has field e (its edit time), a deleted one
+     * is a marker with field d (cluster.c's change script). */
+    static const char script[] = DM_TRIM
+        "local cutoff = tonumber(ARGV[5]) "
+        "trim(ARGV[1], cutoff) "
+        "local hi = ARGV[3] == '0' and '+' or ('(' .. ARGV[3] .. '-0') "
+        "local lo = ARGV[2] == '0' and '-' or ('(' .. ARGV[2] .. '-0') "
+        "local limit = tonumber(ARGV[4]) "
+        "local es = redis.call('XREVRANGE', 'tt:dm:' .. ARGV[1] .. ':log', hi, lo, "
+        "'COUNT', limit + 1) "
+        "local out = {0} "
+        "for i, e in ipairs(es) do "
+        "local id, ts, from, to, text = string.match(e[2][2], "
+        "'^%d+ (%d+) (%-?%d+) %S+ %S+ (%S+) (%S+) %S+ (.*)$') "
+        "if id ~= nil and tonumber(ts) < cutoff then break end "
+        "if i > limit then out[1] = 1 break end "
+        "if id ~= nil then "
+        "local ed, del = '0', '0' "
+        "for j = 3, #e[2], 2 do "
+        "if e[2][j] == 'e' then ed = e[2][j + 1] elseif e[2][j] == 'd' then del = '1' end end "
+        "if del == '1' then text = '' end "
+        "out[#out + 1] = id out[#out + 1] = ts out[#out + 1] = from "
+        "out[#out + 1] = to out[#out + 1] = text out[#out + 1] = ed "
+        "out[#out + 1] = del end end "
+        "return out";
     char k[STORE_ROOM_MAX + 1], lo[24], hi[24], lim[24], cut[24];
     if (key_len > STORE_ROOM_MAX)
         return STORE_E_INVALID;
@@ -102,16 +112,16 @@ int store__redis_dm_range(store_t *st, const char *key, size_t key_len, int64_t 
     if (rep == NULL)
         return STORE_E_UNAVAILABLE;
     int rc = STORE_E_INTERNAL;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 && rep->elements % 5 == 1) {
-        size_t n = rep->elements / 5;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 && rep->elements % 7 == 1) {
+        size_t n = rep->elements / 7;
         rc = 0;
         for (size_t i = 0; i < n && rc == 0; i++)
-            for (size_t f = 0; f < 5; f++)
-                if (rep->element[1 + 5 * i + f]->type != REDIS_REPLY_STRING)
+            for (size_t f = 0; f < 7; f++)
+                if (rep->element[1 + 7 * i + f]->type != REDIS_REPLY_STRING)
                     rc = STORE_E_INTERNAL;
         /* Oldest first, as store_range delivers. */
         for (size_t i = n; i-- > 0 && rc == 0;) {
-            redisReply *const *e = &rep->element[1 + 5 * i];
+            redisReply *const *e = &rep->element[1 + 7 * i];
             store_rec_t r = {.id = strtoll(e[0]->str, NULL, 10),
                              .ts = strtoll(e[1]->str, NULL, 10),
                              .kind = STORE_KIND_PRIVATE,
@@ -122,7 +132,9 @@ int store__redis_dm_range(store_t *st, const char *key, size_t key_len, int64_t 
                              .to = e[3]->str,
                              .to_len = e[3]->len,
                              .text = e[4]->str,
-                             .text_len = e[4]->len};
+                             .text_len = e[4]->len,
+                             .edited_ts = strtoll(e[5]->str, NULL, 10),
+                             .deleted = e[6]->str[0] == '1'};
             cb(ctx, &r);
         }
         if (rc == 0) {

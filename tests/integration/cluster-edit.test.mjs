@@ -352,3 +352,39 @@ test('a node whose subscription missed messages fills the gap without the delete
     const msgs = await history(ben, room);
     assert.deepEqual(msgs.filter((m) => m.deleted).map((m) => m.id), [x, z]);
 });
+
+test('a private between accounts on two nodes: both sides hear edited and deleted once; history with `with` on both nodes shows it; the text leaves the stream', T, async () => {
+    const ana = await account(n1, uniq('Ana'));
+    const bob = await account(n2, uniq('Bob'));
+    clients.push(ana, bob);
+    const ack = await ana.request({ type: 'private', to: bob.nickname, message: { text: 'psst across' } }, 'ack');
+    const id = ack.message_id;
+    await bob.next((m) => m.type === 'private' && m.id === id);
+    await ana.request({ type: 'edit', message_id: id, message: { text: 'psst, edited' } }, 'done');
+    const ea = await ana.next((m) => m.type === 'edited');
+    const eb = await bob.next((m) => m.type === 'edited');
+    assert.deepEqual([ea.id, ea.with, eb.id, eb.with, eb.room, eb.message.text], [id, bob.nickname, id, ana.nickname, undefined, 'psst, edited']);
+    for (const [c, other] of [[ana, bob], [bob, ana]]) {
+        const h = await c.request({ type: 'history', with: other.nickname }, 'history');
+        assert.deepEqual(h.messages.map((m) => [m.id, m.message.text, typeof m.edited_ts]), [[id, 'psst, edited', 'number']]);
+    }
+    await bob.expectError({ type: 'edit', message_id: id, message: { text: 'no' } }, 'not_permitted');
+    const carol = await account(n2, uniq('Carol'));
+    clients.push(carol);
+    await carol.expectError({ type: 'delete', message_id: id }, 'not_found');
+    await ana.request({ type: 'delete', message_id: id }, 'done');
+    const db = await bob.next((m) => m.type === 'deleted');
+    assert.deepEqual(db, { type: 'deleted', id, with: ana.nickname, by: ana.nickname });
+    // Each side once: a ping after it brings no second copy.
+    await pong(bob);
+    assert.equal(bob.inbox.items.filter((m) => m.type === 'edited' || m.type === 'deleted').length, 0);
+    for (const [c, other] of [[ana, bob], [bob, ana]]) {
+        const h = await c.request({ type: 'history', with: other.nickname }, 'history');
+        assert.deepEqual(h.messages.map((m) => [m.id, m.deleted]), [[id, true]]);
+    }
+    await withRedis(async (rc) => {
+        const entries = await rc.cmd('XRANGE', `tt:dm:@${[ana.nickname, bob.nickname].map((n) => n.toLowerCase()).sort().join('@')}:log`, '-', '+');
+        assert.equal(entries.length, 1);
+        assert.ok(!JSON.stringify(entries).includes('psst'), 'no text of it in the stream');
+    });
+});

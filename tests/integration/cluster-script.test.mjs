@@ -132,7 +132,7 @@ test('trimming keeps exactly maxlen entries, the newest; maxlen 0 keeps everythi
     assert.equal(await rc.cmd('XLEN', 'tt:room:all:log'), 12, 'maxlen 0: no trimming');
 });
 
-test("the index of stored messages: a room message's id names its stream (tt:idx:<id/100>, field id % 100); what trimming drops leaves it; a private's id is not indexed", T, async () => {
+test("the index of stored messages: a room message's id names its stream (tt:idx:<id/100>, field id % 100); what trimming drops leaves it; a live private's id is not indexed", T, async () => {
     const where = (id) => rc.cmd('HGET', `tt:idx:${Math.floor(id / 100)}`, id % 100);
     const ids = [];
     for (let i = 0; i < 8; i++) ids.push((await publishRoom(i % 2 ? 'ix' : 'iy', body(i, 'ix', `x${i}`), { maxlen: 3 }))[0]);
@@ -258,6 +258,11 @@ test('a private between accounts is stored in its conversation (named as the acc
         assert.deepEqual(left, ['old 15', 'old 16', 'old 17', 'old 18', 'old 19', 'five']);
         const [id6] = await publishDm('Ana', 'Ben', 'six', { ts: t0, cutoff: t0 - 1000 });
         assert.deepEqual((await rc.cmd('XRANGE', 'tt:dm:@ana@ben:log', '-', '+')).map(([e]) => e), [`${id5}-0`, `${id6}-0`]);
+        // The index names the conversation's stream for what it keeps, and
+        // forgets what maxlen and the cutoff dropped.
+        const where = (id) => rc.cmd('HGET', `tt:idx:${Math.floor(id / 100)}`, id % 100);
+        for (const id of [id5, id6]) assert.equal(await where(id), 'tt:dm:@ana@ben:log');
+        for (const id of [id1, id2, id3]) assert.equal(await where(id), null, `message ${id} left the index`);
         assert.deepEqual(await rc.cmd('ZRANGE', 'tt:dm:@ana@ben:by:ana', 0, -1), [String(id5), String(id6)]);
         // A guest sender (its node's claim), a recipient that is no
         // account, or one a guest holds: live only; with nobody on the
