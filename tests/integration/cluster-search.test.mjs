@@ -143,3 +143,24 @@ test("an account's record of rooms is the cluster's: a room it left on node 1 is
     const g = track(await login(n2, uniq('g')));
     assert.deepEqual((await search(g, { query: w })).results, []);
 });
+
+test('an edit is what search finds, from either node; a deleted message is found no more', T, async () => {
+    const before = word('old');
+    const after = word('new');
+    const room = uniq('#cse');
+    const ana = track(await login(n1, uniq('ana'), { room }));
+    const bob = track(await login(n2, uniq('bob'), { room }));
+    const id = await say(ana, room, `first ${before}`);
+    const keep = await say(ana, room, `kept ${after}`);
+    await ana.request({ type: 'edit', message_id: id, message: { text: `then ${after}` } }, 'done');
+    await bob.next((m) => m.type === 'edited' && m.id === id);
+    for (const c of [ana, bob]) {
+        assert.deepEqual((await search(c, { query: before })).results, [], 'the old text is gone');
+        const r = await search(c, { query: after });
+        assert.deepEqual(r.results.map((x) => x.id), [keep, id]);
+        assert.equal(typeof r.results[1].edited_ts, 'number');
+    }
+    await ana.request({ type: 'delete', message_id: id }, 'done');
+    await bob.next((m) => m.type === 'deleted' && m.id === id);
+    assert.deepEqual((await search(bob, { query: after })).results.map((x) => x.id), [keep]);
+});
