@@ -166,6 +166,8 @@ void store__keys_sort(store__keys_t *k);
 bool store__keys_has(const store__keys_t *k, const char *key);
 void store__keys_free(store__keys_t *k);
 struct store_search_req_s;
+/* Adds the stored keys of q's rooms to k. */
+void store__keys_rooms(const struct store_search_req_s *q, store__keys_t *k);
 /* Sorts k, and with q->only keeps only that key (when readable). */
 void store__keys_only(const struct store_search_req_s *q, store__keys_t *k);
 /* q's words as an FTS5 expression (free it). */

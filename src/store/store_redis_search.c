@@ -306,12 +306,7 @@ int store__redis_room_joined(store_t *st, int64_t account, const char *key, size
 /* The readable keys of q: its rooms, and for an account its record of
  * rooms (tt:joins:<id>) and its stored conversations (tt:dms:<nick>). */
 static int keys_load(store_t *st, const store_search_req_t *q, store__keys_t *k) {
-    char key[STORE_ROOM_MAX + 1];
-    for (size_t i = 0; i < q->nrooms; i++) {
-        int n = store_room_key(q->rooms[i], q->room_lens[i], key, sizeof(key));
-        if (n > 0)
-            store__keys_add(k, key, (size_t)n);
-    }
+    store__keys_rooms(q, k);
     if (q->account <= 0)
         return 0;
     static const char script[] =

@@ -566,13 +566,17 @@ typedef struct search_args_s {
 
 /* The readable keys of q: its rooms, and for an account its record of
  * rooms and its conversations. */
-static int keys_load(store_t *st, const store_search_req_t *q, store__keys_t *k) {
+void store__keys_rooms(const store_search_req_t *q, store__keys_t *k) {
     char key[STORE_ROOM_MAX + 1];
     for (size_t i = 0; i < q->nrooms; i++) {
         int n = store_room_key(q->rooms[i], q->room_lens[i], key, sizeof(key));
         if (n > 0)
             store__keys_add(k, key, (size_t)n);
     }
+}
+
+static int keys_load(store_t *st, const store_search_req_t *q, store__keys_t *k) {
+    store__keys_rooms(q, k);
     if (q->account <= 0)
         return SQLITE_OK;
     sqlite3_stmt *s;

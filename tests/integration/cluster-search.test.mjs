@@ -10,6 +10,7 @@ import { test } from 'node:test';
 
 import { account, login, uniq } from './helpers.mjs';
 import { clusterFixture, clusterMissing } from './redis.mjs';
+import { marked, say, search, word } from './search-helpers.mjs';
 
 const SKIP = clusterMissing();
 const T = { timeout: 60000, skip: SKIP ?? false };
@@ -27,26 +28,6 @@ const track = (c) => {
     clients.push(c);
     return c;
 };
-
-async function say(c, to, text) {
-    const ack = await c.request({ type: 'room', to, message: { text } }, 'ack');
-    assert.equal(ack.type, 'ack', JSON.stringify(ack));
-    return ack.message_id;
-}
-
-async function search(c, req) {
-    const r = await c.request({ type: 'search', ...req }, 'search');
-    assert.equal(r.type, 'search', JSON.stringify(r));
-    return r;
-}
-
-function word(tag) {
-    return `${tag}${uniq('w').replace(/[^a-z0-9]/gi, '').toLowerCase()}`;
-}
-
-function marked(r) {
-    return r.highlights.map(([a, b]) => r.message.text.slice(a, b));
-}
 
 test('a message sent on node 1 is found from node 2, only in rooms the searcher may read; newest first; highlights', T, async () => {
     const w = word('pear');

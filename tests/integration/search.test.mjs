@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { connect, join, login, startServer, uniq, account } from './helpers.mjs';
+import { marked, say, search, word } from './search-helpers.mjs';
 
 const T = { timeout: 60000 };
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tertulia-search-'));
@@ -21,28 +22,6 @@ after(async () => {
     await s.stopClean();
     fs.rmSync(dir, { recursive: true, force: true });
 });
-
-async function say(c, to, text) {
-    const ack = await c.request({ type: 'room', to, message: { text } }, 'ack');
-    assert.equal(ack.type, 'ack', JSON.stringify(ack));
-    return ack.message_id;
-}
-
-async function search(c, req) {
-    const r = await c.request({ type: 'search', ...req }, 'search');
-    assert.equal(r.type, 'search', JSON.stringify(r));
-    return r;
-}
-
-/** A word nobody else's test uses. */
-function word(tag) {
-    return `${tag}${uniq('w').replace(/[^a-z0-9]/gi, '').toLowerCase()}`;
-}
-
-/** The highlighted substrings of a result (JavaScript's UTF-16 indexes). */
-function marked(r) {
-    return r.highlights.map(([a, b]) => r.message.text.slice(a, b));
-}
 
 test('results come from the rooms one is in, never from another room; newest first; highlights', T, async () => {
     const w = word('apple');
