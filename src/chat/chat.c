@@ -1366,7 +1366,7 @@ void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mention
 }
 
 void chat_bus_private(chat_t *chat, const chat_message_t *m, uint64_t token, const char *for_nick,
-                      size_t for_len) {
+                      size_t for_len, bool stored) {
     bus_seen(chat, m->id, token);
     chat_user_t *u = chat__user_find(chat, for_nick, for_len);
     if (u == NULL || u->kind == CHAT_USER_REMOTE)
@@ -1390,7 +1390,7 @@ void chat_bus_private(chat_t *chat, const chat_message_t *m, uint64_t token, con
         h.sender_uid = sender != NULL ? sender->uid : 0;
         memcpy(h.to, u->nick, u->nick_len);
         h.to_len = (uint8_t)u->nick_len;
-        if (!chat__user_hold(chat, u, &h))
+        if (!chat__user_hold(chat, u, &h) && !stored)
             chat__undelivered(chat, &h);
     } else if (to_it || from_it) {
         for (uint32_t i = 0; i < u->nsess; i++)

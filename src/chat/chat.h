@@ -752,9 +752,11 @@ void chat_bus_deliver(chat_t *chat, const chat_message_t *m, const char *mention
 /* A private message from the bus, for the user of this node named
  * for_nick: its copies to that user's connections when it is m->to (the
  * recipient: held while it has none, within its grace time) and when it
- * is m->from (the sender's echo). token as for chat_bus_deliver. */
+ * is m->from (the sender's echo). token as for chat_bus_deliver. stored:
+ * it is in its conversation, so one past what is held for the recipient
+ * waits there and is not reported `undelivered`. */
 void chat_bus_private(chat_t *chat, const chat_message_t *m, uint64_t token, const char *for_nick,
-                      size_t for_len);
+                      size_t for_len, bool stored);
 
 /* The bus says a private message this node's user for_nick sent (id, to
  * `to`) was not delivered: its v1 connections hear `undelivered`. */

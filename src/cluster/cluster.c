@@ -1084,7 +1084,7 @@ static void user_in(cluster_t *c, croom_t *u, const char *p, size_t len) {
         return;
     }
     cluster_msg_t m;
-    if (!cluster_msg_parse(p, len, &m) || m.seq != 0 || m.room[0] == '#') {
+    if (!cluster_msg_parse(p, len, &m) || m.seq > 1 || m.room[0] == '#') {
         bad_payload(c, "a user's channel");
         return;
     }
@@ -1093,7 +1093,7 @@ static void user_in(cluster_t *c, croom_t *u, const char *p, size_t len) {
     bool ours = is_ours(c, m.node, m.node_len);
     chat_message_t msg = chat_msg_of(&m, CHAT_MSG_PRIVATE);
     c->stats.received++;
-    chat_bus_private(c->chat, &msg, ours ? m.token : 0, u->key, u->key_len);
+    chat_bus_private(c->chat, &msg, ours ? m.token : 0, u->key, u->key_len, m.seq == 1);
 }
 
 static void on_sub_message(redisAsyncContext *ac, void *reply, void *priv) {

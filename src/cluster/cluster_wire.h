@@ -37,7 +37,8 @@ size_t cluster_room_key(const char *name, size_t len, char *out);
 
 /* One message as every node reads it: "<seq> <id> <ts> <node> <token>
  * <from> <room> <mentions> <text>", where mentions is "-" or nicknames
- * joined by ','. A private message has seq 0 and its recipient's nickname
+ * joined by ','. A private message has seq 0 (on a user's channel: 1
+ * when it is stored in its conversation) and its recipient's nickname
  * for room. Slices point into the parsed payload. */
 typedef struct cluster_msg_s {
     uint64_t seq, id, token;

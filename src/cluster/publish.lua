@@ -145,7 +145,9 @@ if #KEYS == 1 then
       stored = 1
     end
   end
-  local payload = '0 ' .. id .. ' ' .. body
+  -- On the channels a private's sequence number says whether it is
+  -- stored (1): its recipient's node then never reports it undelivered.
+  local payload = stored .. ' ' .. id .. ' ' .. body
   local got = redis.call('PUBLISH', ARGV[3], payload)
   if (got > 0 or stored == 1) and ARGV[4] ~= ARGV[3] then
     redis.call('PUBLISH', ARGV[4], payload)

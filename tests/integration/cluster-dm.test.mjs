@@ -11,8 +11,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { account, connect, login, uniq } from './helpers.mjs';
-import { clusterFixture, clusterMissing, parsePayload, startNode } from './redis.mjs';
+import { account, connect, HOST, login, parseMetrics, uniq } from './helpers.mjs';
+import { clusterFixture, clusterMissing, parsePayload, startNode, until, waitReady } from './redis.mjs';
 
 const SKIP = clusterMissing();
 const T = { timeout: 60000, skip: SKIP ?? false };
@@ -282,5 +282,31 @@ test('with Redis gone, conversations and history with answer unavailable', T, as
         await ana.expectError({ type: 'private', to: bob.nickname, message: { text: 'while down' } }, 'unavailable', 15000);
     } finally {
         await redis.restart();
+        // Both nodes back (links, scripts, moderation read) for the tests after.
+        await Promise.all([nA, nB].map((n) => waitReady(n)));
     }
+});
+
+test('past what is held for an account in its grace time on another node, a stored private is not undelivered: it waits in the conversation', T, async () => {
+    const scrape = async (n) => parseMetrics(await (await fetch(`http://${HOST}:${n.port}/metrics`)).text());
+    const away = await acct(nB, uniq('away'));
+    const sender = await acct(nA, uniq('sender'));
+    const live = await acct(nB, uniq('live'));
+    const sessions = (await scrape(nB)).get('tertulia_sessions');
+    await away.terminate(); // dropped, not a goodbye: its grace time starts on node B
+    await until(async () => (await scrape(nB)).get('tertulia_sessions') === sessions - 1, 10000, 'node B saw the drop', 20);
+    // 100 are held for it; the 101st and 102nd are stored all the same.
+    const ids = [];
+    for (let i = 0; i < 102; i++) ids.push(await say(sender, away.nickname, `held ${i}`));
+    // Node B handles its channel in order: a reply from its live user,
+    // sent once the last of them reached node B, comes after any
+    // `undelivered` node B would have sent for them.
+    await say(sender, live.nickname, 'after them');
+    await live.next((m) => m.type === 'private' && m.message.text === 'after them');
+    await say(live, sender.nickname, 'reply');
+    await sender.next((m) => m.type === 'private' && m.message.text === 'reply');
+    assert.deepEqual(sender.inbox.items.filter((m) => m.type === 'undelivered'), [], 'none was undelivered');
+    const back = await acct(nB, away.nickname, false);
+    const h = await history(back, sender.nickname, { limit: 200 });
+    assert.deepEqual(h.messages.map((m) => m.id), ids);
 });
