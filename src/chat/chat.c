@@ -906,6 +906,11 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
         if (room == NULL) {
             room = chat__room_new(chat, name, len);
             chat__mod_room_created(chat, s, room);
+        } else if (room->count == 0 && chat->bus.room_watch != NULL) {
+            /* A room kept here with no member (moderation keeps it) knows
+             * no other node's people: its first member asks for them
+             * again, and its `joined` waits for them. */
+            chat->bus.room_watch(chat->bus_ctx, room->name, room->name_len, true);
         }
         chat_presence_t *p = chat__presence_find(u, room);
         if (p == NULL || !p->here) {
@@ -1296,7 +1301,8 @@ static bool bus_publish(chat_t *chat, chat_batch_t *b) {
         b->bus_msgs[i] = (chat_bus_msg_t){.msg = &p->msg,
                                           .mentions = p->mentions,
                                           .mentions_len = p->mentions_len,
-                                          .token = p->token};
+                                          .token = p->token,
+                                          .from_account = p->from_account};
     }
     batch_ctx_t *c = xmalloc(sizeof(*c));
     c->chat = chat;

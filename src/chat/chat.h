@@ -642,6 +642,9 @@ typedef struct chat_bus_msg_s {
     const char *mentions;      /* a room message's mentions: nicknames joined by ',' (NULL: none) */
     size_t mentions_len;
     uint64_t token; /* this chat's publish counter: comes back with the message */
+    /* A private's sender is an account: the bus stores it when the
+     * recipient is one too (a guest's never are). */
+    bool from_account;
 } chat_bus_msg_t;
 
 /* ids[i] is the id the bus gave msgs[i], or 0 when it was refused (the bus
@@ -679,7 +682,9 @@ typedef struct chat_bus_hooks_s {
                    void *arg);
     /* The chat has the room now (on: its first member is joining, or it is
      * kept) or no longer (off): the bus follows its messages while on. name
-     * is the room's spelling, borrowed for the call. */
+     * is the room's spelling, borrowed for the call. On again for a room
+     * it has: a kept room with no member here got its first one, and the
+     * bus brings the other nodes' people again (chat_bus_people, quiet). */
     void (*room_watch)(void *ctx, const char *name, size_t len, bool on);
     /* A room's history, as the store's history hook (which it replaces),
      * in step with chat_bus_deliver: a read without `before` (a join's)

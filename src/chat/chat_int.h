@@ -201,7 +201,8 @@ typedef struct chat_pending_s {
     json_t *req;         /* one reference */
     const char *ref;     /* the request's id, or NULL */
     size_t ref_len;
-    bool stored; /* CHAT_MSG_PRIVATE between accounts: written to their conversation first */
+    bool stored;       /* CHAT_MSG_PRIVATE between accounts: written to their conversation first */
+    bool from_account; /* its sender is an account (with a bus: a private it may store) */
     /* With a bus (chat_set_bus): */
     bool acked;     /* its sender has its ack */
     bool refused;   /* the bus refused it: its sender gets `unavailable` */

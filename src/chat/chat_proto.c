@@ -261,6 +261,7 @@ static void accept_message(chat_t *chat, const chat_req_t *req, chat_msg_kind_t 
     const char *to = kind == CHAT_MSG_ROOM ? room->name : nick;
     size_t to_len = kind == CHAT_MSG_ROOM ? room->name_len : nick_len;
     p->stored = stored;
+    p->from_account = s->user->kind == CHAT_USER_ACCOUNT;
     if (kind == CHAT_MSG_PRIVATE && target != NULL)
         chat__partners_note(chat, s->user, target);
     /* A message from the typist ends its typing to the same place. */

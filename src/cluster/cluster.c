@@ -1223,9 +1223,20 @@ static void channel_watch(cluster_t *c, bool user, const char *key, size_t klen,
     size_t n = len < 64 ? len : 64;
     memcpy(r->name, name, n);
     r->name_len = n;
+    bool again = r->watched && !user;
     r->watched = true;
-    if (r->state == R_UNSUB)
+    if (r->state == R_UNSUB) {
         room_subscribe(c, r);
+    } else if (again && (r->state == R_LIVE || r->state == R_SYNCING)) {
+        /* Watched already: the chat has its first member again and had
+         * forgotten the other nodes' people (or never had them): read
+         * them again, quietly, before the joiner's read is answered. */
+        r->people_ok = false;
+        r->first_sync = true;
+        r->state = R_SYNCING;
+        if (!r->fetching)
+            room_people(c, r);
+    }
     /* R_UNSUBSCRIBING: subscribes again when the unsubscription is done. */
 }
 
@@ -1342,9 +1353,10 @@ static int bus_publish(void *ctx, const chat_bus_msg_t *msgs, size_t n, chat_bus
                                               msgs[i].token, m->from, m->from_len, m->to, m->to_len,
                                               NULL, 0, m->text, m->text_len);
             /* Between accounts the script stores it too, in their
-             * conversation (it knows who is an account). */
-            char dkey[2 * CHAT_NICK_MAX + 3], maxlen[24], cutoff[24];
-            size_t dlen = dm_key(ffrom, flen, fto, tlen, dkey);
+             * conversation (it knows whether the recipient is one); a
+             * guest's it need not look at. */
+            char dkey[2 * CHAT_NICK_MAX + 3] = "", maxlen[24], cutoff[24];
+            size_t dlen = msgs[i].from_account ? dm_key(ffrom, flen, fto, tlen, dkey) : 0;
             snprintf(maxlen, sizeof(maxlen), "%" PRIu64, c->cfg.retain);
             snprintf(cutoff, sizeof(cutoff), "%" PRId64,
                      c->cfg.retain_days > 0 ? wall_ms() - (int64_t)c->cfg.retain_days * 86400 * 1000

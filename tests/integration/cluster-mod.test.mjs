@@ -225,3 +225,26 @@ test('a node that finds a change\'s number missing reads moderation again, and e
         return j.roles.ops.includes(op.nickname) && j.topic === 'set behind the nodes\' backs';
     }, 10000, 'node 2 to read moderation again');
 });
+
+test('a room kept on a node with no member there: its first member there sees the people other nodes have in it', T, async () => {
+    const room = `#${uniq('kept')}`;
+    const other = `#${uniq('side')}`;
+    const own = await acct(n1, uniq('own'));
+    await join(own, room);
+    await join(own, other);
+    // Node 2 has the room too (kept: it has an owner), with nobody there.
+    const admin = await acct(n2, ADMIN, { register: false }).catch(() => acct(n2, ADMIN));
+    await until(async () => (await admin.request({ type: 'bans', room }, 'bans')).type === 'bans', 10000, 'node 2 to have the room');
+    // Its owner comes again on node 1 while node 2 has nobody in it.
+    await own.request({ type: 'leave', room }, 'left');
+    await join(own, room);
+    // Node 2 has taken that in: a later message of node 1's, on another
+    // room's channel, has reached node 2 (one subscription, in order).
+    const w = await guest(n2, uniq('w'), { room: other });
+    await own.request({ type: 'room', to: other, message: { text: 'after it' } }, 'ack');
+    await w.next((m) => m.type === 'room' && m.message.text === 'after it');
+    const j = await join(w, room);
+    assert.ok(j.members.includes(own.nickname), `joined.members ${JSON.stringify(j.members)}`);
+    const who = await w.request({ type: 'who', room }, 'members');
+    assert.deepEqual([...who.members].sort(), [own.nickname, w.nickname].sort());
+});
