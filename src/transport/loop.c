@@ -58,6 +58,7 @@ tt_loop_t *tt_loop_new(void) {
     tt_list_init(&loop->resume);
     loop->readbuf_cap = READBUF_SIZE;
     loop->readbuf = xmalloc(READBUF_SIZE);
+    loop->cork = xmalloc(TT_CORK_BYTES);
     uv_prepare_init(&loop->uv, &loop->prepare);
     loop->prepare.data = loop;
     uv_prepare_start(&loop->prepare, on_prepare);
@@ -98,6 +99,7 @@ void tt_loop_free(tt_loop_t *loop) {
     tt__loop_free_entries(loop);
     tt__tls_loop_free(loop);
     free(loop->readbuf);
+    free(loop->cork);
     free(loop);
 }
 

@@ -523,6 +523,48 @@ static void on_write(uv_write_t *req, int status) {
     stream_flush(s);
 }
 
+/* Small pieces at the head of a plain stream's queue, corked: copied into
+ * the loop's one buffer (as many as fit in TT_CORK_BYTES) and written with
+ * one send(). A chat frame is 100-200 bytes and a recipient gets several an
+ * iteration; from one buffer that stays in the cache the kernel copies one
+ * segment, with no iovec to import and no file position to lock, where a
+ * writev of references walked one per frame. Longer pieces (past
+ * TT_CORK_PIECE) go by reference. Returns the bytes the kernel took (0: none
+ * now) or -1 on an error; *offered is what was gathered (0: the head is not
+ * small, so the writev path is the one to take). */
+static ssize_t cork_send(tt_stream_t *s, const tt_wq_t *w, size_t *offered) {
+    uint8_t *cork = s->loop->cork;
+    const uint8_t *from = NULL;
+    size_t n = 0, off = w->off;
+    unsigned pieces = 0;
+    for (const tt_wq_entry_t *e = w->head; e != NULL; e = e->next, off = 0) {
+        size_t len = e->len - off;
+        if (len > TT_CORK_PIECE || n + len > TT_CORK_BYTES)
+            break;
+        if (pieces++ == 0)
+            from = e->ptr + off; /* one piece alone goes out from where it is */
+        else {
+            if (pieces == 2)
+                memcpy(cork, from, n);
+            memcpy(cork + n, e->ptr + off, len);
+        }
+        n += len;
+    }
+    *offered = n;
+    if (n == 0)
+        return 0;
+    uv_os_fd_t fd;
+    if (uv_fileno((const uv_handle_t *)&s->tcp, &fd) != 0)
+        return -1;
+    ssize_t r;
+    do
+        r = send(fd, pieces == 1 ? from : cork, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    return r;
+}
+
 static void stream_flush(tt_stream_t *s) {
     uv_buf_t iov[IOV_BATCH];
     bool had_output = unsent(s) != 0;
@@ -538,11 +580,14 @@ static void stream_flush(tt_stream_t *s) {
         }
         if (w->head == NULL)
             break;
-        size_t offered;
-        unsigned n = queue_iov(w, iov, IOV_BATCH, &offered);
-        int r = uv_try_write((uv_stream_t *)&s->tcp, iov, n);
-        if (r == UV_EAGAIN || r == UV_ENOSYS)
-            r = 0;
+        size_t offered = 0;
+        ssize_t r = s->tls == NULL ? cork_send(s, w, &offered) : 0;
+        if (offered == 0) {
+            unsigned n = queue_iov(w, iov, IOV_BATCH, &offered);
+            r = uv_try_write((uv_stream_t *)&s->tcp, iov, n);
+            if (r == UV_EAGAIN || r == UV_ENOSYS)
+                r = 0;
+        }
         if (r < 0) {
             tt_stream_abort(s, "write failed");
             return;
@@ -553,7 +598,7 @@ static void stream_flush(tt_stream_t *s) {
             continue;
         /* Short write: hand the rest of this batch to libuv, which writes
          * it when the socket becomes writable. */
-        n = queue_iov(w, iov, IOV_BATCH, &offered);
+        unsigned n = queue_iov(w, iov, IOV_BATCH, &offered);
         s->inflight = n;
         uv_write_t *req = xmalloc(sizeof(*req));
         req->data = s;

@@ -107,10 +107,19 @@ struct tt_loop_s {
     bool release_due;
     uint8_t *readbuf; /* the loop-wide read buffer */
     size_t readbuf_cap;
+    /* Where a stream's small queued frames are copied to go out in one
+     * send() (stream.c, TT_CORK_BYTES): one per loop, reused stream after
+     * stream, so it stays in the cache. */
+    uint8_t *cork;
     struct tt_tls_loop_s *tls; /* TLS streams' shared state, made with the first */
     void (*refusal_log)(void *ctx, tt_stream_t *s, const char *why);
     void *refusal_ctx;
 };
+
+/* The loop's cork buffer, and the largest queued piece copied into it:
+ * longer ones go out by reference (writev). */
+#define TT_CORK_BYTES (16u * 1024)
+#define TT_CORK_PIECE 1024u
 
 /* stream.c: the resume pass, run from the loop's idle/prepare handles. */
 void tt__stream_resume_all(tt_loop_t *loop);

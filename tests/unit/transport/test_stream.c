@@ -277,6 +277,68 @@ static void test_stream_eof_keeps_queued_output(void **state) {
     close(fd);
 }
 
+/* Small pieces go out corked (copied into the loop's buffer, one send),
+ * larger ones by reference: mixed, to a client that reads slowly (so that
+ * writes come up short, at any byte of a piece), every byte arrives once,
+ * in order. */
+static void test_stream_small_and_large_pieces_arrive_in_order_through_short_writes(void **state) {
+    fixture_t *f = *state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    STEP_UNTIL(f, fd, last_ep != NULL);
+    ep_t *e = last_ep;
+    /* More than the socket buffers hold (tcp_wmem's 4 MiB at the most). */
+    enum { PIECES = 60000, EVERY = 40, LARGE = 3000 };
+    tt_stream_set_max_queue(e->s, 16u << 20);
+    static uint8_t want[PIECES * 120 + (PIECES / EVERY) * LARGE];
+    static uint8_t large[PIECES / EVERY][LARGE];
+    size_t total = 0;
+    for (int i = 0; i < PIECES; i++) {
+        char piece[120];
+        int n = snprintf(piece, sizeof(piece), "<%d:%.*s>", i, i % 90,
+                         "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz0"
+                         "123456789abcdefghijklmn");
+        assert_true(tt_stream_send_copy(e->s, piece, (size_t)n));
+        memcpy(want + total, piece, (size_t)n);
+        total += (size_t)n;
+        if (i % EVERY == EVERY - 1) {
+            uint8_t *l = large[i / EVERY];
+            for (int k = 0; k < LARGE; k++)
+                l[k] = (uint8_t)('A' + (i + k) % 26);
+            assert_true(tt_stream_send_static(e->s, l, LARGE));
+            memcpy(want + total, l, LARGE);
+            total += LARGE;
+        }
+    }
+    assert_int_equal(tt_stream_queued(e->s), total);
+    /* One iteration writes what the socket takes: not all of it. */
+    tt_loop_run_nowait(f->loop);
+    assert_true(tt_stream_queued(e->s) > 0);
+    assert_true(tt_stream_queued(e->s) < total);
+    static uint8_t got[sizeof(want)];
+    size_t have = 0;
+    for (int i = 0; i < 2000000 && have < total; i++) {
+        tt_loop_run_nowait(f->loop);
+        ssize_t n = recv(fd, got + have, 65536, MSG_DONTWAIT);
+        if (n > 0)
+            have += (size_t)n;
+        else {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            poll(&p, 1, 1);
+        }
+    }
+    assert_int_equal(have, total);
+    assert_memory_equal(got, want, total);
+    assert_int_equal(tt_stream_bytes_written(e->s), total);
+    assert_int_equal(tt_stream_queued(e->s), 0);
+    close(fd);
+    STEP_UNTIL(f, fd, closed_count == 1);
+}
+
 static void test_stream_many_closes_unlink_in_any_order(void **state) {
     fixture_t *f = *state;
     enum { N = 64 };
@@ -331,6 +393,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_stream_over_max_queue_calls_on_overflow, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stream_eof_keeps_queued_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_stream_small_and_large_pieces_arrive_in_order_through_short_writes, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_stream_many_closes_unlink_in_any_order, setup,
                                         teardown),
         cmocka_unit_test(test_list_unlink_is_independent_of_position),
