@@ -141,8 +141,11 @@ int main(int argc, char **argv) {
     });
     app.any("/*", [](auto *res, auto *) { res->writeStatus("404 Not Found")->end(); });
 
+    // uSockets sets SO_REUSEPORT unless told otherwise: a stale process on the port would then
+    // share the generator's connections without a word.
     bool listening = false;
-    app.listen("127.0.0.1", port, [&](us_listen_socket_t *s) { listening = s != nullptr; });
+    app.listen("127.0.0.1", port, LIBUS_LISTEN_EXCLUSIVE_PORT,
+               [&](us_listen_socket_t *s) { listening = s != nullptr; });
     if (!listening) {
         std::fprintf(stderr, "uws_peer: cannot listen on 127.0.0.1:%d\n", port);
         return 1;
