@@ -26,12 +26,13 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SERVERS = ["tertulia", "ws", "tornado", "lws"]
+SERVERS = ["tertulia", "ws", "tornado", "lws", "uws"]
 SERVER_TITLES = {
     "tertulia": "tertulia (C, libuv)",
     "ws": "Node.js + ws",
     "tornado": "Python + Tornado",
     "lws": "C + libwebsockets",
+    "uws": "C++ + uWebSockets",
     "tertulia-mem": "tertulia, history in memory (`--db :memory:`)",
     "tertulia-prev": "tertulia at the previous commit",
     "tertulia-tls": "tertulia over TLS (`--listen-tls`)",
@@ -489,6 +490,9 @@ class Bench:
                     str(port)]
         if name == "lws":
             return [os.path.join(self.bin, "bench", "lws_peer"), str(port)]
+        if name == "uws":
+            # Built outside the checkout by bench/peers/build_uws.sh (issue 15).
+            return [self.args.uws_peer, str(port)]
         raise ValueError(name)
 
     def start_server(self, name, argv_extra=(), tag=None):
@@ -2141,6 +2145,10 @@ def main():
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
     ap.add_argument("--tertulia", help="the tertulia binary (default BUILD_DIR/tertulia)")
     ap.add_argument("--servers", default=",".join(SERVERS))
+    ap.add_argument("--uws-peer", default=os.environ.get("UWS_PEER") or os.path.join(
+                    os.environ.get("UWS_BUILD_DIR") or "/tmp/tertulia-uws", "uws_peer"),
+                    help="the uWebSockets peer's binary (bench/peers/build_uws.sh builds it; "
+                    "default $UWS_PEER, else $UWS_BUILD_DIR or /tmp/tertulia-uws, /uws_peer)")
     ap.add_argument("--tertulia-prev", help="the previous commit's tertulia binary: fan-out, "
                     "private and idle also run it, in the same run, for the comparison")
     ap.add_argument("--skip", default="", help="comma list: fanout,private,bigroom,idle,connect,"
@@ -2177,6 +2185,10 @@ def main():
                          "(massclose), replacing its records, and rewrite the report")
     args = ap.parse_args()
     args.servers = [s for s in args.servers.split(",") if s]
+    if "uws" in args.servers and not args.report_only and not os.access(args.uws_peer, os.X_OK):
+        log(f"no uWebSockets build at {args.uws_peer}: the uWS peer is left out "
+            "(bench/peers/build_uws.sh builds one)")
+        args.servers.remove("uws")
     args.skip = set(s for s in args.skip.split(",") if s)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if not args.results:

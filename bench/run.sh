@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# bench/run.sh — builds what the benchmark needs and runs tertulia and its three peers (Node.js
-# ws, Python Tornado, C libwebsockets) side by side; bench/run.py does the runs and the report.
+# bench/run.sh — builds what the benchmark needs and runs tertulia and its peers (Node.js ws,
+# Python Tornado, C libwebsockets, and C++ uWebSockets when a build of it is present) side by
+# side; bench/run.py does the runs and the report.
 #   bench/run.sh            full run (about 20 minutes): writes docs/BENCHMARKS.md, docs/bench.svg
 #   bench/run.sh --quick    smoke run (about 2 minutes): writes bench/results/<stamp>-quick/
 #   --previous=REF          also build REF (default: HEAD~1) and run it beside this tree
@@ -62,9 +63,15 @@ if /usr/bin/python3 -c 'import tornado' 2>/dev/null; then servers+=,tornado
 else say "no python3-tornado: the Tornado peer is left out"; fi
 if [ -x "$build/bench/lws_peer" ]; then servers+=,lws
 else say "no libwebsockets: the lws peer is left out"; fi
+# uWebSockets (issue 15) is never built here: bench/peers/build_uws.sh builds it from fetched
+# sources into a scratch folder; a build present there (or at UWS_PEER) joins the run.
+uws_peer=${UWS_PEER:-${UWS_BUILD_DIR:-/tmp/tertulia-uws}/uws_peer}
+uws_args=()
+if [ -x "$uws_peer" ]; then servers+=,uws; uws_args=(--uws-peer "$uws_peer")
+else say "no uWebSockets build: the uWS peer is left out (bench/peers/build_uws.sh builds one)"; fi
 
 profile=()
 [ "$mode" = full ] && command -v perf >/dev/null && profile=(--profile)
 /usr/bin/python3 "$root/bench/run.py" --mode "$mode" --build-dir "$build" \
     --servers "$servers" --cmdline "bench/run.sh${*:+ $*}" "${profile[@]}" "${prev_args[@]}" \
-    "${args[@]}"
+    "${uws_args[@]}" "${args[@]}"

@@ -37,6 +37,8 @@ if [ "$mode" != "--run" ]; then
 fi
 if [ "$mode" = "--bench" ]; then
     pkgs+=(python3-tornado libwebsockets-dev gnuplot-nox linux-perf valgrind)
+    # The optional uWebSockets peer (bench/peers/build_uws.sh; its sources are fetched apart).
+    pkgs+=(g++ nlohmann-json3-dev)
 fi
 
 missing=()
