@@ -70,6 +70,11 @@ tt_wq_entry_t *tt__entry_get(tt_loop_t *loop) {
     loop->free_entries = e->next;
     loop->nfree_entries--;
     e->next = NULL;
+    /* The next one is wanted by the next frame queued, a recipient later:
+     * fetched meanwhile, it is no cache miss then (a broadcast's entries
+     * outgrow the cache). */
+    if (loop->free_entries != NULL)
+        __builtin_prefetch(loop->free_entries, 1);
     return e;
 }
 
@@ -628,6 +633,15 @@ void tt_loop_flush(tt_loop_t *loop) {
     while ((l = tt_list_first(&loop->pending)) != NULL) {
         tt_link_unlink(l);
         tt_stream_t *s = tt_container_of(l, tt_stream_t, pending);
+        /* The next stream's state and first entry, fetched while this one
+         * is written: after a broadcast to thousands they are cache misses. */
+        tt_link_t *n = tt_list_first(&loop->pending);
+        if (n != NULL) {
+            tt_stream_t *next = tt_container_of(n, tt_stream_t, pending);
+            __builtin_prefetch(&next->flags);
+            __builtin_prefetch(next->q.head);
+            __builtin_prefetch(&next->tcp.io_watcher);
+        }
         if (!(s->flags & TT_S_DEAD))
             stream_flush(s);
     }
