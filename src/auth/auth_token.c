@@ -41,6 +41,17 @@ void auth_token_hash(const char *tok, size_t len, uint8_t out[AUTH_TOKEN_HASH_BY
     }
 }
 
+int auth_token_warm_up(void) {
+    char tok[AUTH_TOKEN_LEN + 1];
+    int r = auth_token_new(tok, sizeof tok);
+    if (r != 0)
+        return r;
+    uint8_t hash[AUTH_TOKEN_HASH_BYTES];
+    auth_token_hash(tok, AUTH_TOKEN_LEN, hash);
+    OPENSSL_cleanse(tok, sizeof tok);
+    return 0;
+}
+
 bool auth_token_wellformed(const char *tok, size_t len) {
     if (tok == NULL || len != AUTH_TOKEN_LEN || memcmp(tok, AUTH_TOKEN_PREFIX, PREFIX_LEN) != 0)
         return false;

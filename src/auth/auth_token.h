@@ -32,6 +32,13 @@ int auth_token_new(char *out, size_t cap);
  * substitute would be a hash that many tokens share. */
 void auth_token_hash(const char *tok, size_t len, uint8_t out[AUTH_TOKEN_HASH_BYTES]);
 
+/* Makes and hashes one token, for nothing: OpenSSL sets up its random
+ * generator and its digests at their first use (about 2 MiB of libcrypto
+ * paged in, and its provider state). Called once at start, so that this
+ * happens there, not at the first login, on the loop. 0, or what
+ * auth_token_new returned. */
+int auth_token_warm_up(void);
+
 /* True when tok[0..len) has the form of a token: the prefix, the exact
  * length, the base64url alphabet, and a last character whose unused bits
  * are zero (the one spelling auth_token_new writes). Lets junk be refused

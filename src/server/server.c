@@ -17,6 +17,7 @@
 
 #include "auth/auth.h"
 #include "auth/auth_jwt.h"
+#include "auth/auth_token.h"
 #include "cluster/cluster.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -704,6 +705,10 @@ int server_run(const server_config_t *cfg) {
     srv->log_budget = LOG_BUDGET;
     srv->loop = tt_loop_new();
     refresh_date(srv);
+    /* OpenSSL's first token, at start rather than at the first login. */
+    int wr = auth_token_warm_up();
+    if (wr != 0)
+        tt_log_warn("making a session token failed: %s", auth_strerror(wr));
     if (srv->cfg.deflate) {
         /* One compressor and one inflater for the loop (ws_deflate.h). */
         srv->deflate.deflater = ws_deflater_new(TT_DEFLATE_LEVEL);
