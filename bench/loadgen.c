@@ -33,6 +33,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1849,6 +1850,62 @@ static double proc_cpu_s(int pid) {
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* utime and stime of one process (all threads), in seconds; false if unreadable. */
+static bool proc_ut_st(int pid, double *ut_s, double *st_s) {
+    if (pid <= 0)
+        return false;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return false;
+    *ut_s = (double)ut / (double)sysconf(_SC_CLK_TCK);
+    *st_s = (double)st / (double)sysconf(_SC_CLK_TCK);
+    return true;
+}
+
+/* The one CPU a process is pinned to, or -1 (not pinned to exactly one). */
+static int pinned_cpu(int pid) {
+    cpu_set_t set;
+    if (pid <= 0 || sched_getaffinity(pid, sizeof set, &set) != 0 || CPU_COUNT(&set) != 1)
+        return -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set))
+            return c;
+    return -1;
+}
+
+/* The softirq time of one CPU so far (/proc/stat), in seconds, or -1. On loopback the
+ * receiving socket's TCP work runs as softirq on the sending CPU: the server's, for
+ * everything it writes to the generator. */
+static double cpu_softirq_s(int cpu) {
+    if (cpu < 0)
+        return -1;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1;
+    char line[512], want[16];
+    snprintf(want, sizeof want, "cpu%d ", cpu);
+    double v = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, want, strlen(want)) == 0) {
+            unsigned long long x[7];
+            if (sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu", &x[0], &x[1],
+                       &x[2], &x[3], &x[4], &x[5], &x[6]) == 7)
+                v = (double)x[6] / (double)sysconf(_SC_CLK_TCK);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
 typedef struct {
     int64_t inuse, orphan, tw, alloc, mem_pages;
 } sockstat_t;
@@ -2351,6 +2408,10 @@ int main(int argc, char **argv) {
     int64_t rss_ready = -1, rss_after = -1, rss_quiet = -1;
     sockstat_t ss_ready = {0}, ss_after = {0};
     double cpu0 = -1, cpu1 = -1;
+    /* The server's user and system time apart, and its CPU's softirq time (-1: unknown). */
+    double ut0 = 0, st0 = 0, ut1 = 0, st1 = 0, sirq0 = -1, sirq1 = -1;
+    bool ut_ok = false;
+    int sirq_cpu = pinned_cpu(o.server_pid);
     double node0[LG_PORTS_MAX], node1[LG_PORTS_MAX], aux0[LG_AUX_MAX], aux1[LG_AUX_MAX];
     uint64_t t_go = 0, t_done = 0;
     if (ok) {
@@ -2360,6 +2421,8 @@ int main(int argc, char **argv) {
         ss_ready = sockstat_read();
         cpu0 = pids_cpu_s(o.server_pids, o.nserver_pids, node0);
         pids_cpu_s(o.aux_pids, o.naux, aux0);
+        ut_ok = proc_ut_st(o.server_pid, &ut0, &st0);
+        sirq0 = cpu_softirq_s(sirq_cpu);
         t_go = mono_ns();
         for (uint32_t i = 0; i < o.procs; i++)
             if (write(ch[i].to, "G", 1) != 1)
@@ -2370,6 +2433,8 @@ int main(int argc, char **argv) {
         t_done = mono_ns();
         cpu1 = pids_cpu_s(o.server_pids, o.nserver_pids, node1);
         pids_cpu_s(o.aux_pids, o.naux, aux1);
+        ut_ok = ut_ok && proc_ut_st(o.server_pid, &ut1, &st1);
+        sirq1 = cpu_softirq_s(sirq_cpu);
         rss_after = proc_rss_kb(o.server_pid);
         ss_after = sockstat_read();
         slab_after = meminfo_slab_kb();
@@ -2569,6 +2634,9 @@ int main(int argc, char **argv) {
             gen_share, gen_share >= 0.9 ? "true" : "false");
     fprintf(f, ",\"server_pid\":%d,\"server_cpu_s\":%.3f,\"server_core_share\":%.3f", o.server_pid,
             server_cpu, server_share);
+    fprintf(f, ",\"server_utime_s\":%.3f,\"server_stime_s\":%.3f,\"server_cpu_softirq_s\":%.3f",
+            ut_ok ? ut1 - ut0 : -1.0, ut_ok ? st1 - st0 : -1.0,
+            sirq0 >= 0 && sirq1 >= 0 ? sirq1 - sirq0 : -1.0);
     /* the wall time over which server and aux CPU were sampled */
     fprintf(f, ",\"cpu_window_s\":%.3f", window);
     fprintf(f, ",\"delivered_per_server_cpu_s\":%.1f",
