@@ -52,6 +52,16 @@ TLS_PMD = [
 TYPING_SHARE = 0.1
 TARGET_DEFLATE_RATIO = 0.77  # deflate costs at most 1.3x plain per delivery
 TARGET_TLS_RATIO = 0.60  # TLS fan-out keeps at least 60 % of plain per server CPU-second
+# Issue 15: the big room at fixed rates, its p99 targets, and the other targets.
+BIGROOM_RATES = (100, 200, 400)
+BIGROOM_P99_TARGET = {100: 25.0, 400: 40.0}
+TARGET_NS_PER_DELIVERY = 350.0
+TARGET_IDLE_BYTES = 0.8 * 1024
+TARGET_LOAD_BYTES = 1.5 * 1024
+TARGET_PRIVATE_PER_CPU_S = 114000.0
+# Kernel paths whose inclusive share perf reports (stop_perf): what each costs per delivery.
+PERF_PATHS = ("handle_softirqs", "__sys_sendto", "do_writev", "ksys_read", "__sys_recvfrom",
+              "__x64_sys_epoll_wait", "__x64_sys_pwrite64", "__x64_sys_fdatasync")
 TARGET_P99_MS = 50.0  # "sustainable": every message delivered, p99 under this
 KEEPUP_P99_MS = 1000.0  # "keeps up": every message delivered, p99 under this (not diverging)
 
@@ -661,6 +671,19 @@ class Bench:
             out.append("\n".join(lines[:keep]))
         with open(os.path.join(self.out, f"perf-{name}.txt"), "w") as f:
             f.write("\n\n".join(out) + "\n")
+        # Inclusive shares of a few kernel paths (issue 15's breakdown): the loopback receive
+        # work the server's sends run for the generator's sockets (softirq on the server's CPU),
+        # the sends themselves, the reads, the store's writes.
+        rep = subprocess.run(["perf", "report", "--stdio", "--children", "--sort", "symbol",
+                              "-g", "none", "-i", data], capture_output=True, text=True,
+                             timeout=120)
+        shares = {}
+        for l in rep.stdout.splitlines():
+            m = re.match(r"\s*([\d.]+)%\s+[\d.]+%\s+\[([k.])\]\s+(\S+)", l)
+            if m and m.group(3) not in shares:
+                shares[m.group(3)] = float(m.group(1))
+        with open(os.path.join(self.out, f"perf-{name}.json"), "w") as f:
+            json.dump({k: shares.get(k) for k in PERF_PATHS}, f)
 
     # --- the scenarios -----------------------------------------------------------------------
 
@@ -686,6 +709,10 @@ class Bench:
                         self.typing_pair(rep)
         if "bigroom" not in self.args.skip:
             self.bigroom(servers)
+        if "bigroom_rates" not in skip and "bigroom" not in skip:
+            self.bigroom_rates(servers)
+        if "callgrind" not in skip and "tertulia" in servers:
+            self.callgrind()
         if "idle" not in self.args.skip:
             for key, lg_args in plan["idle"]:
                 for rep in range(reps):
@@ -813,6 +840,49 @@ class Bench:
             for rep in range(reps):
                 self.one("tertulia", partner, base, rep)
                 self.one(server, scenario, measured, rep)
+
+    def bigroom_rates(self, servers):
+        """Issue 15: the big room at 100, 200 and 400 msgs/s (0.5, 1 and 2 M deliveries/s), for
+        tertulia, its previous commit and uWebSockets, the rates interleaved."""
+        plan = self.plan
+        who = [s for s in ("tertulia", "tertulia-prev", "uws")
+               if s in servers or (s == "tertulia-prev" and self.args.tertulia_prev)]
+        for rep in range(plan["reps"]):
+            for rate in BIGROOM_RATES:
+                for s in who:
+                    self.one(s, "bigroom_rate",
+                             ["--scenario", "bigroom", "--clients", str(plan["bigroom_clients"]),
+                              "--rate", str(rate), "--duration", str(plan["bigroom_duration"]),
+                              "--drain", "5"], rep, extra={"rate": rate})
+
+    def callgrind(self):
+        """User-space instructions per fan-out delivery (bench/callgrind_fanout.sh: valgrind,
+        200 clients, 4 rooms, 400,000 deliveries), tertulia and its previous commit side by
+        side: a count the machine's other work does not change."""
+        if not shutil.which("valgrind") or self.out_of_time():
+            log("callgrind: no valgrind, or no time left; skipped")
+            return
+        specs = [f"tertulia={self.tertulia}"]
+        if self.args.tertulia_prev:
+            specs.append(f"tertulia-prev={self.args.tertulia_prev}")
+        cmd = ["bash", os.path.join(ROOT, "bench", "callgrind_fanout.sh"), *specs]
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                               env=dict(os.environ, LOADGEN=self.loadgen))
+            out, code = p.stdout, p.returncode
+        except subprocess.TimeoutExpired:
+            out, code = "", -1
+        for line in out.splitlines():
+            m = re.match(r"(\S+): ([\d,]+) instructions, ([\d,]+) deliveries, ([\d,.]+) per "
+                         r"delivery.*\((.*)\)$", line)
+            if m:
+                self.record(server=m.group(1), scenario="callgrind", rep=0,
+                            exit=0 if m.group(5).startswith("ok") else 1, cmd=cmd,
+                            result={"instructions": int(m.group(2).replace(",", "")),
+                                    "delivered": int(m.group(3).replace(",", "")),
+                                    "per_delivery": float(m.group(4).replace(",", "")),
+                                    "verdict": m.group(5)})
+        log(f"callgrind: exit {code}; {out.strip()}")
 
     def bigroom(self, servers):
         """The sweep first: each server's rates go up until it falls behind (a message not
@@ -1467,6 +1537,7 @@ class Report:
         L.append("- At the open-file limit, new connections refused cleanly and accepting resumes: "
                  "checked by the integration tests, not by this benchmark.")
         L.append("")
+        self.issue15_section(L)
         outdir = os.path.dirname(self.meta["runs_path"])
         profiles = [(n, os.path.join(outdir, f"perf-{n}.txt")) for n in ("fanout", "bigroom")]
         profiles = [(n, p) for n, p in profiles if os.path.exists(p)]
@@ -1500,8 +1571,158 @@ class Report:
         L.append("Raw results, one JSON line per run, are in "
                  f"`{os.path.relpath(self.meta['runs_path'], ROOT)}` (not committed).")
         L.append("")
+        L = keep_hand_sections(path_md, L)
         with open(path_md, "w") as f:
             f.write("\n".join(L))
+
+    def issue15_section(self, L):
+        """Issue 15's targets, each against the previous commit and uWebSockets in this run,
+        and where a fan-out delivery's server CPU goes."""
+        who = [s for s in ("tertulia", "tertulia-prev", "uws")
+               if self.sel("fanout", s) or self.sel("bigroom_rate", s)
+               or self.sel("callgrind", s)]
+        if "tertulia" not in who:
+            return
+
+        def per_delivery(key):
+            def f(r):
+                v, d = r.get(key), r.get("delivered")
+                return 1e9 * v / d if v is not None and v >= 0 and d else None
+            return f
+
+        def rss_per_conn(key):
+            def f(r):
+                kb, n = r.get("server_rss_kb") or {}, r.get("clients")
+                v, b = kb.get(key, -1), kb.get("before", -1)
+                return (v - b) * 1024.0 / n if n and v >= 0 and b >= 0 else None
+            return f
+
+        def p99_at(rate):
+            def f(s):
+                rs = [r for r in self.sel("bigroom_rate", s) if r.get("rate") == rate]
+                v = [r["result"]["latency_us"]["p99"] / 1000 for r in rs]
+                return statistics.median(v) if v else None
+            return f
+
+        def kept_at(rate, s):
+            rs = [r for r in self.all_of("bigroom_rate", s) if r.get("rate") == rate]
+            return sum(1 for r in rs if r.get("exit") == 0), len(rs)
+
+        fan = lambda s: self.med("fanout", s, per_delivery("server_cpu_s"))
+        fa = PLANS[self.meta["mode"]]["fanout"]
+        shape = f"{int(fa[fa.index('--clients') + 1]):,} clients, {fa[fa.index('--rooms') + 1]} rooms"
+        members = f"{PLANS[self.meta['mode']]['bigroom_clients']:,}"
+        rows = [
+            (f"fan-out: server CPU per delivery, ns ({shape})",
+             f"≤ {TARGET_NS_PER_DELIVERY:.0f}", fan, 0, lambda v: v <= TARGET_NS_PER_DELIVERY),
+            ("… of it in user space, ns", "", lambda s: self.med(
+                "fanout", s, per_delivery("server_utime_s")), 0, None),
+            ("… in the kernel, ns", "", lambda s: self.med(
+                "fanout", s, per_delivery("server_stime_s")), 0, None),
+            ("… of that, softirq on the server's CPU (the generator's sockets receiving), ns",
+             "", lambda s: self.med("fanout", s, per_delivery("server_cpu_softirq_s")), 0, None),
+            ("fan-out: user-space instructions per delivery (callgrind, 200 clients, 4 rooms)",
+             "", lambda s: self.med("callgrind", s, lambda r: r["per_delivery"]), 1, None),
+        ]
+        for rate in BIGROOM_RATES:
+            need = BIGROOM_P99_TARGET.get(rate)
+            n = PLANS[self.meta["mode"]]["bigroom_clients"]
+            rows.append((f"big room, {members} members at {rate} msgs/s "
+                         f"({rate * n / 1e6:g} M deliveries/s): p99 ms",
+                         f"≤ {need:.0f}" if need else "", p99_at(rate), 1,
+                         (lambda v, n=need: v <= n) if need else None))
+        rows += [
+            ("idle, 19,000 logged-in connections: RSS per connection, bytes",
+             f"≤ {TARGET_IDLE_BYTES:,.0f}", lambda s: self.med(
+                 "idle_19k", s, lambda r: r["rss_per_conn_bytes"]), 0,
+             lambda v: v <= TARGET_IDLE_BYTES),
+            (f"fan-out, {shape}: RSS per connection right after the load, bytes",
+             f"≤ {TARGET_LOAD_BYTES:,.0f}", lambda s: self.med("fanout", s,
+                                                               rss_per_conn("after")), 0,
+             lambda v: v <= TARGET_LOAD_BYTES),
+            ("… and 3 s later, every connection open and quiet, bytes",
+             f"≤ {TARGET_LOAD_BYTES:,.0f}", lambda s: self.med("fanout", s,
+                                                               rss_per_conn("quiet")), 0,
+             lambda v: v <= TARGET_LOAD_BYTES),
+            ("private pairs (500): messages per server CPU-second",
+             f"≥ {TARGET_PRIVATE_PER_CPU_S / 1000:.0f}k", lambda s: self.med(
+                 "private", s, lambda r: r["sent"] / r["server_cpu_s"]
+                 if r.get("server_cpu_s", 0) > 0 else None), 0,
+             lambda v: v >= TARGET_PRIVATE_PER_CPU_S),
+        ]
+        prev = os.environ.get("TT_BENCH_PREV_REF") or self.meta.get("prev_ref") or "the previous commit"
+        L.append("## The targets of issue 15")
+        L.append("")
+        L.append("tertulia against its previous commit and, when a build of it was present, "
+                 "uWebSockets (`bench/peers/uws_peer.cpp`), in this run: medians of the runs "
+                 "above and of the fixed-rate big room runs below (server CPU is all its "
+                 "threads; *softirq* is the softirq time of CPU 0, where the server runs, which "
+                 "on loopback is mostly the generator's sockets receiving what the server sends, "
+                 "and which the kernel counts in the server's system time).")
+        L.append("")
+        heads = {"tertulia": "tertulia", "tertulia-prev": "previous commit",
+                 "uws": "uWebSockets"}
+        L.append("| measure | target | " + " | ".join(heads[s] for s in who) + " | verdict |")
+        L.append("|---|---|" + "---|" * len(who) + "---|")
+        verdicts = []
+        for title, target, fn, digits, ok in rows:
+            vals = {s: fn(s) for s in who}
+            v = vals.get("tertulia")
+            verdict = "" if ok is None else ("**not measured**" if v is None else
+                                             "**holds**" if ok(v) else "**does not hold**")
+            if ok is not None:
+                verdicts.append((title, verdict))
+            L.append(f"| {title} | {target} | " +
+                     " | ".join("—" if vals[s] is None else fmt(vals[s], digits) for s in who) +
+                     f" | {verdict} |")
+        L.append("")
+        kept = []
+        for rate in BIGROOM_RATES:
+            parts = []
+            for s in who:
+                k, n = kept_at(rate, s)
+                if n:
+                    parts.append(f"{heads[s]} {k}/{n}")
+            if parts:
+                kept.append(f"{rate}/s: " + ", ".join(parts))
+        if kept:
+            L.append("Big room runs that kept up (every message delivered to every member "
+                     "within the drain): " + "; ".join(kept) + ".")
+            L.append("")
+        t, u, pv = fan("tertulia"), fan("uws"), fan("tertulia-prev")
+        if t and pv:
+            L.append(f"Fan-out server CPU per delivery: {pv / t:.2f}× better than {prev}"
+                     + (f"; {u / t:.2f}× uWebSockets' ({fmt(u)} ns)" if u else "") + ".")
+            L.append("")
+        outdir = os.path.dirname(self.meta["runs_path"])
+        pj = os.path.join(outdir, "perf-fanout.json")
+        if t and os.path.exists(pj):
+            with open(pj) as f:
+                sh = json.load(f)
+            names = {"handle_softirqs": "softirq: the loopback receive work for the "
+                     "generator's sockets", "__sys_sendto": "send() (corked writes), with "
+                     "the softirq it runs", "do_writev": "writev() (pieces by reference)",
+                     "ksys_read": "read() (requests)", "__sys_recvfrom": "recv()",
+                     "__x64_sys_epoll_wait": "epoll_wait",
+                     "__x64_sys_pwrite64": "pwrite (the store's WAL)",
+                     "__x64_sys_fdatasync": "fdatasync (the store's commits)"}
+            L.append(f"Where a fan-out delivery's {fmt(t)} ns go, by perf's inclusive share of "
+                     "the profile run (below) applied to the median above:")
+            L.append("")
+            L.append("| path | share of the server's samples | ns per delivery |")
+            L.append("|---|---|---|")
+            for k in PERF_PATHS:
+                v = sh.get(k)
+                if v:
+                    L.append(f"| {names[k]} | {v:.1f} % | {t * v / 100:,.0f} |")
+            L.append("")
+        missed = [t for t, v in verdicts if v != "**holds**"]
+        L.append("Targets not met in this run: " + ("; ".join(missed) or "none") + ".")
+        L.append("")
+        if self.meta.get("chart15"):
+            L.append(f"![issue 15: the big room's p99 by rate, and fan-out CPU per delivery]"
+                     f"({self.meta['chart15']})")
+            L.append("")
 
     def pair_rows(self, rows, lines, cols):
         """A table of (title, scenario, server) rows with the columns cols: (heading, fn,
@@ -2064,6 +2285,77 @@ class Report:
                     f"{self.meta['reps']} runs per server.")
         return ""
 
+    def chart15(self, svg_path):
+        """Issue 15's chart: the big room's p99 at each fixed rate, and fan-out server CPU per
+        delivery split into user, kernel and softirq, for tertulia, its previous commit and
+        uWebSockets."""
+        who = [s for s in ("tertulia", "tertulia-prev", "uws") if self.sel("bigroom_rate", s)]
+        if not shutil.which("gnuplot") or "tertulia" not in who:
+            return False
+        heads = {"tertulia": "tertulia", "tertulia-prev": "previous commit",
+                 "uws": "uWebSockets"}
+        d1, d2 = svg_path + ".1.dat", svg_path + ".2.dat"
+        with open(d1, "w") as f:
+            for rate in BIGROOM_RATES:
+                vals = []
+                for s in who:
+                    v = [r["result"]["latency_us"]["p99"] / 1000 for r in self.sel(
+                        "bigroom_rate", s) if r.get("rate") == rate]
+                    vals.append(f"{statistics.median(v):.2f}" if v else "NaN")
+                f.write(f"{rate} " + " ".join(vals) + "\n")
+
+        def nd(s, key):
+            v = self.med("fanout", s, lambda r: 1e9 * r[key] / r["delivered"]
+                         if r.get(key, -1) >= 0 and r.get("delivered") else None)
+            return v
+        with open(d2, "w") as f:
+            for s in who:
+                u, k, q = nd(s, "server_utime_s"), nd(s, "server_stime_s"), \
+                    nd(s, "server_cpu_softirq_s")
+                if None in (u, k):
+                    continue
+                q = q or 0.0
+                f.write(f'"{heads[s]}" {u:.1f} {max(k - q, 0):.1f} {q:.1f}\n')
+        plot1 = ", \\\n     ".join(
+            f'"{d1}" using 1:{i + 2} with linespoints lw 2 pt 7 title "{heads[s]}"'
+            for i, s in enumerate(who))
+        gp = f"""
+set terminal svg size 1200,450 dynamic font "DejaVu Sans,11" background rgb "white"
+set output "{svg_path}"
+set multiplot layout 1,2 title "issue 15 — {self.meta['date'][:10]} (medians)"
+set grid
+set key top left
+set title "Big room, 5,000 members: p99 by rate (lower is better)"
+set xlabel "messages/s (× 5,000 deliveries)"
+set ylabel "p99 ms"
+set xtics ({", ".join(str(r) for r in BIGROOM_RATES)})
+set arrow from 90,25 to 410,25 nohead dt 2 lc rgb "#888888"
+set arrow from 90,40 to 410,40 nohead dt 3 lc rgb "#888888"
+plot {plot1}
+unset arrow
+unset xlabel
+set xtics auto
+set style data histograms
+set style histogram rowstacked
+set style fill solid 0.85 border -1
+set boxwidth 0.6
+set key top right
+set title "Fan-out: server CPU per delivery (lower is better; target 350 ns)"
+set ylabel "ns"
+set yrange [0:*]
+plot "{d2}" using 2:xtic(1) title "user" lc rgb "#1f77b4", \\
+     "" using 3 title "kernel (less softirq)" lc rgb "#ff7f0e", \\
+     "" using 4 title "softirq (the generator's sockets receiving)" lc rgb "#2ca02c"
+unset multiplot
+"""
+        p = subprocess.run(["gnuplot"], input=gp, text=True, capture_output=True, timeout=60)
+        for d in (d1, d2):
+            os.unlink(d)
+        if p.returncode != 0:
+            log("gnuplot failed (issue 15 chart): " + p.stderr[-500:])
+            return False
+        return True
+
     def chart(self, svg_path):
         if not shutil.which("gnuplot"):
             return False
@@ -2121,6 +2413,43 @@ unset multiplot
         return True
 
 
+def keep_hand_sections(path, L):
+    """The report's sections (## level) that the generator does not write are written by hand,
+    each with the command that made its numbers: they are kept, each after the section it
+    followed (or the one before that, ...), so that a full run does not erase them."""
+    if not os.path.exists(path):
+        return L
+    old = open(path).read().split("\n")
+    secs, cur = [], None
+    for line in old:
+        if line.startswith("## "):
+            cur = [line]
+            secs.append(cur)
+        elif cur is not None:
+            cur.append(line)
+    new = list(L)
+
+    def end_of(heading):
+        i = next((k for k, l in enumerate(new) if l.strip() == heading), None)
+        if i is None:
+            return None
+        return next((k for k in range(i + 1, len(new)) if new[k].startswith("## ")), len(new))
+    heads = {l.strip() for l in new if l.startswith("## ")}
+    at = next((k for k, l in enumerate(new) if l.startswith("## ")), len(new))
+    for sec in secs:
+        h = sec[0].strip()
+        if h in heads:
+            e = end_of(h)
+            at = e if e is not None else at
+            continue
+        body = list(sec)
+        while body and not body[-1].strip():
+            body.pop()
+        new[at:at] = body + [""]
+        at += len(body) + 1
+    return new
+
+
 def splice_section(path, heading, lines):
     """Writes lines (a section starting with heading) into the Markdown file at path: in place
     of the section of that heading (up to the next heading of the same level), or at the end;
@@ -2155,7 +2484,8 @@ def main():
                     "churn,massclose,deflate (= deflate_fanout),tls (= tls_fanout,tls_idle,"
                     "tls_connect),typing (= fanout_typing: the v1 fan-out with and without "
                     "typing),mem (the fan-out with --db :memory:),cluster (= cluster_fanout,"
-                    "cluster_private,cluster_load: issue 13's Redis scenarios)")
+                    "cluster_private,cluster_load: issue 13's Redis scenarios),bigroom_rates (issue 15's "
+                    "big room at 100, 200 and 400 msgs/s),callgrind (instructions per delivery)")
     ap.add_argument("--results", help="directory for runs.jsonl and logs")
     ap.add_argument("--doc", help="the Markdown report to write")
     ap.add_argument("--svg", help="the chart to write")
@@ -2266,6 +2596,9 @@ def main():
             log(f"{len(failed)} runs failed; see the report")
         return 1 if failed else 0
     svg_ok = rep.chart(args.svg)
+    svg15 = os.path.join(os.path.dirname(args.svg), "bench-issue15.svg")
+    if rep.chart15(svg15):
+        rep.meta["chart15"] = os.path.relpath(svg15, os.path.dirname(args.doc))
     rep.write(args.doc, os.path.relpath(args.svg, os.path.dirname(args.doc)), args.cmdline)
     log(f"wrote {os.path.relpath(args.doc, ROOT)}" + (f" and {os.path.relpath(args.svg, ROOT)}"
                                                        if svg_ok else " (no chart: gnuplot failed)"))
