@@ -941,7 +941,8 @@ void chat__join(chat_t *chat, const chat_req_t *req, const char *name, size_t le
         m->room_idx = room->count;
         room->members[room->count++] = m;
         if (s->nrooms == s->rooms_cap) {
-            s->rooms_cap = next_cap(s->rooms_cap);
+            /* From one: most sessions are in one room (a 24-byte block, not 48). */
+            s->rooms_cap = s->rooms_cap ? s->rooms_cap * 2 : 1;
             s->rooms = xrealloc(s->rooms, s->rooms_cap * sizeof(*s->rooms));
         }
         m->sess_idx = s->nrooms;

@@ -41,8 +41,9 @@ chat_user_t *chat__user_new(chat_t *chat, const char *nick, size_t len, chat_use
     return u;
 }
 
+/* From one: a user mostly has one connection, in one room (a 24-byte block each). */
 static uint32_t grow(uint32_t cap) {
-    return cap ? cap * 2 : 2;
+    return cap ? cap * 2 : 1;
 }
 
 void chat__user_attach(chat_t *chat, chat_user_t *u, chat_session_t *s) {

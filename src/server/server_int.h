@@ -63,14 +63,19 @@ enum {
 /* Who ended a WebSocket, for tertulia_websocket_closes_total. */
 enum { WS_BY_NONE = 0, WS_BY_SERVER, WS_BY_CLIENT };
 
+/* In every WebSocket's stream block, so its layout counts (184 bytes): the
+ * small fields share the word after flags, and the assembly's sizes are 32
+ * bits (--max-message is at most 1 GiB). */
 typedef struct ws_conn_s {
     ep_base_t base;
     uint32_t flags;
-    tt_link_t reap; /* server->reap: its chat session is to be closed */
-    ws_parser_t wsp;
     uint8_t deflate_bits; /* permessage-deflate: the client's server_max_window_bits; 0: off */
-    uint8_t *msg;         /* assembly of a fragmented message (compressed bytes if it is) */
-    size_t msg_len, msg_cap;
+    uint8_t close_by;     /* WS_BY_*: who sent close_code */
+    uint16_t close_code;  /* the first close code sent or received; 0: none yet */
+    tt_link_t reap;       /* server->reap: its chat session is to be closed */
+    ws_parser_t wsp;
+    uint8_t *msg; /* assembly of a fragmented message (compressed bytes if it is) */
+    uint32_t msg_len, msg_cap;
     chat_session_t *session;
     uint64_t last_active;        /* loop time of the last input */
     uint64_t ping_sent;          /* loop time of our unanswered keepalive ping, or 0 */
@@ -78,8 +83,6 @@ typedef struct ws_conn_s {
     const char *presence_reason; /* member_left's reason; NULL is "disconnect" */
     uint64_t opened;             /* loop time of the upgrade */
     uint64_t messages_in;        /* messages received (the admin page's rate) */
-    uint16_t close_code;         /* the first close code sent or received; 0: none yet */
-    uint8_t close_by;            /* WS_BY_*: who sent close_code */
 } ws_conn_t;
 
 /* The ext area of every stream. */

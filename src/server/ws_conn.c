@@ -170,17 +170,20 @@ static void on_data(ws_conn_t *c, const ws_event_t *ev) {
             deliver(c, ev->opcode, ev->payload, ev->len); /* in place, no copy */
         return;
     }
-    /* The parser has checked the total against max_message already. */
-    if (c->msg_len + ev->len > c->msg_cap) {
+    /* The parser has checked the total against max_message already: at most
+     * ws_deflate_wire_max(max_message), and --max-message is at
+     * most 1 GiB: the sizes, and a capacity doubled past them, fit in 32 bits. */
+    size_t need = (size_t)c->msg_len + ev->len;
+    if (need > c->msg_cap) {
         size_t cap = c->msg_cap ? c->msg_cap : 4096;
-        while (cap < c->msg_len + ev->len)
+        while (cap < need)
             cap *= 2;
         c->msg = xrealloc(c->msg, cap);
-        c->msg_cap = cap;
+        c->msg_cap = (uint32_t)cap;
     }
     if (ev->len)
         memcpy(c->msg + c->msg_len, ev->payload, ev->len);
-    c->msg_len += ev->len;
+    c->msg_len = (uint32_t)need;
     if (!ev->fin)
         return;
     if (ev->compressed)
