@@ -423,6 +423,16 @@ def redis_commandstats(port):
     return {"evalsha_calls": int(m.group(1)), "evalsha_usec": int(m.group(2))} if m else {}
 
 
+def rss_per_conn(key):
+    """A run's server RSS growth per client at the point key of loadgen's server_rss_kb (ready,
+    after, quiet), in bytes, or None."""
+    def f(r):
+        kb, n = r.get("server_rss_kb") or {}, r.get("clients")
+        v, b = kb.get(key, -1), kb.get("before", -1)
+        return (v - b) * 1024.0 / n if n and v >= 0 and b >= 0 else None
+    return f
+
+
 def counter_delta(a, b):
     return {k: round(b[k] - a.get(k, 0), 6) for k in b}
 
@@ -1064,12 +1074,7 @@ class Report:
     def fanout_memory(self, L):
         """Server RSS growth per connection in the fan-out runs: once every client is logged in,
         right after the load, and after --quiet seconds with every connection open and idle."""
-        def per(key):
-            def f(r):
-                kb, n = r.get("server_rss_kb") or {}, r.get("clients")
-                v, b = kb.get(key, -1), kb.get("before", -1)
-                return (v - b) * 1024.0 / n if n and v >= 0 and b >= 0 else None
-            return f
+        per = rss_per_conn
         rows = [s for s in self.servers
                 if any(per("quiet")(r["result"]) is not None for r in self.sel("fanout", s))]
         if not rows:
@@ -1588,13 +1593,6 @@ class Report:
             def f(r):
                 v, d = r.get(key), r.get("delivered")
                 return 1e9 * v / d if v is not None and v >= 0 and d else None
-            return f
-
-        def rss_per_conn(key):
-            def f(r):
-                kb, n = r.get("server_rss_kb") or {}, r.get("clients")
-                v, b = kb.get(key, -1), kb.get("before", -1)
-                return (v - b) * 1024.0 / n if n and v >= 0 and b >= 0 else None
             return f
 
         def p99_at(rate):
