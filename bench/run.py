@@ -1689,8 +1689,9 @@ class Report:
             L.append("")
         t, u, pv = fan("tertulia"), fan("uws"), fan("tertulia-prev")
         if t and pv:
-            L.append(f"Fan-out server CPU per delivery: {pv / t:.2f}× better than {prev}"
-                     + (f"; {u / t:.2f}× uWebSockets' ({fmt(u)} ns)" if u else "") + ".")
+            L.append(f"Fan-out server CPU per delivery, tertulia's ÷ the other's (below 1 is "
+                     f"cheaper): {t / pv:.2f}× that of {prev} ({fmt(pv)} ns)"
+                     + (f", {t / u:.2f}× uWebSockets' ({fmt(u)} ns)" if u else "") + ".")
             L.append("")
         outdir = os.path.dirname(self.meta["runs_path"])
         pj = os.path.join(outdir, "perf-fanout.json")
